@@ -1,0 +1,1 @@
+"""Instrument drivers: capability interfaces, vendor dialects, transports. Never imports station/ or sim/."""

@@ -1,0 +1,45 @@
+"""Common driver plumbing: construction from config without I/O, async context management."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+
+class Driver:
+    """Base for every driver. The constructor only stores configuration: no I/O.
+
+    ``name`` is the station role ("cycler", "bms", ...), used in every error message.
+    ``transport`` may be injected (exact-exchange tests); otherwise ``open()`` builds it from
+    ``resource``. ``timeout`` (s) bounds every single operation.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        resource: str,
+        *,
+        options: dict[str, Any] | None = None,
+        calibration_due: dt.date | None = None,
+        timeout: float = 2.0,
+        transport: Any = None,
+    ) -> None:
+        self.name = name
+        self.resource = resource
+        self.options = dict(options or {})
+        self.calibration_due = calibration_due
+        self.timeout = timeout
+        self.transport = transport
+
+    async def __aenter__(self):
+        await self.open()
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        await self.close()
+
+    async def open(self) -> None:  # pragma: no cover - every driver overrides
+        raise NotImplementedError
+
+    async def close(self) -> None:  # pragma: no cover - every driver overrides
+        raise NotImplementedError

@@ -1,0 +1,156 @@
+"""Capability interfaces that plan actions use. Units are SI: V, A, s, ohm, Pa, degC, Ah, W.
+
+Current sign convention everywhere: positive = into the pack (charge), negative = discharge.
+Every instrument: no I/O in the constructor; ``open()``/``close()`` (and ``async with``);
+``identify()``; an idempotent ``safe_state()`` that returns what it did, one line per action.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who an instrument is; calibration due comes from config where the device can't tell."""
+
+    maker: str
+    model: str
+    serial: str
+    firmware: str
+    calibration_due: dt.date | None = None
+
+
+@runtime_checkable
+class Instrument(Protocol):
+    name: str
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def identify(self) -> Identity: ...
+    async def safe_state(self) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class CyclerReading:
+    voltage: float  # V at the output terminals
+    current: float  # A, + into the pack
+    power: float  # W, + into the pack
+    ah: float  # Ah counted since the last reset_counters(), + into the pack
+
+
+@runtime_checkable
+class Cycler(Instrument, Protocol):
+    async def set_output(self, on: bool) -> None: ...
+    async def set_voltage(self, volts: float) -> None:
+        """CV setpoint: the output never drives the terminals beyond it (charge) / below it (discharge)."""
+    async def set_current(self, amps: float) -> None:
+        """CC setpoint, + charge / - discharge."""
+    async def set_current_limits(self, charge_a: float, discharge_a: float) -> None:
+        """Both magnitudes >= 0."""
+    async def measure(self) -> CyclerReading: ...
+    async def reset_counters(self) -> None: ...
+    async def protection(self) -> frozenset[str]:
+        """Active protection trips, e.g. {"OVP"}, {"OCP"}, {"OTP"}; empty when healthy."""
+    async def clear_protection(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class IrResult:
+    resistance: float  # ohm (final reading at the end of the dwell)
+    passed: bool  # instrument's own judgement against low_limit
+    code: int  # instrument result code (Chroma: 116 PASS ...)
+    samples: tuple[tuple[float, float], ...] = ()  # (s since start, ohm) polled during the dwell
+
+
+@dataclass(frozen=True)
+class WithstandResult:
+    leakage: float  # A
+    arc: bool
+    passed: bool
+    code: int
+    samples: tuple[tuple[float, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class BondResult:
+    resistance: float  # ohm
+    passed: bool
+    code: int
+
+
+@runtime_checkable
+class InsulationTester(Instrument, Protocol):
+    async def insulation(self, voltage: float, dwell: float, low_limit: float, ramp: float = 1.0) -> IrResult: ...
+    async def withstand(self, mode: str, voltage: float, dwell: float, leakage_limit: float, ramp: float = 1.0) -> WithstandResult:
+        """mode "AC" or "DC"."""
+    async def ground_bond(self, current: float, dwell: float, high_limit: float) -> BondResult: ...
+    async def stop(self) -> None: ...
+
+
+@runtime_checkable
+class Dmm(Instrument, Protocol):
+    async def measure_dc_voltage(self, range_v: float | None = None, nplc: float = 10.0) -> float: ...
+
+
+@runtime_checkable
+class Fixture(Instrument, Protocol):
+    """Outputs (coils) and inputs (discrete inputs) by name, from the fixture's map file.
+
+    Outputs: clamp, lv_power, ir_hv_plus, ir_hv_minus, hvil_break, guard_lock.
+    Inputs: estop_released, guard_closed, pack_present, clamp_closed.
+    """
+
+    async def set_output(self, name: str, on: bool) -> None: ...
+    async def read_inputs(self) -> dict[str, bool]: ...
+    async def read_outputs(self) -> dict[str, bool]: ...
+
+
+@dataclass(frozen=True)
+class LeakResult:
+    pressure: float  # Pa, pressure decay (or leak figure) reported by the tester
+    status: str  # "OK" | "TD" (test part fail) | "RD" (reference fail) | "AL" (alarm)
+    raw: str  # the line as received
+
+
+@runtime_checkable
+class LeakTester(Instrument, Protocol):
+    async def test(self, timeout: float = 180.0) -> LeakResult: ...
+
+
+@dataclass(frozen=True)
+class Dtc:
+    code: int  # 24-bit DTC number
+    status: int  # status byte
+
+
+@runtime_checkable
+class Bms(Instrument, Protocol):
+    """The pack's BMS: live signals (CAN/DBC or Modbus polling) plus commands and UDS."""
+
+    async def wake(self, timeout: float) -> float:
+        """Wait until every mapped cyclic message has been seen; return seconds it took."""
+    def signal(self, name: str) -> float:
+        """Latest value of a mapped signal (pack_voltage, pack_current, soc, cell_voltage_max, ...).
+
+        Raises StaleSignalError if its message is older than 3 cycle times.
+        """
+    def cell_voltages(self) -> list[float]:
+        """All cell voltages (V) by index; raises StaleSignalError if any cell is stale/missing."""
+    def cell_temperatures(self) -> list[float]: ...
+    def add_listener(self, callback: Callable[[str, float], None]) -> None:
+        """Called in the loop with (signal name, value) on every update."""
+    async def request_mode(self, mode: str) -> None:
+        """mode: "standby" | "normal" (contactors closed via precharge) | "charge" | "discharge"."""
+    async def set_balancing(self, on: bool) -> None: ...
+    async def set_insulation_monitor(self, enabled: bool) -> None: ...
+    async def uds_read(self, did: int) -> bytes: ...
+    async def uds_write(self, did: int, data: bytes) -> None: ...
+    async def uds_unlock(self, level: int = 1) -> None: ...
+    async def read_dtcs(self, status_mask: int = 0xFF) -> list[Dtc]: ...
+    async def clear_dtcs(self) -> None: ...
+    async def ecu_reset(self) -> None: ...
+    async def routine(self, routine_id: int, data: bytes = b"") -> bytes: ...

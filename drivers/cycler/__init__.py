@@ -1,0 +1,1 @@
+"""cycler drivers."""

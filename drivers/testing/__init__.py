@@ -1,0 +1,1 @@
+"""Exact-exchange test doubles (PyMeasure ``expected_protocol`` style) for driver tests."""

@@ -1,0 +1,1 @@
+"""Transports chosen by resource string: VISA, serial, Modbus TCP/RTU, CAN."""

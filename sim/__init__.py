@@ -1,0 +1,1 @@
+"""Simulator: pack physics and simulated instruments on their real wire protocols."""

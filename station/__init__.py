@@ -1,0 +1,3 @@
+"""EOL station controller for EV traction battery packs."""
+
+__version__ = "0.1.0"

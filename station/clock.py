@@ -1,0 +1,106 @@
+"""The station clock: real time on hardware, virtual time against the in-process simulator.
+
+All physical waits in the station, the drivers and the simulator are ``asyncio.sleep`` /
+``loop.time()`` on the running loop, so the loop *is* the clock. ``VirtualTimeLoop`` is a
+selector loop whose time jumps to the next timer whenever no I/O is ready: loopback sockets
+between peers in the same loop still carry every byte, but a 10-minute charge costs no wall time.
+
+The one trap (see ECOSYSTEM.md): a peer answering from another thread looks "not ready" and
+the loop would jump past its timeout. Work handed to an executor therefore holds the clock on
+real time until it finishes, and so does code inside ``real_time()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import selectors
+import time
+from collections.abc import Iterator
+from typing import Any
+
+
+class _VirtualSelector:
+    """Wraps a selector; a would-be-blocking select advances virtual time instead."""
+
+    def __init__(self, loop: "VirtualTimeLoop", inner: selectors.BaseSelector) -> None:
+        self._loop = loop
+        self._inner = inner
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        loop = self._loop
+        if loop._holds:
+            start = time.monotonic()
+            events = self._inner.select(timeout)
+            loop._virtual += time.monotonic() - start
+            return events
+        events = self._inner.select(0)
+        if events or timeout == 0:
+            return events
+        if timeout is None:
+            # Nothing scheduled at all: only outside I/O can wake us, so really block.
+            return self._inner.select(None)
+        loop._virtual += timeout
+        return []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop whose ``time()`` is virtual seconds that jump across idle periods."""
+
+    def __init__(self) -> None:
+        super().__init__(_VirtualSelector(self, selectors.DefaultSelector()))  # type: ignore[arg-type]
+        self._virtual = 0.0
+        self._holds = 0
+
+    def time(self) -> float:
+        return self._virtual
+
+    def hold_real_time(self) -> None:
+        self._holds += 1
+
+    def release_real_time(self) -> None:
+        self._holds -= 1
+
+    def run_in_executor(self, executor, func, *args):  # type: ignore[override]
+        future = super().run_in_executor(executor, func, *args)
+        self.hold_real_time()
+        future.add_done_callback(lambda _f: self.release_real_time())
+        return future
+
+
+def is_virtual(loop: asyncio.AbstractEventLoop | None = None) -> bool:
+    """True when the running (or given) loop runs on virtual time."""
+    return isinstance(loop or asyncio.get_running_loop(), VirtualTimeLoop)
+
+
+@contextlib.contextmanager
+def real_time() -> Iterator[None]:
+    """Hold the clock on real time inside the block (no-op on a real-time loop).
+
+    Use around work whose answer comes from another thread or process with real-time
+    timeouts (python-can's own threads, can-isotp, udsoncan).
+    """
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, VirtualTimeLoop):
+        yield
+        return
+    loop.hold_real_time()
+    try:
+        yield
+    finally:
+        loop.release_real_time()
+
+
+def now() -> float:
+    """Station clock in seconds (monotonic; virtual when the loop is)."""
+    return asyncio.get_running_loop().time()
+
+
+def run(coro, *, virtual: bool = False):
+    """Run a coroutine on a fresh loop, virtual or real."""
+    factory = VirtualTimeLoop if virtual else None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(coro)

@@ -1,0 +1,159 @@
+"""Events the sequencer emits (past tense). Subscribers: journal, UI, CLI view, exporters.
+
+Every event carries ``run_id`` and ``utc`` (ISO 8601, UTC, on the station clock: the run's
+real start time plus elapsed station time, so virtual runs get consistent stamps) and ``t``
+(station seconds since the run started). Step paths name a step instance uniquely within a
+run, e.g. ``main/bond[BP2]/bond_res`` or ``teardown/cycler_off``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Event:
+    run_id: str
+    utc: str
+    t: float
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["kind"] = self.kind
+        return data
+
+
+@dataclass(frozen=True)
+class InstrumentInfo:
+    role: str
+    driver: str
+    resource: str
+    maker: str = ""
+    model: str = ""
+    serial: str = ""
+    firmware: str = ""
+    calibration_due: str | None = None  # ISO date
+    shared: bool = False
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    serial: str
+    plan_id: str
+    plan_version: str
+    plan_title: str
+    plan_path: str
+    plan_sha256: str
+    variant: str | None
+    parameters: dict[str, Any]  # resolved, JSON-able (quantities as "800 V")
+    station_id: str
+    fixture_id: str
+    operator: str
+    software_version: str
+    simulated: bool
+    faults: list[str] = field(default_factory=list)
+    planned_steps: int = 0  # leaf steps known before the run (for progress)
+
+
+@dataclass(frozen=True)
+class InstrumentIdentified(Event):
+    info: InstrumentInfo
+
+
+@dataclass(frozen=True)
+class StepStarted(Event):
+    path: str
+    step_id: str
+    name: str
+    action: str
+    phase: str  # setup | main | teardown | safe
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class MeasurementTaken(Event):
+    path: str
+    name: str
+    value: Any  # float, int, bool or str
+    unit: str
+    limits: dict[str, Any]  # e.g. {"min": 0.0, "max": 0.1} or {"equals": "1.2.3"}; SI values
+    verdict: str  # pass | fail | marginal
+    text: str = ""  # human rendering "0.042 ohm in [0, 0.1] ohm"
+
+
+@dataclass(frozen=True)
+class SeriesRecorded(Event):
+    """A recorded time series for plots (e.g. DCIR pulse V/I, IR settling, precharge)."""
+
+    path: str
+    name: str
+    columns: list[str]  # e.g. ["t_s", "voltage_V", "current_A"]
+    rows: list[list[float]]
+
+
+@dataclass(frozen=True)
+class StepFinished(Event):
+    path: str
+    step_id: str
+    outcome: str  # passed | failed | error | skipped | aborted
+    duration_s: float
+    attempt: int = 1
+    error: str | None = None  # error type and message, for error/aborted
+
+
+@dataclass(frozen=True)
+class MonitorTripped(Event):
+    path: str  # the group the monitor covers
+    signal: str
+    value: float
+    limit: str
+
+
+@dataclass(frozen=True)
+class PromptRequested(Event):
+    path: str
+    kind: str  # message | confirm | input
+    message: str
+    pattern: str | None = None
+
+
+@dataclass(frozen=True)
+class PromptAnswered(Event):
+    path: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class SafeStateAction(Event):
+    instrument: str
+    action: str
+    ok: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class LogMessage(Event):
+    level: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RunFinished(Event):
+    verdict: str  # PASS | FAIL | ERROR | ABORTED
+    reason: str | None
+    duration_s: float
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (
+        RunStarted, InstrumentIdentified, StepStarted, MeasurementTaken, SeriesRecorded,
+        StepFinished, MonitorTripped, PromptRequested, PromptAnswered, SafeStateAction,
+        LogMessage, RunFinished,
+    )
+}
