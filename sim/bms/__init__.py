@@ -1,0 +1,1 @@
+"""Simulated BMS: CAN cyclic frames, state machine, UDS server."""

@@ -1,0 +1,1 @@
+"""Simulated instruments serving real protocols on loopback."""

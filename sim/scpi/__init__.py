@@ -1,0 +1,1 @@
+"""A small asyncio SCPI line server that simulated instruments build on."""
