@@ -16,6 +16,7 @@ class Wiring:
     clamp: bool = False
     lv_power: bool = False
     ir_pole: str | None = None  # "HV+" | "HV-" | None: which pole the safety tester reaches
+    bond_point: str | None = None  # bonding point the bond probe is switched to
     guard_lock: bool = False
     # inputs the fixture PLC reports
     estop_pressed: bool = False

@@ -117,7 +117,7 @@ class MonitorTripped(Event):
 @dataclass(frozen=True)
 class PromptRequested(Event):
     path: str
-    kind: str  # message | confirm | input
+    style: str  # message | confirm | input
     message: str
     pattern: str | None = None
 

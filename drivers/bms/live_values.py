@@ -1,0 +1,148 @@
+"""The live-value store: CAN frames in, latest SI values with their arrival time out.
+
+Built for ingestion speed: every frame id gets a precompiled handler (its cantools message and
+the flat list of (DBC signal, slot, factor, invert) it feeds, per mux value for multiplexed
+messages); values and stamps live in two flat lists indexed by slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from drivers.bms.signals import SignalMap
+from drivers.errors import InstrumentError, StaleSignalError
+
+STALE_CYCLES = 3.0  # a value older than this many cycle times is stale
+
+
+class _Handler:
+    __slots__ = ("message", "mux", "plain", "by_mux")
+
+    def __init__(self, message) -> None:
+        self.message = message
+        self.mux: str | None = None
+        self.plain: list[tuple[str, int, float, bool]] = []
+        self.by_mux: dict[int, list[tuple[str, int, float, bool]]] = {}
+
+
+class LiveValues:
+    """Latest value of every mapped signal and per-cell entry, stamped with ``clock()`` (s).
+
+    ``clock`` defaults to the running loop's time (virtual or real). ``instrument`` names the
+    BMS in StaleSignalError messages.
+    """
+
+    def __init__(self, signal_map: SignalMap, *, clock: Callable[[], float] | None = None,
+                 instrument: str = "") -> None:
+        self.map = signal_map
+        self.instrument = instrument
+        self._clock = clock or (lambda: asyncio.get_running_loop().time())
+        self._names: list[str] = []
+        self._periods: list[float] = []
+        self._index: dict[str, int] = {}
+        self._handlers: dict[int, _Handler] = {}
+        self._seen: dict[int, float] = {}
+        self.listeners: list[Callable[[str, float], None]] = []
+        for mapped in signal_map.signals.values():
+            slot = self._slot(mapped.name, mapped.period)
+            self._handler(mapped.message).plain.append((mapped.signal, slot, mapped.factor, mapped.invert))
+        self._groups: dict[str, list[int]] = {}
+        for kind, group in (("cell_voltage", signal_map.cells), ("cell_temperature", signal_map.temperatures)):
+            if group is None:
+                continue
+            handler = self._handler(group.message)
+            handler.mux = group.mux or None
+            slots = []
+            for i, (sig, mux_value) in enumerate(zip(group.names, group.mux_values)):
+                slot = self._slot(f"{kind}_{i}", group.period)
+                handler.by_mux.setdefault(mux_value, []).append((sig, slot, group.factor, False))
+                slots.append(slot)
+            self._groups[kind] = slots
+        self._values: list[float] = [0.0] * len(self._names)
+        self._stamps: list[float | None] = [None] * len(self._names)
+
+    def _slot(self, name: str, period: float) -> int:
+        self._index[name] = len(self._names)
+        self._names.append(name)
+        self._periods.append(period)
+        return self._index[name]
+
+    def _handler(self, message) -> _Handler:
+        return self._handlers.setdefault(message.frame_id, _Handler(message))
+
+    def update(self, msg) -> None:
+        """Decode one frame (any object with ``arbitration_id`` and ``data``) and store its values."""
+        handler = self._handlers.get(msg.arbitration_id)
+        if handler is None:
+            return
+        decoded = handler.message.decode(msg.data, decode_choices=False, scaling=True)
+        now = self._clock()
+        self._seen[msg.arbitration_id] = now
+        values, stamps, listeners = self._values, self._stamps, self.listeners
+        entries = handler.plain
+        if handler.mux is not None:
+            entries = entries + handler.by_mux.get(decoded[handler.mux], []) if entries else \
+                handler.by_mux.get(decoded[handler.mux], ())
+        for sig, slot, factor, invert in entries:
+            value = decoded.get(sig)
+            if value is None:
+                continue
+            value = value * factor
+            if invert:
+                value = 1.0 - value
+            values[slot] = value
+            stamps[slot] = now
+            if listeners:
+                name = self._names[slot]
+                for callback in listeners:
+                    callback(name, value)
+
+    __call__ = update  # a LiveValues is itself a python-can listener
+
+    def _check(self, slot: int, now: float) -> float:
+        stamp = self._stamps[slot]
+        limit = STALE_CYCLES * self._periods[slot]
+        if stamp is None:
+            raise StaleSignalError(f"signal {self._names[slot]} never received", instrument=self.instrument)
+        age = now - stamp
+        if age > limit:
+            raise StaleSignalError(f"signal {self._names[slot]} is stale: last received {age:.3f} s ago "
+                                   f"(limit {limit:.3f} s)", instrument=self.instrument)
+        return self._values[slot]
+
+    def get(self, name: str) -> float:
+        """Latest SI value of ``name``; StaleSignalError if older than 3 cycle times or never seen."""
+        slot = self._index.get(name)
+        if slot is None:
+            raise InstrumentError(f"signal {name!r} is not in the signal map "
+                                  f"(mapped: {', '.join(sorted(self.map.signals))})", instrument=self.instrument)
+        return self._check(slot, self._clock())
+
+    def group(self, kind: str) -> list[float]:
+        """All entries of ``cell_voltage`` / ``cell_temperature`` by index; stale -> StaleSignalError."""
+        now = self._clock()
+        return [self._check(slot, now) for slot in self._groups.get(kind, [])]
+
+    def state(self, name: str = "bms_state") -> str:
+        """Text of an enumerated signal from the map's ``states`` table (e.g. "normal")."""
+        raw = int(self.get(name))
+        states = self.map.signals[name].states
+        return next((text for text, value in states.items() if value == raw), str(raw))
+
+    def missing_messages(self) -> list[str]:
+        """Mapped cyclic messages not received within 3 cycle times (or never); a multiplexed
+        message counts as missing until every configured entry has arrived once."""
+        now = self._clock()
+        missing = []
+        for frame_id, name in self.map.cyclic_messages().items():
+            seen = self._seen.get(frame_id)
+            handler = self._handlers[frame_id]
+            slots = [e[1] for e in handler.plain] + [e[1] for es in handler.by_mux.values() for e in es]
+            if seen is None or now - seen > STALE_CYCLES * min(self._periods[s] for s in slots):
+                missing.append(name)
+                continue
+            never = sum(1 for s in slots if self._stamps[s] is None)
+            if never:
+                missing.append(f"{name} ({never} of {len(slots)} entries not yet received)")
+        return missing

@@ -1,0 +1,199 @@
+"""ITECH IT6000C bidirectional DC source/sink as a pack cycler (SCPI over LAN/serial).
+
+Command table (what the driver sends; the simulator serves the same):
+
+=========================  ============================================================
+``VOLT <V>``               CV setpoint
+``CURR <A>``               CC setpoint, + charge / - discharge
+``CURR:LIM <A>``           charge (source) current limit, magnitude
+``CURR:LIM:NEG <-A>``      discharge (sink) current limit, as a negative number
+``OUTP ON|OFF``/``OUTP?``  output relay
+``MEAS:VOLT?``             V at the terminals
+``MEAS:CURR?``             A, + into the pack
+``FETC:POW?``              W, + into the pack
+``FETC:AH?``               Ah counted since ``SENS:AH:RES``, + into the pack
+``SENS:AH:RES``            zero the Ah counter
+``STAT:QUES:COND?``        protection bitmask, see ``PROTECTION_BITS``
+``PROT:CLE``               clear latched protection (output stays off)
+``SYST:ERR?``              error queue, read once after every setting command
+=========================  ============================================================
+
+Default ranges suit a 1000 V / ±450 A pack-cycler cabinet; set ``v_max``, ``i_charge_max``
+and ``i_discharge_max`` (V, A) in ``options`` to match the installed model.
+"""
+
+from __future__ import annotations
+
+import math
+
+from drivers.base import Driver
+from drivers.capabilities import CyclerReading, Identity
+from drivers.errors import ConnectError, DeviceError, InstrumentError, ProtocolError
+from drivers.transports.factory import open_message_transport
+from drivers.validators import Range
+
+# STAT:QUES:COND? bits, shared with sim/instruments/itech_it6000.py so both sides agree.
+PROTECTION_BITS: dict[str, int] = {
+    "OVP": 1 << 0,  # terminal voltage above VOLT:PROT
+    "OCP": 1 << 1,  # |current| above CURR:PROT
+    "OTP": 1 << 4,  # heatsink over temperature
+    "WDT": 1 << 11,  # control watchdog: no command within SYST:WDOG seconds
+}
+NO_ERROR = '+0,"No error"'
+
+
+def scpi_number(value: float) -> str:
+    """A setpoint as sent on the wire: shortest exact-enough decimal (``400``, ``-12.5``)."""
+    return format(float(value), ".9g")
+
+
+class ItechIT6000(Driver):
+    """``Cycler`` for an ITECH IT6000C; ``name`` is the station role used in every error."""
+
+    maker = "ITECH"
+
+    def __init__(self, name: str, resource: str, **kw) -> None:
+        super().__init__(name, resource, **kw)
+        opt = self.options
+        self.voltage_range = Range(float(opt.get("v_min", 0.0)), float(opt.get("v_max", 1000.0)), "V")
+        self.charge_range = Range(0.0, float(opt.get("i_charge_max", 450.0)), "A")
+        self.discharge_range = Range(0.0, float(opt.get("i_discharge_max", 450.0)), "A")
+        self.current_range = Range(-self.discharge_range.high, self.charge_range.high, "A")
+        self._owns_transport = self.transport is None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Connect, then clear stale entries from the error queue (``*CLS``)."""
+        if self.transport is None:
+            self.transport = open_message_transport(self.resource, timeout=self.timeout, instrument=self.name)
+        await self.transport.open()
+        await self.transport.write("*CLS")
+
+    async def close(self) -> None:
+        if self.transport is not None:
+            await self.transport.close()
+            if self._owns_transport:
+                self.transport = None
+
+    async def identify(self) -> Identity:
+        """``*IDN?`` → ``ITECH Ltd., IT6015C-80-450, <serial>, <fw>``."""
+        reply = await self._query("*IDN?")
+        fields = [f.strip() for f in reply.split(",")]
+        if len(fields) != 4:
+            raise ProtocolError(f"*IDN? reply has {len(fields)} fields: {reply!r}", instrument=self.name, command="*IDN?")
+        maker, model, serial, firmware = fields
+        return Identity(maker, model, serial, firmware, self.calibration_due)
+
+    # -- setpoints -------------------------------------------------------------------------
+    async def set_output(self, on: bool) -> None:
+        await self._set("OUTP ON" if on else "OUTP OFF")
+
+    async def set_voltage(self, volts: float) -> None:
+        """CV setpoint (V)."""
+        v = self.voltage_range.check(volts, what="voltage setpoint", instrument=self.name)
+        await self._set(f"VOLT {scpi_number(v)}")
+
+    async def set_current(self, amps: float) -> None:
+        """CC setpoint (A), + charge / - discharge."""
+        a = self.current_range.check(amps, what="current setpoint", instrument=self.name)
+        await self._set(f"CURR {scpi_number(a)}")
+
+    async def set_current_limits(self, charge_a: float, discharge_a: float) -> None:
+        """Charge and discharge limit magnitudes (A); both checked before either is sent."""
+        c = self.charge_range.check(charge_a, what="charge current limit", instrument=self.name)
+        d = self.discharge_range.check(discharge_a, what="discharge current limit", instrument=self.name)
+        await self._set(f"CURR:LIM {scpi_number(c)}")
+        await self._set(f"CURR:LIM:NEG {scpi_number(-d)}")
+
+    async def reset_counters(self) -> None:
+        await self._set("SENS:AH:RES")
+
+    async def clear_protection(self) -> None:
+        await self._set("PROT:CLE")
+
+    # -- readings --------------------------------------------------------------------------
+    async def output_on(self) -> bool:
+        """``OUTP?`` → True when the output relay is closed."""
+        reply = await self._query("OUTP?")
+        if reply.strip().upper() in ("1", "ON"):
+            return True
+        if reply.strip().upper() in ("0", "OFF"):
+            return False
+        raise ProtocolError(f"unexpected reply {reply!r}", instrument=self.name, command="OUTP?")
+
+    async def measure(self) -> CyclerReading:
+        """Terminal V, A and W, and the Ah counter; four queries."""
+        volts = await self._query_float("MEAS:VOLT?")
+        amps = await self._query_float("MEAS:CURR?")
+        watts = await self._query_float("FETC:POW?")
+        ah = await self._query_float("FETC:AH?")
+        return CyclerReading(voltage=volts, current=amps, power=watts, ah=ah)
+
+    async def protection(self) -> frozenset[str]:
+        """Active trips by name (``OVP``, ``OCP``, ``OTP``, ``WDT``; unknown bits as ``BITn``)."""
+        reply = await self._query("STAT:QUES:COND?")
+        try:
+            word = int(float(reply))
+        except ValueError:
+            raise ProtocolError(f"not a number: {reply!r}", instrument=self.name, command="STAT:QUES:COND?") from None
+        known = {name for name, bit in PROTECTION_BITS.items() if word & bit}
+        rest = word & ~sum(PROTECTION_BITS.values())
+        return frozenset(known | {f"BIT{n}" for n in range(rest.bit_length()) if rest >> n & 1})
+
+    # -- safety ----------------------------------------------------------------------------
+    async def safe_state(self) -> list[str]:
+        """Output off, then current setpoint 0 A; both tried even if one fails; idempotent."""
+        steps = (("OUTP OFF", "output off"), ("CURR 0", "current setpoint 0 A"))
+        done: list[str] = []
+        first: InstrumentError | None = None
+        for command, what in steps:
+            try:
+                await self._set(command)
+                done.append(f"{self.name}: {what} ({command})")
+            except InstrumentError as exc:
+                first = first or exc
+        if first is not None:
+            raise first
+        return done
+
+    # -- SCPI plumbing ---------------------------------------------------------------------
+    async def _set(self, command: str) -> None:
+        """Send a setting command, then read the error queue once; raise ``DeviceError``."""
+        transport = self._transport(command)
+        await transport.write(command)
+        reply = await self._error_check(transport, command)
+        if reply == NO_ERROR:
+            return
+        code_text, _, message = reply.partition(",")
+        try:
+            code = int(code_text)
+        except ValueError:
+            raise ProtocolError(f"SYST:ERR? reply {reply!r}", instrument=self.name, command=command) from None
+        if code != 0:
+            raise DeviceError(f"device error {code}: {message.strip().strip(chr(34))}", code=code, instrument=self.name, command=command)
+
+    async def _error_check(self, transport, command: str) -> str:
+        """``SYST:ERR?`` after ``command``; a failure to get it names ``command`` too."""
+        try:
+            return (await transport.query("SYST:ERR?")).strip()
+        except InstrumentError as exc:
+            inner = str(exc).removeprefix(f"{exc.instrument}: ")
+            raise type(exc)(f"{inner}, checking the error queue", instrument=self.name, command=command) from exc
+
+    async def _query(self, command: str) -> str:
+        return await self._transport(command).query(command)
+
+    async def _query_float(self, command: str) -> float:
+        reply = await self._query(command)
+        try:
+            value = float(reply)
+        except ValueError:
+            value = float("nan")
+        if not math.isfinite(value):
+            raise ProtocolError(f"not a number: {reply[:40]!r}", instrument=self.name, command=command)
+        return value
+
+    def _transport(self, command: str):
+        if self.transport is None:
+            raise ConnectError("not open", instrument=self.name, command=command)
+        return self.transport

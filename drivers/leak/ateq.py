@@ -1,0 +1,134 @@
+"""ATEQ-style pressure-decay leak tester over an RS-232 line (or ``socket://`` to the simulator).
+
+The line protocol (what the driver sends and parses; ``sim/instruments/ateq_leak.py`` serves
+the same):
+
+=====================================  ==================================================
+``START``                              start a cycle of the selected program (no reply)
+``STOP``                               stop/reset: abort the cycle and vent (no reply)
+``<01>:(OK): 027 Pa``                  pushed at the end of the cycle: program, status, figure
+``<01>:(TD): 087 Pa``                  test part leak above the limit (bad part)
+``<01>:(RD): 015 Pa``                  reference part fail (bad reference / test set-up)
+``<01>:AL: 02 FILL PRESSURE TOO LOW``  alarm: the cycle could not measure
+``ER: <text>``                         the tester refused the command (unknown, busy)
+=====================================  ==================================================
+
+The program prefix ``<NN>:`` is optional; the figure is a signed decimal in ``Pa``, ``hPa``,
+``kPa`` or ``mbar`` and is returned in Pa. Anything else is a ``ProtocolError`` naming the line.
+The line protocol cannot identify the tester: ``identify()`` reports ``maker``, ``model``,
+``serial`` and ``firmware`` from ``options`` and the calibration due date from config.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from drivers.base import Driver
+from drivers.capabilities import Identity, LeakResult
+from drivers.errors import ConnectError, DeviceError, InstrumentError, InstrumentTimeout, ProtocolError
+from drivers.transports.factory import open_message_transport
+from drivers.validators import Range
+
+START = "START"
+STOP = "STOP"
+_PROGRAM = r"(?:<(?P<program>\d{2})>:)?"
+RESULT_LINE = re.compile(
+    _PROGRAM + r"\((?P<status>OK|TD|RD)\):\s*(?P<value>[+-]?\d+(?:\.\d+)?)\s*(?P<unit>Pa|hPa|kPa|mbar)"
+)
+ALARM_LINE = re.compile(_PROGRAM + r"AL:\s*(?P<text>\S.*)")
+ERROR_LINE = re.compile(r"ER:\s*(?P<text>.*)")
+TO_PA = {"Pa": 1.0, "hPa": 100.0, "mbar": 100.0, "kPa": 1000.0}
+TEST_TIMEOUT = Range(1.0, 3600.0, "s")
+
+
+def parse_result(line: str, *, instrument: str = "", command: str = START) -> LeakResult:
+    """Parse one pushed line strictly: result → ``LeakResult``; ``ER:`` → ``DeviceError``."""
+    text = line.strip()
+    if m := RESULT_LINE.fullmatch(text):
+        pressure = float(m["value"]) * TO_PA[m["unit"]]
+        return LeakResult(pressure=pressure, status=m["status"], raw=line)
+    if ALARM_LINE.fullmatch(text):
+        # An alarm means nothing was measured: no figure, the status says why.
+        return LeakResult(pressure=math.nan, status="AL", raw=line)
+    if m := ERROR_LINE.fullmatch(text):
+        raise DeviceError(f"tester refused: {m['text'] or text}", code=text, instrument=instrument, command=command)
+    raise ProtocolError(f"unexpected line {text[:60]!r}", instrument=instrument, command=command)
+
+
+class AteqLeakTester(Driver):
+    """``LeakTester`` for an ATEQ-style tester; ``name`` is the station role used in every error."""
+
+    def __init__(self, name: str, resource: str, **kw) -> None:
+        super().__init__(name, resource, **kw)
+        self._owns_transport = self.transport is None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Open the line; nothing is sent (the tester has no handshake)."""
+        if self.transport is None:
+            self.transport = open_message_transport(self.resource, timeout=self.timeout, instrument=self.name)
+        await self.transport.open()
+
+    async def close(self) -> None:
+        if self.transport is not None:
+            await self.transport.close()
+            if self._owns_transport:
+                self.transport = None
+
+    async def identify(self) -> Identity:
+        """From ``options`` (``maker`` default "ATEQ", ``model``, ``serial``, ``firmware``): no I/O."""
+        opt = self.options
+        return Identity(
+            maker=str(opt.get("maker", "ATEQ")),
+            model=str(opt.get("model", "")),
+            serial=str(opt.get("serial", "")),
+            firmware=str(opt.get("firmware", "")),
+            calibration_due=self.calibration_due,
+        )
+
+    # -- test ------------------------------------------------------------------------------
+    async def test(self, timeout: float = 180.0) -> LeakResult:
+        """Run one cycle: ``START``, then wait up to ``timeout`` s for the pushed result line."""
+        limit = TEST_TIMEOUT.check(timeout, what="leak test timeout", instrument=self.name)
+        transport = self._transport(START)
+        await transport.write(START)
+        try:
+            line = await transport.read_line(limit)
+            return parse_result(line, instrument=self.name, command=START)
+        except BaseException as exc:
+            err = self._about_start(exc, limit)
+            await self._stop_after(err)
+            if err is exc:
+                raise
+            raise err from exc
+
+    async def safe_state(self) -> list[str]:
+        """``STOP``: abort any cycle and vent; idempotent."""
+        if self.transport is None:
+            return [f"{self.name}: not connected, no cycle running (nothing sent)"]
+        await self.transport.write(STOP)
+        return [f"{self.name}: leak cycle stopped and vented (STOP)"]
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _about_start(self, exc: BaseException, limit: float) -> BaseException:
+        """Errors from the bare read name ``START``, the command whose answer never came right."""
+        if not isinstance(exc, InstrumentError) or exc.command == START:
+            return exc
+        if isinstance(exc, InstrumentTimeout):
+            return InstrumentTimeout(f"no result line within {limit:g} s", instrument=self.name, command=START)
+        if isinstance(exc, ProtocolError):
+            return ProtocolError(f"unreadable result line ({exc})", instrument=self.name, command=START)
+        return exc
+
+    async def _stop_after(self, exc: BaseException) -> None:
+        # A cycle we stopped waiting for must not keep the circuit pressurised.
+        try:
+            await self._transport(STOP).write(STOP)
+        except InstrumentError as stop_exc:
+            exc.add_note(f"{self.name}: STOP after the error also failed: {stop_exc}")
+
+    def _transport(self, command: str):
+        if self.transport is None:
+            raise ConnectError("not open", instrument=self.name, command=command)
+        return self.transport

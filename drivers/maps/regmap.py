@@ -1,0 +1,320 @@
+"""Modbus register maps as data: one YAML file read by both the driver and the simulator.
+
+A map lists fields (``name``, ``table`` coil|discrete|holding|input, 0-based protocol
+``address``, ``type``, ``word_order``, ``scale``, ``unit``, ``access``, ``description``, and
+optionally ``min``/``max`` in engineering units and ``bits`` naming the flags of a status
+word). Engineering value = raw value x ``scale``. Loading is strict: unknown keys, wrong
+types, duplicate names and overlapping addresses are all reported at once as
+``PATH:LINE:COL: message`` lines in one ``MapError``.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError
+
+MAPS_DIR = Path(__file__).resolve().parent
+TABLES = ("coil", "discrete", "holding", "input")
+# type -> (registers occupied, struct code of the big-endian value)
+TYPES: dict[str, tuple[int, str]] = {
+    "bool": (1, "?"),
+    "uint16": (1, "H"),
+    "int16": (1, "h"),
+    "uint32": (2, "I"),
+    "int32": (2, "i"),
+    "float32": (2, "f"),
+}
+_FIELD_KEYS = ("name", "table", "address", "type", "word_order", "scale", "unit", "access",
+               "description", "min", "max", "bits")
+_TOP_KEYS = ("name", "description", "registers")
+_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class MapError(ValueError):
+    """A register map that does not load; ``problems`` holds one ``PATH:LINE:COL: msg`` each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class Field:
+    """One named value in a Modbus table. ``min``/``max`` are engineering units (``unit``)."""
+
+    name: str
+    table: str
+    address: int
+    type: str
+    word_order: str = "big"
+    scale: float = 1.0
+    unit: str = ""
+    access: str = "r"
+    description: str = ""
+    min: float | None = None
+    max: float | None = None
+    bits: tuple[tuple[int, str], ...] = ()
+
+    @property
+    def count(self) -> int:
+        """Coils/registers this field occupies."""
+        return TYPES[self.type][0]
+
+    @property
+    def writable(self) -> bool:
+        return self.access == "rw"
+
+    def encode(self, value: float | bool) -> list[int] | list[bool]:
+        """Engineering value -> raw coil/registers; ``ValueError`` if it does not fit the type."""
+        if self.type == "bool":
+            return [bool(value)]
+        raw: float | int = value / self.scale
+        code = TYPES[self.type][1]
+        if code != "f":
+            raw = round(raw)
+        try:
+            data = struct.pack(">" + code, raw)
+        except struct.error as exc:
+            raise ValueError(f"{self.name}: {value!r} does not fit {self.type}") from exc
+        words = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+        return words[::-1] if self.word_order == "little" else words
+
+    def decode(self, raw: list[int] | list[bool]) -> float | int | bool:
+        """Raw coil/registers (exactly ``count`` of them) -> engineering value."""
+        if self.type == "bool":
+            return bool(raw[0])
+        words = list(raw[: self.count])
+        if self.word_order == "little":
+            words.reverse()
+        value = struct.unpack(">" + TYPES[self.type][1], b"".join(w.to_bytes(2, "big") for w in words))[0]
+        return value if self.scale == 1 and self.type != "float32" else value * self.scale
+
+    def flags(self, word: int) -> frozenset[str]:
+        """Names of the ``bits`` set in a status word."""
+        return frozenset(name for bit, name in self.bits if int(word) >> bit & 1)
+
+    def word(self, flags: set[str] | frozenset[str]) -> int:
+        """Status word with the named ``bits`` set (the inverse of ``flags``)."""
+        return sum(1 << bit for bit, name in self.bits if name in flags)
+
+
+@dataclass(frozen=True)
+class RegisterMap:
+    """A loaded map: fields by name and by table."""
+
+    name: str
+    description: str
+    fields: tuple[Field, ...]
+    path: str = "<string>"
+
+    def __getitem__(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return any(f.name == name for f in self.fields)
+
+    def table(self, table: str) -> tuple[Field, ...]:
+        """Fields of one table, by address."""
+        return tuple(sorted((f for f in self.fields if f.table == table), key=lambda f: f.address))
+
+    def names(self, table: str) -> list[str]:
+        return [f.name for f in self.table(table)]
+
+    def at(self, table: str, address: int) -> Field | None:
+        """The field occupying ``address`` in ``table`` (any of its registers), or None."""
+        for f in self.fields:
+            if f.table == table and f.address <= address < f.address + f.count:
+                return f
+        return None
+
+    def blocks(self, fields: list[Field] | tuple[Field, ...], limit: int = 125) -> list[tuple[int, int, list[Field]]]:
+        """Group fields of one table into contiguous (start, count, fields) requests of <= ``limit``."""
+        runs: list[tuple[int, int, list[Field]]] = []
+        for f in sorted(fields, key=lambda f: f.address):
+            if runs:
+                start, count, group = runs[-1]
+                if f.address == start + count and count + f.count <= limit:
+                    runs[-1] = (start, count + f.count, group + [f])
+                    continue
+            runs.append((f.address, f.count, [f]))
+        return runs
+
+
+async def read_fields(transport, fields: list[Field] | tuple[Field, ...], regmap: RegisterMap) -> dict:
+    """Read ``fields`` of one table in as few contiguous requests as the map allows."""
+    out: dict = {}
+    if not fields:
+        return out
+    table = fields[0].table
+    function = {"coil": transport.read_coils, "discrete": transport.read_discrete_inputs,
+                "holding": transport.read_holding, "input": transport.read_input}[table]
+    for start, count, group in regmap.blocks(fields, limit=2000 if table in ("coil", "discrete") else 125):
+        raw = await function(start, count)
+        for f in group:
+            out[f.name] = f.decode(raw[f.address - start : f.address - start + f.count])
+    return out
+
+
+def load_map(path: str | Path) -> RegisterMap:
+    """Load and validate a map file (cached per path and modification time)."""
+    p = Path(path)
+    if not p.is_absolute() and not p.exists() and (MAPS_DIR / p).exists():
+        p = MAPS_DIR / p
+    try:
+        mtime = p.stat().st_mtime_ns
+    except OSError as exc:
+        raise MapError([f"{path}: cannot read map: {exc.strerror}"]) from None
+    return _load_cached(str(p), mtime)
+
+
+@lru_cache(maxsize=32)
+def _load_cached(path: str, _mtime: int) -> RegisterMap:
+    return parse_map(Path(path).read_text(encoding="utf-8"), path)
+
+
+def parse_map(text: str, path: str = "<string>") -> RegisterMap:
+    """Validate YAML ``text`` into a ``RegisterMap``; ``MapError`` lists every problem."""
+    try:
+        doc = YAML(typ="rt").load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+        raise MapError([f"{where}: {exc.problem or exc.context}"]) from None
+    return _Checker(path).check(doc)
+
+
+class _Checker:
+    """Collects every problem with its position before giving up."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.problems: list[str] = []
+
+    def err(self, pos: tuple[int, int] | None, msg: str) -> None:
+        line, col = pos if pos else (0, 0)
+        self.problems.append(f"{self.path}:{line + 1}:{col + 1}: {msg}")
+
+    def check(self, doc: Any) -> RegisterMap:
+        if not isinstance(doc, dict):
+            self.err(None, "a register map is a mapping with 'name' and 'registers'")
+            raise MapError(self.problems)
+        for key in doc:
+            if key not in _TOP_KEYS:
+                self.err(doc.lc.key(key), f"unknown key {key!r} (valid: {', '.join(_TOP_KEYS)})")
+        name = doc.get("name")
+        if not isinstance(name, str):
+            self.err(doc.lc.value("name") if "name" in doc else None, "'name' must be a string")
+        regs = doc.get("registers")
+        fields: list[tuple[Field, tuple[int, int]]] = []
+        if not isinstance(regs, list):
+            pos = doc.lc.value("registers") if "registers" in doc else None
+            self.err(pos, "'registers' must be a list of fields")
+        else:
+            for i, entry in enumerate(regs):
+                f = self.field(entry, regs.lc.item(i))
+                if f is not None:
+                    fields.append(f)
+        self.cross_check(fields)
+        if self.problems:
+            raise MapError(self.problems)
+        return RegisterMap(str(name), str(doc.get("description", "")), tuple(f for f, _ in fields), self.path)
+
+    def field(self, e: Any, pos: tuple[int, int]) -> tuple[Field, tuple[int, int]] | None:
+        if not isinstance(e, dict):
+            self.err(pos, "a field is a mapping (name, table, address, type, ...)")
+            return None
+        before = len(self.problems)
+        for key in e:
+            if key not in _FIELD_KEYS:
+                self.err(e.lc.key(key), f"unknown key {key!r} (valid: {', '.join(_FIELD_KEYS)})")
+        for key in ("name", "table", "address"):
+            if key not in e:
+                self.err(pos, f"missing key {key!r}")
+
+        def value(key: str, kind: type | tuple, what: str, default: Any = None) -> Any:
+            if key not in e:
+                return default
+            v = e[key]
+            if isinstance(v, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+                v = None
+            if not isinstance(v, kind):
+                self.err(e.lc.value(key), f"{key!r} must be {what}, got {e[key]!r}")
+                return default
+            return v
+
+        def choice(key: str, options: tuple, default: Any) -> Any:
+            v = value(key, str, "one of " + "|".join(options), default)
+            if v not in options:
+                self.err(e.lc.value(key), f"{key!r} must be one of {'|'.join(options)}, got {v!r}")
+                return default
+            return str(v)
+
+        name = value("name", str, "a string", "")
+        if name and not _NAME.match(name):
+            self.err(e.lc.value("name"), f"name {name!r} must be lower_snake_case")
+        table = choice("table", TABLES, "holding") if "table" in e else "holding"
+        bit_table = table in ("coil", "discrete")
+        ftype = choice("type", tuple(TYPES), "bool" if bit_table else "uint16")
+        if bit_table != (ftype == "bool"):
+            self.err(e.lc.value("type") if "type" in e else pos,
+                     f"type {ftype!r} does not fit table {table!r} (coil/discrete are bool, registers are not)")
+        address = value("address", int, "an integer 0..65535", 0)
+        if not 0 <= address <= 65536 - TYPES[ftype][0]:
+            self.err(e.lc.value("address"), f"address {address} outside 0..{65536 - TYPES[ftype][0]} for {ftype}")
+        access = choice("access", ("r", "rw"), "rw" if table in ("coil", "holding") else "r")
+        if access == "rw" and table in ("discrete", "input"):
+            self.err(e.lc.value("access"), f"table {table!r} is read-only: access must be r")
+        scale = value("scale", (int, float), "a number", 1.0)
+        if scale == 0:
+            self.err(e.lc.value("scale"), "'scale' must not be 0")
+        low, high = value("min", (int, float), "a number"), value("max", (int, float), "a number")
+        if low is not None and high is not None and low > high:
+            self.err(e.lc.value("min"), f"min {low} > max {high}")
+        bits = self.bits(e, ftype)
+        if len(self.problems) != before:
+            return None
+        f = Field(str(name), table, int(address), ftype, choice("word_order", ("big", "little"), "big"),
+                  float(scale), str(value("unit", str, "a string", "")), access,
+                  str(value("description", str, "a string", "")),
+                  None if low is None else float(low), None if high is None else float(high), bits)
+        return f, (e.lc.value("name")[0], e.lc.value("name")[1])
+
+    def bits(self, e: Any, ftype: str) -> tuple[tuple[int, str], ...]:
+        if "bits" not in e:
+            return ()
+        b = e["bits"]
+        width = 16 * TYPES[ftype][0]
+        if not isinstance(b, dict) or ftype not in ("uint16", "uint32"):
+            self.err(e.lc.value("bits"), "'bits' must map bit numbers to names, on a uint16/uint32")
+            return ()
+        out = []
+        for bit, flag in b.items():
+            if isinstance(bit, bool) or not isinstance(bit, int) or not 0 <= bit < width or not isinstance(flag, str):
+                self.err(b.lc.key(bit), f"bit {bit!r}: {flag!r} must be 0..{width - 1}: NAME")
+            else:
+                out.append((int(bit), str(flag)))
+        return tuple(sorted(out))
+
+    def cross_check(self, fields: list[tuple[Field, tuple[int, int]]]) -> None:
+        seen: dict[str, tuple[int, int]] = {}
+        for f, pos in fields:
+            if f.name in seen:
+                self.err(pos, f"duplicate name {f.name!r} (first at line {seen[f.name][0] + 1})")
+            else:
+                seen[f.name] = pos
+        for table in TABLES:
+            used = sorted((p for p in fields if p[0].table == table), key=lambda p: p[0].address)
+            for (a, _), (b, pos) in zip(used, used[1:]):
+                if b.address < a.address + a.count:
+                    self.err(pos, f"{b.name!r} at {table} {b.address} overlaps {a.name!r} "
+                                  f"({table} {a.address}..{a.address + a.count - 1})")

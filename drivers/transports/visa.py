@@ -1,0 +1,189 @@
+"""SCPI line transport over VISA (pyvisa + pyvisa-py by default), safe on the station clock.
+
+pyvisa blocks, so every call runs in this transport's own single-thread executor: calls never
+interleave on the wire, the event loop (and any simulated peer in it) keeps running, and on the
+virtual-time loop the executor future holds the clock on real time while the call is pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import pyvisa
+from pyvisa import constants
+
+from drivers.errors import ConnectError, InstrumentError, InstrumentTimeout, ProtocolError
+
+T = TypeVar("T")
+
+_TIMEOUT_CODES = {constants.StatusCode.error_timeout}
+# Printable ASCII plus tab: anything else in a reply line is line noise, not SCPI.
+_ALLOWED = {9} | set(range(32, 127))
+# Margin (s) on top of pyvisa's own timeout before we stop waiting for the worker thread.
+_GUARD_S = 2.0
+
+
+class VisaTransport:
+    """``MessageTransport`` over one VISA resource (e.g. ``TCPIP::127.0.0.1::5025::SOCKET``).
+
+    ``timeout`` (s) is the default per-operation timeout; ``backend`` is the pyvisa library
+    spec (``"@py"`` = pyvisa-py). Nothing is touched until ``open()``.
+    """
+
+    def __init__(
+        self,
+        resource: str,
+        *,
+        timeout: float,
+        instrument: str = "",
+        backend: str = "@py",
+        read_termination: str = "\n",
+        write_termination: str = "\n",
+    ) -> None:
+        self.resource = resource
+        self.timeout = timeout
+        self.instrument = instrument or resource
+        self.backend = backend
+        self.read_termination = read_termination
+        self.write_termination = write_termination
+        self._rm: Any = None
+        self._inst: Any = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._stale = False  # a reply may still be in flight after a timeout
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Create the ResourceManager and open the resource; ``ConnectError`` if unreachable."""
+        if self._inst is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"visa-{self.instrument}")
+        try:
+            await self._call(self._open_blocking, "open", connect=True)
+        except InstrumentError:
+            await self.close()
+            raise
+
+    def _open_blocking(self) -> None:
+        self._rm = pyvisa.ResourceManager(self.backend)
+        self._inst = self._rm.open_resource(
+            self.resource,
+            read_termination=self.read_termination,
+            write_termination=self.write_termination,
+            timeout=self._ms(self.timeout),
+            open_timeout=self._ms(self.timeout),
+        )
+        self._check_socket_connected()
+
+    def _check_socket_connected(self) -> None:
+        # pyvisa-py's raw-socket open reports success even when the connect was refused;
+        # the pending socket error tells the truth now rather than at the first query.
+        session = getattr(self._rm.visalib, "sessions", {}).get(self._inst.session)
+        sock = getattr(session, "interface", None)
+        if isinstance(sock, socket.socket):
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                raise ConnectionRefusedError(err, f"connect failed (errno {err})")
+
+    async def close(self) -> None:
+        """Close the resource and the ResourceManager; idempotent, never raises."""
+        executor, self._executor = self._executor, None
+        inst, rm = self._inst, self._rm
+        self._inst = self._rm = None
+        if executor is None:
+            return
+
+        def shut() -> None:
+            for thing in (inst, rm):
+                try:
+                    if thing is not None:
+                        thing.close()
+                except Exception:  # noqa: BLE001 - closing a dead session must not mask the cause
+                    pass
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, shut)
+        finally:
+            executor.shutdown(wait=False)
+
+    # -- I/O -------------------------------------------------------------------------------
+    async def write(self, command: str) -> None:
+        """Send one command line."""
+        await self._call(lambda: self._write_blocking(command), command)
+
+    async def query(self, command: str, timeout: float | None = None) -> str:
+        """Send ``command`` and return the reply line (termination stripped)."""
+        limit = self.timeout if timeout is None else timeout
+
+        def work() -> bytes:
+            self._write_blocking(command)
+            self._inst.timeout = self._ms(limit)
+            return self._inst.read_raw()
+
+        raw = await self._call(work, command, limit=limit)
+        return self._decode(raw, command)
+
+    async def read_line(self, timeout: float | None = None) -> str:
+        """Read one line the instrument sends unasked."""
+        limit = self.timeout if timeout is None else timeout
+
+        def work() -> bytes:
+            self._inst.timeout = self._ms(limit)
+            return self._inst.read_raw()
+
+        raw = await self._call(work, "<read>", limit=limit)
+        return self._decode(raw, "<read>")
+
+    def _write_blocking(self, command: str) -> None:
+        if self._stale:
+            # Drop a late reply to an earlier, timed-out query so replies stay paired.
+            self._inst.clear()
+            self._stale = False
+        self._inst.timeout = self._ms(self.timeout)
+        self._inst.write(command)
+
+    # -- plumbing --------------------------------------------------------------------------
+    async def _call(
+        self, func: Callable[[], T], command: str, *, limit: float | None = None, connect: bool = False
+    ) -> T:
+        if self._executor is None or (self._inst is None and not connect):
+            raise ConnectError("transport is not open", instrument=self.instrument, command=command)
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, func)
+        limit = self.timeout if limit is None else limit
+        guard = limit + _GUARD_S
+        try:
+            return await asyncio.wait_for(future, guard)
+        except asyncio.TimeoutError:
+            self._stale = True
+            raise InstrumentTimeout(f"no reply within {guard:g} s", instrument=self.instrument, command=command) from None
+        except pyvisa.errors.VisaIOError as exc:
+            if exc.error_code in _TIMEOUT_CODES:
+                self._stale = True
+                raise InstrumentTimeout(
+                    f"no reply within {limit:g} s", instrument=self.instrument, command=command
+                ) from exc
+            raise ConnectError(f"VISA I/O error: {exc}", instrument=self.instrument, command=command) from exc
+        except (OSError, pyvisa.errors.Error, ValueError) as exc:
+            # Refused/reset sockets, unknown resources, malformed resource strings.
+            raise ConnectError(f"{type(exc).__name__}: {exc}", instrument=self.instrument, command=command) from exc
+        except Exception as exc:  # noqa: BLE001 - pyvisa-py raises bare Exception on connect failure
+            if connect:
+                raise ConnectError(f"cannot open {self.resource}: {exc}", instrument=self.instrument, command=command) from exc
+            raise
+
+    def _decode(self, raw: bytes, command: str) -> str:
+        term = self.read_termination.encode("ascii")
+        if term and raw.endswith(term):
+            raw = raw[: -len(term)]
+        raw = raw.rstrip(b"\r")
+        if any(b not in _ALLOWED for b in raw):
+            raise ProtocolError(f"undecodable reply {raw[:40]!r}", instrument=self.instrument, command=command)
+        return raw.decode("ascii")
+
+    @staticmethod
+    def _ms(seconds: float) -> int:
+        return max(1, int(round(seconds * 1000)))

@@ -1,0 +1,144 @@
+"""The whole simulated bench: per fixture a pack and its instruments, plus shared ones.
+
+``SimBench(fixtures={"F1": "car-400"})`` builds everything without I/O; ``await start()``
+serves every peer on loopback (port 0) in the running loop and returns the endpoints that
+fill the ``{placeholders}`` of the sim station config (``F1.cycler.port``, ``F1.fixture``,
+``F1.can``, ``safety.port``, ...). The shared safety tester reaches whichever fixture's relay
+matrix currently connects it, as a real HV relay matrix does.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from sim.bms.can_bms import SimCanBms
+from sim.instruments.ateq_leak import SimAteqLeak
+from sim.instruments.chroma_19032 import SimChroma19032
+from sim.instruments.fixture_plc import SimFixturePlc
+from sim.instruments.itech_it6000 import SimItechCycler
+from sim.instruments.keysight_34465a import SimKeysightDmm
+from sim.instruments.modbus_cycler import SimModbusCycler
+from sim.pack.model import Pack
+from sim.pack.presets import PRESETS
+from sim.wiring import Wiring
+
+_bench_ids = itertools.count(1)
+
+
+@dataclass
+class SimFixture:
+    """One fixture position: its pack, wiring and the peers that belong to it."""
+
+    name: str
+    preset: str
+    pack: Pack
+    wiring: Wiring
+    cycler: SimItechCycler
+    cycler_modbus: SimModbusCycler
+    dmm: SimKeysightDmm
+    plc: SimFixturePlc
+    leak: SimAteqLeak
+    bms: SimCanBms
+    peers: dict[str, Any] = field(default_factory=dict)
+
+
+class _Matrix:
+    """What the shared tester's leads reach: the fixture whose relay or probe is closed."""
+
+    def __init__(self, fixtures: list[SimFixture]) -> None:
+        self._fixtures = fixtures
+
+    def active(self) -> SimFixture:
+        for fx in self._fixtures:
+            if fx.wiring.ir_pole is not None or fx.wiring.bond_point is not None:
+                return fx
+        return self._fixtures[0]
+
+
+class _ActiveWiring:
+    def __init__(self, matrix: _Matrix) -> None:
+        object.__setattr__(self, "_matrix", matrix)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._matrix.active().wiring, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._matrix.active().wiring, name, value)
+
+
+class _ActivePack:
+    def __init__(self, matrix: _Matrix) -> None:
+        self._matrix = matrix
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._matrix.active().pack, name)
+
+
+class SimBench:
+    def __init__(self, fixtures: dict[str, str] | None = None, *, seed: int = 0) -> None:
+        fixtures = fixtures or {"F1": "car-400"}
+        unknown = [p for p in fixtures.values() if p not in PRESETS]
+        if unknown:
+            raise ValueError(f"unknown pack preset(s) {unknown}; presets: {', '.join(PRESETS)}")
+        self.id = next(_bench_ids)
+        self.fixtures: dict[str, SimFixture] = {}
+        for i, (name, preset) in enumerate(fixtures.items()):
+            self.fixtures[name] = self._fixture(name, preset, seed + 101 * i)
+        self.matrix = _Matrix(list(self.fixtures.values()))
+        self.safety = SimChroma19032(_ActivePack(self.matrix), _ActiveWiring(self.matrix))
+        self.endpoints: dict[str, str] = {}
+        self._started: list[Any] = []
+
+    def _fixture(self, name: str, preset: str, seed: int) -> SimFixture:
+        pack = Pack(PRESETS[preset], seed=seed)
+        wiring = Wiring()
+        channel = f"sim{self.id}-{name}"
+        fx = SimFixture(
+            name, preset, pack, wiring,
+            cycler=SimItechCycler(pack),
+            cycler_modbus=SimModbusCycler(pack),
+            dmm=SimKeysightDmm(pack, seed=seed),
+            plc=SimFixturePlc(pack, wiring),
+            leak=SimAteqLeak(pack),
+            bms=SimCanBms(pack, wiring, channel=channel, seed=seed),
+        )
+        return fx
+
+    async def start(self) -> dict[str, str]:
+        """Serve every peer on loopback; return placeholder -> endpoint."""
+        ep = self.endpoints
+        try:
+            for name, fx in self.fixtures.items():
+                for key, peer in (("cycler", fx.cycler), ("cycler_modbus", fx.cycler_modbus), ("dmm", fx.dmm),
+                                  ("fixture", fx.plc), ("leak", fx.leak)):
+                    address = await peer.start()
+                    self._started.append(peer)
+                    ep[f"{name}.{key}"] = address
+                    ep[f"{name}.{key}.port"] = address.rsplit(":", 1)[1]
+                await fx.bms.start()
+                self._started.append(fx.bms)
+                ep[f"{name}.can"] = fx.bms.channel
+                ep[f"{name}.cells"] = str(fx.pack.spec.series)
+                ep[f"{name}.temps"] = str(fx.pack.spec.temp_sensors)
+            address = await self.safety.start()
+            self._started.append(self.safety)
+            ep["safety"] = address
+            ep["safety.port"] = address.rsplit(":", 1)[1]
+        except BaseException:
+            await self.stop()
+            raise
+        return dict(ep)
+
+    async def stop(self) -> None:
+        """Stop every started peer (each even if another fails)."""
+        errors = []
+        while self._started:
+            peer = self._started.pop()
+            try:
+                await peer.stop()
+            except Exception as err:  # report after stopping the rest
+                errors.append(f"{type(peer).__name__}: {err}")
+        if errors:
+            raise RuntimeError("simulator peers failed to stop: " + "; ".join(errors))

@@ -1,0 +1,253 @@
+"""The simulated BMS on CAN: a peer on the in-process ``station_loop`` bus, driven by the pack.
+
+It sends every message of the shared signal map at its DBC cycle time (multiplexed cell and
+temperature frames rotate through their mux values), answers the station's state request with
+the contactor state machine, and hands UDS frames to ``sim.bms.uds_server.UdsServer`` when that
+module is present. It sends nothing while ``wiring.lv_power`` is off. Everything runs in the
+event loop (Notifier with ``loop=``), so it works on the virtual-time loop.
+
+Fault hooks: ``silent_after(t)`` stops all frames from loop time ``t``; ``error_flags`` is OR-ed
+into the reported ErrorFlags; ``pack.open_tap`` / ``pack.dead_sensor`` read as invalid values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from pathlib import Path
+
+import can
+
+from drivers.bms.signals import DEFAULT_MAP, Group, load_signal_map
+from sim.bms.measurements import Measurements
+from sim.bms.state_machine import BmsStateMachine
+
+SUPERVISE_S = 0.05  # s between LV/HVIL/watchdog checks
+
+
+def _bounds(sig) -> tuple[float, float]:
+    if sig.minimum is not None and sig.maximum is not None:
+        return float(sig.minimum), float(sig.maximum)
+    raw = (-(1 << (sig.length - 1)), (1 << (sig.length - 1)) - 1) if sig.is_signed else (0, (1 << sig.length) - 1)
+    ends = sorted(r * sig.scale + sig.offset for r in raw)
+    return ends[0], ends[1]
+
+
+class SimCanBms:
+    """Simulated BMS for ``pack`` behind fixture ``wiring`` on LoopBus channel ``channel``.
+
+    ``dbc``/``signals``: the same files the driver uses (default: the project's). ``seed``
+    seeds measurement noise. ``uds``: ``{"rx_id": 0x7E4, "tx_id": 0x7EC}``; ``ecu``: the
+    ``sim.bms.ecu.EcuState`` behind the UDS server (default: the DID table's defaults).
+    """
+
+    def __init__(self, pack, wiring, *, channel: str, dbc: str | Path | None = None,
+                 signals: str | Path = DEFAULT_MAP, seed: int = 0, uds: dict | None = None,
+                 ecu=None, precharge_timeout: float | None = None, request_timeout: float = 1.0) -> None:
+        self.pack = pack
+        self.wiring = wiring
+        self.channel = channel
+        self._dbc, self._signals, self._seed = dbc, signals, seed
+        self._uds_ids = {"rx_id": 0x7E4, "tx_id": 0x7EC, **(uds or {})}
+        self.ecu = ecu
+        spec = getattr(pack, "spec", None)
+        tau = float(getattr(spec, "precharge_ohm", 50.0)) * float(getattr(spec, "link_capacitance", 3e-3))
+        self.machine = BmsStateMachine(pack, precharge_timeout=precharge_timeout or max(0.5, 6 * tau),
+                                       request_timeout=request_timeout)
+        self.error_flags = 0
+        self.frames_sent: collections.Counter[int] = collections.Counter()
+        self._silent_at = float("inf")
+        self._bus: can.BusABC | None = None
+        self._notifier: can.Notifier | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._uds = None
+        self._alive = 0
+        self._request = (None, None)  # last applied (balancing, imd_enabled)
+
+    @property
+    def state(self) -> str:
+        return self.machine.state
+
+    def silent_after(self, t: float) -> None:
+        """Send no frame at or after loop time ``t`` (s) — a BMS that dies on the bus."""
+        self._silent_at = t
+
+    async def start(self) -> str:
+        """Join the channel and start cycling; returns the station's resource for this bus."""
+        spec = getattr(self.pack, "spec", None)
+        cells = int(getattr(spec, "series", 0) or len(self.pack.cell_voltages()))
+        temps = int(getattr(spec, "temp_sensors", 0) or len(self.pack.cell_temperatures()))
+        self.map = load_signal_map(self._signals, dbc=self._dbc, cells=cells, temperature_sensors=temps)
+        self.measure = Measurements(self.pack, seed=self._seed)
+        loop = asyncio.get_running_loop()
+        self._bus = can.Bus(interface="station_loop", channel=self.channel, ignore_config=True)
+        self._notifier = can.Notifier(self._bus, [self._on_message], loop=loop)
+        self._start_uds()
+        plain: dict[int, list] = {}
+        for mapped in self.map.signals.values():
+            plain.setdefault(mapped.message.frame_id, []).append(mapped)
+        for entries in plain.values():
+            self._tasks.append(loop.create_task(self._cycle_plain(entries)))
+        for kind, group in (("cells", self.map.cells), ("temps", self.map.temperatures)):
+            if group is not None and group.names:
+                self._tasks.append(loop.create_task(self._cycle_group(kind, group)))
+        self._tasks.append(loop.create_task(self._supervise()))
+        return f"can://station_loop/{self.channel}"
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        self.machine.open_all()
+        if self._uds is not None:
+            self._uds.close()
+            self._uds = None
+        if self._notifier is not None:
+            self._notifier.stop()
+            self._notifier = None
+        if self._bus is not None:
+            self._bus.shutdown()
+            self._bus = None
+
+    def _start_uds(self) -> None:
+        try:
+            from sim.bms.uds_server import UdsServer
+            from sim.bms.ecu import EcuState
+        except ImportError:  # the UDS server is optional for the cyclic side
+            return
+        if self.ecu is None:
+            spec = getattr(self.pack, "spec", None)
+            identity = {did: getattr(spec, attr, "") for did, attr in (
+                ("part_number", "bms_part_number"), ("sw_version", "bms_sw_version"),
+                ("hw_version", "bms_hw_version"))}
+            self.ecu = EcuState.from_table(values={k: v for k, v in identity.items() if v}, seed=self._seed)
+        self._uds = UdsServer(self.ecu, send=self._send, rx_id=self._uds_ids["rx_id"],
+                              tx_id=self._uds_ids["tx_id"])
+
+    def _alive_now(self) -> bool:
+        return self.wiring.lv_power and asyncio.get_running_loop().time() < self._silent_at
+
+    def _send(self, msg: can.Message) -> None:
+        if self._bus is not None and self._alive_now():
+            self._bus.send(msg)
+            self.frames_sent[msg.arbitration_id] += 1
+
+    def _send_encoded(self, message, data: dict) -> None:
+        payload = message.encode(data, scaling=True, strict=False)
+        self._send(can.Message(arbitration_id=message.frame_id, data=payload,
+                               is_extended_id=message.is_extended_frame))
+
+    async def _every(self, period: float, step) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while True:
+            if self._alive_now():
+                step()
+            due += period
+            await asyncio.sleep(max(0.0, due - loop.time()))
+
+    async def _cycle_plain(self, entries) -> None:
+        message = entries[0].message
+        bounds = {s.name: _bounds(s) for s in message.signals}
+        base = {s.name: min(max(0.0, bounds[s.name][0]), bounds[s.name][1]) for s in message.signals}
+
+        def step() -> None:
+            data = dict(base)
+            for mapped in entries:
+                value = float(self._logical(mapped.name, mapped.states))
+                value = (1.0 - value) if mapped.invert else value / mapped.factor
+                low, high = bounds[mapped.signal]
+                data[mapped.signal] = min(max(value, low), high)
+            self._send_encoded(message, data)
+
+        await self._every(min(m.period for m in entries), step)
+
+    async def _cycle_group(self, kind: str, group: Group) -> None:
+        by_mux: dict[int, list[tuple[int, str]]] = {}
+        for index, (name, mux_value) in enumerate(zip(group.names, group.mux_values)):
+            by_mux.setdefault(mux_value, []).append((index, name))
+        order = sorted(by_mux)
+        sigs = {s.name: s for s in group.message.signals}
+        rotation = iter(())
+
+        def step() -> None:
+            nonlocal rotation
+            mux_value = next(rotation, None)
+            if mux_value is None:
+                rotation = iter(order)
+                mux_value = next(rotation)
+            self.measure.sample()
+            values = self.measure.cells if kind == "cells" else self.measure.temps
+            data = {group.mux: mux_value} if group.mux else {}
+            for index, name in by_mux[mux_value]:
+                low, high = _bounds(sigs[name])
+                value = values[index] if index < len(values) else None
+                # An invalid reading is sent as the signal's minimum (0 V / -819.2 degC here).
+                data[name] = low if value is None else min(max(value / group.factor, low), high)
+            self._send_encoded(group.message, data)
+
+        await self._every(group.period / len(order), step)
+
+    async def _supervise(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self.machine.supervise(loop.time(), self.wiring.lv_power)
+            await asyncio.sleep(SUPERVISE_S)
+
+    def _logical(self, name: str, states: dict[str, int]) -> float:
+        pack, m = self.pack, self.measure
+        if name == "pack_voltage":
+            return m.pack_voltage()
+        if name == "pack_current":
+            return m.pack_current()
+        if name == "pack_power":
+            return float(pack.pack_voltage()) * float(pack.pack_current())
+        if name == "bus_voltage":
+            return float(pack.bus_voltage())
+        if name == "soc":
+            return 100.0 * float(pack.soc())
+        if name == "soh":
+            return 100.0
+        if name.startswith(("cell_voltage_", "cell_temperature_")):
+            m.sample()
+            values = m.cells if name.startswith("cell_voltage_") else m.temps
+            low, low_i, high, high_i = m.extremes(values)
+            return {"min": low, "max": high, "min_index": low_i, "max_index": high_i}[
+                name.split("_", 2)[2]]
+        if name == "bms_state":
+            return states.get(self.machine.state, states.get("error", 0))
+        if name.startswith("contactor_"):
+            return float(pack.contactor_closed(name[len("contactor_"):]))
+        if name == "hvil_closed":
+            return float(pack.hvil_closed())
+        if name == "imd_enabled":
+            return float(pack.insulation_monitor_enabled)
+        if name == "imd_resistance":
+            reading = pack.imd_reading() if pack.insulation_monitor_enabled else None
+            return 0.0 if reading is None else float(reading)
+        if name in ("balancing_active", "balancing_cells"):
+            count = sum(bool(f) for f in pack.balancing_flags())
+            return float(count > 0) if name == "balancing_active" else float(count)
+        if name == "alive_counter":
+            self._alive = (self._alive + 1) % 16
+            return float(self._alive)
+        flags = self.error_flags | self.machine.error_flags
+        if any(v is None for v in m.cells + m.temps):
+            flags |= 1 << 3  # sensor fault
+        return float(flags) if name == "error_flags" else float(bool(flags))
+
+    def _on_message(self, msg: can.Message) -> None:
+        if not self.wiring.lv_power:
+            return
+        request = self.map.request
+        if request is not None and msg.arbitration_id == request.message.frame_id:
+            mode, balancing, imd_enabled = request.decode(msg.data)
+            if (balancing, imd_enabled) != self._request:
+                self._request = (balancing, imd_enabled)
+                self.pack.set_balancing(balancing)
+                self.pack.set_insulation_monitor(imd_enabled)
+            if mode:
+                self.machine.request(mode, asyncio.get_running_loop().time())
+        elif self._uds is not None and msg.arbitration_id == self._uds_ids["rx_id"]:
+            self._uds.on_message(msg)

@@ -1,0 +1,103 @@
+"""The simulated BMS's contactor state machine: standby -> precharge -> normal/charge/discharge.
+
+Drives the pack's contactors through the public ``Pack`` API only (docs/sim_pack_api.md). All
+waiting is ``asyncio.sleep`` on the loop clock, so precharge runs on virtual time like the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+STATES = ("standby", "precharge", "normal", "charge", "discharge", "error")
+CLOSED_MODES = ("normal", "charge", "discharge")
+
+# ErrorFlags bits of eol_bms.dbc (see its CM_ comment)
+ERR_CELL_OV, ERR_CELL_UV, ERR_OVERTEMP, ERR_SENSOR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+ERR_PRECHARGE, ERR_REQUEST_TIMEOUT, ERR_HVIL, ERR_INSULATION, ERR_CONTACTOR = (
+    1 << 4, 1 << 5, 1 << 6, 1 << 7, 1 << 8)
+
+PRECHARGE_DONE = 0.95  # bus must reach this fraction of pack voltage before main+ closes
+POLL_S = 0.005  # s between bus-voltage checks during precharge
+
+
+class BmsStateMachine:
+    """Contactor sequencing of one pack. ``error_flags`` latches faults until a standby request.
+
+    ``precharge_timeout`` (s): precharge fails (state error, flag ERR_PRECHARGE) if the bus has
+    not reached 95 % of pack voltage by then. ``request_timeout`` (s): in a closed state, no
+    request frame for this long opens the contactors (ERR_REQUEST_TIMEOUT).
+    """
+
+    def __init__(self, pack, *, precharge_timeout: float = 1.0, request_timeout: float = 1.0) -> None:
+        self.pack = pack
+        self.state = "standby"
+        self.mode = "standby"  # last requested
+        self.error_flags = 0
+        self.precharge_timeout = precharge_timeout
+        self.request_timeout = request_timeout
+        self._last_request = float("-inf")
+        self._task: asyncio.Task | None = None
+
+    def request(self, mode: str, now: float) -> None:
+        """A request frame arrived asking for ``mode`` at loop time ``now``."""
+        self._last_request = now
+        self.mode = mode
+        if mode == "standby":
+            if self.state != "standby":
+                self.open_all()
+            self.state, self.error_flags = "standby", 0
+        elif self.state == "standby":
+            self._start_precharge(mode)
+        elif self.state in CLOSED_MODES:
+            self.state = mode
+
+    def open_all(self) -> None:
+        """Open every contactor (main+ first, as a real BMS breaks the load side first)."""
+        self._cancel()
+        for name in ("main_plus", "precharge", "main_minus"):
+            self.pack.set_contactor(name, False)
+
+    def fail(self, flag: int) -> None:
+        self.open_all()
+        self.state = "error"
+        self.error_flags |= flag
+
+    def supervise(self, now: float, lv_power: bool) -> None:
+        """Called every state-frame cycle: LV loss, HVIL and request-watchdog checks."""
+        if not lv_power:
+            if self.state != "standby":
+                self.open_all()
+            self.state, self.mode, self.error_flags = "standby", "standby", 0
+            return
+        if self.state in CLOSED_MODES or self.state == "precharge":
+            if not self.pack.hvil_closed():
+                self.fail(ERR_HVIL)
+            elif now - self._last_request > self.request_timeout:
+                self.fail(ERR_REQUEST_TIMEOUT)
+
+    def _start_precharge(self, mode: str) -> None:
+        self._cancel()
+        self.state = "precharge"
+        self._task = asyncio.get_running_loop().create_task(self._precharge(mode))
+
+    async def _precharge(self, mode: str) -> None:
+        loop = asyncio.get_running_loop()
+        pack = self.pack
+        pack.set_contactor("main_minus", True)
+        pack.set_contactor("precharge", True)
+        deadline = loop.time() + self.precharge_timeout
+        while pack.bus_voltage() < PRECHARGE_DONE * pack.pack_voltage():
+            if loop.time() >= deadline:
+                self._task = None
+                self.fail(ERR_PRECHARGE)
+                return
+            await asyncio.sleep(POLL_S)
+        pack.set_contactor("main_plus", True)
+        pack.set_contactor("precharge", False)
+        self._task = None
+        self.state = self.mode if self.mode in CLOSED_MODES else mode
+
+    def _cancel(self) -> None:
+        task, self._task = self._task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()

@@ -1,0 +1,205 @@
+"""The fault catalogue: defects a plan must catch, as changes to the simulated bench.
+
+Each fault changes the pack model or a peer's behaviour — never a flag a driver reads. Faults
+are armed when the run starts (instruments open), so timed ones (``estop_at: t=30``) count from
+the start of the run, and instrument faults strike after identification, mid-run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Param:
+    default: Any
+    kind: type
+    doc: str
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    doc: str
+    params: dict[str, Param]
+    arm: Callable[..., None]
+    eol_visible: bool = True
+    why_not: str = ""  # when an EOL test cannot see it
+
+
+def _fx(bench, fixture):
+    return bench.fixtures[fixture]
+
+
+def _at(t: float, fn: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+    loop.call_at(loop.time() + t, fn)
+
+
+def _isolation_low(bench, fixture, pole, ohm):
+    _fx(bench, fixture).pack.isolation[pole] = ohm
+
+
+def _bond_high(bench, fixture, point, ohm):
+    pack = _fx(bench, fixture).pack
+    name = point or next(iter(pack.bond))
+    if name not in pack.bond:
+        raise ValueError(f"no bonding point {name!r}; points: {', '.join(pack.bond)}")
+    pack.bond[name] = ohm
+
+
+def _weak_cell(bench, fixture, cell, factor):
+    _fx(bench, fixture).pack.r0_factor[cell] = factor
+
+
+def _imbalance(bench, fixture, cell, dsoc):
+    _fx(bench, fixture).pack.offset_soc(cell, dsoc)
+
+
+def _hot_cell(bench, fixture, sensor, delta):
+    _fx(bench, fixture).pack.hot_cell[sensor] += delta
+
+
+def _peer(bench, fixture, instrument):
+    fx = _fx(bench, fixture)
+    peers = {"cycler": fx.cycler, "dmm": fx.dmm, "leak": fx.leak, "safety": bench.safety, "fixture": fx.plc}
+    if instrument not in peers:
+        raise ValueError(f"instrument must be one of {', '.join(peers)}")
+    return peers[instrument]
+
+
+def _behave(mode):
+    def arm(bench, fixture, instrument, at):
+        peer = _peer(bench, fixture, instrument)
+        _at(at, lambda: setattr(peer, "behaviour", mode))
+    return arm
+
+
+def _dtc(bench, fixture, code, status):
+    _fx(bench, fixture).bms.ecu.add_dtc(code, status)
+
+
+def _sw(bench, fixture, version):
+    _fx(bench, fixture).bms.ecu.set_value(0xF195, version)
+
+
+def _silent(bench, fixture, after):
+    loop = asyncio.get_running_loop()
+    _fx(bench, fixture).bms.silent_after(loop.time() + after)
+
+
+def _estop(bench, fixture, t):
+    plc = _fx(bench, fixture).plc
+    plc.press_estop_at(asyncio.get_running_loop().time() + t)
+
+
+def _cycler_trip(bench, fixture, t, kind):
+    cycler = _fx(bench, fixture).cycler
+    cycler.trip_at(asyncio.get_running_loop().time() + t, kind)
+
+
+def _set(attr, transform=None):
+    def arm(bench, fixture, **kw):
+        pack = _fx(bench, fixture).pack
+        (value,) = kw.values()
+        setattr(pack, attr, transform(pack, value) if transform else value)
+    return arm
+
+
+CATALOGUE: dict[str, Fault] = {f.name: f for f in [
+    Fault("isolation_low", "low insulation resistance on one pole",
+          {"pole": Param("HV+", str, "HV+ or HV-"), "ohm": Param(300e3, float, "insulation resistance, ohm")}, _isolation_low),
+    Fault("bond_high", "high ground-bond resistance at one bonding point",
+          {"point": Param("", str, "bonding point (default: the first)"), "ohm": Param(0.25, float, "ohm")}, _bond_high),
+    Fault("hipot_breakdown", "dielectric breakdown above a voltage (arc in withstand)",
+          {"volts": Param(1500.0, float, "breakdown voltage, V")}, _set("breakdown_volts")),
+    Fault("weak_cell", "one cell group with high internal resistance",
+          {"cell": Param(10, int, "element index"), "factor": Param(3.0, float, "R0 multiplier")}, _weak_cell),
+    Fault("cell_imbalance", "one cell group at a different state of charge",
+          {"cell": Param(5, int, "element index"), "dsoc": Param(-0.08, float, "SOC offset, fraction")}, _imbalance),
+    Fault("open_cell_tap", "a broken cell-voltage sense line (BMS reads invalid)",
+          {"cell": Param(7, int, "element index")}, lambda b, f, cell: _fx(b, f).pack.open_tap.add(cell)),
+    Fault("dead_temp_sensor", "a dead temperature sensor (BMS reads invalid)",
+          {"sensor": Param(2, int, "sensor index")}, lambda b, f, sensor: _fx(b, f).pack.dead_sensor.add(sensor)),
+    Fault("hot_cell", "a cell group much hotter than the rest",
+          {"sensor": Param(3, int, "sensor index"), "delta": Param(20.0, float, "degC above the rest")}, _hot_cell),
+    Fault("welded_contactor", "a main contactor that does not open",
+          {"name": Param("main_plus", str, "main_plus, main_minus or precharge")},
+          lambda b, f, name: _fx(b, f).pack.welded.add(name)),
+    Fault("slow_precharge", "precharge resistor far above nominal (bus rises too slowly)",
+          {"factor": Param(10.0, float, "resistance multiplier")},
+          _set("precharge_ohm", lambda pack, k: pack.precharge_ohm * k)),
+    Fault("hvil_stuck_closed", "HVIL reads closed even when the loop is opened",
+          {}, lambda b, f: setattr(_fx(b, f).pack, "hvil_stuck_closed", True)),
+    Fault("bms_silent", "the BMS stops sending CAN frames after a time",
+          {"after": Param(60.0, float, "s after the run starts")}, _silent),
+    Fault("dtc_present", "an active DTC stored in the BMS",
+          {"code": Param(0x0A1B2C, int, "24-bit DTC"), "status": Param(0x09, int, "status byte")}, _dtc),
+    Fault("wrong_sw_version", "BMS software version differs from the bill of materials",
+          {"version": Param("9.9.9", str, "reported SW version")}, _sw),
+    Fault("coolant_leak", "a leak in the cooling circuit",
+          {"rate": Param(300.0, float, "pressure decay, Pa/min")}, _set("coolant_leak_rate")),
+    Fault("estop_at", "the e-stop is pressed during the run",
+          {"t": Param(30.0, float, "s after the run starts")}, _estop),
+    Fault("cycler_trip_at", "the cycler trips a protection during the run",
+          {"t": Param(60.0, float, "s after the run starts"), "kind": Param("OTP", str, "OVP, OCP or OTP")}, _cycler_trip),
+    Fault("instrument_hang", "an instrument stops answering",
+          {"instrument": Param("dmm", str, "cycler, dmm, leak, safety or fixture"), "at": Param(0.0, float, "s after the run starts")},
+          _behave("hang")),
+    Fault("instrument_garbage", "an instrument answers garbage",
+          {"instrument": Param("dmm", str, "cycler, dmm, leak, safety or fixture"), "at": Param(0.0, float, "s after the run starts")},
+          _behave("garbage")),
+]}
+
+
+def _convert(fault: Fault, params: dict[str, str]) -> dict[str, Any]:
+    out = {}
+    for name, spec in fault.params.items():
+        raw = params.get(name)
+        if raw is None:
+            out[name] = spec.default
+        elif spec.kind is int:
+            out[name] = int(raw, 0)
+        elif spec.kind is float:
+            out[name] = float(raw)
+        else:
+            out[name] = raw
+    return out
+
+
+def check_fault(name: str, params: dict[str, str]) -> str | None:
+    """Why ``name:params`` is not a valid fault, or None."""
+    fault = CATALOGUE.get(name)
+    if fault is None:
+        import difflib
+
+        close = difflib.get_close_matches(name, CATALOGUE, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"unknown fault '{name}'{hint}; see `station sim faults`"
+    unknown = [k for k in params if k not in fault.params]
+    if unknown:
+        return f"fault '{name}' has no parameter {unknown[0]!r}; parameters: {', '.join(fault.params) or 'none'}"
+    try:
+        _convert(fault, params)
+    except ValueError as err:
+        return f"fault '{name}': {err}"
+    return None
+
+
+def arm_faults(bench, fixture: str, faults: list[tuple[str, dict[str, str]]]) -> None:
+    """Inject each fault into ``bench`` for ``fixture`` (call at the start of the run)."""
+    for name, params in faults:
+        fault = CATALOGUE[name]
+        fault.arm(bench, fixture, **_convert(fault, params))
+
+
+def describe() -> list[str]:
+    """One line per fault, its name first (``station sim faults``)."""
+    lines = []
+    for fault in CATALOGUE.values():
+        params = " ".join(f"{k}={v.default!r}" for k, v in fault.params.items())
+        lines.append(f"{fault.name:<20} {fault.doc}" + (f"  [{params}]" if params else ""))
+    return lines

@@ -1,0 +1,286 @@
+"""The simulated pack every simulated instrument reads and drives (see docs/sim_pack_api.md).
+
+N series elements, each M parallel cells lumped into one equivalent circuit: OCV(SOC) + R0
+(temperature dependent) + one R1||C1 pair, a capacity for coulomb counting and a lumped
+thermal mass (I^2 R heating, transfer to ambient). State lives in numpy arrays over elements.
+Time is pulled from ``clock`` and integrated lazily by every public method: exact for
+piecewise-constant current (exponential RC solution), sub-stepped (<= 1 s) while the cycler's
+CV law makes the current depend on the state. Current sign: + into the pack.
+
+Fault-facing attributes (sim/faults.py writes these; drivers never see them). A change made
+mid-run applies from the last integration; call ``advance()`` first to make it apply from now.
+
+- ``r0_factor``: float array per element, R0 multiplier (weak cell: ``r0_factor[i] = 3``).
+- ``element_soc``: float array per element, the SOC state (imbalance: ``element_soc[i] -= .05``
+  or ``offset_soc(i, -.05)``).
+- ``open_tap: set[int]``: cell taps the BMS reads as 0 V / invalid (physics unaffected).
+- ``dead_sensor: set[int]``: temperature sensors the BMS reports as invalid.
+- ``hot_cell``: float array per temperature sensor, degC added to that sensor's reading.
+- ``isolation: {"HV+": ohm, "HV-": ohm}``, ``y_cap: {"HV+": F, "HV-": F}`` per pole.
+- ``bond: {point: ohm}``; ``breakdown_volts`` (V, withstand arcs above it).
+- ``precharge_ohm`` (slow precharge), ``link_capacitance``, ``bleed_ohm``.
+- ``welded: set[str]``: contactors that stay closed when commanded open.
+- ``hvil_stuck_closed``: the HVIL reads closed even when the loop is broken.
+- ``coolant_leak_rate``: Pa/min seen by the leak tester.
+- ``insulation_monitor_enabled``, ``imd_parallel_ohm`` (the IMD's own path to chassis).
+
+State arrays a fault or test may also read: ``capacity_ah``, ``r0_base`` (ohm at 25 degC),
+``v1`` (V per RC pair), ``temperature`` (degC per element); scalars ``r1``, ``tau1``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from sim.pack import circuit
+from sim.pack.circuit import DIRECT, OPEN, PRECHARGE, SOURCE_TAU, Source
+from sim.pack.ocv import ocv
+from sim.pack.safety import HvSafety
+from sim.pack.spec import PackSpec
+
+CONTACTORS = ("main_plus", "main_minus", "precharge")
+#: s, longest internal step while nothing depends on the state (thermal stays accurate)
+MAX_STEP = 10.0
+#: s, longest internal step while the source law may depend on the state (CV)
+MAX_STEP_CV = 1.0
+#: SOC above the weakest element from which balancing bleeds an element
+BALANCE_DEADBAND = 0.001
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
+class Pack(HvSafety):
+    """One pack on the test station, integrated lazily up to ``clock()`` (s)."""
+
+    def __init__(self, spec: PackSpec, *, seed: int = 0, clock: Callable[[], float] | None = None) -> None:
+        self.spec = spec
+        self.rng = np.random.default_rng(seed)
+        self._clock = clock or _loop_time
+        self._t: float | None = None  # stamped by the first call: no loop needed until then
+        n, m = spec.series, spec.parallel
+        spread = np.random.default_rng([seed, 0x5EED])  # cells stay put whatever noise is drawn
+        self.capacity_ah = m * spec.cell_capacity_ah * (1.0 + spec.spread_capacity * spread.standard_normal(n))
+        self.r0_base = spec.cell_r0 / m * (1.0 + spec.spread_r0 * spread.standard_normal(n))
+        self.element_soc = spec.initial_soc + spec.spread_soc * spread.standard_normal(n)
+        self.r0_factor = np.ones(n)
+        self.r1 = spec.cell_r1 / m
+        self.tau1 = spec.cell_r1 * spec.cell_c1
+        self.v1 = np.zeros(n)  # V across each RC pair
+        self.temperature = np.full(n, float(spec.ambient_c))  # degC per element
+        self.heat_capacity = m * spec.cell_heat_capacity
+        self.heat_transfer = m * spec.cell_heat_transfer
+        groups = np.array_split(np.arange(n), spec.temp_sensors)
+        self._sensor_starts = np.array([g[0] for g in groups])
+        self._sensor_counts = np.array([len(g) for g in groups], dtype=float)
+        # faults
+        self.open_tap: set[int] = set()
+        self.dead_sensor: set[int] = set()
+        self.hot_cell = np.zeros(spec.temp_sensors)
+        self.isolation = {"HV+": spec.isolation_plus, "HV-": spec.isolation_minus}
+        self.y_cap = {"HV+": spec.y_cap_plus, "HV-": spec.y_cap_minus}
+        self.imd_parallel_ohm = spec.imd_parallel_ohm
+        self.bond = dict(spec.bond_points)
+        self.breakdown_volts = spec.breakdown_volts
+        self.precharge_ohm = spec.precharge_ohm
+        self.link_capacitance = spec.link_capacitance
+        self.bleed_ohm = spec.bleed_ohm
+        self.welded: set[str] = set()
+        self.hvil_stuck_closed = False
+        self.coolant_leak_rate = spec.coolant_leak_rate
+        # inputs
+        self.insulation_monitor_enabled = True
+        self._source = Source()
+        self._closed = dict.fromkeys(CONTACTORS, False)
+        self._balancing = False
+        self._hvil_broken = False
+        self._v_bus = 0.0  # V on the DC link while the cells are not directly connected
+        self._ah = 0.0
+
+    # -- time --------------------------------------------------------------------------------
+    def advance(self) -> None:
+        """Integrate the model up to ``clock()``; free when no time has passed."""
+        now = self._clock()
+        if self._t is None:
+            self._t = now
+            return
+        dt = now - self._t
+        if dt <= 0.0:
+            return
+        while dt > 0.0:
+            reg = circuit.regime(self._closed)
+            h = min(dt, MAX_STEP_CV if (self._source.on and reg != OPEN) else MAX_STEP)
+            self._step(h, reg)
+            dt -= h
+        self._t = now
+
+    def _r0(self) -> np.ndarray:
+        k = self.spec.r0_temp_coeff
+        factor = np.exp(k * (25.0 - self.temperature)) if k else 1.0
+        return self.r0_base * self.r0_factor * factor
+
+    def _emf(self) -> float:
+        """V: sum of element OCVs and RC-pair voltages (the Thevenin source of the string)."""
+        return float(ocv(self.spec.chemistry, self.element_soc).sum() + self.v1.sum())
+
+    def _bleed(self) -> np.ndarray | float:
+        if not self._balancing:
+            return 0.0
+        return self.spec.balance_current * self.balancing_flags()
+
+    def _step(self, h: float, reg: str) -> None:
+        """Advance ``h`` s with the current held at its law's value at the start (exact for CC)."""
+        r0 = self._r0()
+        src = self._source
+        if reg == DIRECT:
+            amps = src.law(self._emf(), float(r0.sum()))
+            source_charge = amps * h
+        elif reg == PRECHARGE:
+            emf, ohm = self._emf(), self.precharge_ohm + float(r0.sum())
+            source_amps = src.law(emf, ohm)
+            self._v_bus, mean_v = circuit.relax(self._v_bus, emf + source_amps * ohm, ohm * self.link_capacitance, h)
+            amps = (mean_v - emf) / ohm
+            source_charge = source_amps * h
+        else:
+            amps = 0.0
+            v0, c = self._v_bus, self.link_capacitance
+            if src.on:
+                self._v_bus, mean_v = circuit.relax(v0, src.voltage, SOURCE_TAU, h)
+                source_charge = c * (self._v_bus - v0) + mean_v * h / self.bleed_ohm
+            else:
+                self._v_bus, _ = circuit.relax(v0, 0.0, self.bleed_ohm * c, h)
+                source_charge = 0.0
+        self._ah += source_charge / 3600.0
+        self._step_cells(h, amps - self._bleed(), r0)
+
+    def _step_cells(self, h: float, amps, r0: np.ndarray) -> None:
+        """Coulomb counting, exact RC solution and lumped thermal for constant ``amps`` per element."""
+        self.element_soc += amps * (h / 3600.0) / self.capacity_ah
+        heat = amps * amps * r0
+        if self.r1 > 0.0:
+            heat = heat + self.v1 * self.v1 / self.r1
+        decay = math.exp(-h / self.tau1) if self.tau1 > 0.0 else 0.0
+        self.v1 = self.v1 * decay + amps * self.r1 * (1.0 - decay)
+        t_inf = self.spec.ambient_c + heat / self.heat_transfer
+        self.temperature = t_inf + (self.temperature - t_inf) * math.exp(-h * self.heat_transfer / self.heat_capacity)
+
+    # -- cycler source and connector ---------------------------------------------------------
+    def set_source(self, on: bool, voltage: float, current: float, charge_limit: float, discharge_limit: float) -> None:
+        """Command the cycler's source: output ``on``, CV ``voltage`` (V), CC ``current`` (A, +
+        charge), current limits ``charge_limit`` / ``discharge_limit`` (A, magnitudes >= 0)."""
+        if charge_limit < 0 or discharge_limit < 0:
+            raise ValueError("charge_limit and discharge_limit are magnitudes >= 0 A")
+        self.advance()
+        self._source = Source(bool(on), float(voltage), float(current), float(charge_limit), float(discharge_limit))
+
+    def source_reading(self) -> tuple[float, float, float]:
+        """(connector V, source current A into the pack side, Ah since ``reset_ah()``)."""
+        self.advance()
+        src, reg = self._source, circuit.regime(self._closed)
+        if reg == DIRECT:
+            volts, amps = self._terminal()[1:]
+            return volts, amps, self._ah
+        if reg == PRECHARGE:
+            amps = src.law(self._emf(), self.precharge_ohm + float(self._r0().sum()))
+        elif src.on:
+            v = self._v_bus
+            amps = self.link_capacitance * (src.voltage - v) / SOURCE_TAU + v / self.bleed_ohm
+            amps = min(max(amps, -src.discharge_limit), src.charge_limit)
+        else:
+            amps = 0.0
+        return self._v_bus, amps, self._ah
+
+    def reset_ah(self) -> None:
+        """Zero the source's Ah counter."""
+        self.advance()
+        self._ah = 0.0
+
+    def bus_voltage(self) -> float:
+        """V at the HV connector (the DC link behind the contactors)."""
+        self.advance()
+        if circuit.regime(self._closed) == DIRECT:
+            return self._terminal()[1]
+        return self._v_bus
+
+    def set_contactor(self, name: str, closed: bool) -> None:
+        """Command contactor ``name``; opening a welded one leaves it closed."""
+        if name not in CONTACTORS:
+            raise ValueError(f"contactor {name!r} not one of {list(CONTACTORS)}")
+        self.advance()
+        self._v_bus = self.bus_voltage()  # the link keeps its charge across the switch
+        if not closed and name in self.welded:
+            return
+        self._closed[name] = bool(closed)
+
+    def contactor_closed(self, name: str) -> bool:
+        """Actual state of contactor ``name`` (a welded one stays closed)."""
+        if name not in CONTACTORS:
+            raise ValueError(f"contactor {name!r} not one of {list(CONTACTORS)}")
+        return self._closed[name]
+
+    # -- cells -------------------------------------------------------------------------------
+    def _terminal(self) -> tuple[np.ndarray, float, float]:
+        """(element terminal V, pack terminal V, pack current A) now, in one pass."""
+        self.advance()
+        r0 = self._r0()
+        ocv_e = ocv(self.spec.chemistry, self.element_soc)
+        emf = float(ocv_e.sum() + self.v1.sum())
+        reg = circuit.regime(self._closed)
+        if reg == DIRECT:
+            amps = self._source.law(emf, float(r0.sum()))
+        elif reg == PRECHARGE:
+            amps = (self._v_bus - emf) / (self.precharge_ohm + float(r0.sum()))
+        else:
+            amps = 0.0
+        volts = ocv_e + (amps - self._bleed()) * r0 + self.v1
+        return volts, float(volts.sum()), amps
+
+    def pack_current(self) -> float:
+        """A into the pack at the connector side of the cells (+ charge)."""
+        return self._terminal()[2]
+
+    def cell_voltages(self) -> np.ndarray:
+        """True terminal V of each series element (= of each of its parallel cells)."""
+        return self._terminal()[0]
+
+    def cell_socs(self) -> np.ndarray:
+        """True SOC (0..1) of each series element."""
+        self.advance()
+        return self.element_soc.copy()
+
+    def cell_temperatures(self) -> np.ndarray:
+        """degC per temperature sensor: mean of the elements it covers plus its ``hot_cell`` offset."""
+        self.advance()
+        sums = np.add.reduceat(self.temperature, self._sensor_starts)
+        return sums / self._sensor_counts + self.hot_cell
+
+    def soc(self) -> float:
+        """Mean element SOC (0..1)."""
+        self.advance()
+        return float(self.element_soc.mean())
+
+    def pack_voltage(self) -> float:
+        """V: sum of the element terminal voltages."""
+        return self._terminal()[1]
+
+    def offset_soc(self, index: int, delta: float) -> None:
+        """Shift one element's SOC by ``delta`` (imbalance fault)."""
+        self.advance()
+        self.element_soc[index] += delta
+
+    def set_balancing(self, on: bool) -> None:
+        """Bleed ``spec.balance_current`` from every element above the weakest one."""
+        self.advance()
+        self._balancing = bool(on)
+
+    def balancing_flags(self) -> np.ndarray:
+        """Bool per element: its balancing bleed is active."""
+        if not self._balancing:
+            return np.zeros(self.spec.series, dtype=bool)
+        soc = self.element_soc
+        return soc > soc.min() + BALANCE_DEADBAND

@@ -1,0 +1,68 @@
+"""The safe state: every instrument's ``safe_state()``, each even if another raised, then an
+independent confirmation that the HV bus is below 60 V before the guard may unlock."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from station.events import SafeStateAction
+
+if TYPE_CHECKING:  # pragma: no cover
+    from station.engine.sequencer import Sequencer
+
+# HV sources first (hipot, cycler), then the pack (contactors open, IMD back on), then relays.
+ORDER = ("safety", "cycler", "bms", "leak", "fixture", "dmm")
+SAFE_TIMEOUT = 5.0  # s per instrument
+SAFE_VOLTAGE = 60.0  # V: above this is HV
+CONFIRM_WITHIN = 30.0  # s to see the bus fall below SAFE_VOLTAGE
+
+
+def _ordered(roles) -> list[str]:
+    return sorted(roles, key=lambda r: ORDER.index(r) if r in ORDER else len(ORDER))
+
+
+async def run_safe_state(seq: "Sequencer") -> bool:
+    """Bring every instrument to its safe state; return True when the bus is confirmed safe."""
+    ok = True
+    for role in _ordered(seq.instruments):
+        instrument = seq.instruments[role]
+        try:
+            done = await asyncio.wait_for(instrument.safe_state(), SAFE_TIMEOUT)
+            for line in done or ["safe state reached"]:
+                seq.emit(SafeStateAction, instrument=role, action=str(line), ok=True)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # one failing safe state never stops the others
+            ok = False
+            seq.emit(SafeStateAction, instrument=role, action="safe_state()", ok=False,
+                     error=f"{type(err).__name__}: {err}")
+    return await _confirm_bus(seq) and ok
+
+
+async def _confirm_bus(seq: "Sequencer") -> bool:
+    dmm = seq.instruments.get("dmm")
+    if dmm is None:
+        seq.emit(SafeStateAction, instrument="dmm", action="bus voltage not confirmed: no DMM on this fixture",
+                 ok=True)
+        return True
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + CONFIRM_WITHIN
+    volts = float("nan")
+    while True:
+        try:
+            volts = await asyncio.wait_for(dmm.measure_dc_voltage(1000.0, 1.0), SAFE_TIMEOUT)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            seq.emit(SafeStateAction, instrument="dmm", action="confirm bus < 60 V", ok=False,
+                     error=f"{type(err).__name__}: {err}")
+            return False
+        if abs(volts) < SAFE_VOLTAGE:
+            seq.emit(SafeStateAction, instrument="dmm", action=f"bus {volts:.1f} V < {SAFE_VOLTAGE:g} V confirmed", ok=True)
+            return True
+        if loop.time() >= deadline:
+            seq.emit(SafeStateAction, instrument="dmm", action="confirm bus < 60 V", ok=False,
+                     error=f"bus still {volts:.1f} V after {CONFIRM_WITHIN:g} s")
+            return False
+        await asyncio.sleep(0.5)

@@ -1,0 +1,401 @@
+"""The sequencer: setup → main → teardown → safe state, judging every measurement.
+
+One ``Sequencer`` runs one plan on one fixture's instruments. Every way out (pass, fail,
+error, timeout, monitor trip, interlock, operator abort, Ctrl-C, SIGTERM) ends in
+``safe_state()`` on every instrument, each one called even if another raised, and a
+``RunFinished`` event carrying the verdict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections import ChainMap
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from drivers.errors import InstrumentError
+from station import __version__
+from station.engine import monitors as mon
+from station.engine.context import ActionContext
+from station.engine.errors import PromptUnavailable, RunAborted, StepError, StepTimeout
+from station.engine.safe import run_safe_state
+from station.events import (
+    Event, InstrumentInfo, InstrumentIdentified, LogMessage, MeasurementTaken, PromptAnswered,
+    PromptRequested, RunFinished, RunStarted, SeriesRecorded, StepFinished, StepStarted,
+)
+from station.plan import values as v
+from station.plan.tree import ActionNode, BoundPlan, GroupNode, Node
+
+Subscriber = Callable[[Event], None]
+PromptHandler = Callable[[PromptRequested], Awaitable[str]]
+
+HV_INTERLOCKS = ("estop_released", "guard_closed", "pack_present")
+REQUIRE_INPUTS = {
+    "fixture_closed": ("clamp_closed",),
+    "guard_closed": ("guard_closed",),
+    "estop_released": ("estop_released",),
+    "pack_present": ("pack_present",),
+    "hv_interlock": ("estop_released", "guard_closed", "clamp_closed"),
+}
+
+
+class Sequencer:
+    def __init__(
+        self,
+        bound: BoundPlan,
+        instruments: dict[str, Any],
+        *,
+        serial: str,
+        operator: str = "",
+        station_id: str = "station",
+        fixture_id: str = "F1",
+        identities: list[InstrumentInfo] | None = None,
+        subscribers: list[Subscriber] | None = None,
+        critical: list[Subscriber] | None = None,
+        prompt_handler: PromptHandler | None = None,
+        locks: dict[str, asyncio.Lock] | None = None,
+        simulated: bool = False,
+        faults: list[str] | None = None,
+        interlock_period: float = 0.1,
+        run_id: str | None = None,
+    ) -> None:
+        self.bound = bound
+        self.instruments = instruments
+        self.serial = serial
+        self.operator = operator
+        self.station_id = station_id
+        self.fixture_id = fixture_id
+        self.identities = identities or []
+        self.subscribers = list(subscribers or [])
+        self.critical = list(critical or [])
+        self.prompt_handler = prompt_handler
+        self.locks = locks or {}
+        self.simulated = simulated
+        self.faults = faults or []
+        self.interlock_period = interlock_period
+        self.run_id = run_id or uuid.uuid4().hex[:16]
+        self.results: dict[str, dict[str, Any]] = {}
+        self.outcomes: dict[str, int] = {}
+        self.abort_reason: RunAborted | None = None
+        self.verdict: str | None = None
+        self.failed_at: str | None = None
+        self._main_task: asyncio.Task | None = None
+        self.preflight_error: str | None = None  # an instrument failed to open: record it, go safe
+        self._t0 = 0.0
+        self._utc0 = dt.datetime.now(dt.timezone.utc)
+
+    # -- events ----------------------------------------------------------------------------
+    def stamp(self) -> tuple[str, float]:
+        t = asyncio.get_running_loop().time() - self._t0
+        return (self._utc0 + dt.timedelta(seconds=t)).isoformat(timespec="milliseconds"), t
+
+    def emit(self, cls: type[Event], **fields: Any) -> None:
+        utc, t = self.stamp()
+        event = cls(run_id=self.run_id, utc=utc, t=round(t, 6), **fields)
+        for sub in self.critical:
+            sub(event)  # the journal: if we cannot record, the run must not go on
+        for sub in list(self.subscribers):
+            try:
+                sub(event)
+            except Exception as err:  # a broken viewer must not break the run: detach it, say so
+                self.subscribers.remove(sub)
+                self.log(f"subscriber {getattr(sub, '__name__', sub)!r} failed and was detached: {type(err).__name__}: {err}", "error")
+
+    def log(self, message: str, level: str = "info") -> None:
+        self.emit(LogMessage, level=level, message=message)
+
+    def record_series(self, path: str, name: str, columns: list[str], rows: list[list[float]]) -> None:
+        self.emit(SeriesRecorded, path=path, name=name, columns=list(columns), rows=[list(r) for r in rows])
+
+    # -- abort -----------------------------------------------------------------------------
+    def abort(self, reason: str, *, source: str = "operator") -> None:
+        """Stop the run now and go to the safe state. Safe to call from any callback in the loop."""
+        if self.abort_reason is None:
+            self.abort_reason = RunAborted(reason, source=source)
+        if self._main_task is not None and not self._main_task.done():
+            self._main_task.cancel()
+
+    async def prompt(self, path: str, kind: str, message: str, pattern: str | None, default: str | None) -> str:
+        self.emit(PromptRequested, path=path, style=kind, message=message, pattern=pattern)
+        if self.prompt_handler is not None:
+            answer = await self.prompt_handler(PromptRequested(self.run_id, *self.stamp(), path, kind, message, pattern))
+        elif default is not None:
+            answer = default
+        else:
+            raise PromptUnavailable(f"prompt '{message}' needs an operator (no default given)")
+        self.emit(PromptAnswered, path=path, answer=str(answer))
+        return str(answer)
+
+    # -- the run ---------------------------------------------------------------------------
+    def names(self) -> ChainMap:
+        base = {"variant": self.bound.variant, "serial": self.serial, "fixture": self.fixture_id,
+                "station": self.station_id}
+        return ChainMap({}, self.results, self.bound.parameters, base)
+
+    async def run(self) -> str:
+        """Run the plan; return the verdict. Never raises for plan/instrument trouble."""
+        self._t0 = asyncio.get_running_loop().time()
+        plan = self.bound.plan
+        self.emit(
+            RunStarted, serial=self.serial, plan_id=plan.id, plan_version=plan.version,
+            plan_title=plan.title, plan_path=self.bound.path, plan_sha256=self.bound.sha256,
+            variant=self.bound.variant, parameters=v.jsonable(self.bound.parameters),
+            station_id=self.station_id, fixture_id=self.fixture_id, operator=self.operator,
+            software_version=__version__, simulated=self.simulated, faults=list(self.faults),
+            planned_steps=self.bound.leaf_count(),
+        )
+        for info in self.identities:
+            self.emit(InstrumentIdentified, info=info)
+        reason: str | None = None
+        self._main_task = asyncio.current_task()
+        if self.preflight_error:
+            self.outcomes["error"] = 1
+            reason = f"instrument setup: {self.preflight_error}"
+            self.log(reason, "error")
+        try:
+            if not self.preflight_error:
+                await self._phase(self.bound.setup, "setup")
+            if not self._stop_main():
+                await self._phase(self.bound.main, "main")
+        except asyncio.CancelledError:
+            if self.abort_reason is None:
+                self.abort_reason = RunAborted("run cancelled", source="signal")
+            # consume our own cancellation so teardown and the safe state can still await
+            task = asyncio.current_task()
+            while task is not None and task.cancelling():
+                task.uncancel()
+        except RunAborted as err:
+            self.abort_reason = self.abort_reason or err
+        except Exception as err:  # an engine bug must still end in the safe state, recorded
+            self.outcomes["error"] = self.outcomes.get("error", 0) + 1
+            reason = f"internal error: {type(err).__name__}: {err}"
+        finally:
+            self._main_task = None
+        if self.abort_reason is not None:
+            reason = f"{self.abort_reason.source}: {self.abort_reason.reason}"
+        if not self.preflight_error:
+            await self._teardown()
+        safe_ok = await run_safe_state(self)
+        verdict = self._verdict()
+        if not safe_ok and verdict in ("PASS", "FAIL"):
+            verdict, reason = "ERROR", "the safe state could not be confirmed"
+        if reason is None and verdict == "FAIL":
+            reason = f"failed at {self.failed_at}"
+        self.verdict = verdict
+        self.emit(RunFinished, verdict=verdict, reason=reason, duration_s=round(self.stamp()[1], 6))
+        return verdict
+
+    def _stop_main(self) -> bool:
+        return self.outcomes.get("error", 0) > 0
+
+    def _verdict(self) -> str:
+        if self.abort_reason is not None:
+            return "ABORTED"
+        if self.outcomes.get("error"):
+            return "ERROR"
+        if self.outcomes.get("failed"):
+            return "FAIL"
+        return "PASS"
+
+    async def _teardown(self) -> None:
+        """Teardown steps always run; an abort during teardown does not skip the rest."""
+        self._main_task = asyncio.current_task()
+        try:
+            for node in self.bound.teardown:
+                try:
+                    await self._node(node, self.names(), "teardown", "teardown")
+                except RunAborted as err:
+                    self.log(f"during teardown: {err.reason}", "warning")
+                except asyncio.CancelledError:
+                    task = asyncio.current_task()
+                    while task is not None and task.cancelling():
+                        task.uncancel()
+                    self.log("teardown step interrupted; continuing with the next", "warning")
+        finally:
+            self._main_task = None
+
+    async def _phase(self, nodes: list[Node], phase: str) -> None:
+        names = self.names()
+        for node in nodes:
+            await self._node(node, names, phase, phase)
+            if phase == "main" and self._stop_main():
+                break
+            if phase == "main" and self.bound.plan.on_failure == "stop" and self.outcomes.get("failed"):
+                break
+            if phase == "setup" and (self.outcomes.get("failed") or self.outcomes.get("error")):
+                break
+
+    # -- nodes -----------------------------------------------------------------------------
+    async def _node(self, node: Node, names: ChainMap, prefix: str, phase: str) -> None:
+        path = f"{prefix}/{node.label}"
+        if node.step.when is not None:
+            try:
+                go = v.truthy(v.evaluate_condition(node.step.when, names))
+            except v.ValueProblem as err:
+                self._skip_or_error(node, path, phase, f"when: {err}")
+                return
+            if not go:
+                self._skip_or_error(node, path, phase, None)
+                return
+        if isinstance(node, ActionNode):
+            await self._action(node, names, path, phase)
+        else:
+            await self._group(node, names, path, phase)
+
+    def _skip_or_error(self, node: Node, path: str, phase: str, error: str | None) -> None:
+        outcome = "error" if error else "skipped"
+        self.emit(StepStarted, path=path, step_id=node.id or "", name=node.step.name or node.label,
+                  action=getattr(getattr(node, "spec", None), "name", "group"), phase=phase)
+        self.emit(StepFinished, path=path, step_id=node.id or "", outcome=outcome, duration_s=0.0, error=error)
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+    async def _group(self, node: GroupNode, names: ChainMap, path: str, phase: str) -> None:
+        scope = names
+        if node.include_defaults is not None:
+            try:
+                scope = v.include_scope(node.include_defaults, node.include_args or {}, names)
+            except v.ValueProblem as err:
+                self._skip_or_error(node, path, phase, f"include arguments: {err}")
+                return
+        if node.for_each is None:
+            await self._group_body(node, scope, path, phase)
+            return
+        var, raw = node.for_each
+        try:
+            items = v.evaluate(raw, scope)
+        except v.ValueProblem as err:
+            self._skip_or_error(node, path, phase, f"for_each: {err}")
+            return
+        if not isinstance(items, (list, tuple)):
+            self._skip_or_error(node, path, phase, f"for_each: {var} needs a list, got {v.render(items)}")
+            return
+        for item in items:
+            await self._group_body(node, scope.new_child({var: item}), f"{path}[{v.render(item)}]", phase)
+            if self._stop_main() and phase != "teardown":
+                break
+
+    async def _group_body(self, node: GroupNode, names: ChainMap, path: str, phase: str) -> None:
+        watchers = mon.start(self, node, names, path)
+        try:
+            if node.parallel:
+                await self._parallel(node.children, names, path, phase)
+            else:
+                for child in node.children:
+                    await self._node(child, names, path, phase)
+                    if self._stop_main() and phase != "teardown":
+                        break
+        finally:
+            await mon.stop(watchers)
+            for child in node.finally_:
+                try:
+                    await self._node(child, names, path, phase)
+                except RunAborted as err:
+                    self.log(f"during finally of {path}: {err.reason}", "warning")
+
+    async def _parallel(self, nodes: list[Node], names: ChainMap, path: str, phase: str) -> None:
+        tasks = [asyncio.create_task(self._node(n, names.new_child(), path, phase)) for n in nodes]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- actions ---------------------------------------------------------------------------
+    async def _action(self, node: ActionNode, names: ChainMap, path: str, phase: str) -> None:
+        retry = node.step.retry
+        attempts = 1 + (retry.count if retry else 0)
+        for attempt in range(1, attempts + 1):
+            self.emit(StepStarted, path=path, step_id=node.id or "", name=node.step.name or node.label,
+                      action=node.spec.name, phase=phase, attempt=attempt)
+            start = asyncio.get_running_loop().time()
+            outcome, error, measured = await self._attempt(node, names, path)
+            duration = asyncio.get_running_loop().time() - start
+            self.emit(StepFinished, path=path, step_id=node.id or "", outcome=outcome,
+                      duration_s=round(duration, 6), attempt=attempt, error=error)
+            if node.id:
+                self.results[node.id] = {**measured, "outcome": outcome}
+            if retry and outcome in retry.on and attempt < attempts:
+                delay = v.seconds(retry.delay, names) if retry.delay is not None else 0.0
+                await asyncio.sleep(delay)
+                continue
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+            if outcome == "failed" and self.failed_at is None:
+                self.failed_at = path
+            return
+
+    async def _attempt(self, node: ActionNode, names: ChainMap, path: str) -> tuple[str, str | None, dict]:
+        spec = node.spec
+        try:
+            args = v.action_args(spec, node.args, names)
+            timeout = v.seconds(node.step.timeout, names) if node.step.timeout is not None else spec.timeout
+            requires = list(node.step.requires) + (["hv_interlock"] if spec.hv else [])
+            if requires:
+                await self._check_interlocks(requires, path)
+            ctx = ActionContext(self, path, names)
+            lock = self.locks.get(spec.role) if spec.role else None
+            values = await self._call(spec, ctx, args, timeout, lock, requires, path)
+        except (RunAborted, asyncio.CancelledError):
+            self.emit(StepFinished, path=path, step_id=node.id or "", outcome="aborted", duration_s=0.0,
+                      error=self.abort_reason.reason if self.abort_reason else "cancelled")
+            self.outcomes["aborted"] = self.outcomes.get("aborted", 0) + 1
+            raise
+        except StepTimeout as err:
+            return "error", f"timeout: {err}", {}
+        except InstrumentError as err:
+            return "error", f"{type(err).__name__}: {err}", {}
+        except (StepError, v.ValueProblem) as err:
+            return "error", f"{type(err).__name__}: {err}", {}
+        except Exception as err:  # an action bug is an ERROR of this step, never a crash
+            return "error", f"{type(err).__name__}: {err}", {}
+        return self._judge(node, names, path, values)
+
+    async def _call(self, spec, ctx, args, timeout, lock, requires, path) -> dict:
+        watcher = mon.watch_interlocks(self, requires, path) if requires else None
+        try:
+            async def body():
+                if lock is None:
+                    return await spec.func(ctx, **args)
+                async with lock:
+                    return await spec.func(ctx, **args)
+
+            try:
+                return await asyncio.wait_for(body(), timeout)
+            except TimeoutError:
+                raise StepTimeout(f"step did not finish within {timeout:g} s") from None
+        finally:
+            if watcher is not None:
+                await mon.stop([watcher])
+
+    async def _check_interlocks(self, requires: list[str], path: str) -> None:
+        fixture = self.instruments.get("fixture")
+        if fixture is None:
+            return
+        inputs = await fixture.read_inputs()
+        missing = [name for req in requires for name in REQUIRE_INPUTS.get(req, ()) if not inputs.get(name, False)]
+        if missing:
+            raise RunAborted(f"interlock open before {path}: {', '.join(sorted(set(missing)))}", source="interlock")
+
+    def _judge(self, node: ActionNode, names: ChainMap, path: str, values: dict) -> tuple[str, str | None, dict]:
+        if not isinstance(values, dict):
+            return "error", f"action {node.spec.name} returned {type(values).__name__}, not measurements", {}
+        outcome = "passed"
+        measured: dict[str, Any] = {}
+        for name, value in values.items():
+            unit = node.spec.measures.get(name, node.spec.measures.get("*", ""))
+            limit = node.expect.get(name)
+            try:
+                verdict, limits, text = v.judge(value, unit, limit, names)
+            except v.ValueProblem as err:
+                return "error", f"limits of '{name}': {err}", measured
+            measured[name] = value
+            self.emit(MeasurementTaken, path=path, name=name, value=v.jsonable(value), unit=unit,
+                      limits=limits, verdict=verdict, text=text)
+            if verdict == "fail":
+                outcome = "failed"
+        missing = [name for name in node.expect if name not in values]
+        if missing:
+            return "error", f"action {node.spec.name} did not measure {', '.join(missing)}", measured
+        return outcome, None, measured

@@ -1,0 +1,108 @@
+"""The station's instruments: built from config (no I/O), opened, identified, closed.
+
+Shared instruments (one IR tester behind a relay matrix) are built once and handed to every
+fixture with one lock, so the engine — not plan authors — serialises their use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from drivers.errors import InstrumentError
+from drivers.registry import driver_class
+from station.config import LoadedConfig, fill_option, fill_resource
+from station.events import InstrumentInfo
+
+
+class InstrumentSetupError(Exception):
+    """An instrument could not be opened or identified; names the role and cause."""
+
+
+@dataclass
+class FixtureInstruments:
+    fixture: str
+    drivers: dict[str, Any]
+    keys: dict[str, str]
+    infos: list[InstrumentInfo] = field(default_factory=list)
+
+
+class StationInstruments:
+    """Owns every driver of a station; opens each once even when shared by fixtures."""
+
+    def __init__(self, loaded: LoadedConfig, endpoints: dict[str, str] | None = None) -> None:
+        self.loaded = loaded
+        self.endpoints = endpoints
+        self._drivers: dict[str, Any] = {}
+        self._configs: dict[str, Any] = {}
+        self._opened: dict[str, InstrumentInfo] = {}
+        self._open_lock = asyncio.Lock()
+        self.locks: dict[str, asyncio.Lock] = {}
+
+    def _driver(self, key: str, role: str, cfg) -> Any:
+        if key not in self._drivers:
+            cls = driver_class(cfg.driver)
+            where = str(self.loaded.path)
+            resource = fill_resource(cfg.resource, self.endpoints, where)
+            options = {k: fill_option(v, self.endpoints, where) for k, v in cfg.options.items()}
+            self._drivers[key] = cls(role, resource, options=options,
+                                     calibration_due=cfg.calibration_due, timeout=cfg.timeout)
+            self._configs[key] = cfg
+            if cfg.shared:
+                self.locks[key] = asyncio.Lock()
+        return self._drivers[key]
+
+    def build(self, fixture: str) -> FixtureInstruments:
+        """Driver objects for one fixture (constructors only store config)."""
+        drivers, keys = {}, {}
+        for role, (key, cfg) in self.loaded.instruments_for(fixture).items():
+            drivers[role] = self._driver(key, role, cfg)
+            keys[role] = key
+        return FixtureInstruments(fixture, drivers, keys)
+
+    def locks_for(self, fx: FixtureInstruments) -> dict[str, asyncio.Lock]:
+        return {role: self.locks[key] for role, key in fx.keys.items() if key in self.locks}
+
+    async def open(self, fx: FixtureInstruments) -> None:
+        """Open and identify each instrument of the fixture (shared ones only once)."""
+        for role, driver in fx.drivers.items():
+            key = fx.keys[role]
+            async with self._open_lock:
+                if key not in self._opened:
+                    cfg = self._configs[key]
+                    try:
+                        await driver.open()
+                        ident = await driver.identify()
+                    except InstrumentError as err:
+                        raise InstrumentSetupError(f"{role} ({cfg.driver} at {driver.resource}): {err}") from err
+                    except (OSError, asyncio.TimeoutError) as err:
+                        raise InstrumentSetupError(f"{role} ({cfg.driver} at {driver.resource}): {type(err).__name__}: {err}") from err
+                    due = ident.calibration_due or cfg.calibration_due
+                    self._opened[key] = InstrumentInfo(
+                        role=role, driver=cfg.driver, resource=driver.resource, maker=ident.maker,
+                        model=ident.model, serial=ident.serial, firmware=ident.firmware,
+                        calibration_due=due.isoformat() if isinstance(due, dt.date) else None,
+                        shared=cfg.shared,
+                    )
+            info = self._opened[key]
+            fx.infos.append(InstrumentInfo(**{**info.__dict__, "role": role}))
+
+    def opened(self, fx: FixtureInstruments) -> dict[str, Any]:
+        """The fixture's instruments that did open (the safe state only talks to those)."""
+        return {role: d for role, d in fx.drivers.items() if fx.keys[role] in self._opened}
+
+    def calibration_problems(self, fx: FixtureInstruments, today: dt.date | None = None) -> list[str]:
+        """Instruments past their calibration due date (a production run refuses to start)."""
+        today = today or dt.date.today()
+        return [f"{i.role} ({i.model} {i.serial}) calibration was due {i.calibration_due}"
+                for i in fx.infos if i.calibration_due and dt.date.fromisoformat(i.calibration_due) < today]
+
+    async def close(self) -> None:
+        for key, driver in list(self._drivers.items()):
+            try:
+                await driver.close()
+            except Exception:  # closing is best effort; the safe state already ran
+                pass
+        self._opened.clear()

@@ -1,0 +1,1 @@
+"""The plan language: YAML with positions, frozen models, units, safe expressions, validation."""

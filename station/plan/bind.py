@@ -1,0 +1,323 @@
+"""Bind a loaded plan to a variant and a station: build the node tree and check everything.
+
+Checks (all problems collected, each at ``PATH:LINE:COL``): actions exist, the instruments they
+drive are listed by the plan and present in the station, arguments are known with the right
+units, limits are coherent (``min <= max``, units match the measurement), expressions parse and
+name things that exist, includes resolve without cycles, variants override known names.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any
+
+from station.actions.registry import REQUIRED, ActionSpec, all_actions
+from station.diagnostics import InputError, Problem
+from station.plan import model as m
+from station.plan import values as v
+from station.plan.loader import LoadedPlan, parse_plan
+from station.plan.tree import ActionNode, BoundPlan, GroupNode, Node
+from station.plan.yamlsrc import Loc, Source, load_file
+
+BUILTIN_NAMES = {"variant", "serial", "fixture", "station"}
+MAX_INCLUDE_DEPTH = 16
+
+
+def _did_you_mean(name: str, choices) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class Binder:
+    def __init__(self, loaded: LoadedPlan, variant: str | None, station_roles: set[str] | None) -> None:
+        self.loaded = loaded
+        self.plan = loaded.plan
+        self.variant = variant
+        self.station_roles = station_roles
+        self.problems: list[Problem] = []
+        self.actions = all_actions()
+        self.step_ids: set[str] = set()
+        self.limit_overrides: dict[str, m.Limit] = {}
+        self.used_overrides: set[str] = set()
+
+    # -- helpers ---------------------------------------------------------------------------
+    def add(self, src: Source, loc: Loc, message: str, *, key: bool = False) -> None:
+        self.problems.append(src.problem(loc, message, key=key))
+
+    def check_value(self, raw: Any, src: Source, loc: Loc, known: set[str], *, unit: str | None = None, kind: str = "any") -> None:
+        """Check a literal or template argument: units parse, expressions parse and name known things."""
+        if isinstance(raw, list):
+            for i, item in enumerate(raw):
+                self.check_value(item, src, loc + (i,), known)
+            return
+        if isinstance(raw, dict):
+            for key, item in raw.items():
+                self.check_value(item, src, loc + (key,), known)
+            return
+        if v.is_template(raw):
+            for offset, message in v.template_problems(raw, known | BUILTIN_NAMES):
+                line, col = src.column_in_value(loc, offset)
+                self.problems.append(Problem(src.file, line, col, message))
+            return
+        message = v.literal_problem(raw, unit=unit, kind=kind)
+        if message:
+            self.add(src, loc, message)
+
+    # -- parameters ------------------------------------------------------------------------
+    def resolve_parameters(self) -> dict[str, Any]:
+        src = self.loaded.source
+        raw = {name: p.value for name, p in self.plan.parameters.items()}
+        if self.variant is not None:
+            if self.variant not in self.plan.variants:
+                options = ", ".join(self.plan.variants) or "none defined"
+                self.add(src, ("variants",), f"unknown variant '{self.variant}'; variants: {options}")
+            else:
+                var = self.plan.variants[self.variant]
+                for name, value in var.parameters.items():
+                    if name not in raw:
+                        self.add(src, ("variants", self.variant, "parameters", name),
+                                 f"variant overrides unknown parameter '{name}'{_did_you_mean(name, raw)}", key=True)
+                    raw[name] = value
+                self.limit_overrides = dict(var.limits)
+        for vname, var in self.plan.variants.items():
+            for name in var.parameters:
+                if name not in raw and vname != self.variant:
+                    self.add(src, ("variants", vname, "parameters", name),
+                             f"variant '{vname}' overrides unknown parameter '{name}'{_did_you_mean(name, raw)}", key=True)
+        names = set(raw)
+        for name, value in raw.items():
+            loc = (("variants", self.variant, "parameters", name)
+                   if self.variant and name in self.plan.variants.get(self.variant, m.Variant()).parameters
+                   else ("parameters", name, "value"))
+            self.check_value(value, src, loc, names - {name})
+        if any(p.file == src.file for p in self.problems):
+            return {}
+        try:
+            return v.resolve_parameters(raw, {"variant": self.variant})
+        except v.ValueProblem as err:
+            self.add(src, ("parameters", err.name), str(err))
+            return {}
+
+    # -- steps -----------------------------------------------------------------------------
+    def collect_ids(self, steps: list, src: Source, loc: Loc, seen: dict[str, Loc]) -> None:
+        for i, step in enumerate(steps):
+            here = loc + (i,)
+            if step.id:
+                if step.id in seen:
+                    self.add(src, here + ("id",), f"duplicate step id '{step.id}' (first at line {src.pos(seen[step.id])[0]})")
+                seen[step.id] = here + ("id",)
+            if isinstance(step, m.GroupStep):
+                self.collect_ids(step.steps, src, here + ("steps",), seen)
+                self.collect_ids(step.finally_, src, here + ("finally",), seen)
+
+    def build(self, steps: list, src: Source, loc: Loc, known: set[str], chain: tuple[Path, ...]) -> list[Node]:
+        nodes: list[Node] = []
+        for i, step in enumerate(steps):
+            here = loc + (i,)
+            if step.when:
+                self.check_value("${" + step.when + "}" if "${" not in step.when else step.when, src, here + ("when",), known)
+            if step.timeout is not None:
+                self.check_value(step.timeout, src, here + ("timeout",), known, unit="s")
+            if step.retry and step.retry.delay is not None:
+                self.check_value(step.retry.delay, src, here + ("retry", "delay"), known, unit="s")
+            if isinstance(step, m.ActionStep):
+                node = self.build_action(step, src, here, known, i)
+            elif isinstance(step, m.GroupStep):
+                node = self.build_group(step, src, here, known, chain, i)
+            else:
+                node = self.build_include(step, src, here, known, chain, i)
+            if node is not None:
+                nodes.append(node)
+        return nodes
+
+    def build_action(self, step: m.ActionStep, src: Source, loc: Loc, known: set[str], index: int) -> ActionNode | None:
+        spec = self.actions.get(step.action)
+        if spec is None:
+            self.add(src, loc + ("action",), f"unknown action '{step.action}'{_did_you_mean(step.action, self.actions)}")
+            return None
+        if spec.role and spec.role not in self.plan.instruments and self.plan.kind == "plan":
+            self.add(src, loc + ("action",), f"action '{spec.name}' drives instrument '{spec.role}', which the plan does not list in 'instruments'")
+        args = dict(step.with_)
+        if "_" in args:
+            if spec.positional is None:
+                self.add(src, loc + ("with",), f"action '{spec.name}' takes named arguments: {', '.join(spec.args) or 'none'}")
+                args.pop("_")
+            else:
+                args[spec.positional] = args.pop("_")
+        for name, raw in args.items():
+            arg = spec.args.get(name)
+            if arg is None:
+                self.add(src, loc + ("with", name), f"action '{spec.name}' has no argument '{name}'{_did_you_mean(name, spec.args)}; arguments: {', '.join(spec.args) or 'none'}", key=True)
+                continue
+            if arg.choices and not v.is_template(raw) and raw not in arg.choices:
+                self.add(src, loc + ("with", name), f"'{name}' must be one of {list(arg.choices)}, got {raw!r}")
+                continue
+            self.check_value(raw, src, loc + ("with", name), known, unit=arg.unit, kind=arg.kind)
+        for name, arg in spec.args.items():
+            if arg.default is REQUIRED and name not in args:
+                self.add(src, loc + ("with",) if step.with_ else loc + ("action",), f"action '{spec.name}' needs argument '{name}'")
+        expect = dict(step.expect)
+        if step.id:
+            for key, limit in self.limit_overrides.items():
+                sid, _, meas = key.partition(".")
+                if sid == step.id:
+                    expect[meas] = limit
+                    self.used_overrides.add(key)
+        for meas, limit in expect.items():
+            self.check_limit(spec, meas, limit, src, loc + ("expect", meas), known)
+        label = step.id or f"{spec.name}@{index + 1}"
+        return ActionNode(spec, step, label, args, expect, src, loc)
+
+    def check_limit(self, spec: ActionSpec, meas: str, limit: m.Limit, src: Source, loc: Loc, known: set[str]) -> None:
+        unit = spec.measures.get(meas, spec.measures.get("*"))
+        if unit is None:
+            self.add(src, loc, f"action '{spec.name}' does not measure '{meas}'{_did_you_mean(meas, spec.measures)}; it measures: {', '.join(spec.measures) or 'nothing'}", key=True)
+            return
+        for field in ("min", "max", "nominal", "tolerance", "marginal"):
+            raw = getattr(limit, field)
+            if raw is None:
+                continue
+            dim_unit = "%|" + unit if field in ("tolerance", "marginal") else unit
+            self.check_value(raw, src, loc + (field,), known, unit=dim_unit if unit not in ("bool", "str", "") else None)
+        if limit.tolerance is not None and limit.nominal is None:
+            self.add(src, loc + ("tolerance",), "'tolerance' needs a 'nominal'")
+        if limit.regex is not None:
+            try:
+                re.compile(limit.regex)
+            except re.error as err:
+                self.add(src, loc + ("regex",), f"invalid regular expression: {err}")
+        message = v.limit_order_problem(limit)
+        if message:
+            self.add(src, loc, message)
+
+    def build_group(self, step: m.GroupStep, src: Source, loc: Loc, known: set[str], chain, index: int) -> GroupNode:
+        inner = set(known)
+        for_each = None
+        if step.for_each:
+            var, raw = next(iter(step.for_each.items()))
+            if not v.is_template(raw) and not isinstance(raw, list):
+                self.add(src, loc + ("for_each", var), "for_each needs a list or a '${...}' expression")
+            else:
+                self.check_value(raw, src, loc + ("for_each", var), known)
+            for_each = (var, raw)
+            inner.add(var)
+        for j, mon in enumerate(step.monitors):
+            role, _, signal = mon.signal.partition(".")
+            if not signal:
+                self.add(src, loc + ("monitors", j, "signal"), "monitor signal must be 'instrument.signal', e.g. 'bms.cell_voltage_max'")
+            elif role not in self.plan.instruments and self.plan.kind == "plan":
+                self.add(src, loc + ("monitors", j, "signal"), f"monitor reads instrument '{role}', which the plan does not list in 'instruments'")
+            for field in ("min", "max"):
+                raw = getattr(mon, field)
+                if raw is not None:
+                    self.check_value(raw, src, loc + ("monitors", j, field), known)
+            if mon.period is not None:
+                self.check_value(mon.period, src, loc + ("monitors", j, "period"), known, unit="s")
+        children = self.build(step.steps, src, loc + ("steps",), inner, chain)
+        final = _finally_labels(self.build(step.finally_, src, loc + ("finally",), inner, chain))
+        return GroupNode(step, step.id or f"group@{index + 1}", children, final, step.parallel,
+                         list(step.monitors), for_each, src=src, loc=loc)
+
+    def build_include(self, step: m.IncludeStep, src: Source, loc: Loc, known: set[str], chain, index: int) -> GroupNode | None:
+        base = Path(src.file).parent
+        path = (base / step.include).resolve()
+        label = step.id or f"{Path(step.include).stem}@{index + 1}"
+        if path in chain:
+            cycle = " -> ".join(p.name for p in chain + (path,))
+            self.add(src, loc + ("include",), f"include cycle: {cycle}")
+            return None
+        if len(chain) > MAX_INCLUDE_DEPTH:
+            self.add(src, loc + ("include",), f"includes nested deeper than {MAX_INCLUDE_DEPTH}")
+            return None
+        if not path.is_file():
+            self.add(src, loc + ("include",), f"included file not found: {step.include} (looked in {base})")
+            return None
+        lib_src = load_file(path, display=_display(path))
+        lib = parse_plan(lib_src)
+        if lib is None:
+            self.problems.extend(lib_src.problems)
+            return None
+        if lib.kind != "library":
+            self.add(src, loc + ("include",), f"{step.include} is a plan (kind: plan); only 'kind: library' files can be included")
+        params = {name: p.value for name, p in lib.parameters.items()}
+        for name, raw in step.with_.items():
+            if name not in params:
+                self.add(src, loc + ("with", name), f"{step.include} has no parameter '{name}'{_did_you_mean(name, params)}", key=True)
+            else:
+                self.check_value(raw, src, loc + ("with", name), known)
+        for name in lib.parameters:
+            self.check_value(params[name], lib_src, ("parameters", name, "value"), set(params) - {name})
+        self.collect_ids(lib.setup + lib.main + lib.teardown, lib_src, ("main",), {})
+        lib_known = set(params) | self.step_ids
+        for sid_list in (lib.setup, lib.main, lib.teardown):
+            self._gather_ids(sid_list)
+        lib_known |= self.step_ids
+        children = (self.build(lib.setup, lib_src, ("setup",), lib_known, chain + (path,))
+                    + self.build(lib.main, lib_src, ("main",), lib_known, chain + (path,)))
+        final = _finally_labels(self.build(lib.teardown, lib_src, ("teardown",), lib_known, chain + (path,)))
+        return GroupNode(step, label, children, final, include_args=dict(step.with_),
+                         include_defaults=params, src=src, loc=loc)
+
+    def _gather_ids(self, steps: list) -> None:
+        for step in steps:
+            if step.id:
+                self.step_ids.add(step.id)
+            if isinstance(step, m.GroupStep):
+                self._gather_ids(step.steps)
+                self._gather_ids(step.finally_)
+
+    # -- whole plan ------------------------------------------------------------------------
+    def bind(self) -> BoundPlan:
+        src = self.loaded.source
+        plan = self.plan
+        if plan.kind != "plan":
+            self.add(src, ("kind",), "this file is a library: include it from a plan, or run a plan")
+        if self.station_roles is not None:
+            for i, role in enumerate(plan.instruments):
+                if role not in self.station_roles:
+                    self.add(src, ("instruments", i), f"the station has no instrument '{role}'{_did_you_mean(role, self.station_roles)}; it has: {', '.join(sorted(self.station_roles)) or 'none'}")
+        parameters = self.resolve_parameters()
+        self.collect_ids(plan.setup, src, ("setup",), seen := {})
+        self.collect_ids(plan.main, src, ("main",), seen)
+        self.collect_ids(plan.teardown, src, ("teardown",), seen)
+        self._gather_ids(plan.setup + plan.main + plan.teardown)
+        known = set(plan.parameters) | self.step_ids
+        chain = (self.loaded.path.resolve(),)
+        setup = self.build(plan.setup, src, ("setup",), known, chain)
+        main = self.build(plan.main, src, ("main",), known, chain)
+        teardown = self.build(plan.teardown, src, ("teardown",), known, chain)
+        for key in self.limit_overrides:
+            if key not in self.used_overrides:
+                self.add(src, ("variants", self.variant, "limits", key),
+                         f"limit override '{key}' matches no step measurement ('step_id.measurement')", key=True)
+        for i, catch in enumerate(plan.catches):
+            if catch.step not in self.step_ids:
+                self.add(src, ("catches", i, "step"), f"no step with id '{catch.step}'{_did_you_mean(catch.step, self.step_ids)}")
+        if self.problems:
+            raise InputError(self.problems)
+        return BoundPlan(plan, str(self.loaded.path), self.loaded.sha256, self.variant, parameters,
+                         setup, main, teardown, list(plan.instruments))
+
+
+def _finally_labels(nodes: list[Node]) -> list[Node]:
+    """Unnamed finally steps get their own labels so paths never collide with the body's."""
+    for node in nodes:
+        if node.id is None:
+            node.label = f"finally.{node.label}"
+    return nodes
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def bind_plan(loaded: LoadedPlan, variant: str | None = None, station_roles: set[str] | None = None) -> BoundPlan:
+    """Bind ``loaded`` to ``variant`` (default: the first variant, if any) and check it."""
+    if variant is None and loaded.plan.variants:
+        variant = next(iter(loaded.plan.variants))
+    return Binder(loaded, variant, station_roles).bind()

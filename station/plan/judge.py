@@ -1,0 +1,102 @@
+"""Judging one measurement against its limits: pass, fail or marginal, with a readable text."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from station.plan import model as m
+from station.plan import units as u
+from station.plan.units import Quantity
+
+
+def judge(value: Any, unit: str, limit: m.Limit | dict | None, names: Mapping[str, Any]) -> tuple[str, dict, str]:
+    """Return ``(verdict, limits, text)``; limits in SI for the record. Raises ValueProblem."""
+    from station.plan.values import ValueProblem, evaluate, render, si_value
+
+    if isinstance(value, Quantity):
+        unit = u.unit_of(value) if not unit else unit
+        value = value.value
+    if isinstance(limit, dict):
+        limit = m.Limit(**limit)
+    shown = render(value, unit)
+    if limit is None:
+        return "pass", {}, shown
+    limits: dict[str, Any] = {"unit": unit} if unit not in ("", "bool", "str") else {}
+    ok = True
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    def bound(raw, what):
+        return si_value(evaluate(raw, names), unit if unit not in ("bool", "str") else None, what)
+
+    lo = bound(limit.min, "min") if limit.min is not None else None
+    hi = bound(limit.max, "max") if limit.max is not None else None
+    if limit.nominal is not None:
+        nominal = bound(limit.nominal, "nominal")
+        limits["nominal"] = nominal
+        if limit.tolerance is not None:
+            tol = evaluate(limit.tolerance, names)
+            if isinstance(tol, Quantity) and tol.hint in ("%", "ppm"):
+                span = abs(nominal) * tol.value
+            else:
+                span = si_value(tol, unit, "tolerance")
+            lo = nominal - span if lo is None else max(lo, nominal - span)
+            hi = nominal + span if hi is None else min(hi, nominal + span)
+    if lo is not None or hi is not None:
+        if not numeric:
+            raise ValueProblem(f"numeric limits on a non-numeric value {shown!r}")
+        if lo is not None:
+            limits["min"] = lo
+        if hi is not None:
+            limits["max"] = hi
+        ok = not math.isnan(value) and (lo is None or value >= lo) and (hi is None or value <= hi)
+    if limit.equals is not None:
+        want = evaluate(limit.equals, names)
+        limits["equals"] = render(want) if isinstance(want, Quantity) else want
+        ok = ok and _equal(value, want, unit)
+    if limit.one_of is not None:
+        options = [evaluate(x, names) for x in limit.one_of]
+        limits["one_of"] = [render(x) if isinstance(x, Quantity) else x for x in options]
+        ok = ok and any(_equal(value, x, unit) for x in options)
+    if limit.regex is not None:
+        limits["regex"] = limit.regex
+        ok = ok and re.fullmatch(limit.regex, str(value)) is not None
+    verdict = "pass" if ok else "fail"
+    if ok and limit.marginal is not None and numeric and lo is not None and hi is not None:
+        band = evaluate(limit.marginal, names)
+        width = (hi - lo) * band.value if isinstance(band, Quantity) and band.hint == "%" else si_value(band, unit, "marginal")
+        limits["marginal"] = width
+        if value < lo + width or value > hi - width:
+            verdict = "marginal"
+    return verdict, limits, _text(shown, limits, unit, verdict)
+
+
+def _equal(value: Any, want: Any, unit: str) -> bool:
+    if isinstance(want, Quantity):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return False
+        return math.isclose(value, want.value, rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(want, bool) or isinstance(value, bool):
+        return value is want or value == want
+    if isinstance(want, (int, float)) and isinstance(value, (int, float)):
+        return math.isclose(value, want, rel_tol=1e-9, abs_tol=1e-12)
+    return str(value) == str(want)
+
+
+def _text(shown: str, limits: dict, unit: str, verdict: str) -> str:
+    from station.plan.values import render
+
+    parts = []
+    if "min" in limits or "max" in limits:
+        lo = render(limits["min"], unit) if "min" in limits else "-inf"
+        hi = render(limits["max"], unit) if "max" in limits else "+inf"
+        parts.append(f"[{lo}, {hi}]")
+    if "equals" in limits:
+        parts.append(f"== {limits['equals']}")
+    if "one_of" in limits:
+        parts.append(f"in {limits['one_of']}")
+    if "regex" in limits:
+        parts.append(f"~ /{limits['regex']}/")
+    return f"{shown} {' '.join(parts)} {verdict.upper()}".strip()

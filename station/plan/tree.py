@@ -1,0 +1,85 @@
+"""The bound plan: an executable tree of nodes, built and checked before anything is touched."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from station.actions.registry import ActionSpec
+from station.plan import model as m
+from station.plan.yamlsrc import Loc, Source
+
+
+@dataclass
+class ActionNode:
+    spec: ActionSpec
+    step: m.ActionStep
+    label: str  # path segment: the step id, or action@index
+    args: dict[str, Any]  # raw argument values (literals, quantity strings, ${...})
+    expect: dict[str, m.Limit]  # after variant overrides
+    src: Source
+    loc: Loc
+
+    @property
+    def id(self) -> str | None:
+        return self.step.id
+
+
+@dataclass
+class GroupNode:
+    step: m.GroupStep | m.IncludeStep
+    label: str
+    children: list["Node"]
+    finally_: list["Node"] = field(default_factory=list)
+    parallel: bool = False
+    monitors: list[m.Monitor] = field(default_factory=list)
+    for_each: tuple[str, Any] | None = None  # (variable, raw list or ${expr})
+    include_args: dict[str, Any] | None = None  # for includes: raw args, evaluated in the caller's names
+    include_defaults: dict[str, Any] | None = None  # the library's own parameter defaults
+    src: Source | None = None
+    loc: Loc = ()
+
+    @property
+    def id(self) -> str | None:
+        return self.step.id
+
+
+Node = Union[ActionNode, GroupNode]
+
+
+@dataclass
+class BoundPlan:
+    """A plan bound to a variant and a station: what the sequencer runs."""
+
+    plan: m.Plan
+    path: str
+    sha256: str
+    variant: str | None
+    parameters: dict[str, Any]  # evaluated values (quantities, strings, lists)
+    setup: list[Node]
+    main: list[Node]
+    teardown: list[Node]
+    roles: list[str]
+
+    def leaf_count(self) -> int:
+        """Action steps known before the run (loops counted once per literal item)."""
+
+        def count(nodes: list[Node]) -> int:
+            total = 0
+            for node in nodes:
+                if isinstance(node, ActionNode):
+                    total += 1
+                else:
+                    inner = count(node.children) + count(node.finally_)
+                    reps = 1
+                    if node.for_each and isinstance(node.for_each[1], list):
+                        reps = len(node.for_each[1])
+                    elif node.for_each:
+                        value = node.for_each[1]
+                        if isinstance(value, str) and value.startswith("${") and value[2:-1].strip() in self.parameters:
+                            items = self.parameters[value[2:-1].strip()]
+                            reps = len(items) if isinstance(items, list) else 1
+                    total += inner * reps
+            return total
+
+        return count(self.setup) + count(self.main) + count(self.teardown)

@@ -1,0 +1,240 @@
+"""The run record: its shape, its version, and helpers to read and render it.
+
+A record is a plain dict (JSON-able after ``to_jsonable``)::
+
+    record_schema_version, run_id, status (running|finished|interrupted), verdict, reason,
+    serial, plan {id, version, title, path, sha256}, variant, parameters, station_id,
+    fixture_id, operator, software_version, simulated, faults, planned_steps,
+    started_utc, finished_utc, last_event_utc, duration_s,
+    instruments [{role, driver, resource, maker, model, serial, firmware, calibration_due,
+                  shared, utc}],
+    steps [{path, step_id, name, action, phase, attempt, outcome (None = never finished),
+            started_utc, finished_utc, t_start_s, duration_s, error, series [names],
+            measurements [{name, value, unit, limits, verdict, text, utc, t_s}]}],
+    unassigned_measurements [...], series [{path, attempt, name, columns, rows, utc}],
+    safe_state [{instrument, action, ok, error, utc}], monitor_trips, prompts, log,
+    errors [{source, where, message, utc}], summary {steps: {outcome: n},
+    measurements: {verdict: n}}
+
+Values are SI (ohm, V, A, s) as the sequencer judged them; ``unit`` says which.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+RECORD_SCHEMA_VERSION = 1
+record_schema_version = RECORD_SCHEMA_VERSION
+
+
+def _loads(text: str | None, default: Any = None) -> Any:
+    return default if text is None else json.loads(text)
+
+
+def _measurement(row: dict[str, Any]) -> dict[str, Any]:
+    return {"name": row["name"], "value": _loads(row["value_json"]), "unit": row["unit"],
+            "limits": _loads(row["limits"], {}), "verdict": row["verdict"], "text": row["text"],
+            "utc": row["utc"], "t_s": row["t"]}
+
+
+def _step(row: dict[str, Any]) -> dict[str, Any]:
+    return {"path": row["path"], "step_id": row["step_id"], "name": row["name"],
+            "action": row["action"], "phase": row["phase"], "attempt": row["attempt"],
+            "outcome": row["outcome"], "started_utc": row["started_utc"],
+            "finished_utc": row["finished_utc"], "t_start_s": row["t_start"],
+            "duration_s": row["duration_s"], "error": row["error"], "series": [],
+            "measurements": []}
+
+
+def assemble(run: dict[str, Any], instruments: list[dict], steps: list[dict],
+             measurements: list[dict], series: list[dict], safe_actions: list[dict],
+             journal: list[dict], last_utc: str | None) -> dict[str, Any]:
+    """Build the record dict from the store's rows (each list in journal order)."""
+    step_list = [_step(r) for r in steps]
+    by_key = {(s["path"], s["attempt"]): s for s in step_list}
+    unassigned = []
+    for row in measurements:
+        step = by_key.get((row["path"], row["attempt"]))
+        if step is not None:
+            step["measurements"].append(_measurement(row))
+        else:
+            unassigned.append(_measurement(row) | {"path": row["path"]})
+    series_list = [{"path": r["path"], "attempt": r["attempt"], "name": r["name"],
+                    "columns": _loads(r["columns"], []), "rows": _loads(r["rows"], []),
+                    "utc": r["utc"]} for r in series]
+    for s in series_list:
+        if (s["path"], s["attempt"]) in by_key:
+            by_key[(s["path"], s["attempt"])]["series"].append(s["name"])
+    by_kind: dict[str, list[dict]] = {}
+    for r in journal:
+        data = json.loads(r["data"])
+        data.pop("run_id", None)
+        data["kind"] = r["kind"]  # the event type, also for prompts that carry their own kind
+        by_kind.setdefault(r["kind"], []).append(data)
+    record = {
+        "record_schema_version": RECORD_SCHEMA_VERSION,
+        "run_id": run["id"], "status": run["status"], "verdict": run["verdict"],
+        "reason": run["reason"], "serial": run["serial"],
+        "plan": {"id": run["plan_id"], "version": run["plan_version"], "title": run["plan_title"],
+                 "path": run["plan_path"], "sha256": run["plan_sha256"]},
+        "variant": run["variant"], "parameters": _loads(run["parameters"], {}),
+        "station_id": run["station_id"], "fixture_id": run["fixture_id"],
+        "operator": run["operator"], "software_version": run["software_version"],
+        "simulated": None if run["simulated"] is None else bool(run["simulated"]),
+        "faults": _loads(run["faults"], []), "planned_steps": run["planned_steps"],
+        "started_utc": run["started_utc"], "finished_utc": run["finished_utc"],
+        "last_event_utc": last_utc, "duration_s": run["duration_s"],
+        "instruments": [{k: (bool(v) if k == "shared" else v) for k, v in r.items()
+                         if k not in ("run_id", "seq")} for r in instruments],
+        "steps": step_list, "unassigned_measurements": unassigned, "series": series_list,
+        "safe_state": [{"instrument": r["instrument"], "action": r["action"], "ok": bool(r["ok"]),
+                        "error": r["error"], "utc": r["utc"]} for r in safe_actions],
+        "monitor_trips": by_kind.get("MonitorTripped", []),
+        "prompts": by_kind.get("PromptRequested", []) + by_kind.get("PromptAnswered", []),
+        "log": by_kind.get("LogMessage", []),
+    }
+    record["prompts"].sort(key=lambda e: e["t"])
+    record["errors"] = _errors(record)
+    record["summary"] = {
+        "steps": dict(Counter(s["outcome"] or "unfinished" for s in step_list)),
+        "measurements": dict(Counter(m["verdict"] for m in iter_measurements(record))),
+    }
+    return record
+
+
+def _errors(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every error with its context, in the order the sources are listed."""
+    errors = []
+    for s in record["steps"]:
+        if s["outcome"] in ("error", "aborted") or (s["outcome"] is None and
+                                                    record["status"] != "running"):
+            message = s["error"] or ("step never finished" if s["outcome"] is None
+                                     else f"step {s['outcome']}")
+            errors.append({"source": "step", "where": s["path"], "message": message,
+                           "utc": s["finished_utc"] or s["started_utc"]})
+    for m in record["monitor_trips"]:
+        errors.append({"source": "monitor", "where": m["path"], "utc": m["utc"],
+                       "message": f"{m['signal']} = {m['value']} beyond {m['limit']}"})
+    for a in record["safe_state"]:
+        if not a["ok"]:
+            errors.append({"source": "safe_state", "where": a["instrument"], "utc": a["utc"],
+                           "message": f"{a['action']} failed: {a['error'] or 'no detail'}"})
+    for entry in record["log"]:
+        if str(entry.get("level", "")).lower() in ("error", "critical"):
+            errors.append({"source": "log", "where": "", "utc": entry["utc"],
+                           "message": entry["message"]})
+    if record["status"] == "interrupted":
+        errors.append({"source": "run", "where": "", "utc": record["last_event_utc"],
+                       "message": "run interrupted: no RunFinished was journalled"})
+    return errors
+
+
+def iter_measurements(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every measurement, each with the ``path`` and ``attempt`` of its step."""
+    for s in record["steps"]:
+        for m in s["measurements"]:
+            yield m | {"path": s["path"], "attempt": s["attempt"]}
+    for m in record["unassigned_measurements"]:
+        yield m | {"attempt": None}
+
+
+def final_steps(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The last attempt of each step path, in first-seen order (what a retry decided)."""
+    last: dict[str, dict[str, Any]] = {}
+    for s in record["steps"]:
+        if s["path"] not in last or s["attempt"] >= last[s["path"]]["attempt"]:
+            last[s["path"]] = s
+    return list(last.values())
+
+
+def display_verdict(record: dict[str, Any]) -> str:
+    """PASS/FAIL/ERROR/ABORTED, or INTERRUPTED / RUNNING for a run without a verdict."""
+    if record["verdict"]:
+        return str(record["verdict"])
+    return "INTERRUPTED" if record["status"] == "interrupted" else "RUNNING"
+
+
+# -- rendering values --------------------------------------------------------------------------
+PREFIXED_UNITS = {"V", "A", "ohm", "s", "W", "Wh", "Ah", "F", "Hz", "J", "Pa"}
+SI_PREFIXES = {-12: "p", -9: "n", -6: "µ", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T"}
+_UNIT_SYMBOLS = {"ohm": "Ω", "degC": "°C", "ohm/V": "Ω/V"}
+
+
+def unit_symbol(unit: str | None) -> str:
+    return _UNIT_SYMBOLS.get(unit or "", unit or "")
+
+
+def si_exponent(magnitude: float, unit: str | None) -> int:
+    """Power of 1000 that puts ``magnitude`` in 1..999 for prefixable units, else 0."""
+    if unit not in PREFIXED_UNITS or not magnitude or not math.isfinite(magnitude):
+        return 0
+    exp = max(-12, min(12, int(math.floor(math.log10(abs(magnitude)) / 3) * 3)))
+    return min(exp, 0) if unit == "s" else exp  # "1.2 ks" reads worse than "1200 s"
+
+
+def format_quantity(value: Any, unit: str | None = "") -> str:
+    """A value for humans: ``0.142, "ohm"`` → ``142 mΩ``; non-numbers as they are."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        return f"{text} {unit_symbol(unit)}".rstrip()
+    if not math.isfinite(value):
+        return f"{value} {unit_symbol(unit)}".rstrip()
+    exp = si_exponent(value, unit)
+    mantissa = value / 10**exp
+    return f"{mantissa:.6g} {SI_PREFIXES[exp]}{unit_symbol(unit)}".rstrip()
+
+
+_LIMIT_SIGNS = {"min": "≥", "max": "≤", "equals": "=", "not": "≠"}
+
+
+def format_limits(limits: dict[str, Any] | None, unit: str | None = "") -> str:
+    """``{"min": 8e4}, "ohm"`` → ``≥ 80 kΩ``; unknown keys keep their name."""
+    if not limits:
+        return "—"
+    parts = []
+    for key, value in limits.items():
+        sign = _LIMIT_SIGNS.get(key)
+        if sign is None and key.endswith("_min"):
+            sign = f"{key[:-4]} ≥"
+        elif sign is None and key.endswith("_max"):
+            sign = f"{key[:-4]} ≤"
+        shown = format_quantity(value, unit) if isinstance(value, (int, float, str)) else (
+            json.dumps(value, default=str))
+        parts.append(f"{sign or key} {shown}")
+    return ", ".join(parts)
+
+
+# -- JSON and files ----------------------------------------------------------------------------
+def to_jsonable(value: Any) -> Any:
+    """A deep copy that strict JSON accepts: non-finite floats become "nan"/"inf"/"-inf"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write a file so readers never see half of it (temp file + rename); creates the dir."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,84 @@
+"""The result store's SQLite schema and its migrations.
+
+One row per run, typed tables for what auditors query (instruments, steps, measurements,
+series, safe-state actions) and ``events``, the raw journal of every event as JSON in the
+order it happened. The typed tables are written in the same transaction as the raw event, so
+they can never disagree with the journal.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+SCHEMA_VERSION = 1
+
+_DDL_V1 = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    serial TEXT, plan_id TEXT, plan_version TEXT, plan_sha256 TEXT, plan_path TEXT,
+    plan_title TEXT, variant TEXT, parameters TEXT, station_id TEXT, fixture_id TEXT,
+    operator TEXT, software_version TEXT, simulated INTEGER, faults TEXT,
+    planned_steps INTEGER, started_utc TEXT, finished_utc TEXT, duration_s REAL,
+    verdict TEXT, reason TEXT,
+    status TEXT NOT NULL DEFAULT 'running',  -- running | finished | interrupted
+    writer TEXT                               -- token of the live writer (see liveness.py)
+);
+CREATE INDEX IF NOT EXISTS runs_serial ON runs(serial);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+CREATE TABLE IF NOT EXISTS instruments (
+    run_id TEXT NOT NULL, seq INTEGER NOT NULL, role TEXT, driver TEXT, resource TEXT,
+    maker TEXT, model TEXT, serial TEXT, firmware TEXT, calibration_due TEXT,
+    shared INTEGER, utc TEXT, PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id TEXT NOT NULL, path TEXT NOT NULL, attempt INTEGER NOT NULL, seq INTEGER,
+    step_id TEXT, name TEXT, action TEXT, phase TEXT, outcome TEXT,
+    started_utc TEXT, finished_utc TEXT, t_start REAL, duration_s REAL, error TEXT,
+    PRIMARY KEY (run_id, path, attempt)
+);
+CREATE TABLE IF NOT EXISTS measurements (
+    run_id TEXT NOT NULL, seq INTEGER NOT NULL, path TEXT, attempt INTEGER, name TEXT,
+    value_num REAL,    -- the value when it is a number (for SQL queries), else NULL
+    value_json TEXT,   -- the exact value as JSON (numbers, bools, strings alike)
+    unit TEXT, limits TEXT, verdict TEXT, text TEXT, utc TEXT, t REAL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE INDEX IF NOT EXISTS measurements_name ON measurements(name);
+CREATE TABLE IF NOT EXISTS series (
+    run_id TEXT NOT NULL, seq INTEGER NOT NULL, path TEXT, attempt INTEGER, name TEXT,
+    columns TEXT, rows TEXT, utc TEXT, PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE IF NOT EXISTS safe_actions (
+    run_id TEXT NOT NULL, seq INTEGER NOT NULL, instrument TEXT, action TEXT, ok INTEGER,
+    error TEXT, utc TEXT, PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE IF NOT EXISTS events (
+    run_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, utc TEXT, t REAL,
+    data TEXT NOT NULL, PRIMARY KEY (run_id, seq)
+);
+"""
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to ``SCHEMA_VERSION``; returns the version found before (0 = new).
+
+    Raises ``ValueError`` for a store written by a newer version of this software: reading it
+    with an older schema could silently drop fields an auditor needs.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        found = row[0] or 0
+        if found > SCHEMA_VERSION:
+            raise ValueError(f"store schema version {found} is newer than {SCHEMA_VERSION}")
+        if found < 1:
+            for statement in _DDL_V1.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return found

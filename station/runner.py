@@ -1,0 +1,198 @@
+"""One run from the command line or the UI: config → plan → (simulator) → instruments → record.
+
+Order matters for safety: everything that can be checked without hardware (config, plan,
+variant, release, faults) is checked before any instrument is opened; once anything is open,
+every exit goes through the sequencer's safe state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from station.config import SIM_CONFIG, LoadedConfig, load_config
+from station.diagnostics import InputError, Problem
+from station.engine.sequencer import Sequencer
+from station.events import Event
+from station.instruments import InstrumentSetupError, StationInstruments
+from station.plan.bind import bind_plan
+from station.plan.loader import load_plan
+from station.plan.tree import BoundPlan
+
+EXIT = {"PASS": 0, "FAIL": 1, "ERROR": 3, "ABORTED": 3}
+
+
+@dataclass
+class RunRequest:
+    plan: str | None
+    serial: str = "SN0001"
+    variant: str | None = None
+    fixture: str | None = None
+    operator: str = ""
+    sim: bool = False
+    station: str | None = None
+    faults: list[str] = field(default_factory=list)
+    db: str | None = None
+    json: str | None = None
+    junit: str | None = None
+    report: str | None = None
+    answers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Prepared:
+    """Everything checked before any instrument is touched."""
+
+    config: LoadedConfig
+    bound: BoundPlan
+    fixture: str
+    faults: list[tuple[str, dict[str, str]]]
+
+
+def _problem(where: str, message: str) -> InputError:
+    return InputError([Problem(where, 1, 1, message)])
+
+
+def prepare(req: RunRequest) -> Prepared:
+    """Load config and plan, pick fixture and variant, check release and faults. Raises InputError."""
+    if req.station:
+        config = load_config(req.station)
+    elif req.sim:
+        config = load_config(SIM_CONFIG)
+    else:
+        raise _problem("station", "no station config: give --station FILE, or --sim to run against the simulator")
+    fixture = req.fixture or config.fixture_ids()[0]
+    if fixture not in config.config.fixtures:
+        raise _problem(str(config.path), f"no fixture '{fixture}'; fixtures: {', '.join(config.fixture_ids())}")
+    plan_path, variant = req.plan, req.variant
+    product = config.product_for(req.serial)
+    if plan_path is None:
+        if product is None:
+            raise _problem(str(config.path), f"serial '{req.serial}' matches no product pattern and no plan was given")
+        plan_path = str(config.resolve_path(product.plan))
+    if variant is None and product is not None and Path(plan_path).resolve() == config.resolve_path(product.plan).resolve():
+        variant = product.variant
+    loaded = load_plan(plan_path)
+    bound = bind_plan(loaded, variant, config.roles(fixture))
+    if config.config.mode == "production":
+        _check_release(config, loaded)
+    faults = [parse_fault(text) for text in req.faults]
+    if faults and not req.sim:
+        raise _problem("--fault", "faults can only be injected into the simulator (--sim)")
+    if faults:
+        from sim.faults import check_fault
+
+        problems = [Problem("--fault", 1, 1, msg) for name, params in faults if (msg := check_fault(name, params))]
+        if problems:
+            raise InputError(problems)
+    return Prepared(config, bound, fixture, faults)
+
+
+def _check_release(config: LoadedConfig, loaded) -> None:
+    for key, digest in config.config.released.items():
+        if config.resolve_path(key).resolve() == loaded.path.resolve():
+            if digest != loaded.sha256:
+                raise _problem(str(loaded.path), f"plan content differs from the released version (sha256 {loaded.sha256[:12]}… ≠ released {digest[:12]}…); production mode runs released plans only")
+            return
+    raise _problem(str(loaded.path), "plan is not released for this station (production mode runs released plans only)")
+
+
+def parse_fault(text: str) -> tuple[str, dict[str, str]]:
+    """``NAME[:k=v,...]`` → (name, params)."""
+    name, _, rest = text.partition(":")
+    params: dict[str, str] = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise _problem("--fault", f"bad fault parameter {item!r} in {text!r}; use NAME:k=v,k2=v2")
+        params[key.strip()] = value.strip()
+    return name.strip(), params
+
+
+def sim_preset(prep: Prepared) -> str:
+    from sim.pack.presets import PRESETS
+
+    variant = prep.bound.variant
+    if variant in PRESETS:
+        return variant
+    return prep.config.config.fixtures[prep.fixture].sim_preset or "car-400"
+
+
+async def execute(req: RunRequest, prep: Prepared, *, subscribers: list[Callable[[Event], None]] | None = None,
+                  prompt_handler=None, on_sequencer: Callable[[Sequencer], None] | None = None) -> tuple[str, str, Any]:
+    """Run on the current loop; return (verdict, run_id, record)."""
+    from station.results.store import ResultStore
+
+    bench = None
+    endpoints = None
+    if req.sim:
+        from sim.bench import SimBench
+
+        bench = SimBench({prep.fixture: sim_preset(prep)})
+        endpoints = await bench.start()
+    db = Path(req.db) if req.db else prep.config.resolve_path(prep.config.config.results.db)
+    store = ResultStore(db, synchronous=prep.config.config.results.synchronous).open()
+    station = StationInstruments(prep.config, endpoints)
+    fx = station.build(prep.fixture)
+    seq = Sequencer(
+        prep.bound, fx.drivers, serial=req.serial, operator=req.operator,
+        station_id=prep.config.config.station_id, fixture_id=prep.fixture, identities=fx.infos,
+        subscribers=subscribers, critical=[store.handle], prompt_handler=prompt_handler,
+        locks=station.locks_for(fx), simulated=req.sim, faults=list(req.faults),
+        interlock_period=prep.config.config.interlock_period,
+    )
+    if on_sequencer:
+        on_sequencer(seq)
+    loop = asyncio.get_running_loop()
+    installed = _install_signals(loop, seq)
+    try:
+        try:
+            await station.open(fx)
+            seq.instruments = fx.drivers
+        except InstrumentSetupError as err:
+            seq.preflight_error = str(err)
+            seq.instruments = station.opened(fx)
+        if bench is not None:
+            from sim.faults import arm_faults
+
+            arm_faults(bench, prep.fixture, prep.faults)
+        verdict = await seq.run()
+        record = store.record(seq.run_id)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        await station.close()
+        store.close()
+        if bench is not None:
+            await bench.stop()
+    export(req, record)
+    return verdict, seq.run_id, record
+
+
+def _install_signals(loop: asyncio.AbstractEventLoop, seq: Sequencer) -> list[int]:
+    installed = []
+    for sig, name in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):
+        try:
+            loop.add_signal_handler(sig, lambda n=name: seq.abort(f"{n} received", source="signal"))
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (UI workers)
+            pass
+    return installed
+
+
+def export(req: RunRequest, record: dict) -> None:
+    if req.json:
+        from station.results.export_json import write_json
+
+        write_json(record, req.json)
+    if req.junit:
+        from station.results.junit import write_junit
+
+        write_junit(record, req.junit)
+    if req.report:
+        from station.results.html_report import write_html
+
+        write_html(record, req.report)

@@ -1,0 +1,142 @@
+"""The CLI's live progress: a rich step table in a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+from station.events import (
+    Event, MeasurementTaken, MonitorTripped, RunFinished, RunStarted, SafeStateAction, StepFinished, StepStarted,
+)
+
+ICON = {"passed": "PASS", "failed": "FAIL", "error": "ERR ", "skipped": "skip", "aborted": "ABRT"}
+COLOR = {"passed": "green", "failed": "red", "error": "magenta", "skipped": "dim", "aborted": "yellow"}
+
+
+class PlainView:
+    """One line per finished step and per failed measurement; safe-state actions; the verdict."""
+
+    def __init__(self, out=None) -> None:
+        self.out = out or sys.stdout
+        self.failed: list[str] = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def __call__(self, event: Event) -> None:
+        line = self.line(event)
+        if line:
+            print(line, file=self.out, flush=True)
+
+    def line(self, e: Event) -> str | None:
+        if isinstance(e, RunStarted):
+            return (f"run {e.run_id}  plan {e.plan_id} {e.plan_version} variant {e.variant or '-'}  "
+                    f"serial {e.serial}  fixture {e.fixture_id}" + ("  [simulated]" if e.simulated else ""))
+        if isinstance(e, StepFinished):
+            extra = f"  {e.error}" if e.error else ""
+            return f"{e.t:9.1f}s  {ICON.get(e.outcome, e.outcome):4}  {e.path}{extra}"
+        if isinstance(e, MeasurementTaken) and e.verdict != "pass":
+            self.failed.append(f"{e.path}: {e.name} = {e.text}")
+            return f"{'':11}  {e.verdict.upper():4}    {e.name} = {e.text}"
+        if isinstance(e, MonitorTripped):
+            return f"{e.t:9.1f}s  TRIP  {e.signal} = {e.value:g} ({e.limit})"
+        if isinstance(e, SafeStateAction):
+            return f"{'':11}  SAFE  {e.instrument}: {e.action}" + ("" if e.ok else f"  FAILED: {e.error}")
+        if isinstance(e, RunFinished):
+            return f"{e.t:9.1f}s  verdict {e.verdict}" + (f" ({e.reason})" if e.reason else "")
+        return None
+
+    def summary(self, verdict: str, run_id: str) -> None:
+        print(f"{verdict}  record {run_id}", file=self.out, flush=True)
+
+
+class RichView(PlainView):
+    """A live table of the last steps with a progress line, then the verdict in colour."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from rich.console import Console
+
+        self.console = Console()
+        self.rows: list[tuple[str, str, str]] = []
+        self.current = ""
+        self.planned = 0
+        self.done = 0
+        self.header = ""
+        self.live = None
+
+    def __enter__(self):
+        from rich.live import Live
+
+        self.live = Live(self._render(), console=self.console, refresh_per_second=8, transient=False)
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.live is not None:
+            self.live.update(self._render())
+            self.live.__exit__(*exc)
+
+    def _render(self):
+        from rich.table import Table
+
+        table = Table(title=self.header, expand=False, show_lines=False)
+        table.add_column("step", overflow="fold")
+        table.add_column("outcome")
+        table.add_column("detail", overflow="fold")
+        for path, outcome, detail in self.rows[-18:]:
+            table.add_row(path, f"[{COLOR.get(outcome, 'white')}]{ICON.get(outcome, outcome)}[/]", detail)
+        if self.current:
+            table.add_row(f"[bold]{self.current}[/]", "[cyan]…[/]", "")
+        table.caption = f"{self.done}/{self.planned or '?'} steps"
+        return table
+
+    def __call__(self, event: Event) -> None:
+        e = event
+        if isinstance(e, RunStarted):
+            self.header = self.line(e) or ""
+            self.planned = e.planned_steps
+        elif isinstance(e, StepStarted):
+            self.current = e.path
+        elif isinstance(e, MeasurementTaken):
+            self.line(e)
+            if e.verdict != "pass":
+                self.rows.append((f"  {e.name}", "failed", e.text))
+        elif isinstance(e, StepFinished):
+            self.done += 1
+            self.current = ""
+            self.rows.append((e.path, e.outcome, e.error or ""))
+        elif isinstance(e, (SafeStateAction, MonitorTripped)):
+            self.rows.append((self.line(e).strip(), "skipped", ""))
+        if self.live is not None:
+            self.live.update(self._render())
+
+    def summary(self, verdict: str, run_id: str) -> None:
+        color = {"PASS": "bold white on green", "FAIL": "bold white on red"}.get(verdict, "bold black on yellow")
+        self.console.print(f"[{color}]  {verdict}  [/] record {run_id}")
+        for line in self.failed:
+            self.console.print(f"  [red]{line}[/]")
+
+
+def make_view(plain: bool = False) -> PlainView:
+    return PlainView() if plain or not sys.stdout.isatty() else RichView()
+
+
+def make_prompter(answers: list[str]):
+    """Answers from --answer in order; else ask on a terminal; else None (the plan's defaults)."""
+    queue = list(answers)
+    if not queue and not sys.stdin.isatty():
+        return None
+
+    async def prompter(req: Any) -> str:
+        if queue:
+            return queue.pop(0)
+        question = f"{req.message} " + ("[y/n] " if req.style == "confirm" else "> ")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, input, question)
+
+    return prompter

@@ -1,0 +1,89 @@
+"""The Bms capability contract, run against DbcBms talking CAN (and UDS) to SimCanBms."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+
+from drivers.capabilities import Bms, Identity
+from drivers.errors import StaleSignalError
+from drivers.registry import driver_class
+from sim.bms.can_bms import SimCanBms
+from sim.pack.model import Pack
+from sim.pack.presets import PRESETS
+from sim.wiring import Wiring
+from station.clock import run
+
+_channels = (f"contract-bms-{i}" for i in itertools.count())
+
+
+async def connect(preset: str):
+    pack = Pack(PRESETS[preset])
+    sim = SimCanBms(pack, Wiring(lv_power=True), channel=next(_channels))
+    resource = await sim.start()
+    cls = driver_class("dbc_bms")
+    bms = cls("bms", resource, options={
+        "cells": pack.spec.series, "temperature_sensors": pack.spec.temp_sensors,
+        "uds": {"tx_id": 0x7E4, "rx_id": 0x7EC}, "maker": "ACME", "model": "Pack BMS"})
+    await bms.open()
+    return pack, sim, bms
+
+
+@pytest.mark.parametrize("preset", ["car-400", "bus-700"])
+def test_bms_contract(preset):
+    async def main():
+        loop = asyncio.get_running_loop()
+        pack, sim, bms = await connect(preset)
+        try:
+            assert isinstance(bms, Bms)
+            assert 0 < await bms.wake(5.0) < 5.0
+            ident = await bms.identify()
+            cells, temps = bms.cell_voltages(), bms.cell_temperatures()
+            values = {n: bms.signal(n) for n in ("pack_voltage", "soc", "cell_voltage_min", "cell_voltage_max",
+                                                 "cell_temperature_max", "hvil_closed", "imd_enabled")}
+            dtcs = await bms.read_dtcs()
+            await bms.request_mode("normal")
+            start = loop.time()
+            while bms.state() != "normal" and loop.time() - start < 3.0:
+                await asyncio.sleep(0.01)
+            closed = (bms.state(), bms.signal("contactor_main_plus"))
+            first = await bms.safe_state()
+            second = await bms.safe_state()
+            await asyncio.sleep(0.3)
+            opened = (bms.state(), bms.signal("contactor_main_plus"), bms.signal("contactor_main_minus"))
+        finally:
+            await bms.close()
+            await sim.stop()
+        return pack.spec, ident, cells, temps, values, dtcs, closed, first, second, opened
+
+    spec, ident, cells, temps, values, dtcs, closed, first, second, opened = run(main(), virtual=True)
+    assert isinstance(ident, Identity) and ident.maker == "ACME" and ident.serial and ident.firmware
+    assert len(cells) == spec.series and len(temps) == spec.temp_sensors
+    assert values["pack_voltage"] == pytest.approx(sum(cells), rel=0.005)
+    assert values["cell_voltage_min"] == pytest.approx(min(cells), abs=0.005)
+    assert values["cell_voltage_max"] == pytest.approx(max(cells), abs=0.005)
+    assert values["cell_temperature_max"] == pytest.approx(max(temps), abs=0.5)
+    assert 0 < values["soc"] <= 100 and values["hvil_closed"] == 1.0 and values["imd_enabled"] == 1.0
+    assert dtcs == [] or all(hasattr(d, "code") for d in dtcs)
+    assert closed == ("normal", 1.0)
+    assert first == second and all(isinstance(line, str) for line in first)
+    assert opened == ("standby", 0.0, 0.0)
+
+
+def test_a_closed_bms_reports_stale_values_instead_of_old_ones():
+    async def main():
+        pack, sim, bms = await connect("car-400")
+        await bms.wake(5.0)
+        await sim.stop()
+        await asyncio.sleep(1.5)  # > 3 x the 0.48 s cell-voltage rotation
+        try:
+            with pytest.raises(StaleSignalError):
+                bms.signal("soc")
+            with pytest.raises(StaleSignalError):
+                bms.cell_voltages()
+        finally:
+            await bms.close()
+
+    run(main(), virtual=True)

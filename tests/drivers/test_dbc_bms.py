@@ -1,0 +1,210 @@
+"""DbcBms on the project's DBC: exact request frames, cyclic request, live values, staleness."""
+
+from __future__ import annotations
+
+import asyncio
+
+import cantools
+import pytest
+
+from drivers.bms.dbc_bms import DbcBms
+from drivers.bms.signals import MAPS
+from drivers.capabilities import Bms
+from drivers.errors import ConnectError, InstrumentError, InstrumentTimeout, RangeError, StaleSignalError
+from drivers.testing.can import ExpectedFrames, Rx, Tx
+from drivers.testing.message import ExchangeMismatch
+from station.clock import run
+
+DB = cantools.database.load_file(str(MAPS / "eol_bms.dbc"))
+REQ = 0x200
+STANDBY = "00 00 00 00 00 00 00 00"
+
+
+def make(frames, **options) -> tuple[DbcBms, ExpectedFrames]:
+    port = ExpectedFrames(frames)
+    opts = {"cells": 8, "temperature_sensors": 4, **options}
+    return DbcBms("bms", "can://station_loop/T", options=opts, transport=port), port
+
+
+def encode(name: str, **values) -> bytes:
+    message = DB.get_message_by_name(name)
+    data = {s.name: 0 for s in message.signals if not s.multiplexer_ids}
+    data.update(values)
+    return bytes(message.encode(data, strict=False))
+
+
+def test_constructor_and_open_are_silent_and_it_is_a_bms():
+    async def main():
+        bms, port = make([])
+        assert isinstance(bms, Bms)
+        await bms.open()
+        await asyncio.sleep(1.0)
+        await bms.close()
+        port.assert_done()
+
+    run(main(), virtual=True)
+
+
+@pytest.mark.parametrize(("call", "data"), [
+    (lambda b: b.request_mode("normal"), "01 00 00 00 00 00 00 00"),
+    (lambda b: b.request_mode("charge"), "02 00 00 00 00 00 00 00"),
+    (lambda b: b.request_mode("discharge"), "03 00 00 00 00 00 00 00"),
+    (lambda b: b.set_balancing(True), "08 00 00 00 00 00 00 00"),
+    (lambda b: b.set_insulation_monitor(False), "10 00 00 00 00 00 00 00"),
+])
+def test_each_request_encodes_byte_by_byte(call, data):
+    async def main():
+        bms, port = make([Tx(REQ, data)])
+        await bms.open()
+        await call(bms)
+        await bms.close()  # before the first cyclic repeat
+        port.assert_done()
+
+    run(main(), virtual=True)
+
+
+def test_request_combines_mode_balancing_and_monitor_and_repeats_every_100_ms():
+    async def main():
+        loop = asyncio.get_running_loop()
+        bms, port = make([Tx(REQ, "02 00 00 00 00 00 00 00"), Tx(REQ, "0A 00 00 00 00 00 00 00"),
+                          Tx(REQ, "1A 00 00 00 00 00 00 00")]
+                         + [Tx(REQ, "1A 00 00 00 00 00 00 00")] * 3 + [Tx(REQ, STANDBY)])
+        await bms.open()
+        await bms.request_mode("charge")
+        await bms.set_balancing(True)
+        await bms.set_insulation_monitor(False)
+        await asyncio.sleep(0.35)  # repeats at 0.1, 0.2, 0.3 s
+        stamps = [loop.time() for _ in port.sent]
+        done = await bms.safe_state()
+        await asyncio.sleep(1.0)  # default request held: no more repeats
+        port.assert_done()
+        await bms.close()
+        return done, stamps
+
+    done, _ = run(main(), virtual=True)
+    assert done[0] == "requested standby (contactors open)"
+    assert "insulation monitor enabled" in done and "balancing off" in done
+
+
+def test_standby_stops_the_cyclic_request_and_safe_state_is_idempotent():
+    async def main():
+        bms, port = make([Tx(REQ, "01 00 00 00 00 00 00 00"), Tx(REQ, STANDBY), Tx(REQ, STANDBY), Tx(REQ, STANDBY)])
+        assert await bms.safe_state() == ["bms: not open, no request sent"]
+        await bms.open()
+        await bms.request_mode("normal")
+        await bms.request_mode("standby")
+        await asyncio.sleep(0.5)
+        first, second = await bms.safe_state(), await bms.safe_state()
+        port.assert_done()
+        return first, second
+
+    first, second = run(main(), virtual=True)
+    assert first == second
+
+
+def test_invalid_mode_is_refused_before_any_frame():
+    async def main():
+        bms, port = make([])
+        await bms.open()
+        with pytest.raises(RangeError, match="bms: BMS mode 'precharge' not one of"):
+            await bms.request_mode("precharge")
+        port.assert_done()
+
+    run(main(), virtual=True)
+
+
+def test_an_unexpected_frame_fails_the_exchange():
+    async def main():
+        bms, port = make([Tx(REQ, "02 00 00 00 00 00 00 00")])
+        await bms.open()
+        with pytest.raises(ExchangeMismatch, match="expected 0x200 \\[02 .*got 0x200 \\[01"):
+            await bms.request_mode("normal")
+        with pytest.raises(ExchangeMismatch):
+            port.assert_done()
+
+    run(main(), virtual=True)
+
+
+def test_live_values_decode_scale_and_go_stale_after_three_cycles():
+    state = encode("EOL_BmsState", BmsState=2, ContactorMainPlus=1, ContactorMainMinus=1, HvilClosed=1,
+                   ImdEnabled=1, ImdResistance=2_000_000, ErrorFlags=0x10)
+    pack = encode("EOL_PackValues", PackVoltage=401.25, PackCurrent=-120.5, BusVoltage=400.0, PackPower=-48350)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        bms, port = make([Rx(0x300, state), Rx(0x301, pack)])
+        seen = []
+        bms.add_listener(lambda name, value: seen.append(name))
+        with pytest.raises(ConnectError):
+            bms.signal("pack_voltage")
+        await bms.open()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        values = {n: bms.signal(n) for n in ("pack_voltage", "pack_current", "bus_voltage", "pack_power",
+                                             "contactor_main_plus", "contactor_precharge", "hvil_closed",
+                                             "imd_resistance", "error_flags")}
+        assert bms.state() == "normal"
+        await asyncio.sleep(0.29)
+        assert bms.signal("pack_voltage") == values["pack_voltage"]  # 0.29 s < 3 x 100 ms
+        await asyncio.sleep(0.02)
+        with pytest.raises(StaleSignalError, match=r"bms: signal pack_voltage is stale: last received 0\.31\d* s ago"):
+            bms.signal("pack_voltage")
+        with pytest.raises(StaleSignalError, match="soc never received"):
+            bms.signal("soc")
+        with pytest.raises(InstrumentError, match="'volts' is not in the signal map"):
+            bms.signal("volts")
+        port.assert_done()
+        return values, seen, loop.time()
+
+    values, seen, _ = run(main(), virtual=True)
+    assert values == {"pack_voltage": 401.25, "pack_current": -120.5, "bus_voltage": 400.0, "pack_power": -48350.0,
+                      "contactor_main_plus": 1.0, "contactor_precharge": 0.0, "hvil_closed": 1.0,
+                      "imd_resistance": 2_000_000.0, "error_flags": 16.0}
+    assert "pack_voltage" in seen and "bms_state" in seen
+
+
+def test_cells_come_from_multiplexed_frames_and_wake_needs_them_all():
+    msg = DB.get_message_by_name("EOL_CellVoltages")
+    frames = [bytes(msg.encode({"CellVoltages_Mux": m, **{f"CellVoltage_{4 * m + k:03d}": 3.7 + 0.001 * (4 * m + k)
+                                                          for k in range(4)}})) for m in range(2)]
+
+    async def main():
+        bms, port = make([], cells=8, temperature_sensors=0)
+        await bms.open()
+        port.inject(0x310, frames[0])
+        await asyncio.sleep(0.01)
+        with pytest.raises(StaleSignalError, match="cell_voltage_4 never received"):
+            bms.cell_voltages()
+        with pytest.raises(InstrumentTimeout, match=r"bms: BMS not awake after 0\.05 s: no .*EOL_BmsState.*"
+                                                    r"EOL_CellVoltages \(4 of 8 entries not yet received\)"):
+            await bms.wake(0.05)
+        port.inject(0x310, frames[1])
+        await asyncio.sleep(0.001)
+        return bms.cell_voltages()
+
+    cells = run(main(), virtual=True)
+    assert cells == pytest.approx([3.7 + 0.001 * i for i in range(8)], abs=1e-9)
+
+
+def test_uds_methods_need_the_uds_option():
+    async def main():
+        bms, _ = make([])
+        await bms.open()
+        with pytest.raises(InstrumentError, match="bms: UDS is not configured.*read DID 0xf18c"):
+            await bms.uds_read(0xF18C)
+        ident = await bms.identify()
+        await bms.close()
+        return ident
+
+    bms_opts = run(main(), virtual=True)
+    assert (bms_opts.maker, bms_opts.serial) == ("unknown", "")
+
+
+def test_identity_falls_back_to_options():
+    async def main():
+        bms, _ = make([], maker="ACME", model="BMS-7", serial="S1", firmware="1.0")
+        await bms.open()
+        return await bms.identify()
+
+    ident = run(main(), virtual=True)
+    assert (ident.maker, ident.model, ident.serial, ident.firmware) == ("ACME", "BMS-7", "S1", "1.0")

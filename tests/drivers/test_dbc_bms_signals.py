@@ -1,0 +1,92 @@
+"""Signal map files: validation with PATH:LINE:COL, cycle times, and the live-value store."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from drivers.bms.live_values import LiveValues
+from drivers.bms.signals import MAPS, SignalMapError, load_signal_map
+from drivers.errors import StaleSignalError
+
+BAD = """\
+dbc: eol_bms.dbc
+signals:
+  pack_voltage: EOL_PackValues.PackVoltag
+  pack_volts: EOL_PackValues.PackVoltage
+  soc: EOL_Nope.SOC
+  hvil_closed: {signal: EOL_BmsState.HvilClosed, inverted: true}
+cells:
+  signals: EOL_CellVoltages.CellVoltage_{index:03d}
+request:
+  message: EOL_StateRequest
+  mode: {signal: RequestMode, values: {standby: 0, normal: 1}}
+  balancing: {signal: Balance, values: {off: 0, on: 1}}
+  insulation_monitor: {signal: ImdDisable, values: {enabled: 0, disabled: 1}}
+colour: blue
+"""
+
+
+def test_every_problem_is_reported_with_its_position(tmp_path):
+    path = tmp_path / "bad_signals.yaml"
+    path.write_text(BAD)
+    with pytest.raises(SignalMapError) as info:
+        load_signal_map(path, dbc=MAPS / "eol_bms.dbc", cells=300)
+    problems = info.value.problems
+    want = [
+        ":3:17: signal 'PackVoltag' not in message EOL_PackValues",
+        ":4:3: unknown logical signal 'pack_volts'",
+        ":5:8: message 'EOL_Nope' not in the DBC",
+        ":6:50: unknown key 'inverted' in signal hvil_closed",
+        ":8:12: cells: 300 configured but 'CellVoltage_256' is not in EOL_CellVoltages",
+        ":11:31: request.mode values lack ['charge', 'discharge']",
+        ":12:23: signal 'Balance' not in message EOL_StateRequest",
+        ":14:1: unknown key 'colour' in the map",
+    ]
+    for text in want:
+        assert any(p.startswith(str(path)) and text in p for p in problems), (text, problems)
+    assert len(problems) == len(want)
+
+
+def test_the_shipped_map_loads_with_cycle_times_from_the_dbc():
+    m = load_signal_map(cells=96, temperature_sensors=24)
+    assert m.signals["pack_voltage"].period == pytest.approx(0.1)
+    assert m.cells.period == pytest.approx(24 * 0.020)  # 20 ms per frame, 24 mux frames
+    assert m.temperatures.period == pytest.approx(6 * 0.100)
+    assert m.request.period == pytest.approx(0.1)
+    assert m.request.encode("discharge", True, False) == bytes([0x1B]) + bytes(7)
+    assert m.request.decode(bytes([0x1B]) + bytes(7)) == ("discharge", True, False)
+    assert set(m.cyclic_messages().values()) == {
+        "EOL_BmsState", "EOL_PackValues", "EOL_PackState", "EOL_CellVoltageMinMax",
+        "EOL_CellTemperatureMinMax", "EOL_CellVoltages", "EOL_CellTemperatures"}
+
+
+def test_live_values_staleness_uses_three_cycle_times_and_names_the_age():
+    now = [0.0]
+    m = load_signal_map(cells=4, temperature_sensors=0)
+    live = LiveValues(m, clock=lambda: now[0], instrument="bms")
+    data = m.db.get_message_by_name("EOL_PackState").encode({"SOC": 55.5, "SOH": 99})
+    live(SimpleNamespace(arbitration_id=0x302, data=data))
+    live(SimpleNamespace(arbitration_id=0x7FF, data=b""))  # unmapped ids are ignored
+    now[0] = 0.3
+    assert live.get("soc") == pytest.approx(55.5)
+    now[0] = 0.3001
+    with pytest.raises(StaleSignalError, match=r"bms: signal soc is stale: last received 0\.300 s ago \(limit 0\.300 s\)"):
+        live.get("soc")
+
+
+def test_ingestion_is_fast():
+    m = load_signal_map(cells=192, temperature_sensors=48)
+    live = LiveValues(m, clock=time.monotonic)
+    msg = m.db.get_message_by_name("EOL_CellVoltages")
+    frames = [SimpleNamespace(arbitration_id=0x310, data=msg.encode(
+        {"CellVoltages_Mux": k, **{f"CellVoltage_{4 * k + i:03d}": 3.6 for i in range(4)}})) for k in range(48)]
+    start = time.perf_counter()
+    for _ in range(100):
+        for f in frames:
+            live.update(f)
+    rate = 4800 / (time.perf_counter() - start)
+    assert live.group("cell_voltage") == [pytest.approx(3.6)] * 192
+    assert rate > 10_000  # generous floor for a loaded CI machine; bench/ measures the real figure
