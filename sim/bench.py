@@ -76,6 +76,19 @@ class _ActivePack:
         return getattr(self._matrix.active().pack, name)
 
 
+class PackSlot:
+    """The pack on a fixture, as its peers see it: a new pack can roll in between runs."""
+
+    def __init__(self, pack: Pack) -> None:
+        object.__setattr__(self, "current", pack)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.current, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.current, name, value)
+
+
 class SimBench:
     def __init__(self, fixtures: dict[str, str] | None = None, *, seed: int = 0) -> None:
         fixtures = fixtures or {"F1": "car-400"}
@@ -92,7 +105,7 @@ class SimBench:
         self._started: list[Any] = []
 
     def _fixture(self, name: str, preset: str, seed: int) -> SimFixture:
-        pack = Pack(PRESETS[preset], seed=seed)
+        pack = PackSlot(Pack(PRESETS[preset], seed=seed))
         wiring = Wiring()
         channel = f"sim{self.id}-{name}"
         fx = SimFixture(
@@ -105,6 +118,20 @@ class SimBench:
             bms=SimCanBms(pack, wiring, channel=channel, seed=seed),
         )
         return fx
+
+    def renew(self, fixture: str, *, seed: int | None = None) -> None:
+        """A fresh golden pack of the same preset rolls in: faults and peer fault modes cleared."""
+        fx = self.fixtures[fixture]
+        self._runs = getattr(self, "_runs", 0) + 1
+        fx.pack.current = Pack(PRESETS[fx.preset], seed=seed if seed is not None else self._runs * 7919)
+        fresh = Wiring()
+        for name in fresh.__dataclass_fields__:
+            setattr(fx.wiring, name, getattr(fresh, name))
+        for peer in (fx.cycler, fx.dmm, fx.leak, fx.plc, self.safety):
+            if hasattr(peer, "behaviour"):
+                peer.behaviour = "normal"
+        fx.cycler.trips.clear()
+        fx.bms.silent_after(float("inf"))
 
     async def start(self) -> dict[str, str]:
         """Serve every peer on loopback; return placeholder -> endpoint."""

@@ -121,55 +121,98 @@ def sim_preset(prep: Prepared) -> str:
     return prep.config.config.fixtures[prep.fixture].sim_preset or "car-400"
 
 
+class Session:
+    """A station at work: result store, instruments and (with ``sim``) the simulated bench.
+
+    Several fixtures may run at once in one session; shared instruments are opened once and
+    serialised by the engine. ``presets`` picks each simulated fixture's pack preset.
+    """
+
+    def __init__(self, config: LoadedConfig, *, sim: bool, presets: dict[str, str] | None = None,
+                 db: str | None = None) -> None:
+        self.config = config
+        self.sim = sim
+        self.presets = presets or {}
+        self.db = Path(db) if db else config.resolve_path(config.config.results.db)
+        self.bench = None
+        self.store = None
+        self.instruments: StationInstruments | None = None
+
+    async def __aenter__(self) -> "Session":
+        from station.results.store import ResultStore
+
+        endpoints = None
+        if self.sim:
+            from sim.bench import SimBench
+
+            fixtures = {f: self.presets.get(f) or self.config.config.fixtures[f].sim_preset or "car-400"
+                        for f in self.config.fixture_ids()}
+            self.bench = SimBench(fixtures)
+            endpoints = await self.bench.start()
+        try:
+            self.store = ResultStore(self.db, synchronous=self.config.config.results.synchronous).open()
+        except BaseException:
+            if self.bench is not None:
+                await self.bench.stop()
+            raise
+        self.instruments = StationInstruments(self.config, endpoints)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        try:
+            if self.instruments is not None:
+                await self.instruments.close()
+        finally:
+            if self.store is not None:
+                self.store.close()
+            if self.bench is not None:
+                await self.bench.stop()
+
+    async def run(self, req: RunRequest, prep: Prepared, *, subscribers: list[Callable[[Event], None]] | None = None,
+                  prompt_handler=None, on_sequencer: Callable[[Sequencer], None] | None = None,
+                  signals: bool = True) -> tuple[str, str, Any]:
+        """Run one pack on ``prep.fixture``; return (verdict, run_id, record)."""
+        assert self.instruments is not None and self.store is not None
+        if self.bench is not None:
+            self.bench.renew(prep.fixture)
+        fx = self.instruments.build(prep.fixture)
+        seq = Sequencer(
+            prep.bound, fx.drivers, serial=req.serial, operator=req.operator,
+            station_id=self.config.config.station_id, fixture_id=prep.fixture, identities=fx.infos,
+            subscribers=subscribers, critical=[self.store.handle], prompt_handler=prompt_handler,
+            locks=self.instruments.locks_for(fx), simulated=self.sim, faults=list(req.faults),
+            interlock_period=self.config.config.interlock_period,
+        )
+        if on_sequencer:
+            on_sequencer(seq)
+        loop = asyncio.get_running_loop()
+        installed = _install_signals(loop, seq) if signals else []
+        try:
+            try:
+                await self.instruments.open(fx)
+            except InstrumentSetupError as err:
+                seq.preflight_error = str(err)
+                seq.instruments = self.instruments.opened(fx)
+            if self.bench is not None and not seq.preflight_error:
+                from sim.faults import arm_faults
+
+                arm_faults(self.bench, prep.fixture, prep.faults)
+            verdict = await seq.run()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+        record = self.store.record(seq.run_id)
+        export(req, record)
+        return verdict, seq.run_id, record
+
+
 async def execute(req: RunRequest, prep: Prepared, *, subscribers: list[Callable[[Event], None]] | None = None,
                   prompt_handler=None, on_sequencer: Callable[[Sequencer], None] | None = None) -> tuple[str, str, Any]:
-    """Run on the current loop; return (verdict, run_id, record)."""
-    from station.results.store import ResultStore
-
-    bench = None
-    endpoints = None
-    if req.sim:
-        from sim.bench import SimBench
-
-        bench = SimBench({prep.fixture: sim_preset(prep)})
-        endpoints = await bench.start()
-    db = Path(req.db) if req.db else prep.config.resolve_path(prep.config.config.results.db)
-    store = ResultStore(db, synchronous=prep.config.config.results.synchronous).open()
-    station = StationInstruments(prep.config, endpoints)
-    fx = station.build(prep.fixture)
-    seq = Sequencer(
-        prep.bound, fx.drivers, serial=req.serial, operator=req.operator,
-        station_id=prep.config.config.station_id, fixture_id=prep.fixture, identities=fx.infos,
-        subscribers=subscribers, critical=[store.handle], prompt_handler=prompt_handler,
-        locks=station.locks_for(fx), simulated=req.sim, faults=list(req.faults),
-        interlock_period=prep.config.config.interlock_period,
-    )
-    if on_sequencer:
-        on_sequencer(seq)
-    loop = asyncio.get_running_loop()
-    installed = _install_signals(loop, seq)
-    try:
-        try:
-            await station.open(fx)
-            seq.instruments = fx.drivers
-        except InstrumentSetupError as err:
-            seq.preflight_error = str(err)
-            seq.instruments = station.opened(fx)
-        if bench is not None:
-            from sim.faults import arm_faults
-
-            arm_faults(bench, prep.fixture, prep.faults)
-        verdict = await seq.run()
-        record = store.record(seq.run_id)
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-        await station.close()
-        store.close()
-        if bench is not None:
-            await bench.stop()
-    export(req, record)
-    return verdict, seq.run_id, record
+    """One run in its own session (the CLI's ``station run``)."""
+    presets = {prep.fixture: sim_preset(prep)} if req.sim else None
+    async with Session(prep.config, sim=req.sim, presets=presets, db=req.db) as session:
+        return await session.run(req, prep, subscribers=subscribers, prompt_handler=prompt_handler,
+                                 on_sequencer=on_sequencer)
 
 
 def _install_signals(loop: asyncio.AbstractEventLoop, seq: Sequencer) -> list[int]:

@@ -17,7 +17,8 @@ the driver sends; ``sim/instruments/chroma_19032.py`` serves the same):
 ``SAFE:STEP 1:GB <A>``              step 1 = ground bond at <A> (our extension of the dialect)
 ``SAFE:STEP 1:GB:LIM <ohm>``        bond resistance high limit
 ``SAFE:STEP 1:GB:TIME <s>``         bond dwell
-``SYST:ERR?``                       read once after programming; anything but 0 → DeviceError
+``SYST:ERR?``                       read once after programming and once after ``SAFE:STAR``;
+                                    anything but 0 → DeviceError naming the commands
 ``SAFE:STAR`` / ``SAFE:STOP``       start / stop (stop is idempotent)
 ``SAFE:STAT?``                      ``RUNNING`` (ramp, dwell, discharge) or ``STOPPED``
 ``SAFE:FETC? MMET``                 live reading while RUNNING (ohm, A), e.g. ``+1.234000E+08``
@@ -187,6 +188,8 @@ class Chroma19032(Driver):
         await self._check_errors("; ".join(commands))
         await transport.write("SAFE:STAR")
         try:
+            # A refused start would leave the previous run's result to be read back as ours.
+            await self._check_errors("SAFE:STAR")
             samples = await self._wait(duration, live)
         except BaseException as exc:
             await self._stop_after(exc)

@@ -109,7 +109,7 @@ class SimAteqLeak:
             line = "\x15#?garbage@" + line[::-1]
         if not writer.is_closing():
             self._send(writer, line)
-            with contextlib.suppress(ConnectionError):
+            with contextlib.suppress(ConnectionError):  # the client hung up: nobody to tell
                 await writer.drain()
 
     def _abort(self) -> None:

@@ -101,9 +101,11 @@ class SimChroma19032(ScpiInstrument):
         self.results.clear()
 
     def _step(self, suffixes: list[int], mode: str | None, *, create: bool = False) -> Step:
+        """The step a programming command addresses; results of the old list are forgotten."""
         n = suffixes[0] if suffixes else 1
         if self.running():
             raise ScpiError(-221, "Settings conflict")
+        self.results.clear()
         if create and n == len(self.steps) + 1:
             self.steps.append(Step(mode or "IR", _LEVELS[mode or "IR"].low, _DEFAULT_LIMIT[mode or "IR"]))
         if not 1 <= n <= len(self.steps):
@@ -120,15 +122,9 @@ class SimChroma19032(ScpiInstrument):
     def _setter(self, mode: str, field: str):
         def handler(suffixes: list[int], args: str) -> None:
             value = parse_float(args, what=f"{mode} {field}")
-            if field == "level":
-                check = _LEVELS[mode]
-            elif field == "limit":
-                check = _LIMITS[mode]
-            elif field == "dwell":
-                check = spec.DWELL
-            else:
-                check = spec.RAMP if value != 0 else None
-            if check is not None and not check.low <= value <= check.high:
+            check = {"level": _LEVELS[mode], "limit": _LIMITS[mode], "dwell": spec.DWELL, "ramp": spec.RAMP}[field]
+            ramp_off = field == "ramp" and value == 0
+            if not ramp_off and not check.low <= value <= check.high:
                 raise ScpiError(-222, "Data out of range")
             step = self._step(suffixes, mode, create=field == "level")
             if field == "level" and step.mode != mode:

@@ -314,7 +314,9 @@ class Quantity:
         return format_quantity(self)
 
     def __format__(self, spec: str) -> str:
-        return format_quantity(self, digits=int(spec.strip(".g") or 6)) if spec else str(self)
+        """``f"{q:.3g}"`` sets significant digits; any other spec pads the text as ``str`` does."""
+        m = re.fullmatch(r"\.([0-9]{1,2})g", spec)
+        return format_quantity(self, digits=int(m.group(1))) if m else builtins.format(str(self), spec)
 
     def __repr__(self) -> str:
         return f"Quantity({self.value!r}, {_dname(self.dim) if self.dim != DIMENSIONLESS else '1'!r})"

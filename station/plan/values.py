@@ -73,7 +73,7 @@ def template_problems(raw: str, known: set[str]) -> list[tuple[int, str]]:
     try:
         found = ex.find_expressions(raw)
     except ex.ExprError as err:
-        return [(getattr(err, "column", 0), str(err))]
+        return [(err.offset, err.message)]
     problems = []
     for start, _end, expression in found:
         for name in sorted(expression.names() - known):

@@ -65,7 +65,7 @@ def test_full_ir_sequence_pinned_message_by_message():
         ("SAFE:STEP 1:IR:TIME 1", None),
         ("SAFE:STEP 1:IR:TIME:RAMP 0.5", None),
         OK,
-        ("SAFE:STAR", None),
+        ("SAFE:STAR", None), OK,
         RUNNING, ("SAFE:FETC? MMET", "+1.000000E+06"),
         RUNNING, ("SAFE:FETC? MMET", "+2.000000E+08"),
         RUNNING, ("SAFE:FETC? MMET", "+5.100000E+08"),
@@ -90,7 +90,7 @@ def test_ir_fail_code_is_a_result_not_an_error():
         ("SAFE:SNUM?", "0"),
         ("SAFE:STEP 1:IR 500", None), ("SAFE:STEP 1:IR:LIM 1000000", None),
         ("SAFE:STEP 1:IR:TIME 2", None), ("SAFE:STEP 1:IR:TIME:RAMP 0", None), OK,
-        ("SAFE:STAR", None), STOPPED,
+        ("SAFE:STAR", None), OK, STOPPED,
         ("SAFE:RES:ALL?", "49"), ("SAFE:RES:ALL:MMET?", "+4.000000E+05"),
     ])
     result = run(drv.insulation(500, 2, 1e6, ramp=0), virtual=True)
@@ -104,7 +104,7 @@ def test_withstand_sequence(mode, code, arc, passed):
         ("SAFE:SNUM?", "0"),
         (f"SAFE:STEP 1:{mode} 2000", None), (f"SAFE:STEP 1:{mode}:LIM 0.005", None),
         (f"SAFE:STEP 1:{mode}:TIME 1", None), (f"SAFE:STEP 1:{mode}:TIME:RAMP 1", None), OK,
-        ("SAFE:STAR", None),
+        ("SAFE:STAR", None), OK,
         RUNNING, ("SAFE:FETC? MMET", "+1.200000E-03"),
         STOPPED,
         ("SAFE:RES:ALL?", str(code)), ("SAFE:RES:ALL:MMET?", "+2.400000E-03"),
@@ -119,7 +119,7 @@ def test_ground_bond_sequence_has_no_live_reading():
     drv, fake = chroma([
         ("SAFE:SNUM?", "2"), ("SAFE:STEP 1:DEL", None), ("SAFE:STEP 1:DEL", None),
         ("SAFE:STEP 1:GB 25", None), ("SAFE:STEP 1:GB:LIM 0.1", None), ("SAFE:STEP 1:GB:TIME 5", None), OK,
-        ("SAFE:STAR", None), RUNNING, STOPPED,
+        ("SAFE:STAR", None), OK, RUNNING, STOPPED,
         ("SAFE:RES:ALL?", "81"), ("SAFE:RES:ALL:MMET?", "+1.500000E-01"),
     ])
     result = run(drv.ground_bond(current=25, dwell=5, high_limit=0.1), virtual=True)
@@ -166,12 +166,23 @@ async def test_device_error_names_the_programming_commands():
     fake.assert_done()  # never started
 
 
+def test_refused_start_is_device_error_and_stops():
+    drv, fake = chroma([
+        ("SAFE:SNUM?", "0"),
+        ("SAFE:STEP 1:GB 10", None), ("SAFE:STEP 1:GB:LIM 0.1", None), ("SAFE:STEP 1:GB:TIME 1", None), OK,
+        ("SAFE:STAR", None), ("SYST:ERR?", '-221,"Settings conflict"'), ("SAFE:STOP", None),
+    ])
+    with pytest.raises(DeviceError, match=r"-221: Settings conflict \(command 'SAFE:STAR'\)"):
+        run(drv.ground_bond(10, 1, 0.1), virtual=True)
+    fake.assert_done()  # the previous run's result was never read back as this one's
+
+
 @pytest.mark.parametrize("code", [112, 113, 114, 999])
 def test_unjudged_result_codes_are_device_errors(code):
     drv, fake = chroma([
         ("SAFE:SNUM?", "0"),
         ("SAFE:STEP 1:GB 10", None), ("SAFE:STEP 1:GB:LIM 0.1", None), ("SAFE:STEP 1:GB:TIME 1", None), OK,
-        ("SAFE:STAR", None), STOPPED, ("SAFE:RES:ALL?", str(code)),
+        ("SAFE:STAR", None), OK, STOPPED, ("SAFE:RES:ALL?", str(code)),
     ])
     with pytest.raises(DeviceError, match=r"SAFE:RES:ALL\?") as info:
         run(drv.ground_bond(10, 1, 0.1), virtual=True)
@@ -185,7 +196,7 @@ def test_still_running_past_deadline_times_out_and_stops_hv():
     drv, fake = chroma([
         ("SAFE:SNUM?", "0"),
         ("SAFE:STEP 1:GB 10", None), ("SAFE:STEP 1:GB:LIM 0.1", None), ("SAFE:STEP 1:GB:TIME 0.3", None), OK,
-        ("SAFE:STAR", None), *polls, ("SAFE:STOP", None),
+        ("SAFE:STAR", None), OK, *polls, ("SAFE:STOP", None),
     ], timeout=1.0)
     with pytest.raises(InstrumentTimeout, match=r"still RUNNING.*SAFE:STAT\?"):
         run(drv.ground_bond(10, 0.3, 0.1), virtual=True)
@@ -196,7 +207,7 @@ def test_transport_error_while_waiting_still_sends_stop():
     drv, fake = chroma([
         ("SAFE:SNUM?", "0"),
         ("SAFE:STEP 1:GB 10", None), ("SAFE:STEP 1:GB:LIM 0.1", None), ("SAFE:STEP 1:GB:TIME 1", None), OK,
-        ("SAFE:STAR", None), ("SAFE:STAT?", "R#NN?NG"), ("SAFE:STOP", None),
+        ("SAFE:STAR", None), OK, ("SAFE:STAT?", "R#NN?NG"), ("SAFE:STOP", None),
     ])
     with pytest.raises(ProtocolError, match=r"SAFE:STAT\?"):
         run(drv.ground_bond(10, 1, 0.1), virtual=True)

@@ -348,3 +348,8 @@ def test_interpolating_a_huge_value_is_refused():
     with pytest.raises(ExprError, match="too long"):
         interpolate("list: ${x}", {"x": [[0] * 1000] * 1000})
     assert interpolate(5, {}) == 5  # non-text values pass through
+
+
+def test_non_text_expression_is_refused():
+    with pytest.raises(ExprError, match="must be text"):
+        compile_expr(123)  # type: ignore[arg-type]

@@ -80,6 +80,7 @@ def test_best_prefix_rendering():
     assert format_quantity(Q("1 kV"), "V") == "1000 V"
     assert format_quantity(Q("100 mOhm"), "ohm") == "0.1 ohm"
     assert f"{Q('3.654321 V'):.3g}" == "3.65 V"
+    assert f"{Q('800 V'):>8}" == "   800 V"
     assert str(Q("-0 V")) == "0 V"
 
 

@@ -208,6 +208,17 @@ def test_stop_while_running_and_no_reprogramming_meanwhile():
     assert (status, code, level) == ("STOPPED", "112", "+5.000000E+02")
 
 
+def test_reprogramming_forgets_the_last_result():
+    async def body(visa, sim, pack):
+        await visa.w("SAFE:STEP 1:GB 10", "SAFE:STEP 1:GB:TIME 0.5", "SAFE:STAR")
+        await asyncio.sleep(1.0)
+        before = await visa.q("SAFE:RES:ALL?")
+        await visa.w("SAFE:STEP 1:GB:LIM 0.2")
+        return before, await visa.q("SAFE:RES:ALL?")
+
+    assert on_sim(body) == ("116", "112")
+
+
 def test_reset_forgets_steps():
     async def body(visa, sim, pack):
         await visa.w("SAFE:STEP 1:IR 500", "*RST")

@@ -1,0 +1,63 @@
+"""Helpers to build, bind and run small plans against fake instruments on virtual time."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from station import clock
+from station.engine.sequencer import Sequencer
+from station.plan.bind import bind_plan
+from station.plan.loader import load_plan
+
+from tests.engine.fakes import FakeBms, FakeDmm, FakeFixture, FakeSafety, Recorder
+
+HEADER = """\
+schema_version: 1
+id: t
+version: 1.0.0
+title: engine test
+instruments: [dmm, fixture, bms, safety]
+"""
+
+
+class Harness:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.rec = Recorder()
+        self.events: list = []
+        self.instruments = {
+            "dmm": FakeDmm("dmm", self.rec),
+            "fixture": FakeFixture("fixture", self.rec),
+            "bms": FakeBms("bms", self.rec),
+            "safety": FakeSafety("safety", self.rec),
+        }
+
+    def write(self, name: str, body: str) -> Path:
+        path = self.tmp / name
+        path.write_text(textwrap.dedent(body))
+        return path
+
+    def bind(self, body: str, variant=None, name="plan.yaml"):
+        path = self.write(name, HEADER + textwrap.dedent(body))
+        return bind_plan(load_plan(path), variant, set(self.instruments))
+
+    def sequencer(self, body: str, **kw) -> Sequencer:
+        return Sequencer(self.bind(body), self.instruments, serial="SN1", subscribers=[self.events.append], **kw)
+
+    def run(self, body: str, **kw) -> tuple[str, Sequencer]:
+        seq = self.sequencer(body, **kw)
+        return clock.run(seq.run(), virtual=True), seq
+
+    def of(self, kind: str) -> list:
+        return [e for e in self.events if type(e).__name__ == kind]
+
+    def outcomes(self) -> dict[str, str]:
+        return {e.path: e.outcome for e in self.of("StepFinished")}
+
+
+@pytest.fixture
+def h(tmp_path) -> Harness:
+    return Harness(tmp_path)
