@@ -385,12 +385,13 @@ class Sequencer:
         measured: dict[str, Any] = {}
         for name, value in values.items():
             unit = node.spec.measures.get(name, node.spec.measures.get("*", ""))
-            limit = node.expect.get(name)
+            value, unit = v.split_quantity(value, unit)
+            limit = node.expect.get(name, node.spec.defaults.get(name, node.spec.defaults.get("*")))
             try:
                 verdict, limits, text = v.judge(value, unit, limit, names)
             except v.ValueProblem as err:
                 return "error", f"limits of '{name}': {err}", measured
-            measured[name] = value
+            measured[name] = v.as_quantity(value, unit)
             self.emit(MeasurementTaken, path=path, name=name, value=v.jsonable(value), unit=unit,
                       limits=limits, verdict=verdict, text=text)
             if verdict == "fail":

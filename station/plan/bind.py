@@ -147,7 +147,7 @@ class Binder:
             else:
                 args[spec.positional] = args.pop("_")
         for name, raw in args.items():
-            arg = spec.args.get(name)
+            arg = spec.args.get(name, spec.args.get("*"))
             if arg is None:
                 self.add(src, loc + ("with", name), f"action '{spec.name}' has no argument '{name}'{_did_you_mean(name, spec.args)}; arguments: {', '.join(spec.args) or 'none'}", key=True)
                 continue
@@ -156,7 +156,7 @@ class Binder:
                 continue
             self.check_value(raw, src, loc + ("with", name), known, unit=arg.unit, kind=arg.kind)
         for name, arg in spec.args.items():
-            if arg.default is REQUIRED and name not in args:
+            if arg.default is REQUIRED and name not in args and name != "*":
                 self.add(src, loc + ("with",) if step.with_ else loc + ("action",), f"action '{spec.name}' needs argument '{name}'")
         expect = dict(step.expect)
         if step.id:

@@ -240,6 +240,24 @@ def _convert(value: Any, arg, name: str) -> Any:
     return value
 
 
+def split_quantity(value: Any, unit: str) -> tuple[Any, str]:
+    """A computed Quantity becomes (SI float, its canonical unit); anything else is unchanged."""
+    if isinstance(value, Quantity):
+        return value.value, u.unit_of(value)
+    return value, unit
+
+
+def as_quantity(value: Any, unit: str) -> Any:
+    """A measured SI float as a Quantity in ``unit`` (so expressions keep units); others as is."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or unit in ("", "bool", "str"):
+        return value
+    try:
+        _scale, dim = u.parse_unit(unit)
+    except UnitError:
+        return value
+    return Quantity(value, dim, unit if unit in ("%", "ppm") else None)
+
+
 def render(value: Any, unit: str | None = None) -> str:
     """Human text for a value: quantities with their unit, floats in ``unit`` if given."""
     if isinstance(value, Quantity):

@@ -44,7 +44,8 @@ class FakeInstrument:
 class FakeDmm(FakeInstrument):
     def __init__(self, name, rec, *, volts=(400.0,), delay=0.0, error_at: set[int] | None = None, **kw) -> None:
         super().__init__(name, rec, **kw)
-        self.volts = list(volts)
+        self.volts = list(volts)  # measurement reads, in order (the last one repeats)
+        self.bus = [0.0]  # reads at NPLC 1 (the safe-state confirmation), in order
         self.delay = delay
         self.error_at = error_at or set()
         self.reads = 0
@@ -56,7 +57,8 @@ class FakeDmm(FakeInstrument):
             raise DeviceError("overload", instrument=self.name, command="READ?", code=-230)
         if self.delay:
             await asyncio.sleep(self.delay)
-        return self.volts[min(self.reads - 1, len(self.volts) - 1)] if range_v != 1000.0 or self.reads <= len(self.volts) else 0.0
+        series = self.bus if nplc == 1.0 else self.volts
+        return series.pop(0) if len(series) > 1 else series[0]
 
 
 class FakeFixture(FakeInstrument):

@@ -201,7 +201,7 @@ def test_one_failing_safe_state_does_not_stop_the_others(h):
 
 
 def test_safe_state_confirms_bus_below_60_v(h):
-    h.instruments["dmm"].volts = [400.0, 400.0, 300.0, 120.0, 30.0]
+    h.instruments["dmm"].bus = [400.0, 300.0, 120.0, 30.0]
     verdict, _ = h.run("main:\n  - id: v\n    dmm.voltage: {}\n")
     assert verdict == "PASS"
     confirm = [a for a in h.of("SafeStateAction") if a.instrument == "dmm"][-1]
