@@ -67,7 +67,7 @@ class Sequencer:
         self.operator = operator
         self.station_id = station_id
         self.fixture_id = fixture_id
-        self.identities = identities or []
+        self.identities = identities if identities is not None else []
         self.subscribers = list(subscribers or [])
         self.critical = list(critical or [])
         self.prompt_handler = prompt_handler

@@ -9,6 +9,7 @@ name things that exist, includes resolve without cycles, variants override known
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -234,7 +235,7 @@ class Binder:
         if not path.is_file():
             self.add(src, loc + ("include",), f"included file not found: {step.include} (looked in {base})")
             return None
-        lib_src = load_file(path, display=_display(path))
+        lib_src = load_file(path, display=os.path.normpath(os.path.join(os.path.dirname(src.file), step.include)))
         lib = parse_plan(lib_src)
         if lib is None:
             self.problems.extend(lib_src.problems)
@@ -307,13 +308,6 @@ def _finally_labels(nodes: list[Node]) -> list[Node]:
         if node.id is None:
             node.label = f"finally.{node.label}"
     return nodes
-
-
-def _display(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def bind_plan(loaded: LoadedPlan, variant: str | None = None, station_roles: set[str] | None = None) -> BoundPlan:
