@@ -206,29 +206,26 @@ class _Checker:
         self.path = path
         self.problems: list[str] = []
 
-    def _at(self, node: Any, key: Any = None, value: bool = False) -> str:
-        line, col = 0, 0
-        lc = getattr(node, "lc", None)
-        if lc is not None:
-            if key is None:
-                line, col = lc.line, lc.col
-            else:
-                try:
-                    line, col = (lc.value(key) if value else lc.key(key))[:2]
-                except (KeyError, TypeError):
-                    line, col = lc.line, lc.col
-        return f"{self.path}:{line + 1}:{col + 1}"
-
     def fail(self, node: Any, key: Any, message: str, value: bool = False) -> None:
-        self.problems.append(f"{self._at(node, key, value)}: {message}")
+        """Record ``message`` at ``node``'s key (or its value), or at the node itself."""
+        lc, (line, col) = getattr(node, "lc", None), (0, 0)
+        if lc is not None:
+            try:
+                line, col = (lc.value(key) if value else lc.key(key))[:2]
+            except (KeyError, TypeError):
+                line, col = lc.line, lc.col
+        self.problems.append(f"{self.path}:{line + 1}:{col + 1}: {message}")
+
+    def known_keys(self, node: Mapping, allowed: set[str] | tuple[str, ...]) -> None:
+        for key in node:
+            if key not in allowed:
+                self.fail(node, key, f"unknown key {key!r} (expected {', '.join(sorted(allowed))})")
 
     def document(self, doc: Any) -> tuple[dict[int, DidEntry], dict[int, SecurityLevel]]:
         if not isinstance(doc, Mapping):
             self.fail(doc, None, "a DID table is a mapping with 'schema_version', 'security' and 'dids'")
             return {}, {}
-        for key in doc:
-            if key not in ("schema_version", "security", "dids"):
-                self.fail(doc, key, f"unknown key {key!r} (expected schema_version, security, dids)")
+        self.known_keys(doc, ("schema_version", "security", "dids"))
         if doc.get("schema_version") != 1:
             self.fail(doc, "schema_version" if "schema_version" in doc else None, "schema_version must be 1")
         security = self.security(doc.get("security") or {})
@@ -260,11 +257,8 @@ class _Checker:
             if not isinstance(spec, Mapping) or not isinstance(spec.get("algorithm"), str):
                 self.fail(node, level, f"security level {level} needs an 'algorithm' name")
                 continue
-            for key in spec:
-                if key not in _LEVEL_KEYS:
-                    self.fail(spec, key, f"unknown key {key!r} (expected {', '.join(sorted(_LEVEL_KEYS))})")
-            params = spec.get("params") or {}
-            seed_length = spec.get("seed_length", 4)
+            self.known_keys(spec, _LEVEL_KEYS)
+            params, seed_length = spec.get("params") or {}, spec.get("seed_length", 4)
             if not isinstance(params, Mapping):
                 self.fail(spec, "params", "'params' must be a mapping", value=True)
                 continue
@@ -284,9 +278,7 @@ class _Checker:
             self.fail(dids, did, f"DID {did:#06x} must map to {{name, length, codec, ...}}")
             return None
         before = len(self.problems)
-        for key in spec:
-            if key not in _DID_KEYS:
-                self.fail(spec, key, f"unknown key {key!r} (expected {', '.join(sorted(_DID_KEYS))})")
+        self.known_keys(spec, _DID_KEYS)
         for key in ("name", "length", "codec"):
             if key not in spec:
                 self.fail(dids, did, f"DID {did:#06x} is missing {key!r}")
@@ -320,12 +312,8 @@ def _plain(value: Any) -> Any:
     """ruamel's round-trip scalars (ScalarString, HexInt, TimeStamp) as plain Python values."""
     if isinstance(value, bool) or value is None:
         return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, dt.datetime):
-        return value.date()
+    if isinstance(value, (int, float)):
+        return int(value) if isinstance(value, int) else float(value)
     if isinstance(value, dt.date):
-        return dt.date(value.year, value.month, value.day)
-    if isinstance(value, float):
-        return float(value)
+        return dt.date(value.year, value.month, value.day)  # also drops a datetime's time
     return str(value)

@@ -42,6 +42,16 @@ _MASK = Range(0, 0xFF, unit="(status mask)")
 _LEVEL = Range(1, 0x3F, unit="(security level)")
 
 
+# udsoncan / can-isotp / python-can failures -> (typed error, message prefix); first match wins.
+_FAILURES: tuple[tuple[Any, type, str], ...] = (
+    (uds_exc.TimeoutException, InstrumentTimeout, "no reply to"),
+    (isotp.BlockingSendFailure, InstrumentTimeout, "request not sent (no flow control?) for"),
+    ((uds_exc.InvalidResponseException, uds_exc.UnexpectedResponseException), ProtocolError, "bad reply to"),
+    ((uds_exc.ConfigError, ValueError), RangeError, "refused"),
+    ((can.CanError, OSError), ConnectError, "CAN transport failed during"),
+)
+
+
 class _RawCodec(DidCodec):
     """Bytes in, bytes out: decoding per codec is ours (DidEntry), so the table stays the one source."""
 
@@ -58,6 +68,17 @@ class _RawCodec(DidCodec):
         if self.length is None:
             raise DidCodec.ReadAllRemainingData  # a DID outside the table: take the rest
         return self.length
+
+
+class _BoundedSendConnection(PythonIsoTpConnection):
+    """udsoncan sends without a timeout; a blocking ISO-TP send must not wait forever."""
+
+    def __init__(self, stack: Any, name: str, send_timeout: float) -> None:
+        super().__init__(stack, name=name)
+        self.send_timeout = send_timeout
+
+    def specific_send(self, payload: bytes, timeout: float | None = None) -> None:
+        super().specific_send(payload, self.send_timeout if timeout is None else timeout)
 
 
 class UdsClient:
@@ -100,6 +121,7 @@ class UdsClient:
         self._client: Client | None = None
         self._keepalive_task: asyncio.Task | None = None
         self._keepalive_error: Exception | None = None  # raised by the next request
+        self._tx_error: Exception | None = None  # CAN send failure seen in can-isotp's thread
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -131,8 +153,10 @@ class UdsClient:
             request_timeout=self.request_timeout,
             use_server_timing=False,  # the station's timeouts rule, not the ECU's 50 ms P2
         )
+        self._guard_tx(stack)
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"uds-{self.instrument}")
-        client = Client(PythonIsoTpConnection(stack, name=self.instrument), config=config)
+        # The send covers a multi-frame request: up to 1 s of waiting for the ECU's flow control.
+        client = Client(_BoundedSendConnection(stack, self.instrument, self.timeout + 1.0), config=config)
         try:
             await self._run("open ISO-TP", client.open)
         except BaseException:
@@ -254,6 +278,19 @@ class UdsClient:
         key_params = self.key_params if self.key_params is not None else (config.params if config else {})
         return compute_key(algorithm, seed, key_params)
 
+    def _guard_tx(self, stack: Any) -> None:
+        """A CanError inside can-isotp's thread would kill that thread and leave every request
+        hanging; keep it instead for the request in flight, which raises it as ConnectError."""
+        send = stack.txfn
+
+        def txfn(msg: Any) -> None:
+            try:
+                send(msg)
+            except can.CanError as exc:
+                self._tx_error = exc
+
+        stack.txfn = txfn
+
     async def _keep_alive(self) -> None:
         try:
             while True:
@@ -287,23 +324,25 @@ class UdsClient:
             error, self._keepalive_error = self._keepalive_error, None
             raise error
         try:
-            return await self._run(command, lambda: func(client))
+            try:
+                return await self._run(command, lambda: func(client))
+            finally:
+                if self._tx_error is not None:
+                    error, self._tx_error = self._tx_error, None
+                    raise ConnectError(f"CAN send failed during {service}: {error}", instrument=self.instrument, command=command)
+        except ConnectError:
+            raise
         except uds_exc.NegativeResponseException as exc:
             code = exc.response.code
             raise DeviceError(
                 f"negative response {nrc_name(code)} ({code:#04x}) to {service}, {subject}",
                 code=code, instrument=self.instrument, command=command,
             ) from None
-        except uds_exc.TimeoutException as exc:
-            raise InstrumentTimeout(f"no reply to {service}, {subject}: {exc}", instrument=self.instrument, command=command) from None
-        except isotp.BlockingSendFailure as exc:  # no flow control from the ECU, or bus stalled
-            raise InstrumentTimeout(f"request not sent for {service}, {subject}: {exc}", instrument=self.instrument, command=command) from None
-        except (uds_exc.InvalidResponseException, uds_exc.UnexpectedResponseException) as exc:
-            raise ProtocolError(f"bad reply to {service}, {subject}: {exc}", instrument=self.instrument, command=command) from None
-        except (uds_exc.ConfigError, ValueError) as exc:
-            raise RangeError(f"{service}, {subject}: {exc}", instrument=self.instrument, command=command) from None
-        except (can.CanError, OSError) as exc:
-            raise ConnectError(f"CAN transport failed during {service}: {exc}", instrument=self.instrument, command=command) from None
+        except Exception as exc:
+            for kinds, error, what in _FAILURES:
+                if isinstance(exc, kinds):
+                    raise error(f"{what} {service}, {subject}: {exc}", instrument=self.instrument, command=command) from None
+            raise
 
 
 def _suppressed_tester_present(client: Client) -> None:

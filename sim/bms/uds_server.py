@@ -170,6 +170,8 @@ class UdsServer:
             if rid not in self.ecu.routine_results:
                 raise NegativeResponse(Nrc.REQUEST_SEQUENCE_ERROR, f"routine {rid:#06x} has no results")
             return head + self.ecu.routine_results[rid]
+        if rid in self.ecu.running:
+            raise NegativeResponse(Nrc.CONDITIONS_NOT_CORRECT, f"routine {rid:#06x} already running")
         self.ecu.running.add(rid)
         await self._run_slowly(routine.delay, req[1])
         result = routine.result(req[4:])

@@ -18,7 +18,7 @@ import pytest
 from drivers.bms.security import add_rotate_key, xor_key
 from drivers.bms.uds_client import UdsClient, nrc_name
 from drivers.capabilities import Dtc
-from drivers.errors import DeviceError, InstrumentTimeout, ProtocolError, RangeError
+from drivers.errors import ConnectError, DeviceError, InstrumentTimeout, ProtocolError, RangeError
 from drivers.transports.can import CanPort
 from station.clock import run
 
@@ -212,6 +212,45 @@ async def test_failed_keepalive_is_raised_by_the_next_request():
         await client.session("extended")
         client.port.bus.shutdown()  # the CAN interface goes away under the keep-alive
         await asyncio.sleep(2.5)
-        with pytest.raises(InstrumentTimeout, match="0x3E TesterPresent"):
+        with pytest.raises(ConnectError, match="CAN send failed during 0x3E TesterPresent.*shut-down"):
+            await client.read_did(0xF18C)
+        with pytest.raises(ConnectError, match="CAN send failed during 0x22"):  # and it stays failed
             await client.read_did(0xF18C)
     ecu.assert_done()
+
+
+def test_did_table_errors_point_at_line_and_column():
+    from drivers.bms.did_table import DidTableError, parse_did_table
+
+    text = """schema_version: 1
+security:
+  1: {algorithm: xor, params: {constant: 1}}
+dids:
+  0xF18C: {name: ecu_serial, length: 4, codec: ascii, default: TOO-LONG}
+  0xF1A0: {name: eol_flag, length: 1, codec: int}
+  0xF1A1: {name: eol_date, length: 4, codec: bcd-date, security: 2, colour: red}
+"""
+    with pytest.raises(DidTableError) as info:
+        parse_did_table(text, "t.yaml")
+    assert info.value.problems == [
+        "t.yaml:5:64: default: 'TOO-LONG' is 8 characters, longer than 4",
+        "t.yaml:6:46: codec 'int' not one of ascii, uint, hex, bcd-date",
+        "t.yaml:7:69: unknown key 'colour' (expected codec, default, description, length, name, security, writable)",
+        "t.yaml:7:66: security level 2 is not defined under 'security'",
+    ]
+    with pytest.raises(DidTableError, match=r"t.yaml:3:3: .*duplicate key"):
+        parse_did_table("dids:\n  0x1: {name: a, length: 1, codec: uint}\n  0x1: {name: b, length: 1, codec: uint}\n", "t.yaml")
+
+
+def test_did_codecs_round_trip_and_refuse():
+    from drivers.bms.did_table import DidValueError, load_did_table
+
+    table = load_did_table()
+    assert table.resolve("eol_date").encode(dt.date(2026, 11, 25)) == H("20261125")
+    assert table.resolve("eol_date").decode(bytes(4)) is None
+    assert table.resolve("calibration_checksum").decode(H("3c5a9e01")) == "3C5A9E01"
+    assert table.resolve("eol_flag").decode(b"\x07") == 7
+    with pytest.raises(DidValueError):
+        table.resolve("eol_flag").encode(-1)
+    with pytest.raises(DidValueError):
+        table.resolve("ecu_serial").decode(b"\xff" * 16)

@@ -232,6 +232,7 @@ async def test_slow_routine_answers_pending_then_positive():
     t.server.on_message(frame(0x04, 0x31, 0x01, 0x02, 0x03))
     await t.settle()
     assert t.take() == [bytes([0x03, 0x7F, 0x31, 0x78]).ljust(8, b"\xcc")]
+    assert await t.ask(0x31, 0x01, 0x02, 0x03) == b"\x7f\x31\x22"  # already running
     await t.settle(0.95)
     assert t.take() == [bytes([0x03, 0x7F, 0x31, 0x78]).ljust(8, b"\xcc")] * 2  # repeated at 0.4, 0.8 s
     await t.settle(0.1)

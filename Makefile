@@ -1,0 +1,28 @@
+# The two quick-start commands (README): `make demo` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench schema clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,line]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## run the smoke plan against the simulator, with the live step table and verdict
+	$(BIN)/station run test_plans/smoke.yaml --sim --serial SN0001 --report out/smoke.html
+
+test: $(STAMP)  ## the whole test suite
+	$(BIN)/pytest -q
+
+bench: $(STAMP)  ## benchmarks (not part of the test run); prints a table and writes out/bench.json
+	$(BIN)/python bench/run_all.py
+
+schema: $(STAMP)
+	$(BIN)/station schema > test_plans/schema/plan.schema.json
+
+clean:
+	rm -rf $(VENV) out results
