@@ -93,14 +93,15 @@ class DbcBms(Driver):
             await port.close()
 
     async def identify(self) -> Identity:
-        """Maker/model from options; serial (F18C) and firmware (F195) over UDS if configured."""
+        """Identity from options, without bus I/O.
+
+        The BMS belongs to the pack under test, not to the station: it may still be asleep when
+        the station opens its instruments (LV power comes later), and its serial and software
+        versions are measurements of the pack (``bms.identity`` reads them over UDS).
+        """
         opts = self.options
-        serial, firmware = str(opts.get("serial", "")), str(opts.get("firmware", ""))
-        if self._uds is not None:
-            serial = _text(await self._uds.read_did(0xF18C))
-            firmware = _text(await self._uds.read_did(0xF195))
         return Identity(str(opts.get("maker", "unknown")), str(opts.get("model", "DBC BMS")),
-                        serial, firmware, self.calibration_due)
+                        str(opts.get("serial", "")), str(opts.get("firmware", "")), self.calibration_due)
 
     async def safe_state(self) -> list[str]:
         """Request standby (contactors open), monitor enabled, balancing off; stop cycling."""
@@ -207,6 +208,10 @@ class DbcBms(Driver):
             raise InstrumentError("UDS is not configured (option 'uds')", instrument=self.name,
                                   command=command)
         return self._uds
+
+    async def uds_session(self, kind: str) -> None:
+        """0x10 DiagnosticSessionControl: "default", "extended" or "programming"."""
+        await self._client(f"session {kind}").session(kind)
 
     async def uds_read(self, did: int) -> bytes:
         return await self._client(f"read DID {did:#06x}").read_did(did)

@@ -82,8 +82,8 @@ class LiveValues:
         values, stamps, listeners = self._values, self._stamps, self.listeners
         entries = handler.plain
         if handler.mux is not None:
-            entries = entries + handler.by_mux.get(decoded[handler.mux], []) if entries else \
-                handler.by_mux.get(decoded[handler.mux], ())
+            muxed = handler.by_mux.get(decoded[handler.mux], ())
+            entries = entries + muxed if entries else muxed
         for sig, slot, factor, invert in entries:
             value = decoded.get(sig)
             if value is None:

@@ -134,6 +134,11 @@ def load_signal_map(path: str | Path = DEFAULT_MAP, *, dbc: str | Path | None = 
     return _Loader(Path(path), dbc, cells, temperature_sensors).load()
 
 
+def _position(problem: str) -> tuple[int, int]:
+    found = re.search(r":(\d+):(\d+): ", problem)
+    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+
+
 class _Loader:
     def __init__(self, path: Path, dbc: str | Path | None, cells: int, temps: int) -> None:
         self.path, self.dbc_path, self.counts = path, dbc, {"cells": cells, "temperatures": temps}
@@ -181,7 +186,7 @@ class _Loader:
         groups = {kind: self.group(doc, kind) if kind in doc else None for kind in ("cells", "temperatures")}
         request = self.request(doc["request"]) if "request" in doc else None
         if self.problems:
-            raise SignalMapError(self.problems)
+            raise SignalMapError(sorted(self.problems, key=_position))
         return SignalMap(self.db, signals, groups["cells"], groups["temperatures"], request)
 
     def message_signal(self, node: Any, key: Any, ref: Any) -> tuple[Any, str] | None:
@@ -275,7 +280,8 @@ class _Loader:
             missing = [t for t in texts if t not in (item["values"] or {})]
             if missing:
                 self.err(item, "values", f"request.{kind} values lack {missing}")
-            signals[kind], values[kind] = str(item["signal"]), {str(k): int(v) for k, v in item["values"].items()}
+            signals[kind] = str(item["signal"])
+            values[kind] = {str(k): int(v) for k, v in (item["values"] or {}).items()}
         fixed = {str(k): v for k, v in (spec.get("fixed") or {}).items()}
         for key in fixed:
             if key not in sig_names:

@@ -17,11 +17,16 @@ from drivers.base import Driver
 from drivers.capabilities import CyclerReading, Identity
 from drivers.errors import RangeError
 from drivers.fixture.modbus_fixture import map_identity, run_all
-from drivers.maps.regmap import Field, load_map, read_fields
+from drivers.maps.regmap import Field, MapError, load_map, read_fields
 from drivers.transports.modbus import ModbusTransport, parse_resource
 from drivers.validators import Range
 
 _MEASURED = ("measured_voltage", "measured_current", "measured_power", "measured_ah")
+# What a site's map must provide (name -> table); watchdog_timeout and heartbeat are optional.
+REQUIRED = {"output_enable": "coil", "protection_clear": "coil", "reset_counters": "coil",
+            "voltage_setpoint": "holding", "current_setpoint": "holding",
+            "charge_current_limit": "holding", "discharge_current_limit": "holding",
+            "protection": "input", **{n: "input" for n in _MEASURED}}
 
 
 class ModbusCycler(Driver):
@@ -31,6 +36,9 @@ class ModbusCycler(Driver):
         super().__init__(name, resource, **kw)
         parse_resource(resource, name)  # a malformed resource fails at config load
         self.map = load_map(self.options.get("map", "modbus_cycler.yaml"))
+        missing = [f"{n} ({t})" for n, t in REQUIRED.items() if n not in self.map or self.map[n].table != t]
+        if missing:
+            raise MapError([f"{self.map.path}: a cycler map needs {', '.join(missing)}"])
         v_max = self.options.get("voltage_max")
         i_max = self.options.get("current_max")
         self.ranges = {
@@ -38,8 +46,9 @@ class ModbusCycler(Driver):
             "current_setpoint": self._range("current_setpoint", -i_max if i_max else None, i_max),
             "charge_current_limit": self._range("charge_current_limit", 0, i_max),
             "discharge_current_limit": self._range("discharge_current_limit", 0, i_max),
-            "watchdog_timeout": self._range("watchdog_timeout", 0, None),
         }
+        if "watchdog_timeout" in self.map:
+            self.ranges["watchdog_timeout"] = self._range("watchdog_timeout", 0, None)
 
     def _range(self, name: str, low: float | None, high: float | None) -> Range:
         """The map's range for ``name``, narrowed (never widened) by the site's rating."""
@@ -74,6 +83,8 @@ class ModbusCycler(Driver):
             await self.transport.write_registers(start, words)
 
     def _check(self, name: str, value: float, what: str) -> float:
+        if name not in self.ranges:
+            raise RangeError(f"{what}: map {self.map.path} has no {name}", instrument=self.name)
         return self.ranges[name].check(value, what=what, instrument=self.name)
 
     async def set_output(self, on: bool) -> None:
@@ -118,6 +129,8 @@ class ModbusCycler(Driver):
 
     async def heartbeat(self) -> int:
         """The controller's heartbeat counter (it increments while the cycler runs)."""
+        if "heartbeat" not in self.map:
+            raise RangeError(f"map {self.map.path} has no heartbeat register", instrument=self.name)
         f = self.map["heartbeat"]
         return int((await read_fields(self.transport, [f], self.map))[f.name])
 

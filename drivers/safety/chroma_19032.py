@@ -26,7 +26,7 @@ the driver sends; ``sim/instruments/chroma_19032.py`` serves the same):
 ``SAFE:RES:ALL:MMET?``              final reading per step, ``+5.230000E+08``
 ==================================  ===================================================
 
-Ranges are the 19032's: IR 50–1000 V DC, low limit 10 kΩ–50 GΩ; AC 50–5000 V, ≤ 40 mA;
+Ranges (19032-class figures): IR 50–1000 V DC, low limit 10 kΩ–50 GΩ; AC 50–5000 V, ≤ 40 mA;
 DC 50–6000 V, ≤ 10 mA; bond 3–40 A, high limit 0.1–600 mΩ; dwell 0.3–999 s; ramp 0 (off) or
 0.1–999 s. Option ``poll`` (s, default 0.5) sets how often status and live reading are read.
 """
@@ -203,7 +203,7 @@ class Chroma19032(Driver):
         start = loop.time()
         limit = duration + DISCHARGE_S + max(2.0, self.timeout)
         samples: list[tuple[float, float]] = []
-        while (status := await self._status()) == "RUNNING":
+        while await self._status() == "RUNNING":
             if live:
                 value = await self._query_float("SAFE:FETC? MMET")
                 samples.append((loop.time() - start, value))

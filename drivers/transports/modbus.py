@@ -15,14 +15,14 @@ loop's clock (virtual under the simulator) and raises instead of returning pymod
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 
-from drivers.errors import ConnectError, DeviceError, InstrumentTimeout, ProtocolError
+from drivers.errors import ConnectError, DeviceError, InstrumentTimeout, ProtocolError, RangeError
 
 EXCEPTION_NAMES = {
     1: "ILLEGAL_FUNCTION",
@@ -35,6 +35,8 @@ EXCEPTION_NAMES = {
     10: "GATEWAY_PATH_UNAVAILABLE",
     11: "GATEWAY_TARGET_DEVICE_FAILED_TO_RESPOND",
 }
+# pymodbus client method -> the name callers know (ModbusTransport's own method)
+_NAMES = {"read_holding_registers": "read_holding", "read_input_registers": "read_input"}
 _QUERY_KEYS = {"tcp": ("unit",), "rtu": ("unit", "baud", "parity", "bytesize", "stopbits")}
 
 
@@ -103,7 +105,8 @@ class ModbusTransport:
         # retries=0 and a client timeout above ours: our wait_for decides what a timeout is,
         # so no request silently takes (retries + 1) x timeout. reconnect_delay=0: a lost
         # link is reported (ConnectError), not papered over by background reconnects.
-        common = {"timeout": self.timeout + 1.0, "retries": 0, "reconnect_delay": 0, "name": self.instrument or "modbus"}
+        common = {"timeout": self.timeout + 1.0, "retries": 0, "reconnect_delay": 0,
+                  "name": self.instrument or "modbus"}
         if ep.kind == "tcp":
             client = AsyncModbusTcpClient(ep.host, port=int(ep.port), **common)
         else:
@@ -134,66 +137,87 @@ class ModbusTransport:
 
     # -- the Modbus function codes ----------------------------------------------------------
     async def read_coils(self, address: int, count: int) -> list[bool]:
-        rsp = await self._call("read_coils", address, count, lambda c: c.read_coils(address, count=count, device_id=self.endpoint.unit))
+        """FC1: ``count`` coils from ``address``."""
+        rsp = await self._call("read_coils", address, count, count=count)
         return [bool(b) for b in rsp.bits[:count]]
 
     async def read_discrete_inputs(self, address: int, count: int) -> list[bool]:
-        rsp = await self._call("read_discrete_inputs", address, count,
-                               lambda c: c.read_discrete_inputs(address, count=count, device_id=self.endpoint.unit))
+        """FC2: ``count`` discrete inputs from ``address``."""
+        rsp = await self._call("read_discrete_inputs", address, count, count=count)
         return [bool(b) for b in rsp.bits[:count]]
 
     async def read_holding(self, address: int, count: int) -> list[int]:
-        rsp = await self._call("read_holding", address, count,
-                               lambda c: c.read_holding_registers(address, count=count, device_id=self.endpoint.unit))
+        """FC3: ``count`` raw 16-bit holding registers from ``address``."""
+        rsp = await self._call("read_holding_registers", address, count, count=count)
         return self._registers(rsp, "read_holding", address, count)
 
     async def read_input(self, address: int, count: int) -> list[int]:
-        rsp = await self._call("read_input", address, count,
-                               lambda c: c.read_input_registers(address, count=count, device_id=self.endpoint.unit))
+        """FC4: ``count`` raw 16-bit input registers from ``address``."""
+        rsp = await self._call("read_input_registers", address, count, count=count)
         return self._registers(rsp, "read_input", address, count)
 
     async def write_coil(self, address: int, value: bool) -> None:
-        await self._call("write_coil", address, value, lambda c: c.write_coil(address, bool(value), device_id=self.endpoint.unit))
+        """FC5: one coil."""
+        await self._call("write_coil", address, bool(value))
 
     async def write_coils(self, address: int, values: Sequence[bool]) -> None:
-        vals = [bool(v) for v in values]
-        await self._call("write_coils", address, vals, lambda c: c.write_coils(address, vals, device_id=self.endpoint.unit))
+        """FC15: consecutive coils from ``address``."""
+        await self._call("write_coils", address, [bool(v) for v in values])
 
     async def write_register(self, address: int, value: int) -> None:
-        await self._call("write_register", address, value,
-                         lambda c: c.write_register(address, int(value), device_id=self.endpoint.unit))
+        """FC6: one raw 16-bit holding register."""
+        await self._call("write_register", address, int(value))
 
     async def write_registers(self, address: int, values: Sequence[int]) -> None:
-        vals = [int(v) for v in values]
-        await self._call("write_registers", address, vals,
-                         lambda c: c.write_registers(address, vals, device_id=self.endpoint.unit))
+        """FC16: consecutive raw 16-bit holding registers from ``address``."""
+        await self._call("write_registers", address, [int(v) for v in values])
 
     # -- one bounded request, errors typed --------------------------------------------------
-    async def _call(self, function: str, address: int, arg: object, request: Callable[[object], Awaitable]):
+    async def _call(self, method: str, address: int, arg: object, **kw):
+        """``client.<method>(address, [arg,] ...)`` within ``timeout``; the reply or a typed error."""
+        function = _NAMES.get(method, method)
         command = f"{function}({address}, {arg!r})"
+        where = {"instrument": self.instrument, "command": command}
         if self._client is None:
-            raise ConnectError("transport is not open", instrument=self.instrument, command=command)
+            raise ConnectError("transport is not open", **where)
+        self._check(function, address, arg, kw.get("count"), where)
+        args = (address,) if "count" in kw else (address, arg)
         try:
-            rsp = await asyncio.wait_for(request(self._client), self.timeout)
+            rsp = await asyncio.wait_for(
+                getattr(self._client, method)(*args, device_id=self.endpoint.unit, **kw), self.timeout)
         except asyncio.TimeoutError:
-            raise InstrumentTimeout(f"no reply within {self.timeout:g} s", instrument=self.instrument,
-                                    command=command) from None
+            raise InstrumentTimeout(f"no reply within {self.timeout:g} s", **where) from None
         except ConnectionException as exc:
-            raise ConnectError(f"connection lost: {exc}", instrument=self.instrument, command=command) from None
+            raise ConnectError(f"connection lost: {exc}", **where) from None
         except ModbusIOException as exc:
             if "no response" in str(exc).lower():
-                raise InstrumentTimeout(f"no reply: {exc}", instrument=self.instrument, command=command) from None
-            raise ProtocolError(f"bad reply: {exc}", instrument=self.instrument, command=command) from None
+                raise InstrumentTimeout(f"no reply: {exc}", **where) from None
+            raise ProtocolError(f"bad reply: {exc}", **where) from None
         except OSError as exc:
-            raise ConnectError(f"link error: {exc}", instrument=self.instrument, command=command) from None
+            raise ConnectError(f"link error: {exc}", **where) from None
         if rsp is None:
-            raise InstrumentTimeout("no reply", instrument=self.instrument, command=command)
+            raise InstrumentTimeout("no reply", **where)
         if rsp.isError():
             code = int(getattr(rsp, "exception_code", 0) or 0)
             name = EXCEPTION_NAMES.get(code, "UNKNOWN_EXCEPTION")
             raise DeviceError(f"{function} at address {address} answered Modbus exception {code} {name}",
-                              code=code, instrument=self.instrument, command=command)
+                              code=code, **where)
         return rsp
+
+    @staticmethod
+    def _check(function: str, address: int, arg: object, count: int | None, where: dict) -> None:
+        """Refuse what no Modbus frame can carry, before anything is sent."""
+        limit = 2000 if "coil" in function or "discrete" in function else 125
+        if count is not None:
+            n = count
+        else:
+            n = len(arg) if isinstance(arg, list) else 1
+        if not 0 <= address <= 0xFFFF or not 1 <= n <= limit or address + n > 0x10000:
+            raise RangeError(f"{function}: address {address} + {n} item(s) outside the Modbus limits "
+                             f"(address 0..65535, 1..{limit} items)", **where)
+        values = arg if isinstance(arg, list) else [arg]
+        if "register" in function and count is None and not all(0 <= v <= 0xFFFF for v in values):
+            raise RangeError(f"{function}: register values must be 0..65535, got {arg!r}", **where)
 
     def _registers(self, rsp, function: str, address: int, count: int) -> list[int]:
         regs = list(rsp.registers)

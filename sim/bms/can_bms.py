@@ -20,9 +20,12 @@ import can
 
 from drivers.bms.signals import DEFAULT_MAP, Group, load_signal_map
 from sim.bms.measurements import Measurements
-from sim.bms.state_machine import BmsStateMachine
+from sim.bms.state_machine import ERR_SENSOR, BmsStateMachine
 
 SUPERVISE_S = 0.05  # s between LV/HVIL/watchdog checks
+# logical min/max signal -> (kind, position in Measurements.extremes' tuple)
+_EXTREMES = {f"{kind}_{which}": (kind, position) for kind in ("cell_voltage", "cell_temperature")
+             for position, which in enumerate(("min", "min_index", "max", "max_index"))}
 
 
 def _bounds(sig) -> tuple[float, float]:
@@ -209,12 +212,10 @@ class SimCanBms:
             return 100.0 * float(pack.soc())
         if name == "soh":
             return 100.0
-        if name.startswith(("cell_voltage_", "cell_temperature_")):
+        if name in _EXTREMES:
             m.sample()
-            values = m.cells if name.startswith("cell_voltage_") else m.temps
-            low, low_i, high, high_i = m.extremes(values)
-            return {"min": low, "max": high, "min_index": low_i, "max_index": high_i}[
-                name.split("_", 2)[2]]
+            kind, position = _EXTREMES[name]
+            return m.extremes_of[kind][position]
         if name == "bms_state":
             return states.get(self.machine.state, states.get("error", 0))
         if name.startswith("contactor_"):
@@ -233,8 +234,8 @@ class SimCanBms:
             self._alive = (self._alive + 1) % 16
             return float(self._alive)
         flags = self.error_flags | self.machine.error_flags
-        if any(v is None for v in m.cells + m.temps):
-            flags |= 1 << 3  # sensor fault
+        if m.sensor_fault:
+            flags |= ERR_SENSOR
         return float(flags) if name == "error_flags" else float(bool(flags))
 
     def _on_message(self, msg: can.Message) -> None:

@@ -32,6 +32,8 @@ class Measurements:
         self._taken = float("-inf")
         self.cells: list[float | None] = []
         self.temps: list[float | None] = []
+        self.extremes_of: dict[str, tuple[float, int, float, int]] = {}
+        self.sensor_fault = False
 
     def sample(self) -> None:
         """Refresh the cell/temperature snapshot if it is older than the sample period."""
@@ -48,6 +50,10 @@ class Measurements:
         dead = _indices(getattr(pack, "dead_sensor", None))
         self.cells = [None if i in open_taps else float(v) for i, v in enumerate(volts)]
         self.temps = [None if i in dead else float(t) for i, t in enumerate(temps)]
+        # computed once per scan: every min/max signal of every frame reads these
+        self.extremes_of = {"cell_voltage": self.extremes(self.cells),
+                            "cell_temperature": self.extremes(self.temps)}
+        self.sensor_fault = bool(open_taps or dead)
 
     def pack_voltage(self) -> float:
         return float(self.pack.pack_voltage()) + float(self.rng.normal(0.0, self.sigma["pack_v"]))

@@ -38,7 +38,6 @@ class SimFixturePlc(MapServer):
         self.clamp_closed = False
         self._clamp_timer: asyncio.TimerHandle | None = None
         self._estop_timer: asyncio.TimerHandle | None = None
-        wiring.bond_point = getattr(wiring, "bond_point", None)
         self.values.update(serial_number=serial, firmware_version=firmware, contact_cycles=0)
 
     def _set(self, name: str, value) -> None:

@@ -81,7 +81,10 @@ class SimModbusCycler(MapServer):
                 self.pack.reset_ah()
             if "output_enable" in changes:
                 self.output = bool(changes["output_enable"])
-                self._on.set() if self.output else self._on.clear()
+                if self.output:
+                    self._on.set()  # wakes the protection watch
+                else:
+                    self._on.clear()
         self._drive()
         self._kick_watchdog()
         return None

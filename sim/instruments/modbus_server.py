@@ -10,7 +10,9 @@ Subclasses add behaviour through three hooks:
   map's min/max); return an ``ExcCodes`` to refuse it, ``None`` to accept.
 
 Unmapped addresses answer exception 2 (ILLEGAL_DATA_ADDRESS), writes to read-only fields too;
-values outside the map's min/max answer exception 3 (ILLEGAL_DATA_VALUE).
+values outside the map's min/max answer exception 3 (ILLEGAL_DATA_VALUE). One limit of
+pymodbus' action API: a coil/discrete read is checked at its first address only (the action
+sees the count in 16-bit words), so a read running past the last mapped bit returns False there.
 """
 
 from __future__ import annotations

@@ -38,7 +38,9 @@ class Source:
         lo, hi = -self.discharge_limit, self.charge_limit
         cc = min(max(self.current, lo), hi)
         cv = (self.voltage - emf) / ohm if ohm > 0 else math.copysign(math.inf, self.voltage - emf)
-        amps = min(cc, cv) if cc >= 0 else max(cc, cv)
+        # CV only cuts the commanded direction back towards zero; it never reverses it
+        # (CURR 0 with VOLT 0 must not discharge the pack at the sink limit).
+        amps = max(0.0, min(cc, cv)) if cc >= 0 else min(0.0, max(cc, cv))
         return min(max(amps, lo), hi)
 
 

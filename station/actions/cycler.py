@@ -35,14 +35,17 @@ async def _sample(ctx, cycler, t0: float, rows: list) -> tuple[float, float]:
     return r.voltage, r.current
 
 
-async def _hold(ctx, cycler, t0: float, until: float, at: float, every: float, rows: list) -> float:
-    """Sample until ``until`` (s since t0); return the voltage sampled at ``at``."""
+async def _hold(ctx, cycler, t0: float, until: float, at: float, every: float, rows: list,
+                cells_at: list | None = None) -> float:
+    """Sample until ``until`` (s since t0); return the voltage sampled at ``at`` (cells too, if asked)."""
     v_at = float("nan")
     taken = False
     while True:
         now = ctx.now() - t0
         if not taken and now >= at:
             v_at, _ = await _sample(ctx, cycler, t0, rows)
+            if cells_at is not None:
+                cells_at.extend(ctx.instrument("bms").cell_voltages())
             taken = True
         elif now >= until:
             return v_at
@@ -58,10 +61,14 @@ async def _hold(ctx, cycler, t0: float, until: float, at: float, every: float, r
               "regen_ratio": Arg(kind="number", default=0.75), "at": Arg(unit="s", default=10.0),
               "v_min": Arg(unit="V"), "v_max": Arg(unit="V"), "rest": Arg(unit="s", default=2.0),
               "every": Arg(unit="s", default=0.5)},
-        measures={"r_discharge": "ohm", "r_regen": "ohm", "v_rest": "V"}, timeout=300, hv=True)
+        measures={"r_discharge": "ohm", "r_regen": "ohm", "v_rest": "V", "cell_r_ratio": ""}, timeout=300, hv=True)
 async def dcir(ctx, current: float, duration: float, regen_ratio: float, at: float, v_min: float, v_max: float,
                rest: float, every: float) -> dict:
-    """Discharge pulse, rest, regen pulse at ``regen_ratio`` × current; R = ΔV/ΔI at ``at`` s into each."""
+    """Discharge pulse, rest, regen pulse at ``regen_ratio`` × current; R = ΔV/ΔI at ``at`` s into each.
+
+    With a BMS, each cell's drop during the discharge pulse is compared with the median cell:
+    ``cell_r_ratio`` = worst / median (a weak cell hides in the pack resistance, not here).
+    """
     if not 0 < at <= duration:
         raise StepError(f"'at' ({at:g} s) must be within the pulse duration ({duration:g} s)")
     cycler = ctx.instrument("cycler")
@@ -72,10 +79,14 @@ async def dcir(ctx, current: float, duration: float, regen_ratio: float, at: flo
     await cycler.set_output(True)
     try:
         v0, _ = await _sample(ctx, cycler, t0, rows)
+        bms = ctx.instrument("bms") if ctx.has_instrument("bms") else None
+        cells_rest = list(bms.cell_voltages()) if bms else []
+        cells_load: list[float] = []
         await cycler.set_voltage(v_min)
         await cycler.set_current(-current)
         start = ctx.now() - t0
-        v_dis = await _hold(ctx, cycler, t0, start + duration, start + at, every, rows)
+        v_dis = await _hold(ctx, cycler, t0, start + duration, start + at, every, rows,
+                            cells_load if bms else None)
         await cycler.set_current(0.0)
         await ctx.sleep(rest)
         v1, _ = await _sample(ctx, cycler, t0, rows)
@@ -89,7 +100,12 @@ async def dcir(ctx, current: float, duration: float, regen_ratio: float, at: flo
         await cycler.set_current(0.0)
         await cycler.set_output(False)
     ctx.series("dcir", ["t_s", "voltage_V", "current_A"], rows)
-    return {"r_discharge": (v0 - v_dis) / current, "r_regen": (v_reg - v1) / (current * regen_ratio), "v_rest": v0}
+    result = {"r_discharge": (v0 - v_dis) / current, "r_regen": (v_reg - v1) / (current * regen_ratio), "v_rest": v0}
+    if cells_rest and len(cells_rest) == len(cells_load):
+        drops = sorted(r - l for r, l in zip(cells_rest, cells_load))
+        median = drops[len(drops) // 2]
+        result["cell_r_ratio"] = drops[-1] / median if median > 0 else float("inf")
+    return result
 
 
 @action("cycler.charge_to_soc",
@@ -113,6 +129,9 @@ async def charge_to_soc(ctx, target: float, current: float, capacity: float, v_m
     try:
         while True:
             r = await cycler.measure()
+            tripped = await cycler.protection()
+            if tripped:
+                raise StepError(f"cycler protection tripped: {', '.join(sorted(tripped))}")
             soc = bms.signal("soc") / 100.0
             t = ctx.now() - t0
             if not rows or t - rows[-1][0] >= 10.0:

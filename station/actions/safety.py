@@ -14,14 +14,16 @@ POLE_RELAY = {"HV+": "ir_hv_plus", "HV-": "ir_hv_minus"}
 
 
 @action("safety.ground_bond",
-        args={"point": Arg(kind="str"), "index": Arg(kind="int", default=None, doc="1-based; default: position in bond_points"),
+        args={"point": Arg(kind="str"), "index": Arg(kind="int", default=None, doc="1-based probe position"),
+              "points": Arg(kind="list", default=None, doc="all point names in probe order (default: parameter bond_points)"),
               "current": Arg(unit="A", default=25.0), "dwell": Arg(unit="s", default=5.0),
               "high_limit": Arg(unit="ohm", default=0.1)},
         measures={"resistance": "ohm"}, timeout=120)
-async def ground_bond(ctx, point: str, index: int | None, current: float, dwell: float, high_limit: float) -> dict:
+async def ground_bond(ctx, point: str, index: int | None, points: list | None, current: float, dwell: float,
+                      high_limit: float) -> dict:
     """4-wire bond resistance from a bonding point to the chassis reference."""
     if index is None:
-        points = list(ctx.parameters.get("bond_points") or [])
+        points = list(points or ctx.parameters.get("bond_points") or [])
         if point not in points:
             raise StepError(f"bonding point {point!r} is not in parameter bond_points {points}; give 'index'")
         index = points.index(point) + 1

@@ -102,16 +102,18 @@ class Binder:
             return {}
 
     # -- steps -----------------------------------------------------------------------------
-    def collect_ids(self, steps: list, src: Source, loc: Loc, seen: dict[str, Loc]) -> None:
+    def collect_ids(self, steps: list, src: Source, loc: Loc, seen: dict[str, Loc], params: set[str] = frozenset()) -> None:
         for i, step in enumerate(steps):
             here = loc + (i,)
+            if step.id and step.id in params:
+                self.add(src, here + ("id",), f"step id '{step.id}' is also a parameter name; expressions could not tell them apart")
             if step.id:
                 if step.id in seen:
                     self.add(src, here + ("id",), f"duplicate step id '{step.id}' (first at line {src.pos(seen[step.id])[0]})")
                 seen[step.id] = here + ("id",)
             if isinstance(step, m.GroupStep):
-                self.collect_ids(step.steps, src, here + ("steps",), seen)
-                self.collect_ids(step.finally_, src, here + ("finally",), seen)
+                self.collect_ids(step.steps, src, here + ("steps",), seen, params)
+                self.collect_ids(step.finally_, src, here + ("finally",), seen, params)
 
     def build(self, steps: list, src: Source, loc: Loc, known: set[str], chain: tuple[Path, ...]) -> list[Node]:
         nodes: list[Node] = []
@@ -280,9 +282,10 @@ class Binder:
                 if role not in self.station_roles:
                     self.add(src, ("instruments", i), f"the station has no instrument '{role}'{_did_you_mean(role, self.station_roles)}; it has: {', '.join(sorted(self.station_roles)) or 'none'}")
         parameters = self.resolve_parameters()
-        self.collect_ids(plan.setup, src, ("setup",), seen := {})
-        self.collect_ids(plan.main, src, ("main",), seen)
-        self.collect_ids(plan.teardown, src, ("teardown",), seen)
+        names = set(plan.parameters) | BUILTIN_NAMES
+        self.collect_ids(plan.setup, src, ("setup",), seen := {}, names)
+        self.collect_ids(plan.main, src, ("main",), seen, names)
+        self.collect_ids(plan.teardown, src, ("teardown",), seen, names)
         self._gather_ids(plan.setup + plan.main + plan.teardown)
         known = set(plan.parameters) | self.step_ids
         chain = (self.loaded.path.resolve(),)

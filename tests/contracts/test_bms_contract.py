@@ -39,7 +39,8 @@ def test_bms_contract(preset):
         try:
             assert isinstance(bms, Bms)
             assert 0 < await bms.wake(5.0) < 5.0
-            ident = await bms.identify()
+            ident = await bms.identify()  # from options: the BMS is the pack's, read over UDS
+            serial = (await bms.uds_read(0xF18C)).decode("ascii").strip()
             cells, temps = bms.cell_voltages(), bms.cell_temperatures()
             values = {n: bms.signal(n) for n in ("pack_voltage", "soc", "cell_voltage_min", "cell_voltage_max",
                                                  "cell_temperature_max", "hvil_closed", "imd_enabled")}
@@ -56,10 +57,12 @@ def test_bms_contract(preset):
         finally:
             await bms.close()
             await sim.stop()
-        return pack.spec, ident, cells, temps, values, dtcs, closed, first, second, opened
+        return pack.spec, (ident, serial), cells, temps, values, dtcs, closed, first, second, opened
 
     spec, ident, cells, temps, values, dtcs, closed, first, second, opened = run(main(), virtual=True)
-    assert isinstance(ident, Identity) and ident.maker == "ACME" and ident.serial and ident.firmware
+    ident, serial = ident
+    assert isinstance(ident, Identity) and (ident.maker, ident.model) == ("ACME", "Pack BMS")
+    assert serial  # ECU serial F18C over UDS
     assert len(cells) == spec.series and len(temps) == spec.temp_sensors
     assert values["pack_voltage"] == pytest.approx(sum(cells), rel=0.005)
     assert values["cell_voltage_min"] == pytest.approx(min(cells), abs=0.005)
@@ -77,7 +80,7 @@ def test_a_closed_bms_reports_stale_values_instead_of_old_ones():
         pack, sim, bms = await connect("car-400")
         await bms.wake(5.0)
         await sim.stop()
-        await asyncio.sleep(1.5)  # > 3 x the 0.48 s cell-voltage rotation
+        await asyncio.sleep(3 * bms.map.cells.period + 0.1)  # > 3 cell-voltage rotations
         try:
             with pytest.raises(StaleSignalError):
                 bms.signal("soc")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import can
 import cantools
 import pytest
 
@@ -65,7 +66,6 @@ def test_each_request_encodes_byte_by_byte(call, data):
 
 def test_request_combines_mode_balancing_and_monitor_and_repeats_every_100_ms():
     async def main():
-        loop = asyncio.get_running_loop()
         bms, port = make([Tx(REQ, "02 00 00 00 00 00 00 00"), Tx(REQ, "0A 00 00 00 00 00 00 00"),
                           Tx(REQ, "1A 00 00 00 00 00 00 00")]
                          + [Tx(REQ, "1A 00 00 00 00 00 00 00")] * 3 + [Tx(REQ, STANDBY)])
@@ -73,15 +73,14 @@ def test_request_combines_mode_balancing_and_monitor_and_repeats_every_100_ms():
         await bms.request_mode("charge")
         await bms.set_balancing(True)
         await bms.set_insulation_monitor(False)
-        await asyncio.sleep(0.35)  # repeats at 0.1, 0.2, 0.3 s
-        stamps = [loop.time() for _ in port.sent]
+        await asyncio.sleep(0.35)  # exactly three repeats: at 0.1, 0.2, 0.3 s
         done = await bms.safe_state()
         await asyncio.sleep(1.0)  # default request held: no more repeats
         port.assert_done()
         await bms.close()
-        return done, stamps
+        return done
 
-    done, _ = run(main(), virtual=True)
+    done = run(main(), virtual=True)
     assert done[0] == "requested standby (contactors open)"
     assert "insulation monitor enabled" in done and "balancing off" in done
 
@@ -208,3 +207,21 @@ def test_identity_falls_back_to_options():
 
     ident = run(main(), virtual=True)
     assert (ident.maker, ident.model, ident.serial, ident.firmware) == ("ACME", "BMS-7", "S1", "1.0")
+
+
+def test_expected_frames_fails_on_extra_missing_and_extended_mismatch():
+    async def main():
+        extra = ExpectedFrames([])
+        with pytest.raises(ExchangeMismatch, match="extra frame 0x200"):
+            extra.send(can.Message(arbitration_id=0x200, data=bytes(8), is_extended_id=False))
+        with pytest.raises(ExchangeMismatch):
+            extra.assert_done()  # the mismatch is remembered even if a task swallowed it
+        missing = ExpectedFrames([Tx(0x200, STANDBY), Tx(0x201, "01")])
+        missing.send(can.Message(arbitration_id=0x200, data=bytes(8), is_extended_id=False))
+        with pytest.raises(ExchangeMismatch, match="1 expected frame\\(s\\) never exchanged: 0x201 \\[01\\]"):
+            missing.assert_done()
+        extended = ExpectedFrames([Tx(0x200, STANDBY, extended=True)])
+        with pytest.raises(ExchangeMismatch, match="expected 0x200x"):
+            extended.send(can.Message(arbitration_id=0x200, data=bytes(8), is_extended_id=False))
+
+    run(main(), virtual=True)

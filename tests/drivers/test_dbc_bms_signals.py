@@ -52,9 +52,11 @@ def test_every_problem_is_reported_with_its_position(tmp_path):
 
 def test_the_shipped_map_loads_with_cycle_times_from_the_dbc():
     m = load_signal_map(cells=96, temperature_sensors=24)
-    assert m.signals["pack_voltage"].period == pytest.approx(0.1)
-    assert m.cells.period == pytest.approx(24 * 0.020)  # 20 ms per frame, 24 mux frames
-    assert m.temperatures.period == pytest.approx(6 * 0.100)
+    cycle = {msg.name: msg.cycle_time / 1000 for msg in m.db.messages}
+    assert m.signals["pack_voltage"].period == pytest.approx(cycle["EOL_PackValues"])
+    assert m.signals["soc"].period == pytest.approx(cycle["EOL_PackState"])
+    assert m.cells.period == pytest.approx(24 * cycle["EOL_CellVoltages"])  # per frame x 24 mux frames
+    assert m.temperatures.period == pytest.approx(6 * cycle["EOL_CellTemperatures"])
     assert m.request.period == pytest.approx(0.1)
     assert m.request.encode("discharge", True, False) == bytes([0x1B]) + bytes(7)
     assert m.request.decode(bytes([0x1B]) + bytes(7)) == ("discharge", True, False)
@@ -70,10 +72,12 @@ def test_live_values_staleness_uses_three_cycle_times_and_names_the_age():
     data = m.db.get_message_by_name("EOL_PackState").encode({"SOC": 55.5, "SOH": 99})
     live(SimpleNamespace(arbitration_id=0x302, data=data))
     live(SimpleNamespace(arbitration_id=0x7FF, data=b""))  # unmapped ids are ignored
-    now[0] = 0.3
+    limit = 3 * m.signals["soc"].period
+    now[0] = limit
     assert live.get("soc") == pytest.approx(55.5)
-    now[0] = 0.3001
-    with pytest.raises(StaleSignalError, match=r"bms: signal soc is stale: last received 0\.300 s ago \(limit 0\.300 s\)"):
+    now[0] = limit + 1e-4
+    with pytest.raises(StaleSignalError, match=rf"bms: signal soc is stale: last received {limit:.3f} s ago "
+                                               rf"\(limit {limit:.3f} s\)"):
         live.get("soc")
 
 

@@ -9,6 +9,7 @@ import pytest
 from drivers.capabilities import Cycler, CyclerReading
 from drivers.cycler.modbus_cycler import ModbusCycler
 from drivers.errors import ConnectError, DeviceError, RangeError
+from drivers.maps.regmap import MapError
 from drivers.testing.modbus import ExpectedRegisters
 
 RESOURCE = "modbus-tcp://127.0.0.1:1502"
@@ -118,3 +119,11 @@ async def test_identify():
     async with t:
         ident = await c.identify()
     assert (ident.maker, ident.model, ident.serial, ident.firmware) == ("Acme", "Modbus pack cycler", "520001", "1.3")
+
+
+def test_site_map_missing_a_needed_field_fails_at_construction(tmp_path):
+    site = tmp_path / "site.yaml"
+    site.write_text("name: site\nregisters:\n  - {name: output_enable, table: coil, address: 0}\n")
+    with pytest.raises(MapError) as err:
+        ModbusCycler("cycler", RESOURCE, options={"map": str(site)})
+    assert "voltage_setpoint (holding)" in str(err.value) and "measured_ah (input)" in str(err.value)

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from drivers.errors import ConnectError, DeviceError, InstrumentTimeout
+from drivers.errors import ConnectError, DeviceError, InstrumentTimeout, RangeError
 from drivers.maps.regmap import load_map
 from drivers.transports.modbus import ModbusEndpoint, ModbusTransport, parse_resource
 from sim.instruments.modbus_server import MapServer
@@ -18,7 +18,8 @@ def test_parse_tcp_and_rtu_resources():
     assert parse_resource("modbus-tcp://10.0.0.7:502") == ModbusEndpoint("tcp", "10.0.0.7", 502, unit=1)
     assert parse_resource("modbus-tcp://127.0.0.1:1502?unit=7").unit == 7
     rtu = parse_resource("modbus-rtu:///dev/ttyUSB0?baud=115200&parity=e&unit=3")
-    assert (rtu.port, rtu.baud, rtu.parity, rtu.unit, rtu.bytesize, rtu.stopbits) == ("/dev/ttyUSB0", 115200, "E", 3, 8, 1)
+    assert (rtu.port, rtu.baud, rtu.parity, rtu.unit) == ("/dev/ttyUSB0", 115200, "E", 3)
+    assert (rtu.bytesize, rtu.stopbits) == (8, 1)
     assert parse_resource("modbus-rtu://socket://127.0.0.1:5020?baud=9600").port == "socket://127.0.0.1:5020"
 
 
@@ -132,3 +133,15 @@ def test_unreachable_port_is_connect_error():
 
     err = run(main(), virtual=True)
     assert "plc" in str(err) and str(port) in str(err)
+
+
+def test_frames_no_modbus_pdu_can_carry_are_refused_before_sending():
+    async def body(server, t):
+        before = server.requests
+        for call in (lambda: t.write_register(0, 70000), lambda: t.read_holding(0, 126),
+                     lambda: t.write_registers(0, []), lambda: t.read_coils(65535, 2)):
+            with pytest.raises(RangeError):
+                await call()
+        return server.requests - before
+
+    assert serve(body) == 0

@@ -16,7 +16,7 @@ from drivers.bms.dbc_bms import DbcBms
 from drivers.bms.signals import MAPS
 from drivers.errors import StaleSignalError
 from sim.bms.can_bms import SimCanBms
-from sim.bms.state_machine import ERR_PRECHARGE, ERR_REQUEST_TIMEOUT, ERR_SENSOR
+from sim.bms.state_machine import ERR_HVIL, ERR_PRECHARGE, ERR_REQUEST_TIMEOUT, ERR_SENSOR
 from sim.pack.model import Pack
 from sim.pack.presets import PRESETS
 from sim.wiring import Wiring
@@ -59,7 +59,8 @@ def test_ten_seconds_yield_every_message_at_its_rate_and_all_cells_decode():
 
     frames, pack_voltage = run(main(), virtual=True)
     counts = collections.Counter(f.arbitration_id for f in frames)
-    expected = {0x300: 100, 0x301: 100, 0x302: 100, 0x303: 100, 0x304: 100, 0x310: 500, 0x311: 100}
+    expected = {m.frame_id: round(10.0 / (m.cycle_time / 1000)) for m in DB.messages if m.senders == ["BMS"]}
+    assert len(expected) == 7
     for frame_id, n in expected.items():
         assert abs(counts[frame_id] - n) <= 1, (hex(frame_id), counts[frame_id])
     cells: dict[int, float] = {}
@@ -87,7 +88,8 @@ def test_a_dead_bms_sends_nothing_and_wakes_with_lv_power():
 
     silent, took, _ = run(main(), virtual=True)
     assert silent == 0
-    assert 0.4 < took < 1.0  # a full cell-voltage rotation (24 x 20 ms) plus a frame
+    rotation = SPEC.series // 4 * DB.get_message_by_name("EOL_CellVoltages").cycle_time / 1000
+    assert rotation - 0.1 < took < rotation + 0.2  # a full cell-voltage rotation plus a frame
 
 
 def test_silent_bms_goes_stale_after_three_cycle_times():
@@ -217,3 +219,21 @@ def test_insulation_monitor_and_balancing_requests_reach_the_pack():
     assert during[:3] == (False, 0.0, 0.0)
     assert during[3] in (0.0, 1.0)  # a balanced new pack may have nothing to bleed
     assert after == (True, 1.0, 0.0)
+
+
+def test_hvil_break_while_closed_opens_the_contactors():
+    async def main():
+        pack, wiring, sim, bms = await rig()
+        await bms.wake(2.0)
+        await bms.request_mode("normal")
+        await asyncio.sleep(0.5)
+        assert bms.signal("hvil_closed") == 1.0 and sim.state == "normal"
+        pack.set_hvil_break(True)
+        await asyncio.sleep(0.3)
+        result = (bms.signal("hvil_closed"), bms.state(), int(bms.signal("error_flags")),
+                  pack.contactor_closed("main_plus"))
+        await teardown(sim, bms)
+        return result
+
+    hvil, state, flags, main_plus = run(main(), virtual=True)
+    assert (hvil, state, main_plus) == (0.0, "error", False) and flags & ERR_HVIL

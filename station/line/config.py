@@ -1,0 +1,66 @@
+"""Station-config models for line integration (to be fields of ``StationConfig``).
+
+    results:
+      db: results/station.db
+      postgres_url: postgresql://eol@db.plant.local:5432/eol   # store-and-forward target
+      postgres_schema: line1                                   # optional
+    mqtt: {host: broker.plant.local, port: 1883, prefix: eol}
+    mes: {type: http, url: "http://mes.plant.local/eol", timeout: 5.0}
+    # or  mes: {type: file, folder: /srv/mes/eol-3}
+
+Strict like the rest of the config (``extra="forbid"``, frozen); no I/O happens here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .pg_migrate import SCHEMA_NAME
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LineResultsFields(_Model):
+    """Fields to add to ``ResultsConfig``."""
+
+    postgres_url: str | None = Field(None, description="PostgreSQL URL the runs are forwarded to "
+                                     "(store-and-forward from the local store)")
+    postgres_schema: str | None = Field(None, pattern=SCHEMA_NAME.pattern,
+                                        description="Schema for the tables (default: search_path)")
+
+
+class MqttConfig(_Model):
+    host: str = Field("127.0.0.1", description="MQTT broker host")
+    port: int = Field(1883, ge=1, le=65535)
+    prefix: str = Field("eol", description="Topic root: <prefix>/<station>/...")
+    station_topic: str | None = Field(None, description="Topic level for this station "
+                                      "(default: the station id)")
+    keepalive: int = Field(10, ge=2, le=600, description="Seconds until the broker declares a "
+                           "silent station offline (last will)")
+    username: str | None = None
+
+
+class FileMesConfig(_Model):
+    type: Literal["file"]
+    folder: str = Field(description="Folder shared with the MES, relative to the config file")
+    require_known: bool = Field(False, description="Refuse serials the MES has no route file for")
+
+
+class HttpMesConfig(_Model):
+    type: Literal["http"]
+    url: str = Field(description="Base URL; POST {url}/route-check and {url}/upload")
+    timeout: float = Field(5.0, gt=0, le=120, description="Per request, s")
+
+
+MesConfig = Annotated[FileMesConfig | HttpMesConfig, Field(discriminator="type")]
+
+
+class LineConfigFields(_Model):
+    """Top-level fields to add to ``StationConfig``."""
+
+    mqtt: MqttConfig | None = None
+    mes: MesConfig | None = None

@@ -1,0 +1,216 @@
+"""Store-and-forward: the station's local SQLite journal → the line's PostgreSQL, exactly once.
+
+Every event is journalled locally first (``ResultStore``, the sequencer's critical
+subscriber); nothing in a run waits for the network. The forwarder uploads each finished or
+interrupted run, oldest first, events in ``seq`` order, in one PostgreSQL transaction, and
+only after that commit marks the run uploaded in the local table ``line_uploads`` (in the
+journal file). A crash between the two re-sends the run next time, which the store's
+idempotent upserts turn into a no-op: at least once on the wire, exactly once in the database.
+While the database is unreachable the runs stay queued locally; the forwarder retries with
+exponential backoff (``backoff_s`` min → max, real seconds) and drains the queue in order when
+it returns. A run is never skipped: a run that keeps failing holds back the ones behind it.
+
+The forwarder runs on its own thread with its own real-time asyncio loop (``start``/``stop``),
+because the database is a real peer in real time while the station's loop may run on virtual
+time (station/clock.py): backoff sleeps there would spin, and a wait there would block runs.
+``handle(event)`` is a sequencer subscriber that wakes it when a run finishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sqlite3
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from station.results import liveness
+from station.results.store import StoreError
+
+from .pg_rows import JournalEvent
+from .pg_store import PgResultStore, PgStoreError, PgUnavailable
+
+if TYPE_CHECKING:
+    from station.events import Event
+
+_UPLOADS_DDL = ("CREATE TABLE IF NOT EXISTS line_uploads (run_id TEXT NOT NULL, target TEXT "
+                "NOT NULL, events INTEGER NOT NULL, uploaded_utc TEXT NOT NULL, "
+                "PRIMARY KEY (run_id, target))")
+
+
+class ForwardError(StoreError):
+    """The forwarder stopped on an error retrying cannot fix (e.g. a schema mismatch)."""
+
+
+class Forwarder:
+    """Uploads the runs of one local journal to one PostgreSQL store.
+
+    ``journal``: the station's SQLite store file (must exist: open the ResultStore first).
+    ``pg``: the target store (not yet opened; the forwarder opens and reopens it).
+    ``source``: recorded with each run in PostgreSQL (default: the journal path).
+    ``backoff_s``: (first, longest) retry delay after a failed upload, real seconds.
+    ``poll_s``: look for runs to upload at least this often even without ``handle`` wake-ups.
+    """
+
+    def __init__(self, journal: str | Path, pg: PgResultStore, *, source: str = "",
+                 backoff_s: tuple[float, float] = (0.1, 10.0), poll_s: float = 2.0) -> None:
+        self.journal = Path(journal)
+        self.pg = pg
+        self.target = pg.name  # a run is marked uploaded per target database
+        self.source = source or str(self.journal)
+        self.backoff_s = backoff_s
+        self.poll_s = poll_s
+        self.uploaded = 0  # runs whose upload committed in this session
+        self.replayed = 0  # of those, runs PostgreSQL already had completely
+        self.failures = 0  # failed upload attempts (database unreachable)
+        self.last_error: str | None = None
+        self.error: ForwardError | None = None  # set when the thread stopped for good
+        self._local: sqlite3.Connection | None = None
+        self._idle = threading.Condition()
+        self._pending = -1  # runs waiting, as of the last pass (-1 = not looked yet)
+        self._pass = 0  # passes started; wait_idle only trusts a pass that began after it
+        self._pending_pass = 0
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None  # a run finished: look now
+        self._stop: asyncio.Event | None = None  # the only thing that cuts a backoff short
+        self._stopping = False
+
+    # -- one pass (synchronous; the thread calls it, so can a CLI) --------------------------
+    def _db(self) -> sqlite3.Connection:
+        if self._local is None:
+            if not self.journal.is_file():
+                raise StoreError(self.journal, "no such result store to forward from")
+            conn = sqlite3.connect(self.journal, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute(_UPLOADS_DDL)
+            self._local = conn
+        return self._local
+
+    def pending(self) -> list[tuple[str, str]]:
+        """(run id, status) of runs to upload, oldest first: finished, or interrupted."""
+        rows = self._db().execute(
+            "SELECT id, status, writer FROM runs r WHERE NOT EXISTS (SELECT 1 FROM line_uploads "
+            "u WHERE u.run_id = r.id AND u.target = ?) ORDER BY rowid", (self.target,)).fetchall()
+        out = []
+        for run_id, status, writer in rows:
+            if status == "running" and not liveness.writer_alive(self.journal, writer):
+                status = "interrupted"  # its writer is gone: nothing more will come
+            if status in ("finished", "interrupted"):
+                out.append((run_id, status))
+        return out
+
+    def forward_once(self) -> int:
+        """Upload every pending run in order; returns how many were uploaded.
+
+        Raises ``PgUnavailable`` (retry later) or ``PgStoreError`` / ``StoreError``.
+        """
+        with self._idle:
+            self._pass += 1
+            this_pass = self._pass
+        todo = self.pending()
+        self._set_pending(len(todo), this_pass)
+        if not todo:
+            return 0
+        self.pg.open()
+        db = self._db()
+        for n, (run_id, status) in enumerate(todo):
+            events = [JournalEvent(*row) for row in db.execute(
+                "SELECT seq, kind, utc, t, data FROM events WHERE run_id = ? ORDER BY seq",
+                (run_id,))]
+            new = self.pg.ingest(run_id, events, status=status, source=self.source)
+            # Only now, after the PostgreSQL commit, is the run marked done here.
+            db.execute("INSERT OR REPLACE INTO line_uploads VALUES (?, ?, ?, ?)",
+                       (run_id, self.target, len(events),
+                        dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")))
+            self.uploaded += 1
+            self.replayed += new == 0 and bool(events)
+            self._set_pending(len(todo) - n - 1, this_pass)
+        return len(todo)
+
+    def _set_pending(self, n: int, pass_no: int) -> None:
+        with self._idle:
+            self._pending, self._pending_pass = n, pass_no
+            self._idle.notify_all()
+
+    # -- the background thread ----------------------------------------------------------------
+    def start(self) -> "Forwarder":
+        """Start forwarding on a background thread (checks the journal exists first)."""
+        self._db()
+        self._thread = threading.Thread(target=self._thread_main, name="line-forwarder",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def handle(self, event: "Event") -> None:
+        """Sequencer subscriber: a finished run is worth an upload attempt now."""
+        if type(event).__name__ == "RunFinished":
+            self.wake()
+
+    def wake(self) -> None:
+        self._signal(self._wake)
+
+    def _signal(self, event: asyncio.Event | None) -> None:
+        loop = self._loop
+        if loop is not None and event is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(event.set)
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Block until nothing is pending (True) or ``timeout_s`` real seconds pass (False).
+
+        Blocking: from an event loop call it through ``loop.run_in_executor``.
+        """
+        with self._idle:
+            after = self._pass
+        self.wake()
+        with self._idle:
+            done = self._idle.wait_for(lambda: self.error is not None or (
+                self._pending == 0 and self._pending_pass > after), timeout_s)
+        return done and self.error is None
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the thread (an upload in progress finishes first); raises ``ForwardError``
+        if it had stopped on an error. Runs not yet uploaded stay queued in the journal."""
+        self._stopping = True
+        self._signal(self._stop)
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+        self.pg.close()
+        if self._local is not None:
+            self._local.close()
+            self._local = None
+        if self.error is not None:
+            raise self.error
+
+    def _thread_main(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake, self._stop = asyncio.Event(), asyncio.Event()
+        if self._stopping:
+            return
+        delay = self.backoff_s[0]
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                self.forward_once()
+                wait, until, delay = self.poll_s, (self._wake, self._stop), self.backoff_s[0]
+            except (PgUnavailable, sqlite3.OperationalError) as exc:  # down, or journal busy
+                self.failures += 1
+                self.last_error = str(exc)
+                self.pg.close()
+                wait, until = delay, (self._stop,)  # finished runs must not hurry a retry
+                delay = min(delay * 2, self.backoff_s[1])
+            except (PgStoreError, StoreError, sqlite3.Error) as exc:
+                self.error = ForwardError(self.journal, f"forwarding to {self.target} stopped: "
+                                                        f"{exc}")
+                with self._idle:  # wake waiters: they must see the error
+                    self._idle.notify_all()
+                return
+            waiters = [asyncio.ensure_future(e.wait()) for e in until]
+            await asyncio.wait(waiters, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()

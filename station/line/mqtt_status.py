@@ -1,0 +1,197 @@
+"""Live station status over MQTT (paho-mqtt 2.x): retained JSON topics, last will = offline.
+
+Topic hierarchy (``prefix`` defaults to ``eol``; ids with ``/ + #`` are made safe with ``_``)::
+
+    eol/<station>/state              {"state": idle|running|finished|offline, "reason"?,
+                                      "run_id"?, "fixture"?, "verdict"?, "utc"}
+                                     the last will sets {"state": "offline",
+                                      "reason": "connection lost"}
+    eol/<station>/<fixture>/state    {"state": running|finished, "run_id", "utc"}
+    eol/<station>/<fixture>/pack     {"serial", "plan_id", "plan_version", "variant",
+                                      "operator", "run_id", "utc"}
+    eol/<station>/<fixture>/step     {"path", "name", "phase", "attempt", "index",
+                                      "planned", "run_id", "utc"}
+    eol/<station>/<fixture>/verdict  {"verdict": PASS|FAIL|ERROR|ABORTED, "reason",
+                                      "duration_s", "run_id", "utc"}
+    eol/<station>/<fixture>/alarm    {"active": bool, "source": monitor|step|safe_state|log|
+                                      run, "where", "message", "run_id", "utc"}; a new run
+                                      publishes {"active": false} so no stale alarm stays
+
+All messages are retained and QoS 1, so a dashboard that connects late sees the current
+picture, and one client's messages arrive in the order they were published. Every payload
+carries the ``run_id`` and the event's ``utc``.
+
+``MqttStatus.handle`` is a sequencer subscriber. It only builds JSON and hands it to paho; the
+network thread (``loop_start``) does all socket work, so the run's loop never waits on the
+broker, and while the broker is away messages queue in the client and paho reconnects.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from typing import TYPE_CHECKING, Any
+
+import paho.mqtt.client as mqtt
+
+if TYPE_CHECKING:
+    from station.events import Event
+
+_UNSAFE = re.compile(r"[/+#\x00]")
+
+
+class MqttStatusError(Exception):
+    """The status publisher cannot be set up; names the broker."""
+
+
+def topic_part(text: str) -> str:
+    """An id as one topic level: no ``/``, ``+``, ``#`` or NUL; never empty."""
+    return _UNSAFE.sub("_", text) or "_"
+
+
+class MqttStatus:
+    """Publishes one station's live status.
+
+    ``station_id``: the station's id (topic level 2). ``host``/``port``: the broker.
+    ``prefix``: topic root. ``client_id``: default ``eol-<station>``. ``keepalive_s``: how soon
+    the broker notices a silent (hung) station and publishes the will, s.
+    """
+
+    def __init__(self, station_id: str, *, host: str = "127.0.0.1", port: int = 1883,
+                 prefix: str = "eol", client_id: str | None = None, keepalive_s: int = 10,
+                 username: str | None = None, password: str | None = None) -> None:
+        self.station = topic_part(station_id)
+        self.host, self.port = host, port
+        self.broker = f"mqtt://{host}:{port}"
+        self.prefix = prefix.rstrip("/")
+        self.client_id = client_id or f"eol-{self.station}"
+        self.keepalive_s = keepalive_s
+        self._auth = (username, password)
+        self._client: mqtt.Client | None = None
+        self._fixture_of: dict[str, str] = {}  # run id -> fixture topic level
+        self._running: set[str] = set()  # fixtures with a run going
+        self._planned: dict[str, tuple[int, int]] = {}  # run id -> (steps started, planned)
+        self._connected = threading.Event()
+        # Messages handed to paho vs acknowledged by the broker (PUBACK), for flush().
+        self._acks = threading.Condition()
+        self._sent = self._acked = 0
+
+    def topic(self, *parts: str) -> str:
+        return "/".join([self.prefix, self.station, *(topic_part(p) for p in parts)])
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def open(self) -> "MqttStatus":
+        """Start the network thread and connect in the background; publishes state idle."""
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                             protocol=mqtt.MQTTv311)
+        if self._auth[0] is not None:
+            client.username_pw_set(*self._auth)
+        client.will_set(self.topic("state"), self._json(state="offline", reason="connection lost"),
+                        qos=1, retain=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = lambda *_: self._connected.set()
+        client.on_disconnect = lambda *_: self._connected.clear()
+        client.on_publish = self._on_publish
+        try:
+            client.connect_async(self.host, self.port, keepalive=self.keepalive_s)
+        except (OSError, ValueError) as exc:
+            raise MqttStatusError(f"MQTT status {self.broker}: cannot connect: {exc}") from exc
+        client.loop_start()
+        self._client = client
+        self._publish(("state",), state="idle")
+        return self
+
+    def close(self) -> None:
+        """Publish state offline (reason shutdown), flush, disconnect, stop the thread."""
+        client = self._client
+        if client is None:
+            return
+        self._send(client, self.topic("state"), self._json(state="offline", reason="shutdown"))
+        if self._connected.is_set():  # if the broker is away, the will says offline anyway
+            self.flush(2.0)
+        self._client = None
+        client.disconnect()
+        client.loop_stop()
+
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait until everything published so far reached the broker (True) or ``timeout_s``
+        real seconds passed (False). Blocking: for tests and shutdown, never from the run loop.
+        """
+        with self._acks:
+            return self._acks.wait_for(lambda: self._acked >= self._sent, timeout_s)
+
+    def _on_publish(self, *_: Any) -> None:
+        with self._acks:
+            self._acked += 1
+            self._acks.notify_all()
+
+    def __enter__(self) -> "MqttStatus":
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- publishing -----------------------------------------------------------------------------
+    @staticmethod
+    def _json(**fields: Any) -> str:
+        return json.dumps(fields, default=str, separators=(",", ":"))
+
+    def _publish(self, parts: tuple[str, ...], **fields: Any) -> None:
+        if self._client is None:
+            raise MqttStatusError(f"MQTT status {self.broker}: not open")
+        self._send(self._client, self.topic(*parts), self._json(**fields))
+
+    def _send(self, client: mqtt.Client, topic: str, payload: str) -> None:
+        with self._acks:
+            self._sent += 1
+        # QoS 1 is queued in the client even while disconnected and sent on (re)connect.
+        client.publish(topic, payload, qos=1, retain=True)
+
+    def handle(self, event: "Event") -> None:
+        """Sequencer subscriber: map one event to its status topics."""
+        kind = type(event).__name__
+        e, run_id = event, event.run_id
+        base = {"run_id": run_id, "utc": e.utc}
+        if kind == "RunStarted":
+            fx = topic_part(e.fixture_id)
+            self._fixture_of[run_id] = fx
+            self._running.add(fx)
+            self._planned[run_id] = (0, e.planned_steps)
+            self._publish(("state",), state="running", fixture=e.fixture_id, **base)
+            self._publish((fx, "state"), state="running", **base)
+            self._publish((fx, "pack"), serial=e.serial, plan_id=e.plan_id,
+                          plan_version=e.plan_version, variant=e.variant, operator=e.operator,
+                          **base)
+            self._publish((fx, "alarm"), active=False, **base)
+            return
+        fx = self._fixture_of.get(run_id)
+        if fx is None:  # events of a run we never saw start: nothing sensible to show
+            return
+        if kind == "StepStarted":
+            done, planned = self._planned.get(run_id, (0, 0))
+            self._planned[run_id] = (done + 1, planned)
+            self._publish((fx, "step"), path=e.path, name=e.name, phase=e.phase,
+                          attempt=e.attempt, index=done + 1, planned=planned, **base)
+        elif kind == "StepFinished" and e.outcome in ("error", "aborted"):
+            self._alarm(fx, "step", e.path, e.error or f"step {e.outcome}", base)
+        elif kind == "MonitorTripped":
+            self._alarm(fx, "monitor", e.path, f"{e.signal} = {e.value} beyond {e.limit}", base)
+        elif kind == "SafeStateAction" and not e.ok:
+            self._alarm(fx, "safe_state", e.instrument, f"{e.action} failed: {e.error}", base)
+        elif kind == "LogMessage" and e.level.lower() in ("error", "critical"):
+            self._alarm(fx, "log", "", e.message, base)
+        elif kind == "RunFinished":
+            self._publish((fx, "verdict"), verdict=e.verdict, reason=e.reason,
+                          duration_s=e.duration_s, **base)
+            self._publish((fx, "state"), state="finished", verdict=e.verdict, **base)
+            self._running.discard(fx)
+            self._fixture_of.pop(run_id, None)
+            self._planned.pop(run_id, None)
+            if not self._running:
+                self._publish(("state",), state="finished", fixture=fx, verdict=e.verdict,
+                              **base)
+
+    def _alarm(self, fx: str, source: str, where: str, message: str, base: dict) -> None:
+        self._publish((fx, "alarm"), active=True, source=source, where=where, message=message,
+                      **base)

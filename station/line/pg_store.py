@@ -1,0 +1,188 @@
+"""The line's result database: the station record model on PostgreSQL (psycopg 3).
+
+Stations never write here while a run is going; they journal into their local SQLite store and
+the forwarder (forwarder.py) hands finished and interrupted runs to ``PgResultStore.ingest``:
+one transaction per run, idempotent upserts keyed by run id + event sequence, so several
+stations writing at once, or one run uploaded twice, never lose or duplicate a record.
+
+Selected by a connection URL (``postgresql://user@host:5432/db``); ``schema`` (or
+``?options=-csearch_path%3Dname`` in the URL) puts the tables in a schema of their own.
+The schema is created and migrated on ``open()`` (pg_migrate.py). Reads (``runs``,
+``record``) return exactly what ``station.results.ResultStore`` returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from station.results import record as record_model
+from station.results.store import StoreError, UnknownRunError
+
+from . import pg_migrate, pg_rows
+from .pg_rows import JournalEvent
+
+
+class PgStoreError(StoreError):
+    """The PostgreSQL result store failed; the message names the database (never a password)."""
+
+
+class PgUnavailable(PgStoreError):
+    """The database cannot be reached or dropped the connection: worth retrying later."""
+
+
+def describe(url: str, schema: str | None = None) -> str:
+    """``postgresql://user@host:port/db[#schema]`` for messages: no password, no options."""
+    try:
+        p = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "postgresql://<unparsable url>"
+    text = (f"postgresql://{p.get('user', '')}@{p.get('host', 'localhost')}:"
+            f"{p.get('port', 5432)}/{p.get('dbname', '')}")
+    return f"{text}#{schema}" if schema else text
+
+
+class PgResultStore:
+    """Result records in PostgreSQL.
+
+    ``url``: libpq connection URL. ``schema``: tables live in this schema (created if missing).
+    ``connect_timeout_s``: how long ``open()`` waits for the server, s.
+    ``application_name``: shown in ``pg_stat_activity`` (the station id is a good choice).
+    """
+
+    def __init__(self, url: str, *, schema: str | None = None, connect_timeout_s: float = 5.0,
+                 application_name: str = "eol-station") -> None:
+        if schema is not None and not pg_migrate.SCHEMA_NAME.match(schema):
+            raise PgStoreError(describe(url), f"bad schema name {schema!r}")
+        self.url = url
+        self.schema = schema
+        self.name = describe(url, schema)
+        self.connect_timeout_s = connect_timeout_s
+        self.application_name = application_name
+        self.migrated: list[int] = []  # versions applied by the last open()
+        self._conn: psycopg.Connection | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def open(self) -> "PgResultStore":
+        """Connect and migrate. Raises ``PgUnavailable`` if the server is unreachable."""
+        if self._conn is not None:
+            return self
+        kwargs: dict[str, Any] = {"autocommit": True, "application_name": self.application_name,
+                                  "connect_timeout": max(1, round(self.connect_timeout_s))}
+        if self.schema:
+            kwargs["options"] = f"-c search_path={self.schema}"
+        try:
+            self._conn = psycopg.connect(self.url, **kwargs)
+            self.migrated = pg_migrate.migrate(self._conn, self.schema)
+        except psycopg.OperationalError as exc:
+            self.close()
+            raise PgUnavailable(self.name, f"cannot connect: {exc}".strip()) from exc
+        except (psycopg.Error, pg_migrate.MigrationError) as exc:
+            self.close()
+            raise PgStoreError(self.name, f"cannot open: {exc}") from exc
+        return self
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None and not self._conn.closed
+
+    def __enter__(self) -> "PgResultStore":
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _db(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            raise PgStoreError(self.name, "store is not open")
+        return self._conn
+
+    def _fail(self, what: str, exc: psycopg.Error) -> PgStoreError:
+        if isinstance(exc, psycopg.OperationalError):  # lost connection, admin shutdown, ...
+            self.close()  # the next attempt reconnects
+            return PgUnavailable(self.name, f"{what}: {exc}".strip())
+        return PgStoreError(self.name, f"{what}: {exc}".strip())
+
+    # -- writing ----------------------------------------------------------------------------
+    def ingest(self, run_id: str, events: Sequence[JournalEvent], *, status: str,
+               source: str = "") -> int:
+        """Write one run's journalled events (in ``seq`` order) in one transaction.
+
+        ``status``: ``finished`` or ``interrupted`` (``finished`` wins if RunFinished is among
+        the events). ``source``: which station journal they came from. Returns how many events
+        were new; 0 means the run was already complete here (a replay).
+        """
+        rows = pg_rows.build(run_id, list(events), status=status, source=source)
+        db = self._db()
+        try:
+            with db.transaction():
+                have = db.execute("SELECT count(*) FROM events WHERE run_id = %s",
+                                  (run_id,)).fetchone()[0]
+                db.execute(pg_rows.RUN_UPSERT, rows.run_params(run_id))
+                with db.cursor() as cur:
+                    for key, params in rows.rows.items():
+                        if params:
+                            cur.executemany(pg_rows.SQL[key], params)
+                total = db.execute("SELECT count(*) FROM events WHERE run_id = %s",
+                                   (run_id,)).fetchone()[0]
+        except psycopg.Error as exc:
+            raise self._fail(f"cannot write run {run_id}", exc) from exc
+        return total - have
+
+    # -- reading ----------------------------------------------------------------------------
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        db = self._db()
+        try:
+            cur = db.execute(sql, args)
+            names = [d.name for d in cur.description or []]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
+        except psycopg.Error as exc:
+            raise self._fail("cannot read", exc) from exc
+
+    def runs(self, limit: int = 50, serial: str | None = None) -> list[dict[str, Any]]:
+        """The newest runs first (optionally of one pack serial), as summary dicts."""
+        sql = ("SELECT id, serial, plan_id, plan_version, variant, station_id, operator, "
+               "started_utc, finished_utc, duration_s, verdict, status, simulated, "
+               "mes_transaction_id FROM runs")
+        args: list[Any] = []
+        if serial is not None:
+            sql += " WHERE serial = %s"
+            args.append(serial)
+        sql += " ORDER BY started_utc DESC NULLS LAST, id LIMIT %s"
+        args.append(int(limit))
+        return self._query(sql, args)
+
+    def record(self, run_id: str) -> dict[str, Any]:
+        """The full record of one run, the same dict ``ResultStore.record`` returns."""
+        db = self._db()
+        q = "SELECT * FROM {} WHERE run_id = %s ORDER BY seq"
+        try:
+            with db.transaction():  # one snapshot per record
+                db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                found = self._query("SELECT * FROM runs WHERE id = %s", [run_id])
+                if not found:
+                    raise UnknownRunError(self.name, f"no run with id {run_id!r}")
+                journal = self._query(
+                    "SELECT kind, utc, t, data FROM events WHERE run_id = %s AND kind IN "
+                    "('MonitorTripped', 'PromptRequested', 'PromptAnswered', 'LogMessage') "
+                    "ORDER BY seq", [run_id])
+                last = self._query("SELECT utc FROM events WHERE run_id = %s ORDER BY seq DESC "
+                                   "LIMIT 1", [run_id])
+                rows = [self._query(q.format(t), [run_id]) for t in (
+                    "instruments", "steps", "measurements", "series", "safe_actions")]
+        except psycopg.Error as exc:
+            raise self._fail(f"cannot read run {run_id}", exc) from exc
+        run = found[0]
+        record = record_model.assemble(run, *rows, journal, last[0]["utc"] if last else None)
+        record["mes_transaction_id"] = run.get("mes_transaction_id")
+        return record

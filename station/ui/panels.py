@@ -1,0 +1,94 @@
+"""The station panel (instruments and their state) and the shift history (packs, FPY, cycle time)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from statistics import mean
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Label
+
+from station.ui.backend import InstrumentRow
+from station.ui.run_state import VERDICT_STYLES
+
+SHIFT_HOURS = 8.0
+STATE_STYLES = {"connected": "green", "simulated": "cyan", "error": "bold red", "not opened": "yellow"}
+
+
+class StationPanel(Vertical):
+    """Every instrument per fixture: driver, resource, state, identity, calibration due."""
+
+    def compose(self) -> ComposeResult:
+        yield Label("", id="station-summary")
+        yield DataTable(id="instruments", zebra_stripes=True, cursor_type="row")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("fixture", "role", "state", "identity", "cal. due", "driver", "resource")
+        self._rows: dict[tuple[str, str], InstrumentRow] = {}
+
+    def show(self, fixture: str, rows: list[InstrumentRow], today: dt.date | None = None) -> None:
+        today = today or dt.date.today()
+        for row in rows:
+            self._rows[(fixture, row.role)] = row
+        table = self.query_one(DataTable)
+        table.clear()
+        problems = []
+        for (fx, role), row in sorted(self._rows.items()):
+            due = row.calibration_due
+            overdue = bool(due) and dt.date.fromisoformat(due) < today
+            if row.state == "error" or overdue:
+                problems.append(f"{fx}.{role}")
+            state = Text(row.state, style=STATE_STYLES.get(row.state, ""))
+            table.add_row(fx, role, state, row.identity or row.problem,
+                          Text(due or "—", style="bold red" if overdue else ""), row.driver, row.resource)
+        summary = self.query_one("#station-summary", Label)
+        if problems:
+            summary.update(Text(f"not ready: {', '.join(problems)} (missing or past calibration)", style="bold red"))
+        else:
+            summary.update(Text(f"{len(self._rows)} instruments ready", style="green"))
+
+
+def shift_stats(runs: list[dict[str, Any]], now: dt.datetime | None = None,
+                hours: float = SHIFT_HOURS) -> tuple[list[dict[str, Any]], float | None, float | None]:
+    """Runs of the shift (newest first), first-pass yield (0..1) and mean cycle time (s)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    since = now - dt.timedelta(hours=hours)
+    shift = [r for r in runs if r.get("started_utc") and dt.datetime.fromisoformat(r["started_utc"]) >= since]
+    first: dict[str, str] = {}
+    for run in reversed(shift):  # oldest first: a pack's first verdict of the shift counts
+        if run.get("verdict"):
+            first.setdefault(run["serial"], run["verdict"])
+    fpy = sum(v == "PASS" for v in first.values()) / len(first) if first else None
+    durations = [r["duration_s"] for r in shift if r.get("duration_s") and r.get("verdict") in ("PASS", "FAIL")]
+    return shift, fpy, (mean(durations) if durations else None)
+
+
+class HistoryPanel(Vertical):
+    """The last packs: serial, verdict, time; first-pass yield and average cycle time."""
+
+    def compose(self) -> ComposeResult:
+        yield Label("", id="history-summary")
+        yield DataTable(id="history", zebra_stripes=True, cursor_type="row")
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns("time", "serial", "verdict", "fixture/plan", "cycle", "record")
+
+    def show(self, runs: list[dict[str, Any]]) -> None:
+        shift, fpy, cycle = shift_stats(runs)
+        table = self.query_one(DataTable)
+        table.clear()
+        for run in shift[:50]:
+            started = run.get("started_utc") or ""
+            verdict = run.get("verdict") or run.get("status") or "?"
+            table.add_row(started[11:19], run.get("serial", ""), Text(verdict, style=VERDICT_STYLES.get(verdict, "")),
+                          f"{run.get('plan_id', '')} {run.get('variant') or ''}",
+                          f"{run['duration_s']:.0f} s" if run.get("duration_s") else "—", (run.get("id") or "")[:12])
+        fpy_text = "—" if fpy is None else f"{fpy:.0%}"
+        cycle_text = "—" if cycle is None else f"{cycle:.0f} s"
+        self.query_one("#history-summary", Label).update(
+            f"shift (last {SHIFT_HOURS:.0f} h): {len(shift)} runs · first-pass yield {fpy_text} · "
+            f"avg cycle {cycle_text}")

@@ -1,0 +1,119 @@
+"""Who may run what: operator log-in, released plans, the serial → plan/variant lookup.
+
+Everything here is checked before any instrument is touched; a refusal is a sentence the
+operator can act on (which plan, which fixture, whom to ask).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from station.config import LoadedConfig, OperatorConfig
+from station.diagnostics import InputError
+from station.runner import Prepared, RunRequest, prepare
+
+
+class Refusal(Exception):
+    """A start the UI must refuse, with the reason shown to the operator."""
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Training-mode choices of an engineer (sim only for faults); empty means the catalogue."""
+
+    plan: str | None = None
+    variant: str | None = None
+    faults: tuple[str, ...] = ()
+
+
+@dataclass
+class Resolved:
+    req: RunRequest
+    prep: Prepared
+    summary: str
+    notes: list[str] = field(default_factory=list)
+
+
+def login(config: LoadedConfig, operator_id: str) -> OperatorConfig:
+    """The configured operator with this id; Refusal otherwise."""
+    wanted = operator_id.strip()
+    for op in config.config.operators:
+        if op.id == wanted:
+            return op
+    if not config.config.operators:
+        raise Refusal("no operators are configured in the station config")
+    raise Refusal(f"unknown operator id '{wanted}'")
+
+
+def may_choose_plan(op: OperatorConfig) -> bool:
+    return op.role in ("engineer", "admin")
+
+
+def plan_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def release_problem(config: LoadedConfig, plan_path: str | Path) -> str | None:
+    """Why this plan file may not be run by an operator here (None: released, same content)."""
+    path = Path(plan_path).resolve()
+    for key, digest in config.config.released.items():
+        if config.resolve_path(key).resolve() == path:
+            actual = plan_sha256(path)
+            if actual != digest:
+                return (f"plan {path.name} differs from its released version (sha256 {actual[:12]}… ≠ "
+                        f"{digest[:12]}…): ask a test engineer")
+            return None
+    return f"plan {path.name} is not released for station {config.config.station_id}: ask a test engineer"
+
+
+def plan_files(config: LoadedConfig) -> list[Path]:
+    """Plans an engineer may pick: every .yaml in the folders of the catalogue's plans."""
+    folders = {config.resolve_path(p.plan).resolve().parent for p in config.config.products}
+    folders |= {config.resolve_path(k).resolve().parent for k in config.config.released}
+    return sorted({f for d in folders if d.is_dir() for f in d.glob("*.yaml")})
+
+
+def resolve(config: LoadedConfig, *, serial: str, fixture: str, operator: OperatorConfig, sim: bool,
+            overrides: Overrides = Overrides()) -> Resolved:
+    """Serial → plan + variant for this fixture and operator; Refusal with the reason otherwise."""
+    serial = serial.strip()
+    if not serial:
+        raise Refusal("scan or type the pack serial")
+    engineer = may_choose_plan(operator)
+    product = config.product_for(serial)
+    plan = overrides.plan if engineer and overrides.plan else None
+    if plan is None:
+        if product is None:
+            raise Refusal(f"serial '{serial}' matches no product in the catalogue")
+        plan = str(config.resolve_path(product.plan))
+    if not engineer:
+        problem = release_problem(config, plan)
+        if problem:
+            raise Refusal(problem)
+    faults = list(overrides.faults) if engineer else []
+    if faults and not sim:
+        raise Refusal("faults can only be injected in training mode (--sim)")
+    req = RunRequest(plan=plan, serial=serial, variant=(overrides.variant or None) if engineer else None,
+                     fixture=fixture, operator=operator.id, sim=sim, station=str(config.path), faults=faults)
+    try:
+        prep = prepare(req)
+    except InputError as err:
+        raise Refusal("; ".join(f"{Path(p.file).name}:{p.line}: {p.message}" for p in err.problems)) from None
+    if sim:
+        _check_preset(config, prep, serial)
+    bound = prep.bound
+    summary = f"{bound.plan.id} {bound.plan.version} · {bound.variant or 'default'}"
+    notes = [f"fault {f}" for f in faults]
+    return Resolved(req, prep, summary, notes)
+
+
+def _check_preset(config: LoadedConfig, prep: Prepared, serial: str) -> None:
+    from sim.pack.presets import PRESETS
+
+    preset = config.config.fixtures[prep.fixture].sim_preset or "car-400"
+    variant = prep.bound.variant
+    if variant in PRESETS and variant != preset:
+        raise Refusal(f"{serial} is a {variant} pack but fixture {prep.fixture} holds a simulated "
+                      f"{preset} pack: use the {variant} fixture")
