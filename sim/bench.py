@@ -76,6 +76,15 @@ class _ActivePack:
         return getattr(self._matrix.active().pack, name)
 
 
+def _factory_ecu(spec, seed: int):
+    """The ECU state of a new pack's BMS, identity from the product spec (as SimCanBms builds it)."""
+    from sim.bms.ecu import EcuState
+
+    identity = {"part_number": spec.bms_part_number, "sw_version": spec.bms_sw_version,
+                "hw_version": spec.bms_hw_version}
+    return EcuState.from_table(values={k: v for k, v in identity.items() if v}, seed=seed)
+
+
 class PackSlot:
     """The pack on a fixture, as its peers see it: a new pack can roll in between runs."""
 
@@ -87,6 +96,10 @@ class PackSlot:
 
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(self.current, name, value)
+
+    def swap(self, pack: Pack) -> None:
+        """Roll in another pack (attribute writes otherwise go to the current pack)."""
+        object.__setattr__(self, "current", pack)
 
 
 class SimBench:
@@ -123,7 +136,7 @@ class SimBench:
         """A fresh golden pack of the same preset rolls in: faults and peer fault modes cleared."""
         fx = self.fixtures[fixture]
         self._runs = getattr(self, "_runs", 0) + 1
-        fx.pack.current = Pack(PRESETS[fx.preset], seed=seed if seed is not None else self._runs * 7919)
+        fx.pack.swap(Pack(PRESETS[fx.preset], seed=seed if seed is not None else self._runs * 7919))
         fresh = Wiring()
         for name in fresh.__dataclass_fields__:
             setattr(fx.wiring, name, getattr(fresh, name))
@@ -132,6 +145,9 @@ class SimBench:
                 peer.behaviour = "normal"
         fx.cycler.trips.clear()
         fx.bms.silent_after(float("inf"))
+        if fx.bms.ecu is not None:  # the new pack's BMS: factory DIDs, no DTCs, default session
+            fresh_ecu = _factory_ecu(fx.pack.spec, self._runs)
+            fx.bms.ecu.__dict__.update(fresh_ecu.__dict__)
 
     async def start(self) -> dict[str, str]:
         """Serve every peer on loopback; return placeholder -> endpoint."""

@@ -83,7 +83,7 @@ def _dtc(bench, fixture, code, status):
 
 
 def _sw(bench, fixture, version):
-    _fx(bench, fixture).bms.ecu.set_value(0xF195, version)
+    _fx(bench, fixture).bms.ecu.set_value(0xF189, version)  # the product SW version the BOM names
 
 
 def _silent(bench, fixture, after):

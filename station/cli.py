@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--answer", action="append", default=[], metavar="TEXT",
                      help="answers to operator prompts, in order (non-interactive runs)")
     run.add_argument("--plain", action="store_true", help="plain progress lines even in a terminal")
+    run.add_argument("--stop-on-failure", action="store_true", help="go to teardown at the first failed step")
 
     val = sub.add_parser("validate", help="check plans: PATH:LINE:COL: message per problem; exit 2 on any")
     val.add_argument("plans", nargs="+", metavar="PLAN")
@@ -57,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     ui = sub.add_parser("ui", help="the operator terminal UI")
     ui.add_argument("--sim", action="store_true")
     ui.add_argument("--station", metavar="FILE")
+
+    stats = sub.add_parser("stats", help="yield, first-pass yield, top failing steps, Cp/Cpk per measurement")
+    from station.line.stats import add_arguments
+
+    add_arguments(stats)
 
     res = sub.add_parser("results", help="the result store: list, show, export")
     res.add_argument("--db", metavar="FILE", help="result store (default: the simulated station's)")

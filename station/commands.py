@@ -20,7 +20,7 @@ def _problems(err: InputError) -> int:
 def dispatch(args, parser) -> int:
     handler = {
         "run": cmd_run, "validate": cmd_validate, "schema": cmd_schema, "coverage": cmd_coverage,
-        "sim": cmd_sim, "ui": cmd_ui, "results": cmd_results,
+        "sim": cmd_sim, "ui": cmd_ui, "results": cmd_results, "stats": cmd_stats,
     }[args.command]
     try:
         return handler(args)
@@ -37,6 +37,7 @@ def cmd_run(args) -> int:
         plan=args.plan, serial=args.serial, variant=args.variant, fixture=args.fixture,
         operator=args.operator, sim=args.sim, station=args.station, faults=list(args.fault),
         db=args.db, json=args.json, junit=args.junit, report=args.report,
+        stop_on_failure=args.stop_on_failure,
     )
     prep = prepare(req)
     view = make_view(plain=args.plain)
@@ -103,6 +104,12 @@ def cmd_coverage(args) -> int:
     from station.coverage import coverage_command
 
     return coverage_command(args.plan)
+
+
+def cmd_stats(args) -> int:
+    from station.line.stats import stats_command
+
+    return stats_command(args)
 
 
 def cmd_sim(args) -> int:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from station.diagnostics import InputError, Problem
+from station.line.config import LineResultsFields, MesConfig, MqttConfig
 from station.plan.loader import validation_problems
 from station.plan.yamlsrc import load_file
 
@@ -64,7 +65,7 @@ class OperatorConfig(_Model):
     role: Literal["operator", "engineer", "admin"] = "operator"
 
 
-class ResultsConfig(_Model):
+class ResultsConfig(LineResultsFields):
     db: str = Field("results/station.db", description="SQLite result store, relative to this file")
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
 
@@ -80,6 +81,8 @@ class StationConfig(_Model):
     operators: list[OperatorConfig] = Field(default_factory=list)
     released: dict[str, str] = Field(default_factory=dict, description="plan path -> sha256 of the released content")
     results: ResultsConfig = Field(default_factory=ResultsConfig)
+    mqtt: MqttConfig | None = Field(None, description="Live status to an MQTT broker")
+    mes: MesConfig | None = Field(None, description="MES route check before, upload after each run")
 
     @property
     def station_id(self) -> str:

@@ -58,6 +58,7 @@ class RunStarted(Event):
     simulated: bool
     faults: list[str] = field(default_factory=list)
     planned_steps: int = 0  # leaf steps known before the run (for progress)
+    mes_transaction_id: str | None = None  # from the MES route check, kept with the record
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ class RunRequest:
     junit: str | None = None
     report: str | None = None
     answers: dict[str, str] = field(default_factory=dict)
+    stop_on_failure: bool = False  # end main at the first failed step (CI fault runs)
 
 
 @dataclass
@@ -137,6 +138,7 @@ class Session:
         self.bench = None
         self.store = None
         self.instruments: StationInstruments | None = None
+        self.line = None  # LineServices: PostgreSQL forwarding, MQTT status, MES
 
     async def __aenter__(self) -> "Session":
         from station.results.store import ResultStore
@@ -156,12 +158,19 @@ class Session:
                 await self.bench.stop()
             raise
         self.instruments = StationInstruments(self.config, endpoints)
+        cfg = self.config.config
+        if cfg.results.postgres_url or cfg.mqtt or cfg.mes:
+            from station.line.services import LineServices  # psycopg/paho only when configured
+
+            self.line = LineServices.from_config(self.config, self.db).start()
         return self
 
     async def __aexit__(self, *exc) -> None:
         try:
             if self.instruments is not None:
                 await self.instruments.close()
+            if self.line is not None:  # what is not uploaded in 2 s stays queued locally
+                await asyncio.get_running_loop().run_in_executor(None, self.line.stop, 2.0)
         finally:
             if self.store is not None:
                 self.store.close()
@@ -173,6 +182,15 @@ class Session:
                   signals: bool = True) -> tuple[str, str, Any]:
         """Run one pack on ``prep.fixture``; return (verdict, run_id, record)."""
         assert self.instruments is not None and self.store is not None
+        decision = None
+        if self.line is not None:
+            from station.line.services import RouteRefused
+
+            try:
+                decision = await self.line.route_check(req.serial, self.config.config.station_id, prep.bound.plan.id)
+            except RouteRefused as err:
+                raise _problem("MES", str(err)) from None
+            subscribers = [*(subscribers or []), *self.line.subscribers]
         if self.bench is not None:
             self.bench.renew(prep.fixture)
         fx = self.instruments.build(prep.fixture)
@@ -182,6 +200,8 @@ class Session:
             subscribers=subscribers, critical=[self.store.handle], prompt_handler=prompt_handler,
             locks=self.instruments.locks_for(fx), simulated=self.sim, faults=list(req.faults),
             interlock_period=self.config.config.interlock_period,
+            stop_on_failure=req.stop_on_failure,
+            mes_transaction_id=decision.transaction_id if decision else None,
         )
         if on_sequencer:
             on_sequencer(seq)
@@ -203,6 +223,8 @@ class Session:
                 loop.remove_signal_handler(sig)
         record = self.store.record(seq.run_id)
         export(req, record)
+        if self.line is not None:
+            await self.line.after_run(record, decision)
         return verdict, seq.run_id, record
 
 

@@ -27,9 +27,9 @@ reset (``ecu_reset``); the rest raise ``InstrumentError`` "not available over Mo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -224,7 +224,7 @@ class ModbusBms(Driver):
         missing = [f"{n} ({'/'.join(t)})" for n, t in REQUIRED.items()
                    if n not in self.map or self.map[n].table not in t]
         if missing:
-            raise InstrumentError(f"register map {self.map.path} lacks {', '.join(missing)}", instrument=name)
+            raise MapError([f"{self.map.path}: a BMS map needs {', '.join(missing)}"])
         self.poll_period = PERIOD.check(float(opts.get("poll_period", 0.1)), what="poll_period", instrument=name)
         self.cell_poll_period = PERIOD.check(float(opts.get("cell_poll_period", 0.5)),
                                              what="cell_poll_period", instrument=name)
@@ -259,24 +259,52 @@ class ModbusBms(Driver):
             await self.transport.close()
 
     async def identify(self) -> Identity:
-        """Maker/model from options; serial and firmware from the identity registers (else options)."""
+        """Identity from options (``maker``, ``model``, ``serial``, ``firmware``), without bus I/O.
+
+        As for DbcBms: the BMS belongs to the pack under test and may be unpowered when the
+        station opens its instruments; its serial and versions are measurements of the pack,
+        read by ``bms.identity`` through ``uds_read`` (the identity registers).
+        """
         opts = self.options
-        got = {n: (await self._read_field(self.map[n]))[0] for n in ("ecu_serial", "supplier_sw_version")
-               if n in self.map and n not in opts}
         return Identity(str(opts.get("maker", "unknown")), str(opts.get("model", "Modbus BMS")),
-                        str(opts.get("ecu_serial", got.get("ecu_serial", "unknown"))),
-                        str(opts.get("supplier_sw_version", got.get("supplier_sw_version", "unknown"))),
-                        self.calibration_due)
+                        str(opts.get("serial", "")), str(opts.get("firmware", "")), self.calibration_due)
 
     async def safe_state(self) -> list[str]:
-        """Request standby (contactors open), monitor enabled, balancing off; every one tried."""
+        """Request standby (contactors open), monitor enabled, balancing off; every one tried.
+
+        A BMS that does not answer at all (no reply, or a gateway's exception 10/11) cannot be
+        commanded: if its last good reading showed every contactor open, that is reported (an
+        unpowered BMS cannot close them; the sequencer's bus check confirms independently),
+        else the timeout is raised; either way within one timeout. A BMS that answers with a
+        refusal gets the standby request once more with the rest, and the error names them all.
+        """
         if not self._open:
             return [f"{self.name}: not open, no request sent"]
         m = self.map
-        return await run_all(self.name, [
-            ("requested standby (contactors open)", self._write, m["mode_request"], m["mode_request"].state("standby")),
-            ("insulation monitor enabled", self._write, m["imd_disable"], False),
-            ("balancing off", self._write, m["balancing_request"], False)])
+        standby = ("requested standby (contactors open)", self._write, m["mode_request"],
+                   m["mode_request"].state("standby"))
+        rest = [("insulation monitor enabled", self._write, m["imd_disable"], False),
+                ("balancing off", self._write, m["balancing_request"], False)]
+        try:
+            done = await run_all(self.name, [standby])
+        except InstrumentError as exc:
+            if not (isinstance(exc, InstrumentTimeout) or (isinstance(exc, DeviceError) and exc.code in (10, 11))):
+                # it answered but refused: try once more along with the rest, report all of it
+                return await run_all(self.name, [standby] + rest)
+            known = self._known_open()
+            if known is None:
+                raise  # silent, and not known to be open: the rest would time out the same way
+            return [f"BMS not answering, no request delivered ({_bare(exc)})", known]
+        return done + await run_all(self.name, rest)
+
+    def _known_open(self) -> str | None:
+        """"contactors open as last read ..." if the last good poll showed all three open, else None."""
+        group = self.groups[0]
+        names = ("contactor_main_plus", "contactor_main_minus", "contactor_precharge")
+        if group.stamp is None or any(group.values.get(n, 1.0) != 0.0 for n in names):
+            return None
+        age = asyncio.get_running_loop().time() - group.stamp
+        return f"contactors open as last read {age:.1f} s ago (an unpowered BMS cannot close them)"
 
     # --- polling --------------------------------------------------------------------------------
 
@@ -356,7 +384,7 @@ class ModbusBms(Driver):
         if not self._open:
             raise InstrumentError("BMS is not open", instrument=self.name, command=what)
         if self._poller is not None and self._poller.done() and not self._poller.cancelled() and self._poller.exception():
-            raise self._poller.exception()  # a bug in polling must not pass for stale data
+            raise self._poller.exception()  # a polling bug must not pass for stale data
         now = asyncio.get_running_loop().time()
         why = f"; last poll failed: {_bare(group.error)}" if group.error else ""
         if group.stamp is None:
@@ -403,7 +431,7 @@ class ModbusBms(Driver):
                                                                           for _, b in f.bits if is_signal(b)})
             raise InstrumentError(f"signal {name!r} is not in the register map (mapped: {', '.join(names)})",
                                   instrument=self.name, command=name)
-        return float(self._fresh(group, f"signal {name}").values[name])
+        return float(self._fresh(group, f"signal {name}").values[name])  # bits: 0.0 / 1.0
 
     def state(self) -> str:
         """The BMS state as text from the map's ``states`` (``standby``, ``precharge``, ``normal``, ...)."""
@@ -465,7 +493,7 @@ class ModbusBms(Driver):
 
     async def _read_field(self, f: BmsField) -> list:
         """All elements of ``f`` (text as one string)."""
-        got = (await self._read([(f, f.length if not f.text else 1)]))[f.name]
+        got = (await self._read([(f, 1 if f.text else f.length)]))[f.name]
         return got if isinstance(got, list) else [got]
 
     # --- UDS equivalents over registers ---------------------------------------------------------

@@ -60,6 +60,8 @@ class Sequencer:
         faults: list[str] | None = None,
         interlock_period: float = 0.1,
         run_id: str | None = None,
+        stop_on_failure: bool = False,
+        mes_transaction_id: str | None = None,
     ) -> None:
         self.bound = bound
         self.instruments = instruments
@@ -75,12 +77,15 @@ class Sequencer:
         self.simulated = simulated
         self.faults = faults or []
         self.interlock_period = interlock_period
+        self.stop_on_failure = stop_on_failure or bound.plan.on_failure == "stop"
+        self.mes_transaction_id = mes_transaction_id
         self.run_id = run_id or uuid.uuid4().hex[:16]
         self.results: dict[str, dict[str, Any]] = {}
         self.outcomes: dict[str, int] = {}
         self.abort_reason: RunAborted | None = None
         self.verdict: str | None = None
         self.failed_at: str | None = None
+        self.errored_at: tuple[str, str] | None = None
         self._main_task: asyncio.Task | None = None
         self.watched_interlocks: set[str] = set()  # fixture inputs an enclosing watcher already polls
         self.preflight_error: str | None = None  # an instrument failed to open: record it, go safe
@@ -145,7 +150,7 @@ class Sequencer:
             variant=self.bound.variant, parameters=v.jsonable(self.bound.parameters),
             station_id=self.station_id, fixture_id=self.fixture_id, operator=self.operator,
             software_version=__version__, simulated=self.simulated, faults=list(self.faults),
-            planned_steps=self.bound.leaf_count(),
+            planned_steps=self.bound.leaf_count(), mes_transaction_id=self.mes_transaction_id,
         )
         for info in self.identities:
             self.emit(InstrumentIdentified, info=info)
@@ -184,12 +189,14 @@ class Sequencer:
             verdict, reason = "ERROR", "the safe state could not be confirmed"
         if reason is None and verdict == "FAIL":
             reason = f"failed at {self.failed_at}"
+        if reason is None and verdict == "ERROR" and self.errored_at:
+            reason = f"error at {self.errored_at[0]}: {self.errored_at[1]}"
         self.verdict = verdict
         self.emit(RunFinished, verdict=verdict, reason=reason, duration_s=round(self.stamp()[1], 6))
         return verdict
 
     def _stop_main(self) -> bool:
-        return self.outcomes.get("error", 0) > 0
+        return self.outcomes.get("error", 0) > 0 or (self.stop_on_failure and self.outcomes.get("failed", 0) > 0)
 
     def _verdict(self) -> str:
         if self.abort_reason is not None:
@@ -223,7 +230,7 @@ class Sequencer:
             await self._node(node, names, phase, phase)
             if phase == "main" and self._stop_main():
                 break
-            if phase == "main" and self.bound.plan.on_failure == "stop" and self.outcomes.get("failed"):
+            if phase == "main" and self.stop_on_failure and self.outcomes.get("failed"):
                 break
             if phase == "setup" and (self.outcomes.get("failed") or self.outcomes.get("error")):
                 break
@@ -325,6 +332,8 @@ class Sequencer:
             self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
             if outcome == "failed" and self.failed_at is None:
                 self.failed_at = path
+            if outcome == "error" and self.errored_at is None:
+                self.errored_at = (path, error or "")
             return
 
     async def _attempt(self, node: ActionNode, names: ChainMap, path: str) -> tuple[str, str | None, dict]:

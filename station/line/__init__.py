@@ -6,7 +6,7 @@
   SQLite journal to PostgreSQL, in order, exactly once, retrying while the database is away.
 - mqtt_status.py ``MqttStatus``: retained JSON status topics, last will = offline.
 - stats.py: yield, first-pass yield, top failing steps, Cp/Cpk (``station stats``);
-  stats_html.py the HTML export with trend plots.
+  stats_text.py / stats_html.py the text tables and the HTML export with trend plots.
 - mes.py: the ``Mes`` interface (route check, upload) with file, HTTP and fake MES.
 - config.py / services.py: the config fields and the one object a Session wires in.
 

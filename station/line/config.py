@@ -8,16 +8,19 @@
     mes: {type: http, url: "http://mes.plant.local/eol", timeout: 5.0}
     # or  mes: {type: file, folder: /srv/mes/eol-3}
 
-Strict like the rest of the config (``extra="forbid"``, frozen); no I/O happens here.
+Strict like the rest of the config (``extra="forbid"``, frozen); no I/O happens here, and
+neither psycopg nor paho is imported, so a station without the ``line`` extra loads its config.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import re
+
 from pydantic import BaseModel, ConfigDict, Field
 
-from .pg_migrate import SCHEMA_NAME
+SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")  # a plain, unquoted PostgreSQL name
 
 
 class _Model(BaseModel):

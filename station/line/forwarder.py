@@ -39,6 +39,10 @@ _UPLOADS_DDL = ("CREATE TABLE IF NOT EXISTS line_uploads (run_id TEXT NOT NULL, 
                 "PRIMARY KEY (run_id, target))")
 
 
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
 class ForwardError(StoreError):
     """The forwarder stopped on an error retrying cannot fix (e.g. a schema mismatch)."""
 
@@ -125,7 +129,8 @@ class Forwarder:
                        (run_id, self.target, len(events),
                         dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")))
             self.uploaded += 1
-            self.replayed += new == 0 and bool(events)
+            if new == 0 and events:  # PostgreSQL had it all: a replay after a lost mark
+                self.replayed += 1
             self._set_pending(len(todo) - n - 1, this_pass)
         return len(todo)
 
@@ -190,27 +195,28 @@ class Forwarder:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake, self._stop = asyncio.Event(), asyncio.Event()
-        if self._stopping:
-            return
         delay = self.backoff_s[0]
         while not self._stopping:
             self._wake.clear()
             try:
                 self.forward_once()
                 wait, until, delay = self.poll_s, (self._wake, self._stop), self.backoff_s[0]
-            except (PgUnavailable, sqlite3.OperationalError) as exc:  # down, or journal busy
-                self.failures += 1
+            except (PgUnavailable, sqlite3.OperationalError) as exc:
+                if isinstance(exc, sqlite3.OperationalError) and not _busy(exc):
+                    return self._fail(f"cannot read the journal: {exc}")
+                self.failures += 1  # the database is away, or the journal briefly locked
                 self.last_error = str(exc)
                 self.pg.close()
                 wait, until = delay, (self._stop,)  # finished runs must not hurry a retry
                 delay = min(delay * 2, self.backoff_s[1])
             except (PgStoreError, StoreError, sqlite3.Error) as exc:
-                self.error = ForwardError(self.journal, f"forwarding to {self.target} stopped: "
-                                                        f"{exc}")
-                with self._idle:  # wake waiters: they must see the error
-                    self._idle.notify_all()
-                return
+                return self._fail(f"forwarding to {self.target} stopped: {exc}")
             waiters = [asyncio.ensure_future(e.wait()) for e in until]
             await asyncio.wait(waiters, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
             for w in waiters:
                 w.cancel()
+
+    def _fail(self, message: str) -> None:
+        self.error = ForwardError(self.journal, message)
+        with self._idle:  # waiters must see the error, not time out
+            self._idle.notify_all()

@@ -17,10 +17,11 @@ from importlib import resources
 import psycopg
 from psycopg import sql
 
+from .config import SCHEMA_NAME
+
 # pg_advisory_xact_lock takes one bigint; any constant shared by all stations will do.
 LOCK_KEY = int.from_bytes(b"EOL-LINE", "big") & 0x7FFF_FFFF_FFFF_FFFF
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 class MigrationError(Exception):
@@ -80,6 +81,6 @@ def migrate(conn: psycopg.Connection, schema: str | None = None) -> list[int]:
         todo = [m for m in known if m.version not in applied]
         for m in todo:
             conn.execute(m.sql.encode())  # several statements, no parameters
-            conn.execute("INSERT INTO schema_migrations (version, name, sha256) VALUES (%s, %s, %s)",
-                         (m.version, m.name, m.sha256))
+            conn.execute("INSERT INTO schema_migrations (version, name, sha256) "
+                         "VALUES (%s, %s, %s)", (m.version, m.name, m.sha256))
     return [m.version for m in todo]

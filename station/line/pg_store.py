@@ -7,8 +7,8 @@ stations writing at once, or one run uploaded twice, never lose or duplicate a r
 
 Selected by a connection URL (``postgresql://user@host:5432/db``); ``schema`` (or
 ``?options=-csearch_path%3Dname`` in the URL) puts the tables in a schema of their own.
-The schema is created and migrated on ``open()`` (pg_migrate.py). Reads (``runs``,
-``record``) return exactly what ``station.results.ResultStore`` returns.
+The schema is created and migrated on ``open()`` (pg_migrate.py). ``record`` returns what
+``station.results.ResultStore.record`` returns, plus ``mes_transaction_id``.
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ class PgResultStore:
         return self._query(sql, args)
 
     def record(self, run_id: str) -> dict[str, Any]:
-        """The full record of one run, the same dict ``ResultStore.record`` returns."""
+        """The full record of one run: ``ResultStore.record``'s dict + ``mes_transaction_id``."""
         db = self._db()
         q = "SELECT * FROM {} WHERE run_id = %s ORDER BY seq"
         try:

@@ -15,7 +15,8 @@
   Pp/Ppk; EOL practice calls them Cp/Cpk. Limits are the judged ``min``/``max``.
 
 Sources: a SQLite store file, or a PostgreSQL URL (``postgresql://...``, ``--schema``).
-``station stats`` is ``stats_command(args)``; HTML export with trend plots in stats_html.py.
+``station stats`` is ``stats_command(args)``; text tables in stats_text.py, the HTML export
+with trend plots in stats_html.py.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from station.results.store import StoreError
+
+from .stats_text import format_text
 
 _RUNS = ("SELECT id, serial, station_id, plan_id, variant, started_utc, verdict, status "
          "FROM runs")
@@ -179,15 +182,21 @@ def _limit(limits: dict[str, Any], key: str) -> float | None:
         and math.isfinite(value) else None
 
 
-def compute(data: Dataset, *, top: int = 10) -> Report:
-    runs = sorted(data.runs, key=lambda r: (r["started_utc"] or "", r["id"]))
+def _in_order(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(runs, key=lambda r: (r["started_utc"] or "", r["id"]))
+
+
+def compute(data: Dataset, *, top: int = 10, history: Dataset | None = None) -> Report:
+    """Statistics of ``data``; ``history`` (default ``data``) is the unfiltered store, so a
+    retest inside a date filter is not mistaken for a serial's first run."""
+    runs = _in_order(data.runs)
+    shown = {r["id"] for r in runs}
     groups: dict[tuple[str, str, str], YieldRow] = {}
 
     def group(r: dict[str, Any]) -> YieldRow:
         key = (r["station_id"] or "?", product_of(r), (r["started_utc"] or "?")[:10])
         return groups.setdefault(key, YieldRow(*key))
 
-    by_serial: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in runs:
         g = group(r)
         if r["verdict"] is None:
@@ -195,8 +204,13 @@ def compute(data: Dataset, *, top: int = 10) -> Report:
             continue
         g.runs += 1
         g.passed += r["verdict"] == "PASS"
-        by_serial[r["serial"]].append(r)
+    by_serial: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in _in_order((history or data).runs):
+        if r["verdict"] is not None:
+            by_serial[r["serial"]].append(r)
     for serial_runs in by_serial.values():
+        if serial_runs[0]["id"] not in shown:  # first tested outside the selection
+            continue
         g = group(serial_runs[0])
         g.serials += 1
         g.first_pass += serial_runs[0]["verdict"] == "PASS"
@@ -228,38 +242,6 @@ def compute(data: Dataset, *, top: int = 10) -> Report:
                   sorted(caps.values(), key=lambda c: (c.path, c.name, c.unit)))
 
 
-# -- text ---------------------------------------------------------------------------------------
-def fmt(value: float | None, digits: int = 4) -> str:
-    """A number for tables: ``—`` for none, else ``digits`` significant digits."""
-    return "—" if value is None else f"{value:.{digits}g}"
-
-
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
-
-
-def format_text(report: Report) -> str:
-    pct = lambda v: "—" if v is None else f"{v:.1f}%"  # noqa: E731
-    parts = ["Yield per station / product / day",
-             table(["station", "product", "day", "runs", "pass", "yield", "serials", "FPY",
-                    "final", "interrupted"],
-                   [[g.station, g.product, g.day, str(g.runs), str(g.passed), pct(g.yield_pct),
-                     str(g.serials), pct(g.fpy_pct), pct(g.final_pct), str(g.interrupted)]
-                    for g in report.yields]),
-             "", "Top failing steps (last attempt)",
-             table(["step", "failed", "error", "runs"],
-                   [[p, str(f), str(e), str(n)] for p, f, e, n in report.top_failing]),
-             "", "Measurements",
-             table(["step", "measurement", "unit", "n", "mean", "sigma", "LSL", "USL", "Cp",
-                    "Cpk", "fails"],
-                   [[c.path, c.name, c.unit, str(c.n), fmt(c.mean, 6), fmt(c.sigma), fmt(c.lsl),
-                     fmt(c.usl), fmt(c.cp), fmt(c.cpk), str(c.fails)] for c in report.capability])]
-    return "\n".join(parts) + "\n"
-
-
 # -- command ------------------------------------------------------------------------------------
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``station stats`` arguments."""
@@ -277,13 +259,14 @@ def stats_command(args: argparse.Namespace, out: TextIO | None = None,
     """``station stats``: 0 on success, 2 when the store cannot be read."""
     out, err = out or sys.stdout, err or sys.stderr
     try:
-        data = load(args.store, getattr(args, "schema", None)).filtered(
-            station=getattr(args, "station_id", None), since=getattr(args, "since", None),
-            until=getattr(args, "until", None))
+        everything = load(args.store, getattr(args, "schema", None))
     except StoreError as exc:
         print(f"station stats: {exc}", file=err)
         return 2
-    report = compute(data, top=getattr(args, "top", 10))
+    data = everything.filtered(station=getattr(args, "station_id", None),
+                               since=getattr(args, "since", None),
+                               until=getattr(args, "until", None))
+    report = compute(data, top=getattr(args, "top", 10), history=everything)
     out.write(format_text(report))
     if getattr(args, "html", None):
         from .stats_html import write_html

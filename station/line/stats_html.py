@@ -13,7 +13,8 @@ from pathlib import Path
 from station.results.record import unit_symbol, write_text_atomic
 from station.results.svg import nice_ticks
 
-from .stats import Capability, Report, fmt
+from .stats import Capability, Report
+from .stats_text import fmt
 
 _CSS = """body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;
 margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}
@@ -46,8 +47,9 @@ def trend_svg(cap: Capability, *, width: int = 640, height: int = 180) -> str:
     for value, label, colour in ((cap.lsl, "LSL", "#c0392b"), (cap.usl, "USL", "#c0392b"),
                                  (cap.mean, "mean", "#2e8b57")):
         if value is not None:
-            out.append(f'<line class="{label.lower()}" x1="{left}" x2="{right}" y1="{y(value):.1f}" '
-                       f'y2="{y(value):.1f}" stroke="{colour}" stroke-dasharray="4 3"/>'
+            out.append(f'<line class="{label.lower()}" x1="{left}" x2="{right}" '
+                       f'y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="{colour}" '
+                       f'stroke-dasharray="4 3"/>'
                        f'<text x="{right - 2}" y="{y(value) - 3:.1f}" text-anchor="end" '
                        f'font-size="10" fill="{colour}">{label}</text>')
     points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(ys))

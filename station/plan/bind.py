@@ -263,6 +263,23 @@ class Binder:
         return GroupNode(step, label, children, final, include_args=dict(step.with_),
                          include_defaults=params, src=src, loc=loc)
 
+    def check_catches(self, src: Source) -> None:
+        """Declared catches name real steps, catalogue faults with valid parameters, known variants."""
+        from sim.faults import CATALOGUE, check_fault
+
+        for i, catch in enumerate(self.plan.catches):
+            if catch.step not in self.step_ids:
+                self.add(src, ("catches", i, "step"), f"no step with id '{catch.step}'{_did_you_mean(catch.step, self.step_ids)}")
+            problem = check_fault(catch.fault, {k: str(v) for k, v in catch.params.items()})
+            if problem:
+                self.add(src, ("catches", i, "fault" if catch.fault not in CATALOGUE else "params"), problem)
+            for variant in catch.variants or []:
+                if variant not in self.plan.variants:
+                    self.add(src, ("catches", i, "variants"), f"unknown variant '{variant}'")
+        for i, item in enumerate(self.plan.uncaught):
+            if item.fault not in CATALOGUE:
+                self.add(src, ("uncaught", i, "fault"), f"unknown fault '{item.fault}'{_did_you_mean(item.fault, CATALOGUE)}")
+
     def _gather_ids(self, steps: list) -> None:
         for step in steps:
             if step.id:
@@ -296,9 +313,7 @@ class Binder:
             if key not in self.used_overrides:
                 self.add(src, ("variants", self.variant, "limits", key),
                          f"limit override '{key}' matches no step measurement ('step_id.measurement')", key=True)
-        for i, catch in enumerate(plan.catches):
-            if catch.step not in self.step_ids:
-                self.add(src, ("catches", i, "step"), f"no step with id '{catch.step}'{_did_you_mean(catch.step, self.step_ids)}")
+        self.check_catches(src)
         if self.problems:
             raise InputError(self.problems)
         return BoundPlan(plan, str(self.loaded.path), self.loaded.sha256, self.variant, parameters,

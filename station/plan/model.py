@@ -147,6 +147,14 @@ class Catch(_Model):
     variants: list[str] | None = Field(None, description="Only for these variants (default: all)")
 
 
+class Uncaught(_Model):
+    """A catalogue fault this plan knowingly does not catch, and why (shown by `station coverage`)."""
+
+    fault: str
+    reason: str
+    variants: list[str] | None = Field(None, description="Only for these variants (default: all)")
+
+
 class Plan(_Model):
     """A test plan (``kind: plan``) or a library of steps to include (``kind: library``)."""
 
@@ -161,6 +169,7 @@ class Plan(_Model):
     parameters: dict[str, Parameter] = Field(default_factory=dict)
     variants: dict[str, Variant] = Field(default_factory=dict)
     catches: list[Catch] = Field(default_factory=list)
+    uncaught: list[Uncaught] = Field(default_factory=list)
     on_failure: Literal["continue", "stop"] = Field(
         "continue", description="After a failed step: keep measuring (default) or go to teardown"
     )

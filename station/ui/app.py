@@ -110,8 +110,15 @@ class OperatorApp(App):
     # -- actions -------------------------------------------------------------------------------
     def action_tab(self, tab: str) -> None:
         for tabs in self._main_query("#tabs"):
-            if tabs.query(f"#{tab}"):  # type: ignore[attr-defined]
-                tabs.active = tab  # type: ignore[attr-defined]
+            panes = tabs.query(f"#{tab}")  # type: ignore[attr-defined]
+            if not panes:
+                continue
+            tabs.active = tab  # type: ignore[attr-defined]
+            # the tabs follow the focus, so the focus must move into the new pane
+            idle = [p.serial_input for p in panes.first().query(FixturePanel) if not p.running]
+            target = idle or list(panes.first().query("DataTable, Select, Input"))
+            if target:
+                target[0].focus()
 
     def _abort_target(self) -> FixturePanel | None:
         running = [p for p in self._main_query(FixturePanel) if p.running]

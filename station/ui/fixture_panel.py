@@ -26,6 +26,8 @@ from station.ui.run_state import VERDICT_STYLES, RunState, format_live, typical_
 if TYPE_CHECKING:
     from station.ui.app import OperatorApp
 
+REFRESH_S = 0.1  # real seconds between redraws of a running column
+
 
 class RunEvent(Message):
     def __init__(self, event: Event) -> None:
@@ -71,6 +73,7 @@ class FixturePanel(Vertical):
         self.running = False
         self.typical: float | None = None
         self._dialog: PromptDialog | None = None
+        self._refresh_timer = None
 
     @property
     def station(self) -> "OperatorApp":
@@ -84,7 +87,7 @@ class FixturePanel(Vertical):
         with Horizontal(classes="progress-row"):
             yield ProgressBar(total=1, show_eta=False, classes="progress")
             yield Label("", classes="clock")
-        yield Label("", classes="live")
+        yield Static("", classes="live")
         yield Static("", classes="verdict")
         with VerticalScroll(classes="steps-scroll"):
             yield Static("", classes="steps")
@@ -125,7 +128,7 @@ class FixturePanel(Vertical):
         self.query_one(".verdict", Static).update("")
         self.query_one(".verdict").remove_class(*[f"v-{v}" for v in VERDICT_STYLES])
         self.query_one(".verdict").display = False
-        self.query_one(".live", Label).update("")
+        self.query_one(".live", Static).update("")
         self.say(f"{resolved.req.serial}: {resolved.summary} — checking instruments…")
         self._run(resolved)
 
@@ -170,11 +173,16 @@ class FixturePanel(Vertical):
     def _event(self, message: RunEvent) -> None:
         try:
             self.state.apply(message.event)
-            self._refresh()
             if isinstance(message.event, RunFinished):
                 self._show_verdict()
+            elif self._refresh_timer is None:  # redraw at most every REFRESH_S: events come in bursts
+                self._refresh_timer = self.set_timer(REFRESH_S, self._timed_refresh)
         except Exception as err:  # a display bug must not take the screen down: show it
             self.say(f"⚠ display error: {type(err).__name__}: {err}", "bold magenta")
+
+    def _timed_refresh(self) -> None:
+        self._refresh_timer = None
+        self._refresh()
 
     def _refresh(self) -> None:
         s = self.state
@@ -190,7 +198,7 @@ class FixturePanel(Vertical):
     @on(LiveValues)
     def _live(self, message: LiveValues) -> None:
         if self.running:
-            self.query_one(".live", Label).update(format_live(message.values))
+            self.query_one(".live", Static).update(format_live(message.values))
 
     @on(PromptNeeded)
     def _prompt(self, message: PromptNeeded) -> None:

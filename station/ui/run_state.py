@@ -107,9 +107,11 @@ class RunState:
             for m in line.measurements:
                 if m.limits or m.verdict != "pass":
                     mark = "red" if m.verdict == "fail" else ("yellow" if m.verdict == "marginal" else "dim")
-                    out.append(f"    {m.name}: {m.text}\n", style=mark)
+                    out.append("  └ ", style="dim")
+                    out.append(f"{m.name}: {m.text}\n", style=mark)
             if line.error and line.status in ("error", "aborted"):
-                out.append(f"    {line.error}\n", style=STYLES[line.status])
+                out.append("  └ ", style="dim")
+                out.append(f"{line.error}\n", style=STYLES[line.status])
         if self.safe:
             out.append("safe state:\n", style="bold yellow")
             for action in self.safe:

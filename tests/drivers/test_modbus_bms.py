@@ -154,7 +154,8 @@ def test_commands_are_register_and_coil_writes_and_refused_values_send_nothing()
 
 def test_safe_state_tries_every_write_and_names_the_failure():
     refused = DeviceError("exception 4", code=4, instrument="bms", command="write_register(0, 0)")
-    ops = [("write_register", 0, 0, refused), ("write_coil", 1, False), ("write_coil", 0, False)]
+    ops = [("write_register", 0, 0, refused), ("write_register", 0, 0, refused),  # refused, retried once
+           ("write_coil", 1, False), ("write_coil", 0, False)]
 
     async def main():
         driver, fake = bms(ops)
@@ -168,6 +169,29 @@ def test_safe_state_tries_every_write_and_names_the_failure():
     assert "mode_request (holding 0)" in str(err) and "done: insulation monitor enabled, balancing off" in str(err)
 
 
+def test_safe_state_of_a_silent_bms_relies_on_its_last_reading_within_one_timeout():
+    silent = InstrumentTimeout("no reply within 0.2 s", instrument="bms", command="write_register(0, 0)")
+
+    async def main(status_reply):
+        reply = list(SIGNALS)
+        reply[16] = status_reply
+        driver, fake = bms([("read_input", 0, 24, reply), ("read_input", 100, 4, CELLS),
+                            ("read_input", 400, 2, TEMPS), ("write_register", 0, 0, silent)])
+        await driver.open()
+        await driver.poll()
+        try:
+            return await driver.safe_state()
+        except InstrumentTimeout as exc:
+            return exc
+        finally:
+            fake.assert_done()  # nothing more was tried: it would time out the same way
+
+    known = run(main(0b001000), virtual=True)  # contactors open at the last reading
+    unknown = run(main(0b000011), virtual=True)
+    assert known[0].startswith("BMS not answering") and "contactors open as last read" in known[1]
+    assert isinstance(unknown, InstrumentTimeout) and "mode_request (holding 0)" in str(unknown)
+
+
 def _words(text: str, registers: int) -> list[int]:
     data = text.encode().ljust(2 * registers, b" ")
     return [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
@@ -177,7 +201,6 @@ def test_dids_dtcs_and_unlock_over_registers():
     seed, key = 0x12345678, 0x12345678 ^ 0x5AC3E1F0  # did_table.yaml level 1: xor 0x5AC3E1F0
     ops = [("read_input", 500, 8, _words("BMS2610010000042", 8)),
            ("read_input", 524, 4, _words("4.2.1", 4)),
-           ("read_input", 500, 8, _words("BMS2610010000042", 8)),
            ("write_register", 1, 1), ("read_input", 640, 2, [seed >> 16, seed & 0xFFFF]),
            ("write_registers", 2, [key >> 16, key & 0xFFFF]),
            ("write_registers", 13, _words("SN0042", 10)),
@@ -188,8 +211,9 @@ def test_dids_dtcs_and_unlock_over_registers():
     async def main():
         driver, fake = bms(ops)
         await driver.open()
-        ident = await driver.identify()
+        ident = await driver.identify()  # no I/O: the pack's BMS may still be asleep
         serial = await driver.uds_read(0xF18C)
+        firmware = await driver.uds_read(0xF195)
         await driver.uds_session("extended")  # no sessions on Modbus: nothing sent
         await driver.uds_unlock(1)
         await driver.uds_write(0xF1A2, b"SN0042".ljust(20))
@@ -204,11 +228,11 @@ def test_dids_dtcs_and_unlock_over_registers():
         with pytest.raises(RangeError, match="read-only"):
             await driver.uds_write(0xF18C, b"X" * 16)
         fake.assert_done()
-        return ident, serial, dtcs
+        return ident, serial, firmware, dtcs
 
-    ident, serial, dtcs = run(main(), virtual=True)
-    assert (ident.serial, ident.firmware) == ("BMS2610010000042", "4.2.1")
-    assert serial == b"BMS2610010000042"
+    ident, serial, firmware, dtcs = run(main(), virtual=True)
+    assert (ident.maker, ident.serial) == ("unknown", "")
+    assert serial == b"BMS2610010000042" and firmware == b"4.2.1   "
     assert dtcs == [Dtc(0x0A1B2C, 0x09)]
 
 

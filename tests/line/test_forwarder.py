@@ -6,7 +6,7 @@ import pytest
 
 from station import clock
 from station.events import RunStarted, StepStarted
-from station.line.forwarder import Forwarder
+from station.line.forwarder import ForwardError, Forwarder
 from station.line.pg_store import PgResultStore, PgUnavailable
 from station.results import ResultStore
 from tests.line.line_helpers import run_many, write_station
@@ -90,3 +90,15 @@ def test_background_forwarder_survives_killed_connections(tmp_path, pg, pg_admin
     got = pg_admin.execute("SELECT id, count(*) FROM runs GROUP BY id").fetchall()
     assert sorted(r[0] for r in got) == sorted(ids) and {r[1] for r in got} == {1}
     assert fwd.failures >= 1
+
+
+def test_an_error_retrying_cannot_fix_stops_the_forwarder_loudly(tmp_path, pg, pg_admin):
+    url, schema = pg
+    journal, ids = _journal(tmp_path, 1)
+    PgResultStore(url, schema=schema).open().close()
+    pg_admin.execute("INSERT INTO schema_migrations (version, name, sha256) VALUES (99, 'x', 'y')")
+    fwd = Forwarder(journal, PgResultStore(url, schema=schema)).start()
+    assert fwd.wait_idle(5) is False
+    with pytest.raises(ForwardError, match="forwarding to .* stopped: .*newer"):
+        fwd.stop()
+    assert [r for r, _ in fwd.pending()] == ids  # still queued locally, nothing lost

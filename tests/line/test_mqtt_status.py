@@ -55,7 +55,7 @@ def test_alarms_and_the_retained_picture_a_late_dashboard_sees(mqtt_broker):
         status.handle(SafeStateAction("rb", U, 2.5, "cycler", "output off", False, "timeout"))
         status.handle(RunFinished("ra", U, 3.0, "ABORTED", "monitor trip", 3.0))
         assert status.flush(5)
-        picture = _retained(host, port, f"{prefix}/#", 10)
+        picture = _retained(host, port, f"{prefix}/#", 9)
     finally:
         status.close()
         _clear(host, port, prefix)

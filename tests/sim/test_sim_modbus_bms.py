@@ -106,8 +106,10 @@ def test_inter_frame_silence_delimits_frames():
             writer.write(READ_COUNTS[:4])
             await asyncio.sleep(gap)
             writer.write(READ_COUNTS[4:])
-            await asyncio.sleep(0.05)
-            return await reader.read(256) if reader._buffer else b""  # noqa: SLF001 - peek, no wait
+            try:
+                return await asyncio.wait_for(reader.read(256), 0.05)
+            except asyncio.TimeoutError:
+                return b""
 
         try:
             joined = await halves(0.0005)  # < t1.5: one frame

@@ -42,3 +42,11 @@ async def scan(pilot, app, fixture: str, serial: str) -> None:
 
 def finished(app, fixture: str):
     return lambda: (p := panel(app, fixture)).state.verdict is not None and not p.running
+
+
+def store_runs(config) -> list[dict]:
+    """Runs in the station's result store, newest first (read-only)."""
+    from station.results.store import ResultStore
+
+    with ResultStore(config.resolve_path(config.config.results.db), readonly=True) as store:
+        return store.runs()

@@ -1,0 +1,72 @@
+"""`station coverage PLAN`: which catalogue faults the plan declares it catches, at which step.
+
+The matrix is faults (rows) x variants (columns): the step that catches the fault and how the
+run ends (FAIL / ABORTED / ERROR), or why it is not caught. The suite (tests/plans) proves
+every declared catch by injecting the fault into the simulator.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from sim.faults import CATALOGUE
+from station.plan.bind import bind_plan
+from station.plan.loader import load_plan
+
+
+@dataclass(frozen=True)
+class Cell:
+    fault: str
+    variant: str
+    step: str | None  # catching step id, None if not caught
+    expect: str = ""
+    params: dict | None = None
+    reason: str = ""
+
+
+def matrix(plan_path: str) -> tuple[list[str], list[Cell]]:
+    loaded = load_plan(plan_path)
+    plan = loaded.plan
+    variants = list(plan.variants) or ["-"]
+    for variant in variants:
+        bind_plan(loaded, None if variant == "-" else variant)  # the plan must be valid to count
+    cells = []
+    for name in CATALOGUE:
+        for variant in variants:
+            found = [c for c in plan.catches if c.fault == name and (not c.variants or variant in c.variants)]
+            if found:
+                for catch in found:
+                    cells.append(Cell(name, variant, catch.step, catch.expect, dict(catch.params)))
+                continue
+            why = [u.reason for u in plan.uncaught if u.fault == name and (not u.variants or variant in u.variants)]
+            cells.append(Cell(name, variant, None, reason=why[0] if why else "not declared in catches"))
+    return variants, cells
+
+
+def coverage_command(plan_path: str, out=None) -> int:
+    out = out or sys.stdout
+    variants, cells = matrix(plan_path)
+    width = max(len(n) for n in CATALOGUE) + 2
+    print(f"{'fault':<{width}}" + "".join(f"{v:<34}" for v in variants), file=out)
+    reasons = []
+    for name in CATALOGUE:
+        row = f"{name:<{width}}"
+        for variant in variants:
+            here = [c for c in cells if c.fault == name and c.variant == variant]
+            caught = [c for c in here if c.step]
+            if caught:
+                text = ", ".join(f"{c.step} ({c.expect})" for c in caught)
+            else:
+                text = "NOT CAUGHT"
+                reasons.append(f"  {name} [{variant}]: {here[0].reason}")
+            row += f"{text:<34}"
+        print(row.rstrip(), file=out)
+    pairs = {(c.fault, c.variant) for c in cells}
+    covered = {(c.fault, c.variant) for c in cells if c.step}
+    share = 100.0 * len(covered) / len(pairs)
+    print(f"\ncovered: {len(covered)}/{len(pairs)} fault x variant pairs ({share:.0f} %)", file=out)
+    if reasons:
+        print("not caught:", file=out)
+        print("\n".join(reasons), file=out)
+    return 0

@@ -1,0 +1,62 @@
+"""End to end in a real terminal: ``station ui --sim`` in tmux, keys in, the verdict read off the pane."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.ui.conftest import REPO, write_station
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install -y tmux)")
+
+
+class Tmux:
+    def __init__(self) -> None:
+        self.socket = f"eol-ui-{uuid.uuid4().hex[:8]}"  # a private server: never touches the user's tmux
+
+    def __call__(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], check=True, capture_output=True, text=True).stdout
+
+    def pane(self) -> str:
+        return self("capture-pane", "-p", "-t", "eol")
+
+    def wait_for(self, text: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.pane()
+            if text in screen:
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not on screen after {timeout} s:\n{screen}")
+            time.sleep(0.1)
+
+
+def test_station_ui_in_tmux_runs_a_pack(tmp_path: Path):
+    station = write_station(tmp_path)
+    tmux = Tmux()
+    command = f"cd {REPO} && exec {REPO}/.venv/bin/station ui --sim --station {station}"
+    tmux("new-session", "-d", "-s", "eol", "-x", "100", "-y", "30", command)
+    try:
+        tmux("set-option", "-t", "eol", "remain-on-exit", "on")  # keep a crash's traceback readable
+        tmux.wait_for("Operator id")  # the first frame: only now are keys read
+        tmux("send-keys", "-t", "eol", "op1", "Enter")
+        tmux.wait_for("scan pack serial")
+        tmux("send-keys", "-t", "eol", "CAR001", "Enter")
+        tmux.wait_for("to start")  # "CAR001: smoke 1.0.0 · car-400 — Enter to start" (may wrap)
+        tmux("send-keys", "-t", "eol", "Enter")
+        screen = tmux.wait_for("scan the next pack")
+        assert "CAR001: PASS" in screen and "record" in screen
+        assert "bus 0.0 V < 60 V confirmed" in screen  # the safe state, as the run ended
+        tmux("send-keys", "-t", "eol", "C-q")
+        deadline = time.monotonic() + 10
+        while tmux("display-message", "-p", "-t", "eol", "#{pane_dead}").strip() != "1":
+            assert time.monotonic() < deadline, "station ui did not exit on Ctrl+Q"
+            time.sleep(0.1)
+        assert tmux("display-message", "-p", "-t", "eol", "#{pane_dead_status}").strip() == "0"
+    finally:
+        subprocess.run(["tmux", "-L", tmux.socket, "kill-server"], capture_output=True)
