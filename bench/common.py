@@ -81,6 +81,8 @@ def fmt(value: float | None, unit: str) -> str:
         if value < 1e-3:
             return f"{value * 1e6:.3g} µs"
         return f"{value * 1e3:.3g} ms" if value < 1 else f"{value:.3g} s"
+    if unit == "×":
+        return f"{value:.3g}×"
     if value >= 1000:
         return f"{value:,.0f} {unit}"
     return f"{value:.3g} {unit}".strip()

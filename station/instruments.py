@@ -99,10 +99,13 @@ class StationInstruments:
         return [f"{i.role} ({i.model} {i.serial}) calibration was due {i.calibration_due}"
                 for i in fx.infos if i.calibration_due and dt.date.fromisoformat(i.calibration_due) < today]
 
-    async def close(self) -> None:
+    async def close(self) -> list[str]:
+        """Close every driver (each even if another fails); return what failed, one line each."""
+        failed = []
         for key, driver in list(self._drivers.items()):
             try:
                 await driver.close()
-            except Exception:  # closing is best effort; the safe state already ran
-                pass
+            except Exception as err:  # the safe state already ran; report, then close the rest
+                failed.append(f"{key}: close failed: {type(err).__name__}: {err}")
         self._opened.clear()
+        return failed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -168,7 +169,8 @@ class Session:
     async def __aexit__(self, *exc) -> None:
         try:
             if self.instruments is not None:
-                await self.instruments.close()
+                for line in await self.instruments.close():
+                    print(f"warning: {line}", file=sys.stderr)
             if self.line is not None:  # what is not uploaded in 2 s stays queued locally
                 await asyncio.get_running_loop().run_in_executor(None, self.line.stop, 2.0)
         finally:

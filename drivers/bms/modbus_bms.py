@@ -286,7 +286,7 @@ class ModbusBms(Driver):
         rest = [("insulation monitor enabled", self._write, m["imd_disable"], False),
                 ("balancing off", self._write, m["balancing_request"], False)]
         try:
-            done = await run_all(self.name, [standby])
+            await standby[1](*standby[2:])
         except InstrumentError as exc:
             if not (isinstance(exc, InstrumentTimeout) or (isinstance(exc, DeviceError) and exc.code in (10, 11))):
                 # it answered but refused: try once more along with the rest, report all of it
@@ -295,7 +295,7 @@ class ModbusBms(Driver):
             if known is None:
                 raise  # silent, and not known to be open: the rest would time out the same way
             return [f"BMS not answering, no request delivered ({_bare(exc)})", known]
-        return done + await run_all(self.name, rest)
+        return [standby[0]] + await run_all(self.name, rest)
 
     def _known_open(self) -> str | None:
         """"contactors open as last read ..." if the last good poll showed all three open, else None."""

@@ -9,7 +9,10 @@ second stop bit, stop).
 ``PtyLink`` is a null-modem cable inside one machine: the simulator owns the master side (a
 file descriptor it reads with the event loop), the client opens the slave side by its path
 (``/dev/pts/N``) with pyserial, as it would open ``/dev/ttyUSB0``. A pty does not pace the
-baud rate, so timing comes only from the endpoints' own timers.
+baud rate, so timing comes only from the endpoints' own timers. The kernel hands pty bytes to
+the other side from a work queue, so just after a write the far end may not be readable yet:
+a virtual-time loop (station/clock.py) can jump its clock in that gap. Use a pty on real
+time; on virtual time use a pyserial ``socket://`` line (loopback TCP is delivered at once).
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 The pack model, contactor state machine (sim/bms/state_machine.py), measurements and ECU state
 (identity, EOL data, DTCs, seed/key: sim/bms/ecu.py) are the CAN BMS's; only the wire differs.
 ``start()`` serves Modbus TCP (pymodbus, via ``MapServer``); ``start_rtu(link)`` adds an RTU
-front-end on a pty pair (``link="pty"``, returns ``/dev/pts/N``) or a pyserial ``socket://``
-link (returns ``socket://127.0.0.1:PORT``). The RTU side behaves as a device on an RS-485 bus:
+front-end on a pty pair (``link="pty"``, returns ``/dev/pts/N``; real time only, see
+drivers/transports/rtu_link.py) or a pyserial ``socket://`` link (returns
+``socket://127.0.0.1:PORT``; fine on virtual time). The RTU side behaves as a device on an RS-485 bus:
 a frame ends after 3.5 character times of silence, a gap over 1.5 character times inside a
 frame voids it, a bad CRC and any other unit id get no answer (unit 0 = broadcast: executed,
 never answered); a valid frame is passed to the device's own TCP port as one request, the way

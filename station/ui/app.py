@@ -1,7 +1,7 @@
 """The operator terminal UI (``station ui [--sim] [--station FILE]``).
 
 The app holds one ``StationBackend`` (one Session, shared by every fixture column), the logged-in
-operator and the screens. Keys: F1–F4 tabs, Ctrl+X abort (with confirmation), Ctrl+Q quit
+operator and the screens. Keys: F1–F4 tabs, F5 log out, Ctrl+X abort (with confirmation), Ctrl+Q quit
 (refused while a pack is running).
 """
 
@@ -35,6 +35,7 @@ class OperatorApp(App):
         Binding("f2", "tab('tab-station')", "Station", show=False),
         Binding("f3", "tab('tab-history')", "History", show=False),
         Binding("f4", "tab('tab-training')", "Training", show=False),
+        Binding("f5", "logout", "Log out"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -143,6 +144,14 @@ class OperatorApp(App):
                 panel.abort()
 
         self.push_screen(ConfirmAbort(panel.fixture, panel.state.serial), decided)
+
+    def action_logout(self) -> None:
+        if self.backend.busy:
+            self.notify("a pack is running: finish or abort it before logging out", severity="warning")
+            return
+        if self.main_screen is not None and self.screen is self.main_screen:
+            self.operator, self.main_screen = None, None
+            self.switch_screen(LoginScreen())
 
     async def action_quit(self) -> None:
         if self.backend.busy:

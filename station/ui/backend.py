@@ -92,7 +92,8 @@ class StationBackend:
 
     def submit(self, coro: Coroutine) -> concurrent.futures.Future:
         """Schedule a coroutine on the session's loop."""
-        assert self.loop is not None, "backend not started"
+        if self.loop is None or self.session is None:
+            raise RuntimeError("the station session is not running (see the start-up error)")
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     @property

@@ -21,19 +21,27 @@ STATE_STYLES = {"connected": "green", "simulated": "cyan", "error": "bold red", 
 class StationPanel(Vertical):
     """Every instrument per fixture: driver, resource, state, identity, calibration due."""
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._rows: dict[tuple[str, str], InstrumentRow] = {}
+
     def compose(self) -> ComposeResult:
         yield Label("", id="station-summary")
         yield DataTable(id="instruments", zebra_stripes=True, cursor_type="row")
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("fixture", "role", "state", "identity", "cal. due", "driver", "resource")
-        self._rows: dict[tuple[str, str], InstrumentRow] = {}
+        table.add_columns("fixture", "role", "state", "cal. due", "identity", "driver", "resource")
+        self._redraw()
 
-    def show(self, fixture: str, rows: list[InstrumentRow], today: dt.date | None = None) -> None:
-        today = today or dt.date.today()
+    def show(self, fixture: str, rows: list[InstrumentRow]) -> None:
         for row in rows:
             self._rows[(fixture, row.role)] = row
+        if self.is_mounted:
+            self._redraw()
+
+    def _redraw(self, today: dt.date | None = None) -> None:
+        today = today or dt.date.today()
         table = self.query_one(DataTable)
         table.clear()
         problems = []
@@ -43,8 +51,9 @@ class StationPanel(Vertical):
             if row.state == "error" or overdue:
                 problems.append(f"{fx}.{role}")
             state = Text(row.state, style=STATE_STYLES.get(row.state, ""))
-            table.add_row(fx, role, state, row.identity or row.problem,
-                          Text(due or "—", style="bold red" if overdue else ""), row.driver, row.resource)
+            identity = row.identity or row.problem
+            table.add_row(fx, role, state, Text(due or "—", style="bold red" if overdue else ""),
+                          identity if len(identity) <= 40 else identity[:39] + "…", row.driver, row.resource)
         summary = self.query_one("#station-summary", Label)
         if problems:
             summary.update(Text(f"not ready: {', '.join(problems)} (missing or past calibration)", style="bold red"))
@@ -70,15 +79,25 @@ def shift_stats(runs: list[dict[str, Any]], now: dt.datetime | None = None,
 class HistoryPanel(Vertical):
     """The last packs: serial, verdict, time; first-pass yield and average cycle time."""
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._runs: list[dict[str, Any]] = []
+
     def compose(self) -> ComposeResult:
         yield Label("", id="history-summary")
         yield DataTable(id="history", zebra_stripes=True, cursor_type="row")
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns("time", "serial", "verdict", "fixture/plan", "cycle", "record")
+        self.query_one(DataTable).add_columns("time", "serial", "verdict", "plan", "cycle", "record")
+        self._redraw()
 
     def show(self, runs: list[dict[str, Any]]) -> None:
-        shift, fpy, cycle = shift_stats(runs)
+        self._runs = runs
+        if self.is_mounted:
+            self._redraw()
+
+    def _redraw(self) -> None:
+        shift, fpy, cycle = shift_stats(self._runs)
         table = self.query_one(DataTable)
         table.clear()
         for run in shift[:50]:

@@ -15,7 +15,7 @@ import asyncio
 import pytest
 
 from drivers.capabilities import Bms, Dtc, Identity
-from drivers.errors import StaleSignalError
+from drivers.errors import DeviceError, InstrumentTimeout, StaleSignalError
 from drivers.registry import driver_class
 from sim.bms.modbus_bms import SimModbusBms
 from sim.pack.model import Pack
@@ -158,3 +158,36 @@ def test_a_vanished_bms_reports_stale_values_and_a_closed_driver_lets_contactors
     dropped, stale = run(main(), virtual=True)
     assert dropped == ("error", False)
     assert "signal soc is stale" in str(stale) and "last poll failed" in str(stale)
+
+
+def test_wrong_unit_and_unmapped_register_end_in_typed_errors_naming_register_and_signal(tmp_path):
+    # a site map that expects SOH where this BMS has nothing (input 50): exception 2
+    text = open(SimModbusBms(Pack(PRESETS["car-400"]), Wiring()).map.path).read()
+    site_map = tmp_path / "site.yaml"
+    site_map.write_text(text.replace("{name: soh, table: input, address: 6,", "{name: soh, table: input, address: 50,"))
+
+    async def main():
+        pack, sim, bms = await connect("car-400", "rtu-socket", map=str(site_map))
+        loop = asyncio.get_running_loop()
+        try:
+            start = loop.time()
+            with pytest.raises(DeviceError) as unmapped:
+                await bms.wake(5.0)  # the BMS answered "no such address": waiting cannot help
+            unmapped_took = loop.time() - start
+            port = bms.resource.split("//", 1)[1].split("?")[0]
+            other = driver_class("modbus_bms")("bms", f"modbus-rtu://{port}?baud=115200&unit=2", timeout=0.3,
+                                               options={"autopoll": False})
+            await other.open()
+            start = loop.time()
+            with pytest.raises(InstrumentTimeout) as ignored:
+                await other.read_signal("soc")  # unit 2: the BMS (unit 1) stays silent
+            ignored_took = loop.time() - start
+            await other.close()
+        finally:
+            await bms.close()
+            await sim.stop()
+        return unmapped.value, unmapped_took, ignored.value, ignored_took, sim.gateways
+
+    unmapped, unmapped_took, ignored, ignored_took, _ = run(main(), virtual=True)
+    assert unmapped.code == 2 and "soh (input 50..50)" in str(unmapped) and unmapped_took < 1.0
+    assert "soc (input 5..5)" in str(ignored) and 0.3 <= ignored_took < 0.4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from station.ui.app import OperatorApp
+from station.ui.screens import LoginScreen
 from tests.ui.helpers import finished, login, panel, scan, shown, store_runs, until
 
 
@@ -23,5 +24,8 @@ async def test_engineer_fault_gives_fail_with_measurement(station_config):
         assert f1.state.verdict == "FAIL"
         banner = shown(f1.query_one(".verdict"))
         assert "FAIL" in banner and "iso_plus resistance" in banner and "20 MOhm" in banner
+        await pilot.press("f5")  # log out: the next operator starts at the log-in screen
+        await pilot.pause()
+        assert isinstance(app.screen, LoginScreen) and app.operator is None
     run = store_runs(station_config)[0]
     assert run["verdict"] == "FAIL" and run["operator"] == "eng1"

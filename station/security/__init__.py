@@ -1,0 +1,1 @@
+"""Who may do what at the station, what was released, and an audit trail nobody can quietly edit."""
