@@ -47,6 +47,9 @@ def scpi_number(value: float) -> str:
     return format(float(value), ".9g")
 
 
+MEASURE_ALL = "MEAS:VOLT?;:MEAS:CURR?;:FETC:POW?;:FETC:AH?"
+
+
 class ItechIT6000(Driver):
     """``Cycler`` for an ITECH IT6000C; ``name`` is the station role used in every error."""
 
@@ -122,12 +125,24 @@ class ItechIT6000(Driver):
         raise ProtocolError(f"unexpected reply {reply!r}", instrument=self.name, command="OUTP?")
 
     async def measure(self) -> CyclerReading:
-        """Terminal V, A and W, and the Ah counter; four queries."""
-        volts = await self._query_float("MEAS:VOLT?")
-        amps = await self._query_float("MEAS:CURR?")
-        watts = await self._query_float("FETC:POW?")
-        ah = await self._query_float("FETC:AH?")
-        return CyclerReading(voltage=volts, current=amps, power=watts, ah=ah)
+        """Terminal V, A and W, and the Ah counter, in one compound query (one round trip).
+
+        A charge polls this every few seconds for a quarter of an hour: four separate queries
+        cost four round trips through pyvisa's worker thread each time.
+        """
+        command = MEASURE_ALL
+        reply = await self._query(command)
+        parts = reply.split(";")
+        values = []
+        for part in parts:
+            try:
+                value = float(part)
+            except ValueError:
+                value = float("nan")
+            values.append(value)
+        if len(values) != 4 or not all(math.isfinite(v) for v in values):
+            raise ProtocolError(f"expected 4 numbers, got {reply[:60]!r}", instrument=self.name, command=command)
+        return CyclerReading(voltage=values[0], current=values[1], power=values[2], ah=values[3])
 
     async def protection(self) -> frozenset[str]:
         """Active trips by name (``OVP``, ``OCP``, ``OTP``, ``WDT``; unknown bits as ``BITn``)."""

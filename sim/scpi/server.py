@@ -163,7 +163,10 @@ class ScpiInstrument:
                 self.on_activity()
                 if self.behaviour == "hang":
                     continue
-                for reply in self.execute(line):
+                replies = self.execute(line)
+                if replies:
+                    # IEEE 488.2: the answers to one compound query share one line, ';'-separated.
+                    reply = ";".join(replies)
                     if self.behaviour == "garbage":
                         reply = "\x15#?garbage@" + reply[::-1]
                     writer.write(reply.encode("ascii", errors="replace") + b"\n")

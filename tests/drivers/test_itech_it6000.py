@@ -115,18 +115,15 @@ async def test_unparsable_error_queue_is_protocol_error():
 
 async def test_measure():
     drv, fake = cycler([
-        ("MEAS:VOLT?", "+3.876543E+02"),
-        ("MEAS:CURR?", "-1.000000E+02"),
-        ("FETC:POW?", "-3.876543E+04"),
-        ("FETC:AH?", "+1.250000E+00"),
+        ("MEAS:VOLT?;:MEAS:CURR?;:FETC:POW?;:FETC:AH?", "+3.876543E+02;-1.000000E+02;-3.876543E+04;+1.250000E+00"),
     ])
     assert await drv.measure() == CyclerReading(387.6543, -100.0, -38765.43, 1.25)
     fake.assert_done()
 
 
-@pytest.mark.parametrize("reply", ["\x15#?garbage", "nan", ""])
+@pytest.mark.parametrize("reply", ["\x15#?garbage", "nan;1;2;3", "", "1;2;3"])
 async def test_measure_garbage_is_protocol_error_naming_command(reply):
-    drv, _ = cycler([("MEAS:VOLT?", reply)])
+    drv, _ = cycler([("MEAS:VOLT?;:MEAS:CURR?;:FETC:POW?;:FETC:AH?", reply)])
     with pytest.raises(ProtocolError, match=r"MEAS:VOLT\?"):
         await drv.measure()
 
