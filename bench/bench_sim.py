@@ -38,7 +38,7 @@ def acceleration(variant: str, reps: int = 3) -> dict:
     plan, label = reference_plan()
     with tempfile.TemporaryDirectory(prefix="bench-sim-") as tmp:
         db = Path(tmp) / "sim.db"
-        one_run(plan, variant, db)  # warm-up: imports and first-use caches
+        # no warm-up run: a run takes tens of seconds, first-use imports well under one
         runs = [one_run(plan, variant, db) for _ in range(reps)]
     ratios = [sim / wall for sim, wall, _ in runs]
     return {"variant": variant, "plan": label, "acceleration": statistics.median(ratios),

@@ -1,8 +1,8 @@
 """The peer: OpenHTF 1.6 running 1,000 phases with one measurement each, in its own venv.
 
 OpenHTF pins old dependencies (protobuf, ...), so it never enters the project venv: ``ensure()``
-creates ``bench/.venv-openhtf`` with ``python3 -m venv`` and ``pip install openhtf==1.6.*`` on
-first use; ``per_phase()`` runs this file there as a subprocess (``--child``) and reads its JSON.
+creates ``bench/.venv-openhtf`` with ``python3 -m venv`` and ``pip install -r
+bench/requirements-openhtf.txt`` (``openhtf==1.6.*``) on first use; ``per_phase()`` runs this file there as a subprocess (``--child``) and reads its JSON.
 The child half imports nothing from the project.
 
 Run: ``.venv/bin/python bench/peer_openhtf.py``
@@ -22,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 VENV = HERE / ".venv-openhtf"
 PYTHON = VENV / "bin" / "python"
-REQUIREMENT = "openhtf==1.6.*"
+REQUIREMENTS = HERE / "requirements-openhtf.txt"
 PHASES = 1000
 
 
@@ -32,9 +32,9 @@ def ensure() -> Path:
                                           capture_output=True).returncode == 0:
         return PYTHON
     base = shutil.which("python3") or sys.executable
-    print(f"bench: creating {VENV} with {REQUIREMENT} (first run only) ...", file=sys.stderr)
+    print(f"bench: creating {VENV} from {REQUIREMENTS.name} (first run only) ...", file=sys.stderr)
     subprocess.run([base, "-m", "venv", "--clear", str(VENV)], check=True)
-    subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", REQUIREMENT], check=True)
+    subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)], check=True)
     return PYTHON
 
 

@@ -90,10 +90,20 @@ class StationConfig(_Model):
 
 
 class LoadedConfig:
-    def __init__(self, config: StationConfig, path: Path) -> None:
+    def __init__(self, config: StationConfig, path: Path, src=None) -> None:
         self.config = config
         self.path = path
         self.base = path.parent
+        self.src = src  # positions, for errors found later (e.g. a resource a driver refuses)
+
+    def problem(self, loc: tuple, message: str) -> InputError:
+        if self.src is None:
+            return InputError([Problem(str(self.path), 1, 1, message)])
+        return InputError([self.src.problem(loc, message)])
+
+    def location_of(self, fixture: str, role: str) -> tuple:
+        ref = self.config.fixtures[fixture].instruments[role]
+        return ("instruments", ref) if isinstance(ref, str) else ("fixtures", fixture, "instruments", role)
 
     def fixture_ids(self) -> list[str]:
         return list(self.config.fixtures)
@@ -152,7 +162,7 @@ def load_config(path: str | Path) -> LoadedConfig:
     try:
         config = StationConfig.model_validate(src.data)
     except ValidationError as exc:
-        raise InputError(validation_problems(exc, src, src.data)) from None
+        raise InputError(validation_problems(exc, src, src.data, StationConfig)) from None
     problems = []
     for fid, fixture in config.fixtures.items():
         for role, ref in fixture.instruments.items():
@@ -170,7 +180,7 @@ def load_config(path: str | Path) -> LoadedConfig:
             problems.append(src.problem(("products", i, "plan"), f"plan file not found: {product.plan}"))
     if problems:
         raise InputError(problems)
-    return LoadedConfig(config, path)
+    return LoadedConfig(config, path, src)
 
 
 def _all_instruments(config: StationConfig):

@@ -55,10 +55,15 @@ class StationInstruments:
         return self._drivers[key]
 
     def build(self, fixture: str) -> FixtureInstruments:
-        """Driver objects for one fixture (constructors only store config)."""
+        """Driver objects for one fixture (constructors only store config; a resource or option
+        a driver refuses is a config error at its location, before anything is touched)."""
         drivers, keys = {}, {}
         for role, (key, cfg) in self.loaded.instruments_for(fixture).items():
-            drivers[role] = self._driver(key, role, cfg)
+            try:
+                drivers[role] = self._driver(key, role, cfg)
+            except (InstrumentError, ValueError) as err:
+                raise self.loaded.problem(self.loaded.location_of(fixture, role) + ("resource",),
+                                          f"{role} ({cfg.driver}): {err}") from None
             keys[role] = key
         return FixtureInstruments(fixture, drivers, keys)
 

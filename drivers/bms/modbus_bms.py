@@ -347,8 +347,8 @@ class ModbusBms(Driver):
         for name, value in values.items():
             for callback in self._listeners:
                 if isinstance(value, list):
-                    for i, v in enumerate(value):
-                        callback(f"{name}_{i}", v)
+                    for i, v in enumerate(value):  # as DbcBms: cell_voltage_<i>, cell_temperature_<i>
+                        callback(f"{name.removesuffix('s')}_{i}", v)
                 else:
                     callback(name, value)
 
@@ -388,7 +388,8 @@ class ModbusBms(Driver):
         now = asyncio.get_running_loop().time()
         why = f"; last poll failed: {_bare(group.error)}" if group.error else ""
         if group.stamp is None:
-            raise StaleSignalError(f"{what} never read{why}", instrument=self.name, command=what) from group.error
+            raise StaleSignalError(f"{what} never read{why}", instrument=self.name,
+                                   command=what) from group.error
         age, limit = now - group.stamp, STALE_CYCLES * group.period
         if age > limit:
             raise StaleSignalError(f"{what} is stale: last read {age:.3f} s ago (limit {limit:.3f} s){why}",
@@ -450,7 +451,7 @@ class ModbusBms(Driver):
         return [float(v) for v in self._fresh(group, name).values.get(name, [])]
 
     def add_listener(self, callback: Callable[[str, float], None]) -> None:
-        """Called in the loop with (name, value) for every polled value (cells as ``cell_voltages_<i>``)."""
+        """Called in the loop with (name, value) for every polled value (cells as ``cell_voltage_<i>``)."""
         self._listeners.append(callback)
 
     async def read_signal(self, name: str) -> float:

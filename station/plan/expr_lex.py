@@ -17,6 +17,8 @@ from station.plan.units import Quantity, UnitError
 
 
 class Tok(NamedTuple):
+    """One token of an expression."""
+
     kind: str  # "value" (number, quantity, string, constant), "name", "op", "end"
     value: Any
     pos: int  # 0-based offset in the expression
@@ -64,6 +66,7 @@ def _unit_after(text: str, i: int) -> tuple[str, int] | None:
 
 
 def _string(text: str, i: int) -> tuple[str, int]:
+    """The string literal whose quote is at ``i``, as (value, end)."""
     quote, out, j = text[i], [], i + 1
     while j < len(text):
         c = text[j]

@@ -18,6 +18,7 @@ from station.plan.units import Quantity, UnitError
 
 
 def type_name(x: Any) -> str:
+    """What a value is called in messages: its unit, ``number``, ``string``, ``list``, ..."""
     if isinstance(x, Quantity):
         return u.unit_of(x) or "number"
     return {bool: "bool", int: "number", float: "number", str: "string", list: "list",
@@ -53,11 +54,13 @@ def too_big(x: list | tuple) -> bool:
 
 
 def short(x: Any) -> str:
+    """A value for a message, at most 40 characters."""
     text = repr(x) if isinstance(x, (str, int, float)) else type_name(x)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
 def as_number(x: Any) -> float | int | None:
+    """The plain number of a bare number or dimensionless quantity, else None."""
     if isinstance(x, Quantity):
         return x.value if x.dim == u.DIMENSIONLESS else None
     if isinstance(x, (int, float)) and not isinstance(x, bool):
@@ -83,6 +86,7 @@ def _power(a: Any, b: Any, pos: int) -> Any:
 
 
 def _repeat_check(a: Any, b: Any, pos: int) -> None:
+    """Refuse ``seq * n`` that would exceed MAX_SEQUENCE, before building it."""
     for seq, n in ((a, b), (b, a)):
         if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * max(n, 0) > MAX_SEQUENCE:
             raise err(f"result too long (more than {MAX_SEQUENCE} items)", pos)
@@ -97,6 +101,7 @@ _COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operato
 
 
 def arith(op: str, a: Any, b: Any, pos: int) -> Any:
+    """``a op b`` for ``+ - * / // % **``, bounded; any failure is an ``ExprError`` at ``pos``."""
     try:
         if op == "**":
             return bounded(_power(a, b, pos), pos)
@@ -120,6 +125,7 @@ def arith(op: str, a: Any, b: Any, pos: int) -> Any:
 
 
 def compare(op: str, a: Any, b: Any, pos: int) -> bool:
+    """``a op b`` for comparisons and ``in`` / ``not in``; quantities only with the same dimension."""
     try:
         if op in ("in", "not in"):
             if isinstance(b, str) and not isinstance(a, str):
@@ -141,6 +147,8 @@ def compare(op: str, a: Any, b: Any, pos: int) -> bool:
 
 
 def truth(x: Any, pos: int) -> bool:
+    """``bool(x)`` as a condition; a failing ``__bool__`` is an ``ExprError`` at ``pos``."""
     try:
         return bool(x)
     except Exception as e:  # an object from the station whose __bool__ fails
+        raise err(f"cannot use {type_name(x)} as a condition", pos) from e

@@ -34,6 +34,8 @@ from station.plan.expr_nodes import (
 
 
 class Parser:
+    """Parses one expression text; ``parse()`` gives the root node, ``names`` the free names."""
+
     def __init__(self, text: str, functions: Mapping[str, Callable]) -> None:
         self.toks = tokenize(text)
         self.i = 0

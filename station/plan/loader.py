@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Discriminator, ValidationError
 
 from station.diagnostics import InputError, Problem
 from station.plan import model as m
@@ -68,58 +70,79 @@ def _strip_tags(loc: tuple) -> tuple:
     return tuple(out)
 
 
-_STEP_MODELS = {"action": m.ActionStep, "group": m.GroupStep, "include": m.IncludeStep}
-
-
-def _model_at(data: Any, loc: tuple) -> type[BaseModel] | None:
-    """Which model describes the mapping at ``loc`` (for did-you-mean on unknown keys)."""
-    model: type[BaseModel] | None = m.Plan
-    node = data
-    i = 0
-    while i < len(loc) and model is not None:
-        part = loc[i]
-        node = node[part] if isinstance(node, (dict, list)) and _has(node, part) else None
-        if model is m.Plan and part == "parameters" and i + 1 < len(loc):
-            return m.Parameter if i + 2 == len(loc) else None
-        if part in STEP_LISTS and i + 1 < len(loc):
-            i += 1
-            node = node[loc[i]] if isinstance(node, list) and _has(node, loc[i]) else None
-            model = _STEP_MODELS[m._step_kind(node)]
-        elif part == "variants" and i + 1 < len(loc):
-            i += 1
-            node = node.get(loc[i]) if isinstance(node, dict) else None
-            model = m.Variant
-        elif part in ("expect", "limits") and i + 1 < len(loc):
-            i += 1
-            node = node.get(loc[i]) if isinstance(node, dict) else None
-            model = m.Limit
-        elif part in ("monitors", "catches") and i + 1 < len(loc):
-            i += 1
-            node = node[loc[i]] if isinstance(node, list) and _has(node, loc[i]) else None
-            model = m.Monitor if part == "monitors" else m.Catch
-        elif part == "retry":
-            model = m.Retry
-        else:
-            return None
-        i += 1
-    return model
-
-
 def _has(node: Any, part: Any) -> bool:
     if isinstance(node, dict):
         return part in node
     return isinstance(part, int) and 0 <= part < len(node)
 
 
+def _unwrap(annotation: Any, node: Any) -> type[BaseModel] | None:
+    """The model an annotation describes for this data node (through Optional, unions, Annotated)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        args = typing.get_args(annotation)
+        if any(isinstance(a, Discriminator) for a in args[1:]):  # the step union
+            return {"action": m.ActionStep, "group": m.GroupStep, "include": m.IncludeStep}[m._step_kind(node)]
+        return _unwrap(args[0], node)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _unwrap(arg, node)
+            if found is not None:
+                return found
+        return None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _container_item(annotation: Any) -> Any:
+    """The item annotation of list[X] / dict[str, X] (through Optional/Annotated), else None."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _container_item(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            item = _container_item(arg)
+            if item is not None:
+                return item
+        return None
+    if origin in (list, dict):
+        return typing.get_args(annotation)[-1]
+    return None
+
+
+def _model_at(root: type[BaseModel], data: Any, loc: tuple) -> type[BaseModel] | None:
+    """Which model describes the mapping at ``loc`` (for did-you-mean on unknown keys)."""
+    model: type[BaseModel] | None = root
+    annotation: Any = None
+    node = data
+    for part in loc:
+        node = node[part] if isinstance(node, (dict, list)) and _has(node, part) else None
+        if model is not None:
+            fields = {(f.alias or name): f for name, f in model.model_fields.items()}
+            if part not in fields:
+                return None
+            annotation = fields[part].annotation
+            model = None
+        else:
+            annotation = _container_item(annotation)
+            if annotation is None:
+                return None
+        inner = _unwrap(annotation, node)
+        if inner is not None and _container_item(annotation) is None:
+            model = inner
+    return model
+
+
 def _field_names(model: type[BaseModel]) -> list[str]:
     return [f.alias or name for name, f in model.model_fields.items()]
 
 
-def _describe(err: dict, data: Any) -> str:
-    kind, msg, loc = err["type"], err["msg"], _strip_tags(err["loc"])
+def _describe(err: dict, data: Any, root: type[BaseModel]) -> str:
+    kind, msg, loc = err["type"], err["msg"], err["loc"]  # loc already without union tags
     name = loc[-1] if loc else ""
     if kind == "extra_forbidden":
-        model = _model_at(data, loc[:-1])
+        model = _model_at(root, data, loc[:-1])
         hint = ""
         if model is not None:
             close = difflib.get_close_matches(str(name), _field_names(model), n=1, cutoff=0.6)
@@ -137,18 +160,31 @@ def _describe(err: dict, data: Any) -> str:
     return f"{where}{msg[0].lower() + msg[1:] if msg else msg}"
 
 
-def validation_problems(exc: ValidationError, src: Source, data: Any) -> list[Problem]:
+_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "date", "none"}
+
+
+def _union_member(part: Any) -> bool:
+    """Pydantic names the union member it tried in ``loc`` (``InstrumentConfig``, ``str``)."""
+    return isinstance(part, str) and (part in _TYPE_TAGS or part[:1].isupper() and part.endswith("Config"))
+
+
+def validation_problems(exc: ValidationError, src: Source, data: Any, root: type[BaseModel] = m.Plan) -> list[Problem]:
     problems = []
     seen = set()
-    for err in exc.errors(include_url=False):
-        loc = _strip_tags(err["loc"])
+    errors = exc.errors(include_url=False)
+    for err in errors:
+        raw = _strip_tags(err["loc"])
+        if raw and raw[-1] in _TYPE_TAGS and len(errors) > 1:
+            continue  # "or it could have been a plain string": noise next to the real error
+        loc = tuple(p for p in raw if not _union_member(p))
+        err = {**err, "loc": loc}
         # A union member mismatch repeats for each member: keep one message per location.
         if loc in seen and err["type"] not in ("extra_forbidden", "missing"):
             continue
         seen.add(loc)
         at_key = err["type"] == "extra_forbidden"
         target = loc if at_key or err["type"] != "missing" else loc[:-1]
-        problems.append(src.problem(target, _describe(err, data), key=at_key))
+        problems.append(src.problem(target, _describe(err, data, root), key=at_key))
     return problems
 
 

@@ -20,6 +20,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from station.diagnostics import Problem
 
 MAX_NODES = 200_000
+MAX_ALIAS_EXPANSION = 10_000
 MAX_DEPTH = 200
 MAX_BYTES = 5_000_000
 _CORE = "tag:yaml.org,2002:"
@@ -82,6 +83,8 @@ class _Builder:
     def __init__(self, src: Source) -> None:
         self.src = src
         self.count = 0
+        self.visited: set[int] = set()  # collections already built: a second visit is an alias
+        self.alias_nodes = 0
 
     def fail(self, node: Node, message: str) -> None:
         line, col = _mark(node)
@@ -99,6 +102,12 @@ class _Builder:
         if node.tag not in (_CORE + "seq", _CORE + "map"):
             self.fail(node, f"YAML tag '{node.tag}' is not allowed: plans and configs are plain data")
             return None
+        if id(node) in self.visited:
+            # An alias re-expands a whole subtree; nested aliases multiply ("billion laughs").
+            self.alias_nodes += len(node.value)
+            if self.alias_nodes > MAX_ALIAS_EXPANSION:
+                raise _TooBig(node, f"aliases expand to more than {MAX_ALIAS_EXPANSION} nodes")
+        self.visited.add(id(node))
         if isinstance(node, SequenceNode):
             return [self.build(item, loc + (i,), depth + 1) for i, item in enumerate(node.value)]
         if isinstance(node, MappingNode):

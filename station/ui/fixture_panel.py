@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from station.ui.app import OperatorApp
 
 REFRESH_S = 0.1  # real seconds between redraws of a running column
+FINISH_WAIT_S = 2.0  # real seconds to wait for the RunFinished message after the run returned
 
 
 class RunEvent(Message):
@@ -74,6 +75,7 @@ class FixturePanel(Vertical):
         self.typical: float | None = None
         self._dialog: PromptDialog | None = None
         self._refresh_timer = None
+        self._finished = asyncio.Event()
 
     @property
     def station(self) -> "OperatorApp":
@@ -125,6 +127,8 @@ class FixturePanel(Vertical):
         self.running = True
         self.serial_input.disabled = True
         self.state = RunState(serial=resolved.req.serial)
+        self._finished = asyncio.Event()
+        self.query_one(".steps-scroll", VerticalScroll).anchor()  # follow the newest step until scrolled
         self.query_one(".verdict", Static).update("")
         self.query_one(".verdict").remove_class(*[f"v-{v}" for v in VERDICT_STYLES])
         self.query_one(".verdict").display = False
@@ -151,13 +155,16 @@ class FixturePanel(Vertical):
                                withdraw=lambda: self.post_message(PromptWithdrawn()),
                                on_live=lambda v: self.post_message(LiveValues(v)))
             verdict, run_id, _record = await asyncio.wrap_future(backend.submit(coro))
+            # the events travel as messages and may still be queued: let RunFinished land first
+            try:
+                await asyncio.wait_for(self._finished.wait(), FINISH_WAIT_S)
+            except asyncio.TimeoutError:
+                pass
             self.state.run_id = run_id
             self.state.verdict = self.state.verdict or verdict
         except Exception as err:  # the station could not run it: an ERROR the operator sees
             self.state.verdict, self.state.reason = "ERROR", f"{type(err).__name__}: {err}"
         finally:
-            # events are posted from the session thread; let the last ones land before the banner
-            await asyncio.sleep(0)
             self.running = False
             if not self.is_attached:  # the app is closing
                 return
@@ -174,6 +181,7 @@ class FixturePanel(Vertical):
         try:
             self.state.apply(message.event)
             if isinstance(message.event, RunFinished):
+                self._finished.set()
                 self._show_verdict()
             elif self._refresh_timer is None:  # redraw at most every REFRESH_S: events come in bursts
                 self._refresh_timer = self.set_timer(REFRESH_S, self._timed_refresh)
@@ -191,7 +199,6 @@ class FixturePanel(Vertical):
         self.query_one(".clock", Label).update(
             f"{s.t:5.0f} s" + (f" ~{left:.0f} s left" if left is not None and s.verdict is None else ""))
         self.query_one(".steps", Static).update(s.render_steps())
-        self.query_one(".steps-scroll", VerticalScroll).scroll_end(animate=False)
         if s.in_safe_state:
             self.say(f"{s.serial}: going to the safe state…", "bold yellow")
 

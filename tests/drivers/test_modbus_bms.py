@@ -69,7 +69,7 @@ def test_one_poll_reads_three_blocks_and_decodes_word_order_scale_bits_and_state
                                     "imd_resistance": 5e6})
     assert state == "normal"
     assert cells == pytest.approx([3.305, 3.310, 3.301, 3.302]) and temps == pytest.approx([26.0, -24.5])
-    assert "pack_voltage" in seen and "cell_voltages_3" in seen
+    assert "pack_voltage" in seen and "cell_voltage_3" in seen
 
 
 def test_polling_runs_at_the_configured_rates():

@@ -111,3 +111,12 @@ def visa_nodelay_patch():
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     return VisaTransport, "_open_blocking", _open_blocking
+
+
+def without_roles(loaded: LoadedConfig, fixture: str, roles: set[str]) -> LoadedConfig:
+    """The config with ``roles`` removed from one fixture (e.g. no DMM: no bus confirmation wait)."""
+    cfg = loaded.config
+    fx = cfg.fixtures[fixture]
+    kept = {r: ref for r, ref in fx.instruments.items() if r not in roles}
+    fixtures = {**cfg.fixtures, fixture: fx.model_copy(update={"instruments": kept})}
+    return LoadedConfig(cfg.model_copy(update={"fixtures": fixtures}), loaded.path)

@@ -1,0 +1,154 @@
+"""``station sim serve``: the simulated bench as a standalone process on loopback.
+
+One fixture (``F1``) with the chosen pack preset, every peer served on 127.0.0.1 (port 0), the
+BMS's in-process CAN channel bridged to TCP by a socketcand-protocol hub (``sim.socketcand_hub``)
+so python-can's stock ``socketcand`` interface joins it from another process. LV power is
+switched on at start so the BMS is awake (an outside tool can switch it off with the fixture
+PLC's ``lv_power`` coil). Faults are armed at start: timed ones count from then.
+
+Prints one line per endpoint on stdout, name first, then the address as ``127.0.0.1:PORT``
+(the leak tester's serial line as ``socket://127.0.0.1:PORT``), then the station resource
+string for it. Runs on real time, scaled by ``speed`` (``sim.realtime``), until SIGINT or
+SIGTERM; then stops every peer and returns 0. Exit 2: bad preset, fault or speed (nothing
+was started); exit 3: the bench could not start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from typing import TextIO
+
+from sim.faults import arm_faults, check_fault
+from sim.pack.presets import PRESETS
+from sim.realtime import check_speed, loop_factory
+
+EXIT_OK, EXIT_USAGE, EXIT_ERROR = 0, 2, 3
+FIXTURE = "F1"
+CAN_NAME = "can0"  # the bus name socketcand clients open
+UDS_IDS = (0x7E4, 0x7EC)  # the simulated BMS's UDS request / response ids
+
+Fault = tuple[str, dict[str, str]]
+
+
+def parse_fault(text: str) -> Fault:
+    """``NAME[:k=v,...]`` -> (name, params); ValueError if a parameter has no ``=``."""
+    name, _, rest = text.partition(":")
+    params: dict[str, str] = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"bad fault parameter {item!r} in {text!r}; use NAME:k=v,k2=v2")
+        params[key.strip()] = value.strip()
+    return name.strip(), params
+
+
+def check_arguments(preset: str, faults: list[str], speed: float) -> tuple[list[Fault], list[str]]:
+    """(parsed faults, problems); every problem is one line for stderr."""
+    problems, parsed = [], []
+    if preset not in PRESETS:
+        problems.append(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
+    for text in faults:
+        try:
+            fault = parse_fault(text)
+        except ValueError as err:
+            problems.append(str(err))
+            continue
+        if (problem := check_fault(*fault)) is not None:
+            problems.append(problem)
+        parsed.append(fault)
+    try:
+        check_speed(speed)
+    except ValueError as err:
+        problems.append(str(err))
+    return parsed, problems
+
+
+def endpoint_lines(endpoints: dict[str, str], can_address: str, fixture: str = FIXTURE) -> list[str]:
+    """One line per endpoint: name, address, station resource (columns split by spaces)."""
+    def tcpip(key: str) -> str:
+        host, port = endpoints[key].rsplit(":", 1)
+        return f"{endpoints[key]}  TCPIP::{host}::{port}::SOCKET"
+
+    host, port = can_address.rsplit(":", 1)
+    rows = [
+        ("cycler-scpi", tcpip(f"{fixture}.cycler")),
+        ("cycler-modbus", f"{endpoints[f'{fixture}.cycler_modbus']}  modbus-tcp://{endpoints[f'{fixture}.cycler_modbus']}?unit=1"),
+        ("dmm-scpi", tcpip(f"{fixture}.dmm")),
+        ("safety-scpi", tcpip("safety")),
+        ("fixture-modbus", f"{endpoints[f'{fixture}.fixture']}  modbus-tcp://{endpoints[f'{fixture}.fixture']}?unit=1"),
+        ("leak-serial", f"socket://{endpoints[f'{fixture}.leak']}"),
+        ("bms-can", f"socketcand {can_address} channel {CAN_NAME}  "
+                    f"can://socketcand/{CAN_NAME}?host={host}&port={port}&tcp_tune=true"),
+    ]
+    return [f"{name:<15} {rest}" for name, rest in rows]
+
+
+async def serve(preset: str, faults: list[Fault], *, speed: float = 1.0, out: TextIO | None = None,
+                err: TextIO | None = None, stop: asyncio.Event | None = None) -> int:
+    """Serve the bench in the running loop until ``stop`` is set or SIGINT/SIGTERM arrives."""
+    from sim.bench import SimBench
+    from sim.socketcand_hub import SocketcandHub
+
+    out, err = out or sys.stdout, err or sys.stderr
+    stop = stop or asyncio.Event()
+    bench, hub = SimBench({FIXTURE: preset}), None
+    handled = _on_signals(stop)  # before the endpoints appear: a client may signal at once
+    code = EXIT_OK
+    try:
+        try:
+            endpoints = await bench.start()
+            fx = bench.fixtures[FIXTURE]
+            fx.wiring.lv_power = True
+            arm_faults(bench, FIXTURE, faults)
+            hub = SocketcandHub({CAN_NAME: fx.bms.channel})
+            can_address = await hub.start()
+        except (OSError, ValueError) as exc:
+            print(f"station sim serve: cannot start the bench: {exc}", file=err)
+            code = EXIT_ERROR
+        else:
+            for line in endpoint_lines(endpoints, can_address):
+                print(line, file=out)
+            out.flush()
+            names = ", ".join(name for name, _ in faults) or "none"
+            print(f"# preset {preset} on fixture {FIXTURE}; LV power ON (fixture coil lv_power) so the BMS "
+                  f"is awake; UDS 0x{UDS_IDS[0]:X}/0x{UDS_IDS[1]:X}; faults: {names}; speed {speed:g}x; "
+                  "Ctrl-C or SIGTERM stops", file=err, flush=True)
+            await stop.wait()
+        finally:
+            if hub is not None:
+                await hub.stop()
+            try:
+                await bench.stop()
+            except RuntimeError as exc:  # a peer that would not stop: say which, exit non-zero
+                print(f"station sim serve: {exc}", file=err)
+                code = EXIT_ERROR
+    finally:
+        # Only now: a second Ctrl-C while the peers stop must not interrupt their shutdown.
+        loop = asyncio.get_running_loop()
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+    return code
+
+
+def _on_signals(stop: asyncio.Event) -> list[int]:
+    """Set ``stop`` on SIGINT/SIGTERM; the signals actually hooked (none off the main thread)."""
+    loop, hooked = asyncio.get_running_loop(), []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            hooked.append(sig)
+    return hooked
+
+
+def serve_command(preset: str, faults: list[str], speed: float) -> int:
+    """``station sim serve [--preset P] [--fault F]... [--speed X]``; the process exit code."""
+    parsed, problems = check_arguments(preset, faults, speed)
+    if problems:
+        for problem in problems:
+            print(f"station sim serve: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    with asyncio.Runner(loop_factory=loop_factory(speed)) as runner:
+        return runner.run(serve(preset, parsed, speed=speed))

@@ -1,0 +1,63 @@
+"""What every fuzzed input must satisfy: a result or an ``InputError`` whose problems are all
+``PATH:LINE:COL: message`` at the file given, within a time and memory budget."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import tracemalloc
+from contextlib import contextmanager
+from pathlib import Path
+
+from station.diagnostics import InputError
+
+DOC_SECONDS = 1.0  # per document, wall time
+DOC_BYTES = 50_000_000  # tracemalloc peak per document
+SCALE = float(os.environ.get("FUZZ_SCALE", "1"))  # FUZZ_SCALE=10 for a longer soak
+PROBLEM = re.compile(r"^(?P<file>.+):(?P<line>\d+):(?P<col>\d+): (?P<msg>\S.*)$", re.S)
+
+
+def examples(n: int) -> int:
+    return max(10, int(n * SCALE))
+
+
+def fuzz(n: int):
+    """Hypothesis settings for ``n`` documents (times FUZZ_SCALE); the per-document time bound is ours."""
+    from hypothesis import HealthCheck, settings
+
+    return settings(max_examples=examples(n), deadline=None, database=None, print_blob=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                           HealthCheck.filter_too_much])
+
+
+def check_problems(err: InputError, path: str | Path, text_lines: int | None = None) -> None:
+    """Every problem names ``path`` with a 1-based line (within the file) and column and a message."""
+    assert err.problems, "an InputError without problems"
+    for problem in err.problems:
+        shown = str(problem)
+        m = PROBLEM.match(shown)
+        assert m, f"not PATH:LINE:COL: message: {shown!r}"
+        assert problem.file == str(path), shown
+        assert problem.line >= 1 and problem.col >= 1, shown
+        if text_lines is not None:
+            assert problem.line <= text_lines + 1, f"line beyond the end of the file ({text_lines}): {shown}"
+        assert "Traceback" not in problem.message, shown
+
+
+@contextmanager
+def bounded(what: str, *, memory: bool = False):
+    """Fail if the block takes more than DOC_SECONDS (or, with ``memory``, allocates > DOC_BYTES)."""
+    if memory:
+        tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        elapsed = time.perf_counter() - t0
+        peak = 0
+        if memory:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+    assert elapsed < DOC_SECONDS, f"{what}: {elapsed:.2f} s"
+    assert peak < DOC_BYTES, f"{what}: peak {peak / 1e6:.1f} MB"

@@ -1,0 +1,113 @@
+"""Fuzz the plan loader and binder: whatever the bytes, a plan or located problems, never a
+traceback, within 1 s per document (and 50 MB for the adversarial ones)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from station.diagnostics import InputError
+from station.plan.bind import bind_plan
+from station.plan.loader import load_plan
+
+from .bounds import bounded, check_problems, fuzz
+from .mutate import mutated, yaml_like
+
+REPO = Path(__file__).resolve().parents[2]
+PLANS = REPO / "test_plans"
+WORK = Path(tempfile.mkdtemp(prefix="fuzz-plans-"))
+shutil.copytree(PLANS / "lib", WORK / "lib")  # so includes of mutated plans still resolve
+STATION_ROLES = {"fixture", "bms", "dmm", "safety", "cycler", "leak"}
+
+
+def load_and_bind(data: bytes, name: str = "fuzzed.yaml") -> None:
+    """Write ``data`` as a plan file, load it, bind its first variant; check the outcome."""
+    path = WORK / name
+    path.write_bytes(data)
+    lines = data.count(b"\n") + 1
+    with bounded(name):
+        try:
+            loaded = load_plan(path)
+            variants = list(loaded.plan.variants) or [None]
+            bind_plan(loaded, variants[0], STATION_ROLES)
+        except InputError as err:
+            check_problems(err, path, lines)
+
+
+@pytest.mark.parametrize("plan, n", [("smoke.yaml", 700), ("pack_eol.yaml", 40), ("lib/insulation.yaml", 200)])
+def test_mutated_reference_plans(plan, n):
+    text = (PLANS / plan).read_text()
+
+    @fuzz(n)
+    @given(mutated(text))
+    def run(doc: str) -> None:
+        load_and_bind(doc.encode("utf-8"))
+
+    run()
+
+
+@fuzz(800)
+@given(yaml_like())
+def test_random_yaml(doc):
+    load_and_bind(doc.encode("utf-8", errors="surrogatepass"))
+
+
+@fuzz(300)
+@given(st.binary(max_size=400) | st.sampled_from(["latin-1", "utf-16", "utf-32", "cp1252"]).map(
+    lambda enc: (PLANS / "smoke.yaml").read_text().replace("Pack", "Päck ✓").encode(enc, errors="replace")))
+def test_random_bytes_and_wrong_encodings(data):
+    load_and_bind(data)
+
+
+def _adversarial() -> dict[str, bytes]:
+    smoke = (PLANS / "smoke.yaml").read_bytes()
+    laughs = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    laughs += [f"a{i}: &a{i} [" + ",".join([f"*a{i-1}"] * 10) + "]" for i in range(1, 12)]
+    return {
+        "billion_laughs": "\n".join(laughs).encode(),
+        "laughs_in_a_plan": smoke + b"\nx-junk: &l0 [1,1,1,1,1,1,1,1,1,1]\n" + b"".join(
+            f"x{i}: &l{i} [{', '.join([f'*l{i-1}'] * 10)}]\n".encode() for i in range(1, 9)),
+        "deep_flow": b"a: " + b"[" * 50_000 + b"]" * 50_000,
+        "deep_block": "".join(" " * i + f"k{i}:\n" for i in range(3000)).encode(),
+        "deep_expression": smoke.replace(b"dwell: 2 s", b'dwell: "${' + b"(" * 5000 + b"2 s" + b")" * 5000 + b'}"'),
+        "huge_int": smoke.replace(b"schema_version: 1", b"schema_version: " + b"9" * 100_000),
+        "huge_float": smoke.replace(b"2 s", b"1e308000 s"),
+        "huge_quantity": smoke.replace(b"25 A", b"9" * 5000 + b" A"),
+        "long_line": b"title: " + b"x" * 4_000_000,
+        "too_big": b"#" * 6_000_000,
+        "many_keys": b"\n".join(b"k%d: %d" % (i, i) for i in range(150_000)),
+        "many_steps": smoke + b"".join(b"  - fixture.lv_power: true\n" for _ in range(5000)),
+        "nul_bytes": smoke.replace(b"title", b"ti\x00tle"),
+        "utf16_bom": smoke.decode().encode("utf-16"),
+        "latin1": smoke.replace(b"Pack", "P\u00e4ck".encode("latin-1")),
+        "lone_surrogate": smoke.replace(b"Pack", b"P\xed\xa0\x80ck"),
+        "bidi_and_bom": "\ufeff".encode() + smoke.replace(b"Pack", "Pa\u202eck".encode()),
+        "empty": b"",
+        "only_comment": b"# nothing\n",
+        "scalar": b"42\n",
+        "list": b"- a\n- b\n",
+        "tabs": smoke.replace(b"  ", b"\t"),
+        "many_documents": smoke + b"\n---\n" + smoke,
+        "aliases_everywhere": b"p: &p {value: 1 V}\nparameters: {a: *p, b: *p, c: *p}\n" + smoke,
+        "recursive_alias": b"a: &a [*a]\n",
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_adversarial()))
+def test_adversarial_documents_bounded_in_time_and_memory(name):
+    data = _adversarial()[name]
+    path = WORK / f"{name}.yaml"
+    path.write_bytes(data)
+    with bounded(name, memory=True):
+        try:
+            loaded = load_plan(path)
+            bind_plan(loaded, (list(loaded.plan.variants) or [None])[0], STATION_ROLES)
+        except InputError as err:
+            check_problems(err, path, data.count(b"\n") + 1)
+        else:
+            assert name in ("bidi_and_bom",), f"{name} loaded as a valid plan"
