@@ -68,7 +68,7 @@ def _sim(quick: bool) -> list[Figure]:
 
     figs = []
     for variant in bench_sim.VARIANTS:
-        r = bench_sim.acceleration(variant, reps=1 if quick else 3)
+        r = bench_sim.acceleration(variant, reps=1 if quick else 2)  # a run is 30-60 s wall
         figs.append(Figure(f"sim_acceleration_{variant}", f"sim acceleration, {r['plan'].split(' ')[0]} {variant}",
                            r["acceleration"], "×", "> 300×", r["acceleration"] > 300, samples=r["samples"],
                            note=f"{r['simulated_s']:.0f} s simulated in {r['wall_s']:.2f} s wall; "

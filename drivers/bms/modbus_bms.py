@@ -383,8 +383,9 @@ class ModbusBms(Driver):
     def _fresh(self, group: _Group, what: str) -> _Group:
         if not self._open:
             raise InstrumentError("BMS is not open", instrument=self.name, command=what)
-        if self._poller is not None and self._poller.done() and not self._poller.cancelled() and self._poller.exception():
-            raise self._poller.exception()  # a polling bug must not pass for stale data
+        poller = self._poller
+        if poller is not None and poller.done() and not poller.cancelled() and poller.exception():
+            raise poller.exception()  # a polling bug must not pass for stale data
         now = asyncio.get_running_loop().time()
         why = f"; last poll failed: {_bare(group.error)}" if group.error else ""
         if group.stamp is None:

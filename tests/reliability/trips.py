@@ -39,6 +39,7 @@ class Trip:
     safe_t: float | None  # loop time of the last HV-source SafeStateAction
     output_off_t: float | None  # loop time the simulated cycler's output went off
     phys_t: float | None = None  # loop time of the physical change (hvil, bms_silent)
+    timeline: list[tuple[float, str]] = dataclasses.field(default_factory=list)  # (loop t, what)
 
     @property
     def latency(self) -> float | None:
@@ -139,12 +140,15 @@ async def run_trips(config, plan: Path, db: Path, kinds: list[str], rng: random.
             await asyncio.sleep(0.5)
             safe: list[float] = []
             seqs = []
+            timeline: list[tuple[float, str]] = []
 
-            def on_event(event, safe=safe, seqs=seqs):
+            def on_event(event, safe=safe, seqs=seqs, timeline=timeline):
                 if isinstance(event, StepStarted) and event.path == HV_STEP and kind in _FIRED:
                     loop.call_later(rng.uniform(*window), probe.fire)
                 elif isinstance(event, SafeStateAction) and event.instrument in HV_ROLES:
                     safe.append(seqs[0]._t0 + event.t)
+                if probe.phys_t is not None:
+                    timeline.append((seqs[0]._t0 + event.t, type(event).__name__ + " " + getattr(event, "instrument", "")))
 
             verdict, _run_id, record = await session.run(req, prep, subscribers=[on_event],
                                                          on_sequencer=seqs.append, signals=False)
@@ -152,7 +156,7 @@ async def run_trips(config, plan: Path, db: Path, kinds: list[str], rng: random.
             if kind == "bms_silent":
                 signal_t = _stale_at(probe.last_cvmax_t)
             trips.append(Trip(kind, verdict, record["reason"], signal_t, max(safe) if safe else None,
-                              probe.output_off_t, probe.phys_t))
+                              probe.output_off_t, probe.phys_t, timeline))
     return trips
 
 

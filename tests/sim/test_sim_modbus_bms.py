@@ -40,10 +40,14 @@ class PtyClient:
     def _read(self) -> None:
         self.received += os.read(self.fd, 1024)
 
-    async def send(self, data: bytes, *, wait: float = 0.05) -> bytes:
+    async def send(self, data: bytes, *, expect: int = 0) -> bytes:
+        """Write ``data``; wait for ``expect`` bytes (up to 1 s), or 0.1 s when none are expected."""
         self.received.clear()
         os.write(self.fd, data)
-        await asyncio.sleep(wait)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (1.0 if expect else 0.1)
+        while loop.time() < deadline and (not expect or len(self.received) < expect):
+            await asyncio.sleep(0.005)
         return bytes(self.received)
 
     def close(self) -> None:
@@ -69,7 +73,7 @@ def on_pty(body, *, preset: str = "car-400", lv_power: bool = True):
 
 def test_rtu_read_answers_the_exact_frame():
     async def body(sim, client):
-        return await client.send(READ_COUNTS), sim.gateways[0].answered
+        return await client.send(READ_COUNTS, expect=9), sim.gateways[0].answered
 
     assert on_pty(body) == (COUNTS_CAR, 1)
 
@@ -77,7 +81,7 @@ def test_rtu_read_answers_the_exact_frame():
 def test_a_bad_crc_gets_no_answer_and_the_bus_recovers():
     async def body(sim, client):
         corrupt = await client.send(READ_COUNTS[:-1] + b"\x00")
-        good = await client.send(READ_COUNTS)
+        good = await client.send(READ_COUNTS, expect=9)
         return corrupt, good, sim.gateways[0].bad_crc
 
     assert on_pty(body) == (b"", COUNTS_CAR, 1)
@@ -134,7 +138,7 @@ def test_exception_codes(request_pdu, code):
     pdu = bytes.fromhex(request_pdu)
 
     async def body(sim, client):
-        return parse_frame(await client.send(frame(1, pdu)))
+        return parse_frame(await client.send(frame(1, pdu), expect=5))
 
     assert on_pty(body) == (1, bytes([pdu[0] | 0x80, code]))
 
@@ -152,7 +156,7 @@ def test_an_unpowered_bms_is_silent_on_rtu_and_answers_exception_11_on_tcp():
             with pytest.raises(DeviceError) as err:
                 await tcp.read_input(22, 2)
             wiring.lv_power = True
-            awake = await client.send(READ_COUNTS)
+            awake = await client.send(READ_COUNTS, expect=9)
             return silent, err.value.code, awake
         finally:
             client.close()

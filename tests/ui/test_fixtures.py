@@ -32,7 +32,7 @@ async def test_two_fixtures_run_at_once(station_config):
         await pilot.pause()
         await pilot.press("y")
         await until(pilot, lambda: finished(app, "F1")() and finished(app, "F2")(), what="both verdicts")
-        assert (f1.state.verdict, f2.state.verdict) == ("PASS", "PASS")
+        assert (f1.state.verdict, f2.state.verdict) == ("PASS", "PASS"), (f1.state.reason, f1.state.errors, str(f1.state.render_steps()), f2.state.reason)
         v1 = next(m.value for m in f1.state.steps["main/pack_v"].measurements if m.name == "voltage")
         v2 = next(m.value for m in f2.state.steps["main/pack_v"].measurements if m.name == "voltage")
         assert v1 < 450 < v2  # F1 holds the car pack, F2 the bus pack
