@@ -365,14 +365,14 @@ class Sequencer:
     async def _call(self, spec, ctx, args, timeout, lock, requires, path) -> dict:
         watcher = mon.watch_interlocks(self, requires, path) if requires else None
         try:
-            async def body():
-                if lock is None:
-                    return await spec.func(ctx, **args)
-                async with lock:
-                    return await spec.func(ctx, **args)
-
+            # asyncio.timeout runs the action in this task (wait_for would spawn one per step:
+            # three loop iterations per trivial step, measured at ~2/3 of the engine's overhead).
             try:
-                return await asyncio.wait_for(body(), timeout)
+                async with asyncio.timeout(timeout):
+                    if lock is None:
+                        return await spec.func(ctx, **args)
+                    async with lock:
+                        return await spec.func(ctx, **args)
             except TimeoutError:
                 raise StepTimeout(f"step did not finish within {timeout:g} s") from None
         finally:

@@ -120,3 +120,10 @@ def without_roles(loaded: LoadedConfig, fixture: str, roles: set[str]) -> Loaded
     kept = {r: ref for r, ref in fx.instruments.items() if r not in roles}
     fixtures = {**cfg.fixtures, fixture: fx.model_copy(update={"instruments": kept})}
     return LoadedConfig(cfg.model_copy(update={"fixtures": fixtures}), loaded.path)
+
+
+def with_journal(loaded: LoadedConfig, synchronous: str) -> LoadedConfig:
+    """The config with the result journal's ``synchronous`` mode changed (FULL or NORMAL)."""
+    cfg = loaded.config
+    results = cfg.results.model_copy(update={"synchronous": synchronous})
+    return LoadedConfig(cfg.model_copy(update={"results": results}), loaded.path)

@@ -94,17 +94,29 @@ def test_watchdogs_take_the_same_path(tmp_path, monkeypatch):
 
 
 def test_real_time_sample(tmp_path, monkeypatch):
-    """A few trips on a real-time loop: journal fsyncs and Python work count here."""
-    config = _proposed(monkeypatch)
-    plan = rig.hv_plan(tmp_path, monitors=MONITORS)
+    """Trips on a real-time loop with the journal on disk: fsyncs and Python work count here.
+
+    The journal commits every event on the loop thread before the run goes on. With
+    ``synchronous: NORMAL`` a commit costs ~0.02 ms; with ``FULL`` it fsyncs (~5 ms median,
+    ~15 ms worst on this VM disk) and about ten events lie between a trip and the last HV
+    source's safe state, so FULL is sampled and reported, NORMAL is asserted.
+    """
+    proposed = _proposed(monkeypatch)
+    plan = rig.hv_plan(tmp_path, monitors=MONITORS, timeout="10 s")  # a missed trip ends soon
     kinds = ["estop", "guard", "hvil", "monitor"] * 2
-    result = clock.run(trips.run_trips(config, plan, tmp_path / "rt.db", kinds, random.Random(3),
-                                       window=(0.05, 0.3)), virtual=False)
-    _check(result, set(kinds))
-    overall = rig.distribution([t.latency for t in result])
+    normal = clock.run(trips.run_trips(rig.with_journal(proposed, "NORMAL"), plan, tmp_path / "n.db", kinds,
+                                       random.Random(3), window=(0.05, 0.3)), virtual=False)
+    full = clock.run(trips.run_trips(rig.with_journal(proposed, "FULL"), plan, tmp_path / "f.db", kinds[:4],
+                                     random.Random(4), window=(0.05, 0.3)), virtual=False)
+    _check(normal, set(kinds))
+    n_all = rig.distribution([t.latency for t in normal])
+    f_lat = [t.latency for t in full if t.latency is not None]
     rig.report("reaction times, proposed set-up, REAL time, journal on disk (ms)",
-               _lines(result) + [f"all        {overall}"])
-    assert overall["max_ms"] <= LIMIT_S * 1e3, overall
+               [f"synchronous=NORMAL {line}" for line in _lines(normal)] + [f"synchronous=NORMAL all {n_all}"]
+               + [f"synchronous=FULL   all {rig.distribution(f_lat) if f_lat else 'no trip measured'}; "
+                  f"verdicts {[t.verdict for t in full]}"])
+    assert n_all["max_ms"] <= LIMIT_S * 1e3, n_all
+    assert all(t.verdict == "ABORTED" for t in full)
 
 
 @pytest.mark.xfail(strict=True, reason="as shipped: 100 ms interlock poll + Nagle on VISA sockets "
