@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sim.bms.can_bms import SimCanBms
+from sim.bms.modbus_bms import SimModbusBms
 from sim.instruments.ateq_leak import SimAteqLeak
 from sim.instruments.chroma_19032 import SimChroma19032
 from sim.instruments.fixture_plc import SimFixturePlc
@@ -41,6 +42,7 @@ class SimFixture:
     plc: SimFixturePlc
     leak: SimAteqLeak
     bms: SimCanBms
+    bms_modbus: SimModbusBms  # the same BMS (one ECU) as a Modbus server: TCP and RTU over a serial link
     peers: dict[str, Any] = field(default_factory=dict)
 
 
@@ -121,6 +123,7 @@ class SimBench:
         pack = PackSlot(Pack(PRESETS[preset], seed=seed))
         wiring = Wiring()
         channel = f"sim{self.id}-{name}"
+        ecu = _factory_ecu(PRESETS[preset], seed)
         fx = SimFixture(
             name, preset, pack, wiring,
             cycler=SimItechCycler(pack),
@@ -128,7 +131,8 @@ class SimBench:
             dmm=SimKeysightDmm(pack, seed=seed),
             plc=SimFixturePlc(pack, wiring),
             leak=SimAteqLeak(pack),
-            bms=SimCanBms(pack, wiring, channel=channel, seed=seed),
+            bms=SimCanBms(pack, wiring, channel=channel, seed=seed, ecu=ecu),
+            bms_modbus=SimModbusBms(pack, wiring, seed=seed, ecu=ecu),
         )
         return fx
 
@@ -145,6 +149,7 @@ class SimBench:
                 peer.behaviour = "normal"
         fx.cycler.trips.clear()
         fx.bms.silent_after(float("inf"))
+        fx.bms_modbus.silent_after(float("inf"))
         if fx.bms.ecu is not None:  # the new pack's BMS: factory DIDs, no DTCs, default session
             fresh_ecu = _factory_ecu(fx.pack.spec, self._runs)
             fx.bms.ecu.__dict__.update(fresh_ecu.__dict__)
@@ -163,6 +168,9 @@ class SimBench:
                 await fx.bms.start()
                 self._started.append(fx.bms)
                 ep[f"{name}.can"] = fx.bms.channel
+                ep[f"{name}.bms_tcp"] = await fx.bms_modbus.start()
+                self._started.append(fx.bms_modbus)
+                ep[f"{name}.bms_rtu"] = await fx.bms_modbus.start_rtu("socket")
                 ep[f"{name}.cells"] = str(fx.pack.spec.series)
                 ep[f"{name}.temps"] = str(fx.pack.spec.temp_sensors)
             address = await self.safety.start()

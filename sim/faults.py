@@ -89,6 +89,7 @@ def _sw(bench, fixture, version):
 def _silent(bench, fixture, after):
     loop = asyncio.get_running_loop()
     _fx(bench, fixture).bms.silent_after(loop.time() + after)
+    _fx(bench, fixture).bms_modbus.silent_after(loop.time() + after)
 
 
 def _estop(bench, fixture, t):

@@ -166,14 +166,17 @@ class FixturePanel(Vertical):
             self.state.verdict, self.state.reason = "ERROR", f"{type(err).__name__}: {err}"
         finally:
             self.running = False
-            if not self.is_attached:  # the app is closing
-                return
-            self.serial_input.disabled = False
-            self.serial_input.value = ""
-            if verdict:
-                self._show_verdict()
-                self.post_message(RunEnded(self.fixture, self.state.verdict or verdict))
-            self.serial_input.focus()
+            if self.is_attached:  # not when the app is closing
+                self._ready_for_next(verdict)
+
+    def _ready_for_next(self, verdict: str) -> None:
+        """Verdict banner (if the run happened), serial field cleared and focused for the next scan."""
+        self.serial_input.disabled = False
+        self.serial_input.value = ""
+        if verdict:
+            self._show_verdict()
+            self.post_message(RunEnded(self.fixture, self.state.verdict or verdict))
+        self.serial_input.focus()
 
     # -- events from the session thread ------------------------------------------------------
     @on(RunEvent)

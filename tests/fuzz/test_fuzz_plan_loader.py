@@ -25,8 +25,11 @@ shutil.copytree(PLANS / "lib", WORK / "lib")  # so includes of mutated plans sti
 STATION_ROLES = {"fixture", "bms", "dmm", "safety", "cycler", "leak"}
 
 
-def load_and_bind(data: bytes, name: str = "fuzzed.yaml") -> None:
-    """Write ``data`` as a plan file, load it, bind its first variant; check the outcome."""
+def load_and_bind(data: bytes, name: str = "fuzzed.yaml") -> str:
+    """Write ``data`` as a plan file, load it, bind its first variant; check the outcome.
+
+    Returns "ok", "yaml" (refused while reading the YAML) or "plan" (refused by the models/binder).
+    """
     path = WORK / name
     path.write_bytes(data)
     lines = data.count(b"\n") + 1
@@ -37,21 +40,29 @@ def load_and_bind(data: bytes, name: str = "fuzzed.yaml") -> None:
             bind_plan(loaded, variants[0], STATION_ROLES)
         except InputError as err:
             check_problems(err, path, lines)
+            return "yaml" if any(p.message.startswith(("YAML", "duplicate key")) for p in err.problems) else "plan"
+    return "ok"
 
 
-@pytest.mark.parametrize("plan, n", [("smoke.yaml", 700), ("pack_eol.yaml", 40), ("lib/insulation.yaml", 200)])
+@pytest.mark.parametrize("plan, n", [("smoke.yaml", 1200), ("pack_eol.yaml", 100), ("lib/insulation.yaml", 300)])
 def test_mutated_reference_plans(plan, n):
     text = (PLANS / plan).read_text()
+    seen: dict[str, int] = {}
 
     @fuzz(n)
     @given(mutated(text))
     def run(doc: str) -> None:
-        load_and_bind(doc.encode("utf-8"))
+        outcome = load_and_bind(doc.encode("utf-8"))
+        seen[outcome] = seen.get(outcome, 0) + 1
 
     run()
+    # the mutations must reach past the YAML reader into the models and binder, not only break syntax
+    assert seen.get("plan", 0) >= 0.1 * sum(seen.values()), seen
+    if plan != "lib/insulation.yaml":  # a library never binds on its own
+        assert seen.get("ok", 0) > 0, seen
 
 
-@fuzz(800)
+@fuzz(1200)
 @given(yaml_like())
 def test_random_yaml(doc):
     load_and_bind(doc.encode("utf-8", errors="surrogatepass"))

@@ -1,0 +1,158 @@
+"""Crash lane: run ``station run PLAN --sim`` in forked children and SIGKILL each at a random moment.
+
+Spawned by test_crash_safety.py (``python crash_lane.py PLAN DB KILLS SEED OUT.json``). This
+process imports the station once, then forks one child per kill, so a kill costs the run's
+time, not an interpreter start. Each child runs the CLI's own path (``prepare`` + ``execute`` on
+virtual time, journal in DB; the plan is prepared once before forking) and reports every event on a pipe *after* the journal committed it
+(the journal is the sequencer's critical subscriber; ours runs after it). The parent kills the
+child with SIGKILL after a random wall delay, then opens the store and checks it against what
+the child reported. The findings go to OUT.json; the test asserts on them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import signal
+import sys
+import time
+
+from station import clock
+from station.events import MeasurementTaken, RunFinished, RunStarted, StepFinished
+from station.results.store import ResultStore
+from station.runner import RunRequest, execute, prepare
+
+
+def _child(req: RunRequest, prep, fd: int) -> None:
+    def report(event) -> None:
+        if isinstance(event, RunStarted):
+            line = f"R\t{event.run_id}"
+        elif isinstance(event, StepFinished):
+            line = f"S\t{event.path}\t{event.attempt}\t{event.outcome}"
+        elif isinstance(event, MeasurementTaken):
+            line = f"M\t{event.path}\t{event.name}"
+        elif isinstance(event, RunFinished):
+            line = f"F\t{event.verdict}"
+        else:
+            return
+        os.write(fd, (line + "\n").encode())
+
+    clock.run(execute(req, prep, subscribers=[report]), virtual=True)
+
+
+def _wait_for_run(fd: int, timeout: float) -> bytes:
+    """Block until the child reports RunStarted (or ``timeout`` s); return what was read."""
+    import select
+
+    got = b""
+    deadline = time.monotonic() + timeout
+    while b"\n" not in got and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        data = os.read(fd, 65536)
+        if not data:
+            break
+        got += data
+    return got
+
+
+def _read_all(fd: int, first: bytes = b"") -> list[list[str]]:
+    chunks = [first]
+    while True:
+        data = os.read(fd, 65536)
+        if not data:
+            break
+        chunks.append(data)
+    text = b"".join(chunks).decode()
+    # a line cut by the kill has no newline: it was never fully reported, drop it
+    return [line.split("\t") for line in text.split("\n")[:-1]]
+
+
+def _check(db: str, lines: list[list[str]]) -> dict:
+    """Open the store after a kill; compare it with what the child saw committed."""
+    out: dict = {"problems": []}
+    run_ids = [ln[1] for ln in lines if ln[0] == "R"]
+    finished = any(ln[0] == "F" for ln in lines)
+    steps = [(ln[1], int(ln[2]), ln[3]) for ln in lines if ln[0] == "S"]
+    measured = [(ln[1], ln[2]) for ln in lines if ln[0] == "M"]
+    out.update(started=bool(run_ids), finished=finished, steps=len(steps), measurements=len(measured))
+    try:
+        store = ResultStore(db).open()
+    except Exception as err:  # the point of the test: record it, the test fails on it
+        out["problems"].append(f"store did not open: {type(err).__name__}: {err}")
+        return out
+    try:
+        ok = store._db().execute("PRAGMA integrity_check").fetchone()[0]
+        if ok != "ok":
+            out["problems"].append(f"integrity_check: {ok}")
+        statuses = {r["id"]: r["status"] for r in store.runs(limit=10_000)}
+        running = [rid for rid, st in statuses.items() if st == "running"]
+        if running:
+            out["problems"].append(f"runs still 'running' after their writer died: {running}")
+        if not run_ids:
+            return out
+        run_id = run_ids[0]
+        out["status"] = statuses.get(run_id)
+        expected = "finished" if finished else "interrupted"
+        if statuses.get(run_id) != expected:
+            out["problems"].append(f"run {run_id} is {statuses.get(run_id)!r}, expected {expected!r}")
+        record = store.record(run_id)
+        have = {(s["path"], s["attempt"]): s for s in record["steps"]}
+        for path, attempt, outcome in steps:
+            step = have.get((path, attempt))
+            if step is None or step["outcome"] != outcome:
+                out["problems"].append(f"step {path} (attempt {attempt}, {outcome}) missing or changed: {step}")
+        names = {(s["path"], m["name"]) for s in record["steps"] for m in s["measurements"]}
+        for path, name in measured:
+            if (path, name) not in names:
+                out["problems"].append(f"measurement {path}:{name} missing")
+    finally:
+        store.close()
+    return out
+
+
+def main(plan: str, db: str, kills: int, seed: int, out_path: str, max_delay: float) -> None:
+    rng = random.Random(seed)
+    results = []
+    # Load and bind the plan once, before forking (it touches no instrument), and import the
+    # simulator: each child then starts at the bench, not at the interpreter.
+    req = RunRequest(plan=plan, sim=True, serial=f"SN{seed}", db=db)
+    prep = prepare(req)
+    import sim.bench  # noqa: F401
+    for k in range(kills):
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the station process
+            os.close(read_fd)
+            code = 0
+            try:
+                _child(dataclasses.replace(req, serial=f"SN{seed}K{k}"), prep, write_fd)
+            except BaseException:  # noqa: BLE001 - report through the exit code only
+                code = 70
+            os._exit(code)
+        os.close(write_fd)
+        # One kill in ten lands during start-up (bench, store, instruments); the rest at a
+        # random moment after RunStarted was committed, up to about the run's length.
+        early = rng.random() < 0.1
+        t_fork = time.monotonic()
+        first = b"" if early else _wait_for_run(read_fd, 30.0)
+        waited = time.monotonic() - t_fork
+        delay = rng.uniform(0.0, 1.0 if early else max_delay)
+        time.sleep(delay)  # test harness, not product code: wall-clock kill moment
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        lines = _read_all(read_fd, first)
+        os.close(read_fd)
+        result = _check(db, lines)
+        result.update(delay_s=round(delay, 3), startup_s=round(waited, 3), killed=os.WIFSIGNALED(status),
+                      exit_code=os.WEXITSTATUS(status) if os.WIFEXITED(status) else None)
+        results.append(result)
+    with open(out_path, "w", encoding="utf-8") as fh:
+        json.dump(results, fh)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], float(sys.argv[6]))
