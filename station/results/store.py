@@ -45,6 +45,10 @@ class UnknownRunError(StoreError, LookupError):
     """No run (or no unique run) with the given id or id prefix."""
 
 
+# Events held in memory until the next boundary event commits them (the end of their step).
+_HELD = frozenset({"StepStarted", "MeasurementTaken", "SeriesRecorded", "LogMessage", "PromptAnswered"})
+
+
 class ResultStore:
     """The station's embedded result journal.
 
@@ -67,6 +71,7 @@ class ResultStore:
         self._conn: sqlite3.Connection | None = None
         self._writer: liveness.WriterLock | None = None
         self._lock = threading.RLock()  # record() nests _query calls
+        self._pending: list = []  # (event, kind) held until their step ends (see handle)
         self._journal = Journal(None)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -113,6 +118,9 @@ class ResultStore:
 
     def close(self) -> None:
         if self._conn is not None:
+            if self._pending:  # a clean close keeps what a crash would lose
+                batch, self._pending = self._pending, []
+                self._write(batch)
             self._conn.close()
             self._conn = None
         if self._writer is not None:
@@ -160,23 +168,39 @@ class ResultStore:
 
     # -- writing ----------------------------------------------------------------------------
     def handle(self, event: "Event") -> None:
-        """Journal one event, committed before returning. Raises ``StoreError``."""
-        db = self._db()
+        """Journal one event. Raises ``StoreError``.
+
+        Events inside a step (its start, measurements, series, log lines) are held until the
+        step's end and committed with it in one transaction: one fsync per step instead of one
+        per event (with synchronous=FULL that was ~0.3 ms each, 2.2 ms per trivial step). A
+        crash or power loss therefore loses at most the step in flight, as DESIGN.md promises.
+        """
         if self.readonly:
             raise StoreError(self._name, "store is open read-only")
-        run_id = event.run_id
         kind = type(event).__name__
         with self._lock:
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                seq = self._journal.write(db, event, kind)
-                db.execute("COMMIT")
-            except (sqlite3.Error, TypeError, ValueError, AttributeError) as exc:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise StoreError(self._name, f"cannot journal {kind} of run {run_id}: "
-                                             f"{exc}") from exc
-            self._journal.committed(event, seq)
+            self._pending.append((event, kind))
+            if kind in _HELD:
+                return
+            batch, self._pending = self._pending, []
+            self._write(batch)
+
+    def _write(self, batch: list) -> None:
+        db = self._db()
+        # Each event's counters must move before the next one is written in the same
+        # transaction; on a rollback they go back to where they were.
+        saved = (dict(self._journal._seq), dict(self._journal._attempts))
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for event, kind in batch:
+                self._journal.committed(event, self._journal.write(db, event, kind))
+            db.execute("COMMIT")
+        except (sqlite3.Error, TypeError, ValueError, AttributeError) as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self._journal._seq, self._journal._attempts = saved
+            event, kind = batch[-1]
+            raise StoreError(self._name, f"cannot journal {kind} of run {event.run_id}: {exc}") from exc
 
     # -- reading ----------------------------------------------------------------------------
     def runs(self, limit: int = 50, serial: str | None = None) -> list[dict[str, Any]]:
@@ -209,8 +233,16 @@ class ResultStore:
             raise UnknownRunError(self._name, f"{what} with id {prefix!r}")
         return ids[0]
 
+    def flush(self) -> None:
+        """Commit the events held for the step in flight (a reader in this process sees them)."""
+        with self._lock:
+            if self._pending and not self.readonly:
+                batch, self._pending = self._pending, []
+                self._write(batch)
+
     def record(self, run_id: str) -> dict[str, Any]:
         """The full record of one run (see record.py for its shape), from one snapshot."""
+        self.flush()
         with self._lock, self._snapshot():
             runs = self._query("SELECT * FROM runs WHERE id = ?", [run_id])
             if not runs:

@@ -101,7 +101,7 @@ def test_billion_laughs_config_is_refused_fast(tmp_path):
     cfg = write_station(tmp_path)
     cfg.write_text(cfg.read_text() + "\n" + "\n".join(lines) + "\n")
     t0 = time.perf_counter()
-    with pytest.raises(InputError, match="document too large"):
+    with pytest.raises(InputError, match="document too large|aliases expand to more than"):
         load_config(cfg)
     assert time.perf_counter() - t0 < 2
 
