@@ -7,6 +7,8 @@ messages); values and stamps live in two flat lists indexed by slot.
 
 from __future__ import annotations
 
+import cantools
+
 import asyncio
 from collections.abc import Callable
 
@@ -43,6 +45,7 @@ class LiveValues:
         self._index: dict[str, int] = {}
         self._handlers: dict[int, _Handler] = {}
         self._seen: dict[int, float] = {}
+        self.bad_frames = 0  # frames that did not decode (short, unknown mux value)
         self.listeners: list[Callable[[str, float], None]] = []
         for mapped in signal_map.signals.values():
             slot = self._slot(mapped.name, mapped.period)
@@ -76,7 +79,13 @@ class LiveValues:
         handler = self._handlers.get(msg.arbitration_id)
         if handler is None:
             return
-        decoded = handler.message.decode(msg.data, decode_choices=False, scaling=True)
+        try:
+            decoded = handler.message.decode(msg.data, decode_choices=False, scaling=True)
+        except (cantools.database.errors.DecodeError, ValueError, KeyError, IndexError):
+            # A short frame or an unknown multiplexer value: a bus problem, not ours to crash
+            # on (it would stop the Notifier's other listeners). Count it; the signal goes stale.
+            self.bad_frames += 1
+            return
         now = self._clock()
         self._seen[msg.arbitration_id] = now
         values, stamps, listeners = self._values, self._stamps, self.listeners

@@ -149,7 +149,7 @@ class ItechIT6000(Driver):
         reply = await self._query("STAT:QUES:COND?")
         try:
             word = int(float(reply))
-        except ValueError:
+        except (ValueError, OverflowError):  # garbage, or 'inf' (a float that is no word)
             raise ProtocolError(f"not a number: {reply!r}", instrument=self.name, command="STAT:QUES:COND?") from None
         known = {name for name, bit in PROTECTION_BITS.items() if word & bit}
         rest = word & ~sum(PROTECTION_BITS.values())

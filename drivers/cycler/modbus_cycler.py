@@ -13,9 +13,11 @@ and ``current_max`` (A) for a smaller unit; anything outside is refused before a
 
 from __future__ import annotations
 
+import math
+
 from drivers.base import Driver
 from drivers.capabilities import CyclerReading, Identity
-from drivers.errors import RangeError
+from drivers.errors import RangeError, ProtocolError
 from drivers.fixture.modbus_fixture import map_identity, run_all
 from drivers.maps.regmap import Field, MapError, load_map, read_fields
 from drivers.transports.modbus import ModbusTransport, parse_resource
@@ -113,6 +115,11 @@ class ModbusCycler(Driver):
     async def measure(self) -> CyclerReading:
         """Terminal V, A, W and Ah, in one read where the map keeps them adjacent."""
         got = await read_fields(self.transport, [self.map[n] for n in _MEASURED], self.map)
+        for name in _MEASURED:
+            if not math.isfinite(float(got[name])):
+                f = self.map[name]
+                raise ProtocolError(f"{name} ({f.table} register {f.address}) holds {got[name]!r}, not a number",
+                                    instrument=self.name, command=f"read {name}")
         return CyclerReading(*(float(got[n]) for n in _MEASURED))
 
     async def reset_counters(self) -> None:

@@ -77,6 +77,8 @@ class SimAteqLeak:
                     self.received.append(line)
                     self._handle(line, writer)
                     await writer.drain()
+        except ValueError:  # a line longer than the stream limit
+            writer.write(b"ER: OVERRUN\r\n")
         except ConnectionError:
             pass
         finally:

@@ -171,6 +171,8 @@ class ScpiInstrument:
                         reply = "\x15#?garbage@" + reply[::-1]
                     writer.write(reply.encode("ascii", errors="replace") + b"\n")
                 await writer.drain()
+        except ValueError:  # a line longer than the stream limit: what an instrument does, then hang up
+            self.push_error(-363, "Input buffer overrun")
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:

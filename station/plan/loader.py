@@ -16,6 +16,7 @@ from station.diagnostics import InputError, Problem
 from station.plan import model as m
 from station.plan.yamlsrc import Loc, Source, load_file, load_text
 
+MAX_PROBLEMS = 200
 STEP_LISTS = {"setup", "main", "teardown", "steps", "finally"}
 STEP_TAGS = {"action", "group", "include"}
 
@@ -172,6 +173,10 @@ def validation_problems(exc: ValidationError, src: Source, data: Any, root: type
     problems = []
     seen = set()
     errors = exc.errors(include_url=False)
+    if len(errors) > MAX_PROBLEMS:  # a file that is not a plan at all: say so in bounded time
+        extra = len(errors) - MAX_PROBLEMS
+        errors = errors[:MAX_PROBLEMS]
+        problems.append(src.problem((), f"{extra} more problems not shown (first {MAX_PROBLEMS} listed)"))
     for err in errors:
         raw = _strip_tags(err["loc"])
         if raw and raw[-1] in _TYPE_TAGS and len(errors) > 1:

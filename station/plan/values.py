@@ -76,6 +76,12 @@ def template_problems(raw: str, known: set[str]) -> list[tuple[int, str]]:
         return [(err.offset, err.message)]
     problems = []
     for start, _end, expression in found:
+        if not expression.names():  # a constant: evaluate it now, so a bad one fails validation
+            try:
+                expression.evaluate({})
+            except (ex.ExprError, UnitError, TypeError, ValueError, ZeroDivisionError, OverflowError) as err:
+                problems.append((start, getattr(err, "message", str(err))))
+            continue
         for name in sorted(expression.names() - known):
             hint = ""
             import difflib

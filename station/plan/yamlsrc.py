@@ -214,6 +214,9 @@ def load_text(text: str, file: str) -> Source:
     except MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        if line > max(1, len(src.lines)):  # libyaml marks end of stream past the last line
+            line = max(1, len(src.lines))
+            col = len(src.lines[-1]) + 1 if src.lines else 1
         message = " ".join(filter(None, [err.problem, f"({err.context})" if err.context else ""]))
         src.problems.append(Problem(file, line, col, f"YAML syntax: {message or 'invalid'}"))
         return src

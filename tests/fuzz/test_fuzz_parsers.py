@@ -66,7 +66,7 @@ class RandomReplies:
 SCPI_CALLS = {
     "cycler": (ItechIT6000, [
         lambda d: d.identify(), lambda d: d.set_output(True), lambda d: d.set_voltage(400.0),
-        lambda d: d.set_current(-100.0), lambda d: d.measure(),  # protection(): see the xfail below
+        lambda d: d.set_current(-100.0), lambda d: d.measure(), lambda d: d.protection(),
         lambda d: d.output_on(), lambda d: d.safe_state(), lambda d: d.open(),
     ]),
     "dmm": (Keysight34465A, [
@@ -117,8 +117,6 @@ def test_scpi_and_line_drivers_on_random_replies(role):
     check()
 
 
-@pytest.mark.xfail(strict=True, reason="gap: ItechIT6000.protection() lets OverflowError escape when "
-                   "STAT:QUES:COND? answers 'inf' (int(float(reply)) only catches ValueError)")
 @pytest.mark.parametrize("reply", ["inf", "1e999", "-inf"])
 def test_itech_protection_word_inf_is_a_protocol_error(reply):
     class Fixed(RandomReplies):
@@ -228,8 +226,6 @@ def test_modbus_drivers_on_random_registers(role):
     check()
 
 
-@pytest.mark.xfail(strict=True, reason="gap: ModbusCycler.measure() returns NaN/inf when the float32 registers "
-                   "hold NaN/inf; it should raise ProtocolError naming the register")
 def test_modbus_cycler_measure_refuses_non_finite_registers():
     nan = list(struct.unpack(">HH", struct.pack(">f", math.nan)))
 
@@ -264,9 +260,6 @@ def test_live_values_foreign_ids_and_full_plain_frames(arb, data):
     live.update(SimpleNamespace(arbitration_id=arb, data=data))
 
 
-@pytest.mark.xfail(strict=True, reason="gap: LiveValues.update lets cantools.DecodeError escape on a short "
-                   "frame or an unknown multiplexer value; in the Notifier it is logged by asyncio and the "
-                   "frame's other listeners are skipped. Catch it, count it, raise nothing")
 @fuzz(300)
 @given(st.sampled_from(LIVE_IDS), st.binary(max_size=8))
 def test_live_values_any_frame_never_raises_foreign_errors(arb, data):

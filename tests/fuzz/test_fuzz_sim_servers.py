@@ -242,9 +242,6 @@ def test_uds_server_answers_nrc_to_random_frames_and_keeps_serving():
     assert payload[:3] == bytes([0x62, 0xF1, 0x8C]), [r.hex() for r in reply]
 
 
-@pytest.mark.xfail(strict=True, reason="gap: sim/scpi/server.py and sim/instruments/ateq_leak.py let readline()'s "
-                   "ValueError (line > 64 KiB) escape the connection handler: asyncio logs 'Unhandled exception in "
-                   "client_connected_cb'. Catch it, queue SCPI -363 'Input buffer overrun' (ATEQ: 'ER: OVERRUN'), close")
 def test_overlong_line_is_handled_not_logged(caplog):
     async def main():
         bench = SimBench({"F1": "car-400"})

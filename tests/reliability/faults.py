@@ -42,11 +42,11 @@ main:
   - {id: dmm_step, timeout: 10 s, dmm.voltage: {range: 1000 V, nplc: 1}}
   - {id: cycler_step, timeout: 10 s, cycler.measure: {}}
   - {id: safety_step, timeout: 20 s, safety.ground_bond: {point: BP1, current: 25 A, dwell: 2 s}}
-  - {id: leak_step, timeout: 30 s, leak.test: {timeout: 20 s}}
+  - {id: leak_step, timeout: 90 s, leak.test: {timeout: 60 s}}
   - {id: bms_step, timeout: 10 s, bms.pack: {}}
 """
 STEP_TIMEOUT = {"fixture": 10.0, "dmm": 10.0, "cycler": 10.0, "cycler_modbus": 10.0, "safety": 20.0,
-                "leak": 30.0, "bms": 10.0}
+                "leak": 90.0, "bms": 10.0}
 PARTIAL = {"dmm": b"+4.0123", "cycler": b"+3.9", "safety": b"RUNN", "leak": b"<01>:(OK): 0"}
 
 
@@ -121,6 +121,9 @@ async def _heal(bench, role: str, endpoints: dict[str, str], mode: str) -> None:
 async def run_fault(config, plan: Path, db: str, role: str, mode: str) -> FaultResult:
     target_role = "cycler" if role == "cycler_modbus" else role
     step_path = f"main/{target_role}_step"
+    # bms.pack reads the live values the BMS keeps sending: break the BMS one (30 s) step
+    # earlier, so that its values have gone stale when its step reads them
+    break_at = "main/leak_step" if role == "bms" else step_path
     req = RunRequest(plan=str(plan), sim=True, serial="SN0001", db=db)
     prep = dataclasses.replace(prepare(req), config=config)
     async with Session(config, sim=True, db=db) as session:
@@ -130,7 +133,7 @@ async def run_fault(config, plan: Path, db: str, role: str, mode: str) -> FaultR
         safe: dict[str, bool] = {}
 
         def on_event(event):
-            if isinstance(event, StepStarted) and event.path == step_path:
+            if isinstance(event, StepStarted) and event.path == break_at:
                 pending.append(asyncio.ensure_future(_break(bench, role, mode)))
             elif isinstance(event, StepFinished):
                 finished[event.path] = event

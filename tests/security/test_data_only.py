@@ -87,8 +87,6 @@ def test_huge_exponentiation_is_refused_quickly_with_plan_names(expr):
     assert not isinstance(err.value, (MemoryError, RecursionError, OverflowError))
 
 
-@pytest.mark.xfail(strict=True, reason="gap: `station validate` does not evaluate constant limit expressions, "
-                   "so a huge power is refused only when the step runs")
 def test_validate_refuses_a_constant_huge_power(tmp_path, capsys):
     plan = _plan(tmp_path, LIMIT, 'min: "${9 ** 999999 * 1 ohm}"')
     code, err = _validate(capsys, plan)
