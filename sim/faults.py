@@ -7,7 +7,6 @@ the start of the run, and instrument faults strike after identification, mid-run
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,8 +33,14 @@ def _fx(bench, fixture):
     return bench.fixtures[fixture]
 
 
+def _loop():
+    import asyncio  # here, not at import: `station validate` reads the catalogue, never runs it
+
+    return asyncio.get_running_loop()
+
+
 def _at(t: float, fn: Callable[[], None]) -> None:
-    loop = asyncio.get_running_loop()
+    loop = _loop()
     loop.call_at(loop.time() + t, fn)
 
 
@@ -87,19 +92,19 @@ def _sw(bench, fixture, version):
 
 
 def _silent(bench, fixture, after):
-    loop = asyncio.get_running_loop()
+    loop = _loop()
     _fx(bench, fixture).bms.silent_after(loop.time() + after)
     _fx(bench, fixture).bms_modbus.silent_after(loop.time() + after)
 
 
 def _estop(bench, fixture, t):
     plc = _fx(bench, fixture).plc
-    plc.press_estop_at(asyncio.get_running_loop().time() + t)
+    plc.press_estop_at(_loop().time() + t)
 
 
 def _cycler_trip(bench, fixture, t, kind):
     cycler = _fx(bench, fixture).cycler
-    cycler.trip_at(asyncio.get_running_loop().time() + t, kind)
+    cycler.trip_at(_loop().time() + t, kind)
 
 
 def _set(attr, transform=None):

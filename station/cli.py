@@ -44,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the JSON Schema of the plan language")
 
+    rel = sub.add_parser("release", help="record a plan's sha256 as released in a station config (admins)")
+    rel.add_argument("plan")
+    rel.add_argument("--station", metavar="FILE", required=True)
+    rel.add_argument("--operator", metavar="ID", required=True)
+
     cov = sub.add_parser("coverage", help="faults × steps matrix of a plan's declared catches")
     cov.add_argument("plan")
 

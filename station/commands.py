@@ -20,7 +20,7 @@ def _problems(err: InputError) -> int:
 def dispatch(args, parser) -> int:
     handler = {
         "run": cmd_run, "validate": cmd_validate, "schema": cmd_schema, "coverage": cmd_coverage,
-        "sim": cmd_sim, "ui": cmd_ui, "results": cmd_results, "stats": cmd_stats,
+        "sim": cmd_sim, "ui": cmd_ui, "results": cmd_results, "stats": cmd_stats, "release": cmd_release,
     }[args.command]
     try:
         return handler(args)
@@ -104,6 +104,14 @@ def cmd_coverage(args) -> int:
     from station.coverage import coverage_command
 
     return coverage_command(args.plan)
+
+
+def cmd_release(args) -> int:
+    from station.security.release import release_plan
+
+    digest = release_plan(args.station, args.plan, args.operator)
+    print(f"{args.plan}: released in {args.station} (sha256 {digest})")
+    return 0
 
 
 def cmd_stats(args) -> int:

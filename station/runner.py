@@ -84,6 +84,11 @@ def prepare(req: RunRequest) -> Prepared:
     faults = [parse_fault(text) for text in req.faults]
     if faults and not req.sim:
         raise _problem("--fault", "faults can only be injected into the simulator (--sim)")
+    from station.security.roles import authorize
+
+    # roles are enforced here, in the engine's path, not only in the UI
+    authorize(config, req.operator, plan_path=loaded.path, plan_sha256=loaded.sha256,
+              variant=bound.variant, faults=faults, sim=req.sim)
     if faults:
         from sim.faults import check_fault
 
@@ -179,6 +184,9 @@ class Session:
             if self.bench is not None:
                 await self.bench.stop()
 
+    def _audit_abort(self, seq: Sequencer, req: RunRequest, prep: Prepared) -> None:
+        _audit_abort_entry(self.config, seq, req, prep)
+
     async def run(self, req: RunRequest, prep: Prepared, *, subscribers: list[Callable[[Event], None]] | None = None,
                   prompt_handler=None, on_sequencer: Callable[[Sequencer], None] | None = None,
                   signals: bool = True) -> tuple[str, str, Any]:
@@ -223,11 +231,22 @@ class Session:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+        if seq.abort_reason is not None:
+            await loop.run_in_executor(None, self._audit_abort, seq, req, prep)
         record = self.store.record(seq.run_id)
         export(req, record)
         if self.line is not None:
             await self.line.after_run(record, decision)
         return verdict, seq.run_id, record
+
+
+def _audit_abort_entry(config: LoadedConfig, seq: Sequencer, req: RunRequest, prep: Prepared) -> None:
+    from station.security.audit import AuditLog, audit_path
+
+    reason = seq.abort_reason
+    AuditLog(audit_path(config)).append(
+        "abort", run_id=seq.run_id, serial=req.serial, fixture=prep.fixture, operator=req.operator,
+        plan=str(prep.bound.path), source=reason.source, reason=reason.reason)
 
 
 async def execute(req: RunRequest, prep: Prepared, *, subscribers: list[Callable[[Event], None]] | None = None,

@@ -19,7 +19,7 @@ def station(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 def test_smoke_run_exit_0_with_full_json_and_junit(tmp_path):
     out_json, out_xml, db = tmp_path / "r.json", tmp_path / "r.xml", tmp_path / "r.db"
     proc = station("run", "test_plans/smoke.yaml", "--sim", "--serial", "SN1", "--json", str(out_json),
-                   "--junit", str(out_xml), "--db", str(db), "--operator", "op1")
+                   "--junit", str(out_xml), "--db", str(db), "--operator", "op1")  # smoke is released
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     record = json.loads(out_json.read_text())

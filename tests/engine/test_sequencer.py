@@ -206,3 +206,20 @@ def test_safe_state_confirms_bus_below_60_v(h):
     assert verdict == "PASS"
     confirm = [a for a in h.of("SafeStateAction") if a.instrument == "dmm"][-1]
     assert confirm.ok and "30.0 V < 60 V" in confirm.action
+
+
+def test_shared_tester_busy_with_another_fixture_is_not_stopped_by_this_ones_safe_state(h):
+    """Stopping a shared IR tester mid-test would abort the other fixture's pack; this fixture's
+    own relays are what keep its pack away from it."""
+
+    async def main():
+        lock = asyncio.Lock()
+        await lock.acquire()  # the other fixture is using the tester
+        seq = h.sequencer("main:\n  - id: v\n    dmm.voltage: {}\n", locks={"safety": lock})
+        return await seq.run()
+
+    assert clock.run(main(), virtual=True) == "PASS"
+    assert "safety" not in safe_called(h)
+    note = [a for a in h.of("SafeStateAction") if a.instrument == "safety"][0]
+    assert note.ok and "in use by another fixture" in note.action
+    assert {"fixture", "cycler"} - {"cycler"} <= safe_called(h)  # the fixture's relays are released

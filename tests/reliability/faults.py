@@ -1,7 +1,7 @@
 """Instrument-fault harness: break one instrument during its step of a full run, then heal it.
 
-``run_fault(role, mode)`` runs ``FAULT_PLAN`` (one step per instrument) in a ``Session`` on the
-simulated bench, on virtual time. When the role's step starts, its simulated peer is broken:
+``run_role(config, plan, db, role, modes)`` runs ``FAULT_PLAN`` (one step per instrument) in
+a ``Session`` on the simulated bench, on virtual time. When the role's step starts, its simulated peer is broken:
 
 - ``hang``: the peer reads and never answers (``behaviour = "hang"``; BMS: stops sending);
 - ``partial``: the peer sends half a reply line with no terminator, then goes silent;
@@ -9,12 +9,14 @@ simulated bench, on virtual time. When the role's step starts, its simulated pee
 - ``disconnect``: the peer's server is stopped mid-step (the socket closes under the driver).
 
 Then the peer is healed (normal behaviour, server restarted on the same port) and the same
-Session runs the plan again: ``reconnect`` is that second run's verdict.
+Session runs the plan again: ``reconnect_verdict`` is that second run's verdict. All modes of
+one role share one Session, in the order given (put ``disconnect`` last: it breaks the driver).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from pathlib import Path
@@ -97,7 +99,11 @@ async def _break(bench, role: str, mode: str) -> None:
             await peer.stop()
         return
     if mode == "disconnect":
-        await peer.stop()
+        # The SCPI server's stop() waits for every connection to close (Python 3.11.7's
+        # Server.wait_closed); the shared safety tester's can stay open: bound the wait, the
+        # listening socket and our side of each connection are closed by then anyway.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(peer.stop(), 2.0)
         return
     peer.behaviour = "hang" if mode == "partial" else mode
     if mode == "partial":
@@ -118,7 +124,23 @@ async def _heal(bench, role: str, endpoints: dict[str, str], mode: str) -> None:
         await peer.start("127.0.0.1", int(endpoints[key].rsplit(":", 1)[1]))
 
 
-async def run_fault(config, plan: Path, db: str, role: str, mode: str) -> FaultResult:
+def with_timeouts(loaded, seconds: float):
+    """Every instrument's per-operation timeout set to ``seconds`` (a hung VISA call waits it in real time)."""
+    from station.config import LoadedConfig
+
+    cfg = loaded.config
+
+    def fix(ref):
+        return ref if isinstance(ref, str) else ref.model_copy(update={"timeout": seconds})
+
+    fixtures = {name: fx.model_copy(update={"instruments": {r: fix(ref) for r, ref in fx.instruments.items()}})
+                for name, fx in cfg.fixtures.items()}
+    instruments = {k: fix(v) for k, v in cfg.instruments.items()}
+    return LoadedConfig(cfg.model_copy(update={"fixtures": fixtures, "instruments": instruments}), loaded.path)
+
+
+async def run_role(config, plan: Path, db: str, role: str, modes: list[str]) -> list[FaultResult]:
+    """Each mode in turn in one Session: a faulted run, heal, a run that should pass again."""
     target_role = "cycler" if role == "cycler_modbus" else role
     step_path = f"main/{target_role}_step"
     # bms.pack reads the live values the BMS keeps sending: break the BMS one (30 s) step
@@ -126,28 +148,31 @@ async def run_fault(config, plan: Path, db: str, role: str, mode: str) -> FaultR
     break_at = "main/leak_step" if role == "bms" else step_path
     req = RunRequest(plan=str(plan), sim=True, serial="SN0001", db=db)
     prep = dataclasses.replace(prepare(req), config=config)
+    results = []
     async with Session(config, sim=True, db=db) as session:
         bench = session.bench
-        pending: list[asyncio.Task] = []
-        finished: dict[str, StepFinished] = {}
-        safe: dict[str, bool] = {}
+        for mode in modes:
+            pending: list[asyncio.Task] = []
+            finished: dict[str, StepFinished] = {}
+            safe: dict[str, bool] = {}
 
-        def on_event(event):
-            if isinstance(event, StepStarted) and event.path == break_at:
-                pending.append(asyncio.ensure_future(_break(bench, role, mode)))
-            elif isinstance(event, StepFinished):
-                finished[event.path] = event
-            elif isinstance(event, SafeStateAction):
-                safe[event.instrument] = safe.get(event.instrument, True) and event.ok
+            def on_event(event, mode=mode, pending=pending, finished=finished, safe=safe):
+                if isinstance(event, StepStarted) and event.path == break_at:
+                    pending.append(asyncio.ensure_future(_break(bench, role, mode)))
+                elif isinstance(event, StepFinished):
+                    finished[event.path] = event
+                elif isinstance(event, SafeStateAction):
+                    safe[event.instrument] = safe.get(event.instrument, True) and event.ok
 
-        wall = time.perf_counter()
-        verdict, _rid, record = await session.run(req, prep, subscribers=[on_event], signals=False)
-        wall = time.perf_counter() - wall
-        await asyncio.gather(*pending)
-        await _heal(bench, role, bench.endpoints, mode)
-        await asyncio.sleep(0.5)  # the healed BMS's frames are fresh again
-        again, _rid2, record2 = await session.run(req, prep, signals=False)
-    step = finished.get(step_path)
-    return FaultResult(role, mode, verdict, record["reason"], step.outcome if step else None,
-                       step.error if step else None, step.duration_s if step else None, round(wall, 3),
-                       safe, again, record2["reason"])
+            wall = time.perf_counter()
+            verdict, _rid, record = await session.run(req, prep, subscribers=[on_event], signals=False)
+            wall = time.perf_counter() - wall
+            await asyncio.gather(*pending)
+            await _heal(bench, role, bench.endpoints, mode)
+            await asyncio.sleep(0.5)  # the healed BMS's frames are fresh again
+            again, _rid2, record2 = await session.run(req, prep, signals=False)
+            step = finished.get(step_path)
+            results.append(FaultResult(role, mode, verdict, record["reason"], step.outcome if step else None,
+                                       step.error if step else None, step.duration_s if step else None,
+                                       round(wall, 3), safe, again, record2["reason"]))
+    return results

@@ -107,10 +107,10 @@ def test_billion_laughs_config_is_refused_fast(tmp_path):
 def test_production_refuses_a_changed_plan_naming_it(station_dir, capsys):
     plan = station_dir / "plans" / "smoke.yaml"
     cfg = write_station(station_dir, mode="production", released={"plans/smoke.yaml": load_plan(plan).sha256})
-    ok = prepare(RunRequest(plan=str(plan), sim=True, station=str(cfg), serial="SN1"))
+    ok = prepare(RunRequest(plan=str(plan), sim=True, station=str(cfg), serial="SN1", operator="op1"))
     assert ok.bound.plan.id == "smoke"  # the released content itself is accepted
     plan.write_text(plan.read_text().replace("max: 100 mOhm", "max: 900 mOhm"))  # a loosened limit
-    code = main(["run", str(plan), "--sim", "--station", str(cfg), "--serial", "SN1", "--plain"])
+    code = main(["run", str(plan), "--sim", "--station", str(cfg), "--serial", "SN1", "--plain", "--operator", "op1"])
     err = capsys.readouterr().err
     assert code == 2
     assert f"{plan}:1:1: plan content differs from the released version" in err
@@ -119,5 +119,6 @@ def test_production_refuses_a_changed_plan_naming_it(station_dir, capsys):
 
 def test_production_refuses_an_unreleased_plan(station_dir, capsys):
     cfg = write_station(station_dir, mode="production")
-    code = main(["run", str(station_dir / "plans" / "smoke.yaml"), "--sim", "--station", str(cfg), "--plain"])
-    assert code == 2 and "plan is not released for this station" in capsys.readouterr().err
+    code = main(["run", str(station_dir / "plans" / "smoke.yaml"), "--sim", "--station", str(cfg), "--plain",
+                 "--operator", "op1"])
+    assert code == 2 and "not released" in capsys.readouterr().err
