@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("--station", metavar="FILE")
 
     stats = sub.add_parser("stats", help="yield, first-pass yield, top failing steps, Cp/Cpk per measurement")
-    from station.line.stats import add_arguments
+    from station.line.stats_args import add_arguments
 
     add_arguments(stats)
 
