@@ -24,6 +24,19 @@ def judge(value: Any, unit: str, limit: m.Limit | dict | None, names: Mapping[st
     shown = render(value, unit)
     if limit is None:
         return "pass", {}, shown
+    fast = _literal_bounds(limit, unit)
+    if fast is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        lo, hi, limits, bounds_text = fast
+        ok = not math.isnan(value) and (lo is None or value >= lo) and (hi is None or value <= hi)
+        verdict = "pass" if ok else "fail"
+        return verdict, dict(limits), f"{shown} {bounds_text} {verdict.upper()}"
+    return _general(value, unit, limit, names, shown)
+
+
+def _general(value: Any, unit: str, limit: m.Limit, names: Mapping[str, Any], shown: str) -> tuple[str, dict, str]:
+    """Every kind of limit, evaluated now (expressions may name earlier results)."""
+    from station.plan.values import ValueProblem, evaluate, render, si_value
+
     limits: dict[str, Any] = {"unit": unit} if unit not in ("", "bool", "str") else {}
     ok = True
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -71,6 +84,35 @@ def judge(value: Any, unit: str, limit: m.Limit | dict | None, names: Mapping[st
         if value < lo + width or value > hi - width:
             verdict = "marginal"
     return verdict, limits, _text(shown, limits, unit, verdict)
+
+
+_LITERAL: dict[tuple[int, str], tuple] = {}
+
+
+def _literal_bounds(limit: m.Limit, unit: str):
+    """(lo, hi, limits, text) for a plain min/max limit written as literals, computed once.
+
+    Most limits are constants ('max: 100 mOhm'); resolving and rendering them on every step was
+    a third of the engine's per-step overhead. Anything with ${...}, nominal, equals, ... takes
+    the general path.
+    """
+    key = (id(limit), unit)
+    hit = _LITERAL.get(key)
+    if hit is not None and hit[0] is limit:
+        return hit[1]
+    from station.plan.values import is_template
+
+    result = None
+    simple = all(getattr(limit, f) is None for f in ("nominal", "tolerance", "equals", "one_of", "regex", "marginal"))
+    if simple and not is_template(limit.min) and not is_template(limit.max) and unit not in ("bool", "str"):
+        _verdict, limits, text = _general(float("nan"), unit, limit, {}, "nan")
+        lo, hi = limits.get("min"), limits.get("max")
+        bounds_text = text[len("nan "):].rsplit(" ", 1)[0] if (lo is not None or hi is not None) else ""
+        result = (lo, hi, limits, bounds_text) if bounds_text else None
+    if len(_LITERAL) > 10_000:  # plans come and go in a long-running station
+        _LITERAL.clear()
+    _LITERAL[key] = (limit, result)
+    return result
 
 
 def _equal(value: Any, want: Any, unit: str) -> bool:
