@@ -46,7 +46,11 @@ class UnknownRunError(StoreError, LookupError):
 
 
 # Events held in memory until the next boundary event commits them (the end of their step).
-_HELD = frozenset({"StepStarted", "MeasurementTaken", "SeriesRecorded", "LogMessage", "PromptAnswered"})
+# The safe state's lines and a monitor trip are held too: an fsync per line sat on the reaction
+# path between a trip and the last HV source switched off (tests/reliability); RunFinished
+# commits them a moment later.
+_HELD = frozenset({"StepStarted", "MeasurementTaken", "SeriesRecorded", "LogMessage", "PromptAnswered",
+                   "SafeStateAction", "MonitorTripped"})
 
 
 class ResultStore:
