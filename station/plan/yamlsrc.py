@@ -83,6 +83,8 @@ class Source:
 
     def problem(self, loc: Loc, message: str, *, key: bool = False) -> Problem:
         line, col = self.pos(loc, key=key)
+        if self.lines and line > len(self.lines):  # libyaml marks an empty value at EOF past the end
+            line, col = len(self.lines), len(self.lines[-1]) + 1
         return Problem(self.file, line, col, message)
 
 

@@ -203,7 +203,7 @@ def test_hostile_input_is_refused_quickly(text):
     start = time.perf_counter()
     with pytest.raises(ExprError):
         compile_expr(text).evaluate(NAMES)
-    assert time.perf_counter() - start < 0.1
+    assert time.perf_counter() - start < 1.0  # refused at once (ms); 1 s tolerates a loaded CI machine
 
 
 def test_nesting_refused_even_with_little_stack_left():
