@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import math
 
-from drivers.base import Driver
-from drivers.capabilities import CyclerReading, Identity
-from drivers.errors import ConnectError, DeviceError, InstrumentError, ProtocolError
-from drivers.transports.factory import open_message_transport
+from drivers.capabilities import CyclerReading
+from drivers.errors import InstrumentError, ProtocolError
+from drivers.scpi import ScpiDriver
 from drivers.validators import Range
 
 # STAT:QUES:COND? bits, shared with sim/instruments/itech_it6000.py so both sides agree.
@@ -39,7 +38,6 @@ PROTECTION_BITS: dict[str, int] = {
     "OTP": 1 << 4,  # heatsink over temperature
     "WDT": 1 << 11,  # control watchdog: no command within SYST:WDOG seconds
 }
-NO_ERROR = '+0,"No error"'
 
 
 def scpi_number(value: float) -> str:
@@ -50,7 +48,7 @@ def scpi_number(value: float) -> str:
 MEASURE_ALL = "MEAS:VOLT?;:MEAS:CURR?;:FETC:POW?;:FETC:AH?"
 
 
-class ItechIT6000(Driver):
+class ItechIT6000(ScpiDriver):
     """``Cycler`` for an ITECH IT6000C; ``name`` is the station role used in every error."""
 
     maker = "ITECH"
@@ -62,30 +60,6 @@ class ItechIT6000(Driver):
         self.charge_range = Range(0.0, float(opt.get("i_charge_max", 450.0)), "A")
         self.discharge_range = Range(0.0, float(opt.get("i_discharge_max", 450.0)), "A")
         self.current_range = Range(-self.discharge_range.high, self.charge_range.high, "A")
-        self._owns_transport = self.transport is None
-
-    # -- lifecycle -------------------------------------------------------------------------
-    async def open(self) -> None:
-        """Connect, then clear stale entries from the error queue (``*CLS``)."""
-        if self.transport is None:
-            self.transport = open_message_transport(self.resource, timeout=self.timeout, instrument=self.name)
-        await self.transport.open()
-        await self.transport.write("*CLS")
-
-    async def close(self) -> None:
-        if self.transport is not None:
-            await self.transport.close()
-            if self._owns_transport:
-                self.transport = None
-
-    async def identify(self) -> Identity:
-        """``*IDN?`` → ``ITECH Ltd., IT6015C-80-450, <serial>, <fw>``."""
-        reply = await self._query("*IDN?")
-        fields = [f.strip() for f in reply.split(",")]
-        if len(fields) != 4:
-            raise ProtocolError(f"*IDN? reply has {len(fields)} fields: {reply!r}", instrument=self.name, command="*IDN?")
-        maker, model, serial, firmware = fields
-        return Identity(maker, model, serial, firmware, self.calibration_due)
 
     # -- setpoints -------------------------------------------------------------------------
     async def set_output(self, on: bool) -> None:
@@ -171,44 +145,3 @@ class ItechIT6000(Driver):
             raise first
         return done
 
-    # -- SCPI plumbing ---------------------------------------------------------------------
-    async def _set(self, command: str) -> None:
-        """Send a setting command, then read the error queue once; raise ``DeviceError``."""
-        transport = self._transport(command)
-        await transport.write(command)
-        reply = await self._error_check(transport, command)
-        if reply == NO_ERROR:
-            return
-        code_text, _, message = reply.partition(",")
-        try:
-            code = int(code_text)
-        except ValueError:
-            raise ProtocolError(f"SYST:ERR? reply {reply!r}", instrument=self.name, command=command) from None
-        if code != 0:
-            raise DeviceError(f"device error {code}: {message.strip().strip(chr(34))}", code=code, instrument=self.name, command=command)
-
-    async def _error_check(self, transport, command: str) -> str:
-        """``SYST:ERR?`` after ``command``; a failure to get it names ``command`` too."""
-        try:
-            return (await transport.query("SYST:ERR?")).strip()
-        except InstrumentError as exc:
-            inner = str(exc).removeprefix(f"{exc.instrument}: ")
-            raise type(exc)(f"{inner}, checking the error queue", instrument=self.name, command=command) from exc
-
-    async def _query(self, command: str) -> str:
-        return await self._transport(command).query(command)
-
-    async def _query_float(self, command: str) -> float:
-        reply = await self._query(command)
-        try:
-            value = float(reply)
-        except ValueError:
-            value = float("nan")
-        if not math.isfinite(value):
-            raise ProtocolError(f"not a number: {reply[:40]!r}", instrument=self.name, command=command)
-        return value
-
-    def _transport(self, command: str):
-        if self.transport is None:
-            raise ConnectError("not open", instrument=self.name, command=command)
-        return self.transport

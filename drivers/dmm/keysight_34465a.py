@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import math
 
-from drivers.base import Driver
-from drivers.capabilities import Identity
-from drivers.errors import ConnectError, DeviceError, InstrumentError, ProtocolError
-from drivers.transports.factory import open_message_transport
+from drivers.errors import DeviceError, ProtocolError
+from drivers.scpi import ScpiDriver
 from drivers.validators import OneOf, Range
 
 RANGES_V = (0.1, 1.0, 10.0, 100.0, 1000.0)
@@ -29,39 +27,20 @@ DEFAULT_NPLC = 10.0  # what CONF leaves behind
 OVERLOAD = 9.9e37
 # One power-line cycle at 50 Hz (the longer of 50/60 Hz); autozero doubles the integration.
 PLC_S = 0.020
-NO_ERROR = '+0,"No error"'
 
 
-class Keysight34465A(Driver):
+class Keysight34465A(ScpiDriver):
     """``Dmm`` for a Keysight 34465A; ``name`` is the station role used in every error."""
 
     def __init__(self, name: str, resource: str, **kw) -> None:
         super().__init__(name, resource, **kw)
-        self._owns_transport = self.transport is None
         self._range: float | str | None = None  # last CONF sent (None = unknown)
         self._nplc: float | None = None
 
     async def open(self) -> None:
         """Connect and clear stale entries from the error queue (``*CLS``)."""
-        if self.transport is None:
-            self.transport = open_message_transport(self.resource, timeout=self.timeout, instrument=self.name)
-        await self.transport.open()
-        await self.transport.write("*CLS")
+        await super().open()
         self._range = self._nplc = None
-
-    async def close(self) -> None:
-        if self.transport is not None:
-            await self.transport.close()
-            if self._owns_transport:
-                self.transport = None
-
-    async def identify(self) -> Identity:
-        """``*IDN?`` → ``Keysight Technologies,34465A,<serial>,<fw>``."""
-        reply = await self._t("*IDN?").query("*IDN?")
-        fields = [f.strip() for f in reply.split(",")]
-        if len(fields) != 4:
-            raise ProtocolError(f"*IDN? reply has {len(fields)} fields: {reply!r}", instrument=self.name, command="*IDN?")
-        return Identity(*fields, calibration_due=self.calibration_due)
 
     async def measure_dc_voltage(self, range_v: float | None = None, nplc: float = 10.0) -> float:
         """One DC voltage reading (V) on ``range_v`` (None = autorange) at ``nplc``.
@@ -81,7 +60,7 @@ class Keysight34465A(Driver):
             self._nplc = None
             await self._set(f"VOLT:DC:NPLC {format(n, 'g')}")
             self._nplc = n
-        reply = await self._t("READ?").query("READ?", timeout=self.timeout + 2 * n * PLC_S)
+        reply = await self._transport("READ?").query("READ?", timeout=self.timeout + 2 * n * PLC_S)
         try:
             value = float(reply)
         except ValueError:
@@ -95,31 +74,3 @@ class Keysight34465A(Driver):
     async def safe_state(self) -> list[str]:
         """A DMM sources nothing: no I/O, one line saying so."""
         return [f"{self.name}: measurement only, nothing to switch off"]
-
-    async def _set(self, command: str) -> None:
-        """Send a setting command, then read the error queue once; raise ``DeviceError``."""
-        transport = self._t(command)
-        await transport.write(command)
-        reply = await self._error_check(transport, command)
-        if reply == NO_ERROR:
-            return
-        code_text, _, message = reply.partition(",")
-        try:
-            code = int(code_text)
-        except ValueError:
-            raise ProtocolError(f"SYST:ERR? reply {reply!r}", instrument=self.name, command=command) from None
-        if code != 0:
-            raise DeviceError(f"device error {code}: {message.strip(chr(34))}", code=code, instrument=self.name, command=command)
-
-    async def _error_check(self, transport, command: str) -> str:
-        """``SYST:ERR?`` after ``command``; a failure to get it names ``command`` too."""
-        try:
-            return (await transport.query("SYST:ERR?")).strip()
-        except InstrumentError as exc:
-            inner = str(exc).removeprefix(f"{exc.instrument}: ")
-            raise type(exc)(f"{inner}, checking the error queue", instrument=self.name, command=command) from exc
-
-    def _t(self, command: str):
-        if self.transport is None:
-            raise ConnectError("not open", instrument=self.name, command=command)
-        return self.transport

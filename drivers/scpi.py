@@ -1,0 +1,88 @@
+"""What every SCPI driver shares: transport from the resource, ``*CLS`` on open, setting
+commands checked against the error queue, ``*IDN?`` parsing. Dialects subclass ``ScpiDriver``."""
+
+from __future__ import annotations
+
+import math
+
+from drivers.base import Driver
+from drivers.capabilities import Identity
+from drivers.errors import ConnectError, DeviceError, InstrumentError, ProtocolError
+from drivers.transports.factory import open_message_transport
+
+NO_ERROR = '+0,"No error"'
+
+
+class ScpiDriver(Driver):
+    """A message-based instrument: the constructor only stores config (see ``Driver``)."""
+
+    def __init__(self, name: str, resource: str, **kw) -> None:
+        super().__init__(name, resource, **kw)
+        self._owns_transport = self.transport is None
+
+    async def open(self) -> None:
+        """Connect, then clear stale entries from the error queue (``*CLS``)."""
+        if self.transport is None:
+            self.transport = open_message_transport(self.resource, timeout=self.timeout, instrument=self.name)
+        await self.transport.open()
+        await self.transport.write("*CLS")
+
+    async def close(self) -> None:
+        if self.transport is not None:
+            await self.transport.close()
+            if self._owns_transport:
+                self.transport = None
+
+    async def identify(self) -> Identity:
+        """``*IDN?`` → maker, model, serial, firmware (calibration due from config)."""
+        reply = await self._query("*IDN?")
+        fields = [f.strip() for f in reply.split(",")]
+        if len(fields) != 4:
+            raise ProtocolError(f"*IDN? reply has {len(fields)} fields: {reply!r}", instrument=self.name, command="*IDN?")
+        maker, model, serial, firmware = fields
+        return Identity(maker, model, serial, firmware, self.calibration_due)
+
+    async def _set(self, command: str) -> None:
+        """Send a setting command, then read the error queue once; raise ``DeviceError``."""
+        transport = self._transport(command)
+        await transport.write(command)
+        reply = await self._error_check(transport, command)
+        if reply == NO_ERROR:
+            return
+        code_text, _, message = reply.partition(",")
+        try:
+            code = int(code_text)
+        except ValueError:
+            raise ProtocolError(f"SYST:ERR? reply {reply!r}", instrument=self.name, command=command) from None
+        if code != 0:
+            raise DeviceError(f"device error {code}: {message.strip().strip(chr(34))}", code=code,
+                              instrument=self.name, command=command)
+
+    async def _error_check(self, transport, command: str) -> str:
+        """``SYST:ERR?`` after ``command``; a failure to get it names ``command`` too."""
+        try:
+            return (await transport.query("SYST:ERR?")).strip()
+        except InstrumentError as exc:
+            inner = str(exc).removeprefix(f"{exc.instrument}: ")
+            raise type(exc)(f"{inner}, checking the error queue", instrument=self.name, command=command) from exc
+
+    async def _query(self, command: str, timeout: float | None = None) -> str:
+        transport = self._transport(command)
+        if timeout is None:
+            return await transport.query(command)
+        return await transport.query(command, timeout=timeout)
+
+    async def _query_float(self, command: str) -> float:
+        reply = await self._query(command)
+        try:
+            value = float(reply)
+        except ValueError:
+            value = float("nan")
+        if not math.isfinite(value):
+            raise ProtocolError(f"not a number: {reply[:40]!r}", instrument=self.name, command=command)
+        return value
+
+    def _transport(self, command: str):
+        if self.transport is None:
+            raise ConnectError("not open", instrument=self.name, command=command)
+        return self.transport
