@@ -3,8 +3,10 @@
 Spawned by test_crash_safety.py (``python crash_lane.py PLAN DB KILLS SEED OUT.json``). This
 process imports the station once, then forks one child per kill, so a kill costs the run's
 time, not an interpreter start. Each child runs the CLI's own path (``prepare`` + ``execute`` on
-virtual time, journal in DB; the plan is prepared once before forking) and reports every event on a pipe *after* the journal committed it
-(the journal is the sequencer's critical subscriber; ours runs after it). The parent kills the
+virtual time, journal in DB; the plan is prepared once before forking) and reports events on a
+pipe after the journal handled them (the journal is the sequencer's critical subscriber). A
+StepFinished the child saw is committed, with its step's measurements; measurements of the step
+in flight may be held in memory by the store until then. The parent kills the
 child with SIGKILL after a random wall delay, then opens the store and checks it against what
 the child reported. The findings go to OUT.json; the test asserts on them.
 """
@@ -105,9 +107,13 @@ def _check(db: str, lines: list[list[str]]) -> dict:
             step = have.get((path, attempt))
             if step is None or step["outcome"] != outcome:
                 out["problems"].append(f"step {path} (attempt {attempt}, {outcome}) missing or changed: {step}")
-        names = {(s["path"], m["name"]) for s in record["steps"] for m in s["measurements"]}
+        in_steps = {(s["path"], m["name"]) for s in record["steps"] for m in s["measurements"]}
+        done = {path for path, _attempt, _outcome in steps}
         for path, name in measured:
-            if (path, name) not in names:
+            # A finished step carries its measurements. The store holds a step's measurements in
+            # memory until its StepFinished commits them, so the step in flight at the kill may
+            # lose them: that is the "at most the step in flight" promise, not a loss.
+            if path in done and (path, name) not in in_steps:
                 out["problems"].append(f"measurement {path}:{name} missing")
     finally:
         store.close()
@@ -122,7 +128,9 @@ def main(plan: str, db: str, kills: int, seed: int, out_path: str, max_delay: fl
     req = RunRequest(plan=plan, sim=True, serial=f"SN{seed}", db=db)
     prep = prepare(req)
     import sim.bench  # noqa: F401
-    for k in range(kills):
+    k = 0
+    while sum(r["killed"] for r in results) < kills and k < 2 * kills:  # a run may end before its kill
+        k += 1
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:  # the station process

@@ -43,11 +43,13 @@ def test_sigkill_at_random_moments_loses_no_committed_step(tmp_path):
 
     problems = [p for r in results for p in r["problems"]]
     assert not problems, problems[:10]
-    assert len(results) >= 100 and all(r["killed"] for r in results)
+    killed = [r for r in results if r["killed"]]
+    assert len(killed) >= 100, f"only {len(killed)} SIGKILLs landed"
     interrupted = [r for r in results if r.get("status") == "interrupted"]
     mid_run = [r for r in interrupted if r["steps"] > 0]
     rig.report("crash safety (SIGKILL, synchronous=FULL)", [
-        f"kills {len(results)} in {wall:.1f} s wall ({LANES} lanes)",
+        f"kills {len(killed)} (+{len(results) - len(killed)} runs that ended first) in {wall:.1f} s wall "
+        f"({LANES} lanes)",
         f"before RunStarted {sum(not r['started'] for r in results)}; interrupted {len(interrupted)} "
         f"(with steps committed {len(mid_run)}); after RunFinished {sum(r['finished'] for r in results)}",
         f"committed steps checked {sum(r['steps'] for r in results)}, measurements "
