@@ -9,6 +9,7 @@ matrix currently connects it, as a real HV relay matrix does.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,7 +85,15 @@ def _factory_ecu(spec, seed: int):
 
     identity = {"part_number": spec.bms_part_number, "sw_version": spec.bms_sw_version,
                 "hw_version": spec.bms_hw_version}
-    return EcuState.from_table(values={k: v for k, v in identity.items() if v}, seed=seed)
+    return EcuState.from_table(_did_table(), values={k: v for k, v in identity.items() if v}, seed=seed)
+
+
+@functools.lru_cache(maxsize=1)
+def _did_table():
+    """The DID table, parsed once (0.1 s a parse; every run rolls in a new pack)."""
+    from drivers.bms.did_table import load_did_table
+
+    return load_did_table()
 
 
 class PackSlot:

@@ -120,7 +120,9 @@ class DbcBms(Driver):
         live = self._live("wake")
         loop = asyncio.get_running_loop()
         start = loop.time()
-        while missing := live.missing_messages():
+        # only frames from now on count: values still fresh from the previous pack must not
+        # make a BMS that has not woken up look alive
+        while missing := live.missing_messages(since=start):
             if loop.time() - start >= timeout:
                 raise InstrumentTimeout(f"BMS not awake after {timeout:g} s: no {', '.join(missing)}",
                                         instrument=self.name, command="wake")

@@ -139,16 +139,18 @@ class LiveValues:
         states = self.map.signals[name].states
         return next((text for text, value in states.items() if value == raw), str(raw))
 
-    def missing_messages(self) -> list[str]:
-        """Mapped cyclic messages not received within 3 cycle times (or never); a multiplexed
-        message counts as missing until every configured entry has arrived once."""
+    def missing_messages(self, since: float | None = None) -> list[str]:
+        """Mapped cyclic messages not received within 3 cycle times (or never, or not since
+        ``since``); a multiplexed message counts as missing until every configured entry has
+        arrived once."""
         now = self._clock()
         missing = []
         for frame_id, name in self.map.cyclic_messages().items():
             seen = self._seen.get(frame_id)
             handler = self._handlers[frame_id]
             slots = [e[1] for e in handler.plain] + [e[1] for es in handler.by_mux.values() for e in es]
-            if seen is None or now - seen > STALE_CYCLES * min(self._periods[s] for s in slots):
+            if seen is None or (since is not None and seen < since) or \
+                    now - seen > STALE_CYCLES * min(self._periods[s] for s in slots):
                 missing.append(name)
                 continue
             never = sum(1 for s in slots if self._stamps[s] is None)

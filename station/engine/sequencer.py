@@ -373,7 +373,9 @@ class Sequencer:
                         return await spec.func(ctx, **args)
                     async with lock:
                         return await spec.func(ctx, **args)
-            except TimeoutError:
+            except TimeoutError as err:
+                if isinstance(err, InstrumentError):  # the instrument's own timeout, with its cause
+                    raise
                 raise StepTimeout(f"step did not finish within {timeout:g} s") from None
         finally:
             if watcher is not None:

@@ -174,8 +174,9 @@ def test_cells_come_from_multiplexed_frames_and_wake_needs_them_all():
         await asyncio.sleep(0.01)
         with pytest.raises(StaleSignalError, match="cell_voltage_4 never received"):
             bms.cell_voltages()
+        # frames from before wake() was called do not count: the BMS must be sending now
         with pytest.raises(InstrumentTimeout, match=r"bms: BMS not awake after 0\.05 s: no .*EOL_BmsState.*"
-                                                    r"EOL_CellVoltages \(4 of 8 entries not yet received\)"):
+                                                    r"EOL_CellVoltages"):
             await bms.wake(0.05)
         port.inject(0x310, frames[1])
         await asyncio.sleep(0.001)

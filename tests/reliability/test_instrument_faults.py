@@ -67,8 +67,6 @@ def test_a_faulty_instrument_ends_the_run_in_error_and_the_others_go_safe(role, 
     assert set(healed.values()) <= {"PASS"}, healed
 
 
-@pytest.mark.xfail(strict=True, reason="Sequencer._call reports an InstrumentTimeout as the step's own timeout; "
-                   "see docs/reliability.md, change 3")
 def test_a_timeout_names_the_instrument_and_command(tmp_path):
     (r,) = clock.run(faults.run_role(_config("dmm"), faults.plan_file(tmp_path), ":memory:", "dmm", ["hang"]),
                      virtual=True)
