@@ -81,7 +81,7 @@ def test_ir_10s_dwell_is_fast_and_samples_rise_to_isolation(bench):
         return result, time.perf_counter() - wall, loop.time() - start, pack.isolation_resistance("HV+")
 
     result, wall, loop_s, r_iso = on_bench(bench, body)
-    assert wall < 1.0
+    assert wall < 3.0  # virtual-time dwell: well under 1 s idle, slack for a loaded CI machine
     assert 11.0 <= loop_s < 12.5  # ramp + dwell + discharge, in loop time
     assert (result.passed, result.code) == (True, 116)
     assert result.resistance == pytest.approx(r_iso, rel=0.02)

@@ -75,7 +75,7 @@ def test_60s_leak_test_is_fast_and_reads_the_circuit(bench):
         return result, time.perf_counter() - wall, loop.time() - start
 
     result, wall, loop_s = on_bench(bench, body, rate=12.0)
-    assert wall < 1.0
+    assert wall < 3.0  # virtual-time dwell: well under 1 s idle, slack for a loaded CI machine
     assert 60.0 <= loop_s < 60.5
     assert result.status == "OK"
     assert result.pressure == pytest.approx(12.0, abs=2.0)  # 12 Pa/min over one minute

@@ -145,8 +145,8 @@ def test_pushed_line_after_60s_costs_no_wall_time_on_virtual_loop():
     wall = time.perf_counter()
     line, waited = on_tcp(lambda line: (60.0, b"<01>:(OK): 004 Pa\r\n"), body)
     assert line == "<01>:(OK): 004 Pa"
-    assert 60.0 <= waited < 60.1
-    assert time.perf_counter() - wall < 1.0
+    assert 60.0 <= waited < 60.5  # virtual s; a loaded machine stretches the real-time holds
+    assert time.perf_counter() - wall < 3.0  # 60 s of waiting, in well under a second when idle
 
 
 def test_silent_peer_times_out_at_the_deadline_naming_the_command():
@@ -157,7 +157,7 @@ def test_silent_peer_times_out_at_the_deadline_naming_the_command():
             await transport.query("MEAS?", timeout=2.0)
         return loop.time() - started
 
-    assert 2.0 <= on_tcp(lambda line: (0.0, None), body) < 2.1
+    assert 2.0 <= on_tcp(lambda line: (0.0, None), body) < 2.5
 
 
 def test_late_reply_to_a_timed_out_query_is_dropped():

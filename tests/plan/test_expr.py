@@ -341,7 +341,7 @@ def test_shared_repetition_cannot_blow_up(text):
     start = time.perf_counter()
     with pytest.raises(ExprError):
         compile_expr(text).evaluate({})
-    assert time.perf_counter() - start < 0.1
+    assert time.perf_counter() - start < 1.0
 
 
 def test_interpolating_a_huge_value_is_refused():

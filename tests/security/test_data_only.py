@@ -83,7 +83,7 @@ def test_huge_exponentiation_is_refused_quickly_with_plan_names(expr):
     t0 = time.perf_counter()
     with pytest.raises(Exception, match="too large|not allowed|too long|complex|unsupported") as err:
         interpolate("${" + expr + "}", {"v_max": 403})
-    assert time.perf_counter() - t0 < 0.5
+    assert time.perf_counter() - t0 < 2.0
     assert not isinstance(err.value, (MemoryError, RecursionError, OverflowError))
 
 
