@@ -3,6 +3,8 @@ random bytes, adversarial documents — a config or located problems, never a tr
 
 from __future__ import annotations
 
+import re
+
 import atexit
 import shutil
 import tempfile
@@ -61,7 +63,7 @@ def _adversarial() -> dict[str, bytes]:
     return {
         "laughs": base + b"\nx0: &l0 [1,1,1,1,1,1,1,1,1,1]\n" + laughs,
         "huge_timeout": base.replace(b"timeout: 2.0", b"timeout: 1e999", 1),
-        "huge_int_port": base.replace(b"interlock_period: 0.1", b"interlock_period: " + b"9" * 50_000),
+        "huge_int_port": re.sub(rb"interlock_period: [0-9.]+", b"interlock_period: " + b"9" * 50_000, base, count=1),
         "bad_regex": base.replace(b'"CAR[0-9A-Z]+"', b'"(a+)+$(?P<x>"'),
         "catastrophic_regex": base.replace(b'"CAR[0-9A-Z]+"', b'"(a|aa)+$"'),
         "deep": b"fixtures: " + b"{a: " * 3000 + b"1" + b"}" * 3000,
