@@ -99,12 +99,11 @@ def prepare(req: RunRequest) -> Prepared:
 
 
 def _check_release(config: LoadedConfig, loaded) -> None:
-    for key, digest in config.config.released.items():
-        if config.resolve_path(key).resolve() == loaded.path.resolve():
-            if digest != loaded.sha256:
-                raise _problem(str(loaded.path), f"plan content differs from the released version (sha256 {loaded.sha256[:12]}… ≠ released {digest[:12]}…); production mode runs released plans only")
-            return
-    raise _problem(str(loaded.path), "plan is not released for this station (production mode runs released plans only)")
+    from station.security.roles import release_problem
+
+    problem = release_problem(config, loaded.path, loaded.sha256)
+    if problem:
+        raise _problem(str(loaded.path), f"{problem}; production mode runs released plans only")
 
 
 def parse_fault(text: str) -> tuple[str, dict[str, str]]:

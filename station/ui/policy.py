@@ -57,15 +57,10 @@ def plan_sha256(path: str | Path) -> str:
 
 def release_problem(config: LoadedConfig, plan_path: str | Path) -> str | None:
     """Why this plan file may not be run by an operator here (None: released, same content)."""
-    path = Path(plan_path).resolve()
-    for key, digest in config.config.released.items():
-        if config.resolve_path(key).resolve() == path:
-            actual = plan_sha256(path)
-            if actual != digest:
-                return (f"plan {path.name} differs from its released version (sha256 {actual[:12]}… ≠ "
-                        f"{digest[:12]}…): ask a test engineer")
-            return None
-    return f"plan {path.name} is not released for station {config.config.station_id}: ask a test engineer"
+    from station.security.roles import release_problem as problem
+
+    found = problem(config, plan_path, plan_sha256(Path(plan_path)))
+    return f"{found}: ask a test engineer" if found else None
 
 
 def plan_files(config: LoadedConfig) -> list[Path]:

@@ -113,7 +113,7 @@ def test_production_refuses_a_changed_plan_naming_it(station_dir, capsys):
     code = main(["run", str(plan), "--sim", "--station", str(cfg), "--serial", "SN1", "--plain", "--operator", "op1"])
     err = capsys.readouterr().err
     assert code == 2
-    assert f"{plan}:1:1: plan content differs from the released version" in err
+    assert f"{plan}:1:1: plan smoke.yaml differs from its released version" in err
     assert "Traceback" not in err
 
 
