@@ -16,8 +16,8 @@ demo: $(STAMP)  ## run the smoke plan against the simulator, with the live step 
 	$(BIN)/station run test_plans/smoke.yaml --sim --serial SN0001 --report out/smoke.html
 
 test: $(STAMP)  ## the whole test suite (the reliability suite in a process of its own: it times reactions)
-	$(BIN)/pytest -q --ignore=tests/reliability
-	$(BIN)/pytest -q tests/reliability
+	$(BIN)/pytest --ignore=tests/reliability
+	$(BIN)/pytest tests/reliability
 
 bench: $(STAMP)  ## benchmarks (not part of the test run); prints a table and writes out/bench.json
 	$(BIN)/python bench/run_all.py
