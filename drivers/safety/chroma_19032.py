@@ -36,10 +36,9 @@ from __future__ import annotations
 import asyncio
 import math
 
-from drivers.base import Driver
+from drivers.scpi import ScpiDriver
 from drivers.capabilities import BondResult, Identity, IrResult, WithstandResult
 from drivers.errors import ConnectError, DeviceError, InstrumentError, InstrumentTimeout, ProtocolError
-from drivers.transports.factory import open_message_transport
 from drivers.validators import OneOf, Range
 
 PASS = 116
@@ -81,27 +80,12 @@ def scpi_number(value: float) -> str:
     return format(float(value), ".9g")
 
 
-class Chroma19032(Driver):
+class Chroma19032(ScpiDriver):
     """``InsulationTester`` for a Chroma 19032; ``name`` is the station role used in every error."""
 
     def __init__(self, name: str, resource: str, **kw) -> None:
         super().__init__(name, resource, **kw)
         self.poll = POLL.check(float(self.options.get("poll", 0.5)), what="option poll", instrument=name)
-        self._owns_transport = self.transport is None
-
-    # -- lifecycle -------------------------------------------------------------------------
-    async def open(self) -> None:
-        """Connect, then clear stale entries from the error queue (``*CLS``)."""
-        if self.transport is None:
-            self.transport = open_message_transport(self.resource, timeout=self.timeout, instrument=self.name)
-        await self.transport.open()
-        await self.transport.write("*CLS")
-
-    async def close(self) -> None:
-        if self.transport is not None:
-            await self.transport.close()
-            if self._owns_transport:
-                self.transport = None
 
     async def identify(self) -> Identity:
         """``*IDN?`` → ``Chroma ATE,19032,<serial>,<fw>``; calibration due from config."""
