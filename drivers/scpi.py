@@ -13,25 +13,38 @@ from drivers.transports.factory import open_message_transport
 NO_ERROR = '+0,"No error"'
 
 
-class ScpiDriver(Driver):
-    """A message-based instrument: the constructor only stores config (see ``Driver``)."""
+class MessageDriver(Driver):
+    """A line-based instrument: its transport comes from the resource in ``open()`` (unless one
+    was injected, as exact-exchange tests do); the constructor only stores config."""
 
     def __init__(self, name: str, resource: str, **kw) -> None:
         super().__init__(name, resource, **kw)
         self._owns_transport = self.transport is None
 
     async def open(self) -> None:
-        """Connect, then clear stale entries from the error queue (``*CLS``)."""
         if self.transport is None:
             self.transport = open_message_transport(self.resource, timeout=self.timeout, instrument=self.name)
         await self.transport.open()
-        await self.transport.write("*CLS")
 
     async def close(self) -> None:
         if self.transport is not None:
             await self.transport.close()
             if self._owns_transport:
                 self.transport = None
+
+    def _transport(self, command: str):
+        if self.transport is None:
+            raise ConnectError("not open", instrument=self.name, command=command)
+        return self.transport
+
+
+class ScpiDriver(MessageDriver):
+    """An SCPI instrument: error queue checked after settings, ``*IDN?`` identity."""
+
+    async def open(self) -> None:
+        """Connect, then clear stale entries from the error queue (``*CLS``)."""
+        await super().open()
+        await self.transport.write("*CLS")
 
     async def identify(self) -> Identity:
         """``*IDN?`` → maker, model, serial, firmware (calibration due from config)."""
@@ -81,8 +94,3 @@ class ScpiDriver(Driver):
         if not math.isfinite(value):
             raise ProtocolError(f"not a number: {reply[:40]!r}", instrument=self.name, command=command)
         return value
-
-    def _transport(self, command: str):
-        if self.transport is None:
-            raise ConnectError("not open", instrument=self.name, command=command)
-        return self.transport

@@ -24,10 +24,9 @@ from __future__ import annotations
 import math
 import re
 
-from drivers.base import Driver
 from drivers.capabilities import Identity, LeakResult
-from drivers.errors import ConnectError, DeviceError, InstrumentError, InstrumentTimeout, ProtocolError
-from drivers.transports.factory import open_message_transport
+from drivers.errors import DeviceError, InstrumentError, InstrumentTimeout, ProtocolError
+from drivers.scpi import MessageDriver
 from drivers.validators import Range
 
 START = "START"
@@ -56,25 +55,8 @@ def parse_result(line: str, *, instrument: str = "", command: str = START) -> Le
     raise ProtocolError(f"unexpected line {text[:60]!r}", instrument=instrument, command=command)
 
 
-class AteqLeakTester(Driver):
+class AteqLeakTester(MessageDriver):
     """``LeakTester`` for an ATEQ-style tester; ``name`` is the station role used in every error."""
-
-    def __init__(self, name: str, resource: str, **kw) -> None:
-        super().__init__(name, resource, **kw)
-        self._owns_transport = self.transport is None
-
-    # -- lifecycle -------------------------------------------------------------------------
-    async def open(self) -> None:
-        """Open the line; nothing is sent (the tester has no handshake)."""
-        if self.transport is None:
-            self.transport = open_message_transport(self.resource, timeout=self.timeout, instrument=self.name)
-        await self.transport.open()
-
-    async def close(self) -> None:
-        if self.transport is not None:
-            await self.transport.close()
-            if self._owns_transport:
-                self.transport = None
 
     async def identify(self) -> Identity:
         """From ``options`` (``maker`` default "ATEQ", ``model``, ``serial``, ``firmware``): no I/O."""
@@ -127,8 +109,3 @@ class AteqLeakTester(Driver):
             await self._transport(STOP).write(STOP)
         except InstrumentError as stop_exc:
             exc.add_note(f"{self.name}: STOP after the error also failed: {stop_exc}")
-
-    def _transport(self, command: str):
-        if self.transport is None:
-            raise ConnectError("not open", instrument=self.name, command=command)
-        return self.transport

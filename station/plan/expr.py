@@ -32,36 +32,10 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-# the names below are re-exported: ``station.plan.expr`` keeps the API it had as one module
-from station.plan.expr_errors import (  # noqa: F401
-    MAX_DEPTH,
-    MAX_FLOAT_EXP10,
-    MAX_INT_BITS,
-    MAX_LENGTH,
-    MAX_NESTING,
-    MAX_NODES,
-    MAX_SEQUENCE,
-    ExprError,
-    err,
-)
+from station.plan.expr_errors import MAX_LENGTH, ExprError, err  # noqa: F401 (MAX_LENGTH: part of the API)
 from station.plan.expr_funcs import DEFAULT_FUNCTIONS, as_text
-from station.plan.expr_lex import Tok, tokenize  # noqa: F401
-from station.plan.expr_nodes import (  # noqa: F401
-    Attr,
-    Binary,
-    Call,
-    Compare,
-    Const,
-    IfElse,
-    Index,
-    ListLit,
-    Logic,
-    Name,
-    Node,
-    Unary,
-)
+from station.plan.expr_nodes import Node
 from station.plan.expr_parse import Parser
-from station.plan.units import Quantity, UnitError  # noqa: F401
 
 
 class Expr:

@@ -58,11 +58,13 @@ def release_plan(config_path: str | Path, plan_path: str | Path, operator: str, 
     key = _key_for(config, plan_path)
     previous = config.config.released.get(key)
 
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.width = 4096  # never re-wrap the user's long lines
+    # Round-trip editing keeps the file's comments; the file already passed load_config above,
+    # whose loader refuses any YAML tag, so this parser only ever sees plain data.
+    editor = YAML(typ="rt")
+    editor.preserve_quotes = True
+    editor.width = 4096  # never re-wrap the user's long lines
     original = config_path.read_text(encoding="utf-8")
-    doc = yaml.load(original)
+    doc = editor.load(original)
     released = doc.get("released")
     if not isinstance(released, dict):
         released = CommentedMap()
@@ -70,7 +72,7 @@ def release_plan(config_path: str | Path, plan_path: str | Path, operator: str, 
     released[key] = digest
     tmp = config_path.with_name(f".{config_path.name}.release-tmp")
     with tmp.open("w", encoding="utf-8") as fh:
-        yaml.dump(doc, fh)
+        editor.dump(doc, fh)
     try:
         load_config(tmp)  # the edited file must still be a valid config
         os.replace(tmp, config_path)
