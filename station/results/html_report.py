@@ -12,9 +12,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from . import svg
-from .record import (display_verdict, format_limits, format_quantity, iter_measurements,
-                     to_jsonable, write_text_atomic)
+from .record import display_verdict, format_quantity, to_jsonable, write_text_atomic
+from .report_plots import plots_section
+from .report_steps import failures, steps_table
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0 auto;max-width:1100px;padding:0 16px;color:#222}
@@ -37,8 +37,17 @@ tr.measurement td:first-child{padding-left:28px}
 tr.m-fail{background:#fdecea}tr.m-marginal{background:#fef9e7}
 .overdue{color:#c0392b;font-weight:700}
 code,.mono{font-family:monospace;word-break:break-all}
-figure{margin:12px 0 24px}figcaption{color:#555;font-size:12px}
+td.path,td.action{word-break:normal;overflow-wrap:break-word}
+figure{margin:12px 0 24px;padding:4px 8px;border-left:4px solid transparent}
+figure.failed{border-left-color:#c0392b;background:#fdf3f2}
+figcaption{color:#555;font-size:12px}figcaption ul{margin:2px 0;padding-left:18px}
+figcaption .lim{color:#777}
 svg.plot{max-width:100%;height:auto;background:#fff}
+.failures{border:2px solid #c0392b;border-radius:6px;padding:4px 12px;margin:0 0 16px}
+.failures h2{color:#c0392b;margin:6px 0}
+a.plot-link{display:block;font:400 12px system-ui,sans-serif}
+.banner .sim{font-size:14px;font-weight:700;border:2px solid #fff;border-radius:4px;padding:0 6px}
+.banner .what{flex-basis:100%;font-size:14px;opacity:.92}
 footer{color:#888;font-size:12px;margin:24px 0}
 """
 
@@ -47,18 +56,46 @@ def _e(value: Any) -> str:
     return escape("" if value is None else str(value))
 
 
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    shown = format_quantity(seconds, "s")
+    return shown if seconds < 60 else f"{shown} ({int(seconds // 60)} min {seconds % 60:02.0f} s)"
+
+
+def _banner(record: dict[str, Any], verdict: str) -> str:
+    """Verdict, serial and reason; below, what ran and how much of it passed."""
+    plan, summary = record["plan"], record["summary"]
+    counts = [", ".join(f"{n} {k}" for k, n in summary[part].items()) or "none"
+              for part in ("steps", "measurements")]
+    sim = '<span class="sim">SIMULATED</span>' if record["simulated"] else ""
+    what = (f"{plan['id']} {plan['version']} · {record['variant'] or 'no variant'} · "
+            f"steps: {counts[0]} · measurements: {counts[1]} · {_duration(record['duration_s'])}")
+    return (f'<div class="banner v-{verdict.lower()}"><span class="verdict">{_e(verdict)}</span>'
+            f'<span class="serial">{_e(record["serial"])}</span>{sim}'
+            f'<span class="reason">{_e(record["reason"] or "")}</span>'
+            f'<span class="what">{_e(what)}</span></div>')
+
+
+def _nav(record: dict[str, Any]) -> str:
+    links = [("steps", "Steps and measurements"), ("errors", "Errors" if record["errors"] else ""),
+             ("safe-state", "Safe state" if record["safe_state"] else ""),
+             ("plots", f"Plots ({len(record['series'])})" if record["series"] else "")]
+    return '<p class="nav">' + " · ".join(f'<a href="#{a}">{t}</a>' for a, t in links if t) + "</p>"
+
+
 def _facts(record: dict[str, Any]) -> str:
     plan = record["plan"]
     rows = [
         ("Serial", record["serial"]), ("Plan", f"{plan['id']} {plan['version']} — {plan['title']}"),
         ("Plan file", plan["path"]), ("Plan sha256", plan["sha256"]),
         ("Variant", record["variant"]), ("Station", record["station_id"]),
-        ("Fixture", record["fixture_id"]), ("Operator", record["operator"]),
+        ("Fixture", record["fixture_id"]),
+        ("Operator", record["operator"] or "— (none given: anonymous bench run)"),
         ("Started (UTC)", record["started_utc"]),
         ("Finished (UTC)", record["finished_utc"] or f"— (last event {record['last_event_utc']})"),
-        ("Duration", format_quantity(record["duration_s"], "s") if record["duration_s"] is not None
-         else "—"),
-        ("Status", record["status"]), ("Reason", record["reason"]),
+        ("Duration", _duration(record["duration_s"])),
+        ("Status", record["status"]), ("Reason", record["reason"] or "—"),
         ("Software", record["software_version"]),
         ("Simulated", {True: "yes", False: "no"}.get(record["simulated"], "—")),
         ("Faults injected", ", ".join(record["faults"]) or "none"), ("Run id", record["run_id"]),
@@ -83,84 +120,13 @@ def _instruments(record: dict[str, Any]) -> str:
     return f"<table class=\"instruments\"><tr>{head}</tr>{''.join(rows)}</table>"
 
 
-def _steps(record: dict[str, Any]) -> str:
-    head = "".join(f"<th>{h}</th>" for h in ("Step / measurement", "Phase", "Action",
-                                             "Outcome", "Value", "Limits", "Time"))
-    rows = []
-    for s in record["steps"]:
-        outcome = s["outcome"] or "unfinished"
-        attempt = f" (attempt {s['attempt']})" if s["attempt"] != 1 else ""
-        duration = format_quantity(s["duration_s"], "s") if s["duration_s"] is not None else ""
-        rows.append(f'<tr class="step o-{_e(outcome)}"><td class="mono">{_e(s["path"])}{attempt}'
-                    f'</td><td>{_e(s["phase"])}</td><td class="mono">{_e(s["action"])}</td>'
-                    f'<td class="o-{_e(outcome)}">{_e(outcome)}</td><td></td><td></td>'
-                    f'<td class="num">{_e(duration)}</td></tr>')
-        if s["error"]:
-            rows.append(f'<tr class="step-error"><td colspan="7" class="o-error">'
-                        f'{_e(s["error"])}</td></tr>')
-        rows += [_measurement_row(m) for m in s["measurements"]]
-    rows += [_measurement_row(m) for m in record["unassigned_measurements"]]
-    return f"<table class=\"steps\"><tr>{head}</tr>{''.join(rows)}</table>"
-
-
-def _measurement_row(m: dict[str, Any]) -> str:
-    verdict = _e(m["verdict"])
-    title = f' title="{_e(m["text"])}"' if m["text"] else ""
-    return (f'<tr class="measurement m-{verdict}"{title}><td>{_e(m["name"])}</td><td></td><td></td>'
-            f'<td class="m-{verdict}">{verdict}</td>'
-            f'<td class="num">{_e(format_quantity(m["value"], m["unit"]))}</td>'
-            f'<td>{_e(format_limits(m["limits"], m["unit"]))}</td>'
-            f'<td class="num">{_e((m["utc"] or "")[11:19])}</td></tr>')
-
-
 def _list_table(title: str, head: tuple[str, ...], rows: list[tuple]) -> str:
     if not rows:
         return ""
     th = "".join(f"<th>{_e(h)}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<h2>{_e(title)}</h2><table><tr>{th}</tr>{body}</table>"
-
-
-def _cell_limits(record: dict[str, Any], series: dict[str, Any]) -> tuple[float | None, ...]:
-    """Limits from extra series columns (``min_V``/``max_V``), else from cell measurements."""
-    low = high = None
-    if series["rows"]:
-        for i, col in enumerate(series["columns"][2:], start=2):
-            key = col.lower()
-            if key.startswith(("min", "low", "limit_min")) and isinstance(series["rows"][0][i],
-                                                                          (int, float)):
-                low = float(series["rows"][0][i])
-            elif key.startswith(("max", "high", "limit_max")) and isinstance(
-                    series["rows"][0][i], (int, float)):
-                high = float(series["rows"][0][i])
-    if low is not None or high is not None:
-        return low, high
-    candidates = [m for m in iter_measurements(record)
-                  if m["unit"] == "V" and "cell" in str(m["name"]).lower()]
-    same_step = [m for m in candidates if m["path"] == series["path"]]
-    for m in same_step or candidates:
-        lim = m["limits"] or {}
-        if isinstance(lim.get("min"), (int, float)):
-            low = max(low, float(lim["min"])) if low is not None else float(lim["min"])
-        if isinstance(lim.get("max"), (int, float)):
-            high = min(high, float(lim["max"])) if high is not None else float(lim["max"])
-    return low, high
-
-
-def _plots(record: dict[str, Any]) -> str:
-    figures = []
-    for s in record["series"]:
-        caption = f"{s['path']} · {s['name']} · {len(s['rows'])} points"
-        if s["name"] == "cell_voltages" and len(s["columns"]) >= 2:
-            low, high = _cell_limits(record, s)
-            chart = svg.cell_chart(s["name"], [r[0] for r in s["rows"]],
-                                   [r[1] for r in s["rows"]], low=low, high=high,
-                                   title=f"Cell voltages ({s['path']})")
-        else:
-            chart = svg.line_chart(s["name"], s["columns"], s["rows"],
-                                   title=f"{s['name']} ({s['path']})")
-        figures.append(f"<figure>{chart}<figcaption>{_e(caption)}</figcaption></figure>")
-    return "<h2>Plots</h2>" + "".join(figures) if figures else ""
+    return (f'<h2 id="{_e(title.lower().replace(" ", "-"))}">{_e(title)}</h2>'
+            f"<table><tr>{th}</tr>{body}</table>")
 
 
 def render_html(record: dict[str, Any]) -> str:
@@ -174,12 +140,10 @@ def render_html(record: dict[str, Any]) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_e(verdict)} {_e(record['serial'])} — {_e(record['plan']['id'])}</title>",
         f"<style>{_CSS}</style></head><body>",
-        f'<div class="banner v-{verdict.lower()}"><span class="verdict">{_e(verdict)}</span>'
-        f'<span class="serial">{_e(record["serial"])}</span>'
-        f'<span class="reason">{_e(record["reason"] or "")}</span></div>',
-        _facts(record), "<h2>Instruments</h2>", _instruments(record),
+        _banner(record, verdict), _nav(record),
+        failures(record), _facts(record), "<h2>Instruments</h2>", _instruments(record),
         _list_table("Parameters", ("Name", "Value"), params),
-        f"<h2>Steps and measurements</h2><p>{_e(summary)}</p>", _steps(record),
+        f'<h2 id="steps">Steps and measurements</h2><p>{_e(summary)}</p>', steps_table(record),
         _list_table("Errors", ("Source", "Where", "Message", "UTC"),
                     [(x["source"], x["where"], x["message"], x["utc"]) for x in record["errors"]]),
         _list_table("Safe state", ("Instrument", "Action", "OK", "Error", "UTC"),
@@ -193,7 +157,7 @@ def render_html(record: dict[str, Any]) -> str:
                      for p in record["prompts"]]),
         _list_table("Log", ("Level", "Message", "UTC"),
                     [(m["level"], m["message"], m["utc"]) for m in record["log"]]),
-        _plots(record),
+        plots_section(record),
         f"<footer>record schema {record['record_schema_version']} · run {_e(record['run_id'])}"
         "</footer></body></html>",
     ]

@@ -164,10 +164,14 @@ def display_verdict(record: dict[str, Any]) -> str:
 # -- rendering values --------------------------------------------------------------------------
 PREFIXED_UNITS = {"V", "A", "ohm", "s", "W", "Wh", "Ah", "F", "Hz", "J", "Pa"}
 SI_PREFIXES = {-12: "p", -9: "n", -6: "µ", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T"}
-_UNIT_SYMBOLS = {"ohm": "Ω", "degC": "°C", "ohm/V": "Ω/V"}
+_UNIT_SYMBOLS = {"ohm": "Ω", "degC": "°C", "ohm/V": "Ω/V", "pct": "%", "bool": "", "str": ""}
+# Units whose SI value is not the number shown: the plan language stores 30 % as 0.3 and
+# 1 Ah as 3600 A·s (station.plan.units), so a record's value is scaled back for display.
+DISPLAY_SCALE = {"%": 100.0, "ppm": 1e6, "Ah": 1 / 3600.0, "Wh": 1 / 3600.0}
 
 
 def unit_symbol(unit: str | None) -> str:
+    """How a unit is written for people (``ohm`` → ``Ω``; ``bool``/``str`` → nothing)."""
     return _UNIT_SYMBOLS.get(unit or "", unit or "")
 
 
@@ -180,12 +184,14 @@ def si_exponent(magnitude: float, unit: str | None) -> int:
 
 
 def format_quantity(value: Any, unit: str | None = "") -> str:
-    """A value for humans: ``0.142, "ohm"`` → ``142 mΩ``; non-numbers as they are."""
+    """A value for humans: ``0.142, "ohm"`` → ``142 mΩ``, ``0.3, "%"`` → ``30 %``; non-numbers
+    as they are."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         text = value if isinstance(value, str) else json.dumps(value, default=str)
         return f"{text} {unit_symbol(unit)}".rstrip()
     if not math.isfinite(value):
         return f"{value} {unit_symbol(unit)}".rstrip()
+    value = value * DISPLAY_SCALE.get(unit or "", 1.0)
     exp = si_exponent(value, unit)
     mantissa = value / 10**exp
     return f"{mantissa:.6g} {SI_PREFIXES[exp]}{unit_symbol(unit)}".rstrip()
@@ -195,11 +201,12 @@ _LIMIT_SIGNS = {"min": "≥", "max": "≤", "equals": "=", "not": "≠"}
 
 
 def format_limits(limits: dict[str, Any] | None, unit: str | None = "") -> str:
-    """``{"min": 8e4}, "ohm"`` → ``≥ 80 kΩ``; unknown keys keep their name."""
-    if not limits:
-        return "—"
+    """``{"min": 8e4}, "ohm"`` → ``≥ 80 kΩ``; unknown keys keep their name; ``unit`` (how the
+    plan wrote the limit) is not a limit and is left out."""
     parts = []
-    for key, value in limits.items():
+    for key, value in (limits or {}).items():
+        if key == "unit":
+            continue
         sign = _LIMIT_SIGNS.get(key)
         if sign is None and key.endswith("_min"):
             sign = f"{key[:-4]} ≥"
@@ -208,7 +215,7 @@ def format_limits(limits: dict[str, Any] | None, unit: str | None = "") -> str:
         shown = format_quantity(value, unit) if isinstance(value, (int, float, str)) else (
             json.dumps(value, default=str))
         parts.append(f"{sign or key} {shown}")
-    return ", ".join(parts)
+    return ", ".join(parts) or "—"
 
 
 # -- JSON and files ----------------------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""Tiny inline-SVG charts for the HTML report: line charts of series, a cell-voltage strip.
+"""Tiny inline-SVG charts for the HTML report: line charts of series with limit marks.
 
 No dependencies and no JavaScript. Every chart is ``<svg class="plot ..." data-series=NAME>``
 so headless tests can find it. Axis values are scaled to an SI prefix (``[MΩ]``, ``[mV]``).
-All text is escaped.
+All text is escaped. The cell-voltage chart is in ``svg_cells``.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from collections.abc import Sequence
 from html import escape
 
 from .record import SI_PREFIXES, si_exponent, unit_symbol
+from .svg_marks import _FONT, Mark, _panel_marks, _x_marks, near  # noqa: F401 (Mark: for callers)
 
 _UNIT_SUFFIXES = {"V", "mV", "kV", "A", "mA", "kA", "s", "ms", "min", "h", "ohm", "mohm",
                   "mOhm", "kohm", "kOhm", "Mohm", "MOhm", "W", "kW", "Wh", "kWh", "Ah", "degC",
                   "K", "C", "Pa", "kPa", "F", "mF", "uF", "Hz", "pct", "percent", "%"}
 _COLOURS = ("#1f6fb2", "#c2571a", "#2e8b57", "#8e44ad", "#b8860b", "#555")
-_FONT = 'font-family="sans-serif" font-size="11"'
+_MAX_DOTS = 200  # samples drawn as dots up to this many per panel
+_MAX_POINTS = 2000  # a longer series is thinned (min and max per bucket) to about this many
 
 
 def split_unit(column: str) -> tuple[str, str]:
@@ -71,7 +73,7 @@ def _floats(values: Sequence[object]) -> list[float]:
     return out
 
 
-def decimate(x: list[float], y: list[float], max_points: int = 2000) -> tuple[list, list]:
+def decimate(x: list[float], y: list[float], max_points: int = _MAX_POINTS) -> tuple[list, list]:
     """Keep the min and max of each bucket so spikes survive thinning to ~max_points."""
     n = len(x)
     if n <= max_points:
@@ -99,15 +101,33 @@ class _Axis:
         return self.p0 + (v - self.lo) / (self.hi - self.lo) * (self.p1 - self.p0)
 
 
-def _path(xs: list[float], ys: list[float], ax: _Axis, ay: _Axis) -> str:
-    parts, pen_down = [], False
+def gap_limit(xs: Sequence[float]) -> float:
+    """The x step beyond which two samples are not joined: 3 × the median step (a pause in
+    the recording, e.g. the rest between a discharge and a regen pulse, is shown as a gap
+    rather than as an invented ramp). Infinite for fewer than 4 samples."""
+    steps = sorted(b - a for a, b in zip(xs, xs[1:]) if math.isfinite(a) and math.isfinite(b)
+                   and b > a)
+    return 3 * steps[len(steps) // 2] if len(steps) >= 3 else math.inf
+
+
+def _path(xs: list[float], ys: list[float], ax: _Axis, ay: _Axis,
+          pause: float = math.inf) -> str:
+    parts, pen_down, last_x = [], False, math.nan
     for x, y in zip(xs, ys):
         if not (math.isfinite(x) and math.isfinite(y)):
             pen_down = False
             continue
+        pen_down = pen_down and x - last_x <= pause
         parts.append(f"{'L' if pen_down else 'M'}{ax(x):.1f} {ay(y):.1f}")
-        pen_down = True
+        pen_down, last_x = True, x
     return " ".join(parts)
+
+
+def _samples(xs: list[float], ys: list[float], ax: _Axis, ay: _Axis, colour: str) -> str:
+    """The recorded samples as dots, for short series where each one can be seen."""
+    dots = "".join(f'<circle cx="{ax(x):.1f}" cy="{ay(y):.1f}" r="1.8"/>'
+                   for x, y in zip(xs, ys) if math.isfinite(x) and math.isfinite(y))
+    return f'<g class="samples" fill="{colour}">{dots}</g>'
 
 
 def _svg_open(classes: str, name: str, width: int, height: int, title: str) -> list[str]:
@@ -131,17 +151,34 @@ def _y_axis(out: list[str], ay: _Axis, ticks: list[float], left: float, right: f
 
 
 def line_chart(name: str, columns: Sequence[str], rows: Sequence[Sequence[object]], *,
-               title: str = "", width: int = 720, panel_height: int = 160) -> str:
-    """One panel per y column (own axis and unit) against the first column, stacked."""
+               title: str = "", marks: Sequence[Mark] = (), width: int = 900,
+               panel_height: int = 170) -> str:
+    """One panel per y column (own axis and unit) against the first column, stacked; the
+    recorded samples as a line (broken over pauses, see ``gap_limit``) and, if few, as dots.
+
+    A time axis (``t_s`` ≥ 0: time since the action started) starts at 0, so a curve that
+    begins late shows its gap. ``marks`` on a y column draw on its panel, on the first column
+    across all panels; a mark near the data widens the axis to show it, a far one is labelled.
+    Each panel's frame carries its data range (SI) as ``data-x-lo/hi``, ``data-y-lo/hi``.
+    """
     columns = list(columns) or ["value"]
     data = [_floats(col) for col in zip(*rows)] if rows else [[] for _ in columns]
     if len(columns) == 1:  # a lone column is plotted against its index
         columns, data = ["index", *columns], [[float(i) for i in range(len(rows))], *data]
     x_label, x_unit = split_unit(columns[0])
+    x_label = x_label.replace("_", " ")
     x_scale, x_shown = si_scale(data[0], x_unit)
     x = [v / x_scale for v in data[0]]
     finite_x = [v for v in x if math.isfinite(v)] or [0.0]
-    x_lo, x_hi, x_ticks = nice_ticks(min(finite_x), max(finite_x), 6)
+    x_span = [min(finite_x), max(finite_x)]
+    if x_unit == "s" and x_span[0] >= 0:
+        x_span[0] = 0.0
+    x_marks = [m for m in marks if m.column == columns[0]]
+    x_span += [m.value / x_scale for m in x_marks if near(m.value / x_scale, *x_span)]
+    x_lo, x_hi, x_ticks = nice_ticks(min(x_span), max(x_span), 6)
+    # decimation keeps two samples a bucket, so joined samples can lie two buckets apart
+    pause = gap_limit(x) * (2 * math.ceil(len(x) / (_MAX_POINTS // 2)) if len(x) > _MAX_POINTS
+                          else 1)
     left, right, top, gap = 72, width - 16, 30, 22
     panels = len(columns) - 1
     height = top + panels * (panel_height + gap) + 26
@@ -151,10 +188,14 @@ def line_chart(name: str, columns: Sequence[str], rows: Sequence[Sequence[object
                f'{escape(title or name)}</text>')
     for i, col in enumerate(columns[1:]):
         y_label, y_unit = split_unit(col)
+        y_label = y_label.replace("_", " ")
         y_scale, y_shown = si_scale(data[i + 1], y_unit)
         y = [v / y_scale for v in data[i + 1]]
         finite_y = [v for v in y if math.isfinite(v)] or [0.0]
-        y_lo, y_hi, y_ticks = nice_ticks(min(finite_y), max(finite_y), 4)
+        col_marks = [m for m in marks if m.column == col]
+        span = [min(finite_y), max(finite_y)]
+        span += [m.value / y_scale for m in col_marks if near(m.value / y_scale, *span)]
+        y_lo, y_hi, y_ticks = nice_ticks(min(span), max(span), 4)
         p_top = top + i * (panel_height + gap)
         ay = _Axis(y_lo, y_hi, p_top + panel_height, p_top)
         _y_axis(out, ay, y_ticks, left, right, f"{y_label} [{y_shown}]" if y_shown else y_label)
@@ -162,11 +203,19 @@ def line_chart(name: str, columns: Sequence[str], rows: Sequence[Sequence[object
             out.append(f'<line class="grid" x1="{ax(v):.1f}" y1="{p_top}" x2="{ax(v):.1f}" '
                        f'y2="{p_top + panel_height}" stroke="#efefef"/>')
         out.append(f'<rect class="axis" x="{left}" y="{p_top}" width="{right - left}" '
-                   f'height="{panel_height}" fill="none" stroke="#777"/>')
+                   f'height="{panel_height}" fill="none" stroke="#777" data-column="{escape(col)}"'
+                   f' data-x-lo="{x_lo * x_scale!r}" data-x-hi="{x_hi * x_scale!r}" '
+                   f'data-y-lo="{y_lo * y_scale!r}" data-y-hi="{y_hi * y_scale!r}"/>')
+        _panel_marks(out, col_marks, ay, y_scale, left, right, p_top, p_top + panel_height)
         xs, ys = decimate(x, y)
-        out.append(f'<path class="line" data-column="{escape(col)}" d="{_path(xs, ys, ax, ay)}" '
-                   f'fill="none" stroke="{_COLOURS[i % len(_COLOURS)]}" stroke-width="1.6"/>')
+        colour = _COLOURS[i % len(_COLOURS)]
+        out.append(f'<path class="line" data-column="{escape(col)}" '
+                   f'd="{_path(xs, ys, ax, ay, pause)}" fill="none" stroke="{colour}" '
+                   f'stroke-width="1.6"/>')
+        if len(xs) <= _MAX_DOTS:
+            out.append(_samples(xs, ys, ax, ay, colour))
     bottom = top + panels * (panel_height + gap) - gap
+    _x_marks(out, x_marks, ax, x_scale, top, bottom, right)
     x_step = x_ticks[1] - x_ticks[0] if len(x_ticks) > 1 else 1.0
     for v in x_ticks:
         out.append(f'<text class="tick" x="{ax(v):.1f}" y="{bottom + 14}" text-anchor="middle" '
@@ -178,68 +227,9 @@ def line_chart(name: str, columns: Sequence[str], rows: Sequence[Sequence[object
     return "\n".join(out)
 
 
-def cell_chart(name: str, cells: Sequence[object], volts: Sequence[object], *,
-               unit: str = "V", low: float | None = None, high: float | None = None,
-               title: str = "", width: int = 720, height: int = 260) -> str:
-    """Per-cell values as a lollipop strip around their mean, limits as dashed lines.
+def cell_chart(*args, **kwargs) -> str:
+    """The cell-voltage chart: ``svg_cells.cell_chart`` (imported here late, as it builds on
+    this module's helpers)."""
+    from .svg_cells import cell_chart as chart
 
-    Cells outside [low, high] are drawn red with class ``out``; the others class ``ok``.
-    """
-    v = _floats(volts)
-    idx = _floats(cells)
-    finite = [a for a in v if math.isfinite(a)] or [0.0]
-    # A limit far from the data (2.5 V floor under 3.3 V cells) would squash the spread into
-    # a line: such limits are marked at the edge instead of stretching the axis.
-    window = max((max(finite) - min(finite)) * 3, 0.05)
-    near = {k: lim for k, lim in (("min", low), ("max", high)) if lim is not None
-            and min(finite) - window <= lim <= max(finite) + window}
-    span = [*finite, *near.values()]
-    pad = (max(span) - min(span)) * 0.08 or 0.01
-    y_lo, y_hi, y_ticks = nice_ticks(min(span) - pad, max(span) + pad, 5)
-    x_lo, x_hi, x_ticks = nice_ticks(min(idx, default=0.0) - 0.5, max(idx, default=1.0) + 0.5, 8)
-    x_ticks = [t for t in x_ticks if float(t).is_integer()] or x_ticks  # cells are counted
-    left, right, top, bottom = 72, width - 16, 30, height - 40
-    ax, ay = _Axis(x_lo, x_hi, left, right), _Axis(y_lo, y_hi, bottom, top)
-    mean = sum(finite) / len(finite)
-    sym = unit_symbol(unit)
-    label = (f"{title or name}: {len(finite)} cells, min {min(finite):.4f} {sym}, max "
-             f"{max(finite):.4f} {sym}, spread {(max(finite) - min(finite)) * 1000:.1f} m{sym}")
-    out = _svg_open("plot cell-voltages", name, width, height, label)
-    out.append(f'<text class="label" x="{left}" y="18" {_FONT} font-weight="bold">'
-               f'{escape(label)}</text>')
-    _y_axis(out, ay, y_ticks, left, right, f"cell voltage [{unit_symbol(unit)}]")
-    out.append(f'<rect class="axis" x="{left}" y="{top}" width="{right - left}" '
-               f'height="{bottom - top}" fill="none" stroke="#777"/>')
-    out.append(f'<line class="mean" x1="{left}" y1="{ay(mean):.1f}" x2="{right}" '
-               f'y2="{ay(mean):.1f}" stroke="#999" stroke-dasharray="2 3"/>')
-    for key, lim in (("min", low), ("max", high)):
-        if lim is not None and key not in near:
-            y, arrow = (bottom - 4, "↓") if key == "min" else (top + 12, "↑")
-            out.append(f'<text class="label limit-{key} off-scale" x="{right - 4}" y="{y}" '
-                       f'text-anchor="end" fill="#c0392b" {_FONT}>{key} {lim:.4g} '
-                       f'{escape(unit_symbol(unit))} {arrow}</text>')
-        elif lim is not None:
-            y = ay(lim)
-            out.append(f'<line class="limit limit-{key}" x1="{left}" y1="{y:.1f}" x2="{right}" '
-                       f'y2="{y:.1f}" stroke="#c0392b" stroke-dasharray="6 4"/>')
-            out.append(f'<text class="label" x="{right - 4}" y="{y - 4:.1f}" text-anchor="end" '
-                       f'fill="#c0392b" {_FONT}>{key} {lim:.4g} {escape(unit_symbol(unit))}</text>')
-    radius = 3.0 if len(v) <= 200 else 1.6
-    for c, a in zip(idx, v):
-        if not (math.isfinite(c) and math.isfinite(a)):
-            continue
-        bad = (low is not None and a < low) or (high is not None and a > high)
-        colour = "#c0392b" if bad else "#1f6fb2"
-        out.append(f'<line class="stem" x1="{ax(c):.1f}" y1="{ay(mean):.1f}" x2="{ax(c):.1f}" '
-                   f'y2="{ay(a):.1f}" stroke="{colour}" stroke-opacity="0.5"/>')
-        out.append(f'<circle class="cell {"out" if bad else "ok"}" cx="{ax(c):.1f}" '
-                   f'cy="{ay(a):.1f}" r="{radius}" fill="{colour}"><title>cell {c:g}: '
-                   f'{a:.4f} {escape(unit_symbol(unit))}</title></circle>')
-    x_step = x_ticks[1] - x_ticks[0] if len(x_ticks) > 1 else 1.0
-    for t in x_ticks:
-        out.append(f'<text class="tick" x="{ax(t):.1f}" y="{bottom + 14}" text-anchor="middle" '
-                   f'{_FONT}>{_tick_text(t, x_step)}</text>')
-    out.append(f'<text class="label" x="{(left + right) / 2}" y="{bottom + 32}" '
-               f'text-anchor="middle" {_FONT}>cell</text>')
-    out.append("</svg>")
-    return "\n".join(out)
+    return chart(*args, **kwargs)

@@ -1,64 +1,27 @@
 """The HTML report, rendered by headless Chromium: the plots exist in the rendered DOM and the page
-asks the network for nothing. The reference plan runs once (~20 s wall) for the whole module.
+asks the network for nothing. The reference plan runs once per session (``reports`` in conftest).
 
 Needs ``chromium`` (Debian: ``apt-get install -y chromium``); skipped with that hint otherwise.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
 import struct
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
+from tests.report.helpers import HAVE_CHROMIUM, NO_CHROMIUM, chromium
+
 PLOTS = {"insulation", "precharge", "dcir", "cell_voltages"}
 # Hosts Chromium itself calls (updates, sign-in, clock) even with background networking off;
 # they are blocked by the resolver rules below and are not the page's doing.
 BROWSER_HOSTS = re.compile(r"^https?://([a-z0-9-]+\.)*(google\.com|googleapis\.com|gvt1\.com|gstatic\.com)(/|$)")
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"headless Chromium not found ({CHROMIUM}); install: apt-get install -y chromium")
-
-
-def chromium(tmp: Path, target: Path, *extra: str) -> subprocess.CompletedProcess:
-    """Run headless Chromium on ``target`` with no profile, no background traffic, no DNS."""
-    profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"
-    args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9",
-            f"--user-data-dir={profile}", *extra, target.resolve().as_uri()]
-    return subprocess.run(args, capture_output=True, text=True, timeout=90)
-
-
-def station(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "station.cli", *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=600)
-
-
-@pytest.fixture(scope="module")
-def reports(tmp_path_factory) -> dict[str, Path]:
-    """pack_eol car-400 with --report and --json; the same run exported with --html; smoke with --report."""
-    tmp = tmp_path_factory.mktemp("report")
-    db = tmp / "runs.db"
-    run = station("run", "test_plans/pack_eol.yaml", "--sim", "--variant", "car-400", "--serial", "CAR001",
-                  "--db", str(db), "--report", str(tmp / "run.html"), "--json", str(tmp / "run.json"), "--plain")
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    run_id = json.loads((tmp / "run.json").read_text())["run_id"]
-    export = station("results", "--db", str(db), "export", run_id, "--html", str(tmp / "export.html"))
-    assert export.returncode == 0, export.stderr
-    smoke = station("run", "test_plans/smoke.yaml", "--sim", "--serial", "SN7", "--db", str(db),
-                    "--report", str(tmp / "smoke.html"), "--plain")
-    assert smoke.returncode == 0, smoke.stdout[-2000:] + smoke.stderr[-2000:]
-    return {"run": tmp / "run.html", "export": tmp / "export.html", "smoke": tmp / "smoke.html", "tmp": tmp}
+# the session fixture runs the ~40 s reference plan inside the first test's time budget
+pytestmark = [pytest.mark.skipif(not HAVE_CHROMIUM, reason=NO_CHROMIUM), pytest.mark.timeout(300)]
 
 
 class _Dom(HTMLParser):
