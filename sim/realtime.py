@@ -14,6 +14,8 @@ import selectors
 import time
 from typing import Any
 
+from station.clock import StationLoop
+
 MAX_SPEED = 100.0  # above this, 10 ms CAN cycles become 10 k frames/s of wall time per message
 
 
@@ -31,7 +33,7 @@ class _ScaledSelector:
         return getattr(self._inner, name)
 
 
-class ScaledTimeLoop(asyncio.SelectorEventLoop):
+class ScaledTimeLoop(StationLoop):
     """Selector loop whose ``time()`` is wall-clock monotonic seconds × ``speed`` (s).
 
     ``speed`` must be finite and in (0, MAX_SPEED]; ValueError otherwise.
@@ -54,8 +56,8 @@ def check_speed(speed: float) -> None:
 
 
 def loop_factory(speed: float):
-    """The loop factory for ``asyncio.Runner``: None (the default loop) at speed 1."""
+    """The loop factory for ``asyncio.Runner``: the station's real-time loop at speed 1."""
     check_speed(speed)
     if speed == 1.0:
-        return None
+        return StationLoop
     return lambda: ScaledTimeLoop(speed)

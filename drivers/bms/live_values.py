@@ -12,6 +12,7 @@ import cantools
 import asyncio
 from collections.abc import Callable
 
+from drivers.bms.fastcodec import Layout
 from drivers.bms.signals import SignalMap
 from drivers.errors import InstrumentError, StaleSignalError
 
@@ -19,13 +20,36 @@ STALE_CYCLES = 3.0  # a value older than this many cycle times is stale
 
 
 class _Handler:
-    __slots__ = ("message", "mux", "plain", "by_mux")
+    __slots__ = ("message", "mux", "plain", "by_mux", "layout", "fast_plain", "fast_by_mux")
 
     def __init__(self, message) -> None:
         self.message = message
         self.mux: str | None = None
         self.plain: list[tuple[str, int, float, bool]] = []
         self.by_mux: dict[int, list[tuple[str, int, float, bool]]] = {}
+        self.layout: Layout | None = None
+
+    def compile(self) -> None:
+        """Use integer unpacking (drivers.bms.fastcodec) where the message allows it.
+
+        Entries become (shift, mask, sign, scale, offset, slot, factor, invert). A plain entry
+        that is itself multiplexed keeps the cantools path (it is present in some frames only).
+        """
+        layout = Layout.compile(self.message)
+        if layout is None or (self.mux is not None and (layout.mux is None or layout.mux.scale != 1
+                                                         or layout.mux.offset != 0)):
+            return
+        fields = layout.fields
+        if any(self.message.get_signal_by_name(sig).multiplexer_ids for sig, *_ in self.plain):
+            return
+
+        def entries(items):
+            return [(fields[sig].shift, fields[sig].mask, fields[sig].sign, fields[sig].scale,
+                     fields[sig].offset, slot, factor, invert) for sig, slot, factor, invert in items]
+
+        self.fast_plain = entries(self.plain)
+        self.fast_by_mux = {value: entries(items) for value, items in self.by_mux.items()}
+        self.layout = layout
 
 
 class LiveValues:
@@ -62,6 +86,8 @@ class LiveValues:
                 handler.by_mux.setdefault(mux_value, []).append((sig, slot, group.factor, False))
                 slots.append(slot)
             self._groups[kind] = slots
+        for handler in self._handlers.values():
+            handler.compile()
         self._values: list[float] = [0.0] * len(self._names)
         self._stamps: list[float | None] = [None] * len(self._names)
 
@@ -78,6 +104,9 @@ class LiveValues:
         """Decode one frame (any object with ``arbitration_id`` and ``data``) and store its values."""
         handler = self._handlers.get(msg.arbitration_id)
         if handler is None:
+            return
+        if handler.layout is not None:
+            self._update_fast(handler, msg)
             return
         try:
             decoded = handler.message.decode(msg.data, decode_choices=False, scaling=True)
@@ -98,6 +127,33 @@ class LiveValues:
             if value is None:
                 continue
             value = value * factor
+            if invert:
+                value = 1.0 - value
+            values[slot] = value
+            stamps[slot] = now
+            if listeners:
+                name = self._names[slot]
+                for callback in listeners:
+                    callback(name, value)
+
+    def _update_fast(self, handler: _Handler, msg) -> None:
+        layout = handler.layout
+        payload = layout.payload(msg.data)
+        entries = handler.fast_plain
+        if payload is not None and handler.mux is not None:
+            muxed = handler.fast_by_mux.get(layout.mux.raw(payload))
+            entries = None if muxed is None else (entries + muxed if entries else muxed)
+        if payload is None or entries is None:
+            self.bad_frames += 1  # short frame or unknown multiplexer value, as with cantools
+            return
+        now = self._clock()
+        self._seen[msg.arbitration_id] = now
+        values, stamps, listeners = self._values, self._stamps, self.listeners
+        for shift, mask, sign, scale, offset, slot, factor, invert in entries:
+            raw = (payload >> shift) & mask
+            if sign and raw & sign:
+                raw -= mask + 1
+            value = (raw * scale + offset) * factor
             if invert:
                 value = 1.0 - value
             values[slot] = value

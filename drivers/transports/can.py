@@ -74,7 +74,9 @@ class CanPort:
         except (can.CanError, ImportError, OSError, ValueError, TypeError, NotImplementedError) as exc:
             raise ConnectError(f"cannot open CAN bus {self.resource}: {exc}",
                                instrument=self.instrument, command="open") from exc
-        self.notifier = can.Notifier(self.bus, [], loop=asyncio.get_running_loop())
+        from drivers.transports.loopbus import notifier
+
+        self.notifier = notifier(self.bus, [], asyncio.get_running_loop())
 
     def add_listener(self, listener: Listener) -> None:
         """``listener(msg)`` is called in the loop for every received frame."""

@@ -122,7 +122,33 @@ class LoopBus(can.BusABC):
             self._rsock.close()
             self._wsock.close()
 
+    def pending(self) -> int:
+        """Frames queued for this node now."""
+        return len(self._queue)
+
     @staticmethod
     def _detect_available_configs() -> list[dict[str, Any]]:
         with _channels_lock:
             return [{"interface": "station_loop", "channel": name} for name in _channels]
+
+
+class LoopNotifier(can.Notifier):
+    """python-can's in-loop Notifier, but one readiness callback delivers every queued frame.
+
+    The stock Notifier reads one frame per callback, so a burst of N frames sent at one instant
+    cost N event-loop iterations; draining the burst costs one. Frames that arrive while the
+    listeners run wait for the next callback, so a chatty peer cannot starve the loop.
+    """
+
+    def _on_message_available(self, bus: can.BusABC) -> None:
+        for _ in range(max(1, bus.pending())):
+            msg = bus.recv(0)
+            if msg is None:
+                return
+            self._on_message_received(msg)
+
+
+def notifier(bus: can.BusABC, listeners: list, loop) -> can.Notifier:
+    """The Notifier for ``bus`` in ``loop``: draining for ``LoopBus``, python-can's otherwise."""
+    kind = LoopNotifier if isinstance(bus, LoopBus) else can.Notifier
+    return kind(bus, listeners, loop=loop)

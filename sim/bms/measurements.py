@@ -21,7 +21,37 @@ def _indices(value) -> set[int]:
     return {int(i) for i in value}
 
 
+def _masked(values: np.ndarray, invalid: set[int]) -> list[float | None]:
+    out: list[float | None] = values.tolist()
+    for i in invalid:
+        if 0 <= i < len(out):
+            out[i] = None
+    return out
+
+
+def _extremes_np(values: np.ndarray, invalid: set[int]) -> tuple[float, int, float, int]:
+    """``Measurements.extremes`` on an array with the ``invalid`` indices left out."""
+    if invalid:
+        values = values.astype(float, copy=True)
+        values[[i for i in invalid if 0 <= i < len(values)]] = np.nan
+        if np.isnan(values).all():
+            return 0.0, 0, 0.0, 0
+        low, high = int(np.nanargmin(values)), int(np.nanargmax(values))
+    elif len(values) == 0:
+        return 0.0, 0, 0.0, 0
+    else:
+        low, high = int(values.argmin()), int(values.argmax())
+    return float(values[low]), low, float(values[high]), high
+
+
 class Measurements:
+    """One BMS measurement cycle every ``sample_period`` s: cells, temperatures and pack values.
+
+    A real BMS measures on a fixed cycle and its CAN task sends the latest values; so does this
+    one. ``snap`` is the pack's ``Snapshot`` of the last cycle, ``pack_v``/``pack_i`` its pack
+    voltage (V) and current (A) with sensor noise.
+    """
+
     def __init__(self, pack, *, seed: int = 0, sample_period: float = 0.1) -> None:
         self.pack = pack
         self.rng = np.random.default_rng(seed)
@@ -34,32 +64,42 @@ class Measurements:
         self.temps: list[float | None] = []
         self.extremes_of: dict[str, tuple[float, int, float, int]] = {}
         self.sensor_fault = False
+        self.snap = None
+        self.pack_v = self.pack_i = 0.0
 
     def sample(self) -> None:
-        """Refresh the cell/temperature snapshot if it is older than the sample period."""
+        """Run a measurement cycle if the last one is ``sample_period`` old (one model evaluation)."""
         now = asyncio.get_running_loop().time()
         if now - self._taken < self.sample_period:
             return
         self._taken = now
-        pack = self.pack
-        volts = np.asarray(pack.cell_voltages(), dtype=float)
-        volts = volts + self.rng.normal(0.0, self.sigma["cell_v"], volts.shape)
+        pack, rng, sigma = self.pack, self.rng, self.sigma
+        snap = self.snap = pack.snapshot()
+        volts = snap.cell_voltages + rng.normal(0.0, sigma["cell_v"], snap.cell_voltages.shape)
         temps = np.asarray(pack.cell_temperatures(), dtype=float)
-        temps = temps + self.rng.normal(0.0, self.sigma["temp"], temps.shape)
+        temps = temps + rng.normal(0.0, sigma["temp"], temps.shape)
+        self.pack_v = snap.pack_voltage + float(rng.normal(0.0, sigma["pack_v"]))
+        self.pack_i = snap.pack_current + float(rng.normal(0.0, sigma["current"]))
         open_taps = _indices(getattr(pack, "open_tap", None))
         dead = _indices(getattr(pack, "dead_sensor", None))
-        self.cells = [None if i in open_taps else float(v) for i, v in enumerate(volts)]
-        self.temps = [None if i in dead else float(t) for i, t in enumerate(temps)]
+        self.cells = _masked(volts, open_taps)
+        self.temps = _masked(temps, dead)
         # computed once per scan: every min/max signal of every frame reads these
-        self.extremes_of = {"cell_voltage": self.extremes(self.cells),
-                            "cell_temperature": self.extremes(self.temps)}
+        self.extremes_of = {"cell_voltage": _extremes_np(volts, open_taps),
+                            "cell_temperature": _extremes_np(temps, dead)}
         self.sensor_fault = bool(open_taps or dead)
 
+    def noise(self, kind: str) -> float:
+        """One draw of the sensor noise of ``kind`` ("pack_v", "current", "cell_v", "temp")."""
+        return float(self.rng.normal(0.0, self.sigma[kind]))
+
     def pack_voltage(self) -> float:
-        return float(self.pack.pack_voltage()) + float(self.rng.normal(0.0, self.sigma["pack_v"]))
+        """V now, with noise (a fresh reading, not the cycle's)."""
+        return float(self.pack.pack_voltage()) + self.noise("pack_v")
 
     def pack_current(self) -> float:
-        return float(self.pack.pack_current()) + float(self.rng.normal(0.0, self.sigma["current"]))
+        """A now (+ charge), with noise (a fresh reading, not the cycle's)."""
+        return float(self.pack.pack_current()) + self.noise("current")
 
     @staticmethod
     def extremes(values: list[float | None]) -> tuple[float, int, float, int]:

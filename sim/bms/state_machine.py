@@ -18,6 +18,7 @@ ERR_PRECHARGE, ERR_REQUEST_TIMEOUT, ERR_HVIL, ERR_INSULATION, ERR_CONTACTOR = (
 
 PRECHARGE_DONE = 0.95  # bus must reach this fraction of pack voltage before main+ closes
 POLL_S = 0.005  # s between bus-voltage checks during precharge
+SUPERVISE_S = 0.1  # s between HVIL/request-watchdog checks while engaged: the state-frame cycle
 
 
 class BmsStateMachine:
@@ -37,6 +38,47 @@ class BmsStateMachine:
         self.request_timeout = request_timeout
         self._last_request = float("-inf")
         self._task: asyncio.Task | None = None
+        self._wiring = None
+        self._unsubscribe = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    # -- supervision: a timer only while engaged, LV loss as an event --------------------------
+    def attach(self, wiring) -> None:
+        """Supervise against ``wiring`` (a ``sim.wiring.Wiring``) until ``detach()``.
+
+        LV loss is handled the moment ``wiring.lv_power`` drops; the HVIL and request watchdog
+        are checked every ``SUPERVISE_S`` only while precharging or closed, so an idle BMS
+        costs no event-loop wake-ups.
+        """
+        self.detach()
+        self._wiring = wiring
+        self._unsubscribe = wiring.on_lv_power(self._lv_changed)
+        self._arm()
+
+    def detach(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self._unsubscribe = self._wiring = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _lv_changed(self, on: bool) -> None:
+        if not on:
+            self.supervise(asyncio.get_running_loop().time(), False)
+
+    def _engaged(self) -> bool:
+        return self.state in CLOSED_MODES or self.state == "precharge"
+
+    def _arm(self) -> None:
+        if self._timer is None and self._wiring is not None and self._engaged():
+            self._timer = asyncio.get_running_loop().call_later(SUPERVISE_S, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        if self._wiring is not None:
+            self.supervise(asyncio.get_running_loop().time(), self._wiring.lv_power)
+            self._arm()
 
     def request(self, mode: str, now: float) -> None:
         """A request frame arrived asking for ``mode`` at loop time ``now``."""
@@ -50,6 +92,7 @@ class BmsStateMachine:
             self._start_precharge(mode)
         elif self.state in CLOSED_MODES:
             self.state = mode
+        self._arm()
 
     def open_all(self) -> None:
         """Open every contactor (main+ first, as a real BMS breaks the load side first)."""
@@ -63,7 +106,7 @@ class BmsStateMachine:
         self.error_flags |= flag
 
     def supervise(self, now: float, lv_power: bool) -> None:
-        """Called every state-frame cycle: LV loss, HVIL and request-watchdog checks."""
+        """LV loss, HVIL and request-watchdog checks (by ``attach``'s timer, or a caller's)."""
         if not lv_power:
             if self.state != "standby":
                 self.open_all()

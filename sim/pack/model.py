@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -53,6 +54,17 @@ BALANCE_DEADBAND = 0.001
 
 def _loop_time() -> float:
     return asyncio.get_running_loop().time()
+
+
+class Snapshot(NamedTuple):
+    """The pack at one instant (``Pack.snapshot``): V, A (+ charge), SOC 0..1."""
+
+    cell_voltages: np.ndarray
+    pack_voltage: float
+    pack_current: float
+    bus_voltage: float
+    soc: float
+    balancing_cells: int
 
 
 class Pack(HvSafety):
@@ -239,6 +251,13 @@ class Pack(HvSafety):
             amps = 0.0
         volts = ocv_e + (amps - self._bleed()) * r0 + self.v1
         return volts, float(volts.sum()), amps
+
+    def snapshot(self) -> "Snapshot":
+        """Every pack-level quantity a BMS reports, from one evaluation of the model now."""
+        volts, pack_v, amps = self._terminal()
+        bus = pack_v if circuit.regime(self._closed) == DIRECT else self._v_bus
+        return Snapshot(volts, pack_v, amps, bus, float(self.element_soc.mean()),
+                        int(np.count_nonzero(self.balancing_flags())))
 
     def pack_current(self) -> float:
         """A into the pack at the connector side of the cells (+ charge)."""

@@ -208,7 +208,7 @@ def test_faulty_peer_raises_typed_error_naming_the_command(bench, behaviour, err
 
 
 def test_ten_minute_charge_on_virtual_time(bench):
-    """10 simulated minutes at 100 A, polled every 3 s through the wire, in well under 2 s."""
+    """10 simulated minutes at 100 A, polled every 3 s through the wire, on virtual time."""
 
     async def body(drv, b, pack):
         loop = asyncio.get_running_loop()
@@ -229,6 +229,8 @@ def test_ten_minute_charge_on_virtual_time(bench):
     start = time.monotonic()
     reading, elapsed = on_bench(bench, body)
     wall = time.monotonic() - start
-    assert wall < 2.0
+    # Virtual time, not a speed figure (bench/ measures speed): 600 s must not take anything
+    # like 600 s. ~0.6 s on a quiet machine; the bound leaves room for a loaded CI runner.
+    assert wall < 30.0
     assert reading.ah == pytest.approx(100 * 600 / 3600, rel=0.01)
     assert reading.ah == pytest.approx(100 * elapsed / 3600, rel=0.01)
