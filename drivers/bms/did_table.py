@@ -3,7 +3,7 @@
 One file read by both the driver and the simulated ECU. Every DID has a fixed byte length and a
 codec that turns a value (str, int, date) into exactly those bytes and back; encoding refuses
 (``DidValueError``) rather than truncating or clipping. Load errors name the spot in the file as
-``PATH:LINE:COL: message``.
+``PATH:LINE:COL: message``. A loaded table is treated as immutable and cached per file.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError
+from drivers.maps import mapfile
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "maps" / "did_table.yaml"
 CODECS = ("ascii", "uint", "hex", "bcd-date")
@@ -179,42 +179,45 @@ _DECODERS = {
 # --- loading ------------------------------------------------------------------------------------
 
 def load_did_table(path: str | Path | None = None) -> DidTable:
-    """Read and check a DID table file (default: the shipped drivers/maps/did_table.yaml)."""
-    path = Path(path) if path is not None else DEFAULT_PATH
-    return parse_did_table(path.read_text(encoding="utf-8"), str(path))
+    """Read and check a DID table file (default: the shipped drivers/maps/did_table.yaml);
+    cached per file, so callers share one table and must not modify it."""
+    return _load_file(Path(path) if path is not None else DEFAULT_PATH)
+
+
+def _read_did_table(path: Path) -> DidTable:
+    return _check(mapfile.read(path))
+
+
+_load_file = mapfile.cached_per_file(_read_did_table)
 
 
 def parse_did_table(text: str, path: str = "<string>") -> DidTable:
     """Check the YAML text of a DID table; raise ``DidTableError`` listing every problem."""
-    try:
-        doc = YAML(typ="rt").load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
-        raise DidTableError([f"{where}: {exc.problem or exc.context}"]) from None
-    checker = _Checker(path)
-    entries, security = checker.document(doc)
+    return _check(mapfile.parse(text, path))
+
+
+def _check(doc: mapfile.MapDoc) -> DidTable:
+    if doc.problems:
+        raise DidTableError(doc.problems)
+    checker = _Checker(doc)
+    entries, security = checker.document(doc.data)
     if checker.problems:
         raise DidTableError(checker.problems)
-    return DidTable(path, entries, security)
+    return DidTable(doc.path, MappingProxyType(entries), MappingProxyType(security))  # shared: read-only
 
 
 class _Checker:
-    """Walks the round-trip document, collecting ``PATH:LINE:COL: message`` problems."""
+    """Walks the parsed document, collecting ``PATH:LINE:COL: message`` problems."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, doc: mapfile.MapDoc) -> None:
+        self.doc = doc
+        self.path = doc.path
         self.problems: list[str] = []
 
     def fail(self, node: Any, key: Any, message: str, value: bool = False) -> None:
         """Record ``message`` at ``node``'s key (or its value), or at the node itself."""
-        lc, (line, col) = getattr(node, "lc", None), (0, 0)
-        if lc is not None:
-            try:
-                line, col = (lc.value(key) if value else lc.key(key))[:2]
-            except (KeyError, TypeError):
-                line, col = lc.line, lc.col
-        self.problems.append(f"{self.path}:{line + 1}:{col + 1}: {message}")
+        line, col = self.doc.pos(node, key, value=value)
+        self.problems.append(f"{self.path}:{line}:{col}: {message}")
 
     def known_keys(self, node: Mapping, allowed: set[str] | tuple[str, ...]) -> None:
         for key in node:
@@ -266,7 +269,8 @@ class _Checker:
                 self.fail(spec, "seed_length", "seed_length must be an integer 1..64", value=True)
                 continue
             levels[int(level)] = SecurityLevel(
-                int(level), spec["algorithm"], {str(k): _plain(v) for k, v in params.items()}, seed_length
+                int(level), spec["algorithm"], MappingProxyType({str(k): _plain(v) for k, v in params.items()}),
+                seed_length
             )
         return levels
 
@@ -309,11 +313,5 @@ class _Checker:
 
 
 def _plain(value: Any) -> Any:
-    """ruamel's round-trip scalars (ScalarString, HexInt, TimeStamp) as plain Python values."""
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, (int, float)):
-        return int(value) if isinstance(value, int) else float(value)
-    if isinstance(value, dt.date):
-        return dt.date(value.year, value.month, value.day)  # also drops a datetime's time
-    return str(value)
+    """A scalar as it is (YAML 1.2: a date is the string ``YYYY-MM-DD``); a list or mapping as text."""
+    return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)

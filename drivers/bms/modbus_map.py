@@ -1,5 +1,5 @@
 """The Modbus BMS register map: drivers/maps/regmap.py plus arrays, ASCII strings and
-enumerated states, loaded with PATH:LINE:COL errors (``load_bms_map``)."""
+enumerated states, loaded with PATH:LINE:COL errors (``load_bms_map``, cached per file)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError
-
 from drivers.bms.signals import LOGICAL
-from drivers.maps import regmap
+from drivers.maps import mapfile, regmap
 from drivers.maps.regmap import Field, MapError, RegisterMap
 
 REQUIRED = {"mode_request": ("holding",), "bms_state": ("input", "holding"),
@@ -101,22 +98,28 @@ def is_signal(item: BmsField | str) -> bool:
 
 def load_bms_map(path: str | Path) -> RegisterMap:
     """Load a BMS map: regmap's checks plus ``length``, ``type: string`` and ``states``;
-    every problem as ``PATH:LINE:COL: message`` in one ``MapError``."""
+    every problem as ``PATH:LINE:COL: message`` in one ``MapError``. The map is immutable and
+    cached per file (a bare name is looked up in drivers/maps)."""
     p = Path(path)
     if not p.is_absolute() and not p.exists() and (regmap.MAPS_DIR / p).exists():
         p = regmap.MAPS_DIR / p
     try:
-        doc = YAML(typ="rt").load(p.read_text(encoding="utf-8"))
+        return _load_file(p)
     except OSError as exc:
         raise MapError([f"{path}: cannot read map: {exc.strerror}"]) from None
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise MapError([f"{p}:{mark.line + 1}:{mark.column + 1}: {exc.problem or exc.context}"]) from None
+
+
+def _read_bms_map(p: Path) -> RegisterMap:
+    src = mapfile.read(p)
+    if src.problems:
+        raise MapError(src.problems)
+    doc = src.data
     problems: list[str] = []
     extras: dict[str, dict] = {}
 
-    def err(pos: tuple[int, int], msg: str) -> None:
-        problems.append(f"{p}:{pos[0] + 1}:{pos[1] + 1}: {msg}")
+    def err(pos: tuple[int, int] | None, msg: str) -> None:
+        line, col = pos or (1, 1)
+        problems.append(f"{p}:{line}:{col}: {msg}")
 
     regs = doc.get("registers") if isinstance(doc, dict) else None
     for e in regs if isinstance(regs, list) else []:
@@ -126,7 +129,7 @@ def load_bms_map(path: str | Path) -> RegisterMap:
         if "length" in e:
             n = e["length"]
             if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 2000:
-                err(e.lc.value("length"), f"'length' must be an integer 1..2000, got {n!r}")
+                err(src.value(e, "length"), f"'length' must be an integer 1..2000, got {n!r}")
             else:
                 extra["length"] = n
             del e["length"]
@@ -134,7 +137,7 @@ def load_bms_map(path: str | Path) -> RegisterMap:
             s = e["states"]
             if not isinstance(s, dict) or not all(isinstance(k, str) and isinstance(v, int)
                                                   and not isinstance(v, bool) for k, v in s.items()):
-                err(e.lc.value("states"), "'states' must map names to integers")
+                err(src.value(e, "states"), "'states' must map names to integers")
             else:
                 extra["states"] = tuple((str(k), int(v)) for k, v in s.items())
             del e["states"]
@@ -142,11 +145,11 @@ def load_bms_map(path: str | Path) -> RegisterMap:
             extra["text"] = True
             e["type"] = "uint16"  # regmap checks the rest as for one register
             if "length" not in extra:
-                err(e.lc.value("type"), "a string needs 'length' (registers, 2 characters each)")
+                err(src.value(e, "type"), "a string needs 'length' (registers, 2 characters each)")
         if extra:
             extras[str(e.get("name"))] = extra
     try:
-        base = regmap._Checker(str(p)).check(doc)
+        base = regmap._Checker(src).check(doc)
     except MapError as exc:
         raise MapError(exc.problems + problems) from None
     fields = [BmsField(**{k.name: getattr(f, k.name) for k in dataclasses.fields(Field)}, **extras.get(f.name, {}))
@@ -160,3 +163,6 @@ def load_bms_map(path: str | Path) -> RegisterMap:
     if problems:
         raise MapError(problems)
     return RegisterMap(base.name, base.description, tuple(fields), base.path)
+
+
+_load_file = mapfile.cached_per_file(_read_bms_map)

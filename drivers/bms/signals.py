@@ -12,7 +12,8 @@ A map file (``drivers/maps/*_signals.yaml``) names, for one DBC:
   and ``insulation_monitor``; ``fixed`` sets its other signals.
 
 Cycle times come from the DBC (``GenMsgCycleTime``) unless ``cycle_ms`` overrides them. Problems
-are reported all at once as ``PATH:LINE:COL: message`` in a ``SignalMapError``.
+are reported all at once as ``PATH:LINE:COL: message`` in a ``SignalMapError``. A DBC file is
+parsed once per content (drivers/maps/mapfile.py): the database is shared, never modified.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import cantools
-from ruamel.yaml import YAML
 
 from drivers.errors import StaleSignalError
+from drivers.maps import mapfile
 
 MAPS = Path(__file__).resolve().parent.parent / "maps"
 DEFAULT_MAP = MAPS / "eol_bms_signals.yaml"
@@ -134,6 +135,13 @@ def load_signal_map(path: str | Path = DEFAULT_MAP, *, dbc: str | Path | None = 
     return _Loader(Path(path), dbc, cells, temperature_sensors).load()
 
 
+def _parse_dbc(path: str) -> Any:
+    return cantools.database.load_file(path, strict=False)
+
+
+_load_dbc = mapfile.cached_per_file(_parse_dbc, maxsize=8)
+
+
 def _position(problem: str) -> tuple[int, int]:
     found = re.search(r":(\d+):(\d+): ", problem)
     return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
@@ -143,14 +151,11 @@ class _Loader:
     def __init__(self, path: Path, dbc: str | Path | None, cells: int, temps: int) -> None:
         self.path, self.dbc_path, self.counts = path, dbc, {"cells": cells, "temperatures": temps}
         self.problems: list[str] = []
+        self.src = mapfile.MapDoc(str(path))  # the parsed file, with positions (load() reads it)
 
     def err(self, node: Any, key: Any, message: str, *, value: bool = False) -> None:
-        line = col = 0
-        try:
-            line, col = node.lc.value(key) if value else node.lc.key(key)
-        except (AttributeError, KeyError, TypeError):
-            line, col = getattr(getattr(node, "lc", None), "line", 0), getattr(getattr(node, "lc", None), "col", 0)
-        self.problems.append(f"{self.path}:{line + 1}:{col + 1}: {message}")
+        line, col = self.src.pos(node, key, value=value)
+        self.problems.append(f"{self.path}:{line}:{col}: {message}")
 
     def keys(self, node: Any, allowed: set[str], where: str) -> bool:
         if not isinstance(node, dict):
@@ -163,14 +168,17 @@ class _Loader:
 
     def load(self) -> SignalMap:
         try:
-            doc = YAML(typ="rt").load(self.path.read_text())
-        except Exception as exc:  # ruamel raises many types; all mean "not a valid map file"
+            self.src = mapfile.read(self.path)
+        except OSError as exc:
             raise SignalMapError([f"{self.path}:1:1: cannot read: {exc}"]) from exc
+        if self.src.problems:
+            raise SignalMapError(self.src.problems)
+        doc = self.src.data
         if not self.keys(doc, _TOP_KEYS, "the map"):
             raise SignalMapError(self.problems)
         dbc = Path(self.dbc_path) if self.dbc_path else self.path.parent / str(doc.get("dbc", ""))
         try:
-            self.db = cantools.database.load_file(str(dbc), strict=False)
+            self.db = _load_dbc(str(dbc))
         except Exception as exc:
             self.err(doc, "dbc", f"cannot load DBC {dbc}: {exc}", value="dbc" in doc)
             raise SignalMapError(self.problems) from exc
@@ -201,6 +209,24 @@ class _Loader:
             return None
         return message, sig_name
 
+    def number(self, node: Any, key: str, default: Any) -> Any:
+        """``node[key]`` as a float (``default`` if absent); anything but a number is a problem."""
+        if not isinstance(node, dict) or key not in node:
+            return default
+        value = node[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.err(node, key, f"{key} must be a number, got {value!r}", value=True)
+            return default
+        return float(value)
+
+    def table(self, node: Any, key: str) -> dict[str, int] | None:
+        """``node[key]``: names -> integer raw values (empty if absent); None (a problem) if not."""
+        table = node.get(key) or {}
+        if not isinstance(table, dict) or any(isinstance(v, bool) or not isinstance(v, int) for v in table.values()):
+            self.err(node, key, f"{key} must map names to integers, got {table!r}", value=True)
+            return None
+        return {str(k): v for k, v in table.items()}
+
     def period(self, node: Any, key: Any, message: Any, override: Any) -> float:
         ms = override if override is not None else message.cycle_time
         if not ms:
@@ -223,9 +249,12 @@ class _Loader:
         if not found:
             return None
         message, sig = found
-        return Mapped(name, message, sig, float(spec.get("factor", 1.0)), bool(spec.get("invert", False)),
-                      self.period(node, key, message, spec.get("cycle_ms")),
-                      {str(k): int(v) for k, v in (spec.get("states") or {}).items()})
+        invert = spec.get("invert", False)
+        if not isinstance(invert, bool):
+            self.err(spec, "invert", f"invert must be true or false, got {invert!r}", value=True)
+        return Mapped(name, message, sig, self.number(spec, "factor", 1.0), invert is True,
+                      self.period(node, key, message, self.number(spec, "cycle_ms", None)),
+                      self.table(spec, "states") or {})
 
     def group(self, doc: Any, kind: str) -> Group | None:
         spec = doc[kind]
@@ -233,10 +262,14 @@ class _Loader:
             self.err(doc, kind, f"{kind} needs 'signals: Message.Pattern_{{index:03d}}'")
             return None
         msg_name, _, pattern = str(spec["signals"]).partition(".")
-        if "{index" not in pattern:
+        try:
+            first = pattern.format(index=0) if "{index" in pattern else None
+        except (ValueError, KeyError, IndexError):
+            first = None
+        if first is None:
             self.err(spec, "signals", "the pattern must contain {index} (e.g. Cell_{index:03d})", value=True)
             return None
-        found = self.message_signal(spec, "signals", f"{msg_name}.{pattern.format(index=0)}")
+        found = self.message_signal(spec, "signals", f"{msg_name}.{first}")
         if not found:
             return None
         message = found[0]
@@ -254,10 +287,10 @@ class _Loader:
         cycle = spec.get("cycle", "frame")
         if cycle not in ("frame", "rotation"):
             self.err(spec, "cycle", "cycle must be 'frame' or 'rotation'", value=True)
-        period = self.period(spec, "signals", message, spec.get("cycle_ms"))
+        period = self.period(spec, "signals", message, self.number(spec, "cycle_ms", None))
         if cycle == "frame":
             period *= max(1, len(set(mux_values)))
-        return Group(message, mux or "", tuple(names), tuple(mux_values), float(spec.get("factor", 1.0)), period)
+        return Group(message, mux or "", tuple(names), tuple(mux_values), self.number(spec, "factor", 1.0), period)
 
     def request(self, spec: Any) -> Request | None:
         if not self.keys(spec, _REQUEST_KEYS, "request") or "message" not in spec:
@@ -275,16 +308,23 @@ class _Loader:
                 self.err(spec, kind if kind in spec else "message", f"request.{kind} needs 'signal' and 'values'")
                 continue
             self.keys(item, {"signal", "values"}, f"request.{kind}")
-            if item["signal"] not in sig_names:
+            if str(item["signal"]) not in sig_names:
                 self.err(item, "signal", f"signal {item['signal']!r} not in message {message.name}", value=True)
-            missing = [t for t in texts if t not in (item["values"] or {})]
-            if missing:
-                self.err(item, "values", f"request.{kind} values lack {missing}")
             signals[kind] = str(item["signal"])
-            values[kind] = {str(k): int(v) for k, v in (item["values"] or {}).items()}
-        fixed = {str(k): v for k, v in (spec.get("fixed") or {}).items()}
-        for key in fixed:
+            table = self.table(item, "values")
+            missing = [t for t in texts if t not in (table or {})]
+            if table is not None and missing:
+                self.err(item, "values", f"request.{kind} values lack {missing}")
+            values[kind] = table or {}
+        fixed = spec.get("fixed") or {}
+        if not isinstance(fixed, dict):
+            self.err(spec, "fixed", "fixed must map signal names to numbers", value=True)
+            fixed = {}
+        for key, value in fixed.items():
             if key not in sig_names:
-                self.err(spec["fixed"], key, f"signal {key!r} not in message {message.name}")
-        period = float(spec.get("cycle_ms") or message.cycle_time or 100) / 1000.0
+                self.err(fixed, key, f"signal {key!r} not in message {message.name}")
+            elif isinstance(value, bool) or not isinstance(value, (int, float)):
+                self.err(fixed, key, f"fixed {key} must be a number, got {value!r}", value=True)
+        fixed = {str(k): v for k, v in fixed.items()}
+        period = (self.number(spec, "cycle_ms", None) or message.cycle_time or 100) / 1000.0
         return Request(message, period, signals, values, fixed)

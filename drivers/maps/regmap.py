@@ -5,7 +5,8 @@ A map lists fields (``name``, ``table`` coil|discrete|holding|input, 0-based pro
 optionally ``min``/``max`` in engineering units and ``bits`` naming the flags of a status
 word). Engineering value = raw value x ``scale``. Loading is strict: unknown keys, wrong
 types, duplicate names and overlapping addresses are all reported at once as
-``PATH:LINE:COL: message`` lines in one ``MapError``.
+``PATH:LINE:COL: message`` lines in one ``MapError``. A loaded map is immutable and cached
+per file (drivers/maps/mapfile.py).
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError
+from drivers.maps import mapfile
 
 MAPS_DIR = Path(__file__).resolve().parent
 TABLES = ("coil", "discrete", "holding", "input")
@@ -166,43 +165,45 @@ async def read_fields(transport, fields: list[Field] | tuple[Field, ...], regmap
 
 
 def load_map(path: str | Path) -> RegisterMap:
-    """Load and validate a map file (cached per path and modification time)."""
+    """Load and validate a map file (a bare name is looked up in drivers/maps; cached per file)."""
     p = Path(path)
     if not p.is_absolute() and not p.exists() and (MAPS_DIR / p).exists():
         p = MAPS_DIR / p
     try:
-        mtime = p.stat().st_mtime_ns
+        return _load_file(str(p))
     except OSError as exc:
         raise MapError([f"{path}: cannot read map: {exc.strerror}"]) from None
-    return _load_cached(str(p), mtime)
 
 
-@lru_cache(maxsize=32)
-def _load_cached(path: str, _mtime: int) -> RegisterMap:
-    return parse_map(Path(path).read_text(encoding="utf-8"), path)
+def _read_map(path: str) -> RegisterMap:
+    doc = mapfile.read(path)
+    if doc.problems:
+        raise MapError(doc.problems)
+    return _Checker(doc).check(doc.data)
+
+
+_load_file = mapfile.cached_per_file(_read_map)
 
 
 def parse_map(text: str, path: str = "<string>") -> RegisterMap:
     """Validate YAML ``text`` into a ``RegisterMap``; ``MapError`` lists every problem."""
-    try:
-        doc = YAML(typ="rt").load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
-        raise MapError([f"{where}: {exc.problem or exc.context}"]) from None
-    return _Checker(path).check(doc)
+    doc = mapfile.parse(text, path)
+    if doc.problems:
+        raise MapError(doc.problems)
+    return _Checker(doc).check(doc.data)
 
 
 class _Checker:
-    """Collects every problem with its position before giving up."""
+    """Collects every problem with its position (1-based line, col) before giving up."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, doc: mapfile.MapDoc) -> None:
+        self.doc = doc
+        self.path = doc.path
         self.problems: list[str] = []
 
     def err(self, pos: tuple[int, int] | None, msg: str) -> None:
-        line, col = pos if pos else (0, 0)
-        self.problems.append(f"{self.path}:{line + 1}:{col + 1}: {msg}")
+        line, col = pos or (1, 1)
+        self.problems.append(f"{self.path}:{line}:{col}: {msg}")
 
     def check(self, doc: Any) -> RegisterMap:
         if not isinstance(doc, dict):
@@ -210,18 +211,18 @@ class _Checker:
             raise MapError(self.problems)
         for key in doc:
             if key not in _TOP_KEYS:
-                self.err(doc.lc.key(key), f"unknown key {key!r} (valid: {', '.join(_TOP_KEYS)})")
+                self.err(self.doc.key(doc, key), f"unknown key {key!r} (valid: {', '.join(_TOP_KEYS)})")
         name = doc.get("name")
         if not isinstance(name, str):
-            self.err(doc.lc.value("name") if "name" in doc else None, "'name' must be a string")
+            self.err(self.doc.value(doc, "name") if "name" in doc else None, "'name' must be a string")
         regs = doc.get("registers")
         fields: list[tuple[Field, tuple[int, int]]] = []
         if not isinstance(regs, list):
-            pos = doc.lc.value("registers") if "registers" in doc else None
+            pos = self.doc.value(doc, "registers") if "registers" in doc else None
             self.err(pos, "'registers' must be a list of fields")
         else:
             for i, entry in enumerate(regs):
-                f = self.field(entry, regs.lc.item(i))
+                f = self.field(entry, self.doc.value(regs, i))
                 if f is not None:
                     fields.append(f)
         self.cross_check(fields)
@@ -236,7 +237,7 @@ class _Checker:
         before = len(self.problems)
         for key in e:
             if key not in _FIELD_KEYS:
-                self.err(e.lc.key(key), f"unknown key {key!r} (valid: {', '.join(_FIELD_KEYS)})")
+                self.err(self.doc.key(e, key), f"unknown key {key!r} (valid: {', '.join(_FIELD_KEYS)})")
         for key in ("name", "table", "address"):
             if key not in e:
                 self.err(pos, f"missing key {key!r}")
@@ -248,38 +249,39 @@ class _Checker:
             if isinstance(v, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
                 v = None
             if not isinstance(v, kind):
-                self.err(e.lc.value(key), f"{key!r} must be {what}, got {e[key]!r}")
+                self.err(self.doc.value(e, key), f"{key!r} must be {what}, got {e[key]!r}")
                 return default
             return v
 
         def choice(key: str, options: tuple, default: Any) -> Any:
             v = value(key, str, "one of " + "|".join(options), default)
             if v not in options:
-                self.err(e.lc.value(key), f"{key!r} must be one of {'|'.join(options)}, got {v!r}")
+                self.err(self.doc.value(e, key), f"{key!r} must be one of {'|'.join(options)}, got {v!r}")
                 return default
             return str(v)
 
         name = value("name", str, "a string", "")
         if name and not _NAME.match(name):
-            self.err(e.lc.value("name"), f"name {name!r} must be lower_snake_case")
+            self.err(self.doc.value(e, "name"), f"name {name!r} must be lower_snake_case")
         table = choice("table", TABLES, "holding") if "table" in e else "holding"
         bit_table = table in ("coil", "discrete")
         ftype = choice("type", tuple(TYPES), "bool" if bit_table else "uint16")
         if bit_table != (ftype == "bool"):
-            self.err(e.lc.value("type") if "type" in e else pos,
+            self.err(self.doc.value(e, "type") if "type" in e else pos,
                      f"type {ftype!r} does not fit table {table!r} (coil/discrete are bool, registers are not)")
         address = value("address", int, "an integer 0..65535", 0)
         if not 0 <= address <= 65536 - TYPES[ftype][0]:
-            self.err(e.lc.value("address"), f"address {address} outside 0..{65536 - TYPES[ftype][0]} for {ftype}")
+            self.err(self.doc.value(e, "address"),
+                     f"address {address} outside 0..{65536 - TYPES[ftype][0]} for {ftype}")
         access = choice("access", ("r", "rw"), "rw" if table in ("coil", "holding") else "r")
         if access == "rw" and table in ("discrete", "input"):
-            self.err(e.lc.value("access"), f"table {table!r} is read-only: access must be r")
+            self.err(self.doc.value(e, "access"), f"table {table!r} is read-only: access must be r")
         scale = value("scale", (int, float), "a number", 1.0)
         if scale == 0:
-            self.err(e.lc.value("scale"), "'scale' must not be 0")
+            self.err(self.doc.value(e, "scale"), "'scale' must not be 0")
         low, high = value("min", (int, float), "a number"), value("max", (int, float), "a number")
         if low is not None and high is not None and low > high:
-            self.err(e.lc.value("min"), f"min {low} > max {high}")
+            self.err(self.doc.value(e, "min"), f"min {low} > max {high}")
         bits = self.bits(e, ftype)
         if len(self.problems) != before:
             return None
@@ -287,7 +289,7 @@ class _Checker:
                   float(scale), str(value("unit", str, "a string", "")), access,
                   str(value("description", str, "a string", "")),
                   None if low is None else float(low), None if high is None else float(high), bits)
-        return f, (e.lc.value("name")[0], e.lc.value("name")[1])
+        return f, self.doc.value(e, "name") or pos
 
     def bits(self, e: Any, ftype: str) -> tuple[tuple[int, str], ...]:
         if "bits" not in e:
@@ -295,12 +297,12 @@ class _Checker:
         b = e["bits"]
         width = 16 * TYPES[ftype][0]
         if not isinstance(b, dict) or ftype not in ("uint16", "uint32"):
-            self.err(e.lc.value("bits"), "'bits' must map bit numbers to names, on a uint16/uint32")
+            self.err(self.doc.value(e, "bits"), "'bits' must map bit numbers to names, on a uint16/uint32")
             return ()
         out = []
         for bit, flag in b.items():
             if isinstance(bit, bool) or not isinstance(bit, int) or not 0 <= bit < width or not isinstance(flag, str):
-                self.err(b.lc.key(bit), f"bit {bit!r}: {flag!r} must be 0..{width - 1}: NAME")
+                self.err(self.doc.key(b, bit), f"bit {bit!r}: {flag!r} must be 0..{width - 1}: NAME")
             else:
                 out.append((int(bit), str(flag)))
         return tuple(sorted(out))
@@ -309,7 +311,7 @@ class _Checker:
         seen: dict[str, tuple[int, int]] = {}
         for f, pos in fields:
             if f.name in seen:
-                self.err(pos, f"duplicate name {f.name!r} (first at line {seen[f.name][0] + 1})")
+                self.err(pos, f"duplicate name {f.name!r} (first at line {seen[f.name][0]})")
             else:
                 seen[f.name] = pos
         for table in TABLES:
