@@ -2,7 +2,7 @@
 
 The pack model, contactor state machine (sim/bms/state_machine.py), measurements and ECU state
 (identity, EOL data, DTCs, seed/key: sim/bms/ecu.py) are the CAN BMS's; only the wire differs.
-``start()`` serves Modbus TCP (pymodbus, via ``MapServer``); ``start_rtu(link)`` adds an RTU
+``start()`` serves Modbus TCP (``MapServer``); ``start_rtu(link)`` adds an RTU
 front-end on a pty pair (``link="pty"``, returns ``/dev/pts/N``; real time only, see
 drivers/transports/rtu_link.py) or a pyserial ``socket://`` link (returns
 ``socket://127.0.0.1:PORT``; fine on virtual time). The RTU side behaves as a device on an RS-485 bus:
@@ -31,7 +31,6 @@ from sim.bms.measurements import Measurements
 from sim.bms.state_machine import ERR_SENSOR, BmsStateMachine
 from sim.instruments.modbus_server import MapServer
 
-SUPERVISE_S = 0.05  # s between LV/HVIL/watchdog checks
 _FLAGS = ("contactor_main_plus", "contactor_main_minus", "contactor_precharge", "hvil_closed",
           "imd_enabled", "balancing_active")
 
@@ -61,7 +60,6 @@ class SimModbusBms(MapServer):
         self._seed_value = 0
         self._level = 0
         self._silent_at = float("inf")
-        self._tasks: list[asyncio.Task] = []
         self.measure = Measurements(pack, seed=seed)
         self._address = ""
 
@@ -80,7 +78,7 @@ class SimModbusBms(MapServer):
     async def start(self, host: str = "127.0.0.1", port: int = 0, *, rtu: bool = False) -> str:
         """Serve Modbus TCP on loopback; return ``127.0.0.1:PORT``."""
         if not self._address:
-            self._tasks.append(asyncio.get_running_loop().create_task(self._supervise()))
+            self.machine.attach(self.wiring)
             self._address = await super().start(host, port, rtu=rtu)
         return self._address
 
@@ -95,25 +93,16 @@ class SimModbusBms(MapServer):
         for gateway in self.gateways:
             await gateway.close()
         self.gateways.clear()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        self.machine.detach()
         self.machine.open_all()
         self._address = ""
         await super().stop()
 
-    async def _supervise(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            self.machine.supervise(loop.time(), self.wiring.lv_power)
-            await asyncio.sleep(SUPERVISE_S)
-
     # -- MapServer hooks --------------------------------------------------------------------
-    async def _action(self, fc, start, address, count, registers, set_values):
+    def _action(self, fc, address, count, values):
         if not self.alive():
             return ExcCodes.GATEWAY_NO_RESPONSE
-        return await super()._action(fc, start, address, count, registers, set_values)
+        return super()._action(fc, address, count, values)
 
     def on_request(self) -> None:
         """Any request feeds the watchdog: the latched closed mode stays requested."""

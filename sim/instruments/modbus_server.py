@@ -1,7 +1,8 @@
-"""A simulated Modbus TCP device that serves a register map (pymodbus 3.16 ``SimDevice``).
+"""A simulated Modbus device that serves a register map on Modbus TCP (or RTU framing over TCP).
 
 ``MapServer`` keeps engineering values by field name in ``values`` and exposes them on the
 wire exactly as ``drivers/maps/*.yaml`` lays them out, so a driver cannot tell it from a PLC.
+The wire itself (PDU layouts, MBAP and RTU framing) is sim/instruments/modbus_wire.py.
 Subclasses add behaviour through three hooks:
 
 - ``on_request()``: every request, first (watchdog kicks, physics catch-up);
@@ -9,10 +10,10 @@ Subclasses add behaviour through three hooks:
 - ``apply(table, changes)``: a write of ``{name: value}`` (already range-checked against the
   map's min/max); return an ``ExcCodes`` to refuse it, ``None`` to accept.
 
-Unmapped addresses answer exception 2 (ILLEGAL_DATA_ADDRESS), writes to read-only fields too;
-values outside the map's min/max answer exception 3 (ILLEGAL_DATA_VALUE). One limit of
-pymodbus' action API: a coil/discrete read is checked at its first address only (the action
-sees the count in 16-bit words), so a read running past the last mapped bit returns False there.
+Every address a request touches must belong to a field, else exception 2 (ILLEGAL_DATA_ADDRESS);
+writes to read-only fields answer 2 too, values outside the map's min/max exception 3
+(ILLEGAL_DATA_VALUE). A subclass that refuses requests wholesale (a dead device behind a
+gateway) overrides ``_action``.
 """
 
 from __future__ import annotations
@@ -20,15 +21,13 @@ from __future__ import annotations
 import asyncio
 
 from pymodbus.constants import ExcCodes
-from pymodbus.framer import FramerType
-from pymodbus.server import ModbusTcpServer
-from pymodbus.simulator import DataType, SimData, SimDevice
 
 from drivers.maps.regmap import TABLES, Field, RegisterMap
+from sim.instruments.modbus_wire import ModbusConnection, decode_request, encode_response, exception_response
 
-_TABLE_OF_FC = {1: "coil", 5: "coil", 15: "coil", 2: "discrete",
-                3: "holding", 6: "holding", 16: "holding", 22: "holding", 23: "holding", 4: "input"}
-_BIT_TABLES = ("coil", "discrete")
+_TABLE_OF_FC = {1: "coil", 5: "coil", 15: "coil", 2: "discrete", 3: "holding", 6: "holding", 16: "holding",
+                4: "input"}
+_ANY_UNIT = (0, 0xFF)  # TCP: 0xFF is the spec's "the device itself"; 0 an RTU broadcast
 
 
 class MapServer:
@@ -43,8 +42,10 @@ class MapServer:
         self.requests = 0  # served requests, for tests and diagnostics
         # fault injection: "hang" accepts requests and never answers; "garbage" answers noise
         self.behaviour = "normal"
-        self._server: ModbusTcpServer | None = None
-        self._released = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Transport] = set()
+        # table -> {address: field occupying it}: a request checks every address it touches
+        self._at = {t: {f.address + i: f for f in regmap.table(t) for i in range(f.count)} for t in TABLES}
 
     # -- hooks ------------------------------------------------------------------------------
     def on_request(self) -> None:
@@ -59,75 +60,94 @@ class MapServer:
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0, *, rtu: bool = False) -> str:
-        """Listen on ``host:port`` (0 = any free port); return ``"127.0.0.1:PORT"``.
+        """Listen on ``host:port`` (0 = any free port); return ``"HOST:PORT"``.
 
         ``rtu=True`` speaks RTU framing (CRC, no MBAP header) over the TCP socket, the way a
         serial line reaches a client through ``modbus-rtu://socket://HOST:PORT``.
         """
-        blocks = tuple(self._simdata(t) for t in TABLES)
-        device = SimDevice(id=self.device_id, simdata=blocks, action=self._action)
-        self._released = asyncio.Event()
-        framer = FramerType.RTU if rtu else FramerType.SOCKET
-        self._server = ModbusTcpServer(device, framer=framer, address=(host, port), trace_packet=self._trace)
-        await self._server.serve_forever(background=True)
-        real_port = self._server.transport.sockets[0].getsockname()[1]
-        return f"{host}:{real_port}"
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: ModbusConnection(self, self._connections, rtu=rtu),
+                                                host, port)
+        return f"{host}:{self._server.sockets[0].getsockname()[1]}"
 
     async def stop(self) -> None:
         """Stop listening and drop every connection (idempotent)."""
-        self._released.set()
-        if self._server is not None:
-            await self._server.shutdown()
-            self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for transport in list(self._connections):
+            transport.abort()
+        if server is not None:
+            await server.wait_closed()
 
-    def _trace(self, sending: bool, data: bytes) -> bytes:
-        """pymodbus' packet hook: corrupts outgoing frames in "garbage" mode."""
-        if sending and self.behaviour == "garbage":
+    # -- the wire's side (sim/instruments/modbus_wire.py) -------------------------------------
+    def answer(self, unit: int, pdu: bytes) -> bytes | None:
+        """The response PDU to request ``pdu`` for ``unit``; None in "hang" mode (never answered).
+
+        A unit other than ours answers exception 11 (gateway target failed to respond).
+        """
+        if self.behaviour == "hang":
+            return None
+        fc = pdu[0]
+        if unit != self.device_id and unit not in _ANY_UNIT:
+            return exception_response(fc, ExcCodes.GATEWAY_NO_RESPONSE)
+        request = decode_request(pdu)
+        if isinstance(request, ExcCodes):
+            return exception_response(fc, request)
+        try:
+            result = self._action(*request)
+        except ValueError:  # a value the map's type cannot carry: the device fails, as the spec says
+            result = ExcCodes.DEVICE_FAILURE
+        if isinstance(result, ExcCodes):
+            return exception_response(fc, result)
+        return encode_response(request, pdu, result)
+
+    def outgoing(self, data: bytes) -> bytes:
+        """A framed response as it leaves: corrupted in "garbage" mode."""
+        if self.behaviour == "garbage":
             return bytes((b * 37 + 11) & 0xFF for b in data[::-1])
         return data
 
-    def _simdata(self, table: str) -> list[SimData]:
-        fields = self.map.table(table)
-        if table in _BIT_TABLES:
-            # pymodbus needs one block per table: an empty table still gets a bit, which the
-            # action refuses because no field lives there.
-            return [SimData(f.address, values=[False], datatype=DataType.BITS) for f in fields] or [
-                SimData(0, values=[False], datatype=DataType.BITS)]
-        return [SimData(f.address, values=[0] * f.count, datatype=DataType.REGISTERS, readonly=not f.writable)
-                for f in fields] or [SimData(0, datatype=DataType.INVALID)]
-
-    # -- the pymodbus action: runs before a write is applied, and on every read -------------
-    async def _action(self, fc: int, start: int, address: int, count: int,
-                      registers: list[int], set_values: list | None) -> ExcCodes | None:
-        table = _TABLE_OF_FC.get(fc)
-        if table is None:
-            return ExcCodes.ILLEGAL_FUNCTION
-        if self.behaviour == "hang":
-            await self._released.wait()
-            return ExcCodes.DEVICE_FAILURE
+    # -- serving one request ----------------------------------------------------------------
+    def _action(self, fc: int, address: int, count: int, values: list | None) -> list[int] | ExcCodes | None:
+        """Serve a decoded request: the ``count`` raw values read (bits as 0/1), None for an
+        accepted write (``values``: bools for coils, 0..65535 for registers), or an exception code."""
+        table = _TABLE_OF_FC[fc]
         self.requests += 1
         self.on_request()
-        if set_values is None:
-            if fc in (5, 6):
-                return None  # read-back of a single write: echo what was written
-            if self.map.at(table, address) is None:
+        if values is None:
+            return self._read(table, address, count)
+        return self._write(table, address, values)
+
+    def _read(self, table: str, address: int, count: int) -> list[int] | ExcCodes:
+        at, end = self._at[table], address + count
+        fields: list[Field] = []
+        a = address
+        while a < end:
+            f = at.get(a)
+            if f is None:
                 return ExcCodes.ILLEGAL_ADDRESS
-            self.refresh(table)
-            self._store(table, start, registers)
-            return None
-        return self._write(table, address, list(set_values))
+            fields.append(f)
+            a = f.address + f.count
+        self.refresh(table)
+        raw = [0] * count
+        for f in fields:  # the first and last may lie partly outside the range
+            for i, word in enumerate(f.encode(self.values[f.name]), f.address - address):
+                if 0 <= i < count:
+                    raw[i] = int(word)
+        return raw
 
     def _write(self, table: str, address: int, new: list) -> ExcCodes | None:
-        self.refresh(table)  # a write starts from the device's actual state
-        touched: list[Field] = []
+        at = self._at[table]
+        touched: dict[str, Field] = {}
         for a in range(address, address + len(new)):
-            f = self.map.at(table, a)
+            f = at.get(a)
             if f is None or not f.writable:
                 return ExcCodes.ILLEGAL_ADDRESS
-            if f not in touched:
-                touched.append(f)
+            touched[f.name] = f
+        self.refresh(table)  # a write starts from the device's actual state
         changes: dict[str, float | int | bool] = {}
-        for f in touched:
+        for f in touched.values():
             raw = list(f.encode(self.values[f.name]))
             for i in range(f.count):  # overlay: a write may cover only part of a 32-bit value
                 if address <= f.address + i < address + len(new):
@@ -142,16 +162,3 @@ class MapServer:
         if refused:
             self.values.update(old)
         return refused
-
-    def _store(self, table: str, start: int, registers: list[int]) -> None:
-        """Write ``values`` of ``table`` into pymodbus' raw block (``start`` = its first index)."""
-        for f in self.map.table(table):
-            if table in _BIT_TABLES:
-                index, bit = f.address // 16 - start, f.address % 16
-                if self.values[f.name]:
-                    registers[index] |= 1 << bit
-                else:
-                    registers[index] &= ~(1 << bit) & 0xFFFF
-            else:
-                for i, word in enumerate(f.encode(self.values[f.name])):
-                    registers[f.address - start + i] = int(word)
