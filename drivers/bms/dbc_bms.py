@@ -41,6 +41,7 @@ class DbcBms(Driver):
         self._uds = None
         self._listeners: list[Callable[[str, float], None]] = []
         self._mode, self._balancing, self._imd_enabled = "standby", False, True
+        self._request_frame: tuple = (None, b"")  # (what it encodes, frame data)
         self._cyclic: asyncio.Task | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -178,7 +179,11 @@ class DbcBms(Driver):
             raise InstrumentError("the signal map has no request message", instrument=self.name,
                                   command=command)
         self._require_port(command)
-        data = request.encode(self._mode, self._balancing, self._imd_enabled)
+        # The cyclic request repeats the same frame every 100 ms: encode it once per content.
+        key = (id(request), self._mode, self._balancing, self._imd_enabled)
+        if self._request_frame[0] != key:
+            self._request_frame = (key, request.encode(self._mode, self._balancing, self._imd_enabled))
+        data = self._request_frame[1]
         msg = can.Message(arbitration_id=request.message.frame_id, data=data,
                           is_extended_id=request.message.is_extended_frame)
         self.port.send(msg)

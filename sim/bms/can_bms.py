@@ -74,6 +74,7 @@ class SimCanBms:
         self._uds = None
         self._alive = 0
         self._request = (None, None)  # last applied (balancing, imd_enabled)
+        self._last_request: tuple = (None, None)  # (frame data, its decoded request)
 
     @property
     def state(self) -> str:
@@ -267,7 +268,11 @@ class SimCanBms:
             return
         request = self.map.request
         if request is not None and msg.arbitration_id == request.message.frame_id:
-            mode, balancing, imd_enabled = request.decode(msg.data)
+            # the station repeats one request every 100 ms: decode each distinct frame once
+            data = bytes(msg.data)
+            if self._last_request[0] != data:
+                self._last_request = (data, request.decode(data))
+            mode, balancing, imd_enabled = self._last_request[1]
             if (balancing, imd_enabled) != self._request:
                 self._request = (balancing, imd_enabled)
                 self.pack.set_balancing(balancing)
