@@ -33,13 +33,25 @@ from station.runner import RunRequest, Session, prepare
 COUNTS = (1, 4, 8)
 
 
+class BrokenRun(RuntimeError):
+    """A run of the batch did not PASS: its wall time measures a broken run, not the controller."""
+
+
 async def _batch(session: Session, config_path: Path, plan: Path, packs: int) -> tuple[float, list[str]]:
     reqs = [RunRequest(plan=str(plan), serial=f"SN{i:04d}", fixture=f"F{i}", variant=preset_of(i),
                        station=str(config_path), sim=True) for i in range(1, packs + 1)]
     preps = [prepare(r) for r in reqs]
     start = time.perf_counter()
     results = await asyncio.gather(*(session.run(r, p, signals=False) for r, p in zip(reqs, preps)))
-    return time.perf_counter() - start, [verdict for verdict, _id, _rec in results]
+    wall = time.perf_counter() - start
+    # Every pack must PASS: the smoke plan passes on a healthy simulated pack, so anything else
+    # is a controller bug (an ERROR here once came from one fixture's safe state stopping the
+    # shared IR tester mid-test for another) and must not be published as a timing.
+    broken = [f"{r.fixture} {verdict}: {record.get('reason')}"
+              for r, (verdict, _id, record) in zip(reqs, results) if verdict != "PASS"]
+    if broken:
+        raise BrokenRun(f"{packs} pack(s) at once, {plan.name}: " + "; ".join(broken))
+    return wall, [verdict for verdict, _id, _rec in results]
 
 
 def measure(*, virtual: bool, shared: bool, reps: int = 2) -> dict[int, dict]:

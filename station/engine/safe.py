@@ -28,7 +28,7 @@ async def run_safe_state(seq: "Sequencer") -> bool:
     for role in _ordered(seq.instruments):
         instrument = seq.instruments[role]
         lock = seq.locks.get(role)
-        if lock is not None and lock.locked():
+        if lock is not None and _in_use(lock):
             # A shared instrument (one IR tester behind a relay matrix) busy with another
             # fixture's pack: stopping it would abort that pack's test. It cannot energise this
             # pack: the fixture's own safe state releases this fixture's HV relays.
@@ -36,7 +36,13 @@ async def run_safe_state(seq: "Sequencer") -> bool:
                      action="shared, in use by another fixture: left running; this fixture's relays are released")
             continue
         try:
-            done = await asyncio.wait_for(instrument.safe_state(), SAFE_TIMEOUT)
+            if lock is None:
+                done = await asyncio.wait_for(instrument.safe_state(), SAFE_TIMEOUT)
+            else:
+                # Free: taken at once (no wait), and held until the stop is confirmed, so no
+                # other fixture starts a test between this SAFE:STOP and its check.
+                async with lock:
+                    done = await asyncio.wait_for(instrument.safe_state(), SAFE_TIMEOUT)
             for line in done or ["safe state reached"]:
                 seq.emit(SafeStateAction, instrument=role, action=str(line), ok=True)
         except asyncio.CancelledError:
@@ -46,6 +52,13 @@ async def run_safe_state(seq: "Sequencer") -> bool:
             seq.emit(SafeStateAction, instrument=role, action="safe_state()", ok=False,
                      error=f"{type(err).__name__}: {err}")
     return await _confirm_bus(seq) and ok
+
+
+def _in_use(lock: asyncio.Lock) -> bool:
+    """Held by another fixture, or just handed to one: asyncio.Lock passes it to a waiter on the
+    waiter's next turn, and until then ``locked()`` is False. (``_waiters`` is asyncio's own queue;
+    its ``acquire()`` takes the lock without waiting exactly when this returns False.)"""
+    return lock.locked() or any(not w.cancelled() for w in (getattr(lock, "_waiters", None) or ()))
 
 
 async def _confirm_bus(seq: "Sequencer") -> bool:

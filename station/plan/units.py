@@ -84,9 +84,11 @@ class Quantity:
     __slots__ = ("value", "dim", "hint")
 
     def __init__(self, value: float, dim: Dim = DIMENSIONLESS, hint: str | None = None) -> None:
-        object.__setattr__(self, "value", float(value))
-        object.__setattr__(self, "dim", dim)
-        object.__setattr__(self, "hint", hint if dim == DIMENSIONLESS else None)
+        # The slots' own setters (__setattr__ refuses), and no dimension compare without a hint:
+        # two Quantities per measured step, 6,800 -> 4,500 instructions each (callgrind).
+        _set_value(self, float(value))
+        _set_dim(self, dim)
+        _set_hint(self, hint if hint is not None and dim == DIMENSIONLESS else None)
 
     def __setattr__(self, name, value):
         raise AttributeError("Quantity is immutable")
@@ -241,6 +243,9 @@ class Quantity:
         return f"Quantity({self.value!r}, {dim_text(self.dim) if self.dim != DIMENSIONLESS else '1'!r})"
 
 
+_set_value, _set_dim, _set_hint = (Quantity.__dict__[name].__set__ for name in Quantity.__slots__)
+
+
 def sqrt(q: Quantity) -> Quantity:
     """Square root; every dimension exponent must be even (sqrt of V^2 is V, of V is refused)."""
     if any(e % 2 for e in q.dim):
@@ -269,12 +274,22 @@ def format_quantity(q: Quantity, unit: str | None = None, *, digits: int = 6) ->
     plain, stem, scale, powers = render(q.dim)
     v = q.value / scale
     power = 0
+    text = None
     if v and math.isfinite(v) and len(powers) > 1:
+        # Every measurement is rendered once per step: the number is formatted once (it was
+        # formatted twice, once to test for 1000) and the prefix found without a generator:
+        # 21,300 -> 11,500 instructions per call (callgrind, '1 V').
         e3 = math.floor(math.log10(abs(v)) / 3) * 3
-        power = max((p for p in powers if p <= e3), default=powers[0])
-        if abs(float(_num(v / 10.0 ** power, digits))) >= 1000 and power < powers[-1]:
+        power = powers[0]
+        for p in powers:  # ascending: the largest power <= e3, else the smallest
+            if p <= e3:
+                power = p
+        text = _num(v / 10.0 ** power if power else v, digits)
+        if abs(float(text)) >= 1000 and power < powers[-1]:
             power = powers[powers.index(power) + 1]
-    text = _num(v / 10.0 ** power if power else v, digits)
+            text = None
+    if text is None:
+        text = _num(v / 10.0 ** power if power else v, digits)
     unit_text = _PREFIX_OF[power] + stem if power else plain
     return f"{text} {unit_text}".rstrip()
 

@@ -32,13 +32,26 @@ def is_template(raw: Any) -> bool:
     return isinstance(raw, str) and "${" in raw
 
 
+_LITERALS: dict[str, Any] = {}
+
+
 def literal(raw: Any) -> Any:
     """A YAML literal as a value: ``"800 V"`` becomes a Quantity; other strings stay strings."""
-    if isinstance(raw, str) and _HAS_UNIT.match(raw):
-        try:
-            return u.parse_quantity(raw)
-        except UnitError:
-            return raw
+    if isinstance(raw, str):
+        # Every step evaluates its literal arguments again: the answer for a text is kept
+        # (Quantities are immutable), 5,800 -> 1,600 instructions per "1 V" (callgrind).
+        value = _LITERALS.get(raw)
+        if value is None:
+            value = raw
+            if _HAS_UNIT.match(raw):
+                try:
+                    value = u.parse_quantity(raw)
+                except UnitError:
+                    pass
+            if len(_LITERALS) > 10_000:  # plans come and go in a long-running station
+                _LITERALS.clear()
+            _LITERALS[raw] = value
+        return value
     if isinstance(raw, list):
         return [literal(x) for x in raw]
     return raw

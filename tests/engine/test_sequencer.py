@@ -223,3 +223,54 @@ def test_shared_tester_busy_with_another_fixture_is_not_stopped_by_this_ones_saf
     note = [a for a in h.of("SafeStateAction") if a.instrument == "safety"][0]
     assert note.ok and "in use by another fixture" in note.action
     assert {"fixture", "cycler"} - {"cycler"} <= safe_called(h)  # the fixture's relays are released
+
+
+def test_shared_tester_free_at_the_safe_state_is_held_until_it_is_stopped(h):
+    """Stopping takes exchanges (SAFE:STOP, then SAFE:STAT?): another fixture must not start a test
+    on the shared tester in between, or this stop aborts that pack's test (the 8-pack benchmark
+    ended ERROR with '112 STOP' that way)."""
+    tester = h.instruments["safety"]
+
+    async def main():
+        lock = asyncio.Lock()
+        stopping = asyncio.Event()
+
+        async def slow_safe_state():
+            h.rec.log("safety", "safe_state")
+            stopping.set()
+            await tester._use(0.2)  # the stop and its confirmation take time on the wire
+            return ["safety stopped"]
+
+        async def other_fixture():
+            await stopping.wait()
+            async with lock:  # as the engine does for a step on a shared instrument
+                await tester._use(5.0)
+
+        tester.safe_state = slow_safe_state
+        seq = h.sequencer("main:\n  - id: v\n    dmm.voltage: {}\n", locks={"safety": lock})
+        verdict, _ = await asyncio.gather(seq.run(), other_fixture())
+        return verdict
+
+    assert clock.run(main(), virtual=True) == "PASS"
+    assert "safety" in safe_called(h)  # it was free: this fixture did stop it
+    assert tester.max_busy == 1  # and the other fixture's test started only after the stop
+
+
+def test_shared_tester_just_handed_to_a_waiting_fixture_counts_as_in_use():
+    """Between a release and the waiter's next turn the lock is not locked(), yet the tester is
+    about to start that fixture's test: the safe state must leave it alone, not wait for it."""
+    from station.engine.safe import _in_use
+
+    async def main():
+        lock = asyncio.Lock()
+        await lock.acquire()
+        waiter = asyncio.create_task(lock.acquire())
+        await asyncio.sleep(0)  # the waiter queues
+        lock.release()
+        seen = (lock.locked(), _in_use(lock))
+        await waiter
+        lock.release()
+        return seen, _in_use(lock)
+
+    assert clock.run(main(), virtual=True) == ((False, True), False)
+
