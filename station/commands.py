@@ -28,9 +28,15 @@ def dispatch(args, parser) -> int:
         return _problems(err)
 
 
+def _startup_lines(lines: list[str]) -> None:
+    """The start-up check before a run, on stderr (stdout carries the run's own output)."""
+    for line in lines:
+        print(f"start-up: {line}", file=sys.stderr, flush=True)
+
+
 def cmd_run(args) -> int:
     from station import clock
-    from station.runner import EXIT, RunRequest, execute, prepare
+    from station.runner import EXIT, EXIT_REFUSED, RunRefused, RunRequest, execute, prepare
     from station.view import make_view, make_prompter
 
     req = RunRequest(
@@ -45,9 +51,14 @@ def cmd_run(args) -> int:
 
     async def main():
         with view:
-            return await execute(req, prep, subscribers=[view], prompt_handler=prompter)
+            return await execute(req, prep, subscribers=[view], prompt_handler=prompter, on_startup=_startup_lines)
 
-    verdict, run_id, _record = clock.run(main(), virtual=args.sim)
+    try:
+        verdict, run_id, _record = clock.run(main(), virtual=args.sim)
+    except RunRefused as err:
+        print(f"station run: refused, no run started (nothing was switched): {err}. "
+              f"Make the fixture safe (see above), then start again.", file=sys.stderr)
+        return EXIT_REFUSED
     view.summary(verdict, run_id)
     return EXIT[verdict]
 

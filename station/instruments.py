@@ -2,6 +2,11 @@
 
 Shared instruments (one IR tester behind a relay matrix) are built once and handed to every
 fixture with one lock, so the engine — not plan authors — serialises their use.
+
+A driver whose last run lost it (``ConnectError``, ``InstrumentTimeout``, a safe state that
+timed out, or a transport that reports itself ``lost``) is re-opened — closed, opened and
+identified again — at the start of the next run, so an instrument that was power-cycled or
+re-plugged works again without restarting the station.
 """
 
 from __future__ import annotations
@@ -21,6 +26,31 @@ class InstrumentSetupError(Exception):
     """An instrument could not be opened or identified; names the role and cause."""
 
 
+# Error types (as the record names them) after which the connection cannot be trusted: the
+# peer went away, or a reply may still be in flight on it.
+LOST = ("ConnectError", "InstrumentTimeout", "TimeoutError")
+REOPEN_SAFE_TIMEOUT = 5.0  # s for a re-opened instrument's safe state (as in engine/safe.py)
+
+
+def lost_roles(record: dict) -> set[str]:
+    """Instrument names whose step error or safe-state error in ``record`` is one of ``LOST``.
+
+    Step errors read ``"<Type>: <instrument>: <message>"`` (the sequencer writes
+    ``f"{type(err).__name__}: {err}"`` and every ``InstrumentError`` starts with its instrument);
+    safe-state lines name their instrument.
+    """
+    names: set[str] = set()
+    for step in record.get("steps") or ():
+        kind, _, rest = (step.get("error") or "").partition(": ")
+        if kind in LOST and rest:
+            names.add(rest.partition(": ")[0])
+    for action in record.get("safe_state") or ():
+        kind = (action.get("error") or "").partition(":")[0]
+        if not action.get("ok", True) and kind in LOST:
+            names.add(action.get("instrument", ""))
+    return names
+
+
 @dataclass
 class FixtureInstruments:
     fixture: str
@@ -38,6 +68,7 @@ class StationInstruments:
         self._drivers: dict[str, Any] = {}
         self._configs: dict[str, Any] = {}
         self._opened: dict[str, InstrumentInfo] = {}
+        self._suspect: set[str] = set()  # keys to re-open before their next run
         self._open_lock = asyncio.Lock()
         self.locks: dict[str, asyncio.Lock] = {}
 
@@ -70,19 +101,57 @@ class StationInstruments:
     def locks_for(self, fx: FixtureInstruments) -> dict[str, asyncio.Lock]:
         return {role: self.locks[key] for role, key in fx.keys.items() if key in self.locks}
 
+    def note_run(self, fx: FixtureInstruments, record: dict) -> None:
+        """Mark the fixture's instruments that ``record`` (a finished run) shows as lost."""
+        names = lost_roles(record)
+        for role, driver in fx.drivers.items():
+            if role in names or getattr(driver, "name", None) in names:
+                self._suspect.add(fx.keys[role])
+
+    def _needs_reopen(self, key: str, driver: Any) -> bool:
+        return key in self._suspect or bool(getattr(getattr(driver, "transport", None), "lost", False))
+
+    async def _close_for_reopen(self, key: str, driver: Any) -> None:
+        # a shared instrument may be mid-step for another fixture: wait until it is free
+        lock = self.locks.get(key)
+        if lock is not None:
+            async with lock:
+                await self._close_quietly(driver)
+        else:
+            await self._close_quietly(driver)
+        self._opened.pop(key, None)
+        self._suspect.discard(key)
+
+    @staticmethod
+    async def _close_quietly(driver: Any) -> None:
+        try:
+            await driver.close()
+        except Exception:  # noqa: BLE001 - a dead connection may fail to close; it is reopened next
+            pass
+
     async def open(self, fx: FixtureInstruments) -> None:
-        """Open and identify each instrument of the fixture (shared ones only once)."""
+        """Open and identify each instrument of the fixture (shared ones only once); re-open
+        the ones the last run lost (see ``note_run``)."""
         for role, driver in fx.drivers.items():
             key = fx.keys[role]
             async with self._open_lock:
+                reopen = key in self._opened and self._needs_reopen(key, driver)
+                if reopen:
+                    await self._close_for_reopen(key, driver)
                 if key not in self._opened:
                     cfg = self._configs[key]
                     try:
                         await driver.open()
                         ident = await driver.identify()
+                        if reopen:
+                            # the run that lost it could not make it safe (e.g. a leak cycle
+                            # still running): do it now, before anything else is asked of it
+                            await asyncio.wait_for(driver.safe_state(), REOPEN_SAFE_TIMEOUT)
                     except InstrumentError as err:
+                        await self._close_quietly(driver)  # the next attempt starts from scratch
                         raise InstrumentSetupError(f"{role} ({cfg.driver} at {driver.resource}): {err}") from err
                     except (OSError, asyncio.TimeoutError) as err:
+                        await self._close_quietly(driver)
                         raise InstrumentSetupError(f"{role} ({cfg.driver} at {driver.resource}): {type(err).__name__}: {err}") from err
                     due = ident.calibration_due or cfg.calibration_due
                     self._opened[key] = InstrumentInfo(
@@ -113,4 +182,5 @@ class StationInstruments:
             except Exception as err:  # the safe state already ran; report, then close the rest
                 failed.append(f"{key}: close failed: {type(err).__name__}: {err}")
         self._opened.clear()
+        self._suspect.clear()
         return failed

@@ -24,6 +24,16 @@ from station.plan.loader import load_plan
 from station.plan.tree import BoundPlan
 
 EXIT = {"PASS": 0, "FAIL": 1, "ERROR": 3, "ABORTED": 3}
+EXIT_REFUSED = 3  # the start-up check found the fixture not safe: no run was started
+
+
+class RunRefused(Exception):
+    """The start-up check forbids a run (``station.startup.blocking``): nothing was switched,
+    no run was recorded. ``lines`` is the whole report; ``str()`` the findings that block."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        super().__init__("; ".join(line for line in lines if line.startswith("NOT SAFE")))
 
 
 @dataclass
@@ -183,6 +193,13 @@ class Session:
             if self.bench is not None:
                 await self.bench.stop()
 
+    async def startup_report(self, fixtures: list[str] | None = None) -> list[str]:
+        """Interrupted runs in the store and each fixture's safe-state check (``station.startup``)."""
+        from station.startup import startup_report
+
+        assert self.instruments is not None and self.store is not None
+        return await startup_report(self.config, self.store, endpoints=self.instruments.endpoints, fixtures=fixtures)
+
     def _audit_abort(self, seq: Sequencer, req: RunRequest, prep: Prepared) -> None:
         _audit_abort_entry(self.config, seq, req, prep)
 
@@ -233,6 +250,7 @@ class Session:
         if seq.abort_reason is not None:
             await loop.run_in_executor(None, self._audit_abort, seq, req, prep)
         record = self.store.record(seq.run_id)
+        self.instruments.note_run(fx, record)  # what this run lost is re-opened before the next
         export(req, record)
         if self.line is not None:
             await self.line.after_run(record, decision)
@@ -249,10 +267,23 @@ def _audit_abort_entry(config: LoadedConfig, seq: Sequencer, req: RunRequest, pr
 
 
 async def execute(req: RunRequest, prep: Prepared, *, subscribers: list[Callable[[Event], None]] | None = None,
-                  prompt_handler=None, on_sequencer: Callable[[Sequencer], None] | None = None) -> tuple[str, str, Any]:
-    """One run in its own session (the CLI's ``station run``)."""
+                  prompt_handler=None, on_sequencer: Callable[[Sequencer], None] | None = None,
+                  on_startup: Callable[[list[str]], None] | None = None) -> tuple[str, str, Any]:
+    """One run in its own session (the CLI's ``station run``).
+
+    With ``on_startup``, the start-up check of ``station.startup`` runs first (interrupted runs,
+    the run's fixture's safe state), its lines go to ``on_startup``, and a finding that blocks
+    raises ``RunRefused`` before any instrument is opened.
+    """
     presets = {prep.fixture: sim_preset(prep)} if req.sim else None
     async with Session(prep.config, sim=req.sim, presets=presets, db=req.db) as session:
+        if on_startup is not None:
+            from station.startup import blocking
+
+            lines = await session.startup_report([prep.fixture])
+            on_startup(lines)
+            if blocking(lines):
+                raise RunRefused(lines)
         return await session.run(req, prep, subscribers=subscribers, prompt_handler=prompt_handler,
                                  on_sequencer=on_sequencer)
 

@@ -55,16 +55,29 @@ async def fixture_state(config: LoadedConfig, fixture: str, *, endpoints: dict[s
         return [f"fixture {fixture}: no fixture PLC configured; safe state of its relays not checked"]
     try:
         await plc.open()
-        outputs = await plc.read_outputs()
-        inputs = await plc.read_inputs()
+        return await plc_state(fixture, plc)
     except (InstrumentError, OSError, asyncio.TimeoutError) as err:
-        return [f"NOT SAFE fixture {fixture}: PLC at {plc.resource} could not be read "
-                f"({type(err).__name__}: {err}); relay state unknown"]
+        return [_unreadable(fixture, plc, err)]
     finally:
         try:
             await plc.close()
         except Exception:  # closing is best effort; the finding above is what counts
             pass
+
+
+def _unreadable(fixture: str, plc: Any, err: BaseException) -> str:
+    return (f"NOT SAFE fixture {fixture}: PLC at {plc.resource} could not be read "
+            f"({type(err).__name__}: {err}); relay state unknown")
+
+
+async def plc_state(fixture: str, plc: Any) -> list[str]:
+    """The findings of ``fixture_state`` from a PLC driver that is already open (the UI's
+    session holds it: a serial PLC cannot be opened twice); never raises for instrument trouble."""
+    try:
+        outputs = await plc.read_outputs()
+        inputs = await plc.read_inputs()
+    except (InstrumentError, OSError, asyncio.TimeoutError) as err:
+        return [_unreadable(fixture, plc, err)]
     problems = [f"NOT SAFE fixture {fixture}: {why} ({name} on)"
                 for name, why in MUST_BE_OFF.items() if outputs.get(name)]
     if problems:

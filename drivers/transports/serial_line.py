@@ -136,6 +136,7 @@ class SerialTransport:
         self._buffer = bytearray()
         self._end = termination[-1].encode("ascii")
         self._stale = False  # a late reply to a timed-out query may still arrive
+        self._lost = False  # see ``lost``
 
     # -- lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
@@ -156,7 +157,13 @@ class SerialTransport:
             raise ConnectError(f"cannot open {self.resource}: {exc}", instrument=self.instrument, command="open") from exc
         _no_delay(self._port)
         self._buffer.clear()
-        self._stale = False
+        self._stale = self._lost = False
+
+    @property
+    def lost(self) -> bool:
+        """True once a read or write failed with ``ConnectError`` (peer hung up, port gone) since
+        the last ``open()``: the owner should close and re-open before trusting it again."""
+        return self._lost
 
     async def close(self) -> None:
         """Close the port; idempotent. Closing a dead port never masks the caller's error."""
@@ -174,7 +181,7 @@ class SerialTransport:
         """Send ``command`` plus the termination; ``InstrumentTimeout`` if it cannot drain in time."""
         port = self._require(command)
         if self._stale:
-            self._drop_input(port, command)
+            await self._drop_input(port, command)
         data = self._encode(command)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
@@ -185,6 +192,7 @@ class SerialTransport:
             except serial.SerialTimeoutException:
                 sent = 0
             except (serial.SerialException, OSError) as exc:
+                self._lost = True
                 raise ConnectError(f"write failed: {exc}", instrument=self.instrument, command=command) from exc
             data = data[len(data) if sent is None else sent :]
             if not data:
@@ -232,8 +240,13 @@ class SerialTransport:
             now = loop.time()
             if now >= deadline:
                 partial = f"; partial {bytes(self._buffer[:40])!r}" if self._buffer else ""
+                self._stale = True  # a partial line, or the late rest of it, must not start the next reply
                 raise InstrumentTimeout(f"no complete line within {limit:g} s{partial}", instrument=self.instrument, command=command)
-            await asyncio.sleep(min(delay, deadline - now))
+            try:
+                await asyncio.sleep(min(delay, deadline - now))
+            except asyncio.CancelledError:
+                self._stale = True  # the rest of this line may still come
+                raise
             delay = min(delay * 2, self.poll_max)
 
     # -- plumbing --------------------------------------------------------------------------
@@ -252,6 +265,7 @@ class SerialTransport:
         try:
             return port.read(4096)
         except (serial.SerialException, OSError) as exc:
+            self._lost = True  # pyserial's socket:// says "socket disconnected" when recv() gives b""
             raise ConnectError(f"read failed: {exc}", instrument=self.instrument, command=command) from exc
 
     def _take_line(self, command: str) -> str | None:
@@ -266,9 +280,28 @@ class SerialTransport:
             return raw.decode("ascii")
         return None
 
-    def _drop_input(self, port: Any, command: str) -> None:
+    async def _drop_input(self, port: Any, command: str) -> None:
+        """Discard what a timed-out exchange left: buffered bytes, input waiting now, and input
+        arriving until the line has been quiet for ``poll_max`` s (loop clock). Bounded: a peer
+        that keeps talking for ``timeout`` s or ``_MAX_LINE`` bytes is a ``ProtocolError``; a
+        peer that hung up is a ``ConnectError`` (from the read)."""
         # A reply that arrived after its query timed out would pair with the next query.
         self._buffer.clear()
-        while self._read_available(port, command):
-            pass
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        quiet_until = loop.time() + self.poll_max
+        dropped = 0
+        while True:
+            chunk = self._read_available(port, command)
+            now = loop.time()
+            if chunk:
+                dropped += len(chunk)
+                quiet_until = now + self.poll_max
+                if dropped > _MAX_LINE or now >= deadline:
+                    raise ProtocolError(f"peer keeps sending unasked ({dropped} bytes dropped)",
+                                        instrument=self.instrument, command=command)
+                continue
+            if now >= quiet_until:
+                break
+            await asyncio.sleep(min(self.poll, quiet_until - now))
         self._stale = False

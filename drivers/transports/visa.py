@@ -8,7 +8,9 @@ virtual-time loop the executor future holds the clock on real time while the cal
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -25,6 +27,11 @@ _TIMEOUT_CODES = {constants.StatusCode.error_timeout}
 _ALLOWED = {9} | set(range(32, 127))
 # Margin (s) on top of pyvisa's own timeout before we stop waiting for the worker thread.
 _GUARD_S = 2.0
+# Discarding stale input after a timeout: stop once the line has been quiet this long (s), and
+# never spend more than _DRAIN_MAX_S (s) or take more than _DRAIN_MAX_BYTES doing it.
+_DRAIN_QUIET_S = 0.05
+_DRAIN_MAX_S = 1.0
+_DRAIN_MAX_BYTES = 1 << 20
 
 
 class VisaTransport:
@@ -54,12 +61,14 @@ class VisaTransport:
         self._inst: Any = None
         self._executor: ThreadPoolExecutor | None = None
         self._stale = False  # a reply may still be in flight after a timeout
+        self._lost = False  # see ``lost``
 
     # -- lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
         """Create the ResourceManager and open the resource; ``ConnectError`` if unreachable."""
         if self._inst is not None:
             return
+        self._stale = self._lost = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"visa-{self.instrument}")
         try:
             await self._call(self._open_blocking, "open", connect=True)
@@ -81,9 +90,8 @@ class VisaTransport:
     def _check_socket_connected(self) -> None:
         # pyvisa-py's raw-socket open reports success even when the connect was refused;
         # the pending socket error tells the truth now rather than at the first query.
-        session = getattr(self._rm.visalib, "sessions", {}).get(self._inst.session)
-        sock = getattr(session, "interface", None)
-        if isinstance(sock, socket.socket):
+        sock = self._socket()
+        if sock is not None:
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if err:
                 raise ConnectionRefusedError(err, f"connect failed (errno {err})")
@@ -93,20 +101,24 @@ class VisaTransport:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     async def close(self) -> None:
-        """Close the resource and the ResourceManager; idempotent, never raises."""
+        """Close the resource; idempotent, never raises.
+
+        The ResourceManager stays open: pyvisa hands every transport of the process the same
+        one, and closing it would close the other instruments' sessions too (pyvisa closes it
+        at exit).
+        """
         executor, self._executor = self._executor, None
-        inst, rm = self._inst, self._rm
+        inst = self._inst
         self._inst = self._rm = None
         if executor is None:
             return
 
         def shut() -> None:
-            for thing in (inst, rm):
-                try:
-                    if thing is not None:
-                        thing.close()
-                except Exception:  # noqa: BLE001 - closing a dead session must not mask the cause
-                    pass
+            try:
+                if inst is not None:
+                    inst.close()
+            except Exception:  # noqa: BLE001 - closing a dead session must not mask the cause
+                pass
 
         try:
             await asyncio.get_running_loop().run_in_executor(executor, shut)
@@ -125,7 +137,7 @@ class VisaTransport:
         def work() -> bytes:
             self._write_blocking(command)
             self._inst.timeout = self._ms(limit)
-            return self._inst.read_raw()
+            return self._read_blocking(command)
 
         raw = await self._call(work, command, limit=limit)
         return self._decode(raw, command)
@@ -136,21 +148,90 @@ class VisaTransport:
 
         def work() -> bytes:
             self._inst.timeout = self._ms(limit)
-            return self._inst.read_raw()
+            return self._read_blocking("<read>")
 
         raw = await self._call(work, "<read>", limit=limit)
         return self._decode(raw, "<read>")
 
     def _write_blocking(self, command: str) -> None:
-        if self._stale:
-            # Drop a late reply to an earlier, timed-out query so replies stay paired.
-            self._inst.clear()
-            self._stale = False
+        self._settle_blocking(command)
         self._inst.timeout = self._ms(self.timeout)
         self._inst.write(command)
 
+    def _read_blocking(self, command: str) -> bytes:
+        try:
+            return self._inst.read_raw()
+        except pyvisa.errors.VisaIOError as exc:
+            # pyvisa-py reports a peer that hung up mid-read as a timeout (it polls the closed
+            # socket until the deadline); say what it was.
+            if exc.error_code in _TIMEOUT_CODES and self._peer_closed():
+                raise ConnectError("connection closed by the instrument", instrument=self.instrument,
+                                   command=command) from None
+            raise
+
+    def _peer_closed(self) -> bool:
+        sock = self._socket()
+        if sock is None or not select.select([sock], [], [], 0)[0]:
+            return False
+        try:
+            return sock.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True  # reset by the peer
+
+    def _settle_blocking(self, command: str) -> None:
+        """Before a command: drop input nobody asked for, and fail fast on a closed connection.
+
+        Input waiting here is a late (or half) reply to an earlier, timed-out query: it would be
+        read as this command's reply. On a raw socket we drain it ourselves, bounded, because
+        pyvisa-py's ``clear()`` loops forever once the peer has closed (select says readable,
+        recv returns b"") — and that same b"" is how we learn the peer is gone (``ConnectError``).
+        """
+        sock = self._socket()
+        if sock is None:
+            if self._stale:
+                self._inst.clear()  # viClear on a non-socket session, bounded by the VISA timeout
+                self._stale = False
+            return
+        if not self._stale and not select.select([sock], [], [], 0)[0]:
+            return  # the common case: nothing pending, connection not closed (one poll)
+        # the session's own read-ahead buffer may hold a partial line (no I/O: not clear())
+        self._inst.flush(constants.BufferOperation.discard_read_buffer_no_io)
+        quiet = _DRAIN_QUIET_S if self._stale else 0.0  # a late reply may still be on its way
+        deadline = time.monotonic() + _DRAIN_MAX_S
+        dropped = 0
+        while select.select([sock], [], [], quiet)[0]:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectError("connection closed by the instrument", instrument=self.instrument, command=command)
+            dropped += len(chunk)
+            if dropped > _DRAIN_MAX_BYTES or time.monotonic() > deadline:
+                raise ProtocolError(f"instrument keeps sending unasked ({dropped} bytes dropped)",
+                                    instrument=self.instrument, command=command)
+        self._stale = False
+
+    def _socket(self) -> socket.socket | None:
+        """pyvisa-py's raw socket of a ``::SOCKET`` session (None for other sessions/backends)."""
+        session = getattr(self._rm.visalib, "sessions", {}).get(self._inst.session)
+        sock = getattr(session, "interface", None)
+        return sock if isinstance(sock, socket.socket) else None
+
     # -- plumbing --------------------------------------------------------------------------
+    @property
+    def lost(self) -> bool:
+        """True once a call failed with ``ConnectError`` (peer closed, reset, I/O error) since
+        the last ``open()``: the owner should close and re-open before trusting it again."""
+        return self._lost
+
     async def _call(
+        self, func: Callable[[], T], command: str, *, limit: float | None = None, connect: bool = False
+    ) -> T:
+        try:
+            return await self._exchange(func, command, limit=limit, connect=connect)
+        except ConnectError:
+            self._lost = True
+            raise
+
+    async def _exchange(
         self, func: Callable[[], T], command: str, *, limit: float | None = None, connect: bool = False
     ) -> T:
         if self._executor is None or (self._inst is None and not connect):
@@ -161,6 +242,10 @@ class VisaTransport:
         guard = limit + _GUARD_S
         try:
             return await asyncio.wait_for(future, guard)
+        except asyncio.CancelledError:
+            # e.g. the step's own timeout: the reply may still come and must not answer the next command
+            self._stale = True
+            raise
         except asyncio.TimeoutError:
             self._stale = True
             raise InstrumentTimeout(f"no reply within {guard:g} s", instrument=self.instrument, command=command) from None

@@ -82,9 +82,16 @@ class OperatorApp(App):
         for panel in self._main_query("#station-panel"):
             panel.show(fixture, rows)  # type: ignore[attr-defined]
 
+    def show_startup(self, key: str, lines: list[str]) -> None:
+        for panel in self._main_query("#station-panel"):
+            panel.show_startup(key, lines)  # type: ignore[attr-defined]
+
     @work(group="station", exclusive=True)
     async def check_instruments(self) -> None:
-        """Open and identify every fixture's instruments now, for the station panel."""
+        """Open and identify every fixture's instruments now, for the station panel, with the
+        start-up check: interrupted runs (packs without a verdict) and each fixture's safe state."""
+        for line in self.backend.interrupted:
+            self.notify(line, severity="warning", timeout=60)
         for fixture in self.config.fixture_ids():
             try:
                 check = await asyncio.wrap_future(self.backend.submit(self.backend.check(fixture)))
@@ -92,8 +99,10 @@ class OperatorApp(App):
                 self.notify(f"{fixture}: {type(err).__name__}: {err}", severity="error", timeout=30)
                 continue
             self.show_instruments(fixture, check.rows)
+            self.show_startup(fixture, check.startup)
             if check.problems:
                 self.notify(f"{fixture}: " + "; ".join(check.problems), severity="error", timeout=30)
+        self.show_startup("", self.backend.interrupted)  # the main screen is composed by now
 
     @work(group="history", exclusive=True)
     async def refresh_history(self) -> None:

@@ -18,10 +18,10 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from station.clock import VirtualTimeLoop
+from station.clock import StationLoop, VirtualTimeLoop
 from station.config import LoadedConfig
 from station.events import Event, PromptRequested
 from station.instruments import InstrumentSetupError
@@ -50,6 +50,7 @@ class InstrumentRow:
 class FixtureCheck:
     rows: list[InstrumentRow]
     problems: list[str]  # why a run may not start (empty: ready)
+    startup: list[str] = field(default_factory=list)  # the fixture's safe-state check (station.startup)
 
 
 class StationBackend:
@@ -72,6 +73,7 @@ class StationBackend:
         self._live: dict[str, dict[str, float]] = {}
         self._live_sent: dict[str, float] = {}
         self._listening: set[str] = set()
+        self.interrupted: list[str] = []  # runs the store shows interrupted when the session opened
 
     # -- lifecycle (UI thread) ---------------------------------------------------------------
     def start(self, timeout: float = 30.0) -> None:
@@ -101,7 +103,7 @@ class StationBackend:
         return bool(self._sequencers)
 
     def _main(self) -> None:
-        factory = VirtualTimeLoop if self.sim else None
+        factory = VirtualTimeLoop if self.sim else StationLoop
         try:
             with asyncio.Runner(loop_factory=factory) as runner:
                 runner.run(self._serve())
@@ -115,6 +117,9 @@ class StationBackend:
         self._update_hold()
         async with Session(self.config, sim=self.sim, db=self.db) as session:
             self.session = session
+            from station.startup import interrupted_runs
+
+            self.interrupted = interrupted_runs(session.store)
             self._ready.set_result(None)
             await self._stop.wait()
             for seq in self._sequencers.values():  # the app is closing: leave every pack safe
@@ -151,6 +156,13 @@ class StationBackend:
             error = f"{type(err).__name__}: {err}"
             problems.append(f"instrument not ready: {error}")
         problems += [f"past calibration: {p}" for p in instruments.calibration_problems(fx)]
+        startup: list[str] = []
+        plc = instruments.opened(fx).get("fixture")
+        if plc is not None:  # the PLC's outputs as it reports them, through the session's own driver
+            from station.startup import plc_state
+
+            startup = await plc_state(fixture, plc)
+            problems += [line for line in startup if line.startswith("NOT SAFE")]
         infos = {i.role: i for i in fx.infos}
         rows = []
         for role, (key, cfg) in self.config.instruments_for(fixture).items():
@@ -167,7 +179,7 @@ class StationBackend:
                                           calibration_due=str(cfg.calibration_due or ""),
                                           problem=error if failed else ""))
         self._listen(fixture, fx.drivers.get("bms"))
-        return FixtureCheck(rows, problems)
+        return FixtureCheck(rows, problems, startup)
 
     def _listen(self, fixture: str, bms: Any) -> None:
         """Subscribe (read-only) to the BMS driver's signal updates for the live-values line."""

@@ -19,20 +19,38 @@ STATE_STYLES = {"connected": "green", "simulated": "cyan", "error": "bold red", 
 
 
 class StationPanel(Vertical):
-    """Every instrument per fixture: driver, resource, state, identity, calibration due."""
+    """Every instrument per fixture: driver, resource, state, identity, calibration due; above
+    them the start-up check (interrupted runs, each fixture's safe state)."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._rows: dict[tuple[str, str], InstrumentRow] = {}
+        self._startup: dict[str, list[str]] = {}  # "" -> interrupted runs; fixture -> its check
 
     def compose(self) -> ComposeResult:
         yield Label("", id="station-summary")
+        yield Label("", id="startup-report")
         yield DataTable(id="instruments", zebra_stripes=True, cursor_type="row")
+
+    def show_startup(self, key: str, lines: list[str]) -> None:
+        """Start-up lines of one fixture (``key``) or, with key "", the interrupted runs."""
+        self._startup[key] = list(lines)
+        if self.is_mounted:
+            self._redraw_startup()
+
+    def _redraw_startup(self) -> None:
+        text = Text()
+        for key in sorted(self._startup):
+            for line in self._startup[key]:
+                style = "bold red" if line.startswith("NOT SAFE") else "bold yellow" if line.startswith("INTERRUPTED") else "green"
+                text.append(("\n" if text else "") + line, style=style)
+        self.query_one("#startup-report", Label).update(text)
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_columns("fixture", "role", "state", "cal. due", "identity", "driver", "resource")
         self._redraw()
+        self._redraw_startup()
 
     def show(self, fixture: str, rows: list[InstrumentRow]) -> None:
         for row in rows:

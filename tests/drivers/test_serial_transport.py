@@ -126,12 +126,23 @@ def test_lines_split_across_chunks_blank_lines_and_bare_lf():
 
     async def body(transport, peer):
         await transport.write("A")
-        with pytest.raises(InstrumentTimeout, match="partial b'part'"):
-            await transport.read_line(0.1)
         await transport.write("B")
         return await transport.read_line(), await transport.read_line()
 
     assert on_tcp(script, body) == ("partial", "next")
+
+
+def test_a_partial_line_left_by_a_timeout_does_not_start_the_next_reply():
+    def script(line):
+        return (0.0, b"half-a-rep") if line == "A" else (0.0, b"B-ok\r\n")
+
+    async def body(transport, peer):
+        await transport.write("A")
+        with pytest.raises(InstrumentTimeout, match="partial b'half-a-rep'"):
+            await transport.read_line(0.1)
+        return await transport.query("B")
+
+    assert on_tcp(script, body) == "B-ok"
 
 
 def test_pushed_line_after_60s_costs_no_wall_time_on_virtual_loop():

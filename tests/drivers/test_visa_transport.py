@@ -117,6 +117,58 @@ async def test_late_reply_is_dropped_not_paired_with_the_next_query():
         await peer.stop()
 
 
+async def test_a_partial_reply_left_by_a_timeout_is_dropped_before_the_next_command():
+    peer = Peer()
+    address = await peer.start()
+    transport = VisaTransport(resource(address), timeout=0.2, instrument="dmm")
+    try:
+        await transport.open()
+        peer.behaviour = "hang"
+        with pytest.raises(InstrumentTimeout):
+            await transport.query("READ?")
+        next(iter(peer._writers)).write(b"+4.01")  # half a line, late; the peer then recovers
+        await asyncio.sleep(0.05)
+        peer.behaviour = "normal"
+        assert await transport.query("*IDN?") == "ACME,Peer,1,2"
+    finally:
+        await transport.close()
+        await peer.stop()
+
+
+async def test_a_peer_that_hung_up_is_connect_error_at_once_not_a_spin():
+    peer = Peer()
+    address = await peer.start()
+    transport = VisaTransport(resource(address), timeout=0.3, instrument="safety")
+    try:
+        await transport.open()
+        peer.behaviour = "hang"
+        with pytest.raises(InstrumentTimeout):
+            await transport.query("SAFE:STAT?")
+        await peer.stop()  # the instrument goes away after the timeout (pyvisa-py's clear() spun here)
+        start = time.monotonic()
+        with pytest.raises(ConnectError, match=r"safety: connection closed by the instrument.*'SAFE:STOP'"):
+            await asyncio.wait_for(transport.write("SAFE:STOP"), 5.0)
+        with pytest.raises(ConnectError):
+            await asyncio.wait_for(transport.query("*IDN?"), 5.0)
+        assert time.monotonic() - start < 1.0
+    finally:
+        await transport.close()
+
+
+async def test_a_peer_hanging_up_during_a_read_is_connect_error():
+    peer = Peer()
+    address = await peer.start()
+    transport = VisaTransport(resource(address), timeout=0.3, instrument="dmm")
+    try:
+        await transport.open()
+        peer.behaviour = "hang"
+        asyncio.get_running_loop().call_later(0.05, lambda: asyncio.ensure_future(peer.stop()))
+        with pytest.raises(ConnectError, match=r"dmm: connection closed by the instrument.*'READ\?'"):
+            await transport.query("READ?")
+    finally:
+        await transport.close()
+
+
 async def test_garbage_is_protocol_error_naming_command():
     peer = Peer()
     address = await peer.start()

@@ -108,7 +108,9 @@ async def _break(bench, role: str, mode: str) -> None:
     peer.behaviour = "hang" if mode == "partial" else mode
     if mode == "partial":
         for writer in list(getattr(peer, "_writers", ())):
-            writer.write(PARTIAL[role])
+            # on the wire now: the simulated DMM wraps its writer in a proxy that holds output
+            # until its next reply, which would glue these bytes to the reply after the heal
+            getattr(writer, "_writer", writer).write(PARTIAL[role])
 
 
 async def _heal(bench, role: str, endpoints: dict[str, str], mode: str) -> None:

@@ -51,7 +51,8 @@ def test_sigkill_at_random_moments_loses_no_committed_step(tmp_path):
         f"kills {len(killed)} (+{len(results) - len(killed)} runs that ended first) in {wall:.1f} s wall "
         f"({LANES} lanes)",
         f"before RunStarted {sum(not r['started'] for r in results)}; interrupted {len(interrupted)} "
-        f"(with steps committed {len(mid_run)}); after RunFinished {sum(r['finished'] for r in results)}",
+        f"(with steps committed {len(mid_run)}); after RunFinished {sum(r['finished'] for r in results)} "
+        f"(+{sum(bool(r.get('finished_unreported')) for r in results)} between its commit and its report)",
         f"committed steps checked {sum(r['steps'] for r in results)}, measurements "
         f"{sum(r['measurements'] for r in results)}; missing 0; runs left 'running' 0; integrity ok",
     ])
