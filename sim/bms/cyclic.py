@@ -67,10 +67,13 @@ class Cyclic:
         if loop is None:
             return
         limit = loop.time() + _SAME_INSTANT
-        while heap and heap[0][0] <= limit and self._loop is loop:
-            _, index, n = heapq.heappop(heap)
-            period, callback = self._streams[index]
-            heapq.heappush(heap, (self._origin + (n + 1) * period, index, n + 1))
-            callback()  # may stop() the schedule (a BMS that goes silent)
-        if self._loop is loop:
-            self._schedule()
+        try:
+            while heap and heap[0][0] <= limit and self._loop is loop:
+                _, index, n = heapq.heappop(heap)
+                period, callback = self._streams[index]
+                heapq.heappush(heap, (self._origin + (n + 1) * period, index, n + 1))
+                callback()  # may stop() the schedule (a BMS that goes silent)
+        finally:
+            # a raising callback is asyncio's to report; the device must not fall silent for it
+            if self._loop is loop and self._timer is None:
+                self._schedule()
