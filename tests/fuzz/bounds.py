@@ -52,12 +52,13 @@ def check_problems(err: InputError, path: str | Path, text_lines: int | None = N
 
 
 @contextmanager
-def bounded(what: str):
-    """Fail if the block takes more than DOC_SECONDS of wall time."""
+def bounded(what: str, seconds: float | None = None):
+    """Fail if the block takes more than ``seconds`` (default DOC_SECONDS) of wall time."""
+    limit = DOC_SECONDS if seconds is None else seconds
     t0 = time.perf_counter()
     yield
     elapsed = time.perf_counter() - t0
-    assert elapsed < DOC_SECONDS, f"{what}: {elapsed:.2f} s (bound {DOC_SECONDS} s)"
+    assert elapsed < limit, f"{what}: {elapsed:.2f} s (bound {limit} s)"
 
 
 def peak_memory(func) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -133,14 +134,32 @@ def test_adversarial_documents_bounded_in_time_and_memory(name):
     assert peak < DOC_BYTES, f"{name}: peak {peak / 1e6:.1f} MB"
 
 
-@pytest.mark.xfail(strict=False, reason="problems are capped at 200 per document now, but composing 40,000 keys "
-                   "(540 kB) with libyaml alone takes ~0.6-1 s on this 2-core machine: at the 1 s bound")
-def test_many_unknown_keys_bounded():
-    data = "\n".join(f"k{i}: {i}" for i in range(40_000)).encode()
-    path = WORK / "many_unknown_keys.yaml"
+def _unknown_keys_seconds(keys: int) -> float:
+    data = "\n".join(f"k{i}: {i}" for i in range(keys)).encode()
+    path = WORK / f"unknown_keys_{keys}.yaml"
     path.write_bytes(data)
-    with bounded("many unknown keys"):
-        _load_bind(path, "many_unknown_keys", count_lines(data))
+    best = float("inf")
+    for _ in range(2):  # the better of two: a noisy neighbour should not decide the ratio
+        t0 = time.perf_counter()
+        with pytest.raises(InputError) as err:
+            load_plan(path)
+        best = min(best, time.perf_counter() - t0)
+    check_problems(err.value, path, keys)
+    assert len(err.value.problems) <= 201, "problems are capped per document (200 and a summary line)"
+    return best
+
+
+def test_many_unknown_keys_bounded():
+    """40,000 unknown keys (540 kB): linear in the document, and within a size-scaled bound.
+
+    Composing that many keys with libyaml alone takes ~0.6-1 s on the 2-core CI machine, so the
+    1 s bound of the small adversarial documents does not apply; 10x the keys must cost about 10x
+    the time (quadratic would be 100x), and never more than 5 s.
+    """
+    small = _unknown_keys_seconds(4_000)
+    with bounded("many unknown keys", seconds=5.0):
+        large = _unknown_keys_seconds(40_000)
+    assert large < 30 * max(small, 1e-3), f"4,000 keys {small:.3f} s, 40,000 keys {large:.3f} s"
 
 
 def test_end_of_stream_error_is_on_the_last_line():
