@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl
 from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 
-from drivers.errors import ConnectError, DeviceError, InstrumentTimeout, ProtocolError, RangeError
+from drivers.errors import ConnectError, DeviceError, InstrumentError, InstrumentTimeout, ProtocolError, RangeError
 from drivers.transports import modbus_tcp
 from drivers.transports.modbus_tcp import BadReply, ExceptionReply, LinkDown
 
@@ -43,6 +43,8 @@ EXCEPTION_NAMES = {
 }
 # pymodbus client method -> the name callers know (ModbusTransport's own method)
 _NAMES = {"read_holding_registers": "read_holding", "read_input_registers": "read_input"}
+_READ_FUNCTIONS = {1: "read_coils", 2: "read_discrete_inputs", 3: "read_holding", 4: "read_input"}
+_READS_KEPT = 64  # prepared reads a transport keeps (a driver reads the few blocks of its map)
 _QUERY_KEYS = {"tcp": ("unit",), "rtu": ("unit", "baud", "parity", "bytesize", "stopbits")}
 
 
@@ -104,6 +106,7 @@ class ModbusTransport:
         self.endpoint = parse_resource(resource, instrument)
         self._tcp = self.endpoint.kind == "tcp"
         self._client = None  # a modbus_tcp.TcpLink (tcp) or pymodbus' serial client (rtu)
+        self._reads: dict[tuple[int, int, int], TcpRead] = {}  # prepared reads by (fc, address, count)
 
     @property
     def lost(self) -> bool:
@@ -156,28 +159,28 @@ class ModbusTransport:
     async def read_coils(self, address: int, count: int) -> list[bool]:
         """FC1: ``count`` coils from ``address``."""
         if self._tcp:
-            return await self._tcp_call(1, "read_coils", address, count, count)
+            return await self.prepared_read(1, address, count).read()
         rsp = await self._call("read_coils", address, count, count=count)
         return [bool(b) for b in rsp.bits[:count]]
 
     async def read_discrete_inputs(self, address: int, count: int) -> list[bool]:
         """FC2: ``count`` discrete inputs from ``address``."""
         if self._tcp:
-            return await self._tcp_call(2, "read_discrete_inputs", address, count, count)
+            return await self.prepared_read(2, address, count).read()
         rsp = await self._call("read_discrete_inputs", address, count, count=count)
         return [bool(b) for b in rsp.bits[:count]]
 
     async def read_holding(self, address: int, count: int) -> list[int]:
         """FC3: ``count`` raw 16-bit holding registers from ``address``."""
         if self._tcp:
-            return await self._tcp_call(3, "read_holding", address, count, count)
+            return await self.prepared_read(3, address, count).read()
         rsp = await self._call("read_holding_registers", address, count, count=count)
         return self._registers(list(rsp.registers), "read_holding", address, count)
 
     async def read_input(self, address: int, count: int) -> list[int]:
         """FC4: ``count`` raw 16-bit input registers from ``address``."""
         if self._tcp:
-            return await self._tcp_call(4, "read_input", address, count, count)
+            return await self.prepared_read(4, address, count).read()
         rsp = await self._call("read_input_registers", address, count, count=count)
         return self._registers(list(rsp.registers), "read_input", address, count)
 
@@ -210,41 +213,51 @@ class ModbusTransport:
             await self._call("write_registers", address, [int(v) for v in values])
 
     # -- one bounded request over our Modbus TCP link, errors typed -------------------------
-    async def _tcp_call(self, fc: int, function: str, address: int, arg, count: int | None = None):
-        """Function ``fc`` (``function`` in messages) within ``timeout``: the bits or registers
-        read (``count`` of them), None for a write; or a typed error."""
+    async def _tcp_call(self, fc: int, function: str, address: int, arg) -> None:
+        """Write function ``fc`` (``function`` in messages) within ``timeout``, or a typed error.
+        (Reads go through ``prepared_read``.)"""
         where = {"instrument": self.instrument, "command": f"{function}({address}, {arg!r})"}
         link = self._client
         if link is None:
             raise ConnectError("transport is not open", **where)
-        self._check(function, address, arg, count, where)
-        if count is not None:
-            request = modbus_tcp.read_request(fc, address, count)
-        elif fc in (5, 6):
+        self._check(function, address, arg, None, where)
+        if fc in (5, 6):
             request = modbus_tcp.write_single_request(fc, address, arg)
         elif fc == 15:
             request = modbus_tcp.write_coils_request(address, arg)
         else:
             request = modbus_tcp.write_registers_request(address, arg)
         try:
-            pdu = await link.request(request, self.timeout)
-            if fc <= 2:
-                return modbus_tcp.bits_reply(pdu, fc, count)
-            if fc <= 4:
-                regs = modbus_tcp.registers_reply(pdu, fc)
-                if len(regs) > count:
-                    raise BadReply(f"{len(regs)} registers in the reply to a read of {count}")
-                return self._registers(regs, function, address, count)
-            modbus_tcp.echo_reply(pdu, request)
-            return None
-        except asyncio.TimeoutError:
-            raise InstrumentTimeout(f"no reply within {self.timeout:g} s", **where) from None
-        except LinkDown as exc:
-            raise ConnectError(f"connection lost: {exc}", **where) from None
-        except BadReply as exc:
-            raise ProtocolError(f"bad reply: {exc}", **where) from None
-        except ExceptionReply as exc:
-            raise self._exception(function, address, exc.code, where) from None
+            modbus_tcp.echo_reply(await link.request(request, self.timeout), request)
+        except (TimeoutError, LinkDown, BadReply, ExceptionReply) as exc:
+            raise self._tcp_error(exc, function, address, where) from None
+
+    def prepared_read(self, fc: int, address: int, count: int) -> "TcpRead":
+        """The read FC1-FC4 of ``count`` items at ``address``, checked and encoded once (kept per
+        transport); ``RangeError`` if no frame can carry it. Modbus TCP only."""
+        key = (fc, address, count)
+        read = self._reads.get(key)
+        if read is None:
+            if len(self._reads) >= _READS_KEPT:
+                self._reads.clear()
+            read = self._reads[key] = TcpRead(self, fc, address, count)
+        return read
+
+    def read_poll(self, fc: int, address: int, count: int) -> "TcpRead | None":
+        """A prepared read of the caller's own, to ``start`` from loop callbacks (a periodic
+        poll); ``RangeError`` if no frame can carry it; None on RTU (no callback reads)."""
+        return TcpRead(self, fc, address, count) if self._tcp else None
+
+    def _tcp_error(self, exc: Exception, function: str, address: int, where: dict) -> InstrumentError:
+        """The typed error for what the link raised (``TimeoutError``, ``LinkDown``, ``BadReply``,
+        ``ExceptionReply``)."""
+        if isinstance(exc, TimeoutError):
+            return InstrumentTimeout(f"no reply within {self.timeout:g} s", **where)
+        if isinstance(exc, LinkDown):
+            return ConnectError(f"connection lost: {exc}", **where)
+        if isinstance(exc, BadReply):
+            return ProtocolError(f"bad reply: {exc}", **where)
+        return self._exception(function, address, exc.code, where)
 
     # -- one bounded request, errors typed --------------------------------------------------
     async def _call(self, method: str, address: int, arg: object, **kw):
@@ -304,3 +317,83 @@ class ModbusTransport:
             raise ProtocolError(f"{function} at address {address}: {len(regs)} of {count} registers returned",
                                 instrument=self.instrument, command=f"{function}({address}, {count})")
         return regs[:count]
+
+
+class TcpRead:
+    """One read (FC1-FC4) over a ``ModbusTransport``'s TCP link, checked and encoded once.
+
+    ``await read()`` returns the ``count`` bits or registers; ``start(done)`` sends the same
+    request without a task and calls ``done(values, None)`` or ``done(None, error)`` once,
+    straight from the loop callback that settles it (reply, timeout timer, link loss), unless
+    ``cancel()`` comes first. Errors are typed as every other call's. The fixture's interlock
+    poll uses ``start``: a task's wake-ups around ``await read()`` took two of the five loop
+    iterations a poll cost (135 us CPU per 50 ms poll, 31k polls in the reference run).
+    """
+
+    __slots__ = ("transport", "fc", "function", "address", "count", "request", "where", "_exchange", "_done")
+
+    def __init__(self, transport: ModbusTransport, fc: int, address: int, count: int) -> None:
+        self.transport = transport
+        self.fc, self.function, self.address, self.count = fc, _READ_FUNCTIONS[fc], address, count
+        self.where = {"instrument": transport.instrument, "command": f"{self.function}({address}, {count!r})"}
+        transport._check(self.function, address, count, count, self.where)
+        self.request = modbus_tcp.read_request(fc, address, count)
+        self._exchange: modbus_tcp.Exchange | None = None
+        self._done = None
+
+    async def read(self) -> list:
+        """The values read (bools for FC1/FC2, raw 16-bit registers for FC3/FC4), or a typed error."""
+        t = self.transport
+        link = t._client
+        if link is None:
+            raise ConnectError("transport is not open", **self.where)
+        try:
+            return self._values(await link.request(self.request, t.timeout))
+        except (TimeoutError, LinkDown, BadReply, ExceptionReply) as exc:
+            raise t._tcp_error(exc, self.function, self.address, self.where) from None
+
+    def start(self, done) -> None:
+        """Send the read now (or when the link's turn comes); ``done`` as the class says.
+
+        Raises ``ConnectError`` at once if the transport is not open or its link is down, and
+        ``RuntimeError`` if this read is already in flight (one at a time per prepared read).
+        """
+        t = self.transport
+        link = t._client
+        if link is None:
+            raise ConnectError("transport is not open", **self.where)
+        if self._exchange is not None:
+            raise RuntimeError(f"{self.where['command']} is already in flight")
+        try:
+            self._exchange = link.submit(self.request, t.timeout, self._settle)
+        except LinkDown as exc:
+            raise t._tcp_error(exc, self.function, self.address, self.where) from None
+        self._done = done
+
+    def cancel(self) -> None:
+        """Give up the read in flight, if any: ``done`` is not called, a late reply is dropped."""
+        exchange, self._exchange, self._done = self._exchange, None, None
+        if exchange is not None:
+            exchange.cancel()
+
+    def _settle(self, pdu: bytes | None, exc: Exception | None) -> None:
+        done, self._exchange, self._done = self._done, None, None
+        try:
+            if exc is not None:
+                raise exc
+            values = self._values(pdu)
+        except (TimeoutError, LinkDown, BadReply, ExceptionReply) as err:
+            done(None, self.transport._tcp_error(err, self.function, self.address, self.where))
+        except InstrumentError as err:
+            done(None, err)
+        else:
+            done(values, None)
+
+    def _values(self, pdu: bytes) -> list:
+        fc, count = self.fc, self.count
+        if fc <= 2:
+            return modbus_tcp.bits_reply(pdu, fc, count)
+        regs = modbus_tcp.registers_reply(pdu, fc)
+        if len(regs) > count:
+            raise BadReply(f"{len(regs)} registers in the reply to a read of {count}")
+        return self.transport._registers(regs, self.function, self.address, count)

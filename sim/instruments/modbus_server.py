@@ -27,6 +27,7 @@ from sim.instruments.modbus_wire import ModbusConnection, decode_request, encode
 
 _TABLE_OF_FC = {1: "coil", 5: "coil", 15: "coil", 2: "discrete", 3: "holding", 6: "holding", 16: "holding",
                 4: "input"}
+_READS_KEPT = 256  # read plans a server keeps (clients poll a few fixed blocks)
 _ANY_UNIT = (0, 0xFF)  # TCP: 0xFF is the spec's "the device itself"; 0 an RTU broadcast
 
 
@@ -46,6 +47,7 @@ class MapServer:
         self._connections: set[asyncio.Transport] = set()
         # table -> {address: field occupying it}: a request checks every address it touches
         self._at = {t: {f.address + i: f for f in regmap.table(t) for i in range(f.count)} for t in TABLES}
+        self._reads: dict[tuple[str, int, int], tuple | ExcCodes] = {}  # _read_plan by (table, address, count)
 
     # -- hooks ------------------------------------------------------------------------------
     def on_request(self) -> None:
@@ -120,22 +122,40 @@ class MapServer:
         return self._write(table, address, values)
 
     def _read(self, table: str, address: int, count: int) -> list[int] | ExcCodes:
+        key = (table, address, count)
+        plan = self._reads.get(key)
+        if plan is None:
+            if len(self._reads) >= _READS_KEPT:
+                self._reads.clear()
+            plan = self._reads[key] = self._read_plan(table, address, count)
+        if plan is ExcCodes.ILLEGAL_ADDRESS:
+            return plan
+        self.refresh(table)
+        raw = [0] * count
+        values = self.values
+        for name, f, first in plan:
+            if f is None:  # a bit
+                raw[first] = 1 if values[name] else 0
+                continue
+            for i, word in enumerate(f.encode(values[name]), first):  # may lie partly outside the range
+                if 0 <= i < count:
+                    raw[i] = int(word)
+        return raw
+
+    def _read_plan(self, table: str, address: int, count: int) -> tuple | ExcCodes:
+        """The fields a read covers as ``(name, field or None for a bit, offset in the reply)``, or
+        ILLEGAL_ADDRESS if an address in it belongs to no field. The map never changes: a client
+        polls the same block (the station's 50 ms fixture poll), so this is kept per request."""
         at, end = self._at[table], address + count
-        fields: list[Field] = []
+        plan = []
         a = address
         while a < end:
             f = at.get(a)
             if f is None:
                 return ExcCodes.ILLEGAL_ADDRESS
-            fields.append(f)
+            plan.append((f.name, None if f.type == "bool" else f, f.address - address))
             a = f.address + f.count
-        self.refresh(table)
-        raw = [0] * count
-        for f in fields:  # the first and last may lie partly outside the range
-            for i, word in enumerate(f.encode(self.values[f.name]), f.address - address):
-                if 0 <= i < count:
-                    raw[i] = int(word)
-        return raw
+        return tuple(plan)
 
     def _write(self, table: str, address: int, new: list) -> ExcCodes | None:
         at = self._at[table]

@@ -26,6 +26,7 @@ READ_FCS = (1, 2, 3, 4)
 MAX_COUNT = {1: 2000, 2: 2000, 3: 125, 4: 125, 15: 1968, 16: 123}  # values one request may carry
 MAX_PDU = 253
 MAX_RTU_FRAME = 256  # unit + PDU + CRC
+_MBAP = struct.Struct(">HHHB")  # transaction id, protocol id, length, unit id
 
 
 class Request(NamedTuple):
@@ -76,11 +77,12 @@ def encode_response(request: Request, pdu: bytes, result: list | None) -> bytes:
     """The response PDU to ``request`` (received as ``pdu``): ``result`` holds the values read."""
     fc = request.fc
     if fc in (1, 2):
-        packed = bytearray((len(result) + 7) // 8)
+        bits = 0  # the first value in the least significant bit of the first byte
         for i, bit in enumerate(result):
             if bit:
-                packed[i >> 3] |= 1 << (i & 7)
-        return bytes((fc, len(packed))) + packed
+                bits |= 1 << i
+        size = (len(result) + 7) // 8
+        return bytes((fc, size)) + bits.to_bytes(size, "little")
     if fc in (3, 4):
         return struct.pack(f">BB{len(result)}H", fc, 2 * len(result), *result)
     if fc in (5, 6):
@@ -129,17 +131,23 @@ class ModbusConnection(asyncio.Protocol):
         self.connections.discard(self.transport)
 
     def data_received(self, data: bytes) -> None:
+        if not self.buffer and not self.rtu:  # the usual case: whole requests, no copy through the buffer
+            used = self._tcp_frames(data)
+            if used < len(data):
+                self.buffer += data[used:]
+            return
         self.buffer += data
-        used = self._rtu_frames() if self.rtu else self._tcp_frames()
+        used = self._rtu_frames() if self.rtu else self._tcp_frames(self.buffer)
         del self.buffer[:used]
 
     def _send(self, data: bytes) -> None:
         self.transport.write(self.device.outgoing(data))
 
-    def _tcp_frames(self) -> int:
-        buf, at, dev = self.buffer, 0, self.device
+    def _tcp_frames(self, buf: bytes | bytearray) -> int:
+        """Answer the whole requests at the start of ``buf``; return the bytes used."""
+        at, dev = 0, self.device
         while len(buf) - at >= 8:
-            tid, proto, length, unit = struct.unpack_from(">HHHB", buf, at)
+            tid, proto, length, unit = _MBAP.unpack_from(buf, at)
             if proto != 0 or not 2 <= length <= MAX_PDU + 1:
                 self.transport.abort()
                 return len(buf)
@@ -149,7 +157,7 @@ class ModbusConnection(asyncio.Protocol):
             reply = dev.answer(unit, bytes(buf[at + 7:end]))
             at = end
             if reply is not None:
-                self._send(struct.pack(">HHHB", tid, 0, len(reply) + 1, unit) + reply)
+                self._send(_MBAP.pack(tid, 0, len(reply) + 1, unit) + reply)
         return at
 
     def _rtu_frames(self) -> int:

@@ -11,6 +11,7 @@ from drivers.errors import DeviceError, InstrumentTimeout, RangeError
 from drivers.fixture.modbus_fixture import ModbusFixture
 from drivers.testing.modbus import ExpectedRegisters
 from drivers.maps.regmap import MapError
+from drivers.transports.modbus import ModbusTransport
 
 RESOURCE = "modbus-tcp://127.0.0.1:1502?unit=1"
 
@@ -138,3 +139,21 @@ def test_bad_map_fails_at_construction_with_position(tmp_path):
     with pytest.raises(MapError) as err:
         ModbusFixture("fixture", RESOURCE, options={"map": str(bad)})
     assert f"{bad}:3:" in str(err.value) and "adress" in str(err.value)
+
+
+def test_input_poll_only_over_a_transport_that_reads_from_callbacks(tmp_path):
+    f, t = make([])
+    assert f.input_poll() is None  # the exact-exchange fake: read_inputs, awaited
+    tcp = ModbusFixture("fixture", RESOURCE)
+    tcp.transport = ModbusTransport(RESOURCE, instrument="fixture")  # built, not opened: no I/O
+    assert tcp.input_poll() is not None and tcp.input_poll() is not tcp.input_poll()  # one per watcher
+    rtu = ModbusFixture("fixture", "modbus-rtu:///dev/ttyUSB0?unit=1")
+    rtu.transport = ModbusTransport(rtu.resource, instrument="fixture")
+    assert rtu.input_poll() is None
+    split = tmp_path / "split.yaml"
+    split.write_text("name: split\nregisters:\n  - {name: estop_released, table: discrete, address: 0}\n"
+                     "  - {name: guard_closed, table: discrete, address: 4}\n")
+    gaps = ModbusFixture("fixture", RESOURCE, options={"map": str(split)})
+    gaps.transport = ModbusTransport(RESOURCE, instrument="fixture")
+    assert gaps.input_poll() is None  # two requests: read_inputs does it
+    t.assert_done()

@@ -339,3 +339,100 @@ def test_writes_no_pdu_can_carry_are_refused_before_sending():
 
     # the largest writes fill the 253-byte PDU: 7 header bytes + 6 + 246, 7 + 6 + 246
     assert talk(echo, body)[0] == [7 + 6 + 246, 7 + 6 + 246]
+
+
+# -- requests from callbacks (TcpLink.submit, the fixture's interlock poll) -----------------
+def test_a_submitted_request_is_answered_from_the_reply_callback_in_turn_with_awaited_ones():
+    def answer(frame):
+        return [(0.1, mbap(frame, b"\x03\x02" + frame[8:10]))]  # the address, sent back as the value
+
+    async def body(t, peers):
+        link, got = t._client, []
+        read = t.read_poll(3, 7, 1)
+        first = asyncio.ensure_future(t.read_holding(5, 1))
+        await asyncio.sleep(0)  # read 5 is in flight
+        read.start(lambda values, err: got.append((asyncio.get_running_loop().time(), values, err)))
+        assert got == [] and len(link._queue) == 1  # queued; never answered from start() itself
+        last = asyncio.ensure_future(t.read_holding(6, 1))
+        return await first, await last, got
+
+    (first, last, got), (peer,) = talk(answer, body)
+    assert first == [5] and last == [6]
+    assert [(round(t, 6), values, err) for t, values, err in got] == [(0.2, [7], None)]
+    assert peer.events == ["request 0001", "reply 0001", "request 0002", "reply 0002", "request 0003", "reply 0003"]
+
+
+def test_a_cancelled_queued_request_is_never_sent_and_a_cancelled_one_in_flight_frees_the_link():
+    def answer(frame):
+        return [(0.1, mbap(frame, b"\x03\x02" + frame[8:10]))]
+
+    async def body(t, peers):
+        got = []
+        in_flight, queued = t.read_poll(3, 1, 1), t.read_poll(3, 2, 1)
+        in_flight.start(lambda *a: got.append(a))
+        queued.start(lambda *a: got.append(a))
+        queued.cancel()
+        in_flight.cancel()
+        t0 = asyncio.get_running_loop().time()
+        value = await t.read_holding(3, 1)  # its reply comes, the abandoned one's is dropped
+        return got, value, asyncio.get_running_loop().time() - t0
+
+    (got, value, waited), (peer,) = talk(answer, body)
+    assert got == [] and value == [3] and waited == pytest.approx(0.1)
+    assert [f[8:10] for f in peer.frames] == [b"\x00\x01", b"\x00\x03"]  # address 2 never sent
+
+
+def test_every_request_times_out_at_its_own_deadline_with_one_timer_per_link():
+    def answer(frame):
+        tid = struct.unpack_from(">H", frame)[0]
+        return [(0.1, mbap(frame, b"\x03\x02\x00\x01"))] if tid == 1 else []
+
+    async def body(t, peers):
+        loop = asyncio.get_running_loop()
+        await t.read_holding(0, 1)  # answered at 0.1 s: the link's timer (0.5 s) stays armed
+        await asyncio.sleep(0.2)
+        t0 = loop.time()
+        with pytest.raises(InstrumentTimeout):
+            await t.read_holding(0, 1)  # sent at 0.3 s: fails at 0.8 s, not at the timer's 0.5 s
+        t1 = loop.time()
+        got = []
+        read = t.read_poll(2, 0, 1)
+        read.start(lambda values, err: got.append((loop.time(), err)))
+        await asyncio.sleep(1.0)
+        return t0, t1, got
+
+    (t0, t1, [(t2, err)]), _ = talk(answer, body)
+    assert t1 - t0 == pytest.approx(0.5) and t2 - t1 == pytest.approx(0.5)
+    assert isinstance(err, InstrumentTimeout) and err.command == "read_discrete_inputs(0, 1)"
+
+
+def test_a_raising_callback_is_reported_and_the_link_stays_usable():
+    reported = []
+
+    def answer(frame):
+        return [(0, mbap(frame, b"\x03\x02\x00\x09"))]
+
+    def broken(values, err):
+        raise RuntimeError("callback bug")
+
+    async def body(t, peers):
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, context: reported.append(context["exception"]))
+        t.read_poll(3, 0, 1).start(broken)
+        await asyncio.sleep(0.01)
+        return await t.read_holding(0, 1), t.lost
+
+    (value, lost), _ = talk(answer, body)
+    assert [str(e) for e in reported] == ["callback bug"] and value == [9] and not lost
+
+
+def test_a_callback_read_on_a_lost_link_raises_at_once():
+    async def body(t, peers):
+        read = t.read_poll(2, 0, 1)
+        t._client.close()
+        with pytest.raises(ConnectError) as err:
+            read.start(lambda *a: None)
+        return err.value
+
+    err, _ = talk(echo, body)
+    assert "connection lost" in str(err) and err.command == "read_discrete_inputs(0, 1)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.maps.regmap import MAPS_DIR, Field, MapError, load_map, parse_map
+from drivers.maps.regmap import MAPS_DIR, Field, MapError, ReadPlan, load_map, parse_map
 
 
 def test_shipped_maps_load_with_the_names_the_drivers_use():
@@ -44,6 +44,21 @@ def test_blocks_split_at_gaps():
                   "  - {name: c, table: input, address: 5}\n")
     assert [(s, n, [f.name for f in g]) for s, n, g in m.blocks(m.table("input"))] == [
         (0, 3, ["a", "b"]), (5, 1, ["c"])]
+
+
+def test_a_read_plan_is_built_once_per_table_and_decodes_by_name():
+    m = parse_map("name: m\nregisters:\n"
+                  "  - {name: a, table: input, address: 0, type: float32}\n"
+                  "  - {name: b, table: input, address: 2, scale: 0.5}\n"
+                  "  - {name: c, table: input, address: 5}\n"
+                  "  - {name: d, table: discrete, address: 1}\n")
+    plan = m.plan("input")
+    assert m.plan("input") is plan and m.table("input") is m.table("input")
+    assert plan.blocks == ((0, 3), (5, 1))
+    out = plan.decode(0, [0x43C8, 0xC000, 8], {})
+    assert out == {"a": 401.5, "b": 4.0} and plan.decode(1, [7], out) == {"a": 401.5, "b": 4.0, "c": 7}
+    assert m.plan("discrete").decode(0, [1], {}) == {"d": True}  # a bit is a bool, whatever the transport gave
+    assert ReadPlan(m, ()).blocks == ()
 
 
 BAD = """\

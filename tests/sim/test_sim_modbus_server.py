@@ -196,6 +196,21 @@ def test_units_other_than_ours_answer_gateway_exception_11():
 
 
 # -- hooks -------------------------------------------------------------------------------------
+def test_a_repeated_read_serves_fresh_values_and_a_bad_one_keeps_failing():
+    async def body(server, reader, writer):
+        replies = []
+        for tid, (pdu, change) in enumerate([("02 0000 0003", {}), ("02 0000 0003", {"d0": True, "d1": False}),
+                                             ("04 0001 0003", {}), ("04 0001 0003", {"i_u32": 0x00050006}),
+                                             ("02 0001 0003", {}), ("02 0001 0003", {})]):
+            server.values.update(change)
+            writer.write(mbap(tid, h(pdu)))
+            replies.append((await adu(reader))[7:].hex(" ").upper())
+        return replies
+
+    assert served(body) == ["02 01 02", "02 01 01", "04 06 FF FE 00 01 11 70", "04 06 FF FE 00 05 00 06",
+                            "82 02", "82 02"]
+
+
 def test_hooks_run_once_per_request_in_order():
     _, server = ask_all(["03 0000 0001", "06 0000 0005", "02 0000 0001", "03 0006 0001"])
     assert server.hooks == ["request", ("refresh", "holding"),
