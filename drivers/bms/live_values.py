@@ -20,7 +20,8 @@ STALE_CYCLES = 3.0  # a value older than this many cycle times is stale
 
 
 class _Handler:
-    __slots__ = ("message", "mux", "plain", "by_mux", "layout", "fast_plain", "fast_by_mux")
+    __slots__ = ("message", "mux", "plain", "by_mux", "layout", "length", "mux_field", "fast_plain",
+                 "fast_by_mux")
 
     def __init__(self, message) -> None:
         self.message = message
@@ -32,24 +33,49 @@ class _Handler:
     def compile(self) -> None:
         """Use integer unpacking (drivers.bms.fastcodec) where the message allows it.
 
-        Entries become (shift, mask, sign, scale, offset, slot, factor, invert). A plain entry
-        that is itself multiplexed keeps the cantools path (it is present in some frames only).
+        Every frame then maps to one ``_Entries`` (the plain entries, plus those of its mux
+        value). A plain entry that is itself multiplexed keeps the cantools path (it is present
+        in some frames only).
         """
         layout = Layout.compile(self.message)
         if layout is None or (self.mux is not None and (layout.mux is None or layout.mux.scale != 1
                                                          or layout.mux.offset != 0)):
             return
-        fields = layout.fields
         if any(self.message.get_signal_by_name(sig).multiplexer_ids for sig, *_ in self.plain):
             return
-
-        def entries(items):
-            return [(fields[sig].shift, fields[sig].mask, fields[sig].sign, fields[sig].scale,
-                     fields[sig].offset, slot, factor, invert) for sig, slot, factor, invert in items]
-
-        self.fast_plain = entries(self.plain)
-        self.fast_by_mux = {value: entries(items) for value, items in self.by_mux.items()}
+        fields = layout.fields
+        self.length = layout.length
+        mux = layout.mux
+        self.mux_field = None if self.mux is None else (mux.shift, mux.mask, mux.sign)
+        self.fast_plain = _Entries(fields, self.plain)
+        self.fast_by_mux = {value: _Entries(fields, self.plain + items)
+                            for value, items in self.by_mux.items()}
         self.layout = layout
+
+
+class _Entries:
+    """The slots one frame fills, precompiled for ``LiveValues.update``.
+
+    ``simple``: (shift, mask, sign, scale, slot) for the usual signal (positive scale, no offset,
+    factor 1, not inverted), whose value is ``raw * scale``, the same float as the general
+    ``(raw * scale + offset) * factor`` (scale is made a float: an int scale would give an int).
+    ``general``: (shift, mask, sign, scale, offset, slot, factor, invert). Raw values are
+    sign-extended as ``(raw ^ sign) - sign`` (sign: the sign bit's value, 0 if unsigned).
+    ``slots``: every slot in map order, for the listeners.
+    """
+
+    __slots__ = ("simple", "general", "slots")
+
+    def __init__(self, fields, items) -> None:
+        simple, general, slots = [], [], []
+        for sig, slot, factor, invert in items:
+            f = fields[sig]
+            if f.scale > 0 and f.offset == 0 and factor == 1 and not invert:
+                simple.append((f.shift, f.mask, f.sign, float(f.scale), slot))
+            else:
+                general.append((f.shift, f.mask, f.sign, f.scale, f.offset, slot, factor, invert))
+            slots.append(slot)
+        self.simple, self.general, self.slots = tuple(simple), tuple(general), tuple(slots)
 
 
 class LiveValues:
@@ -102,12 +128,46 @@ class LiveValues:
 
     def update(self, msg) -> None:
         """Decode one frame (any object with ``arbitration_id`` and ``data``) and store its values."""
+        # One call per frame, unpacking inline, the usual signal as one expression: 112k frames
+        # on the reference run; 12.7k -> 10.1k instructions a frame (callgrind, the bench mix).
         handler = self._handlers.get(msg.arbitration_id)
         if handler is None:
             return
-        if handler.layout is not None:
-            self._update_fast(handler, msg)
+        if handler.layout is None:
+            self._update_cantools(handler, msg)
             return
+        data = msg.data
+        length = handler.length
+        if len(data) < length:
+            self.bad_frames += 1  # short frame, as with cantools
+            return
+        payload = int.from_bytes(data if len(data) == length else data[:length], "little")
+        if handler.mux_field is None:
+            entries = handler.fast_plain
+        else:
+            shift, mask, sign = handler.mux_field
+            entries = handler.fast_by_mux.get((((payload >> shift) & mask) ^ sign) - sign)
+            if entries is None:
+                self.bad_frames += 1  # unknown multiplexer value, as with cantools
+                return
+        now = self._clock()
+        self._seen[msg.arbitration_id] = now
+        values, stamps = self._values, self._stamps
+        for shift, mask, sign, scale, slot in entries.simple:
+            values[slot] = ((((payload >> shift) & mask) ^ sign) - sign) * scale
+            stamps[slot] = now
+        for shift, mask, sign, scale, offset, slot, factor, invert in entries.general:
+            value = (((((payload >> shift) & mask) ^ sign) - sign) * scale + offset) * factor
+            values[slot] = 1.0 - value if invert else value
+            stamps[slot] = now
+        if self.listeners:
+            names = self._names
+            for slot in entries.slots:
+                name, value = names[slot], values[slot]
+                for callback in self.listeners:
+                    callback(name, value)
+
+    def _update_cantools(self, handler: _Handler, msg) -> None:
         try:
             decoded = handler.message.decode(msg.data, decode_choices=False, scaling=True)
         except (cantools.database.errors.DecodeError, ValueError, KeyError, IndexError):
@@ -127,33 +187,6 @@ class LiveValues:
             if value is None:
                 continue
             value = value * factor
-            if invert:
-                value = 1.0 - value
-            values[slot] = value
-            stamps[slot] = now
-            if listeners:
-                name = self._names[slot]
-                for callback in listeners:
-                    callback(name, value)
-
-    def _update_fast(self, handler: _Handler, msg) -> None:
-        layout = handler.layout
-        payload = layout.payload(msg.data)
-        entries = handler.fast_plain
-        if payload is not None and handler.mux is not None:
-            muxed = handler.fast_by_mux.get(layout.mux.raw(payload))
-            entries = None if muxed is None else (entries + muxed if entries else muxed)
-        if payload is None or entries is None:
-            self.bad_frames += 1  # short frame or unknown multiplexer value, as with cantools
-            return
-        now = self._clock()
-        self._seen[msg.arbitration_id] = now
-        values, stamps, listeners = self._values, self._stamps, self.listeners
-        for shift, mask, sign, scale, offset, slot, factor, invert in entries:
-            raw = (payload >> shift) & mask
-            if sign and raw & sign:
-                raw -= mask + 1
-            value = (raw * scale + offset) * factor
             if invert:
                 value = 1.0 - value
             values[slot] = value

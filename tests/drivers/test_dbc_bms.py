@@ -226,3 +226,55 @@ def test_expected_frames_fails_on_extra_missing_and_extended_mismatch():
             extended.send(can.Message(arbitration_id=0x200, data=bytes(8), is_extended_id=False))
 
     run(main(), virtual=True)
+
+
+class _FlakyPort:
+    """A CAN port that records (loop time, data) per frame and fails the sends listed in ``fail``."""
+
+    def __init__(self, fail: set[int]) -> None:
+        self.sent: list[tuple[float, bytes]] = []
+        self.fail = fail
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    def add_listener(self, listener) -> None:
+        pass
+
+    def remove_listener(self, listener) -> None:
+        pass
+
+    def send(self, msg: can.Message) -> None:
+        self.sent.append((asyncio.get_running_loop().time(), bytes(msg.data)))
+        if len(self.sent) in self.fail:
+            raise InstrumentError("CAN send failed", instrument="bms")
+
+
+def test_a_failed_cyclic_send_ends_the_cycle_until_the_next_command():
+    async def main():
+        loop = asyncio.get_running_loop()
+        reported = []
+        loop.set_exception_handler(lambda _loop, context: reported.append(context.get("exception")))
+        port = _FlakyPort(fail={3})  # the second repeat fails
+        bms = DbcBms("bms", "can://station_loop/T", options={"cells": 8, "temperature_sensors": 4},
+                     transport=port)
+        await bms.open()
+        start = loop.time()
+        await bms.request_mode("normal")
+        await asyncio.sleep(0.55)
+        stopped = len(port.sent)
+        await bms.set_balancing(True)  # restarts the cycle
+        await asyncio.sleep(0.25)
+        await bms.safe_state()
+        await asyncio.sleep(0.5)
+        await bms.close()
+        return [(round(t - start, 6), data[0]) for t, data in port.sent], stopped, reported
+
+    sent, stopped, reported = run(main(), virtual=True)
+    assert stopped == 3 and len(reported) == 1 and isinstance(reported[0], InstrumentError)
+    assert sent == [(0.0, 0x01), (0.1, 0x01), (0.2, 0x01),  # the failed one, then silence
+                    (0.55, 0x09), (0.65, 0x09), (0.75, 0x09),  # restarted: every 100 ms again
+                    (0.8, 0x00)]  # safe state: standby, no repeat after it

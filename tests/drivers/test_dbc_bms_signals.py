@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from types import SimpleNamespace
 
@@ -94,3 +95,42 @@ def test_ingestion_is_fast():
     rate = 4800 / (time.perf_counter() - start)
     assert live.group("cell_voltage") == [pytest.approx(3.6)] * 192
     assert rate > 10_000  # generous floor for a loaded CI machine; bench/ measures the real figure
+
+
+def test_integer_fast_path_stores_exactly_what_cantools_decodes(tmp_path):
+    # A factor and an inverted flag in the map exercise the general entries beside the simple ones.
+    text = (MAPS / "eol_bms_signals.yaml").read_text()
+    text = text.replace("pack_current: EOL_PackValues.PackCurrent",
+                        "pack_current: {signal: EOL_PackValues.PackCurrent, factor: 0.5}")
+    text = text.replace("hvil_closed: EOL_BmsState.HvilClosed",
+                        "hvil_closed: {signal: EOL_BmsState.HvilClosed, invert: true}")
+    path = tmp_path / "map_signals.yaml"
+    path.write_text(text)
+    m = load_signal_map(path, dbc=MAPS / "eol_bms.dbc", cells=20, temperature_sensors=8)
+    now = [0.0]
+    fast, slow = (LiveValues(m, clock=lambda: now[0]) for _ in range(2))
+    assert all(h.layout is not None for h in fast._handlers.values())
+    for handler in slow._handlers.values():
+        handler.layout = None  # cantools decodes every frame
+    heard: dict[str, list] = {"fast": [], "slow": []}
+    fast.listeners.append(lambda name, value: heard["fast"].append((name, value)))
+    slow.listeners.append(lambda name, value: heard["slow"].append((name, value)))
+    rng = random.Random(3)
+    ids = sorted(fast._handlers)
+    for i in range(3000):
+        now[0] = i * 0.01
+        frame_id = rng.choice(ids)
+        raw = rng.getrandbits(64)
+        mux = fast._handlers[frame_id].mux_field
+        if mux is not None:  # a mapped mux value (cells: 0..4, temperatures: 0..1), or one the DBC lacks
+            value = rng.randrange(5 if frame_id == 0x310 else 2) if rng.random() < 0.9 else 0xFF
+            raw = raw & ~(mux[1] << mux[0]) | value << mux[0]
+        data = raw.to_bytes(8, "little")[: 7 if rng.random() < 0.02 else 8]  # a few short frames
+        for live in (fast, slow):
+            live.update(SimpleNamespace(arbitration_id=frame_id, data=data))
+    assert fast.bad_frames == slow.bad_frames > 0
+    assert fast._stamps == slow._stamps and None not in fast._stamps
+    assert [(v, type(v)) for v in fast._values] == [(v, type(v)) for v in slow._values]
+    assert heard["fast"] == heard["slow"] and len(heard["fast"]) > 10_000
+    assert any(value < 0 for name, value in heard["fast"] if name == "pack_current")  # signed
+    assert {value for name, value in heard["fast"] if name == "hvil_closed"} == {0.0, 1.0}
