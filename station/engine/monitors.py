@@ -139,8 +139,11 @@ def watch_interlocks(seq: "Sequencer", requires: list[str], path: str) -> "_Inte
     if fixture is None:
         return None
     wanted = sorted({name for req in requires for name in REQUIRE_INPUTS.get(req, ())})
-    # Nested HV groups and steps share one poll: the outermost watcher covers the inner ones.
-    if set(wanted) <= seq.watched_interlocks:
+    # Nested HV groups and steps share one poll: an enclosing watcher (a path prefix: it outlives
+    # the step) covers the inner ones. A sibling never does: in a parallel group the first HV
+    # step to finish would stop the poll while the others still run.
+    if any(path.startswith(outer + "/") and set(wanted) <= inputs
+           for outer, inputs in seq.watched_interlocks.items()):
         return None
     return _InterlockWatch(seq, fixture, wanted, path)
 
@@ -152,8 +155,8 @@ class _InterlockWatch:
         self.seq, self.wanted, self.path = seq, wanted, path
         make = getattr(fixture, "input_poll", None)
         self.poll = (make() if make is not None else None) or _TaskPoll(fixture)
-        self.before: set[str] | None = set(seq.watched_interlocks)
-        seq.watched_interlocks |= set(wanted)
+        self.claim: frozenset[str] | None = frozenset(wanted)
+        seq.watched_interlocks[path] = self.claim
         self.grid = _Grid(seq.interlock_period, self._tick)
         self.grid.next()
 
@@ -161,8 +164,10 @@ class _InterlockWatch:
         """Stop polling (idempotent): the timer, the read in flight, the claim on the inputs."""
         self.grid.cancel()
         self.poll.cancel()
-        if self.before is not None:
-            self.seq.watched_interlocks, self.before = self.before, None
+        if self.claim is not None:
+            if self.seq.watched_interlocks.get(self.path) is self.claim:  # not a newer watcher's
+                del self.seq.watched_interlocks[self.path]
+            self.claim = None
 
     def _tick(self) -> None:
         self.grid.handle = None

@@ -89,7 +89,7 @@ class Sequencer:
         self.failed_at: str | None = None
         self.errored_at: tuple[str, str] | None = None
         self._main_task: asyncio.Task | None = None
-        self.watched_interlocks: set[str] = set()  # fixture inputs an enclosing watcher already polls
+        self.watched_interlocks: dict[str, frozenset[str]] = {}  # step path -> fixture inputs its watcher polls
         self.preflight_error: str | None = None  # an instrument failed to open: record it, go safe
         self._t0 = 0.0
         self._utc0 = dt.datetime.now(dt.timezone.utc)

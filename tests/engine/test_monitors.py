@@ -28,7 +28,7 @@ class Seq:
     def __init__(self, instruments: dict, period: float = PERIOD) -> None:
         self.instruments = instruments
         self.interlock_period = period
-        self.watched_interlocks: set[str] = set()
+        self.watched_interlocks: dict[str, frozenset[str]] = {}
         self.trips: list[tuple] = []
 
     def emit(self, cls, **fields) -> None:
@@ -72,7 +72,7 @@ def test_the_poll_runs_on_the_grid_from_callbacks_and_stop_ends_it():
         t0 = loop.time()
         watcher = mon.watch_interlocks(seq, GUARDS, "main/hv")
         assert type(watcher.poll).__name__ == "InputPoll"  # the driver's task-free read
-        assert seq.watched_interlocks == set(GUARDS)
+        assert seq.watched_interlocks == {"main/hv": frozenset(GUARDS)}
         assert mon.watch_interlocks(seq, ["guard_closed"], "main/hv/inner") is None  # covered
         await asyncio.sleep(1.0 + 1e-6)
         busy = len(asyncio.all_tasks())
@@ -85,7 +85,7 @@ def test_the_poll_runs_on_the_grid_from_callbacks_and_stop_ends_it():
     assert busy == tasks  # no task per watcher, none per poll
     assert times == pytest.approx([t0 + k * PERIOD for k in range(1, 21)], abs=1e-9)
     assert after == served == 20  # nothing after stop
-    assert seq.trips == [] and seq.watched_interlocks == set()
+    assert seq.trips == [] and seq.watched_interlocks == {}
 
 
 def test_an_interlock_opening_trips_at_the_next_poll_and_polling_ends():
@@ -106,7 +106,7 @@ def test_an_interlock_opening_trips_at_the_next_poll_and_polling_ends():
     assert fields == {"path": "main/hv", "signal": "fixture.guard_closed", "value": 0.0, "limit": "interlock closed"}
     assert abort[1:] == ("abort", "interlock", "fixture.guard_closed = 0 violates interlock closed")
     assert served == 3 and times[-1] == pytest.approx(t0 + 0.15)  # no poll after the trip
-    assert seq.watched_interlocks == set()
+    assert seq.watched_interlocks == {}
 
 
 def test_no_reply_trips_after_the_transport_timeout():
@@ -159,7 +159,7 @@ def test_stop_while_a_read_is_in_flight_gives_the_link_back_at_once():
 
     inputs, waited, seq, requests = on_bench(body)
     assert inputs["guard_closed"] is True and waited == 0.0
-    assert seq.trips == [] and requests == 1 and seq.watched_interlocks == set()
+    assert seq.trips == [] and requests == 1 and seq.watched_interlocks == {}
 
 
 def test_a_stopped_watcher_does_not_undo_a_newer_claim():
@@ -168,12 +168,33 @@ def test_a_stopped_watcher_does_not_undo_a_newer_claim():
         await mon.stop([first])
         second = mon.watch_interlocks(seq, GUARDS, "main/b")
         await mon.stop([first])  # late second stop of the first: no effect
-        claimed = set(seq.watched_interlocks)
+        claimed = dict(seq.watched_interlocks)
         await mon.stop([second])
         return claimed, seq.watched_interlocks
 
     claimed, after = on_bench(body)
-    assert claimed == set(GUARDS) and after == set()
+    assert claimed == {"main/b": frozenset(GUARDS)} and after == {}
+
+
+def test_a_sibling_is_not_covered_and_keeps_polling_after_the_first_ends():
+    """Parallel HV steps: each polls; the first one ending must not leave the other unwatched."""
+    async def body(plc, fixture, seq):
+        loop = asyncio.get_running_loop()
+        first = mon.watch_interlocks(seq, GUARDS, "main/par/a")
+        second = mon.watch_interlocks(seq, GUARDS, "main/par/b")
+        await asyncio.sleep(0.3)
+        await mon.stop([first])
+        t = loop.time()
+        loop.call_at(t + 0.2, setattr, plc.wiring, "guard_open", True)
+        await asyncio.sleep(0.5)
+        await mon.stop([second])
+        return first, second, t, seq
+
+    first, second, t, seq = on_bench(body)
+    assert first is not None and second is not None
+    (when, kind, fields), _abort = seq.trips
+    assert kind == "MonitorTripped" and fields["path"] == "main/par/b"
+    assert t + 0.2 - 1e-9 <= when <= t + 0.2 + PERIOD + 1e-9
 
 
 # -- fixtures without a task-free read: one task per read -------------------------------------
