@@ -7,11 +7,13 @@ alone ~3 ms of wall time per simulated second of the reference plan. For the com
 signal little-endian and integer-coded, at most one plain multiplexer) a frame is one
 ``int.from_bytes`` plus a shift and mask per signal; anything else keeps using cantools.
 
-Both directions are checked bit for bit against cantools in tests/drivers/test_fastcodec.py.
+Both directions are checked bit for bit against cantools in tests/drivers/test_fastcodec.py;
+``packer`` (the simulated BMS's encoder) in tests/sim/test_sim_bms_frames.py.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 
@@ -76,8 +78,64 @@ class Layout:
             payload |= (int(raw) & f.mask) << f.shift
         return payload.to_bytes(self.length, "little")
 
+    def packer(self, names: Sequence[str], constants: dict[str, float] | None = None) -> "Packer":
+        """A ``Packer`` for values given in ``names`` order; ``constants`` are packed once here."""
+        base = self.encode(constants) if constants else bytes(self.length)
+        plan = []
+        for name in names:
+            f = self.fields[name]
+            plan.append((f.conversion.offset, f.conversion.scale, f.mask, f.shift))
+        return Packer(self.length, int.from_bytes(base, "little"), tuple(plan))
+
     def payload(self, data: bytes) -> int | None:
         """The payload integer of a received frame; None if it is shorter than the message."""
         if len(data) < self.length:
             return None
         return int.from_bytes(data[: self.length], "little")
+
+
+class Packer:
+    """One message's payload from float values in a fixed signal order (``Layout.packer``).
+
+    Built for a sender that encodes the same signals every cycle: no dict, no per-signal name
+    lookup, constant signals pre-packed (the simulated BMS: Layout.encode 11.4 us a frame on the
+    reference run). For float values the payload equals cantools' ``encode(strict=False)``: every
+    integer-coded cantools conversion rounds ``(value - offset) / scale`` (LinearIntegerConversion's
+    exact-quotient branch gives that same float), and masks it into place.
+    """
+
+    __slots__ = ("length", "base", "plan")
+
+    def __init__(self, length: int, base: int, plan: tuple[tuple[float, float, int, int], ...]) -> None:
+        self.length = length
+        self.base = base  # payload integer of the constant signals
+        self.plan = plan  # (offset, scale, mask, shift) per value
+
+    def pack(self, values: Iterable[float]) -> bytes:
+        """Payload bytes for ``values`` (floats, physical units, in the packer's ``names`` order)."""
+        payload = self.base
+        for (offset, scale, mask, shift), value in zip(self.plan, values):
+            payload |= (round((value - offset) / scale) & mask) << shift
+        return payload.to_bytes(self.length, "little")
+
+
+class CantoolsPacker:
+    """``Packer``'s interface over cantools, for messages ``Layout.compile`` leaves to it."""
+
+    __slots__ = ("message", "names", "constants")
+
+    def __init__(self, message, names: Sequence[str], constants: dict[str, float] | None = None) -> None:
+        self.message = message
+        self.names = tuple(names)
+        self.constants = dict(constants or {})
+
+    def pack(self, values: Iterable[float]) -> bytes:
+        data = dict(self.constants)
+        data.update(zip(self.names, values))
+        return bytes(self.message.encode(data, scaling=True, strict=False))
+
+
+def packer(message, names: Sequence[str], constants: dict[str, float] | None = None) -> "Packer | CantoolsPacker":
+    """An encoder of ``message`` for values in ``names`` order (``constants``: the other signals)."""
+    layout = Layout.compile(message)
+    return layout.packer(names, constants) if layout is not None else CantoolsPacker(message, names, constants)

@@ -55,22 +55,36 @@ class _Probe:
         self.fx = fx
         self.reset()
         loop = asyncio.get_running_loop()
-        bms_logical = fx.bms._logical
+        bms, measure = fx.bms, fx.bms.measure
+        cvmax_id = bms.map.signals["cell_voltage_max"].message.frame_id
+        hvil_id = bms.map.signals["hvil_closed"].message.frame_id
+        sample = measure.sample
 
-        def logical(name, states):
-            value = bms_logical(name, states)
+        def sample_and_trip(*args):
+            # a tripped BMS measures a cell above the monitor's limit: every frame built from
+            # this measurement cycle on reports it (the cell V min/max frame carries the max)
+            sample(*args)
+            if self.excursion:
+                low, low_at, _high, high_at = measure.extremes_of["cell_voltage"]
+                measure.extremes_of = {**measure.extremes_of, "cell_voltage": (low, low_at, EXCURSION_V, high_at)}
+
+        measure.sample = sample_and_trip  # instance attribute: the simulator's senders call it
+        bus = bms._bus
+        send = bus.send
+
+        def send_and_watch(msg, *args, **kw):
+            send(msg, *args, **kw)
             now = loop.time()
-            if name == "cell_voltage_max":
-                self.last_cvmax_t = now  # a frame carrying it is being sent
-            if name == "cell_voltage_max" and self.excursion:
-                value = EXCURSION_V
-                if self.signal_t is None:
+            if msg.arbitration_id == cvmax_id:
+                self.last_cvmax_t = now  # a frame carrying cell_voltage_max was sent
+                if (self.excursion and self.signal_t is None
+                        and measure.extremes_of["cell_voltage"][2] == EXCURSION_V):
                     self.signal_t = now
-            if name == "hvil_closed" and self.kind == "hvil" and not value and self.signal_t is None:
-                self.signal_t = now
-            return value
+            if (msg.arbitration_id == hvil_id and self.kind == "hvil" and self.signal_t is None
+                    and not bms.pack.hvil_closed()):
+                self.signal_t = now  # the frame reporting the loop open
 
-        fx.bms._logical = logical  # instance attribute: the simulator's frames go through it
+        bus.send = send_and_watch  # instance attribute: the BMS sends every frame through it
         cycler = fx.cycler
         apply = type(cycler)._apply
 
