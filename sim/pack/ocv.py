@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
+try:  # np.interp's compiled core: its Python wrapper's checks made a call 19.3k instructions, not 13.6k
+    from numpy._core.multiarray import interp as _interp
+except ImportError:  # another numpy layout: the public function computes the same
+    _interp = np.interp
+
 _SOC = {
     "LFP": [-0.05, 0.0, 0.02, 0.05, 0.10, 0.20, 0.30, 0.40, 0.50, 0.60, 0.70, 0.80, 0.90, 0.95, 0.98, 1.0, 1.05],
     "NMC": [-0.05, 0.0, 0.05, 0.10, 0.20, 0.30, 0.40, 0.50, 0.60, 0.70, 0.80, 0.90, 1.0, 1.05],
@@ -28,7 +33,7 @@ OCV_TABLES: dict[str, tuple[np.ndarray, np.ndarray]] = {
 def ocv(chemistry: str, soc):
     """Cell OCV (V) at ``soc`` (0..1, scalar or array), linear between table points."""
     xs, ys = OCV_TABLES[chemistry]
-    return np.interp(soc, xs, ys)
+    return _interp(soc, xs, ys)
 
 
 def ocv_slope(chemistry: str, soc):
