@@ -130,6 +130,37 @@ def record_verdict(store: ResultStore, run_id: str) -> str | None:
     return store.record(run_id).get("verdict")
 
 
+def _calibrate(req: RunRequest, prep, seed: int) -> tuple[float, float]:
+    """Run one child to its end unkilled; return (s from fork to RunStarted, s from there to exit)."""
+    read_fd, write_fd = os.pipe()
+    t_fork = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        code = 0
+        try:
+            _child(dataclasses.replace(req, serial=f"SN{seed}CAL"), prep, write_fd)
+        except BaseException:  # noqa: BLE001 - report through the exit code only
+            code = 70
+        os._exit(code)
+    os.close(write_fd)
+    got = _wait_for_run(read_fd, 30.0)
+    t_run = time.monotonic()
+    t_end = None
+    while True:  # the window ends at RunFinished, not at the process's exit after it
+        if t_end is None and b"\nF\t" in got:
+            t_end = time.monotonic()
+        data = os.read(read_fd, 65536)
+        if not data:
+            break
+        got += data
+    os.close(read_fd)
+    _, status = os.waitpid(pid, 0)
+    if t_end is None or not (os.WIFEXITED(status) and os.WEXITSTATUS(status) in (0, 1)):
+        raise SystemExit(f"calibration run failed: wait status {status}, RunFinished seen {t_end is not None}")
+    return t_run - t_fork, t_end - t_run
+
+
 def main(plan: str, db: str, kills: int, seed: int, out_path: str, max_delay: float) -> None:
     rng = random.Random(seed)
     results = []
@@ -138,8 +169,13 @@ def main(plan: str, db: str, kills: int, seed: int, out_path: str, max_delay: fl
     req = RunRequest(plan=plan, sim=True, serial=f"SN{seed}", db=db)
     prep = prepare(req)
     import sim.bench  # noqa: F401
+    # The run's length changes with the code and the machine's load (a fixed window once let
+    # half the kills land after the run ended): time one unkilled run and draw kill moments
+    # within it; a run that still ends before its kill shrinks the window.
+    boot_s, run_s = _calibrate(req, prep, seed)
+    window = min(max_delay, 0.9 * run_s)
     k = 0
-    while sum(r["killed"] for r in results) < kills and k < 2 * kills:  # a run may end before its kill
+    while sum(r["killed"] for r in results) < kills and k < 3 * kills:  # a run may end before its kill
         k += 1
         read_fd, write_fd = os.pipe()
         pid = os.fork()
@@ -158,7 +194,7 @@ def main(plan: str, db: str, kills: int, seed: int, out_path: str, max_delay: fl
         t_fork = time.monotonic()
         first = b"" if early else _wait_for_run(read_fd, 30.0)
         waited = time.monotonic() - t_fork
-        delay = rng.uniform(0.0, 1.0 if early else max_delay)
+        delay = rng.uniform(0.0, 1.2 * boot_s if early else window)
         time.sleep(delay)  # test harness, not product code: wall-clock kill moment
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
@@ -167,7 +203,10 @@ def main(plan: str, db: str, kills: int, seed: int, out_path: str, max_delay: fl
         result = _check(db, lines)
         result.update(delay_s=round(delay, 3), startup_s=round(waited, 3), killed=os.WIFSIGNALED(status),
                       exit_code=os.WEXITSTATUS(status) if os.WIFEXITED(status) else None)
+        result.update(window_s=round(window, 3))
         results.append(result)
+        if not result["killed"] and not early:
+            window = max(0.02, min(window, 0.9 * delay))
     with open(out_path, "w", encoding="utf-8") as fh:
         json.dump(results, fh)
 

@@ -22,7 +22,7 @@ from tests.reliability import rig
 ROOT = Path(__file__).resolve().parents[2]
 PLAN = ROOT / "test_plans" / "smoke.yaml"
 LANES, KILLS_PER_LANE = 4, 25
-MAX_DELAY_S = 1.2  # s of wall time after RunStarted: the smoke run takes ~1-2 s here
+MAX_DELAY_S = 1.2  # s after RunStarted at most; each lane times one run and kills within it
 
 
 def test_sigkill_at_random_moments_loses_no_committed_step(tmp_path):
@@ -49,7 +49,8 @@ def test_sigkill_at_random_moments_loses_no_committed_step(tmp_path):
     mid_run = [r for r in interrupted if r["steps"] > 0]
     rig.report("crash safety (SIGKILL, synchronous=FULL)", [
         f"kills {len(killed)} (+{len(results) - len(killed)} runs that ended first) in {wall:.1f} s wall "
-        f"({LANES} lanes)",
+        f"({LANES} lanes; kill window after RunStarted {min(r['window_s'] for r in results):.2f}"
+        f"-{max(r['window_s'] for r in results):.2f} s)",
         f"before RunStarted {sum(not r['started'] for r in results)}; interrupted {len(interrupted)} "
         f"(with steps committed {len(mid_run)}); after RunFinished {sum(r['finished'] for r in results)} "
         f"(+{sum(bool(r.get('finished_unreported')) for r in results)} between its commit and its report)",
