@@ -19,6 +19,7 @@ from drivers.errors import InstrumentError
 from station import __version__
 from station.engine import monitors as mon
 from station.engine.context import ActionContext
+from station.engine.deadlines import StepDeadlines
 from station.engine.errors import PromptUnavailable, RunAborted, StepError, StepTimeout
 from station.engine.safe import run_safe_state
 from station.events import (
@@ -93,6 +94,7 @@ class Sequencer:
         self.preflight_error: str | None = None  # an instrument failed to open: record it, go safe
         self._t0 = 0.0
         self._utc0 = dt.datetime.now(dt.timezone.utc)
+        self.deadlines = StepDeadlines()  # every running step's timeout, on one timer
         self._stamp_window = (0.0, 0.0, "")  # (t from, t until, utc text) of the last stamp's millisecond
 
     # -- events ----------------------------------------------------------------------------
@@ -201,6 +203,7 @@ class Sequencer:
         if not self.preflight_error:
             await self._teardown()
         safe_ok = await run_safe_state(self)
+        self.deadlines.close()
         verdict = self._verdict()
         if not safe_ok and verdict in ("PASS", "FAIL"):
             verdict, reason = "ERROR", "the safe state could not be confirmed"
@@ -381,22 +384,22 @@ class Sequencer:
 
     async def _call(self, spec, ctx, args, timeout, lock, requires, path) -> dict:
         watcher = mon.watch_interlocks(self, requires, path) if requires else None
+        # The action runs in this task (wait_for would spawn one per step: three loop iterations
+        # per trivial step) under the run's shared deadline timer (see deadlines.py). Only this
+        # step's own deadline is a step timeout; an instrument's TimeoutError (or anything else
+        # raised inside the action) reaches the record as it is, with its cause.
+        key = self.deadlines.start(timeout)
         try:
-            # asyncio.timeout runs the action in this task (wait_for would spawn one per step:
-            # three loop iterations per trivial step, measured at ~2/3 of the engine's overhead).
-            try:
-                async with asyncio.timeout(timeout) as step_timeout:
-                    if lock is None:
-                        return await spec.func(ctx, **args)
-                    async with lock:
-                        return await spec.func(ctx, **args)
-            except TimeoutError as err:
-                # only this step's own deadline is a step timeout; an instrument's timeout (or any
-                # other raised inside the action) reaches the record as it is, with its cause
-                if isinstance(err, InstrumentError) or not step_timeout.expired():
-                    raise
+            if lock is None:
+                return await spec.func(ctx, **args)
+            async with lock:
+                return await spec.func(ctx, **args)
+        except asyncio.CancelledError:
+            if self.deadlines.finish(key):
                 raise StepTimeout(f"step did not finish within {timeout:g} s") from None
+            raise
         finally:
+            self.deadlines.finish(key)
             if watcher is not None:
                 await mon.stop([watcher])
 
