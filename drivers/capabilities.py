@@ -55,6 +55,9 @@ class Cycler(Instrument, Protocol):
     async def reset_counters(self) -> None: ...
     async def protection(self) -> frozenset[str]:
         """Active protection trips, e.g. {"OVP"}, {"OCP"}, {"OTP"}; empty when healthy."""
+    async def measure_and_protection(self) -> tuple[CyclerReading, frozenset[str]]:
+        """``measure()`` and ``protection()`` in as few exchanges as the instrument allows
+        (the poll of a long charge)."""
     async def clear_protection(self) -> None: ...
 
 

@@ -46,6 +46,7 @@ def scpi_number(value: float) -> str:
 
 
 MEASURE_ALL = "MEAS:VOLT?;:MEAS:CURR?;:FETC:POW?;:FETC:AH?"
+PROTECTION = "STAT:QUES:COND?"
 
 
 class ItechIT6000(ScpiDriver):
@@ -104,9 +105,25 @@ class ItechIT6000(ScpiDriver):
         A charge polls this every few seconds for a quarter of an hour: four separate queries
         cost four round trips through pyvisa's worker thread each time.
         """
-        command = MEASURE_ALL
+        reply = await self._query(MEASURE_ALL)
+        return self._reading(reply.split(";"), reply, MEASURE_ALL)
+
+    async def protection(self) -> frozenset[str]:
+        """Active trips by name (``OVP``, ``OCP``, ``OTP``, ``WDT``; unknown bits as ``BITn``)."""
+        reply = await self._query(PROTECTION)
+        return self._trips(reply, PROTECTION)
+
+    async def measure_and_protection(self) -> tuple[CyclerReading, frozenset[str]]:
+        """The reading and the trips in one compound query: a charge's poll was two round trips
+        through pyvisa's worker thread (~0.6 ms each here), 1,436 of the bus-700 run's 1,767."""
+        command = f"{MEASURE_ALL};:{PROTECTION}"
         reply = await self._query(command)
         parts = reply.split(";")
+        if len(parts) != 5:
+            raise ProtocolError(f"expected 5 answers, got {reply[:80]!r}", instrument=self.name, command=command)
+        return self._reading(parts[:4], reply, command), self._trips(parts[4], command)
+
+    def _reading(self, parts: list[str], reply: str, command: str) -> CyclerReading:
         values = []
         for part in parts:
             try:
@@ -118,13 +135,11 @@ class ItechIT6000(ScpiDriver):
             raise ProtocolError(f"expected 4 numbers, got {reply[:60]!r}", instrument=self.name, command=command)
         return CyclerReading(voltage=values[0], current=values[1], power=values[2], ah=values[3])
 
-    async def protection(self) -> frozenset[str]:
-        """Active trips by name (``OVP``, ``OCP``, ``OTP``, ``WDT``; unknown bits as ``BITn``)."""
-        reply = await self._query("STAT:QUES:COND?")
+    def _trips(self, reply: str, command: str) -> frozenset[str]:
         try:
             word = int(float(reply))
         except (ValueError, OverflowError):  # garbage, or 'inf' (a float that is no word)
-            raise ProtocolError(f"not a number: {reply!r}", instrument=self.name, command="STAT:QUES:COND?") from None
+            raise ProtocolError(f"not a number: {reply!r}", instrument=self.name, command=command) from None
         known = {name for name, bit in PROTECTION_BITS.items() if word & bit}
         rest = word & ~sum(PROTECTION_BITS.values())
         return frozenset(known | {f"BIT{n}" for n in range(rest.bit_length()) if rest >> n & 1})

@@ -131,6 +131,10 @@ class ModbusCycler(Driver):
         word = (await read_fields(self.transport, [f], self.map))[f.name]
         return f.flags(int(word))
 
+    async def measure_and_protection(self) -> tuple[CyclerReading, frozenset[str]]:
+        """``measure()`` then ``protection()`` (two reads; the map decides the registers)."""
+        return await self.measure(), await self.protection()
+
     async def clear_protection(self) -> None:
         await self.transport.write_coil(self.map["protection_clear"].address, True)
 

@@ -128,8 +128,7 @@ async def charge_to_soc(ctx, target: float, current: float, capacity: float, v_m
     rows: list[list[float]] = []
     try:
         while True:
-            r = await cycler.measure()
-            tripped = await cycler.protection()
+            r, tripped = await cycler.measure_and_protection()
             if tripped:
                 raise StepError(f"cycler protection tripped: {', '.join(sorted(tripped))}")
             soc = bms.signal("soc") / 100.0

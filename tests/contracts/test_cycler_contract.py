@@ -148,6 +148,24 @@ def test_protection_trip_reports_latches_and_clears(bench):
     assert refused.instrument == "cycler" and refused.command and refused.command in str(refused)
 
 
+def test_measure_and_protection_agrees_with_the_separate_calls(bench):
+    async def body(drv, b, pack):
+        await drv.set_current_limits(50, 50)
+        await drv.set_voltage(pack.pack_voltage() + 10)
+        await drv.set_current(20)
+        await drv.set_output(True)
+        await asyncio.sleep(2)
+        both = await drv.measure_and_protection()
+        apart = (await drv.measure(), await drv.protection())
+        b.peer.trip("OCP")
+        return both, apart, (await drv.measure_and_protection())[1]
+
+    (reading, trips), (apart_reading, apart_trips), tripped = on_bench(bench, body)
+    assert trips == apart_trips == frozenset() and tripped == frozenset({"OCP"})
+    assert reading.current == pytest.approx(20, rel=1e-3) == apart_reading.current
+    assert reading.voltage == pytest.approx(apart_reading.voltage, abs=0.01)
+
+
 def test_watchdog_trips_when_the_host_goes_quiet(bench):
     async def body(drv, b, pack):
         if not b.watchdog_by_default:

@@ -128,6 +128,21 @@ async def test_measure_garbage_is_protocol_error_naming_command(reply):
         await drv.measure()
 
 
+async def test_measure_and_protection_is_one_compound_query():
+    drv, fake = cycler([
+        ("MEAS:VOLT?;:MEAS:CURR?;:FETC:POW?;:FETC:AH?;:STAT:QUES:COND?", "+3.9E+02;+2.0E+01;+7.8E+03;+5.0E-01;2048"),
+    ])
+    assert await drv.measure_and_protection() == (CyclerReading(390.0, 20.0, 7800.0, 0.5), frozenset({"WDT"}))
+    fake.assert_done()
+
+
+@pytest.mark.parametrize("reply", ["1;2;3;4", "1;2;3;4;x", "1;2;nan;4;0", "1;2;3;4;0;9"])
+async def test_measure_and_protection_garbage_is_protocol_error_naming_command(reply):
+    drv, _ = cycler([("MEAS:VOLT?;:MEAS:CURR?;:FETC:POW?;:FETC:AH?;:STAT:QUES:COND?", reply)])
+    with pytest.raises(ProtocolError, match=r"STAT:QUES:COND\?"):
+        await drv.measure_and_protection()
+
+
 @pytest.mark.parametrize(
     "word, trips",
     [("0", set()), ("1", {"OVP"}), ("2", {"OCP"}), ("16", {"OTP"}), ("2048", {"WDT"}), ("2067", {"OVP", "OCP", "OTP", "WDT"}), ("4", {"BIT2"})],
