@@ -35,6 +35,27 @@ _ALLOWED = frozenset({9} | set(range(32, 127)))
 _MAX_LINE = 64 * 1024  # bytes without a terminator before we call it garbage
 
 
+def _close_socket_port(port: Any) -> bool:
+    """Close a pyserial ``socket://`` port's socket ourselves; False for any other port.
+
+    pyserial's socket ``close()`` sleeps 0.3 s after closing ("give the server some time" for
+    quick reconnects): 0.3 s of every run's end with the leak tester on ``socket://`` (6 % of
+    the bus-700 reference run's wall time). The socket is shut down and closed the same way,
+    without the sleep; a reconnect opens a new connection anyway.
+    """
+    sock = getattr(port, "_socket", None)
+    if not isinstance(sock, socket.socket):
+        return False
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already reset by the peer: closing is all that is left
+    sock.close()
+    port._socket = None
+    port.is_open = False
+    return True
+
+
 def parse_serial_resource(resource: str) -> tuple[str, dict[str, Any]]:
     """Split a resource into (pyserial URL or device path, ``serial_for_url`` keyword settings).
 
@@ -170,6 +191,8 @@ class SerialTransport:
         port, self._port = self._port, None
         self._buffer.clear()
         if port is None:
+            return
+        if _close_socket_port(port):
             return
         try:
             await asyncio.get_running_loop().run_in_executor(None, port.close)

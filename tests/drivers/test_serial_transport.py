@@ -233,3 +233,37 @@ def test_reply_to_a_cancelled_query_is_dropped():
         return await transport.query("NEXT?")
 
     assert on_tcp(script, body) == "NEXT?-ok"
+
+
+def test_socket_close_hangs_up_at_once_and_the_port_reopens():
+    async def main():
+        hung_up = []
+
+        async def serve(reader, writer):
+            while line := await reader.readline():
+                writer.write(b"<" + line.strip() + b">\n")
+            hung_up.append(time.perf_counter())  # EOF: the client closed its end
+            writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        url = f"socket://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        transport = SerialTransport(url, instrument="dut", timeout=1.0)
+        await transport.open()
+        try:
+            assert await transport.query("A") == "<A>"
+            t0 = time.perf_counter()
+            await transport.close()
+            closed_in = time.perf_counter() - t0
+            while not hung_up and time.perf_counter() - t0 < 2.0:
+                await asyncio.sleep(0.01)
+            await transport.open()
+            again = await transport.query("B")
+        finally:
+            await transport.close()
+            server.close()
+            await server.wait_closed()
+        return closed_in, len(hung_up), again
+
+    # real time: pyserial's own socket close() sleeps 0.3 s after closing; ours must not
+    closed_in, hang_ups, again = run(main(), virtual=False)
+    assert closed_in < 0.2 and hang_ups == 1 and again == "<B>"
