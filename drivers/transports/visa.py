@@ -1,8 +1,11 @@
 """SCPI line transport over VISA (pyvisa + pyvisa-py by default), safe on the station clock.
 
-pyvisa blocks, so every call runs in this transport's own single-thread executor: calls never
-interleave on the wire, the event loop (and any simulated peer in it) keeps running, and on the
-virtual-time loop the executor future holds the clock on real time while the call is pending.
+pyvisa blocks, so a call runs in this transport's own single-thread executor: the event loop
+(and any simulated peer in it) keeps running, and on the virtual-time loop the executor future
+holds the clock on real time while the call is pending. The exception is the common case of a
+pyvisa-py raw socket (``TCPIP::…::SOCKET``): its queries and writes run in the loop thread,
+pyvisa still framing every byte, with the loop waiting for the reply (``visa_inline.py``).
+Calls take turns (one lock per transport), so they never interleave on the wire.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import pyvisa
 from pyvisa import constants
 
 from drivers.errors import ConnectError, InstrumentError, InstrumentTimeout, ProtocolError
+from drivers.transports.visa_inline import InlineSocket
 
 T = TypeVar("T")
 
@@ -60,6 +64,8 @@ class VisaTransport:
         self._rm: Any = None
         self._inst: Any = None
         self._executor: ThreadPoolExecutor | None = None
+        self._inline: InlineSocket | None = None  # the loop-thread path, for a pyvisa-py raw socket
+        self._turn: asyncio.Lock | None = None  # one call on the wire at a time (made by open())
         self._stale = False  # a reply may still be in flight after a timeout
         self._lost = False  # see ``lost``
 
@@ -69,12 +75,14 @@ class VisaTransport:
         if self._inst is not None:
             return
         self._stale = self._lost = False
+        self._turn = asyncio.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"visa-{self.instrument}")
         try:
             await self._call(self._open_blocking, "open", connect=True)
         except InstrumentError:
             await self.close()
             raise
+        self._inline = InlineSocket.of(self._rm, self._inst, self.read_termination)
 
     def _open_blocking(self) -> None:
         self._rm = pyvisa.ResourceManager(self.backend)
@@ -109,7 +117,7 @@ class VisaTransport:
         """
         executor, self._executor = self._executor, None
         inst = self._inst
-        self._inst = self._rm = None
+        self._inst = self._rm = self._inline = None
         if executor is None:
             return
 
@@ -128,7 +136,11 @@ class VisaTransport:
     # -- I/O -------------------------------------------------------------------------------
     async def write(self, command: str) -> None:
         """Send one command line."""
-        await self._call(lambda: self._write_blocking(command), command)
+        async with self._take_turn(command):
+            if self._inline_ready():
+                self._inline_write(command)
+                return
+            await self._call(lambda: self._write_blocking(command), command)
 
     async def query(self, command: str, timeout: float | None = None) -> str:
         """Send ``command`` and return the reply line (termination stripped)."""
@@ -139,7 +151,11 @@ class VisaTransport:
             self._inst.timeout = self._ms(limit)
             return self._read_blocking(command)
 
-        raw = await self._call(work, command, limit=limit)
+        async with self._take_turn(command):
+            if self._inline_ready():
+                raw = await self._query_inline(command, limit)
+            else:
+                raw = await self._call(work, command, limit=limit)
         return self._decode(raw, command)
 
     async def read_line(self, timeout: float | None = None) -> str:
@@ -150,8 +166,58 @@ class VisaTransport:
             self._inst.timeout = self._ms(limit)
             return self._read_blocking("<read>")
 
-        raw = await self._call(work, "<read>", limit=limit)
+        async with self._take_turn("<read>"):
+            raw = await self._call(work, "<read>", limit=limit)
         return self._decode(raw, "<read>")
+
+    # -- the loop-thread path (visa_inline.py) ----------------------------------------------
+    def _take_turn(self, command: str) -> asyncio.Lock:
+        if self._turn is None:
+            raise ConnectError("transport is not open", instrument=self.instrument, command=command)
+        return self._turn
+
+    def _inline_ready(self) -> bool:
+        """True when this call may run in the loop thread: a raw socket with nothing pending."""
+        return self._inline is not None and self._inst is not None and not self._stale and self._inline.quiet()
+
+    def _inline_write(self, command: str) -> None:
+        try:
+            self._inst.write(command)
+        except Exception as exc:  # noqa: BLE001 - typed below, as the worker's are
+            raise self._lose(self._typed(exc, command, self.timeout)) from exc
+
+    async def _query_inline(self, command: str, limit: float) -> bytes:
+        self._inline_write(command)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        try:
+            got = await self._inline.wait_line(limit)
+        except asyncio.CancelledError:
+            self._stale = True  # the reply may still come and must not answer the next command
+            raise
+        if got == "timeout":
+            self._stale = True
+            raise InstrumentTimeout(f"no reply within {limit:g} s", instrument=self.instrument, command=command)
+        if got == "closed":
+            raise self._lose(ConnectError("connection closed by the instrument", instrument=self.instrument,
+                                          command=command))
+        if got == "partial":  # the rest is on its way: the worker waits for it, as without this path
+            rest = max(0.001, deadline - loop.time())
+
+            def read_rest() -> bytes:
+                self._inst.timeout = self._ms(rest)
+                return self._read_blocking(command)
+
+            return await self._call(read_rest, command, limit=rest)
+        try:
+            return self._inst.read_raw()  # a whole line is waiting: pyvisa reads it without waiting
+        except Exception as exc:  # noqa: BLE001 - typed below, as the worker's are
+            raise self._lose(self._typed(exc, command, limit)) from exc
+
+    def _lose(self, error: Exception) -> Exception:
+        if isinstance(error, ConnectError):
+            self._lost = True
+        return error
 
     def _write_blocking(self, command: str) -> None:
         self._settle_blocking(command)
@@ -249,20 +315,28 @@ class VisaTransport:
         except asyncio.TimeoutError:
             self._stale = True
             raise InstrumentTimeout(f"no reply within {guard:g} s", instrument=self.instrument, command=command) from None
-        except pyvisa.errors.VisaIOError as exc:
+        except Exception as exc:  # noqa: BLE001 - typed by _typed; anything else goes on as it is
+            typed = self._typed(exc, command, limit, connect=connect)
+            if typed is exc:
+                raise
+            raise typed from exc
+
+    def _typed(self, exc: Exception, command: str, limit: float, *, connect: bool = False) -> Exception:
+        """The typed error for what pyvisa raised (``exc`` itself if it needs no translation)."""
+        where = {"instrument": self.instrument, "command": command}
+        if isinstance(exc, InstrumentError):
+            return exc
+        if isinstance(exc, pyvisa.errors.VisaIOError):
             if exc.error_code in _TIMEOUT_CODES:
                 self._stale = True
-                raise InstrumentTimeout(
-                    f"no reply within {limit:g} s", instrument=self.instrument, command=command
-                ) from exc
-            raise ConnectError(f"VISA I/O error: {exc}", instrument=self.instrument, command=command) from exc
-        except (OSError, pyvisa.errors.Error, ValueError) as exc:
+                return InstrumentTimeout(f"no reply within {limit:g} s", **where)
+            return ConnectError(f"VISA I/O error: {exc}", **where)
+        if isinstance(exc, (OSError, pyvisa.errors.Error, ValueError)):
             # Refused/reset sockets, unknown resources, malformed resource strings.
-            raise ConnectError(f"{type(exc).__name__}: {exc}", instrument=self.instrument, command=command) from exc
-        except Exception as exc:  # noqa: BLE001 - pyvisa-py raises bare Exception on connect failure
-            if connect:
-                raise ConnectError(f"cannot open {self.resource}: {exc}", instrument=self.instrument, command=command) from exc
-            raise
+            return ConnectError(f"{type(exc).__name__}: {exc}", **where)
+        if connect:  # pyvisa-py raises bare Exception on connect failure
+            return ConnectError(f"cannot open {self.resource}: {exc}", **where)
+        return exc
 
     def _decode(self, raw: bytes, command: str) -> str:
         term = self.read_termination.encode("ascii")

@@ -17,8 +17,10 @@ import dataclasses
 import json
 import os
 import random
+import shutil
 import signal
 import sys
+import tempfile
 import time
 
 from station import clock
@@ -131,7 +133,10 @@ def record_verdict(store: ResultStore, run_id: str) -> str | None:
 
 
 def _calibrate(req: RunRequest, prep, seed: int) -> tuple[float, float]:
-    """Run one child to its end unkilled; return (s from fork to RunStarted, s from there to exit)."""
+    """Run one child to its end unkilled, on a store of its own (the lane's store holds only the
+    runs it kills); return (s from fork to RunStarted, s from there to RunFinished)."""
+    scratch = tempfile.mkdtemp(prefix="crash-lane-calibration-")
+    req = dataclasses.replace(req, db=os.path.join(scratch, "station.db"))
     read_fd, write_fd = os.pipe()
     t_fork = time.monotonic()
     pid = os.fork()
@@ -158,6 +163,7 @@ def _calibrate(req: RunRequest, prep, seed: int) -> tuple[float, float]:
     _, status = os.waitpid(pid, 0)
     if t_end is None or not (os.WIFEXITED(status) and os.WEXITSTATUS(status) in (0, 1)):
         raise SystemExit(f"calibration run failed: wait status {status}, RunFinished seen {t_end is not None}")
+    shutil.rmtree(scratch, ignore_errors=True)
     return t_run - t_fork, t_end - t_run
 
 
