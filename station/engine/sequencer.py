@@ -93,13 +93,14 @@ class Sequencer:
         self.watched_interlocks: dict[str, frozenset[str]] = {}  # step path -> fixture inputs its watcher polls
         self.preflight_error: str | None = None  # an instrument failed to open: record it, go safe
         self._t0 = 0.0
+        self._clock = None  # the running loop's time(), set by run() (events before it read the loop)
         self._utc0 = dt.datetime.now(dt.timezone.utc)
         self.deadlines = StepDeadlines()  # every running step's timeout, on one timer
         self._stamp_window = (0.0, 0.0, "")  # (t from, t until, utc text) of the last stamp's millisecond
 
     # -- events ----------------------------------------------------------------------------
     def stamp(self) -> tuple[str, float]:
-        t = asyncio.get_running_loop().time() - self._t0
+        t = (self._clock or asyncio.get_running_loop().time)() - self._t0
         # The text only changes once per millisecond, and a step emits three events well within
         # one: it is reused while t stays inside that millisecond (1 µs clear of its edges, so
         # timedelta's rounding to µs cannot cross one). Datetime arithmetic + isoformat on every
@@ -161,7 +162,8 @@ class Sequencer:
 
     async def run(self) -> str:
         """Run the plan; return the verdict. Never raises for plan/instrument trouble."""
-        self._t0 = asyncio.get_running_loop().time()
+        self._clock = asyncio.get_running_loop().time
+        self._t0 = self._clock()
         plan = self.bound.plan
         self.emit(
             RunStarted, serial=self.serial, plan_id=plan.id, plan_version=plan.version,
@@ -333,18 +335,21 @@ class Sequencer:
 
     # -- actions ---------------------------------------------------------------------------
     async def _action(self, node: ActionNode, names: ChainMap, path: str, phase: str) -> None:
-        retry = node.step.retry
+        step = node.step
+        retry = step.retry
         attempts = 1 + (retry.count if retry else 0)
+        step_id = step.id or ""
+        loop = asyncio.get_running_loop()
         for attempt in range(1, attempts + 1):
-            self.emit(StepStarted, path=path, step_id=node.id or "", name=node.step.name or node.label,
+            self.emit(StepStarted, path=path, step_id=step_id, name=step.name or node.label,
                       action=node.spec.name, phase=phase, attempt=attempt)
-            start = asyncio.get_running_loop().time()
+            start = loop.time()
             outcome, error, measured = await self._attempt(node, names, path)
-            duration = asyncio.get_running_loop().time() - start
-            self.emit(StepFinished, path=path, step_id=node.id or "", outcome=outcome,
+            duration = loop.time() - start
+            self.emit(StepFinished, path=path, step_id=step_id, outcome=outcome,
                       duration_s=round(duration, 6), attempt=attempt, error=error)
-            if node.id:
-                self.results[node.id] = {**measured, "outcome": outcome}
+            if step_id:
+                self.results[step_id] = {**measured, "outcome": outcome}
             if retry and outcome in retry.on and attempt < attempts:
                 delay = v.seconds(retry.delay, names) if retry.delay is not None else 0.0
                 await asyncio.sleep(delay)
@@ -357,18 +362,18 @@ class Sequencer:
             return
 
     async def _attempt(self, node: ActionNode, names: ChainMap, path: str) -> tuple[str, str | None, dict]:
-        spec = node.spec
+        spec, step = node.spec, node.step
         try:
             args = v.action_args(spec, node.args, names)
-            timeout = v.seconds(node.step.timeout, names) if node.step.timeout is not None else spec.timeout
-            requires = list(node.step.requires) + (["hv_interlock"] if spec.hv else [])
+            timeout = v.seconds(step.timeout, names) if step.timeout is not None else spec.timeout
+            requires = [*step.requires, "hv_interlock"] if spec.hv else step.requires
             if requires:
                 await self._check_interlocks(requires, path)
             ctx = ActionContext(self, path, names)
             lock = self.locks.get(spec.role) if spec.role else None
             values = await self._call(spec, ctx, args, timeout, lock, requires, path)
         except (RunAborted, asyncio.CancelledError):
-            self.emit(StepFinished, path=path, step_id=node.id or "", outcome="aborted", duration_s=0.0,
+            self.emit(StepFinished, path=path, step_id=step.id or "", outcome="aborted", duration_s=0.0,
                       error=self.abort_reason.reason if self.abort_reason else "cancelled")
             self.outcomes["aborted"] = self.outcomes.get("aborted", 0) + 1
             raise
