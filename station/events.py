@@ -59,6 +59,8 @@ class RunStarted(Event):
     faults: list[str] = field(default_factory=list)
     planned_steps: int = 0  # leaf steps known before the run (for progress)
     mes_transaction_id: str | None = None  # from the MES route check, kept with the record
+    plan_libraries: dict[str, str] = field(default_factory=dict)  # included file -> sha256
+    plan_release_sha256: str = ""  # BoundPlan.release_sha256: what a release of this content records
 
 
 @dataclass(frozen=True)

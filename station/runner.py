@@ -90,14 +90,14 @@ def prepare(req: RunRequest) -> Prepared:
     loaded = load_plan(plan_path)
     bound = bind_plan(loaded, variant, config.roles(fixture))
     if config.config.mode == "production":
-        _check_release(config, loaded)
+        _check_release(config, bound)
     faults = [parse_fault(text) for text in req.faults]
     if faults and not req.sim:
         raise _problem("--fault", "faults can only be injected into the simulator (--sim)")
     from station.security.roles import authorize
 
     # roles are enforced here, in the engine's path, not only in the UI
-    authorize(config, req.operator, plan_path=loaded.path, plan_sha256=loaded.sha256,
+    authorize(config, req.operator, plan_path=loaded.path, plan_sha256=bound.release_sha256,
               variant=bound.variant, faults=faults, sim=req.sim)
     if faults:
         from sim.faults import check_fault
@@ -108,12 +108,12 @@ def prepare(req: RunRequest) -> Prepared:
     return Prepared(config, bound, fixture, faults)
 
 
-def _check_release(config: LoadedConfig, loaded) -> None:
+def _check_release(config: LoadedConfig, bound: BoundPlan) -> None:
     from station.security.roles import release_problem
 
-    problem = release_problem(config, loaded.path, loaded.sha256)
+    problem = release_problem(config, bound.path, bound.release_sha256)
     if problem:
-        raise _problem(str(loaded.path), f"{problem}; production mode runs released plans only")
+        raise _problem(bound.path, f"{problem}; production mode runs released plans only")
 
 
 def parse_fault(text: str) -> tuple[str, dict[str, str]]:

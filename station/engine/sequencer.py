@@ -172,6 +172,7 @@ class Sequencer:
             station_id=self.station_id, fixture_id=self.fixture_id, operator=self.operator,
             software_version=__version__, simulated=self.simulated, faults=list(self.faults),
             planned_steps=self.bound.leaf_count(), mes_transaction_id=self.mes_transaction_id,
+            plan_libraries=dict(self.bound.libraries), plan_release_sha256=self.bound.release_sha256,
         )
         for info in self.identities:
             self.emit(InstrumentIdentified, info=info)

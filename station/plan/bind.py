@@ -9,6 +9,7 @@ name things that exist, includes resolve without cycles, variants override known
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -42,6 +43,7 @@ class Binder:
         self.step_ids: set[str] = set()
         self.limit_overrides: dict[str, m.Limit] = {}
         self.used_overrides: set[str] = set()
+        self.libraries: dict[str, str] = {}  # included file, relative to the plan's folder -> sha256
 
     # -- helpers ---------------------------------------------------------------------------
     def add(self, src: Source, loc: Loc, message: str, *, key: bool = False) -> None:
@@ -223,6 +225,16 @@ class Binder:
         return GroupNode(step, step.id or f"group@{index + 1}", children, final, step.parallel,
                          list(step.monitors), for_each, src=src, loc=loc)
 
+    def note_library(self, path: Path) -> None:
+        """Remember an included file's sha256 (for the release digest, BoundPlan.release_sha256)."""
+        plan_dir = self.loaded.path.resolve().parent
+        name = Path(os.path.relpath(path, plan_dir)).as_posix()
+        if name not in self.libraries:
+            try:
+                self.libraries[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError as err:  # gone since it was read: the binding is not trustworthy
+                self.problems.append(Problem(name, 1, 1, f"cannot read file: {err.strerror or err}"))
+
     def build_include(self, step: m.IncludeStep, src: Source, loc: Loc, known: set[str], chain, index: int) -> GroupNode | None:
         base = Path(src.file).parent
         path = (base / step.include).resolve()
@@ -238,6 +250,8 @@ class Binder:
             self.add(src, loc + ("include",), f"included file not found: {step.include} (looked in {base})")
             return None
         lib_src = load_file(path, display=os.path.normpath(os.path.join(os.path.dirname(src.file), step.include)))
+        if not lib_src.problems:
+            self.note_library(path)
         lib = parse_plan(lib_src)
         if lib is None:
             self.problems.extend(lib_src.problems)
@@ -319,7 +333,7 @@ class Binder:
         if self.problems:
             raise InputError(self.problems)
         return BoundPlan(plan, str(self.loaded.path), self.loaded.sha256, self.variant, parameters,
-                         setup, main, teardown, list(plan.instruments))
+                         setup, main, teardown, list(plan.instruments), dict(self.libraries))
 
 
 def _finally_labels(nodes: list[Node]) -> list[Node]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -60,6 +61,18 @@ class BoundPlan:
     main: list[Node]
     teardown: list[Node]
     roles: list[str]
+    libraries: dict[str, str] = field(default_factory=dict)  # included file (relative to the plan) -> sha256
+
+    @property
+    def release_sha256(self) -> str:
+        """What a release records and production mode checks: the plan file's sha256 when it
+        includes nothing, else the sha256 of a manifest of the plan's and every included
+        library's sha256 (an edited library changes it as an edited plan does)."""
+        if not self.libraries:
+            return self.sha256
+        manifest = f"eol-plan-release 1\n{self.sha256}  .\n" + "".join(
+            f"{digest}  {name}\n" for name, digest in sorted(self.libraries.items()))
+        return hashlib.sha256(manifest.encode("utf-8")).hexdigest()
 
     def leaf_count(self) -> int:
         """Action steps known before the run (loops counted once per literal item)."""

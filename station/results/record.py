@@ -3,7 +3,8 @@
 A record is a plain dict (JSON-able after ``to_jsonable``)::
 
     record_schema_version, run_id, status (running|finished|interrupted), verdict, reason,
-    serial, plan {id, version, title, path, sha256}, variant, parameters, station_id,
+    serial, plan {id, version, title, path, sha256, libraries {file: sha256}, release_sha256},
+    variant, parameters, station_id,
     fixture_id, operator, software_version, simulated, faults, planned_steps,
     started_utc, finished_utc, last_event_utc, duration_s,
     instruments [{role, driver, resource, maker, model, serial, firmware, calibration_due,
@@ -78,12 +79,16 @@ def assemble(run: dict[str, Any], instruments: list[dict], steps: list[dict],
         data.pop("run_id", None)
         data["kind"] = r["kind"]  # the event type, also for prompts that carry their own kind
         by_kind.setdefault(r["kind"], []).append(data)
+    started = (by_kind.get("RunStarted") or [{}])[0]
     record = {
         "record_schema_version": RECORD_SCHEMA_VERSION,
         "run_id": run["id"], "status": run["status"], "verdict": run["verdict"],
         "reason": run["reason"], "serial": run["serial"],
         "plan": {"id": run["plan_id"], "version": run["plan_version"], "title": run["plan_title"],
-                 "path": run["plan_path"], "sha256": run["plan_sha256"]},
+                 "path": run["plan_path"], "sha256": run["plan_sha256"],
+                 # from the run's RunStarted event (journals before these fields: the plan alone)
+                 "libraries": started.get("plan_libraries", {}),
+                 "release_sha256": started.get("plan_release_sha256") or run["plan_sha256"]},
         "variant": run["variant"], "parameters": _loads(run["parameters"], {}),
         "station_id": run["station_id"], "fixture_id": run["fixture_id"],
         "operator": run["operator"], "software_version": run["software_version"],

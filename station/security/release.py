@@ -1,4 +1,8 @@
-"""Release a plan for a station: record its sha256 under ``released:`` in the station config.
+"""Release a plan for a station: record its digest under ``released:`` in the station config.
+
+The digest is the plan file's sha256, or, for a plan that includes libraries, the sha256 of
+a manifest of the plan's and every included file's sha256 (``BoundPlan.release_sha256``):
+editing an included library un-releases every plan that includes it.
 
 The config file is edited with ruamel.yaml's round-trip mode so comments, order and flow
 style survive; the result is written to a temporary file, re-validated, then moved into place,
@@ -8,7 +12,6 @@ loads and binds to this station for every variant. The release is appended to th
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -22,7 +25,8 @@ from station.security.roles import may_release
 
 
 def _check_plan(config: LoadedConfig, plan_path: Path) -> str:
-    """Load and bind every variant against the station's roles; return the file's sha256."""
+    """Load and bind every variant against the station's roles; return the release digest
+    (``BoundPlan.release_sha256``: the file's sha256, with its included libraries' if any)."""
     from station.plan.bind import bind_plan
     from station.plan.loader import load_plan
 
@@ -30,9 +34,19 @@ def _check_plan(config: LoadedConfig, plan_path: Path) -> str:
     if loaded.plan.kind == "library":
         raise InputError([Problem(str(plan_path), 1, 1, "a library is released with the plans that include it")])
     roles = set().union(*(config.roles(f) for f in config.fixture_ids()))
-    for variant in list(loaded.plan.variants) or [None]:
-        bind_plan(loaded, variant, roles)
-    return hashlib.sha256(plan_path.read_bytes()).hexdigest()
+    digests = {bind_plan(loaded, variant, roles).release_sha256 for variant in list(loaded.plan.variants) or [None]}
+    if len(digests) != 1:  # includes are not variant-dependent today; refuse rather than guess
+        raise InputError([Problem(str(plan_path), 1, 1, "its variants include different libraries: release each as its own plan")])
+    return digests.pop()
+
+
+def plan_release_digest(plan_path: str | Path) -> str:
+    """The release digest of a plan file as it is now (loaded and bound, no station roles).
+    Raises ``InputError`` if it does not load or bind."""
+    from station.plan.bind import bind_plan
+    from station.plan.loader import load_plan
+
+    return bind_plan(load_plan(plan_path)).release_sha256
 
 
 def _key_for(config: LoadedConfig, plan_path: Path) -> str:

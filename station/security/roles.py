@@ -39,7 +39,7 @@ def find_operator(config: LoadedConfig, operator_id: str) -> OperatorConfig:
 
 
 def released_digest(config: LoadedConfig, plan_path: str | Path) -> str | None:
-    """The sha256 released for this plan file (keys are paths relative to the config), or None."""
+    """The digest released for this plan file (keys are paths relative to the config), or None."""
     target = Path(plan_path).resolve()
     for key, digest in config.config.released.items():
         if config.resolve_path(key).resolve() == target:
@@ -63,7 +63,8 @@ def authorize(config: LoadedConfig, operator_id: str, *, plan_path: str | Path, 
               variant: str | None, faults: Sequence[object], sim: bool) -> None:
     """Raise ``InputError`` if ``operator_id`` may not run this plan/variant with these faults.
 
-    ``plan_sha256`` is the hex sha256 of the plan file as loaded (``LoadedPlan.sha256``);
+    ``plan_sha256`` is the plan's release digest as bound (``BoundPlan.release_sha256``: the
+    file's sha256, or with its included libraries' when it has any);
     ``faults`` is any sequence (only its emptiness matters); ``sim`` is True for a run against
     the simulator.
     """

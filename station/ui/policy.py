@@ -6,7 +6,6 @@ operator can act on (which plan, which fixture, whom to ask).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,15 +50,19 @@ def may_choose_plan(op: OperatorConfig) -> bool:
     return op.role in ("engineer", "admin")
 
 
-def plan_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def release_problem(config: LoadedConfig, plan_path: str | Path) -> str | None:
-    """Why this plan file may not be run by an operator here (None: released, same content)."""
+    """Why this plan file may not be run by an operator here (None: released, same content,
+    libraries included)."""
+    from station.security.release import plan_release_digest
     from station.security.roles import release_problem as problem
 
-    found = problem(config, plan_path, plan_sha256(Path(plan_path)))
+    try:
+        digest = plan_release_digest(plan_path)
+    except InputError as err:
+        first = err.problems[0] if err.problems else None
+        where = f"{Path(first.file).name}:{first.line}: {first.message}" if first else "it does not load"
+        return f"plan {Path(plan_path).name} does not load ({where}): ask a test engineer"
+    found = problem(config, plan_path, digest)
     return f"{found}: ask a test engineer" if found else None
 
 

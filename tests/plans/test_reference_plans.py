@@ -46,6 +46,13 @@ def test_golden_pack_passes_through_the_cli(plan, variant, tmp_path):
 
         record = json.loads((tmp_path / "run.json").read_text())
         assert record["duration_s"] > 20 * 60, "the reference EOL represents over 20 minutes of instrument time"
+        # the record names every library the plan included, by content, and the release digest
+        libraries = record["plan"]["libraries"]
+        assert sorted(libraries) == sorted(f"lib/{f.name}" for f in (ROOT / "test_plans" / "lib").glob("*.yaml")
+                                           if f"lib/{f.name}" in (ROOT / "test_plans" / "pack_eol.yaml").read_text())
+        assert len(libraries) >= 3 and all(len(d) == 64 for d in libraries.values())
+        bound = prepare(RunRequest(plan=str(plan), sim=True, serial="GOLD1", variant=variant)).bound
+        assert record["plan"]["release_sha256"] == bound.release_sha256 != record["plan"]["sha256"]
 
 
 def _fault_text(catch) -> str:

@@ -47,7 +47,8 @@ def test_full_record_round_trip(db_path):
         "finished", "FAIL", "2 measurements out of limits")
     assert rec["serial"] == SERIAL
     assert rec["plan"] == {"id": "pack-eol", "version": "3.2.0", "title": "Traction pack EOL",
-                           "path": "test_plans/pack_eol.yaml", "sha256": SHA}
+                           "path": "test_plans/pack_eol.yaml", "sha256": SHA,
+                           "libraries": {}, "release_sha256": SHA}  # a journal without them: the plan alone
     assert rec["variant"] == "bus-700"
     assert rec["parameters"] == {"v_max": "800 V", "bond_points": ["BP1", "BP2"]}
     assert (rec["station_id"], rec["fixture_id"], rec["operator"]) == ("EOL-1", "F1", "op7")

@@ -14,7 +14,7 @@ from station.plan.expr import interpolate
 from station.plan.loader import load_plan
 from station.runner import RunRequest, prepare
 
-from .conftest import SMOKE, write_station
+from .conftest import REPO, SMOKE, write_station
 
 LIMIT = 'min: "${max(iso_floor * v_max, 20 MOhm)}"'
 
@@ -114,6 +114,28 @@ def test_production_refuses_a_changed_plan_naming_it(station_dir, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert f"{plan}:1:1: plan smoke.yaml differs from its released version" in err
+    assert "Traceback" not in err
+
+
+def test_production_refuses_a_plan_whose_included_library_changed(tmp_path, capsys):
+    import shutil
+
+    from station.security.release import release_plan
+
+    plans = tmp_path / "plans"
+    shutil.copytree(REPO / "test_plans", plans, ignore=shutil.ignore_patterns("schema"))
+    cfg = write_station(tmp_path, mode="production")
+    digest = release_plan(cfg, plans / "pack_eol.yaml", "admin")
+    plan = plans / "pack_eol.yaml"
+    assert digest != load_plan(plan).sha256  # the digest covers the libraries, not the file alone
+    req = RunRequest(plan=str(plan), sim=True, station=str(cfg), serial="CAR1", variant="car-400", operator="op1")
+    assert prepare(req).bound.release_sha256 == digest  # the released content itself is accepted
+    lib = plans / "lib" / "insulation.yaml"
+    lib.write_text(lib.read_text(encoding="utf-8") + "# an edit to a library only\n", encoding="utf-8")
+    code = main(["run", str(plan), "--sim", "--station", str(cfg), "--serial", "CAR1", "--variant", "car-400",
+                 "--plain", "--operator", "op1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "plan pack_eol.yaml differs from its released version" in err
     assert "Traceback" not in err
 
 
