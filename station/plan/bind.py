@@ -160,6 +160,8 @@ class Binder:
                 self.add(src, loc + ("with", name), f"'{name}' must be one of {list(arg.choices)}, got {raw!r}")
                 continue
             self.check_value(raw, src, loc + ("with", name), known, unit=arg.unit, kind=arg.kind)
+        if step.name and "${" in step.name:  # a title may name parameters, loop variables, results
+            self.check_value(step.name, src, loc + ("name",), known)
         for name, arg in spec.args.items():
             if arg.default is REQUIRED and name not in args and name != "*":
                 self.add(src, loc + ("with",) if step.with_ else loc + ("action",), f"action '{spec.name}' needs argument '{name}'")

@@ -274,3 +274,23 @@ def test_shared_tester_just_handed_to_a_waiting_fixture_counts_as_in_use():
 
     assert clock.run(main(), virtual=True) == ((False, True), False)
 
+
+
+def test_step_names_fill_their_templates_per_loop_item(h):
+    verdict, _ = h.run("""
+parameters:
+  limit: 410 V
+main:
+  - id: loop
+    for_each: {p: [HV+, HV-]}
+    steps:
+      - name: "Voltage at ${p} below ${limit}"
+        dmm.voltage: {}
+      - name: "Shown as written: ${later.voltage}"
+        dmm.voltage: {}
+  - id: later
+    dmm.voltage: {}
+""")
+    names = [e.name for e in h.of("StepStarted")]
+    assert names[:2] == ["Voltage at HV+ below 410 V", "Shown as written: ${later.voltage}"]
+    assert names[2] == "Voltage at HV- below 410 V"
