@@ -11,6 +11,7 @@ class InstrumentError(Exception):
     """Base of every driver error. ``instrument`` names the station role or resource."""
 
     def __init__(self, message: str, *, instrument: str = "", command: str = "") -> None:
+        self.message = message  # without the instrument and command (for wrapping in another error)
         self.instrument = instrument
         self.command = command
         where = f"{instrument}: " if instrument else ""

@@ -100,7 +100,7 @@ class AteqLeakTester(MessageDriver):
         if isinstance(exc, InstrumentTimeout):
             return InstrumentTimeout(f"no result line within {limit:g} s", instrument=self.name, command=START)
         if isinstance(exc, ProtocolError):
-            return ProtocolError(f"unreadable result line ({exc})", instrument=self.name, command=START)
+            return ProtocolError(f"unreadable result line ({exc.message})", instrument=self.name, command=START)
         return exc
 
     async def _stop_after(self, exc: BaseException) -> None:
