@@ -53,6 +53,14 @@ def test_golden_pack_passes_through_the_cli(plan, variant, tmp_path):
         assert len(libraries) >= 3 and all(len(d) == 64 for d in libraries.values())
         bound = prepare(RunRequest(plan=str(plan), sim=True, serial="GOLD1", variant=variant)).bound
         assert record["plan"]["release_sha256"] == bound.release_sha256 != record["plan"]["sha256"]
+        # precharge is timed on the recorded bus curve (95 % of the pack), not by the BMS's report
+        step = next(s for s in record["steps"] if s["path"] == "main/contactors")
+        got = {m["name"]: m["value"] for m in step["measurements"]}
+        curve = next(s["rows"] for s in record["series"] if s["path"] == "main/contactors" and s["name"] == "precharge")
+        pack_v = curve[-1][1]  # contactors closed: the bus is the pack
+        after = next(i for i, (_, volts) in enumerate(curve) if volts >= 0.95 * pack_v)
+        assert curve[after - 1][0] <= got["precharge_time"] <= curve[after][0]
+        assert got["precharge_time"] < got["feedback_time"]
 
 
 def _fault_text(catch) -> str:
