@@ -21,7 +21,19 @@ import yaml
 from yaml.error import MarkedYAMLError, YAMLError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_PLAIN = "tag:eol-station,2026:untagged"  # a scalar written without a tag: resolved by _Builder.scalar
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """The library's composer, but an untagged scalar keeps no guessed tag (its YAML 1.1
+    resolver would call ``yes`` a bool): ``_PLAIN`` marks it, so an explicit ``!!str 123``
+    stays distinguishable from a plain ``123``."""
+
+    def resolve(self, kind, value, implicit):
+        if kind is ScalarNode:
+            return _PLAIN
+        return super().resolve(kind, value, implicit)
 
 from station.diagnostics import Problem
 
@@ -30,8 +42,6 @@ MAX_ALIAS_EXPANSION = 10_000
 MAX_DEPTH = 200
 MAX_BYTES = 5_000_000
 _CORE = "tag:yaml.org,2002:"
-# Tags the library puts on plain scalars by its own (YAML 1.1) rules; we re-resolve those.
-_IMPLICIT = {_CORE + k for k in ("str", "int", "float", "bool", "null", "timestamp", "value", "merge")}
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 _BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 _INT = re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7_]+|0x[0-9a-fA-F_]+)$")
@@ -131,7 +141,7 @@ class _Builder:
     def mapping(self, node: MappingNode, loc: Loc, depth: int) -> dict:
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
+            if key_node.tag == _PLAIN and key_node.value == "<<" and not key_node.style:
                 self.fail(key_node, "merge keys ('<<') are not supported; write the keys out")
                 continue
             if not isinstance(key_node, ScalarNode):
@@ -152,13 +162,26 @@ class _Builder:
 
     def scalar(self, node: ScalarNode) -> Any:
         tag, text = node.tag, node.value
-        if tag not in _IMPLICIT:
+        if tag == _PLAIN:
+            if node.style:  # quoted or block scalars are strings
+                return text
+            kind = "null" if _NULL.match(text) else "bool" if _BOOL.match(text) else \
+                "int" if _INT.match(text) else "float" if _FLOAT.match(text) else "str"
+        elif tag in _EXPLICIT:  # !!str 123 is a string, !!float 1 a float: the tag decides
+            kind = tag[len(_CORE):]
+            pattern = _EXPLICIT[tag]
+            if pattern is not None and not pattern.fullmatch(text):
+                self.fail(node, f"'{text[:40]}' is not a valid !!{kind}")
+                return None
+            if kind == "float" and _INT.match(text):
+                try:
+                    return float(_parse_int(text))
+                except ValueError as err:
+                    self.fail(node, str(err))
+                    return None
+        else:
             self.fail(node, f"YAML tag '{tag}' is not allowed: plans and configs are plain data")
             return text
-        if node.style:  # quoted or block scalars are strings
-            return text
-        kind = "null" if _NULL.match(text) else "bool" if _BOOL.match(text) else \
-            "int" if _INT.match(text) else "float" if _FLOAT.match(text) else "str"
         try:
             if kind == "int":
                 return _parse_int(text)
@@ -172,6 +195,11 @@ class _Builder:
         if kind == "null":
             return None
         return text
+
+
+# Explicit core-schema tags and what their text must look like (None: anything).
+_EXPLICIT = {_CORE + "str": None, _CORE + "null": _NULL, _CORE + "bool": _BOOL, _CORE + "int": _INT,
+             _CORE + "float": re.compile(f"(?:{_FLOAT.pattern[1:-1]})|(?:{_INT.pattern[1:-1]})")}
 
 
 class _TooBig(Exception):
