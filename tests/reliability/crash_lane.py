@@ -132,23 +132,29 @@ def record_verdict(store: ResultStore, run_id: str) -> str | None:
     return store.record(run_id).get("verdict")
 
 
+def _spawn(req: RunRequest, prep) -> tuple[int, int]:
+    """Fork the station process for ``req``; return (its pid, the read end of its event pipe)."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the station process
+        os.close(read_fd)
+        code = 0
+        try:
+            _child(req, prep, write_fd)
+        except BaseException:  # noqa: BLE001 - report through the exit code only
+            code = 70
+        os._exit(code)
+    os.close(write_fd)
+    return pid, read_fd
+
+
 def _calibrate(req: RunRequest, prep, seed: int) -> tuple[float, float]:
     """Run one child to its end unkilled, on a store of its own (the lane's store holds only the
     runs it kills); return (s from fork to RunStarted, s from there to RunFinished)."""
     scratch = tempfile.mkdtemp(prefix="crash-lane-calibration-")
     req = dataclasses.replace(req, db=os.path.join(scratch, "station.db"))
-    read_fd, write_fd = os.pipe()
     t_fork = time.monotonic()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
-        code = 0
-        try:
-            _child(dataclasses.replace(req, serial=f"SN{seed}CAL"), prep, write_fd)
-        except BaseException:  # noqa: BLE001 - report through the exit code only
-            code = 70
-        os._exit(code)
-    os.close(write_fd)
+    pid, read_fd = _spawn(dataclasses.replace(req, serial=f"SN{seed}CAL"), prep)
     got = _wait_for_run(read_fd, 30.0)
     t_run = time.monotonic()
     t_end = None
@@ -183,17 +189,7 @@ def main(plan: str, db: str, kills: int, seed: int, out_path: str, max_delay: fl
     k = 0
     while sum(r["killed"] for r in results) < kills and k < 3 * kills:  # a run may end before its kill
         k += 1
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the station process
-            os.close(read_fd)
-            code = 0
-            try:
-                _child(dataclasses.replace(req, serial=f"SN{seed}K{k}"), prep, write_fd)
-            except BaseException:  # noqa: BLE001 - report through the exit code only
-                code = 70
-            os._exit(code)
-        os.close(write_fd)
+        pid, read_fd = _spawn(dataclasses.replace(req, serial=f"SN{seed}K{k}"), prep)
         # One kill in ten lands during start-up (bench, store, instruments); the rest at a
         # random moment after RunStarted was committed, up to about the run's length.
         early = rng.random() < 0.1
