@@ -2,7 +2,8 @@
 
 Current sign convention everywhere: positive = into the pack (charge), negative = discharge.
 Every instrument: no I/O in the constructor; ``open()``/``close()`` (and ``async with``);
-``identify()``; an idempotent ``safe_state()`` that returns what it did, one line per action.
+``identify()``; an idempotent ``safe_state()`` that returns what it did, one line per action
+(without the instrument's name: the record and the screen put the role in front).
 """
 
 from __future__ import annotations

@@ -107,7 +107,7 @@ class DbcBms(Driver):
     async def safe_state(self) -> list[str]:
         """Request standby (contactors open), monitor enabled, balancing off; stop cycling."""
         if self.port is None:
-            return [f"{self.name}: not open, no request sent"]
+            return ["not open, no request sent"]
         self._mode, self._balancing, self._imd_enabled = "standby", False, True
         self._stop_cyclic()
         self._send_request("safe_state")

@@ -129,7 +129,7 @@ class ModbusBms(Driver):
         refusal gets the standby request once more with the rest, and the error names them all.
         """
         if not self._open:
-            return [f"{self.name}: not open, no request sent"]
+            return ["not open, no request sent"]
         m = self.map
         standby = ("requested standby (contactors open)", self._write, m["mode_request"],
                    m["mode_request"].state("standby"))

@@ -153,7 +153,7 @@ class ItechIT6000(ScpiDriver):
         for command, what in steps:
             try:
                 await self._set(command)
-                done.append(f"{self.name}: {what} ({command})")
+                done.append(f"{what} ({command})")
             except InstrumentError as exc:
                 first = first or exc
         if first is not None:

@@ -73,4 +73,4 @@ class Keysight34465A(ScpiDriver):
 
     async def safe_state(self) -> list[str]:
         """A DMM sources nothing: no I/O, one line saying so."""
-        return [f"{self.name}: measurement only, nothing to switch off"]
+        return ["measurement only, nothing to switch off"]

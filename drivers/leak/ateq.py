@@ -88,9 +88,9 @@ class AteqLeakTester(MessageDriver):
     async def safe_state(self) -> list[str]:
         """``STOP``: abort any cycle and vent; idempotent."""
         if self.transport is None:
-            return [f"{self.name}: not connected, no cycle running (nothing sent)"]
+            return ["not connected, no cycle running (nothing sent)"]
         await self.transport.write(STOP)
-        return [f"{self.name}: leak cycle stopped and vented (STOP)"]
+        return ["leak cycle stopped and vented (STOP)"]
 
     # -- plumbing --------------------------------------------------------------------------
     def _about_start(self, exc: BaseException, limit: float) -> BaseException:

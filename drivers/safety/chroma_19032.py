@@ -149,12 +149,12 @@ class Chroma19032(ScpiDriver):
     async def safe_state(self) -> list[str]:
         """``SAFE:STOP``, then confirm ``SAFE:STAT?`` is ``STOPPED``; idempotent."""
         if self.transport is None:
-            return [f"{self.name}: not connected, no test running (nothing sent)"]
+            return ["not connected, no test running (nothing sent)"]
         await self.stop()
         status = await self._status()
         if status != "STOPPED":
             raise DeviceError(f"still {status} after SAFE:STOP", instrument=self.name, command="SAFE:STOP")
-        return [f"{self.name}: HV test stopped and output discharged (SAFE:STOP; SAFE:STAT? STOPPED)"]
+        return ["HV test stopped and output discharged (SAFE:STOP; SAFE:STAT? STOPPED)"]
 
     # -- sequence --------------------------------------------------------------------------
     def _check_ramp(self, ramp: float) -> float:

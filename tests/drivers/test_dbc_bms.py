@@ -88,7 +88,7 @@ def test_request_combines_mode_balancing_and_monitor_and_repeats_every_100_ms():
 def test_standby_stops_the_cyclic_request_and_safe_state_is_idempotent():
     async def main():
         bms, port = make([Tx(REQ, "01 00 00 00 00 00 00 00"), Tx(REQ, STANDBY), Tx(REQ, STANDBY), Tx(REQ, STANDBY)])
-        assert await bms.safe_state() == ["bms: not open, no request sent"]
+        assert await bms.safe_state() == ["not open, no request sent"]
         await bms.open()
         await bms.request_mode("normal")
         await bms.request_mode("standby")

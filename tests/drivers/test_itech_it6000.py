@@ -163,7 +163,7 @@ async def test_output_query(reply, state):
 async def test_safe_state_is_idempotent_and_says_what_it_did():
     drv, fake = cycler([("OUTP OFF", None), OK, ("CURR 0", None), OK] * 2)
     first = await drv.safe_state()
-    assert first == ["cycler: output off (OUTP OFF)", "cycler: current setpoint 0 A (CURR 0)"]
+    assert first == ["output off (OUTP OFF)", "current setpoint 0 A (CURR 0)"]
     assert await drv.safe_state() == first
     fake.assert_done()
 
