@@ -38,16 +38,25 @@ def count_lines(data: bytes) -> int:
 
 
 def check_problems(err: InputError, path: str | Path, text_lines: int | None = None) -> None:
-    """Every problem names ``path`` with a 1-based line (within the file) and column and a message."""
+    """Every problem names ``path`` with a 1-based line (within the file) and column and a message.
+
+    A problem may also sit in a file the plan includes (an action of ``lib/bond.yaml`` whose
+    instrument the mutated plan no longer lists): then it names that file, which exists beside
+    the plan, and a line within it.
+    """
     assert err.problems, "an InputError without problems"
     for problem in err.problems:
         shown = str(problem)
         m = PROBLEM.match(shown)
         assert m, f"not PATH:LINE:COL: message: {shown!r}"
-        assert problem.file == str(path), shown
+        lines = text_lines
+        if problem.file != str(path):
+            included = Path(problem.file)
+            assert included.is_file() and Path(path).parent.resolve() in included.resolve().parents, shown
+            lines = count_lines(included.read_bytes())
         assert problem.line >= 1 and problem.col >= 1, shown
-        if text_lines is not None:  # +1: libyaml puts end-of-stream errors on the line after the last
-            assert problem.line <= text_lines + 1, f"line beyond the end of the file ({text_lines}): {shown}"
+        if lines is not None:  # +1: libyaml puts end-of-stream errors on the line after the last
+            assert problem.line <= lines + 1, f"line beyond the end of the file ({lines}): {shown}"
         assert "Traceback" not in problem.message, shown
 
 

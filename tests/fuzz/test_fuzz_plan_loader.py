@@ -168,3 +168,11 @@ def test_end_of_stream_error_is_on_the_last_line():
     with pytest.raises(InputError) as err:
         load_plan(path)
     assert all(p.line == 1 for p in err.value.problems), [str(p) for p in err.value.problems]
+
+
+def test_problems_inside_an_included_library_name_that_file():
+    """Found by the mutation fuzzer: a plan whose instruments list lost its roles gets problems
+    located at the library actions that drive them (lib/bond.yaml:19:9), not at the plan."""
+    text = (PLANS / "pack_eol.yaml").read_text().replace(
+        "instruments: [fixture, bms, dmm, safety, cycler, leak]", "instruments: [fixture]")
+    assert load_and_bind(text.encode("utf-8")) == "plan"
