@@ -9,7 +9,6 @@ name things that exist, includes resolve without cycles, variants override known
 from __future__ import annotations
 
 import difflib
-import hashlib
 import os
 import re
 from pathlib import Path
@@ -227,16 +226,6 @@ class Binder:
         return GroupNode(step, step.id or f"group@{index + 1}", children, final, step.parallel,
                          list(step.monitors), for_each, src=src, loc=loc)
 
-    def note_library(self, path: Path) -> None:
-        """Remember an included file's sha256 (for the release digest, BoundPlan.release_sha256)."""
-        plan_dir = self.loaded.path.resolve().parent
-        name = Path(os.path.relpath(path, plan_dir)).as_posix()
-        if name not in self.libraries:
-            try:
-                self.libraries[name] = hashlib.sha256(path.read_bytes()).hexdigest()
-            except OSError as err:  # gone since it was read: the binding is not trustworthy
-                self.problems.append(Problem(name, 1, 1, f"cannot read file: {err.strerror or err}"))
-
     def build_include(self, step: m.IncludeStep, src: Source, loc: Loc, known: set[str], chain, index: int) -> GroupNode | None:
         base = Path(src.file).parent
         path = (base / step.include).resolve()
@@ -253,7 +242,8 @@ class Binder:
             return None
         lib_src = load_file(path, display=os.path.normpath(os.path.join(os.path.dirname(src.file), step.include)))
         if not lib_src.problems:
-            self.note_library(path)
+            name = Path(os.path.relpath(path, self.loaded.path.resolve().parent)).as_posix()
+            self.libraries.setdefault(name, lib_src.sha256)  # for BoundPlan.release_sha256
         lib = parse_plan(lib_src)
         if lib is None:
             self.problems.extend(lib_src.problems)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import hashlib
 import types
 import typing
 from dataclasses import dataclass
@@ -215,8 +214,7 @@ def load_plan(path: str | Path) -> LoadedPlan:
     plan = parse_plan(src)
     if plan is None:
         raise InputError(src.problems or [Problem(str(path), 1, 1, "invalid plan")])
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return LoadedPlan(plan, src, path, digest)
+    return LoadedPlan(plan, src, path, src.sha256)
 
 
 def load_plan_text(text: str, name: str = "<plan>") -> LoadedPlan:
@@ -224,4 +222,4 @@ def load_plan_text(text: str, name: str = "<plan>") -> LoadedPlan:
     plan = parse_plan(src)
     if plan is None:
         raise InputError(src.problems or [Problem(name, 1, 1, "invalid plan")])
-    return LoadedPlan(plan, src, Path(name), hashlib.sha256(text.encode()).hexdigest())
+    return LoadedPlan(plan, src, Path(name), src.sha256)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Union
 
 from station.actions.registry import ActionSpec
@@ -63,7 +64,7 @@ class BoundPlan:
     roles: list[str]
     libraries: dict[str, str] = field(default_factory=dict)  # included file (relative to the plan) -> sha256
 
-    @property
+    @cached_property  # read by the release check, the role check and the RunStarted event
     def release_sha256(self) -> str:
         """What a release records and production mode checks: the plan file's sha256 when it
         includes nothing, else the sha256 of a manifest of the plan's and every included

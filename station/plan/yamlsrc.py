@@ -10,6 +10,7 @@ the library's 1.1 rules: ``on``/``NO`` are strings, ``0755`` is the integer 755.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,7 @@ class Source:
     problems: list[Problem] = field(default_factory=list)
     alias: dict[Loc, Loc] = field(default_factory=dict)  # desugared loc -> where it was written
     lines: list[str] = field(default_factory=list)
+    sha256: str = ""  # hex digest of the bytes parsed (load_file: the file; load_text: the UTF-8 text)
 
     def column_in_value(self, loc: Loc, offset: int) -> tuple[int, int]:
         """Position of character ``offset`` inside the scalar at ``loc`` (skips an opening quote)."""
@@ -235,7 +237,7 @@ def _parse_float(text: str) -> float:
 
 def load_text(text: str, file: str) -> Source:
     """Parse YAML text; problems (syntax, duplicates, tags, size) are collected in the result."""
-    src = Source(file, lines=text.splitlines())
+    src = Source(file, lines=text.splitlines(), sha256=hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
     if len(text) > MAX_BYTES:
         src.problems.append(Problem(file, 1, 1, f"file larger than {MAX_BYTES} bytes"))
         return src
@@ -287,4 +289,6 @@ def load_file(path: str | Path, display: str | None = None) -> Source:
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         return Source(name, problems=[Problem(name, line, 1, "file contains NUL bytes (binary?)")])
-    return load_text(text, name)
+    src = load_text(text, name)
+    src.sha256 = hashlib.sha256(raw).hexdigest()  # of the bytes read: the file's own digest
+    return src
