@@ -22,7 +22,7 @@ import pyvisa
 from pyvisa import constants
 
 from drivers.errors import ConnectError, InstrumentError, InstrumentTimeout, ProtocolError
-from drivers.transports.visa_inline import InlineSocket
+from drivers.transports.visa_inline import InlineSocket, raw_socket_session
 
 T = TypeVar("T")
 
@@ -215,6 +215,7 @@ class VisaTransport:
             raise self._lose(self._typed(exc, command, limit)) from exc
 
     def _lose(self, error: Exception) -> Exception:
+        """``error``, having marked the transport lost if it is a ``ConnectError`` (see ``lost``)."""
         if isinstance(error, ConnectError):
             self._lost = True
         return error
@@ -277,9 +278,8 @@ class VisaTransport:
 
     def _socket(self) -> socket.socket | None:
         """pyvisa-py's raw socket of a ``::SOCKET`` session (None for other sessions/backends)."""
-        session = getattr(self._rm.visalib, "sessions", {}).get(self._inst.session)
-        sock = getattr(session, "interface", None)
-        return sock if isinstance(sock, socket.socket) else None
+        session = raw_socket_session(self._rm, self._inst)
+        return None if session is None else session.interface
 
     # -- plumbing --------------------------------------------------------------------------
     @property
@@ -293,9 +293,8 @@ class VisaTransport:
     ) -> T:
         try:
             return await self._exchange(func, command, limit=limit, connect=connect)
-        except ConnectError:
-            self._lost = True
-            raise
+        except ConnectError as err:
+            raise self._lose(err)
 
     async def _exchange(
         self, func: Callable[[], T], command: str, *, limit: float | None = None, connect: bool = False

@@ -25,6 +25,14 @@ from typing import Any
 
 
 
+def raw_socket_session(resource_manager: Any, inst: Any) -> Any | None:
+    """pyvisa-py's session object behind ``inst`` when it is a raw socket (its ``interface`` is
+    the connected ``socket.socket``), else None (another session type or VISA library)."""
+    sessions = getattr(getattr(resource_manager, "visalib", None), "sessions", None)
+    session = sessions.get(inst.session) if isinstance(sessions, dict) else None
+    return session if isinstance(getattr(session, "interface", None), socket.socket) else None
+
+
 class InlineSocket:
     """The loop-thread path of one open pyvisa-py raw-socket session (see the module doc)."""
 
@@ -37,10 +45,8 @@ class InlineSocket:
     def of(cls, resource_manager: Any, inst: Any, termination: str) -> "InlineSocket | None":
         """The inline path for ``inst``'s session, or None if it is not a pyvisa-py raw socket
         (or the termination is empty: without one a reply has no end to wait for)."""
-        sessions = getattr(getattr(resource_manager, "visalib", None), "sessions", None)
-        session = sessions.get(inst.session) if isinstance(sessions, dict) else None
-        sock = getattr(session, "interface", None)
-        if not termination or not isinstance(sock, socket.socket) \
+        session = raw_socket_session(resource_manager, inst)
+        if not termination or session is None \
                 or not isinstance(getattr(session, "_pending_buffer", None), (bytes, bytearray)):
             return None
         return cls(session, termination.encode("ascii"))
