@@ -28,7 +28,7 @@ from station.events import (
 )
 from station.events import make as make_event
 from station.plan import values as v
-from station.plan.tree import ActionNode, BoundPlan, GroupNode, Node
+from station.plan.tree import ActionNode, BoundPlan, GroupNode, Node, title
 
 Subscriber = Callable[[Event], None]
 PromptHandler = Callable[[PromptRequested], Awaitable[str]]
@@ -277,7 +277,7 @@ class Sequencer:
 
     def _skip_or_error(self, node: Node, path: str, phase: str, error: str | None, names: ChainMap | None = None) -> None:
         outcome = "error" if error else "skipped"
-        self.emit(StepStarted, path=path, step_id=node.id or "", name=_title(node, names),
+        self.emit(StepStarted, path=path, step_id=node.id or "", name=title(node, names),
                   action=getattr(getattr(node, "spec", None), "name", "group"), phase=phase)
         self.emit(StepFinished, path=path, step_id=node.id or "", outcome=outcome, duration_s=0.0, error=error)
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
@@ -342,7 +342,7 @@ class Sequencer:
         step_id = step.id or ""
         loop = asyncio.get_running_loop()
         for attempt in range(1, attempts + 1):
-            self.emit(StepStarted, path=path, step_id=step_id, name=_title(node, names),
+            self.emit(StepStarted, path=path, step_id=step_id, name=title(node, names),
                       action=node.spec.name, phase=phase, attempt=attempt)
             start = loop.time()
             outcome, error, measured = await self._attempt(node, names, path)
@@ -440,19 +440,3 @@ class Sequencer:
         if missing:
             return "error", f"action {node.spec.name} did not measure {', '.join(missing)}", measured
         return outcome, None, measured
-
-
-def _title(node: Node, names: ChainMap | None) -> str:
-    """The step's name with its ``${...}`` filled ("Insulation HV+ to chassis"), else its label.
-
-    The binder checked the template; one that cannot be filled yet (a result not measured when
-    the step starts) is shown as written rather than failing the step over a title.
-    """
-    name = node.step.name or node.label
-    if names is None or "${" not in name:
-        return name
-    try:
-        value = v.evaluate(name, names)
-    except v.ValueProblem:
-        return name
-    return value if isinstance(value, str) else v.render(value)

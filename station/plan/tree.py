@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Union
 
 from station.actions.registry import ActionSpec
 from station.plan import model as m
+from station.plan import values as v
 from station.plan.yamlsrc import Loc, Source
 
 
@@ -97,3 +99,19 @@ class BoundPlan:
             return total
 
         return count(self.setup) + count(self.main) + count(self.teardown)
+
+
+def title(node: Node, names: Mapping[str, Any] | None) -> str:
+    """The step's name with its ``${...}`` filled ("Insulation HV+ to chassis"), else its label.
+
+    The binder checked the template; one that cannot be filled yet (a result not measured when
+    the step starts) is shown as written rather than failing the step over a title.
+    """
+    name = node.step.name or node.label
+    if names is None or "${" not in name:
+        return name
+    try:
+        value = v.evaluate(name, names)
+    except v.ValueProblem:
+        return name
+    return value if isinstance(value, str) else v.render(value)
