@@ -80,6 +80,9 @@ async def mode(ctx, mode: str, within: float) -> dict:
     return {"state": bms.state(), "time": ctx.now() - start}
 
 
+PRECHARGE_DONE = 0.95  # of the pack voltage: where the main contactor may close (DOMAIN.md, step 10)
+
+
 @action("bms.close_contactors", args={"within": Arg(unit="s", default=5.0), "sample": Arg(unit="s", default=0.01)},
         measures={"precharge_time": "s", "feedback_time": "s", "bus_ratio": "", "feedback_ok": "bool"},
         timeout=60, hv=True, defaults={"feedback_ok": {"equals": True}})
@@ -117,9 +120,6 @@ async def close_contactors(ctx, within: float, sample: float) -> dict:
     nan = float("nan")
     return {"precharge_time": nan if reached is None else reached, "feedback_time": nan if closed_at is None else closed_at,
             "bus_ratio": ratio, "feedback_ok": bool(feedback)}
-
-
-PRECHARGE_DONE = 0.95  # of the pack voltage: where the main contactor may close (DOMAIN.md, step 10)
 
 
 def _crossing(before: list[float] | None, t: float, volts: float, threshold: float) -> float:
