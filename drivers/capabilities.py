@@ -2,8 +2,8 @@
 
 Current sign convention everywhere: positive = into the pack (charge), negative = discharge.
 Every instrument: no I/O in the constructor; ``open()``/``close()`` (and ``async with``);
-``identify()``; an idempotent ``safe_state()`` that returns what it did, one line per action
-(without the instrument's name: the record and the screen put the role in front).
+``identify()``; an idempotent ``safe_state()`` that returns what it did, one ``SafeAction`` per
+action (without the instrument's name: the record and the screen put the role in front).
 """
 
 from __future__ import annotations
@@ -25,6 +25,19 @@ class Identity:
     calibration_due: dt.date | None = None
 
 
+@dataclass(frozen=True)
+class SafeAction:
+    """One thing ``safe_state()`` did.
+
+    ``confirmed`` only when the instrument acknowledged it (a reply, an error queue read back
+    empty) or a read-back proved it (``OUTP?`` answered 0, a coil read back off, the BMS's own
+    frame reporting the contactors open). A command merely sent is ``confirmed=False``.
+    """
+
+    action: str
+    confirmed: bool
+
+
 @runtime_checkable
 class Instrument(Protocol):
     name: str
@@ -32,7 +45,7 @@ class Instrument(Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def identify(self) -> Identity: ...
-    async def safe_state(self) -> list[str]: ...
+    async def safe_state(self) -> list[SafeAction]: ...
 
 
 @dataclass(frozen=True)

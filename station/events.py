@@ -135,8 +135,9 @@ class PromptAnswered(Event):
 class SafeStateAction(Event):
     instrument: str
     action: str
-    ok: bool
+    ok: bool  # done without error
     error: str | None = None
+    confirmed: bool = False  # acknowledged by the instrument or proved by a read-back
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from drivers.capabilities import SafeAction
 from station.events import SafeStateAction
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,8 +44,13 @@ async def run_safe_state(seq: "Sequencer") -> bool:
                 # other fixture starts a test between this SAFE:STOP and its check.
                 async with lock:
                     done = await asyncio.wait_for(instrument.safe_state(), SAFE_TIMEOUT)
-            for line in done or ["safe state reached"]:
-                seq.emit(SafeStateAction, instrument=role, action=str(line), ok=True)
+            for item in done or ["safe state reached"]:
+                # A plain string comes from a driver not yet reporting confirmation: it is
+                # taken at its word, as before SafeAction existed.
+                if isinstance(item, SafeAction):
+                    seq.emit(SafeStateAction, instrument=role, action=item.action, ok=True, confirmed=item.confirmed)
+                else:
+                    seq.emit(SafeStateAction, instrument=role, action=str(item), ok=True, confirmed=True)
         except asyncio.CancelledError:
             raise
         except Exception as err:  # one failing safe state never stops the others
@@ -80,7 +86,8 @@ async def _confirm_bus(seq: "Sequencer") -> bool:
                      error=f"{type(err).__name__}: {err}")
             return False
         if abs(volts) < SAFE_VOLTAGE:
-            seq.emit(SafeStateAction, instrument="dmm", action=f"bus {volts:.1f} V < {SAFE_VOLTAGE:g} V confirmed", ok=True)
+            seq.emit(SafeStateAction, instrument="dmm", action=f"bus {volts:.1f} V < {SAFE_VOLTAGE:g} V confirmed", ok=True,
+                     confirmed=True)
             return True
         if loop.time() >= deadline:
             seq.emit(SafeStateAction, instrument="dmm", action="confirm bus < 60 V", ok=False,

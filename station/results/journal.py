@@ -126,8 +126,9 @@ class Journal:
                     dumps(e.rows), e.utc))
 
     def _safe_action(self, db, e, seq) -> None:
-        db.execute("INSERT INTO safe_actions VALUES (?,?,?,?,?,?,?)",
-                   (e.run_id, seq, e.instrument, e.action, int(e.ok), e.error, e.utc))
+        db.execute("INSERT INTO safe_actions (run_id, seq, instrument, action, ok, error, utc, confirmed) "
+                   "VALUES (?,?,?,?,?,?,?,?)",
+                   (e.run_id, seq, e.instrument, e.action, int(e.ok), e.error, e.utc, int(e.confirmed)))
 
     def _run_finished(self, db, e, seq) -> None:
         db.execute("UPDATE runs SET finished_utc=?, duration_s=?, verdict=?, reason=?, "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _DDL_V1 = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -58,6 +58,13 @@ CREATE TABLE IF NOT EXISTS events (
 );
 """
 
+# v2: a safe-state action is confirmed only when the instrument acknowledged it or a read-back
+# proved it (NULL in runs recorded before v2: not known).
+_DDL_V2 = "ALTER TABLE safe_actions ADD COLUMN confirmed INTEGER"
+
+# Each version's statements, applied in order to a store found at an older version.
+_MIGRATIONS = {1: [s for s in _DDL_V1.split(";") if s.strip()], 2: [_DDL_V2]}
+
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the schema to ``SCHEMA_VERSION``; returns the version found before (0 = new).
@@ -72,11 +79,10 @@ def migrate(conn: sqlite3.Connection) -> int:
         found = row[0] or 0
         if found > SCHEMA_VERSION:
             raise ValueError(f"store schema version {found} is newer than {SCHEMA_VERSION}")
-        if found < 1:
-            for statement in _DDL_V1.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[version]:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

@@ -108,7 +108,7 @@ def test_store_creates_schema_wal_and_raw_journal(db_path):
     journal(db_path, events).close()
     conn = sqlite3.connect(db_path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,)]
     rows = conn.execute("SELECT seq, kind FROM events WHERE run_id = ? ORDER BY seq",
                         ("run-full-0001",)).fetchall()
     assert rows == [(i + 1, type(e).__name__) for i, e in enumerate(events)]
@@ -312,3 +312,24 @@ def test_throughput_is_reported(tmp_path, sync, capsys):
         print(f"\n[result store] synchronous={sync}: {len(events) / elapsed:,.0f} events/s "
               f"({elapsed / len(events) * 1e6:.0f} µs/event); record() of 100 steps "
               f"{read * 1e3:.1f} ms")
+
+
+def test_a_v1_store_migrates_and_old_safe_actions_read_confirmed_unknown(db_path):
+    from station.results.schema import _DDL_V1
+
+    db_path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db_path)
+    conn.executescript(_DDL_V1 + "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+                       "INSERT INTO schema_version VALUES (1);"
+                       "INSERT INTO runs (id, serial, status) VALUES ('old', 'SN1', 'finished');"
+                       "INSERT INTO safe_actions VALUES ('old', 1, 'cycler', 'output off', 1, NULL, 'x');")
+    conn.close()
+    store = ResultStore(db_path).open()
+    try:
+        rec = store.record("old")
+    finally:
+        store.close()
+    assert rec["safe_state"][0]["confirmed"] is None
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (2,)
+    conn.close()
