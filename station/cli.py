@@ -103,6 +103,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 3
+    finally:
+        _detach_dead_terminal()
+
+
+def _detach_dead_terminal() -> None:
+    """After a hang-up the terminal is gone: a failed flush at interpreter exit would replace
+    the run's exit code with 120. Point stdout/stderr at /dev/null if they cannot be flushed."""
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            try:
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, stream.fileno())
+                os.close(null)
+            except (OSError, ValueError):
+                pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,7 +8,6 @@ every exit goes through the sequencer's safe state.
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from station.instruments import InstrumentSetupError, StationInstruments
 from station.plan.bind import bind_plan
 from station.plan.loader import load_plan
 from station.plan.tree import BoundPlan
+from station.signals import StopSignals
 
 EXIT = {"PASS": 0, "FAIL": 1, "ERROR": 3, "ABORTED": 3}
 EXIT_REFUSED = 3  # the start-up check found the fixture not safe: no run was started
@@ -154,6 +154,7 @@ class Session:
         self.store = None
         self.instruments: StationInstruments | None = None
         self.line = None  # LineServices: PostgreSQL forwarding, MQTT status, MES
+        self.stop_signals: StopSignals | None = None  # set by whoever catches the stop signals
 
     async def __aenter__(self) -> "Session":
         from station.results.store import ResultStore
@@ -232,7 +233,12 @@ class Session:
         if on_sequencer:
             on_sequencer(seq)
         loop = asyncio.get_running_loop()
-        installed = _install_signals(loop, seq) if signals else []
+        stops = self.stop_signals
+        own = StopSignals() if stops is None and signals else None
+        if own is not None:
+            stops = own.__enter__()
+        if stops is not None:
+            stops.attach(seq)
         try:
             try:
                 await self.instruments.open(fx)
@@ -245,8 +251,10 @@ class Session:
                 arm_faults(self.bench, prep.fixture, prep.faults)
             verdict = await seq.run()
         finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
+            if stops is not None:
+                stops.detach(seq)
+            if own is not None:
+                own.__exit__(None, None, None)
         if seq.abort_reason is not None:
             await loop.run_in_executor(None, self._audit_abort, seq, req, prep)
         record = self.store.record(seq.run_id)
@@ -276,27 +284,26 @@ async def execute(req: RunRequest, prep: Prepared, *, subscribers: list[Callable
     raises ``RunRefused`` before any instrument is opened.
     """
     presets = {prep.fixture: sim_preset(prep)} if req.sim else None
-    async with Session(prep.config, sim=req.sim, presets=presets, db=req.db) as session:
-        if on_startup is not None:
-            from station.startup import blocking
-
-            lines = await session.startup_report([prep.fixture])
-            on_startup(lines)
-            if blocking(lines):
-                raise RunRefused(lines)
-        return await session.run(req, prep, subscribers=subscribers, prompt_handler=prompt_handler,
-                                 on_sequencer=on_sequencer)
+    # Signals are caught from before the first instrument opens until the last is closed: a
+    # signal during the start-up check stops the run as soon as it begins (through the safe
+    # state), and one during the export or the close is noted instead of killing the process.
+    with StopSignals() as stops:
+        async with Session(prep.config, sim=req.sim, presets=presets, db=req.db) as session:
+            session.stop_signals = stops
+            return await _startup_and_run(session, req, prep, subscribers, prompt_handler, on_sequencer, on_startup)
 
 
-def _install_signals(loop: asyncio.AbstractEventLoop, seq: Sequencer) -> list[int]:
-    installed = []
-    for sig, name in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):
-        try:
-            loop.add_signal_handler(sig, lambda n=name: seq.abort(f"{n} received", source="signal"))
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (UI workers)
-            pass
-    return installed
+async def _startup_and_run(session: "Session", req: RunRequest, prep: Prepared, subscribers, prompt_handler,
+                           on_sequencer, on_startup) -> tuple[str, str, Any]:
+    if on_startup is not None:
+        from station.startup import blocking
+
+        lines = await session.startup_report([prep.fixture])
+        on_startup(lines)
+        if blocking(lines):
+            raise RunRefused(lines)
+    return await session.run(req, prep, subscribers=subscribers, prompt_handler=prompt_handler,
+                             on_sequencer=on_sequencer)
 
 
 def export(req: RunRequest, record: dict) -> None:

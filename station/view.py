@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+import threading
 from typing import Any
 
 from station.events import (
@@ -30,7 +32,8 @@ class PlainView:
     def __call__(self, event: Event) -> None:
         line = self.line(event)
         if line:
-            print(line, file=self.out, flush=True)
+            with contextlib.suppress(OSError):  # the terminal was closed (SIGHUP): the record goes on
+                print(line, file=self.out, flush=True)
 
     def line(self, e: Event) -> str | None:
         if isinstance(e, RunStarted):
@@ -51,7 +54,8 @@ class PlainView:
         return None
 
     def summary(self, verdict: str, run_id: str) -> None:
-        print(f"{verdict}  record {run_id}", file=self.out, flush=True)
+        with contextlib.suppress(OSError):
+            print(f"{verdict}  record {run_id}", file=self.out, flush=True)
 
 
 class RichView(PlainView):
@@ -78,8 +82,9 @@ class RichView(PlainView):
 
     def __exit__(self, *exc) -> None:
         if self.live is not None:
-            self.live.update(self._render())
-            self.live.__exit__(*exc)
+            with contextlib.suppress(OSError):  # the terminal was closed (SIGHUP)
+                self.live.update(self._render())
+                self.live.__exit__(*exc)
 
     def _render(self):
         from rich.table import Table
@@ -117,9 +122,10 @@ class RichView(PlainView):
 
     def summary(self, verdict: str, run_id: str) -> None:
         color = {"PASS": "bold white on green", "FAIL": "bold white on red"}.get(verdict, "bold black on yellow")
-        self.console.print(f"[{color}]  {verdict}  [/] record {run_id}")
-        for line in self.failed:
-            self.console.print(f"  [red]{line}[/]")
+        with contextlib.suppress(OSError):
+            self.console.print(f"[{color}]  {verdict}  [/] record {run_id}")
+            for line in self.failed:
+                self.console.print(f"  [red]{line}[/]")
 
 
 def make_view(plain: bool = False) -> PlainView:
@@ -131,12 +137,75 @@ def make_prompter(answers: list[str]):
     queue = list(answers)
     if not queue and not sys.stdin.isatty():
         return None
+    terminal = TerminalAnswers()
 
     async def prompter(req: Any) -> str:
         if queue:
             return queue.pop(0)
         question = f"{req.message} " + ("[y/n] " if req.style == "confirm" else "> ")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, input, question)
+        return await terminal.ask(question)
 
     return prompter
+
+
+class TerminalAnswers:
+    """Questions to the operator at the terminal, answered by the lines typed there.
+
+    One daemon thread reads stdin and hands each line to the oldest question still waiting: a
+    question abandoned by an aborted step (its future cancelled) no longer takes a line, so the
+    teardown's own prompt after an abort gets the next one. Not the loop's executor: a run
+    stopped while a question is open must not keep the process alive at exit waiting for a
+    line nobody will type. The clock is held on real time while a question waits.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[str]]] = []
+        self._lock = threading.Lock()
+        self._reader: threading.Thread | None = None
+
+    async def ask(self, question: str) -> str:
+        from station.clock import real_time
+
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[str] = loop.create_future()
+        with self._lock:
+            self._waiting.append((loop, answer))
+            if self._reader is None or not self._reader.is_alive():
+                self._reader = threading.Thread(target=self._read, name="operator-prompt", daemon=True)
+                self._reader.start()
+        with contextlib.suppress(OSError):
+            print(question, end="", flush=True)
+        with real_time():
+            return await answer
+
+    def _read(self) -> None:
+        while True:
+            try:
+                line = sys.stdin.readline()
+                failure = None if line else EOFError("the terminal closed")
+            except (OSError, ValueError) as err:  # the terminal was hung up
+                line, failure = "", err
+            with self._lock:
+                waiting = [(loop, fut) for loop, fut in self._waiting if not fut.done()]
+                if failure is not None:
+                    self._waiting.clear()
+                    targets = waiting
+                else:
+                    targets = waiting[:1]
+                    self._waiting = waiting[1:]
+            for loop, fut in targets:
+                if failure is not None:
+                    self._deliver(loop, fut, fut.set_exception, OSError(f"no answer from the terminal: {failure}"))
+                else:
+                    self._deliver(loop, fut, fut.set_result, line.rstrip("\r\n"))
+            if failure is not None:
+                return
+
+    @staticmethod
+    def _deliver(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[str], setter: Any, value: Any) -> None:
+        def put() -> None:
+            if not fut.done():
+                setter(value)
+
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(put)

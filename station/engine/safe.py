@@ -4,6 +4,7 @@ independent confirmation that the HV bus is below 60 V before the guard may unlo
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from drivers.capabilities import SafeAction
@@ -23,17 +24,36 @@ def _ordered(roles) -> list[str]:
     return sorted(roles, key=lambda r: ORDER.index(r) if r in ORDER else len(ORDER))
 
 
-async def run_safe_state(seq: "Sequencer") -> bool:
-    """Bring every instrument to its safe state; return True when the bus is confirmed safe."""
-    ok = True
+@dataclass
+class SafeOutcome:
+    """What the safe state could not confirm: role -> the actions (or the error) in question."""
+
+    unconfirmed: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def confirmed(self) -> bool:
+        return not self.unconfirmed
+
+    def add(self, role: str, what: str) -> None:
+        self.unconfirmed.setdefault(role, []).append(what)
+
+    def describe(self) -> str:
+        """``bms (requested standby: no acknowledgement); dmm (...)`` for the record's reason."""
+        return "; ".join(f"{role} ({', '.join(items)})" for role, items in self.unconfirmed.items())
+
+
+async def run_safe_state(seq: "Sequencer") -> SafeOutcome:
+    """Bring every instrument to its safe state, each even if another failed; then confirm the
+    bus below 60 V with the DMM. Each action is journalled as it completes."""
+    outcome = SafeOutcome()
     for role in _ordered(seq.instruments):
         instrument = seq.instruments[role]
         lock = seq.locks.get(role)
         if lock is not None and _in_use(lock):
             # A shared instrument (one IR tester behind a relay matrix) busy with another
             # fixture's pack: stopping it would abort that pack's test. It cannot energise this
-            # pack: the fixture's own safe state releases this fixture's HV relays.
-            seq.emit(SafeStateAction, instrument=role, ok=True,
+            # pack: the fixture's own safe state releases this fixture's HV relays (and confirms it).
+            seq.emit(SafeStateAction, instrument=role, ok=True, confirmed=True,
                      action="shared, in use by another fixture: left running; this fixture's relays are released")
             continue
         try:
@@ -47,17 +67,18 @@ async def run_safe_state(seq: "Sequencer") -> bool:
             for item in done or ["safe state reached"]:
                 # A plain string comes from a driver not yet reporting confirmation: it is
                 # taken at its word, as before SafeAction existed.
-                if isinstance(item, SafeAction):
-                    seq.emit(SafeStateAction, instrument=role, action=item.action, ok=True, confirmed=item.confirmed)
-                else:
-                    seq.emit(SafeStateAction, instrument=role, action=str(item), ok=True, confirmed=True)
-        except asyncio.CancelledError:
-            raise
+                action, confirmed = (item.action, item.confirmed) if isinstance(item, SafeAction) else (str(item), True)
+                seq.emit(SafeStateAction, instrument=role, action=action, ok=True, confirmed=confirmed)
+                if not confirmed:
+                    outcome.add(role, f"{action}: not acknowledged")
         except Exception as err:  # one failing safe state never stops the others
-            ok = False
             seq.emit(SafeStateAction, instrument=role, action="safe_state()", ok=False,
                      error=f"{type(err).__name__}: {err}")
-    return await _confirm_bus(seq) and ok
+            outcome.add(role, f"{type(err).__name__}: {err}")
+    problem = await _confirm_bus(seq)
+    if problem:
+        outcome.add("dmm", problem)
+    return outcome
 
 
 def _in_use(lock: asyncio.Lock) -> bool:
@@ -67,30 +88,29 @@ def _in_use(lock: asyncio.Lock) -> bool:
     return lock.locked() or any(not w.cancelled() for w in (getattr(lock, "_waiters", None) or ()))
 
 
-async def _confirm_bus(seq: "Sequencer") -> bool:
+async def _confirm_bus(seq: "Sequencer") -> str | None:
+    """Read the bus until it is below ``SAFE_VOLTAGE``; None when confirmed, else what failed."""
     dmm = seq.instruments.get("dmm")
     if dmm is None:
         seq.emit(SafeStateAction, instrument="dmm", action="bus voltage not confirmed: no DMM on this fixture",
-                 ok=True)
-        return True
+                 ok=True, confirmed=False)
+        return "no DMM on this fixture to confirm the bus below 60 V"
     loop = asyncio.get_running_loop()
     deadline = loop.time() + CONFIRM_WITHIN
     volts = float("nan")
     while True:
         try:
             volts = await asyncio.wait_for(dmm.measure_dc_voltage(1000.0, 1.0), SAFE_TIMEOUT)
-        except asyncio.CancelledError:
-            raise
         except Exception as err:
             seq.emit(SafeStateAction, instrument="dmm", action="confirm bus < 60 V", ok=False,
                      error=f"{type(err).__name__}: {err}")
-            return False
+            return f"bus voltage unreadable: {type(err).__name__}: {err}"
         if abs(volts) < SAFE_VOLTAGE:
-            seq.emit(SafeStateAction, instrument="dmm", action=f"bus {volts:.1f} V < {SAFE_VOLTAGE:g} V confirmed", ok=True,
-                     confirmed=True)
-            return True
+            seq.emit(SafeStateAction, instrument="dmm", action=f"bus {volts:.1f} V < {SAFE_VOLTAGE:g} V confirmed",
+                     ok=True, confirmed=True)
+            return None
         if loop.time() >= deadline:
-            seq.emit(SafeStateAction, instrument="dmm", action="confirm bus < 60 V", ok=False,
-                     error=f"bus still {volts:.1f} V after {CONFIRM_WITHIN:g} s")
-            return False
+            error = f"bus still {volts:.1f} V after {CONFIRM_WITHIN:g} s"
+            seq.emit(SafeStateAction, instrument="dmm", action="confirm bus < 60 V", ok=False, error=error)
+            return error
         await asyncio.sleep(0.5)

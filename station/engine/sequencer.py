@@ -44,6 +44,22 @@ REQUIRE_INPUTS = {
 }
 
 
+async def _uncancellable(coro: Awaitable[str], log: Callable[[str, str], None]) -> str:
+    """Await ``coro`` in a task of its own that a cancellation of the caller cannot reach: a
+    cancel (an outside ``task.cancel()``, a runner shutting down) is noted and waited out."""
+    task = asyncio.ensure_future(coro)
+    while True:
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                return task.result()
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            log("cancellation requested during teardown or the safe state: noted; they go on", "warning")
+
+
 class Sequencer:
     def __init__(
         self,
@@ -92,6 +108,7 @@ class Sequencer:
         self._main_task: asyncio.Task | None = None
         self.watched_interlocks: dict[str, frozenset[str]] = {}  # step path -> fixture inputs its watcher polls
         self.preflight_error: str | None = None  # an instrument failed to open: record it, go safe
+        self._ending = False  # True once teardown and the safe state have begun
         self._t0 = 0.0
         self._clock = None  # the running loop's time(), set by run() (events before it read the loop)
         self._utc0 = dt.datetime.now(dt.timezone.utc)
@@ -137,7 +154,14 @@ class Sequencer:
 
     # -- abort -----------------------------------------------------------------------------
     def abort(self, reason: str, *, source: str = "operator") -> None:
-        """Stop the run now and go to the safe state. Safe to call from any callback in the loop."""
+        """Stop the run now and go to the safe state. Safe to call from any callback in the loop.
+
+        Once main is over (teardown or the safe state running) nothing is cut short: the
+        request is only noted in the record.
+        """
+        if self._ending:
+            self.log(f"{source}: {reason}: noted; teardown and the safe state go on", "warning")
+            return
         if self.abort_reason is None:
             self.abort_reason = RunAborted(reason, source=source)
         if self._main_task is not None and not self._main_task.done():
@@ -183,6 +207,8 @@ class Sequencer:
             reason = f"instrument setup: {self.preflight_error}"
             self.log(reason, "error")
         try:
+            if self.abort_reason is not None:  # asked to stop before it began (a signal, the UI)
+                raise self.abort_reason
             if not self.preflight_error:
                 await self._phase(self.bound.setup, "setup")
             if not self._stop_main():
@@ -203,13 +229,22 @@ class Sequencer:
             self._main_task = None
         if self.abort_reason is not None:
             reason = f"{self.abort_reason.source}: {self.abort_reason.reason}"
+        self._ending = True  # from here on an abort is only noted (see abort())
+        return await _uncancellable(self._finish(reason), self.log)
+
+    async def _finish(self, reason: str | None) -> str:
+        """Teardown, the safe state, the verdict and ``RunFinished``: never cancelled."""
         if not self.preflight_error:
             await self._teardown()
-        safe_ok = await run_safe_state(self)
+        safe = await run_safe_state(self)
         self.deadlines.close()
         verdict = self._verdict()
-        if not safe_ok and verdict in ("PASS", "FAIL"):
-            verdict, reason = "ERROR", "the safe state could not be confirmed"
+        if not safe.confirmed:
+            problem = f"safe state not confirmed: {safe.describe()}"
+            if verdict in ("PASS", "FAIL"):
+                verdict, reason = "ERROR", problem
+            else:
+                reason = f"{reason}; {problem}" if reason else problem
         if reason is None and verdict == "FAIL":
             reason = f"failed at {self.failed_at}"
         if reason is None and verdict == "ERROR" and self.errored_at:

@@ -46,11 +46,15 @@ class UnknownRunError(StoreError, LookupError):
 
 
 # Events held in memory until the next boundary event commits them (the end of their step).
-# The safe state's lines and a monitor trip are held too: an fsync per line sat on the reaction
-# path between a trip and the last HV source switched off (tests/reliability); RunFinished
-# commits them a moment later.
+# A monitor trip is held too: an fsync sat on the reaction path between a trip and the last HV
+# source switched off (tests/reliability); the first safe-state line commits it a moment later.
 _HELD = frozenset({"StepStarted", "MeasurementTaken", "SeriesRecorded", "LogMessage", "PromptAnswered",
-                   "SafeStateAction", "MonitorTripped"})
+                   "MonitorTripped"})
+# Committed as each happens but without an fsync (WAL, synchronous=NORMAL for that commit): a
+# station killed during a slow safe state keeps every action already done (the OS has the
+# write), and no fsync sits between one HV source switched off and the next. RunFinished's
+# commit (FULL) makes them durable against a power loss too.
+_UNSYNCED = frozenset({"SafeStateAction"})
 
 
 class ResultStore:
@@ -187,10 +191,13 @@ class ResultStore:
             if kind in _HELD:
                 return
             batch, self._pending = self._pending, []
-            self._write(batch)
+            self._write(batch, sync=kind not in _UNSYNCED)
 
-    def _write(self, batch: list) -> None:
+    def _write(self, batch: list, *, sync: bool = True) -> None:
         db = self._db()
+        relaxed = not sync and self.synchronous == "FULL"
+        if relaxed:
+            db.execute("PRAGMA synchronous=NORMAL")
         # Each event's counters must move before the next one is written in the same
         # transaction; on a rollback they go back to where they were.
         saved = (dict(self._journal._seq), dict(self._journal._attempts))
@@ -205,6 +212,9 @@ class ResultStore:
             self._journal._seq, self._journal._attempts = saved
             event, kind = batch[-1]
             raise StoreError(self._name, f"cannot journal {kind} of run {event.run_id}: {exc}") from exc
+        finally:
+            if relaxed:
+                db.execute(f"PRAGMA synchronous={self.synchronous}")
 
     # -- reading ----------------------------------------------------------------------------
     def runs(self, limit: int = 50, serial: str | None = None) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ import signal
 
 from drivers.errors import DeviceError
 from station import clock
-from station.runner import _install_signals
+from station.signals import StopSignals
 
 ALL = {"dmm", "fixture", "bms", "safety"}
 
@@ -171,19 +171,16 @@ teardown:
 
 def test_sigint_aborts_through_the_safe_state(h):
     """Ctrl-C (SIGINT) and SIGTERM reach the safe state, never a traceback."""
-    for sig, name in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):
+    for sig, name in ((signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")):
         h.rec.calls.clear()
 
         async def main():
             seq = h.sequencer("main:\n  - station.wait: 100 s\n")
             loop = asyncio.get_running_loop()
-            installed = _install_signals(loop, seq)
-            loop.call_at(loop.time() + 1.0, os.kill, os.getpid(), sig)
-            try:
+            with StopSignals() as stops:
+                stops.attach(seq)
+                loop.call_at(loop.time() + 1.0, os.kill, os.getpid(), sig)
                 return await seq.run(), seq
-            finally:
-                for s in installed:
-                    loop.remove_signal_handler(s)
 
         verdict, seq = clock.run(main(), virtual=True)
         assert verdict == "ABORTED"
