@@ -6,13 +6,29 @@ import datetime as dt
 from typing import Any
 
 
+# Identity fallbacks every driver accepts in its options (for what the device cannot report).
+IDENTITY_OPTIONS = frozenset({"maker", "model", "serial", "firmware"})
+
+
 class Driver:
     """Base for every driver. The constructor only stores configuration: no I/O.
 
     ``name`` is the station role ("cycler", "bms", ...), used in every error message.
     ``transport`` may be injected (exact-exchange tests); otherwise ``open()`` builds it from
     ``resource``. ``timeout`` (s) bounds every single operation.
+
+    What the station checks before anything is opened (``station.instruments``):
+    ``TRANSPORT`` — the resource kind the driver needs (``drivers.transports.resources.KINDS``);
+    ``OPTIONS`` — the option keys it reads (None: not declared, not checked); ``check()`` —
+    anything else that can be refused without touching the instrument (map files, DBCs).
     """
+
+    TRANSPORT: str | None = None
+    OPTIONS: frozenset[str] | None = None
+
+    def check(self) -> None:
+        """Raise (ValueError or a driver error) for configuration the instrument would refuse;
+        reads files at most, never the instrument."""
 
     def __init__(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from drivers.base import Driver
+from drivers.base import IDENTITY_OPTIONS, Driver
 from drivers.capabilities import Identity
 from drivers.errors import ConnectError, DeviceError, InstrumentError, ProtocolError
 from drivers.transports.factory import open_message_transport
@@ -16,6 +16,9 @@ NO_ERROR = '+0,"No error"'
 class MessageDriver(Driver):
     """A line-based instrument: its transport comes from the resource in ``open()`` (unless one
     was injected, as exact-exchange tests do); the constructor only stores config."""
+
+    TRANSPORT = "message"
+    OPTIONS = IDENTITY_OPTIONS
 
     def __init__(self, name: str, resource: str, **kw) -> None:
         super().__init__(name, resource, **kw)

@@ -73,6 +73,7 @@ def cmd_validate(args) -> int:
 
         loaded_cfg = load_config(args.station)
         roles = set().union(*(loaded_cfg.roles(f) for f in loaded_cfg.fixture_ids()))
+        _check_instruments(loaded_cfg)
     problems = []
     for path in args.plans:
         try:
@@ -92,6 +93,27 @@ def cmd_validate(args) -> int:
             print(problem, file=sys.stderr)
         return EXIT_USAGE
     return 0
+
+
+def _check_instruments(loaded_cfg) -> None:
+    """Each fixture's drivers, resources, options and map files, as ``station run`` checks them
+    before opening anything (simulator configs, whose resources are placeholders filled by
+    ``--sim``, are checked when the simulator fills them)."""
+    from station.config import PLACEHOLDER
+    from station.instruments import check_fixture
+
+    problems = []
+    for fixture in loaded_cfg.fixture_ids():
+        configs = [cfg for _key, cfg in loaded_cfg.instruments_for(fixture).values()]
+        if any(PLACEHOLDER.search(cfg.resource) or any(PLACEHOLDER.search(str(v)) for v in cfg.options.values())
+               for cfg in configs):
+            continue
+        try:
+            check_fixture(loaded_cfg, fixture)
+        except InputError as err:
+            problems.extend(err.problems)
+    if problems:
+        raise InputError(problems)
 
 
 def plan_schema() -> dict:

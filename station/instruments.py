@@ -13,13 +13,40 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-from drivers.errors import InstrumentError
+from drivers.errors import InstrumentError, UnknownDriverError
 from drivers.registry import driver_class
+from drivers.transports.resources import check_resource
 from station.config import LoadedConfig, fill_option, fill_resource
+from station.diagnostics import InputError
 from station.events import InstrumentInfo
+
+
+class _OptionError(ValueError):
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        super().__init__(message)
+
+
+def _check_options(cls: type, options: dict[str, Any]) -> None:
+    """Refuse option keys the driver does not read (a misspelt option is never ignored)."""
+    known = getattr(cls, "OPTIONS", None)
+    if known is None:  # a site driver that declares nothing: its own constructor decides
+        return
+    for key in options:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise _OptionError(key, f"unknown option '{key}'{hint} (options: {', '.join(sorted(known)) or 'none'})")
+
+
+def check_fixture(loaded: LoadedConfig, fixture: str, endpoints: dict[str, str] | None = None) -> None:
+    """Everything about one fixture's instruments that can be refused without opening one:
+    driver keys, resources (schemes, hosts, ports), options, map files. Raises InputError."""
+    StationInstruments(loaded, endpoints).build(fixture)
 
 
 class InstrumentSetupError(Exception):
@@ -76,26 +103,38 @@ class StationInstruments:
         if key not in self._drivers:
             cls = driver_class(cfg.driver)
             where = str(self.loaded.path)
+            _check_options(cls, cfg.options)
             resource = fill_resource(cfg.resource, self.endpoints, where)
+            if getattr(cls, "TRANSPORT", None) is not None:
+                check_resource(resource, cls.TRANSPORT)
             options = {k: fill_option(v, self.endpoints, where) for k, v in cfg.options.items()}
-            self._drivers[key] = cls(role, resource, options=options,
-                                     calibration_due=cfg.calibration_due, timeout=cfg.timeout)
+            driver = cls(role, resource, options=options, calibration_due=cfg.calibration_due, timeout=cfg.timeout)
+            check = getattr(driver, "check", None)
+            if check is not None:
+                check()
+            self._drivers[key] = driver
             self._configs[key] = cfg
             if cfg.shared:
                 self.locks[key] = asyncio.Lock()
         return self._drivers[key]
 
     def build(self, fixture: str) -> FixtureInstruments:
-        """Driver objects for one fixture (constructors only store config; a resource or option
-        a driver refuses is a config error at its location, before anything is touched)."""
-        drivers, keys = {}, {}
+        """Driver objects for one fixture (constructors only store config; a driver key, resource,
+        option or map file a driver refuses is a config error at its location, before anything is
+        touched)."""
+        drivers, keys, problems = {}, {}, []
         for role, (key, cfg) in self.loaded.instruments_for(fixture).items():
+            where = self.loaded.location_of(fixture, role)
             try:
                 drivers[role] = self._driver(key, role, cfg)
-            except (InstrumentError, ValueError) as err:
-                raise self.loaded.problem(self.loaded.location_of(fixture, role) + ("resource",),
-                                          f"{role} ({cfg.driver}): {err}") from None
+            except _OptionError as err:
+                problems.extend(self.loaded.problem(where + ("options", err.key), f"{role} ({cfg.driver}): {err}").problems)
+            except (InstrumentError, ValueError, OSError) as err:
+                field = "driver" if isinstance(err, UnknownDriverError) else "resource"
+                problems.extend(self.loaded.problem(where + (field,), f"{role} ({cfg.driver}): {err}").problems)
             keys[role] = key
+        if problems:
+            raise InputError(problems)
         return FixtureInstruments(fixture, drivers, keys)
 
     def locks_for(self, fx: FixtureInstruments) -> dict[str, asyncio.Lock]:

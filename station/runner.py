@@ -87,6 +87,10 @@ def prepare(req: RunRequest) -> Prepared:
         plan_path = str(config.resolve_path(product.plan))
     if variant is None and product is not None and Path(plan_path).resolve() == config.resolve_path(product.plan).resolve():
         variant = product.variant
+    if not req.sim:
+        from station.instruments import check_fixture
+
+        check_fixture(config, fixture)  # driver keys, resources, options, maps: before any copper
     loaded = load_plan(plan_path)
     bound = bind_plan(loaded, variant, config.roles(fixture))
     if config.config.mode == "production":

@@ -19,7 +19,7 @@ from typing import Any
 
 import can
 
-from drivers.base import Driver
+from drivers.base import IDENTITY_OPTIONS, Driver
 from drivers.bms.live_values import LiveValues
 from drivers.bms.signals import DEFAULT_MAP, MAPS, SignalMap, load_signal_map
 from drivers.capabilities import Dtc, Identity
@@ -33,6 +33,9 @@ WAKE_POLL_S = 0.01
 class DbcBms(Driver):
     """``drivers.capabilities.Bms`` over CAN: live values from cyclic frames, commands, UDS."""
 
+    TRANSPORT = "can"
+    OPTIONS = IDENTITY_OPTIONS | {"dbc", "signals", "cells", "temperature_sensors", "uds"}
+
     def __init__(self, name: str, resource: str, **kw: Any) -> None:
         super().__init__(name, resource, **kw)
         self.map: SignalMap | None = None
@@ -45,6 +48,10 @@ class DbcBms(Driver):
         self._cyclic: asyncio.TimerHandle | None = None  # the next cyclic request
 
     # --- lifecycle -------------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """The signal map and DBC load and agree (files only): a broken map is a config error."""
+        self.load_map()
 
     def load_map(self) -> SignalMap:
         """Load and validate the signal map against the DBC (no bus I/O; usable before open)."""

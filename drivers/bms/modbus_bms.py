@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-from drivers.base import Driver
+from drivers.base import IDENTITY_OPTIONS, Driver
 from drivers.bms.modbus_map import _COUNTS, REQUIRED, BmsField, is_signal, load_bms_map  # noqa: F401 (re-exported)
 from drivers.capabilities import Dtc, Identity
 from drivers.errors import DeviceError, InstrumentError, InstrumentTimeout, RangeError, StaleSignalError
@@ -65,6 +65,10 @@ class _Group:
 
 class ModbusBms(Driver):
     """``drivers.capabilities.Bms`` over a Modbus register map (polling, writes, UDS equivalents)."""
+
+    TRANSPORT = "modbus"
+    OPTIONS = IDENTITY_OPTIONS | {"map", "poll_period", "cell_poll_period", "cells", "temperature_sensors",
+                                  "autopoll", "did_table"}
 
     def __init__(self, name: str, resource: str, **kw: Any) -> None:
         super().__init__(name, resource, **kw)

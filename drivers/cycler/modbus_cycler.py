@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from drivers.base import Driver
+from drivers.base import IDENTITY_OPTIONS, Driver
 from drivers.capabilities import CyclerReading, Identity
 from drivers.errors import RangeError, ProtocolError
 from drivers.fixture.modbus_fixture import map_identity, run_all
@@ -33,6 +33,9 @@ REQUIRED = {"output_enable": "coil", "protection_clear": "coil", "reset_counters
 
 class ModbusCycler(Driver):
     """``drivers.capabilities.Cycler`` (+ ``set_watchdog``, ``heartbeat``) over a register map."""
+
+    TRANSPORT = "modbus"
+    OPTIONS = IDENTITY_OPTIONS | {"map", "voltage_max", "current_max"}
 
     def __init__(self, name: str, resource: str, **kw) -> None:
         super().__init__(name, resource, **kw)

@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import math
 
+from drivers.base import IDENTITY_OPTIONS
 from drivers.scpi import ScpiDriver
 from drivers.capabilities import BondResult, Identity, IrResult, WithstandResult
 from drivers.errors import ConnectError, DeviceError, InstrumentError, InstrumentTimeout, ProtocolError
@@ -82,6 +83,8 @@ def scpi_number(value: float) -> str:
 
 class Chroma19032(ScpiDriver):
     """``InsulationTester`` for a Chroma 19032; ``name`` is the station role used in every error."""
+
+    OPTIONS = IDENTITY_OPTIONS | {"poll"}
 
     def __init__(self, name: str, resource: str, **kw) -> None:
         super().__init__(name, resource, **kw)
