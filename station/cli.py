@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     from station import commands
 
+    _quiet_library_logs()
     try:
         return commands.dispatch(args, parser)
     except KeyboardInterrupt:
@@ -105,6 +106,16 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     finally:
         _detach_dead_terminal()
+
+
+def _quiet_library_logs() -> None:
+    """Transport libraries log what our transports then raise as typed errors naming the
+    instrument and command (python-can's "Failed to receive" when a socketcand peer dies):
+    without a handler Python prints those on the operator's screen."""
+    import logging
+
+    for name in ("can", "pymodbus", "pyvisa"):
+        logging.getLogger(name).addHandler(logging.NullHandler())
 
 
 def _detach_dead_terminal() -> None:

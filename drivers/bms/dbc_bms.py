@@ -117,7 +117,7 @@ class DbcBms(Driver):
             return ["not open, no request sent"]
         self._mode, self._balancing, self._imd_enabled = "standby", False, True
         self._stop_cyclic()
-        self._send_request("safe_state")
+        self._send_request("request standby")
         return ["requested standby (contactors open)", "insulation monitor enabled",
                 "balancing off", "cyclic request stopped"]
 
@@ -193,7 +193,7 @@ class DbcBms(Driver):
             data = request.encode(self._mode, self._balancing, self._imd_enabled)
             self._request_frame = (key, can.Message(arbitration_id=request.message.frame_id, data=data,
                                                     is_extended_id=request.message.is_extended_frame))
-        self.port.send(self._request_frame[1])
+        self.port.send(self._request_frame[1], command=command)
 
     # The cyclic request is a timer callback, not a task looping on asyncio.sleep: a task costs
     # two loop iterations per period (timer, then the task step), ~39 us a wake-up on the

@@ -76,7 +76,7 @@ class ExpectedFrames:
         if listener in self.listeners:
             self.listeners.remove(listener)
 
-    def send(self, msg: can.Message) -> None:
+    def send(self, msg: can.Message, *, command: str = "") -> None:
         self.sent.append(msg)
         got = Tx(msg.arbitration_id, bytes(msg.data), msg.is_extended_id)
         if self._index >= len(self._frames) or not isinstance(self._frames[self._index], Tx):

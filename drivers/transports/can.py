@@ -63,6 +63,11 @@ class CanPort:
         self.interface, self.channel, self.options = parse_can_resource(resource)
         self.bus: can.BusABC | None = None
         self.notifier: can.Notifier | None = None
+        self.lost: BaseException | None = None  # why the bus went away (peer gone), once it did
+
+    def on_error(self, exc: Exception) -> None:
+        """The receive thread ended on this error (in the loop): the bus is lost."""
+        self.lost = self.lost or exc
 
     async def open(self) -> None:
         """Create the bus and its in-loop Notifier. Raises ConnectError if the interface refuses."""
@@ -76,7 +81,8 @@ class CanPort:
                                instrument=self.instrument, command="open") from exc
         from drivers.transports.loopbus import notifier
 
-        self.notifier = notifier(self.bus, [], asyncio.get_running_loop())
+        self.lost = None
+        self.notifier = notifier(self.bus, [], asyncio.get_running_loop(), on_lost=self.on_error)
 
     def add_listener(self, listener: Listener) -> None:
         """``listener(msg)`` is called in the loop for every received frame."""
@@ -87,15 +93,24 @@ class CanPort:
         if listener in notifier.listeners:
             notifier.remove_listener(listener)
 
-    def send(self, msg: can.Message) -> None:
-        """Transmit one frame; CanError becomes InstrumentError naming the id."""
-        self._require("send")
+    def send(self, msg: can.Message, *, command: str = "") -> None:
+        """Transmit one frame. A peer that went away (a closed socketcand connection) is a
+        ``ConnectError`` "connection lost during '<command>'"; any other CanError an
+        ``InstrumentError``; both name the instrument and the command (default: the frame id)."""
+        command = command or f"send 0x{msg.arbitration_id:X}"
+        self._require(command)
+        if self.lost is not None:
+            raise ConnectError(f"connection lost during {command!r} ({self.lost})", instrument=self.instrument,
+                               command=command)
         try:
             self.bus.send(msg, timeout=0.1)  # type: ignore[union-attr]
+        except OSError as exc:  # BrokenPipeError, ConnectionResetError: the bus is gone
+            self.lost = exc
+            raise ConnectError(f"connection lost during {command!r} ({type(exc).__name__}: {exc})",
+                               instrument=self.instrument, command=command) from exc
         except can.CanError as exc:
             raise InstrumentError(f"CAN send failed on {self.resource}: {exc}",
-                                  instrument=self.instrument,
-                                  command=f"send 0x{msg.arbitration_id:X}") from exc
+                                  instrument=self.instrument, command=command) from exc
 
     async def close(self) -> None:
         """Stop the Notifier and shut the bus down; safe to call twice."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import select
 import socket
 import threading
@@ -258,7 +259,29 @@ class LoopNotifier(can.Notifier):
             raise
 
 
-def notifier(bus: can.BusABC, listeners: list, loop) -> can.Notifier:
-    """The Notifier for ``bus`` in ``loop``: draining for ``LoopBus``, python-can's otherwise."""
-    kind = LoopNotifier if isinstance(bus, LoopBus) else can.Notifier
-    return kind(bus, listeners, loop=loop)
+class QuietNotifier(can.Notifier):
+    """python-can's Notifier, but a receive thread whose bus died (the peer closed the socket)
+    ends quietly: python-can reports the error to the listeners' ``on_error`` in the loop and
+    then re-raises in its thread, which printed a thread traceback on the operator's screen.
+    (``_rx_thread`` is python-can 4's receive loop; the version is pinned below 5.)"""
+
+    on_lost: Any = None  # called in the loop with the exception that ended a receive thread
+
+    def _rx_thread(self, bus: can.BusABC) -> None:
+        try:
+            super()._rx_thread(bus)
+        except Exception as exc:
+            self.exception = exc
+            if self.on_lost is not None and self._loop is not None:
+                with contextlib.suppress(RuntimeError):  # the loop already closed: nobody to tell
+                    self._loop.call_soon_threadsafe(self.on_lost, exc)
+
+
+def notifier(bus: can.BusABC, listeners: list, loop, on_lost: Any = None) -> can.Notifier:
+    """The Notifier for ``bus`` in ``loop``: draining for ``LoopBus``, python-can's otherwise.
+    ``on_lost(exc)`` runs in the loop when a receive thread ends on an error (peer gone)."""
+    if isinstance(bus, LoopBus):
+        return LoopNotifier(bus, listeners, loop=loop)
+    quiet = QuietNotifier(bus, listeners, loop=loop)
+    quiet.on_lost = on_lost
+    return quiet

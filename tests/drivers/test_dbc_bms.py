@@ -247,7 +247,7 @@ class _FlakyPort:
     def remove_listener(self, listener) -> None:
         pass
 
-    def send(self, msg: can.Message) -> None:
+    def send(self, msg: can.Message, *, command: str = "") -> None:
         self.sent.append((asyncio.get_running_loop().time(), bytes(msg.data)))
         if len(self.sent) in self.fail:
             raise InstrumentError("CAN send failed", instrument="bms")
