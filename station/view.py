@@ -48,7 +48,8 @@ class PlainView:
         if isinstance(e, MonitorTripped):
             return f"{e.t:9.1f}s  TRIP  {e.signal} = {e.value:g} ({e.limit})"
         if isinstance(e, SafeStateAction):
-            return f"{'':11}  SAFE  {e.instrument}: {e.action}" + ("" if e.ok else f"  FAILED: {e.error}")
+            state = f"  FAILED: {e.error}" if not e.ok else ("" if e.confirmed else "  (NOT CONFIRMED)")
+            return f"{'':11}  SAFE  {e.instrument}: {e.action}{state}"
         if isinstance(e, RunFinished):
             return f"{e.t:9.1f}s  verdict {e.verdict}" + (f" ({e.reason})" if e.reason else "")
         return None

@@ -13,9 +13,11 @@ A record is a plain dict (JSON-able after ``to_jsonable``)::
             started_utc, finished_utc, t_start_s, duration_s, error, series [names],
             measurements [{name, value, unit, limits, verdict, text, utc, t_s}]}],
     unassigned_measurements [...], series [{path, attempt, name, columns, rows, utc}],
-    safe_state [{instrument, action, ok, error, utc}], monitor_trips, prompts, log,
+    safe_state [{instrument, action, ok, error, utc, confirmed (None: recorded before it was
+                 known)}], monitor_trips, prompts, log,
     errors [{source, where, message, utc}], summary {steps: {outcome: n},
-    measurements: {verdict: n}}
+    measurements: {verdict: n}, safe_state_confirmed (bool; None for records without it),
+    safe_state_unconfirmed [instrument names]}
 
 Values are SI (ohm, V, A, s) as the sequencer judged them; ``unit`` says which.
 """
@@ -109,9 +111,13 @@ def assemble(run: dict[str, Any], instruments: list[dict], steps: list[dict],
     }
     record["prompts"].sort(key=lambda e: e["t"])
     record["errors"] = _errors(record)
+    unconfirmed = sorted({a["instrument"] for a in record["safe_state"] if not a["ok"] or a["confirmed"] is False})
+    known = all(a["confirmed"] is not None for a in record["safe_state"])
     record["summary"] = {
         "steps": dict(Counter(s["outcome"] or "unfinished" for s in step_list)),
         "measurements": dict(Counter(m["verdict"] for m in iter_measurements(record))),
+        "safe_state_confirmed": (not unconfirmed) if record["safe_state"] and known else (False if unconfirmed else None),
+        "safe_state_unconfirmed": unconfirmed,
     }
     return record
 

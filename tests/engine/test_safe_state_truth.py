@@ -156,3 +156,24 @@ def test_each_safe_state_action_is_in_the_store_before_the_next_begins(h: Harnes
         store.close()
     assert verdict == "PASS"
     assert seen_before_cycler == [1]
+
+
+def test_the_record_says_which_instruments_were_not_confirmed(h: Harness, tmp_path):
+    async def silent_leak() -> list[SafeAction]:
+        return [SafeAction("STOP sent", confirmed=False)]
+
+    from tests.engine.fakes import FakeInstrument
+
+    leak = FakeInstrument("leak", h.rec)
+    leak.safe_state = silent_leak
+    h.instruments["leak"] = leak
+    store = ResultStore(tmp_path / "r.db").open()
+    try:
+        _verdict, seq = h.run("main:\n  - station.wait: 1 s\n", critical=[store.handle])
+        record = store.record(seq.run_id)
+    finally:
+        store.close()
+    assert record["summary"]["safe_state_confirmed"] is False
+    assert record["summary"]["safe_state_unconfirmed"] == ["leak"]
+    assert [a["confirmed"] for a in record["safe_state"] if a["instrument"] == "leak"] == [False]
+    assert record["verdict"] == "ERROR" and "leak (STOP sent: not acknowledged)" in record["reason"]
