@@ -16,8 +16,11 @@ demo: $(STAMP)  ## run the smoke plan against the simulator, with the live step 
 	$(BIN)/station run test_plans/smoke.yaml --sim --serial SN0001 --report out/smoke.html
 
 test: $(STAMP)  ## the whole test suite (the reliability suite in a process of its own: it times reactions)
-	$(BIN)/pytest --ignore=tests/reliability
-	$(BIN)/pytest tests/reliability
+	@# Both suites run and report even when the first fails; the exit code is the first non-zero one.
+	@status=0; \
+	$(BIN)/pytest --ignore=tests/reliability || status=$$?; \
+	$(BIN)/pytest tests/reliability || { s=$$?; [ $$status -ne 0 ] || status=$$s; }; \
+	exit $$status
 
 bench: $(STAMP)  ## benchmarks (not part of the test run); prints a table and writes out/bench.json
 	$(BIN)/python bench/run_all.py
