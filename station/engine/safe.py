@@ -18,6 +18,7 @@ ORDER = ("safety", "cycler", "bms", "leak", "fixture", "dmm")
 SAFE_TIMEOUT = 5.0  # s per instrument
 SAFE_VOLTAGE = 60.0  # V: above this is HV
 CONFIRM_WITHIN = 30.0  # s to see the bus fall below SAFE_VOLTAGE
+ENERGY_ROLES = ("safety", "cycler", "bms")  # what can put or keep voltage on the bus (contactors)
 
 
 def _ordered(roles) -> list[str]:
@@ -92,9 +93,14 @@ async def _confirm_bus(seq: "Sequencer") -> str | None:
     """Read the bus until it is below ``SAFE_VOLTAGE``; None when confirmed, else what failed."""
     dmm = seq.instruments.get("dmm")
     if dmm is None:
+        sources = [role for role in ENERGY_ROLES if role in seq.instruments]
+        if not sources:  # nothing on this fixture can put or keep voltage on the bus
+            seq.emit(SafeStateAction, instrument="dmm", ok=True, confirmed=True,
+                     action="no HV source, tester or contactor on this fixture: no bus to confirm")
+            return None
         seq.emit(SafeStateAction, instrument="dmm", action="bus voltage not confirmed: no DMM on this fixture",
                  ok=True, confirmed=False)
-        return "no DMM on this fixture to confirm the bus below 60 V"
+        return f"no DMM on this fixture to confirm the bus below 60 V ({', '.join(sources)} present)"
     loop = asyncio.get_running_loop()
     deadline = loop.time() + CONFIRM_WITHIN
     volts = float("nan")

@@ -59,7 +59,8 @@ SQL = {
     "measurements": "INSERT INTO measurements VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
                     "ON CONFLICT DO NOTHING",
     "series": "INSERT INTO series VALUES (%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING",
-    "safe_actions": "INSERT INTO safe_actions VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING",
+    "safe_actions": "INSERT INTO safe_actions (run_id, seq, instrument, action, ok, error, utc, confirmed) "
+                    "VALUES (%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING",
 }
 
 RUN_COLUMNS = ("serial", "plan_id", "plan_version", "plan_sha256", "plan_path", "plan_title",
@@ -124,7 +125,7 @@ def build(run_id: str, events: list[JournalEvent], *, status: str, source: str) 
                  _dumps(list(d["columns"])), _dumps(d["rows"]), utc))
         elif k == "SafeStateAction":
             out.rows["safe_actions"].append((run_id, seq, d["instrument"], d["action"],
-                                             bool(d["ok"]), d.get("error"), utc))
+                                             bool(d["ok"]), d.get("error"), utc, d.get("confirmed")))
         elif k == "LogMessage" and str(d.get("message", "")).startswith(MES_PREFIX):
             out.run.setdefault("mes_transaction_id", d["message"][len(MES_PREFIX):].strip())
         elif k == "RunFinished":

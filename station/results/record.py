@@ -103,7 +103,7 @@ def assemble(run: dict[str, Any], instruments: list[dict], steps: list[dict],
         "steps": step_list, "unassigned_measurements": unassigned, "series": series_list,
         "safe_state": [{"instrument": r["instrument"], "action": r["action"], "ok": bool(r["ok"]),
                         "error": r["error"], "utc": r["utc"],
-                        "confirmed": None if r["confirmed"] is None else bool(r["confirmed"])}
+                        "confirmed": None if r.get("confirmed") is None else bool(r["confirmed"])}
                        for r in safe_actions],
         "monitor_trips": by_kind.get("MonitorTripped", []),
         "prompts": by_kind.get("PromptRequested", []) + by_kind.get("PromptAnswered", []),
