@@ -57,7 +57,7 @@ def release_problem(config: LoadedConfig, plan_path: str | Path) -> str | None:
     from station.security.roles import release_problem as problem
 
     try:
-        digest = plan_release_digest(plan_path)
+        digest = plan_release_digest(plan_path, config)
     except InputError as err:
         first = err.problems[0] if err.problems else None
         where = f"{Path(first.file).name}:{first.line}: {first.message}" if first else "it does not load"
