@@ -64,6 +64,9 @@ def check_authenticated(config: LoadedConfig, auth: Any, audit: AuditLog, *, ope
 
     if config.config.mode != "production":
         return
+    if not operator:
+        raise refuse(audit, "authentication required", config.path,
+                     "production mode: give the operator id (--operator) and authenticate", operator="", **who)
     if not isinstance(auth, Authenticated) or auth.operator != operator or auth.method == "none":
         raise refuse(audit, "authentication required", config.path,
                      f"production mode: operator '{operator}' is not authenticated "
