@@ -17,6 +17,7 @@ Durability (``synchronous``), with WAL:
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -131,8 +132,6 @@ class ResultStore:
         try:
             row = db.execute("SELECT mode FROM store_mode LIMIT 1").fetchone()
             if row is None:
-                import datetime as dt
-
                 db.execute("INSERT INTO store_mode VALUES (?, ?)",
                            (mode, dt.datetime.now(dt.timezone.utc).isoformat()))
             db.execute("COMMIT")

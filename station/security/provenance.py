@@ -104,7 +104,8 @@ def check_release(config: LoadedConfig, bound: BoundPlan, audit: AuditLog, **who
         trusted = verify(config, key, entry, digest)
         signer = find_operator(config, trusted.owner)
         if signer.role not in MAY_CHOOSE_PLAN:
-            raise ValueError(f"key '{trusted.id}' belongs to '{signer.id}', a {signer.role}, who may not release")
+            article = "an" if signer.role[0] in "aeiou" else "a"
+            raise ValueError(f"key '{trusted.id}' belongs to '{signer.id}', {article} {signer.role}, who may not release")
     except (ValueError, InputError, SignatureProblem) as err:
         why = err.problems[0].message if isinstance(err, InputError) else str(err)
         if production:
