@@ -151,11 +151,14 @@ def user_file(config: LoadedConfig) -> UserFile | None:
 
 
 def needs_credential(config: LoadedConfig, directory: Directory | None, op: OperatorConfig) -> bool:
-    """Production: everyone. Development: whoever has a credential on file (so a bench with a
-    user file protects its engineers, and CI without one runs as before)."""
+    """Production: everyone. Development with a user file: engineers and admins (they choose
+    plans and inject faults), and anyone else who has a credential on file. Development without
+    one (CI, the simulator's bench): nobody, as before."""
     if config.config.mode == "production":
         return True
-    return directory is not None and any(directory.credential(op.id, k) for k in KINDS)
+    if directory is None:
+        return False
+    return op.role in ("engineer", "admin") or any(directory.credential(op.id, k) for k in KINDS)
 
 
 def _now() -> dt.datetime:

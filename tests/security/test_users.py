@@ -87,9 +87,17 @@ async def test_ui_development_engineers_with_a_pin_on_file_authenticate_operator
         assert app.operator.id == "eng1" and app.auth.method == "pin"
         await pilot.press("f5")
         await pilot.pause()
-        await _type(pilot, "#login-id", "admin")  # no credential on file, development: let in
-        assert app.operator.id == "admin" and app.auth is None
-        await pilot.press("f5")
-        await pilot.pause()
+        await _type(pilot, "#login-id", "admin")  # an admin with no credential on file: not let in
+        assert app.screen.query_one("#login-pin").display
+        await _type(pilot, "#login-pin", "1234")
+        assert app.operator is None
         await _type(pilot, "#login-id", "BADGE-0042")  # a badge scan is id and credential at once
         assert app.operator.id == "op1" and app.auth.method == "badge"
+    directory = UserFile(station_dir / "users.yaml").load()
+    config = load_config(cfg)
+    from station.config import OperatorConfig
+    from station.security.users import needs_credential
+
+    assert not needs_credential(config, directory, OperatorConfig(id="op3", role="operator"))
+    assert needs_credential(config, directory, OperatorConfig(id="eng9", role="engineer"))
+    assert not needs_credential(config, None, OperatorConfig(id="eng9", role="engineer"))  # no user file: CI
