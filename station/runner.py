@@ -135,7 +135,7 @@ def _check_serial(config: LoadedConfig, serial: str) -> None:
     from station.safetext import has_controls
 
     if has_controls(serial) or not serial.strip() or len(serial) > SERIAL_MAX:
-        raise _problem("--serial", f"serial {printable(serial)[:80]!s} is not a pack serial (empty, control "
+        raise _problem("--serial", f"serial {printable(serial)[:80]} is not a pack serial (empty, control "
                                    f"characters or over {SERIAL_MAX} characters)")
     if config.config.mode == "production" and config.config.products and config.product_for(serial) is None:
         raise _problem("--serial", f"serial {printable(serial)} matches no product of the catalogue")
