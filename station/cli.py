@@ -28,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--fault", action="append", default=[], metavar="NAME[:k=v,...]",
                      help="inject a simulator fault (repeatable; see `station sim faults`)")
     run.add_argument("--operator", default="", metavar="ID", help="operator id for the record")
+    run.add_argument("--pin-file", metavar="FILE", help="the operator's PIN (first line); else STATION_PIN or a prompt")
     run.add_argument("--json", metavar="FILE", help="write the full record as JSON")
     run.add_argument("--junit", metavar="FILE", help="write JUnit XML (one testcase per step)")
     run.add_argument("--db", metavar="FILE", help="result store (default: from the station config)")
@@ -44,10 +45,34 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the JSON Schema of the plan language")
 
-    rel = sub.add_parser("release", help="record a plan's sha256 as released in a station config (admins)")
+    rel = sub.add_parser("release", help="sign a plan's release digest into a station config (admins)")
     rel.add_argument("plan")
     rel.add_argument("--station", metavar="FILE", required=True)
     rel.add_argument("--operator", metavar="ID", required=True)
+    rel.add_argument("--key", metavar="FILE", help="the admin's Ed25519 private key (PEM); required in production")
+    rel.add_argument("--pin-file", metavar="FILE", help="the admin's PIN (first line); else STATION_PIN or a prompt")
+
+    ver = sub.add_parser("verify", help="check every release's signature and content; exit 0 ok, 3 broken")
+    ver.add_argument("plans", nargs="*", metavar="PLAN", help="only these plans (default: every release)")
+    ver.add_argument("--station", metavar="FILE", required=True)
+
+    aud = sub.add_parser("audit", help="the hash-chained audit log: verify (exit 0 intact, 3 tampered), show")
+    aud.add_argument("audit_command", choices=("verify", "show"))
+    aud.add_argument("--station", metavar="FILE", help="the log beside this station's store (default: simulated)")
+    aud.add_argument("--db", metavar="FILE", help="the log beside this result store")
+    aud.add_argument("--log", metavar="FILE", help="this audit log file")
+
+    keys = sub.add_parser("keys", help="release signing keys: `keys new FILE` writes a private key")
+    keys.add_argument("keys_command", choices=("new",))
+    keys.add_argument("file")
+    keys.add_argument("--id", help="key id to suggest for trusted_keys")
+
+    users = sub.add_parser("users", help="station user file: `users set ID` sets a hashed PIN (or --badge)")
+    users.add_argument("users_command", choices=("set",))
+    users.add_argument("id")
+    users.add_argument("--station", metavar="FILE", required=True)
+    users.add_argument("--badge", action="store_true", help="set the badge code instead of the PIN")
+    users.add_argument("--pin-file", metavar="FILE", help="read the PIN/badge from this file; else STATION_PIN or a prompt")
 
     cov = sub.add_parser("coverage", help="faults × steps matrix of a plan's declared catches")
     cov.add_argument("plan")
@@ -75,6 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     lst = ressub.add_parser("list", help="recent runs")
     lst.add_argument("--limit", type=int, default=20)
     lst.add_argument("--serial")
+    lst.add_argument("--mode", choices=("production", "development", "all"),
+                     help="runs of this station mode (default: the store's own mode; `all` mixes them)")
     show = ressub.add_parser("show", help="one run in detail")
     show.add_argument("run_id")
     exp = ressub.add_parser("export", help="export one run")

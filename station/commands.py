@@ -7,13 +7,14 @@ import sys
 from pathlib import Path
 
 from station.diagnostics import InputError
+from station.safetext import printable
 
 EXIT_USAGE = 2
 
 
 def _problems(err: InputError) -> int:
     for problem in err.problems:
-        print(problem, file=sys.stderr)
+        print(printable(problem), file=sys.stderr)  # a problem may quote a serial or a file's text
     return EXIT_USAGE
 
 
@@ -21,6 +22,7 @@ def dispatch(args, parser) -> int:
     handler = {
         "run": cmd_run, "validate": cmd_validate, "schema": cmd_schema, "coverage": cmd_coverage,
         "sim": cmd_sim, "ui": cmd_ui, "results": cmd_results, "stats": cmd_stats, "release": cmd_release,
+        **_security_commands(),
     }[args.command]
     try:
         return handler(args)
@@ -28,10 +30,28 @@ def dispatch(args, parser) -> int:
         return _problems(err)
 
 
+def _security_commands() -> dict:
+    from station.security import commands as sc
+
+    return {"verify": sc.cmd_verify, "audit": sc.cmd_audit, "keys": sc.cmd_keys, "users": sc.cmd_users}
+
+
+def _authenticate(args) -> object:
+    """The operator's authentication token (a PIN when needed; station.security.login)."""
+    from station.config import SIM_CONFIG, load_config
+    from station.security.audit import AuditLog, audit_path
+    from station.security.login import cli_authenticate
+
+    if not args.station and not args.sim:
+        return None  # prepare() names the missing config
+    config = load_config(args.station or SIM_CONFIG)
+    return cli_authenticate(config, AuditLog(audit_path(config, args.db)), args.operator, args.pin_file)
+
+
 def _startup_lines(lines: list[str]) -> None:
     """The start-up check before a run, on stderr (stdout carries the run's own output)."""
     for line in lines:
-        print(f"start-up: {line}", file=sys.stderr, flush=True)
+        print(f"start-up: {printable(line)}", file=sys.stderr, flush=True)  # serials of interrupted runs
 
 
 def cmd_run(args) -> int:
@@ -43,7 +63,7 @@ def cmd_run(args) -> int:
         plan=args.plan, serial=args.serial, variant=args.variant, fixture=args.fixture,
         operator=args.operator, sim=args.sim, station=args.station, faults=list(args.fault),
         db=args.db, json=args.json, junit=args.junit, report=args.report,
-        stop_on_failure=args.stop_on_failure,
+        stop_on_failure=args.stop_on_failure, auth=_authenticate(args),
     )
     prep = prepare(req)
     view = make_view(plain=args.plain)
@@ -56,10 +76,10 @@ def cmd_run(args) -> int:
     try:
         verdict, run_id, _record = clock.run(main(), virtual=args.sim)
     except RunRefused as err:
-        print(f"station run: refused, no run started (nothing was switched): {err}. "
+        print(f"station run: refused, no run started (nothing was switched): {printable(err)}. "
               f"Make the fixture safe (see above), then start again.", file=sys.stderr)
         return EXIT_REFUSED
-    view.summary(verdict, run_id)
+    view.summary(verdict, printable(run_id))
     return EXIT[verdict]
 
 
@@ -90,7 +110,7 @@ def cmd_validate(args) -> int:
             problems.extend(err.problems)
     if problems:
         for problem in sorted(set(problems)):
-            print(problem, file=sys.stderr)
+            print(printable(problem), file=sys.stderr)
         return EXIT_USAGE
     return 0
 
@@ -143,8 +163,15 @@ def cmd_coverage(args) -> int:
 def cmd_release(args) -> int:
     from station.security.release import release_plan
 
-    digest = release_plan(args.station, args.plan, args.operator)
-    print(f"{args.plan}: released in {args.station} (sha256 {digest})")
+    from station.config import load_config
+    from station.security.audit import AuditLog, audit_path
+    from station.security.login import cli_authenticate
+
+    config = load_config(args.station)
+    auth = cli_authenticate(config, AuditLog(audit_path(config)), args.operator, args.pin_file)
+    digest = release_plan(args.station, args.plan, args.operator, key=args.key, auth=auth)
+    signed = f", signed with {args.key}" if args.key else ", unsigned: development only"
+    print(f"{printable(args.plan)}: released in {printable(args.station)} (sha256 {digest}{signed})")
     return 0
 
 
@@ -188,7 +215,7 @@ def cmd_results(args) -> int:
 
     db = _default_db(args.db)
     if args.results_command == "list":
-        return rc.results_list(db, limit=args.limit, serial=args.serial)
+        return rc.results_list(db, limit=args.limit, serial=args.serial, mode=args.mode)
     if args.results_command == "show":
         return rc.results_show(db, args.run_id)
     if args.results_command == "export":

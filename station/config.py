@@ -65,6 +65,24 @@ class OperatorConfig(_Model):
     role: Literal["operator", "engineer", "admin"] = "operator"
 
 
+class SignedRelease(_Model):
+    """A release: the plan's release digest, signed by a trusted key (station.security.signing)."""
+
+    sha256: str = Field(description="Release digest: plan, included libraries, profile files")
+    key: str = Field(description="Id of the trusted key that signed it (trusted_keys)")
+    signature: str = Field(description="Ed25519 signature, base64, over the canonical release statement")
+    by: str | None = Field(None, description="Who released it (operator id)")
+    files: dict[str, str] = Field(default_factory=dict, description="name -> sha256 of every file the digest covers")
+
+
+class TrustedKey(_Model):
+    """A public key whose signatures release plans on this station."""
+
+    id: str = Field(description="Key id that releases name")
+    owner: str = Field(description="Operator id of the engineer/admin holding the private key")
+    public_key: str = Field(description="ed25519:<base64 of the 32-byte raw public key>")
+
+
 class ResultsConfig(LineResultsFields):
     db: str = Field("results/station.db", description="SQLite result store, relative to this file")
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
@@ -79,7 +97,11 @@ class StationConfig(_Model):
     fixtures: dict[str, FixtureConfig]
     products: list[ProductConfig] = Field(default_factory=list)
     operators: list[OperatorConfig] = Field(default_factory=list)
-    released: dict[str, str] = Field(default_factory=dict, description="plan path -> sha256 of the released content")
+    released: dict[str, str | SignedRelease] = Field(
+        default_factory=dict, description="plan path -> release digest (unsigned: development only) or signed release")
+    trusted_keys: list[TrustedKey] = Field(default_factory=list, description="Public keys that sign releases")
+    trusted_keys_file: str | None = Field(None, description="File of more trusted keys (same shape), relative to this file")
+    users_file: str | None = Field(None, description="Station user file (hashed PINs/badges), relative to this file")
     results: ResultsConfig = Field(default_factory=ResultsConfig)
     mqtt: MqttConfig | None = Field(None, description="Live status to an MQTT broker")
     mes: MesConfig | None = Field(None, description="MES route check before, upload after each run")

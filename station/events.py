@@ -61,6 +61,12 @@ class RunStarted(Event):
     mes_transaction_id: str | None = None  # from the MES route check, kept with the record
     plan_libraries: dict[str, str] = field(default_factory=dict)  # included file -> sha256
     plan_release_sha256: str = ""  # BoundPlan.release_sha256: what a release of this content records
+    # Provenance (station.security.provenance): what the station was when it ran this pack.
+    station_mode: str = ""  # development | production ("" = not known: a caller that gave none)
+    config_sha256: str = ""  # sha256 of the station config file's bytes
+    release_key: str = ""  # id of the trusted key whose signature released this content ("" = none)
+    release_signature: str = ""  # that Ed25519 signature, base64
+    audit_head: str = ""  # hash of the audit log's last entry at run start (anchors the chain)
 
 
 @dataclass(frozen=True)

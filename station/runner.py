@@ -21,6 +21,7 @@ from station.instruments import InstrumentSetupError, StationInstruments
 from station.plan.bind import bind_plan
 from station.plan.loader import load_plan
 from station.plan.tree import BoundPlan
+from station.safetext import printable
 from station.signals import StopSignals
 
 EXIT = {"PASS": 0, "FAIL": 1, "ERROR": 3, "ABORTED": 3}
@@ -52,6 +53,7 @@ class RunRequest:
     report: str | None = None
     answers: dict[str, str] = field(default_factory=dict)
     stop_on_failure: bool = False  # end main at the first failed step (CI fault runs)
+    auth: Any = None  # station.security.users.Authenticated: production needs it for ``operator``
 
 
 @dataclass
@@ -62,6 +64,7 @@ class Prepared:
     bound: BoundPlan
     fixture: str
     faults: list[tuple[str, dict[str, str]]]
+    release: tuple[str, str] = ("", "")  # (trusted key id, signature) the content runs under
 
 
 def _problem(where: str, message: str) -> InputError:
@@ -76,6 +79,16 @@ def prepare(req: RunRequest) -> Prepared:
         config = load_config(SIM_CONFIG)
     else:
         raise _problem("station", "no station config: give --station FILE, or --sim to run against the simulator")
+    from station.security import provenance
+    from station.security.audit import AuditLog, audit_path
+
+    # Refusals below are audited beside the store this run would write (security/provenance.py).
+    audit = AuditLog(audit_path(config, req.db))
+    who = {"operator": req.operator.strip(), "serial": printable(req.serial), "station": config.config.station_id}
+    _check_serial(config, req.serial)
+    provenance.check_store_mode(config, Path(req.db) if req.db else config.resolve_path(config.config.results.db),
+                                audit, **who)
+    provenance.check_authenticated(config, req.auth, audit, **who)
     fixture = req.fixture or config.fixture_ids()[0]
     if fixture not in config.config.fixtures:
         raise _problem(str(config.path), f"no fixture '{fixture}'; fixtures: {', '.join(config.fixture_ids())}")
@@ -93,31 +106,43 @@ def prepare(req: RunRequest) -> Prepared:
         check_fixture(config, fixture)  # driver keys, resources, options, maps: before any copper
     loaded = load_plan(plan_path)
     bound = bind_plan(loaded, variant, config.roles(fixture))
-    if config.config.mode == "production":
-        _check_release(config, bound)
+    release = provenance.check_release(config, bound, audit, **who)
     faults = [parse_fault(text) for text in req.faults]
     if faults and not req.sim:
         raise _problem("--fault", "faults can only be injected into the simulator (--sim)")
+    from station.security.manifest import release_digest
     from station.security.roles import authorize
 
     # roles are enforced here, in the engine's path, not only in the UI
-    authorize(config, req.operator, plan_path=loaded.path, plan_sha256=bound.release_sha256,
-              variant=bound.variant, faults=faults, sim=req.sim)
+    try:
+        authorize(config, req.operator, plan_path=loaded.path, plan_sha256=release_digest(config, bound),
+                  variant=bound.variant, faults=faults, sim=req.sim)
+    except InputError as err:
+        raise provenance.refuse(audit, "role denied", err.problems[0].file, err.problems[0].message,
+                                plan=str(loaded.path), **who) from None
     if faults:
         from sim.faults import check_fault
 
         problems = [Problem("--fault", 1, 1, msg) for name, params in faults if (msg := check_fault(name, params))]
         if problems:
             raise InputError(problems)
-    return Prepared(config, bound, fixture, faults)
+    return Prepared(config, bound, fixture, faults, release)
 
 
-def _check_release(config: LoadedConfig, bound: BoundPlan) -> None:
-    from station.security.roles import release_problem
+SERIAL_MAX = 128  # characters; a longer "serial" is a scanner or keyboard accident
 
-    problem = release_problem(config, bound.path, bound.release_sha256)
-    if problem:
-        raise _problem(bound.path, f"{problem}; production mode runs released plans only")
+
+def _check_serial(config: LoadedConfig, serial: str) -> None:
+    """Refuse a serial that cannot be a pack's before anything is touched: control characters
+    (a newline, ESC, a GS1 separator the scanner should have parsed), over ``SERIAL_MAX``, or, in
+    production, one no product of the catalogue accepts."""
+    from station.safetext import has_controls
+
+    if has_controls(serial) or not serial.strip() or len(serial) > SERIAL_MAX:
+        raise _problem("--serial", f"serial {printable(serial)[:80]} is not a pack serial (empty, control "
+                                   f"characters or over {SERIAL_MAX} characters)")
+    if config.config.mode == "production" and config.config.products and config.product_for(serial) is None:
+        raise _problem("--serial", f"serial {printable(serial)} matches no product of the catalogue")
 
 
 def parse_fault(text: str) -> tuple[str, dict[str, str]]:
@@ -159,6 +184,9 @@ class Session:
         self.instruments: StationInstruments | None = None
         self.line = None  # LineServices: PostgreSQL forwarding, MQTT status, MES
         self.stop_signals: StopSignals | None = None  # set by whoever catches the stop signals
+        from station.security.audit import AuditLog, audit_path
+
+        self.audit = AuditLog(audit_path(config, self.db))  # beside the store (no I/O until used)
 
     async def __aenter__(self) -> "Session":
         from station.results.store import ResultStore
@@ -171,9 +199,21 @@ class Session:
                         for f in self.config.fixture_ids()}
             self.bench = SimBench(fixtures)
             endpoints = await self.bench.start()
+        from station.results.store import StoreModeError
+        from station.security import provenance
+
         try:
-            self.store = ResultStore(self.db, synchronous=self.config.config.results.synchronous).open()
+            try:
+                self.store = ResultStore(self.db, synchronous=self.config.config.results.synchronous,
+                                         mode=self.config.config.mode).open()
+            except StoreModeError as err:  # prepare() checked; this catches a store claimed since
+                raise provenance.refuse(self.audit, "store mode mismatch", self.db, str(err),
+                                        store_mode=err.store_mode, station_mode=err.station_mode) from None
+            provenance.note_config_change(self.config, self.store, self.audit)
         except BaseException:
+            if self.store is not None:
+                self.store.close()
+                self.store = None
             if self.bench is not None:
                 await self.bench.stop()
             raise
@@ -206,7 +246,7 @@ class Session:
         return await startup_report(self.config, self.store, endpoints=self.instruments.endpoints, fixtures=fixtures)
 
     def _audit_abort(self, seq: Sequencer, req: RunRequest, prep: Prepared) -> None:
-        _audit_abort_entry(self.config, seq, req, prep)
+        _audit_abort_entry(self.audit, seq, req, prep)
 
     async def run(self, req: RunRequest, prep: Prepared, *, subscribers: list[Callable[[Event], None]] | None = None,
                   prompt_handler=None, on_sequencer: Callable[[Sequencer], None] | None = None,
@@ -234,6 +274,9 @@ class Session:
             stop_on_failure=req.stop_on_failure,
             mes_transaction_id=decision.transaction_id if decision else None,
         )
+        from station.security.provenance import fields as provenance_fields
+
+        seq.provenance = provenance_fields(self.config, prep.release, self.audit)  # into RunStarted
         if on_sequencer:
             on_sequencer(seq)
         loop = asyncio.get_running_loop()
@@ -269,11 +312,9 @@ class Session:
         return verdict, seq.run_id, record
 
 
-def _audit_abort_entry(config: LoadedConfig, seq: Sequencer, req: RunRequest, prep: Prepared) -> None:
-    from station.security.audit import AuditLog, audit_path
-
+def _audit_abort_entry(audit, seq: Sequencer, req: RunRequest, prep: Prepared) -> None:
     reason = seq.abort_reason
-    AuditLog(audit_path(config)).append(
+    audit.append(
         "abort", run_id=seq.run_id, serial=req.serial, fixture=prep.fixture, operator=req.operator,
         plan=str(prep.bound.path), source=reason.source, reason=reason.reason)
 
@@ -305,6 +346,8 @@ async def _startup_and_run(session: "Session", req: RunRequest, prep: Prepared, 
         lines = await session.startup_report([prep.fixture])
         on_startup(lines)
         if blocking(lines):
+            session.audit.append("refusal", what="start-up not safe", operator=req.operator.strip(),
+                                 serial=req.serial, fixture=prep.fixture, findings=lines)
             raise RunRefused(lines)
     return await session.run(req, prep, subscribers=subscribers, prompt_handler=prompt_handler,
                              on_sequencer=on_sequencer)

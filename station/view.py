@@ -8,6 +8,7 @@ import sys
 import threading
 from typing import Any
 
+from station.safetext import markup_safe, printable
 from station.events import (
     Event, MeasurementTaken, MonitorTripped, RunFinished, RunStarted, SafeStateAction, StepFinished, StepStarted,
 )
@@ -31,9 +32,9 @@ class PlainView:
 
     def __call__(self, event: Event) -> None:
         line = self.line(event)
-        if line:
+        if line:  # serials, paths and replies come from outside: one inert line each
             with contextlib.suppress(OSError):  # the terminal was closed (SIGHUP): the record goes on
-                print(line, file=self.out, flush=True)
+                print(printable(line), file=self.out, flush=True)
 
     def line(self, e: Event) -> str | None:
         if isinstance(e, RunStarted):
@@ -43,7 +44,7 @@ class PlainView:
             extra = f"  {e.error}" if e.error else ""
             return f"{e.t:9.1f}s  {ICON.get(e.outcome, e.outcome):4}  {e.path}{extra}"
         if isinstance(e, MeasurementTaken) and e.verdict != "pass":
-            self.failed.append(f"{e.path}: {e.name} = {e.text}")
+            self.failed.append(printable(f"{e.path}: {e.name} = {e.text}"))
             return f"{'':11}  {e.verdict.upper():4}    {e.name} = {e.text}"
         if isinstance(e, MonitorTripped):
             return f"{e.t:9.1f}s  TRIP  {e.signal} = {e.value:g} ({e.limit})"
@@ -95,16 +96,17 @@ class RichView(PlainView):
         table.add_column("outcome")
         table.add_column("detail", overflow="fold")
         for path, outcome, detail in self.rows[-18:]:
-            table.add_row(path, f"[{COLOR.get(outcome, 'white')}]{ICON.get(outcome, outcome)}[/]", detail)
+            table.add_row(markup_safe(path), f"[{COLOR.get(outcome, 'white')}]{markup_safe(ICON.get(outcome, outcome))}[/]",
+                          markup_safe(detail))
         if self.current:
-            table.add_row(f"[bold]{self.current}[/]", "[cyan]…[/]", "")
+            table.add_row(f"[bold]{markup_safe(self.current)}[/]", "[cyan]…[/]", "")
         table.caption = f"{self.done}/{self.planned or '?'} steps"
         return table
 
     def __call__(self, event: Event) -> None:
         e = event
         if isinstance(e, RunStarted):
-            self.header = self.line(e) or ""
+            self.header = markup_safe(self.line(e) or "")
             self.planned = e.planned_steps
         elif isinstance(e, StepStarted):
             self.current = e.path
@@ -122,11 +124,13 @@ class RichView(PlainView):
             self.live.update(self._render())
 
     def summary(self, verdict: str, run_id: str) -> None:
+        from rich.markup import escape
+
         color = {"PASS": "bold white on green", "FAIL": "bold white on red"}.get(verdict, "bold black on yellow")
         with contextlib.suppress(OSError):
             self.console.print(f"[{color}]  {verdict}  [/] record {run_id}")
             for line in self.failed:
-                self.console.print(f"  [red]{line}[/]")
+                self.console.print(f"  [red]{escape(line)}[/]")  # already printable()
 
 
 def make_view(plain: bool = False) -> PlainView:

@@ -197,6 +197,7 @@ class Sequencer:
             software_version=__version__, simulated=self.simulated, faults=list(self.faults),
             planned_steps=self.bound.leaf_count(), mes_transaction_id=self.mes_transaction_id,
             plan_libraries=dict(self.bound.libraries), plan_release_sha256=self.bound.release_sha256,
+            **getattr(self, "provenance", {}),  # mode, config and release signature (runner.Session.run)
         )
         for info in self.identities:
             self.emit(InstrumentIdentified, info=info)

@@ -67,7 +67,8 @@ RUN_COLUMNS = ("serial", "plan_id", "plan_version", "plan_sha256", "plan_path", 
                "variant", "parameters", "station_id", "fixture_id", "operator",
                "software_version", "simulated", "faults", "planned_steps", "started_utc",
                "finished_utc", "duration_s", "verdict", "reason", "status", "source",
-               "mes_transaction_id")
+               "mes_transaction_id", "station_mode", "config_sha256", "release_key", "release_signature")
+_PROVENANCE = ("station_mode", "config_sha256", "release_key", "release_signature")
 RUN_UPSERT = (f"INSERT INTO runs (id, {', '.join(RUN_COLUMNS)}) "
               f"VALUES ({', '.join(['%s'] * (len(RUN_COLUMNS) + 1))}) "
               f"ON CONFLICT (id) DO UPDATE SET "
@@ -99,6 +100,7 @@ def build(run_id: str, events: list[JournalEvent], *, status: str, source: str) 
                            simulated=bool(d.get("simulated")), started_utc=utc)
             if d.get("mes_transaction_id"):
                 out.run["mes_transaction_id"] = d["mes_transaction_id"]
+            out.run.update({c: d[c] for c in _PROVENANCE if d.get(c)})
         elif k == "InstrumentIdentified":
             i = d["info"]
             out.rows["instruments"].append(

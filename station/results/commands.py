@@ -17,6 +17,7 @@ from .html_report import write_html
 from .junit import write_junit
 from .record import display_verdict, format_limits, format_quantity, iter_measurements
 from .store import ResultStore, StoreError
+from station.safetext import printable
 
 EXPORTERS: dict[str, Callable[[dict[str, Any], Path], Path]] = {
     "json": write_json, "junit": write_junit, "html": write_html,
@@ -37,26 +38,37 @@ def _open(db_path: str | Path) -> ResultStore:
 
 
 def results_list(db_path: str | Path, *, limit: int = 50, serial: str | None = None,
-                 out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """Print the newest runs, one per line: id, verdict/status, serial, plan, start."""
+                 mode: str | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Print the newest runs, one per line: id, verdict/status, serial, plan, station, mode,
+    start. ``mode``: ``production`` / ``development`` only those runs; ``all`` every run; None
+    the store's own mode (plus runs recorded before stores knew their mode): never mixed
+    unless asked."""
     out = out or sys.stdout
     try:
         with _open(db_path) as store:
-            runs = store.runs(limit=limit, serial=serial)
+            if mode in ("production", "development"):
+                runs = store.runs(limit=limit, serial=serial, mode=mode)
+            else:
+                own = None if mode == "all" else store.store_mode()
+                runs = [r for r in store.runs(limit=limit, serial=serial)
+                        if own is None or r["station_mode"] in (own, None)]
     except StoreError as exc:
         return _fail(err, str(exc))
-    head = ("run", "verdict", "serial", "plan", "station", "started (UTC)")
-    rows = [(r["id"], r["verdict"] or r["status"].upper(), r["serial"] or "",
-             f"{r['plan_id'] or ''} {r['plan_version'] or ''}".strip(), r["station_id"] or "",
-             r["started_utc"] or "") for r in runs]
+    head = ("run", "verdict", "serial", "plan", "station", "mode", "started (UTC)")
+    # every cell may come from outside (a scanned serial, a plan id): shown inert
+    rows = [tuple(printable(c) for c in (
+        r["id"], r["verdict"] or r["status"].upper(), r["serial"] or "",
+        f"{r['plan_id'] or ''} {r['plan_version'] or ''}".strip(), r["station_id"] or "",
+        r["station_mode"] or "-", r["started_utc"] or "")) for r in runs]
     if _tty(out):
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
         table = Table()
         for h in head:
             table.add_column(h, no_wrap=h in ("run", "verdict"))  # ids must stay copyable
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*(Text(c) for c in row))  # Text: never read as console markup
         Console(file=out).print(table)
     else:
         for row in rows:
@@ -75,6 +87,8 @@ def _summary_lines(record: dict[str, Any]) -> list[str]:
         f"plan:     {plan['id']} {plan['version']} sha256 {plan['sha256']}",
         f"variant:  {record['variant'] or '-'}   station: {record['station_id']}   "
         f"operator: {record['operator']}",
+        f"mode:     {record.get('mode') or '-'}   config sha256: {record.get('config_sha256') or '-'}   "
+        f"release: {(record.get('release') or {}).get('key') or 'unsigned'}",
         f"started:  {record['started_utc']}   finished: {record['finished_utc'] or '-'}",
         f"status:   {record['status']}   run: {record['run_id']}",
         "steps:    " + ", ".join(f"{n} {k}" for k, n in record["summary"]["steps"].items()),
@@ -104,7 +118,7 @@ def results_show(db_path: str | Path, run_id: str, out: TextIO | None = None,
             record = store.record(store.find_run(run_id))
     except StoreError as exc:
         return _fail(err, str(exc))
-    lines = _summary_lines(record)
+    lines = [printable(line) for line in _summary_lines(record)]  # serials, errors: from outside
     if _tty(out):
         from rich.console import Console
         from rich.text import Text

@@ -84,11 +84,13 @@ class Journal:
             "UPDATE runs SET serial=?, plan_id=?, plan_version=?, plan_sha256=?, plan_path=?, "
             "plan_title=?, variant=?, parameters=?, station_id=?, fixture_id=?, operator=?, "
             "software_version=?, simulated=?, faults=?, planned_steps=?, started_utc=?, "
+            "station_mode=?, config_sha256=?, release_key=?, release_signature=?, "
             "status='running', writer=? WHERE id=?",
             (e.serial, e.plan_id, e.plan_version, e.plan_sha256, e.plan_path, e.plan_title,
              e.variant, dumps(e.parameters), e.station_id, e.fixture_id, e.operator,
              e.software_version, int(e.simulated), dumps(list(e.faults)), e.planned_steps,
-             e.utc, self.token, e.run_id))
+             e.utc, e.station_mode or None, e.config_sha256 or None, e.release_key or None,
+             e.release_signature or None, self.token, e.run_id))
 
     def _instrument(self, db, e, seq) -> None:
         i = e.info

@@ -5,6 +5,9 @@ A record is a plain dict (JSON-able after ``to_jsonable``)::
     record_schema_version, run_id, status (running|finished|interrupted), verdict, reason,
     serial, plan {id, version, title, path, sha256, libraries {file: sha256}, release_sha256},
     variant, parameters, station_id,
+    mode (development|production|None: recorded before the store knew), config_sha256,
+    release {key, signature} (the trusted key and Ed25519 signature the content ran under; None
+    when it ran unsigned), audit_head (the audit log's last hash at run start),
     fixture_id, operator, software_version, simulated, faults, planned_steps,
     started_utc, finished_utc, last_event_utc, duration_s,
     instruments [{role, driver, resource, maker, model, serial, firmware, calibration_due,
@@ -92,7 +95,12 @@ def assemble(run: dict[str, Any], instruments: list[dict], steps: list[dict],
                  "libraries": started.get("plan_libraries", {}),
                  "release_sha256": started.get("plan_release_sha256") or run["plan_sha256"]},
         "variant": run["variant"], "parameters": _loads(run["parameters"], {}),
-        "station_id": run["station_id"], "fixture_id": run["fixture_id"],
+        "station_id": run["station_id"],
+        # provenance (schema v3; None in runs recorded before it)
+        "mode": run.get("station_mode"), "config_sha256": run.get("config_sha256"),
+        "release": ({"key": run["release_key"], "signature": run.get("release_signature")}
+                    if run.get("release_key") else None),
+        "audit_head": started.get("audit_head") or None, "fixture_id": run["fixture_id"],
         "operator": run["operator"], "software_version": run["software_version"],
         "simulated": None if run["simulated"] is None else bool(run["simulated"]),
         "faults": _loads(run["faults"], []), "planned_steps": run["planned_steps"],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _DDL_V1 = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -62,8 +62,19 @@ CREATE TABLE IF NOT EXISTS events (
 # proved it (NULL in runs recorded before v2: not known).
 _DDL_V2 = "ALTER TABLE safe_actions ADD COLUMN confirmed INTEGER"
 
+# v3: a run knows the mode of the station that ran it, the sha256 of its station config and the
+# release signature it ran under (NULL in runs recorded before v3: not known); the store knows
+# its own mode (one row, written by the first writer that opens it: see store.claim_mode).
+_DDL_V3 = [
+    "ALTER TABLE runs ADD COLUMN station_mode TEXT",
+    "ALTER TABLE runs ADD COLUMN config_sha256 TEXT",
+    "ALTER TABLE runs ADD COLUMN release_key TEXT",
+    "ALTER TABLE runs ADD COLUMN release_signature TEXT",
+    "CREATE TABLE IF NOT EXISTS store_mode (mode TEXT NOT NULL, claimed_utc TEXT NOT NULL)",
+]
+
 # Each version's statements, applied in order to a store found at an older version.
-_MIGRATIONS = {1: [s for s in _DDL_V1.split(";") if s.strip()], 2: [_DDL_V2]}
+_MIGRATIONS = {1: [s for s in _DDL_V1.split(";") if s.strip()], 2: [_DDL_V2], 3: _DDL_V3}
 
 
 def migrate(conn: sqlite3.Connection) -> int:

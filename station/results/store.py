@@ -17,6 +17,7 @@ Durability (``synchronous``), with WAL:
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -45,6 +46,19 @@ class UnknownRunError(StoreError, LookupError):
     """No run (or no unique run) with the given id or id prefix."""
 
 
+class StoreModeError(StoreError):
+    """A station in one mode opened a store that belongs to the other (production records must
+    never hold a development run, nor the reverse). ``store_mode`` and ``station_mode`` say which."""
+
+    def __init__(self, path: str | Path, store_mode: str, station_mode: str) -> None:
+        self.store_mode, self.station_mode = store_mode, station_mode
+        super().__init__(path, f"this is a {store_mode} store; a {station_mode} station may not write to it "
+                               f"(give a {station_mode} store with --db, or run the station in {store_mode} mode)")
+
+
+MODES = ("development", "production")
+
+
 # Events held in memory until the next boundary event commits them (the end of their step).
 # A monitor trip is held too: an fsync sat on the reaction path between a trip and the last HV
 # source switched off (tests/reliability); the first safe-state line commits it a moment later.
@@ -64,10 +78,16 @@ class ResultStore:
     ``synchronous``: ``"FULL"`` or ``"NORMAL"`` (see the module docstring).
     ``readonly``: open an existing store for reading only (CLI); never creates a file.
     ``busy_timeout_s``: how long a write waits for another writer holding the file.
+    ``mode``: the mode of the station writing (``development`` / ``production``). The first
+    writer with a mode claims the store for it; a writer of the other mode is refused
+    (``StoreModeError``) before anything is written. None: no claim, no check (tools, tests).
     """
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL", readonly: bool = False,
-                 busy_timeout_s: float = 5.0) -> None:
+                 busy_timeout_s: float = 5.0, mode: str | None = None) -> None:
+        if mode is not None and mode not in MODES:
+            raise StoreError(path, f"mode must be one of {MODES}, not {mode!r}")
+        self.mode = mode
         if synchronous not in _SYNC_MODES:
             raise StoreError(path, f"synchronous must be one of {_SYNC_MODES}, not {synchronous!r}")
         self.path = Path(path) if str(path) != ":memory:" else None
@@ -95,15 +115,44 @@ class ResultStore:
             self._conn = self._connect()
             if not self.readonly:
                 migrate(self._conn)
+                if self.mode is not None:
+                    self._claim_mode(self.mode)
                 if self.path is not None:
                     self._writer = liveness.WriterLock(self.path)
                     self._writer.acquire()
                     self.recovered = self.mark_interrupted()
                 self._journal = Journal(self._writer.token if self._writer else None)
+        except StoreModeError:
+            self.close()
+            raise
         except (sqlite3.Error, OSError, ValueError) as exc:
             self.close()
             raise StoreError(self._name, f"cannot open: {exc}") from exc
         return self
+
+    def _claim_mode(self, mode: str) -> None:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")  # two first writers cannot both claim
+        try:
+            row = db.execute("SELECT mode FROM store_mode LIMIT 1").fetchone()
+            if row is None:
+                db.execute("INSERT INTO store_mode VALUES (?, ?)",
+                           (mode, dt.datetime.now(dt.timezone.utc).isoformat()))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        if row is not None and row[0] != mode:
+            raise StoreModeError(self._name, row[0], mode)
+
+    def store_mode(self) -> str | None:
+        """The mode this store was claimed for (None: never opened by a station with a mode,
+        or written before schema v3)."""
+        try:
+            rows = self._query("SELECT mode FROM store_mode LIMIT 1", [])
+        except StoreError:  # a read-only store older than v3 has no such table
+            return None
+        return rows[0]["mode"] if rows else None
 
     def _connect(self) -> sqlite3.Connection:
         if self.path is None:
@@ -217,15 +266,24 @@ class ResultStore:
                 db.execute(f"PRAGMA synchronous={self.synchronous}")
 
     # -- reading ----------------------------------------------------------------------------
-    def runs(self, limit: int = 50, serial: str | None = None) -> list[dict[str, Any]]:
-        """The newest runs first (optionally of one pack serial), as summary dicts."""
+    def runs(self, limit: int = 50, serial: str | None = None,
+             mode: str | None = None) -> list[dict[str, Any]]:
+        """The newest runs first (optionally of one pack serial; with ``mode``, only runs
+        recorded in that station mode), as summary dicts with their ``station_mode``."""
+        v3 = self._has_column("runs", "station_mode")
         sql = ("SELECT id, serial, plan_id, plan_version, variant, station_id, operator, "
-               "started_utc, finished_utc, duration_s, verdict, status, writer, simulated "
-               "FROM runs")
-        args: list[Any] = []
+               "started_utc, finished_utc, duration_s, verdict, status, writer, simulated, "
+               + ("station_mode " if v3 else "NULL AS station_mode ") + "FROM runs")
+        where, args = [], []
         if serial is not None:
-            sql += " WHERE serial = ?"
+            where.append("serial = ?")
             args.append(serial)
+        if mode is not None:
+            where.append("station_mode = ?" if v3 else "0")
+            if v3:
+                args.append(mode)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY rowid DESC LIMIT ?"
         args.append(int(limit))
         out = []
@@ -234,6 +292,18 @@ class ResultStore:
             row["simulated"] = None if row["simulated"] is None else bool(row["simulated"])
             out.append(row)
         return out
+
+    def last_config_sha256(self) -> str | None:
+        """The station config sha256 of the newest run that recorded one (None: no such run)."""
+        if not self._has_column("runs", "config_sha256"):
+            return None
+        rows = self._query("SELECT config_sha256 FROM runs WHERE config_sha256 IS NOT NULL "
+                           "ORDER BY rowid DESC LIMIT 1", [])
+        return rows[0]["config_sha256"] if rows else None
+
+    def _has_column(self, table: str, column: str) -> bool:
+        # a read-only store is not migrated: an older one lacks the v3 columns
+        return any(r["name"] == column for r in self._query(f"PRAGMA table_info({table})", []))
 
     def find_run(self, prefix: str) -> str:
         """The full run id for an id or a unique id prefix; ``UnknownRunError`` otherwise."""

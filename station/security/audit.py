@@ -1,4 +1,12 @@
-"""Append-only, hash-chained audit log (JSON Lines) of logins, plan releases, aborts and overrides.
+"""Append-only, hash-chained audit log (JSON Lines) of logins, releases, refusals, aborts,
+overrides and config changes.
+
+Kinds: ``login`` / ``logout``; ``release``; ``refusal`` (``fields.what`` says which: release
+refused, role denied, authentication failed, store mode mismatch, start-up not safe); ``abort``;
+``override`` (a safe-state or start-up finding overridden by a person); ``config_change`` (the
+station config's sha256 differs from the last run's). The log lives beside the result store
+(``audit.jsonl``), and every run records the log's head hash at its start, so a run record
+anchors the chain: entries removed from the end before that run are detectable too.
 
 Each line is one entry::
 
@@ -25,7 +33,7 @@ from typing import Any
 
 from station.config import LoadedConfig
 
-KINDS = ("login", "logout", "release", "abort", "override")
+KINDS = ("login", "logout", "release", "refusal", "abort", "override", "config_change")
 GENESIS = "0" * 64
 _TAIL = 65536  # bytes read from the end to find the last entry
 
@@ -37,9 +45,11 @@ def entry_hash(entry: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def audit_path(config: LoadedConfig) -> Path:
-    """Where a station keeps its audit log: ``audit.jsonl`` beside its result store."""
-    return config.resolve_path(config.config.results.db).with_name("audit.jsonl")
+def audit_path(config: LoadedConfig, db: str | Path | None = None) -> Path:
+    """Where a station keeps its audit log: ``audit.jsonl`` beside its result store (``db``,
+    when a run names another store than the config's)."""
+    store = Path(db) if db else config.resolve_path(config.config.results.db)
+    return store.with_name("audit.jsonl")
 
 
 class AuditLog:

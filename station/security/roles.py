@@ -14,7 +14,7 @@ In ``development`` mode a run without an operator id is allowed (bench work, CI)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from station.config import LoadedConfig, OperatorConfig
 from station.diagnostics import InputError, Problem
@@ -38,13 +38,23 @@ def find_operator(config: LoadedConfig, operator_id: str) -> OperatorConfig:
     raise _refuse(config.path, f"unknown operator '{wanted}' (operators: {known})")
 
 
-def released_digest(config: LoadedConfig, plan_path: str | Path) -> str | None:
-    """The digest released for this plan file (keys are paths relative to the config), or None."""
+def released_entry(config: LoadedConfig, plan_path: str | Path) -> tuple[str, Any] | None:
+    """(``released:`` key, entry) for this plan file (keys are paths relative to the config):
+    the entry is a bare digest (unsigned) or a ``SignedRelease``; None when not released."""
     target = Path(plan_path).resolve()
-    for key, digest in config.config.released.items():
+    for key, entry in config.config.released.items():
         if config.resolve_path(key).resolve() == target:
-            return digest
+            return key, entry
     return None
+
+
+def released_digest(config: LoadedConfig, plan_path: str | Path) -> str | None:
+    """The digest released for this plan file, or None."""
+    found = released_entry(config, plan_path)
+    if found is None:
+        return None
+    entry = found[1]
+    return entry if isinstance(entry, str) else entry.sha256
 
 
 def release_problem(config: LoadedConfig, plan_path: str | Path, plan_sha256: str) -> str | None:

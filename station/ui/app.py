@@ -45,6 +45,10 @@ class OperatorApp(App):
         self.sim = sim
         self.backend = StationBackend(config, sim=sim, db=db)
         self.operator: OperatorConfig | None = None
+        self.auth = None  # station.security.users.Authenticated of the operator logged in
+        from station.security.audit import AuditLog, audit_path
+
+        self.audit = AuditLog(audit_path(config, db))  # log-ins and refusals, beside the store
         self.main_screen: MainScreen | None = None
         self.startup_error: str | None = None
 
@@ -61,8 +65,8 @@ class OperatorApp(App):
     def on_unmount(self) -> None:
         self.backend.stop()
 
-    def logged_in(self, operator: OperatorConfig) -> None:
-        self.operator = operator
+    def logged_in(self, operator: OperatorConfig, auth=None) -> None:
+        self.operator, self.auth = operator, auth
         self.main_screen = MainScreen()
         self.switch_screen(self.main_screen)
         if not self.startup_error:
@@ -159,7 +163,9 @@ class OperatorApp(App):
             self.notify("a pack is running: finish or abort it before logging out", severity="warning")
             return
         if self.main_screen is not None and self.screen is self.main_screen:
-            self.operator, self.main_screen = None, None
+            if self.auth is not None:
+                self.audit.append("logout", operator=self.operator.id if self.operator else "", where="ui")
+            self.operator, self.auth, self.main_screen = None, None, None
             self.switch_screen(LoginScreen())
 
     async def action_quit(self) -> None:

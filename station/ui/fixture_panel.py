@@ -115,7 +115,7 @@ class FixturePanel(Vertical):
         try:
             self.pending = resolve(self.station.config, serial=serial, fixture=self.fixture,
                                    operator=self.station.operator, sim=self.station.sim,
-                                   overrides=self.station.overrides())
+                                   overrides=self.station.overrides(), auth=self.station.auth)
         except Refusal as err:
             self.say(f"✘ {err}", "bold red")
             return

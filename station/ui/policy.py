@@ -57,7 +57,7 @@ def release_problem(config: LoadedConfig, plan_path: str | Path) -> str | None:
     from station.security.roles import release_problem as problem
 
     try:
-        digest = plan_release_digest(plan_path)
+        digest = plan_release_digest(plan_path, config)
     except InputError as err:
         first = err.problems[0] if err.problems else None
         where = f"{Path(first.file).name}:{first.line}: {first.message}" if first else "it does not load"
@@ -74,7 +74,7 @@ def plan_files(config: LoadedConfig) -> list[Path]:
 
 
 def resolve(config: LoadedConfig, *, serial: str, fixture: str, operator: OperatorConfig, sim: bool,
-            overrides: Overrides = Overrides()) -> Resolved:
+            overrides: Overrides = Overrides(), auth: object = None) -> Resolved:
     """Serial → plan + variant for this fixture and operator; Refusal with the reason otherwise."""
     serial = serial.strip()
     if not serial:
@@ -94,7 +94,8 @@ def resolve(config: LoadedConfig, *, serial: str, fixture: str, operator: Operat
     if faults and not sim:
         raise Refusal("faults can only be injected in training mode (--sim)")
     req = RunRequest(plan=plan, serial=serial, variant=(overrides.variant or None) if engineer else None,
-                     fixture=fixture, operator=operator.id, sim=sim, station=str(config.path), faults=faults)
+                     fixture=fixture, operator=operator.id, sim=sim, station=str(config.path), faults=faults,
+                     auth=auth)  # the log-in's token: production's prepare() requires it
     try:
         prep = prepare(req)
     except InputError as err:

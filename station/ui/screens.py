@@ -16,34 +16,88 @@ from station.ui.panels import HistoryPanel, StationPanel
 from station.ui.policy import Overrides, Refusal, login, may_choose_plan, plan_files
 
 if TYPE_CHECKING:
+    from station.config import OperatorConfig
     from station.ui.app import OperatorApp
 
 
 class LoginScreen(Screen):
-    """Operator id (typed or scanned from a badge) + Enter."""
+    """Operator id (typed or scanned from a badge) + Enter; then the PIN when the station asks
+    for one (production: everyone; development: whoever has one on file). Every refusal is
+    audited (station.security.users)."""
 
     def compose(self) -> ComposeResult:
         app: OperatorApp = self.app  # type: ignore[assignment]
+        self.pending: OperatorConfig | None = None  # known id, waiting for its PIN
         with Vertical(id="login-box"):
             yield Label(f"{app.config.config.station_id} · {'SIMULATED station' if app.sim else 'station'}",
                         classes="dialog-title")
             yield Label("Operator id:")
             yield Input(placeholder="scan badge or type id, Enter", id="login-id")
+            yield Label("PIN:", id="login-pin-label")
+            yield Input(placeholder="PIN, Enter", id="login-pin", password=True)
             yield Label("", id="login-error", classes="error")
 
     def on_mount(self) -> None:
+        self._ask_pin(False)
         self.query_one("#login-id").focus()
+
+    def _ask_pin(self, show: bool) -> None:
+        self.query_one("#login-pin-label").display = show
+        pin = self.query_one("#login-pin", Input)
+        pin.display, pin.value = show, ""
+        if show:
+            pin.focus()
+
+    def _error(self, text: str) -> None:
+        self.query_one("#login-error", Label).update(Text(text))  # Text: an id is never markup
 
     @on(Input.Submitted, "#login-id")
     def _submitted(self, event: Input.Submitted) -> None:
+        from station.security.users import AuthError, authenticate_badge, needs_credential, user_file
+
         app: OperatorApp = self.app  # type: ignore[assignment]
+        value, event.input.value = event.value, ""
+        self.pending = None
+        self._ask_pin(False)
         try:
-            operator = login(app.config, event.value)
-        except Refusal as err:
-            self.query_one("#login-error", Label).update(str(err))
-            event.input.value = ""
+            token = authenticate_badge(app.config, app.audit, value.strip())
+            if token is not None:  # a badge on file: the scan is the credential
+                app.logged_in(login(app.config, token.operator), token)
+                return
+            operator = login(app.config, value)
+            directory = user_file(app.config)
+        except AuthError as err:
+            self._error(str(err))
             return
-        app.logged_in(operator)
+        except Refusal as err:
+            app.audit.append("refusal", what="authentication failed", operator=value.strip()[:64],
+                             where="ui", station=app.config.config.station_id, detail=str(err))
+            self._error(str(err))
+            return
+        if needs_credential(app.config, directory, operator):
+            self.pending = operator
+            self._error("")
+            self._ask_pin(True)
+            return
+        app.logged_in(operator, None)
+
+    @on(Input.Submitted, "#login-pin")
+    def _pin(self, event: Input.Submitted) -> None:
+        from station.security.users import AuthError, authenticate
+
+        app: OperatorApp = self.app  # type: ignore[assignment]
+        pin, event.input.value = event.value, ""
+        if self.pending is None:
+            return
+        try:
+            token = authenticate(app.config, app.audit, self.pending.id, pin=pin, where="ui")
+        except AuthError as err:
+            self._error(str(err))
+            self.pending = None
+            self._ask_pin(False)
+            self.query_one("#login-id").focus()
+            return
+        app.logged_in(self.pending, token)
 
 
 class TrainingPanel(Vertical):

@@ -27,6 +27,7 @@ RECORD_KEYS = {
     "simulated", "faults", "planned_steps", "started_utc", "finished_utc", "last_event_utc",
     "duration_s", "instruments", "steps", "unassigned_measurements", "series", "safe_state",
     "monitor_trips", "prompts", "log", "errors", "summary",
+    "mode", "config_sha256", "release", "audit_head",  # provenance (schema v3)
 }
 
 
@@ -108,7 +109,7 @@ def test_store_creates_schema_wal_and_raw_journal(db_path):
     journal(db_path, events).close()
     conn = sqlite3.connect(db_path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,)]
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,), (3,)]
     rows = conn.execute("SELECT seq, kind FROM events WHERE run_id = ? ORDER BY seq",
                         ("run-full-0001",)).fetchall()
     assert rows == [(i + 1, type(e).__name__) for i, e in enumerate(events)]
@@ -330,6 +331,7 @@ def test_a_v1_store_migrates_and_old_safe_actions_read_confirmed_unknown(db_path
     finally:
         store.close()
     assert rec["safe_state"][0]["confirmed"] is None
+    assert (rec["mode"], rec["config_sha256"], rec["release"]) == (None, None, None)  # v3: not known
     conn = sqlite3.connect(db_path)
-    assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (2,)
+    assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (3,)
     conn.close()

@@ -14,7 +14,7 @@ from station.plan.expr import interpolate
 from station.plan.loader import load_plan
 from station.runner import RunRequest, prepare
 
-from .conftest import REPO, SMOKE, write_station
+from .conftest import PINS, REPO, SMOKE, production_station, write_station
 
 LIMIT = 'min: "${max(iso_floor * v_max, 20 MOhm)}"'
 
@@ -104,43 +104,48 @@ def test_billion_laughs_config_is_refused_fast(tmp_path):
     assert time.perf_counter() - t0 < 2
 
 
-def test_production_refuses_a_changed_plan_naming_it(station_dir, capsys):
+def test_production_refuses_a_changed_plan_naming_it(station_dir, capsys, monkeypatch):
     plan = station_dir / "plans" / "smoke.yaml"
-    cfg = write_station(station_dir, mode="production", released={"plans/smoke.yaml": load_plan(plan).sha256})
-    ok = prepare(RunRequest(plan=str(plan), sim=True, station=str(cfg), serial="SN1", operator="op1"))
-    assert ok.bound.plan.id == "smoke"  # the released content itself is accepted
+    prod = production_station(station_dir)
+    ok = prepare(RunRequest(plan=str(plan), sim=True, station=str(prod.config), serial="SN1", operator="op1",
+                            auth=prod.auth("op1")))
+    assert ok.bound.plan.id == "smoke" and ok.release[0] == "admin-2026"  # the released content itself is accepted
     plan.write_text(plan.read_text().replace("max: 100 mOhm", "max: 900 mOhm"))  # a loosened limit
-    code = main(["run", str(plan), "--sim", "--station", str(cfg), "--serial", "SN1", "--plain", "--operator", "op1"])
+    monkeypatch.setenv("STATION_PIN", PINS["op1"])
+    code = main(["run", str(plan), "--sim", "--station", str(prod.config), "--serial", "SN1", "--plain", "--operator", "op1"])
     err = capsys.readouterr().err
     assert code == 2
-    assert f"{plan}:1:1: plan smoke.yaml differs from its released version" in err
+    assert f"{plan}:1:1: plan smoke.yaml is refused: content differs from its release" in err
     assert "Traceback" not in err
+    assert prod.refusals("release refused")[-1]["fields"]["plan"] == str(plan)
 
 
-def test_production_refuses_a_plan_whose_included_library_changed(tmp_path, capsys):
+def test_production_refuses_a_plan_whose_included_library_changed(tmp_path, capsys, monkeypatch):
     import shutil
-
-    from station.security.release import release_plan
 
     plans = tmp_path / "plans"
     shutil.copytree(REPO / "test_plans", plans, ignore=shutil.ignore_patterns("schema"))
-    cfg = write_station(tmp_path, mode="production")
-    digest = release_plan(cfg, plans / "pack_eol.yaml", "admin")
+    prod = production_station(tmp_path, release=("plans/pack_eol.yaml",))
     plan = plans / "pack_eol.yaml"
+    digest = load_config(prod.config).config.released["plans/pack_eol.yaml"].sha256
     assert digest != load_plan(plan).sha256  # the digest covers the libraries, not the file alone
-    req = RunRequest(plan=str(plan), sim=True, station=str(cfg), serial="CAR1", variant="car-400", operator="op1")
+    req = RunRequest(plan=str(plan), sim=True, station=str(prod.config), serial="CAR1", variant="car-400",
+                     operator="op1", auth=prod.auth("op1"))
     assert prepare(req).bound.release_sha256 == digest  # the released content itself is accepted
     lib = plans / "lib" / "insulation.yaml"
     lib.write_text(lib.read_text(encoding="utf-8") + "# an edit to a library only\n", encoding="utf-8")
-    code = main(["run", str(plan), "--sim", "--station", str(cfg), "--serial", "CAR1", "--variant", "car-400",
+    monkeypatch.setenv("STATION_PIN", PINS["op1"])
+    code = main(["run", str(plan), "--sim", "--station", str(prod.config), "--serial", "CAR1", "--variant", "car-400",
                  "--plain", "--operator", "op1"])
     err = capsys.readouterr().err
-    assert code == 2 and "plan pack_eol.yaml differs from its released version" in err
+    assert code == 2 and "plan pack_eol.yaml is refused: content differs from its release" in err
     assert "Traceback" not in err
 
 
-def test_production_refuses_an_unreleased_plan(station_dir, capsys):
-    cfg = write_station(station_dir, mode="production")
-    code = main(["run", str(station_dir / "plans" / "smoke.yaml"), "--sim", "--station", str(cfg), "--plain",
-                 "--operator", "op1"])
+def test_production_refuses_an_unreleased_plan(station_dir, capsys, monkeypatch):
+    prod = production_station(station_dir, release=())
+    monkeypatch.setenv("STATION_PIN", PINS["op1"])
+    code = main(["run", str(station_dir / "plans" / "smoke.yaml"), "--sim", "--station", str(prod.config), "--plain",
+                 "--operator", "op1", "--serial", "SN1"])
     assert code == 2 and "not released" in capsys.readouterr().err
+    assert prod.refusals("release refused")

@@ -48,7 +48,9 @@ def test_only_admins_release_and_the_config_is_untouched(station_dir, who, messa
     with pytest.raises(InputError, match=message):
         release_plan(cfg_path, station_dir / "plans" / "smoke.yaml", who)
     assert cfg_path.read_bytes() == before
-    assert not audit_path(load_config(cfg_path)).exists()
+    (refusal,) = AuditLog(audit_path(load_config(cfg_path))).entries()  # the attempt is on record
+    assert refusal["kind"] == "refusal" and refusal["fields"]["what"] == "role denied"
+    assert refusal["fields"]["operator"] == who and refusal["fields"]["action"] == "release"
 
 
 def test_a_plan_that_does_not_validate_cannot_be_released(station_dir):
