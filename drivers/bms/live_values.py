@@ -217,6 +217,11 @@ class LiveValues:
                                   f"(mapped: {', '.join(sorted(self.map.signals))})", instrument=self.instrument)
         return self._check(slot, self._clock())
 
+    def stamp(self, name: str) -> float | None:
+        """``clock()`` time ``name`` was last received (None: never, or not in the map)."""
+        slot = self._index.get(name)
+        return None if slot is None else self._stamps[slot]
+
     def group(self, kind: str) -> list[float]:
         """All entries of ``cell_voltage`` / ``cell_temperature`` by index; stale -> StaleSignalError."""
         now = self._clock()
