@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from drivers.capabilities import Cycler, Identity
+from drivers.capabilities import Cycler, Identity, SafeAction
 from drivers.cycler.itech_it6000 import ItechIT6000
 from drivers.errors import DeviceError, InstrumentTimeout, ProtocolError, RangeError
 from sim.instruments.itech_it6000 import SimItechCycler
@@ -31,7 +31,7 @@ class Bench:
     peer: Any  # offers trip(kind) and a ``behaviour`` fault switch
     sent: Callable[[], int]  # requests the peer has received so far
     faults: frozenset[str]  # behaviours the peer supports
-    watchdog_by_default: bool  # a control watchdog is armed from power-up
+    watchdog_by_default: bool  # a control watchdog is armed once the driver is open
 
 
 async def itech_bench(pack: Pack, timeout: float) -> Bench:
@@ -48,7 +48,7 @@ async def modbus_bench(pack: Pack, timeout: float) -> Bench:
     peer = SimModbusCycler(pack)
     port = (await peer.start()).rsplit(":", 1)[1]
     driver = ModbusCycler("cycler", f"modbus-tcp://127.0.0.1:{port}?unit=1", timeout=timeout, calibration_due=DUE)
-    return Bench(driver, peer, lambda: peer.requests, frozenset({"hang"}), False)
+    return Bench(driver, peer, lambda: peer.requests, frozenset({"hang"}), True)
 
 
 BENCHES = {"itech_it6000": itech_bench, "modbus_cycler": modbus_bench}
@@ -195,7 +195,7 @@ def test_safe_state_is_idempotent_and_stops_the_current(bench):
 
     before, first, second, after = on_bench(bench, body)
     assert before == pytest.approx(50, rel=1e-3) and after == 0.0
-    assert first == second and len(first) >= 1 and all(isinstance(line, str) for line in first)
+    assert first == second and len(first) >= 1 and all(isinstance(a, SafeAction) and a.confirmed for a in first)
 
 
 def test_out_of_range_is_refused_before_any_byte(bench):
