@@ -141,6 +141,18 @@ class SafeStateAction(Event):
 
 
 @dataclass(frozen=True)
+class StartupChecked(Event):
+    """The fixture's start-up check before this run (``station.startup_check.FixtureCheck``):
+    each instrument's read-back as first found, what was switched or cleared, the last read-back."""
+
+    fixture: str
+    safe: bool
+    found: list[dict[str, Any]]  # {instrument, what, safe, detail, latched}
+    done: list[str]
+    after: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class LogMessage(Event):
     level: str
     message: str
@@ -158,7 +170,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         RunStarted, InstrumentIdentified, StepStarted, MeasurementTaken, SeriesRecorded,
         StepFinished, MonitorTripped, PromptRequested, PromptAnswered, SafeStateAction,
-        LogMessage, RunFinished,
+        LogMessage, RunFinished, StartupChecked,
     )
 }
 

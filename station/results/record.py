@@ -106,6 +106,8 @@ def assemble(run: dict[str, Any], instruments: list[dict], steps: list[dict],
         "monitor_trips": by_kind.get("MonitorTripped", []),
         "prompts": by_kind.get("PromptRequested", []) + by_kind.get("PromptAnswered", []),
         "log": by_kind.get("LogMessage", []),
+        # the fixture's start-up check before the run (station.startup_check); [] when none ran
+        "startup": by_kind.get("StartupChecked", []),
     }
     record["prompts"].sort(key=lambda e: e["t"])
     record["errors"] = _errors(record)

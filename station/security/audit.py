@@ -25,7 +25,7 @@ from typing import Any
 
 from station.config import LoadedConfig
 
-KINDS = ("login", "logout", "release", "abort", "override")
+KINDS = ("login", "logout", "release", "abort", "override", "make_safe", "clear_protection")
 GENESIS = "0" * 64
 _TAIL = 65536  # bytes read from the end to find the last entry
 
