@@ -135,7 +135,8 @@ async def fixture_check(config: LoadedConfig, instruments, fixture: str, *, act:
             await instruments.open(FixtureInstruments(fixture, {role: driver}, {role: fx.keys[role]}))
             opened[role] = driver
         except InstrumentSetupError as err:
-            unreachable[role] = str(err).removeprefix(f"{role} ")
+            cause = err.__cause__ or err
+            unreachable[role] = f"{driver.resource} ({type(cause).__name__}: {str(cause).removeprefix(f'{role}: ')})"
     locks = instruments.locks_for(fx)
     busy = frozenset(role for role, lock in locks.items() if lock.locked())
 

@@ -154,7 +154,7 @@ async def check_fixture(fixture: str, drivers: dict[str, Any], *, act: bool,
     ``unreachable`` maps roles that could not even be opened to why (they block). ``on_clear``
     is called with (role, protections) after each latch was cleared (the audit line).
     """
-    lost = [Finding(role, "open", False, f"not reachable ({why})") for role, why in (unreachable or {}).items()]
+    lost = [Finding(role, "open", False, f"not reachable at {why}") for role, why in (unreachable or {}).items()]
     check = FixtureCheck(fixture)
     check.found = lost + await read_all(drivers)
     check.after = check.found
