@@ -69,7 +69,7 @@ async def _check(config, fixtures: list[str], *, sim: bool, act: bool, operator:
         endpoints = await bench.start()
     instruments = StationInstruments(config, endpoints)
     try:
-        return [await fixture_check(config, instruments, f, act=act, operator=operator,
+        return [await fixture_check(config, instruments, f, act=act, operator=operator, force=act,
                                     source="station fixture make-safe") for f in fixtures]
     finally:
         for line in await instruments.close():

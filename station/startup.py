@@ -122,9 +122,11 @@ async def startup(config: LoadedConfig, store, instruments, fixtures: list[str],
 
 
 async def fixture_check(config: LoadedConfig, instruments, fixture: str, *, act: bool, operator: str = "",
-                        source: str = "start-up check"):
+                        source: str = "start-up check", force: bool = False):
     """Open the fixture's instruments (each on its own: one that fails does not hide the
-    others), read them back and, with ``act``, make them safe; what was done is audited."""
+    others), read them back and, with ``act``, make them safe; what was done is audited.
+    ``force`` (the explicit ``station fixture make-safe``) runs every safe state and audits it
+    even when nothing read energised."""
     from station.instruments import FixtureInstruments, InstrumentSetupError
     from station.startup_check import check_fixture
 
@@ -144,9 +146,10 @@ async def fixture_check(config: LoadedConfig, instruments, fixture: str, *, act:
         _audit(config, "clear_protection", fixture=fixture, instrument=role, protections=list(latched),
                operator=operator, source=source)
 
-    check = await check_fixture(fixture, opened, act=act, unreachable=unreachable, busy=busy, on_clear=audit)
+    check = await check_fixture(fixture, opened, act=act, force=force, unreachable=unreachable, busy=busy,
+                                on_clear=audit)
     made_safe = [line for line in check.done if " cleared latched protection " not in line]
-    if act and made_safe:
+    if act and (made_safe or force):
         _audit(config, "make_safe", fixture=fixture, operator=operator, source=source,
                found=[f.line() for f in check.found if not f.safe], done=made_safe, safe=check.safe)
     return check

@@ -146,10 +146,11 @@ async def make_safe(drivers: dict[str, Any], busy: frozenset[str] = frozenset())
     return lines
 
 
-async def check_fixture(fixture: str, drivers: dict[str, Any], *, act: bool,
+async def check_fixture(fixture: str, drivers: dict[str, Any], *, act: bool, force: bool = False,
                         unreachable: dict[str, str] | None = None, busy: frozenset[str] = frozenset(),
                         on_clear: Callable[[str, tuple[str, ...]], None] | None = None) -> FixtureCheck:
-    """Read back ``drivers`` (open, by role); with ``act`` make them safe and clear latches.
+    """Read back ``drivers`` (open, by role); with ``act`` make them safe and clear latches
+    (with ``force`` too, the safe state runs even when nothing reads energised).
 
     ``unreachable`` maps roles that could not even be opened to why (they block). ``on_clear``
     is called with (role, protections) after each latch was cleared (the audit line).
@@ -160,7 +161,7 @@ async def check_fixture(fixture: str, drivers: dict[str, Any], *, act: bool,
     check.after = check.found
     if not act:
         return check
-    if _energised(check.found):
+    if force or _energised(check.found):
         check.done += await make_safe(drivers, busy)
         check.after = lost + await _settle(drivers)
     if _energised(check.after):

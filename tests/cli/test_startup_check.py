@@ -193,3 +193,18 @@ def test_station_fixture_status_as_a_process(tmp_path):
 
     refused = station("fixture", "make-safe", "--sim", "--operator", "op1")
     assert refused.returncode == 2 and "only engineers and admins" in refused.stderr
+
+
+def test_station_fixture_make_safe_runs_every_safe_state_and_is_audited(tmp_path):
+    config = tmp_path / "station.yaml"
+    text = (ROOT / "station/sim_station.yaml").read_text()
+    text = text.replace("db: ../results/station.db", f"db: {tmp_path / 'r.db'}")
+    text = text.replace("plan: ../test_plans/", f"plan: {ROOT / 'test_plans'}/")
+    config.write_text(text)
+    done = station("fixture", "make-safe", "--station", str(config), "--sim", "--fixture", "F1", "--operator", "eng1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "F1 done: cycler: output off (OUTP? 0)" in done.stdout
+    assert "F1 done: leak: leak cycle stopped and vented (STOP; STATUS: READY)" in done.stdout
+    (entry,) = audit_entries(tmp_path / "audit.jsonl")
+    assert entry["kind"] == "make_safe" and entry["fields"]["operator"] == "eng1"
+    assert entry["fields"]["source"] == "station fixture make-safe" and entry["fields"]["safe"]
