@@ -47,35 +47,14 @@ def interrupted_runs(store, limit: int = RUN_LIMIT) -> list[str]:
     return lines
 
 
-async def fixture_state(config: LoadedConfig, fixture: str, *, endpoints: dict[str, str] | None = None) -> list[str]:
-    """Read one fixture's PLC outputs and e-stop input; one line per finding (``OK`` if safe)."""
-    from station.instruments import StationInstruments
-
-    instruments = StationInstruments(config, endpoints)
-    roles = instruments.build(fixture).drivers
-    plc: Any = roles.get("fixture")
-    if plc is None:
-        return [f"fixture {fixture}: no fixture PLC configured; safe state of its relays not checked"]
-    try:
-        await plc.open()
-        return await plc_state(fixture, plc)
-    except (InstrumentError, OSError, asyncio.TimeoutError) as err:
-        return [_unreadable(fixture, plc, err)]
-    finally:
-        try:
-            await plc.close()
-        except Exception:  # closing is best effort; the finding above is what counts
-            pass
-
-
 def _unreadable(fixture: str, plc: Any, err: BaseException) -> str:
     return (f"NOT SAFE fixture {fixture}: PLC at {plc.resource} could not be read "
             f"({type(err).__name__}: {err}); relay state unknown")
 
 
 async def plc_state(fixture: str, plc: Any) -> list[str]:
-    """The findings of ``fixture_state`` from a PLC driver that is already open (the UI's
-    session holds it: a serial PLC cannot be opened twice); never raises for instrument trouble."""
+    """The PLC's relays and e-stop only, from a driver that is already open (the operator UI's
+    panel; ``fixture_check`` is the whole check); never raises for instrument trouble."""
     try:
         outputs = await plc.read_outputs()
         inputs = await plc.read_inputs()

@@ -32,6 +32,7 @@ MODES = OneOf(("standby", "normal", "charge", "discharge"))
 WAKE_POLL_S = 0.01
 CONTACTORS = ("contactor_main_plus", "contactor_main_minus", "contactor_precharge")
 CONFIRM_WITHIN = Range(0.05, 4.0, "s")  # under the engine's 5 s per instrument
+STALE_CYCLES = 3  # cycle times without a state frame after which the BMS counts as silent
 
 
 class DbcBms(Driver):
@@ -113,11 +114,14 @@ class DbcBms(Driver):
     async def safe_state(self) -> list[SafeAction]:
         """Request standby (contactors open), monitor enabled, balancing off; stop cycling.
 
-        A CAN frame has no reply: each request is confirmed only by the BMS's own state frame,
-        received after the request, showing every contactor open (and the monitor on, balancing
-        off), waited for up to ``confirm_within`` s on the loop clock. A BMS already silent
-        (asleep, LV power off, unplugged) is not waited for: the request is sent and recorded
-        unconfirmed. Idempotent; only a failed send raises.
+        A CAN frame has no reply: each request is confirmed only by the BMS's own state frame
+        received after it, showing every contactor open (and the monitor on, balancing off),
+        waited for up to ``confirm_within`` s on the loop clock, or until the BMS has sent
+        nothing for 3 cycles. A BMS that is silent (asleep with LV power off, dead, unplugged)
+        cannot be asked: its last state frame decides. Contactors it last reported open are
+        confirmed (unpowered or mute, a BMS cannot close a contactor, and the DMM checks the bus
+        independently); contactors it last reported closed, or never reported, are not.
+        Idempotent; only a failed send raises.
         """
         if self.port is None:
             return [SafeAction("not open, no request sent", False)]
@@ -130,31 +134,41 @@ class DbcBms(Driver):
         self._send_request("safe_state")
         state = await self._fresh_state(sent, self.confirm_within, until_open=True) if was_alive else None
         stopped = SafeAction("cyclic request stopped", True)  # ours: nothing for the BMS to confirm
-        if state is None:
-            why = "no state frame within {:g} s".format(self.confirm_within) if was_alive else "BMS silent"
+        if state is not None:
+            return self._judged(state, "BMS state frame") + [stopped]
+        last = {n: live.latest(n) for n in (*CONTACTORS, "imd_enabled", "balancing_active") if n in live.map.signals}
+        last = {n: v for n, v in last.items() if v is not None}
+        stamp = live.stamp(CONTACTORS[0])
+        if stamp is None or not all(n in last for n in CONTACTORS):
+            why = "BMS silent, never reported its contactors"
             return [SafeAction(f"requested standby (contactors open): {why}, not confirmed", False),
                     SafeAction(f"insulation monitor enabled: {why}, not confirmed", False),
                     SafeAction(f"balancing off: {why}, not confirmed", False), stopped]
+        age = loop.time() - stamp
+        return self._judged(last, f"BMS silent; its last state frame, {age:.1f} s ago") + [stopped]
+
+    def _judged(self, state: dict[str, float], source: str) -> list[SafeAction]:
+        """The three requests judged by what ``state`` (one state frame's signals) shows."""
         closed = [n.removeprefix("contactor_") for n in CONTACTORS if state.get(n)]
         imd, balancing = state.get("imd_enabled"), state.get("balancing_active")
         return [
-            SafeAction("requested standby: contactors STILL CLOSED (" + ", ".join(closed) + ")" if closed
-                       else "requested standby: contactors open (BMS state frame)", not closed),
-            SafeAction("insulation monitor enabled" + (" (BMS state frame)" if imd else ": not reported on"), bool(imd)),
-            SafeAction("balancing off" + (" (BMS state frame)" if balancing == 0 else ": not reported off"),
-                       balancing == 0),
-            stopped,
+            SafeAction(f"requested standby: contactors STILL CLOSED ({', '.join(closed)}; {source})" if closed
+                       else f"requested standby: contactors open ({source})", not closed),
+            SafeAction(f"insulation monitor enabled ({source})" if imd
+                       else f"insulation monitor enabled: not reported on ({source})", bool(imd)),
+            SafeAction(f"balancing off ({source})" if balancing == 0
+                       else f"balancing off: not reported off ({source})", balancing == 0),
         ]
 
     async def energy_state(self) -> list[StateFinding]:
         """Contactors (main +/-, precharge) and BMS state from a state frame received after the
-        call, waited for up to ``confirm_within`` s. A silent BMS is reported as such: unpowered
+        call, waited for up to ``confirm_within`` s (3 cycle times of silence end the wait). A silent BMS is reported as such: unpowered
         it cannot hold a contactor closed, and the DMM's bus reading is the independent check."""
         live = self._live("energy_state")
         state = await self._fresh_state(asyncio.get_running_loop().time(), self.confirm_within)
         if state is None:
-            return [StateFinding("contactors", True, f"BMS silent for {self.confirm_within:g} s (asleep or "
-                                 "unpowered: it cannot hold a contactor closed; the bus voltage is checked too)")]
+            return [StateFinding("contactors", True, "BMS silent: no state frame (asleep or unpowered: it cannot "
+                                 "hold a contactor closed; the bus voltage is checked too)")]
         closed = [n.removeprefix("contactor_") for n in CONTACTORS if state.get(n)]
         try:
             mode = live.state()
@@ -179,6 +193,7 @@ class DbcBms(Driver):
         names = [n for n in (*CONTACTORS, "imd_enabled", "balancing_active") if n in live.map.signals]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
+        quiet = STALE_CYCLES * live.map.signals[CONTACTORS[0]].period  # no frame this long: silent
         last, seen = None, None
         while True:
             # ">=": on virtual time a frame handled in the same instant as the request is no older
@@ -188,7 +203,8 @@ class DbcBms(Driver):
                 last = {n: live.get(n) for n in names if (live.stamp(n) or -1.0) >= since}
                 if not until_open or not any(last.get(n) for n in CONTACTORS):
                     return last
-            if loop.time() >= deadline:
+            now = loop.time()
+            if now >= deadline or now - max(since, stamp or since) > quiet:
                 return last
             await asyncio.sleep(WAKE_POLL_S)
 

@@ -83,7 +83,8 @@ def test_request_combines_mode_balancing_and_monitor_and_repeats_every_100_ms():
     done = run(main(), virtual=True)
     # no state frame ever received: the requests went out, nothing confirms them
     assert [a.confirmed for a in done] == [False, False, False, True]
-    assert done[0] == SafeAction("requested standby (contactors open): BMS silent, not confirmed", False)
+    assert done[0] == SafeAction("requested standby (contactors open): BMS silent, never reported its contactors, "
+                                 "not confirmed", False)
     assert done[3] == SafeAction("cyclic request stopped", True)
 
 
@@ -334,7 +335,7 @@ def test_safe_state_with_contactors_staying_closed_is_not_confirmed_within_the_b
         return done, took
 
     done, took = run(main(), virtual=True)
-    assert done[0] == SafeAction("requested standby: contactors STILL CLOSED (main_plus, main_minus)", False)
+    assert done[0] == SafeAction("requested standby: contactors STILL CLOSED (main_plus, main_minus; BMS state frame)", False)
     assert 0.5 <= took < 0.6
 
 
@@ -350,10 +351,28 @@ def test_safe_state_of_a_bms_that_falls_silent_is_not_confirmed():
         return done, loop.time() - start
 
     done, took = run(main(), virtual=True)
-    assert done[0] == SafeAction("requested standby (contactors open): no state frame within 1 s, not confirmed",
-                                 False)
-    assert not any(a.confirmed for a in done[:3])
-    assert took == pytest.approx(1.0, abs=0.02)  # bounded by confirm_within
+    # its last word was "contactors closed": a silent BMS cannot be trusted to have opened them
+    assert done[0].action.startswith("requested standby: contactors STILL CLOSED (main_plus, main_minus; BMS silent; "
+                                     "its last state frame, 0.")
+    assert not done[0].confirmed and done[1].confirmed and done[2].confirmed  # monitor on, no balancing: as last said
+    assert took == pytest.approx(0.3, abs=0.02)  # 3 cycle times of silence after the request end the wait
+
+
+def test_safe_state_of_a_bms_asleep_after_reporting_its_contactors_open_is_confirmed_by_that_frame():
+    async def main():
+        bms, port = make([Tx(REQ, STANDBY)])
+        await bms.open()
+        port.inject(*state_frame())  # standby, contactors open, monitor on: then LV power off
+        await asyncio.sleep(2.0)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        done = await bms.safe_state()
+        return done, loop.time() - start
+
+    done, took = run(main(), virtual=True)
+    assert done[0] == SafeAction("requested standby: contactors open (BMS silent; its last state frame, 2.0 s ago)",
+                                 True)
+    assert all(a.confirmed for a in done) and took == 0.0  # already silent: nothing to wait for
 
 
 def test_energy_state_reads_a_fresh_state_frame():
@@ -370,7 +389,7 @@ def test_energy_state_reads_a_fresh_state_frame():
 
     found, silent = run(main(), virtual=True)
     assert found == [StateFinding("contactors", False, "contactors CLOSED: main_minus, precharge (BMS state precharge)")]
-    assert silent[0].safe and "BMS silent for 1 s" in silent[0].detail
+    assert silent[0].safe and silent[0].detail.startswith("BMS silent: no state frame")
 
 
 def test_energy_state_of_an_open_bms_is_safe():
