@@ -147,9 +147,7 @@ class ModbusBms(Driver):
             if not _silent(exc):
                 # it answered but refused: try once more along with the rest, report all of it
                 return [SafeAction(f"{label} (acknowledged)", True) for label in await run_all(self.name, [standby] + rest)]
-            done = [SafeAction(f"BMS not answering, no request delivered ({_bare(exc)})", False)]
-            known = self._known_open()
-            return done + [SafeAction(known, False)] if known else done
+            return self._silent_judged(exc)
         acknowledged = [SafeAction(f"{label} (acknowledged)", True) for label in await run_all(self.name, rest)]
         return [await self._contactors_read_back()] + acknowledged
 
@@ -196,14 +194,28 @@ class ModbusBms(Driver):
         detail = (f"contactors CLOSED: {', '.join(closed)}" if closed else "contactors open") + f" (BMS state {mode})"
         return [StateFinding("contactors", not closed, detail)]
 
-    def _known_open(self) -> str | None:
-        """"contactors open as last read ..." if the last good poll showed all three open, else None."""
+    def _silent_judged(self, exc: InstrumentError) -> list[SafeAction]:
+        """A BMS that does not answer, judged by its last good poll: contactors it last reported
+        open are confirmed (unpowered or mute, a BMS cannot close them; the DMM checks the bus
+        independently), as are the monitor and balancing as last reported; anything else is not."""
         group = self.groups[0]
-        names = ("contactor_main_plus", "contactor_main_minus", "contactor_precharge")
-        if group.stamp is None or any(group.values.get(n, 1.0) != 0.0 for n in names):
-            return None
+        why = f"BMS not answering ({_bare(exc)})"
+        last = group.values
+        if group.stamp is None or any(n not in last for n in CONTACTORS):
+            return [SafeAction(f"requested standby (contactors open): {why}, never read its contactors, "
+                               "not confirmed", False)]
         age = asyncio.get_running_loop().time() - group.stamp
-        return f"contactors open as last read {age:.1f} s ago (an unpowered BMS cannot close them)"
+        source = f"{why}; its last reading, {age:.1f} s ago"
+        closed = [n.removeprefix("contactor_") for n in CONTACTORS if last.get(n)]
+        imd, balancing = last.get("imd_enabled"), last.get("balancing_active")
+        return [
+            SafeAction(f"requested standby: contactors STILL CLOSED ({', '.join(closed)}; {source})" if closed
+                       else f"requested standby: contactors open ({source})", not closed),
+            SafeAction(f"insulation monitor enabled ({source})" if imd
+                       else f"insulation monitor enabled: not reported on ({source})", bool(imd)),
+            SafeAction(f"balancing off ({source})" if balancing == 0
+                       else f"balancing off: not reported off ({source})", balancing == 0),
+        ]
 
     # --- polling --------------------------------------------------------------------------------
 
