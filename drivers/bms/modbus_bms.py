@@ -17,6 +17,8 @@ awaited, for exact-exchange tests and bench debugging). A value older than 3 pol
 to the BMS's own ``cell_count``/``temperature_sensor_count`` registers.
 
 Commands are register/coil writes (``mode_request``, ``balancing_request``, ``imd_disable``).
+``safe_state()`` confirms its standby request by reading the contactor feedback back (option
+``confirm_within``, s, default 1); ``energy_state()`` reads contactors and state once.
 Any master request keeps the BMS's 1 s watchdog fed, so a closed mode is held by the polling
 itself, as the cyclic request frame holds it on CAN. The UDS methods work where the map has a
 register equivalent: DIDs named in drivers/maps/did_table.yaml, DTCs (``dtc_count``/``dtcs``,
