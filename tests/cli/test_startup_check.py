@@ -136,10 +136,16 @@ schema_version: 1
 id: cycler-probe
 version: 1.0.0
 title: Cycler on and off
-instruments: [cycler]
+instruments: [cycler, fixture, bms]
+setup:
+  - fixture.lv_power: true
+  - bms.wake: {within: 5 s}
 main:
   - cycler.output: on
   - cycler.output: off
+teardown:
+  - bms.mode: standby
+  - fixture.lv_power: false
 """
 
 
@@ -159,7 +165,8 @@ def test_the_next_run_after_a_latched_watchdog_passes_and_its_record_holds_the_c
     lines, verdict, record = clock.run(main(), virtual=True)
     assert "fixture F1: done cycler: cleared latched protection WDT (fixture confirmed safe first)" in lines
     assert not blocking(lines)
-    assert verdict == "PASS", record["errors"]
+    assert verdict == "PASS", (record["reason"], record["errors"])
+    assert all(a["confirmed"] for a in record["safe_state"]), record["safe_state"]
     (startup,) = record["startup"]
     assert startup["fixture"] == "F1" and startup["safe"]
     assert {"instrument": "cycler", "what": "protection", "safe": False, "detail": "latched protection WDT",
