@@ -174,11 +174,39 @@ def test_watchdog_trips_when_the_host_goes_quiet(bench):
         await drv.set_voltage(pack.pack_voltage() + 10)
         await drv.set_current(10)
         await drv.set_output(True)
+        on = await drv.energy_state()
         await asyncio.sleep(30)
-        return await drv.protection(), (await drv.measure()).current
+        return on, await drv.protection(), (await drv.measure()).current
 
-    trips, amps = on_bench(bench, body)
+    on, trips, amps = on_bench(bench, body)
     assert "WDT" in trips and amps == 0.0
+    assert [(f.what, f.safe) for f in on] == [("output", False), ("current", False), ("protection", True)]
+
+
+def test_a_latched_watchdog_is_reported_refuses_the_output_and_clears(bench):
+    """Armed at open() (5 s by default): quiet for longer, the source stops itself and latches
+    WDT; energy_state names it; the output is refused until clear_protection()."""
+
+    async def body(drv, b, pack):
+        await drv.set_current_limits(50, 50)
+        await drv.set_voltage(pack.pack_voltage() + 10)
+        await drv.set_current(10)
+        await drv.set_output(True)
+        await asyncio.sleep(6)
+        latched = await drv.energy_state()
+        with pytest.raises(DeviceError):
+            await drv.set_output(True)
+        await drv.clear_protection()
+        cleared = await drv.energy_state()
+        await drv.set_output(True)  # works again
+        await drv.set_output(False)
+        return latched, cleared
+
+    latched, cleared = on_bench(bench, body)
+    by_what = {f.what: f for f in latched}
+    assert by_what["output"].safe and by_what["current"].safe  # the watchdog switched it off
+    assert by_what["protection"].latched == ("WDT",) and not by_what["protection"].safe
+    assert all(f.safe for f in cleared)
 
 
 def test_safe_state_is_idempotent_and_stops_the_current(bench):
