@@ -156,6 +156,11 @@ async def check_fixture(fixture: str, drivers: dict[str, Any], *, act: bool, for
     is called with (role, protections) after each latch was cleared (the audit line).
     """
     lost = [Finding(role, "open", False, f"not reachable at {why}") for role, why in (unreachable or {}).items()]
+    # A shared instrument busy with another fixture's test is neither read nor stopped: its HV
+    # reaches this fixture only through this fixture's own IR relays, which the PLC reports.
+    lost += [Finding(role, "shared", True, "shared, in use by another fixture: left alone (this fixture's "
+                     "IR relays are read at its PLC)") for role in _ordered(busy & set(drivers))]
+    drivers = {role: d for role, d in drivers.items() if role not in busy}
     check = FixtureCheck(fixture)
     check.found = lost + await read_all(drivers)
     check.after = check.found

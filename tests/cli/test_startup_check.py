@@ -215,3 +215,36 @@ def test_station_fixture_make_safe_runs_every_safe_state_and_is_audited(tmp_path
     (entry,) = audit_entries(tmp_path / "audit.jsonl")
     assert entry["kind"] == "make_safe" and entry["fields"]["operator"] == "eng1"
     assert entry["fields"]["source"] == "station fixture make-safe" and entry["fields"]["safe"]
+
+
+def test_a_shared_tester_busy_with_another_fixture_is_left_alone():
+    from station.startup_check import check_fixture
+
+    class Busy:
+        async def energy_state(self):  # pragma: no cover - must not be called
+            raise AssertionError("a busy shared instrument was read")
+
+        async def safe_state(self):  # pragma: no cover - must not be called
+            raise AssertionError("a busy shared instrument was stopped")
+
+    class Relays:
+        def __init__(self) -> None:
+            self.on = True
+
+        async def energy_state(self):
+            from drivers.capabilities import StateFinding
+
+            return [StateFinding("ir_hv_plus", not self.on, f"relay {'CLOSED' if self.on else 'open'}")]
+
+        async def safe_state(self):
+            from drivers.capabilities import SafeAction
+
+            self.on = False
+            return [SafeAction("ir_hv_plus off (acknowledged)", True)]
+
+    plc = Relays()
+    check = clock.run(check_fixture("F1", {"safety": Busy(), "fixture": plc}, act=True,
+                                    busy=frozenset({"safety"})), virtual=True)
+    assert check.safe and check.done == ["fixture: ir_hv_plus off (acknowledged)"]
+    assert check.found[0].instrument == "safety" and check.found[0].what == "shared" and check.found[0].safe
+    assert not check.found[1].safe and check.after[1].safe
