@@ -3,7 +3,10 @@
 Current sign convention everywhere: positive = into the pack (charge), negative = discharge.
 Every instrument: no I/O in the constructor; ``open()``/``close()`` (and ``async with``);
 ``identify()``; an idempotent ``safe_state()`` that returns what it did, one ``SafeAction`` per
-action (without the instrument's name: the record and the screen put the role in front).
+action (without the instrument's name: the record and the screen put the role in front); and
+``energy_state()``, what the instrument itself reports about the energy it could put on the
+pack or the operator (read back, never assumed), one ``StateFinding`` per item, for the
+start-up check before a run.
 """
 
 from __future__ import annotations
@@ -36,6 +39,27 @@ class SafeAction:
 
     action: str
     confirmed: bool
+    # Unconfirmed, but made safe by an independent bus reading below 60 V: what a BMS that is
+    # silent (unpowered, it holds no contactor closed and balances nothing) or reports a contactor
+    # still closed behind an open pole cannot confirm itself. The engine settles it with the DMM.
+    bus_settles: bool = False
+
+
+@dataclass(frozen=True)
+class StateFinding:
+    """One item of an instrument's ``energy_state()``, as the instrument reported it.
+
+    ``what`` names the item ("output", "current", "protection", "test", "bus voltage",
+    "contactors", "ir_hv_plus", ...); ``safe`` is False when it is energised or unknown;
+    ``detail`` says what was read, with units (``"output on (OUTP? 1)"``). ``latched`` names
+    latched protections (``("WDT",)``): not energy, but the instrument refuses to work until
+    ``clear_protection()``, which the start-up check sends only once the fixture is safe.
+    """
+
+    what: str
+    safe: bool
+    detail: str
+    latched: tuple[str, ...] = ()
 
 
 @runtime_checkable
@@ -46,6 +70,9 @@ class Instrument(Protocol):
     async def close(self) -> None: ...
     async def identify(self) -> Identity: ...
     async def safe_state(self) -> list[SafeAction]: ...
+    async def energy_state(self) -> list[StateFinding]:
+        """Read back what the instrument reports now (bounded by the driver's timeout); raises
+        ``InstrumentError`` when it cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +81,10 @@ class CyclerReading:
     current: float  # A, + into the pack
     power: float  # W, + into the pack
     ah: float  # Ah counted since the last reset_counters(), + into the pack
+
+
+SAFE_BUS_V = 60.0  # V: at or above this the HV bus counts as energised (touch-safe limit, DC)
+CYCLER_IDLE_A = 0.5  # |A| at the terminals below which a cycler counts as not driving the pack
 
 
 @runtime_checkable

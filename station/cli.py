@@ -85,6 +85,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--speed", type=float, default=1.0, help="time scale (1 = real time)")
     simsub.add_parser("faults", help="list the fault catalogue with parameters and defaults")
 
+    fix = sub.add_parser("fixture", help="the start-up check on demand: status (exit 0 safe, 3 not), make-safe")
+    fixsub = fix.add_subparsers(dest="fixture_command", metavar="SUBCOMMAND")
+    for name, text in (("status", "read every instrument back and print each finding (switches nothing)"),
+                       ("make-safe", "safe state of everything energised, read back, latches cleared (audited)")):
+        cmd = fixsub.add_parser(name, help=text)
+        cmd.add_argument("--station", metavar="FILE")
+        cmd.add_argument("--fixture", help="fixture id (default: every fixture)")
+        cmd.add_argument("--sim", action="store_true", help="against the in-process simulated bench")
+        if name == "make-safe":
+            cmd.add_argument("--operator", required=True, help="engineer or admin id (audited)")
+
     ui = sub.add_parser("ui", help="the operator terminal UI")
     ui.add_argument("--sim", action="store_true")
     ui.add_argument("--station", metavar="FILE")

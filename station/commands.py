@@ -23,6 +23,7 @@ def dispatch(args, parser) -> int:
         "run": cmd_run, "validate": cmd_validate, "schema": cmd_schema, "coverage": cmd_coverage,
         "sim": cmd_sim, "ui": cmd_ui, "results": cmd_results, "stats": cmd_stats, "release": cmd_release,
         **_security_commands(),
+        "fixture": cmd_fixture,
     }[args.command]
     try:
         return handler(args)
@@ -158,6 +159,16 @@ def cmd_coverage(args) -> int:
     from station.coverage import coverage_command
 
     return coverage_command(args.plan)
+
+
+def cmd_fixture(args) -> int:
+    from station.fixture_commands import fixture_command
+
+    if args.fixture_command not in ("status", "make-safe"):
+        print("usage: station fixture {status,make-safe}", file=sys.stderr)
+        return EXIT_USAGE
+    return fixture_command(station=args.station, fixture=args.fixture, sim=args.sim,
+                           act=args.fixture_command == "make-safe", operator=getattr(args, "operator", ""))
 
 
 def cmd_release(args) -> int:

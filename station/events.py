@@ -137,6 +137,12 @@ class PromptAnswered(Event):
     answer: str
 
 
+# How a safe-state line starts when the independent bus reading settles what an instrument
+# could not confirm itself (see drivers.capabilities.SafeAction.bus_settles); records read it.
+SETTLED_BY_BUS = "settled by the independent bus reading"
+SETTLES = " for: "  # between the reading and the settled line's own text
+
+
 @dataclass(frozen=True)
 class SafeStateAction(Event):
     instrument: str
@@ -144,6 +150,18 @@ class SafeStateAction(Event):
     ok: bool  # done without error
     error: str | None = None
     confirmed: bool = False  # acknowledged by the instrument or proved by a read-back
+
+
+@dataclass(frozen=True)
+class StartupChecked(Event):
+    """The fixture's start-up check before this run (``station.startup_check.FixtureCheck``):
+    each instrument's read-back as first found, what was switched or cleared, the last read-back."""
+
+    fixture: str
+    safe: bool
+    found: list[dict[str, Any]]  # {instrument, what, safe, detail, latched}
+    done: list[str]
+    after: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -164,7 +182,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         RunStarted, InstrumentIdentified, StepStarted, MeasurementTaken, SeriesRecorded,
         StepFinished, MonitorTripped, PromptRequested, PromptAnswered, SafeStateAction,
-        LogMessage, RunFinished,
+        LogMessage, RunFinished, StartupChecked,
     )
 }
 

@@ -187,6 +187,7 @@ class Session:
         from station.security.audit import AuditLog, audit_path
 
         self.audit = AuditLog(audit_path(config, self.db))  # beside the store (no I/O until used)
+        self.startup_checks: dict[str, Any] = {}  # fixture -> its last start-up check, for the next run's record
 
     async def __aenter__(self) -> "Session":
         from station.results.store import ResultStore
@@ -238,12 +239,17 @@ class Session:
             if self.bench is not None:
                 await self.bench.stop()
 
-    async def startup_report(self, fixtures: list[str] | None = None) -> list[str]:
-        """Interrupted runs in the store and each fixture's safe-state check (``station.startup``)."""
-        from station.startup import startup_report
+    async def startup_report(self, fixtures: list[str] | None = None, *, operator: str = "") -> list[str]:
+        """Interrupted runs in the store, then each fixture's start-up check (``station.startup``)
+        on the session's own instruments: read back, anything energised made safe and read back
+        again, latches cleared once safe. The checks go into the fixture's next run's record."""
+        from station.startup import startup
 
         assert self.instruments is not None and self.store is not None
-        return await startup_report(self.config, self.store, endpoints=self.instruments.endpoints, fixtures=fixtures)
+        lines, checks = await startup(self.config, self.store, self.instruments,
+                                      fixtures or self.config.fixture_ids(), act=True, operator=operator)
+        self.startup_checks.update(checks)
+        return lines
 
     def _audit_abort(self, seq: Sequencer, req: RunRequest, prep: Prepared) -> None:
         _audit_abort_entry(self.audit, seq, req, prep)
@@ -265,10 +271,16 @@ class Session:
         if self.bench is not None:
             self.bench.renew(prep.fixture)
         fx = self.instruments.build(prep.fixture)
+        journal = self.store.handle
+        check = self.startup_checks.pop(prep.fixture, None)
+        if check is not None:
+            from station.startup_record import journal_with_startup
+
+            journal = journal_with_startup(journal, check)
         seq = Sequencer(
             prep.bound, fx.drivers, serial=req.serial, operator=req.operator,
             station_id=self.config.config.station_id, fixture_id=prep.fixture, identities=fx.infos,
-            subscribers=subscribers, critical=[self.store.handle], prompt_handler=prompt_handler,
+            subscribers=subscribers, critical=[journal], prompt_handler=prompt_handler,
             locks=self.instruments.locks_for(fx), simulated=self.sim, faults=list(req.faults),
             interlock_period=self.config.config.interlock_period,
             stop_on_failure=req.stop_on_failure,
@@ -336,6 +348,16 @@ async def execute(req: RunRequest, prep: Prepared, *, subscribers: list[Callable
         async with Session(prep.config, sim=req.sim, presets=presets, db=req.db) as session:
             session.stop_signals = stops
             return await _startup_and_run(session, req, prep, subscribers, prompt_handler, on_sequencer, on_startup)
+    async with Session(prep.config, sim=req.sim, presets=presets, db=req.db) as session:
+        if on_startup is not None:
+            from station.startup import blocking
+
+            lines = await session.startup_report([prep.fixture], operator=req.operator)
+            on_startup(lines)
+            if blocking(lines):
+                raise RunRefused(lines)
+        return await session.run(req, prep, subscribers=subscribers, prompt_handler=prompt_handler,
+                                 on_sequencer=on_sequencer)
 
 
 async def _startup_and_run(session: "Session", req: RunRequest, prep: Prepared, subscribers, prompt_handler,
@@ -343,7 +365,7 @@ async def _startup_and_run(session: "Session", req: RunRequest, prep: Prepared, 
     if on_startup is not None:
         from station.startup import blocking
 
-        lines = await session.startup_report([prep.fixture])
+        lines = await session.startup_report([prep.fixture], operator=req.operator)
         on_startup(lines)
         if blocking(lines):
             session.audit.append("refusal", what="start-up not safe", operator=req.operator.strip(),

@@ -5,13 +5,16 @@
 - every run the store shows as ``interrupted`` (its station process died mid-run: crash,
   SIGKILL, power loss), with pack serial, plan, start time and the last step journalled, so the
   operator knows which pack has no verdict and must be retested;
-- per fixture, the fixture PLC's outputs as the PLC reports them (not as we last wrote them):
-  IR/hipot relays open and the HVIL break released, plus the e-stop input. A fixture whose
-  PLC cannot be reached is a finding too; this never raises for instrument trouble.
+- per fixture, every instrument's own read-back (``station.startup_check``): cycler output,
+  current and latched protections, safety tester idle and discharged, BMS contactors, leak
+  tester vented, fixture relays and e-stop, the bus voltage by the DMM. With ``act`` (what
+  ``station run`` does) anything energised is brought to the safe state and read back again,
+  and latched protections are cleared once the fixture is confirmed safe, each audited. An
+  instrument that cannot be reached or read is a finding too; this never raises for
+  instrument trouble.
 
 Lines that need action start with ``"NOT SAFE"`` or ``"INTERRUPTED"``; ``blocking(lines)`` says
-whether a new run must wait. Read-only: nothing is switched, so a PLC left with a relay closed
-is reported rather than silently "fixed" (the run's own safe state releases it).
+whether a new run must wait. ``plc_state`` is the PLC-only read the operator UI shows.
 """
 
 from __future__ import annotations
@@ -44,35 +47,14 @@ def interrupted_runs(store, limit: int = RUN_LIMIT) -> list[str]:
     return lines
 
 
-async def fixture_state(config: LoadedConfig, fixture: str, *, endpoints: dict[str, str] | None = None) -> list[str]:
-    """Read one fixture's PLC outputs and e-stop input; one line per finding (``OK`` if safe)."""
-    from station.instruments import StationInstruments
-
-    instruments = StationInstruments(config, endpoints)
-    roles = instruments.build(fixture).drivers
-    plc: Any = roles.get("fixture")
-    if plc is None:
-        return [f"fixture {fixture}: no fixture PLC configured; safe state of its relays not checked"]
-    try:
-        await plc.open()
-        return await plc_state(fixture, plc)
-    except (InstrumentError, OSError, asyncio.TimeoutError) as err:
-        return [_unreadable(fixture, plc, err)]
-    finally:
-        try:
-            await plc.close()
-        except Exception:  # closing is best effort; the finding above is what counts
-            pass
-
-
 def _unreadable(fixture: str, plc: Any, err: BaseException) -> str:
     return (f"NOT SAFE fixture {fixture}: PLC at {plc.resource} could not be read "
             f"({type(err).__name__}: {err}); relay state unknown")
 
 
 async def plc_state(fixture: str, plc: Any) -> list[str]:
-    """The findings of ``fixture_state`` from a PLC driver that is already open (the UI's
-    session holds it: a serial PLC cannot be opened twice); never raises for instrument trouble."""
+    """The PLC's relays and e-stop only, from a driver that is already open (the operator UI's
+    panel; ``fixture_check`` is the whole check); never raises for instrument trouble."""
     try:
         outputs = await plc.read_outputs()
         inputs = await plc.read_inputs()
@@ -89,15 +71,73 @@ async def plc_state(fixture: str, plc: Any) -> list[str]:
 
 
 async def startup_report(config: LoadedConfig, store, *, endpoints: dict[str, str] | None = None,
-                         fixtures: list[str] | None = None) -> list[str]:
-    """Interrupted runs in ``store``, then the safe state of each fixture's PLC (all by default).
+                         fixtures: list[str] | None = None, act: bool = False, operator: str = "") -> list[str]:
+    """Interrupted runs in ``store``, then each fixture's start-up check (all by default), on
+    instruments opened for it and closed after (read-only unless ``act``).
 
     ``endpoints`` fills the ``{placeholders}`` of a simulator config (``SimBench.endpoints``).
     """
-    lines = interrupted_runs(store)
-    for fixture in fixtures or config.fixture_ids():
-        lines.extend(await fixture_state(config, fixture, endpoints=endpoints))
+    from station.instruments import StationInstruments
+
+    instruments = StationInstruments(config, endpoints)
+    try:
+        lines, _checks = await startup(config, store, instruments, fixtures or config.fixture_ids(),
+                                       act=act, operator=operator)
+    finally:
+        await instruments.close()
     return lines
+
+
+async def startup(config: LoadedConfig, store, instruments, fixtures: list[str], *, act: bool,
+                  operator: str = "", source: str = "start-up check") -> tuple[list[str], dict[str, Any]]:
+    """Interrupted runs, then ``fixture_check`` of each fixture through ``instruments`` (a
+    ``StationInstruments``, left open for the run): (screen lines, ``FixtureCheck`` by fixture)."""
+    lines = interrupted_runs(store) if store is not None else []
+    checks = {}
+    for fixture in fixtures:
+        checks[fixture] = await fixture_check(config, instruments, fixture, act=act, operator=operator, source=source)
+        lines.extend(checks[fixture].lines())
+    return lines, checks
+
+
+async def fixture_check(config: LoadedConfig, instruments, fixture: str, *, act: bool, operator: str = "",
+                        source: str = "start-up check", force: bool = False):
+    """Open the fixture's instruments (each on its own: one that fails does not hide the
+    others), read them back and, with ``act``, make them safe; what was done is audited.
+    ``force`` (the explicit ``station fixture make-safe``) runs every safe state and audits it
+    even when nothing read energised."""
+    from station.instruments import FixtureInstruments, InstrumentSetupError
+    from station.startup_check import check_fixture
+
+    fx = instruments.build(fixture)
+    opened, unreachable = {}, {}
+    for role, driver in fx.drivers.items():
+        try:
+            await instruments.open(FixtureInstruments(fixture, {role: driver}, {role: fx.keys[role]}))
+            opened[role] = driver
+        except InstrumentSetupError as err:
+            cause = err.__cause__ or err
+            unreachable[role] = f"{driver.resource} ({type(cause).__name__}: {str(cause).removeprefix(f'{role}: ')})"
+    locks = instruments.locks_for(fx)
+    busy = frozenset(role for role, lock in locks.items() if lock.locked())
+
+    def audit(role: str, latched: tuple[str, ...]) -> None:
+        _audit(config, "clear_protection", fixture=fixture, instrument=role, protections=list(latched),
+               operator=operator, source=source)
+
+    check = await check_fixture(fixture, opened, act=act, force=force, unreachable=unreachable, busy=busy,
+                                on_clear=audit)
+    made_safe = [line for line in check.done if " cleared latched protection " not in line]
+    if act and (made_safe or force):
+        _audit(config, "make_safe", fixture=fixture, operator=operator, source=source,
+               found=[f.line() for f in check.found if not f.safe], done=made_safe, safe=check.safe)
+    return check
+
+
+def _audit(config: LoadedConfig, kind: str, **fields: Any) -> None:
+    from station.security.audit import AuditLog, audit_path
+
+    AuditLog(audit_path(config)).append(kind, **fields)
 
 
 def blocking(lines: list[str]) -> bool:

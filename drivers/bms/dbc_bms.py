@@ -7,7 +7,9 @@ Options (station config): ``dbc`` (path; default the map's own, i.e. drivers/map
 
 The request frame is re-sent every request cycle (100 ms by default) while the station holds
 anything but the default request (standby, balancing off, monitor enabled): a BMS drops
-contactors when its master's request stops. The caller waits for the state feedback itself.
+contactors when its master's request stops. The caller waits for the state feedback itself,
+except in ``safe_state()``, which confirms the standby from the BMS's own state frame (option
+``confirm_within``, s, default 1) and ``energy_state()``, which waits as long for a fresh frame.
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ import can
 from drivers.base import IDENTITY_OPTIONS, Driver
 from drivers.bms.live_values import LiveValues
 from drivers.bms.signals import DEFAULT_MAP, MAPS, SignalMap, load_signal_map
-from drivers.capabilities import Dtc, Identity
+from drivers.capabilities import Dtc, Identity, SafeAction, StateFinding
 from drivers.errors import ConnectError, InstrumentError, InstrumentTimeout
-from drivers.validators import OneOf
+from drivers.validators import OneOf, Range
 
 MODES = OneOf(("standby", "normal", "charge", "discharge"))
 WAKE_POLL_S = 0.01
+CONTACTORS = ("contactor_main_plus", "contactor_main_minus", "contactor_precharge")
+CONFIRM_WITHIN = Range(0.05, 4.0, "s")  # under the engine's 5 s per instrument
+STALE_CYCLES = 3  # cycle times without a state frame after which the BMS counts as silent
 
 
 class DbcBms(Driver):
@@ -46,6 +51,8 @@ class DbcBms(Driver):
         self._mode, self._balancing, self._imd_enabled = "standby", False, True
         self._request_frame: tuple = (None, None)  # (what it encodes, the can.Message)
         self._cyclic: asyncio.TimerHandle | None = None  # the next cyclic request
+        self.confirm_within = CONFIRM_WITHIN.check(float(self.options.get("confirm_within", 1.0)),
+                                                   what="option confirm_within", instrument=name)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -111,15 +118,102 @@ class DbcBms(Driver):
         return Identity(str(opts.get("maker", "unknown")), str(opts.get("model", "DBC BMS")),
                         str(opts.get("serial", "")), str(opts.get("firmware", "")), self.calibration_due)
 
-    async def safe_state(self) -> list[str]:
-        """Request standby (contactors open), monitor enabled, balancing off; stop cycling."""
+    async def safe_state(self) -> list[SafeAction]:
+        """Request standby (contactors open), monitor enabled, balancing off; stop cycling.
+
+        A CAN frame has no reply: each request is confirmed only by the BMS's own state frame
+        received after it, showing every contactor open (and the monitor on, balancing off),
+        waited for up to ``confirm_within`` s on the loop clock, or until the BMS has sent
+        nothing for 3 cycles. A BMS that is silent (asleep with LV power off, dead, unplugged)
+        cannot be asked: its last state frame decides. Contactors it last reported open are
+        confirmed (unpowered or mute, a BMS cannot close a contactor, and the DMM checks the bus
+        independently); contactors it last reported closed, or never reported, are not.
+        Idempotent; only a failed send raises.
+        """
         if self.port is None:
-            return ["not open, no request sent"]
+            return [SafeAction("not open, no request sent", False)]
         self._mode, self._balancing, self._imd_enabled = "standby", False, True
         self._stop_cyclic()
+        loop = asyncio.get_running_loop()
+        live = self._live("safe_state")
+        was_alive = self._alive(live)
+        sent = loop.time()
         self._send_request("request standby")
-        return ["requested standby (contactors open)", "insulation monitor enabled",
-                "balancing off", "cyclic request stopped"]
+        state = await self._fresh_state(sent, self.confirm_within, until_open=True) if was_alive else None
+        stopped = SafeAction("cyclic request stopped", True)  # ours: nothing for the BMS to confirm
+        if state is not None:
+            return self._judged(state, "BMS state frame") + [stopped]
+        last = {n: live.latest(n) for n in (*CONTACTORS, "imd_enabled", "balancing_active") if n in live.map.signals}
+        last = {n: v for n, v in last.items() if v is not None}
+        stamp = live.stamp(CONTACTORS[0])
+        if stamp is None or not all(n in last for n in CONTACTORS):
+            why = "BMS silent, never reported its contactors"
+            return [SafeAction(f"requested standby (contactors open): {why}, not confirmed", False, bus_settles=True),
+                    SafeAction(f"insulation monitor enabled: {why}, not confirmed", False, bus_settles=True),
+                    SafeAction(f"balancing off: {why}, not confirmed", False, bus_settles=True), stopped]
+        age = loop.time() - stamp
+        return self._judged(last, f"BMS silent; its last state frame, {age:.1f} s ago") + [stopped]
+
+    def _judged(self, state: dict[str, float], source: str) -> list[SafeAction]:
+        """The three requests judged by what ``state`` (one state frame's signals) shows."""
+        closed = [n.removeprefix("contactor_") for n in CONTACTORS if state.get(n)]
+        imd, balancing = state.get("imd_enabled"), state.get("balancing_active")
+        return [
+            SafeAction(f"requested standby: contactors STILL CLOSED ({', '.join(closed)}; {source})" if closed
+                       else f"requested standby: contactors open ({source})", not closed, bus_settles=bool(closed)),
+            SafeAction(f"insulation monitor enabled ({source})" if imd
+                       else f"insulation monitor enabled: not reported on ({source})", bool(imd)),
+            SafeAction(f"balancing off ({source})" if balancing == 0
+                       else f"balancing off: not reported off ({source})", balancing == 0),
+        ]
+
+    async def energy_state(self) -> list[StateFinding]:
+        """Contactors (main +/-, precharge) and BMS state from a state frame received after the
+        call, waited for up to ``confirm_within`` s (3 cycle times of silence end the wait). A silent BMS is reported as such: unpowered
+        it cannot hold a contactor closed, and the DMM's bus reading is the independent check."""
+        live = self._live("energy_state")
+        state = await self._fresh_state(asyncio.get_running_loop().time(), self.confirm_within)
+        if state is None:
+            return [StateFinding("contactors", True, "BMS silent: no state frame (asleep or unpowered: it cannot "
+                                 "hold a contactor closed; the bus voltage is checked too)")]
+        closed = [n.removeprefix("contactor_") for n in CONTACTORS if state.get(n)]
+        try:
+            mode = live.state()
+        except InstrumentError:
+            mode = "unknown"
+        detail = (f"contactors CLOSED: {', '.join(closed)}" if closed else "contactors open") + f" (BMS state {mode})"
+        return [StateFinding("contactors", not closed, detail)]
+
+    def _alive(self, live: LiveValues) -> bool:
+        """The contactor feedback was received within 3 cycles (the BMS is talking)."""
+        try:
+            live.get(CONTACTORS[0])
+            return True
+        except InstrumentError:
+            return False
+
+    async def _fresh_state(self, since: float, within: float, *, until_open: bool = False) -> dict[str, float] | None:
+        """The state signals from a frame received at or after ``since`` (loop time); with
+        ``until_open`` keep waiting for one that shows every contactor open. None if no frame
+        came within ``within`` s; the last fresh state if the contactors never opened."""
+        live = self._live("state")
+        names = [n for n in (*CONTACTORS, "imd_enabled", "balancing_active") if n in live.map.signals]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        quiet = STALE_CYCLES * live.map.signals[CONTACTORS[0]].period  # no frame this long: silent
+        last, seen = None, None
+        while True:
+            # ">=": on virtual time a frame handled in the same instant as the request is no older
+            stamp = live.stamp(CONTACTORS[0])
+            if stamp is not None and stamp >= since and stamp != seen:
+                seen = stamp
+                last = {n: live.get(n) for n in names if (live.stamp(n) or -1.0) >= since}
+                if not until_open or not any(last.get(n) for n in CONTACTORS):
+                    return last
+            now = loop.time()
+            if now >= deadline or now - max(since, stamp or since) > quiet:
+                return last
+            await asyncio.sleep(WAKE_POLL_S)
 
     # --- live values -----------------------------------------------------------------------------
 

@@ -217,6 +217,17 @@ class LiveValues:
                                   f"(mapped: {', '.join(sorted(self.map.signals))})", instrument=self.instrument)
         return self._check(slot, self._clock())
 
+    def latest(self, name: str) -> float | None:
+        """The last value received for ``name``, however old (None: never, or not in the map);
+        ``get`` is the fresh one."""
+        slot = self._index.get(name)
+        return None if slot is None or self._stamps[slot] is None else self._values[slot]
+
+    def stamp(self, name: str) -> float | None:
+        """``clock()`` time ``name`` was last received (None: never, or not in the map)."""
+        slot = self._index.get(name)
+        return None if slot is None else self._stamps[slot]
+
     def group(self, kind: str) -> list[float]:
         """All entries of ``cell_voltage`` / ``cell_temperature`` by index; stale -> StaleSignalError."""
         now = self._clock()

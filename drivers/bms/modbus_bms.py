@@ -17,6 +17,8 @@ awaited, for exact-exchange tests and bench debugging). A value older than 3 pol
 to the BMS's own ``cell_count``/``temperature_sensor_count`` registers.
 
 Commands are register/coil writes (``mode_request``, ``balancing_request``, ``imd_disable``).
+``safe_state()`` confirms its standby request by reading the contactor feedback back (option
+``confirm_within``, s, default 1); ``energy_state()`` reads contactors and state once.
 Any master request keeps the BMS's 1 s watchdog fed, so a closed mode is held by the polling
 itself, as the cyclic request frame holds it on CAN. The UDS methods work where the map has a
 register equivalent: DIDs named in drivers/maps/did_table.yaml, DTCs (``dtc_count``/``dtcs``,
@@ -34,7 +36,7 @@ from typing import Any
 
 from drivers.base import IDENTITY_OPTIONS, Driver
 from drivers.bms.modbus_map import _COUNTS, REQUIRED, BmsField, is_signal, load_bms_map  # noqa: F401 (re-exported)
-from drivers.capabilities import Dtc, Identity
+from drivers.capabilities import Dtc, Identity, SafeAction, StateFinding
 from drivers.errors import DeviceError, InstrumentError, InstrumentTimeout, RangeError, StaleSignalError
 from drivers.fixture.modbus_fixture import run_all
 from drivers.maps.regmap import MapError
@@ -48,6 +50,8 @@ STALE_CYCLES = 3.0
 WAKE_POLL_S = 0.01
 MAP_ERRORS = (1, 2, 3)  # exception codes that mean "the map does not fit this BMS": no retry helps
 _LIMIT = {"coil": 2000, "discrete": 2000, "holding": 125, "input": 125}
+CONTACTORS = ("contactor_main_plus", "contactor_main_minus", "contactor_precharge")
+CONFIRM_WITHIN = Range(0.05, 4.0, "s")  # under the engine's 5 s per instrument
 
 
 @dataclass
@@ -88,6 +92,8 @@ class ModbusBms(Driver):
         self.groups = [_Group("signals", self.poll_period, signals)]
         self.groups += [_Group(n, self.cell_poll_period, []) for n in self.counts if n in self.map]
         self.autopoll = bool(opts.get("autopoll", True))
+        self.confirm_within = CONFIRM_WITHIN.check(float(opts.get("confirm_within", 1.0)),
+                                                   what="option confirm_within", instrument=name)
         self._listeners: list[Callable[[str, float], None]] = []
         self._poller: asyncio.Task | None = None
         self._open = False
@@ -123,17 +129,19 @@ class ModbusBms(Driver):
         return Identity(str(opts.get("maker", "unknown")), str(opts.get("model", "Modbus BMS")),
                         str(opts.get("serial", "")), str(opts.get("firmware", "")), self.calibration_due)
 
-    async def safe_state(self) -> list[str]:
+    async def safe_state(self) -> list[SafeAction]:
         """Request standby (contactors open), monitor enabled, balancing off; every one tried.
 
-        A BMS that does not answer at all (no reply, or a gateway's exception 10/11) cannot be
-        commanded: if its last good reading showed every contactor open, that is reported (an
-        unpowered BMS cannot close them; the sequencer's bus check confirms independently),
-        else the timeout is raised; either way within one timeout. A BMS that answers with a
-        refusal gets the standby request once more with the rest, and the error names them all.
+        Each write is acknowledged by the BMS's Modbus reply; the standby is confirmed only when
+        the contactor feedback, read back, shows all open (polled up to ``confirm_within`` s). A
+        BMS that does not answer at all (no reply, or a gateway's exception 10/11) gets nothing
+        more (it would time out the same way): the request is recorded unconfirmed, with the
+        last good reading of the contactors if it showed them open; within one timeout. A BMS
+        that answers with a refusal gets the standby request once more with the rest, and the
+        error names them all.
         """
         if not self._open:
-            return ["not open, no request sent"]
+            return [SafeAction("not open, no request sent", False)]
         m = self.map
         standby = ("requested standby (contactors open)", self._write, m["mode_request"],
                    m["mode_request"].state("standby"))
@@ -142,23 +150,81 @@ class ModbusBms(Driver):
         try:
             await standby[1](*standby[2:])
         except InstrumentError as exc:
-            if not (isinstance(exc, InstrumentTimeout) or (isinstance(exc, DeviceError) and exc.code in (10, 11))):
+            if not _silent(exc):
                 # it answered but refused: try once more along with the rest, report all of it
-                return await run_all(self.name, [standby] + rest)
-            known = self._known_open()
-            if known is None:
-                raise  # silent, and not known to be open: the rest would time out the same way
-            return [f"BMS not answering, no request delivered ({_bare(exc)})", known]
-        return [standby[0]] + await run_all(self.name, rest)
+                return [SafeAction(f"{label} (acknowledged)", True) for label in await run_all(self.name, [standby] + rest)]
+            return self._silent_judged(exc)
+        acknowledged = [SafeAction(f"{label} (acknowledged)", True) for label in await run_all(self.name, rest)]
+        return [await self._contactors_read_back()] + acknowledged
 
-    def _known_open(self) -> str | None:
-        """"contactors open as last read ..." if the last good poll showed all three open, else None."""
+    async def _contactors_read_back(self) -> SafeAction:
+        """Read the contactor feedback until all are open or ``confirm_within`` s have passed."""
+        f = self._contactor_field()
+        if f is None:
+            return SafeAction("requested standby (acknowledged); the map has no contactor feedback", False,
+                              bus_settles=True)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.confirm_within
+        while True:
+            try:
+                got = await self._read([(f, 1)])
+            except InstrumentError as exc:
+                return SafeAction(f"requested standby (acknowledged); contactors not read back ({_bare(exc)})", False,
+                                  bus_settles=True)
+            closed = [n.removeprefix("contactor_") for n in CONTACTORS if got.get(n)]
+            if not closed:
+                return SafeAction("requested standby: contactors open (read back)", True)
+            if loop.time() >= deadline:
+                return SafeAction(f"requested standby (acknowledged): contactors STILL CLOSED ({', '.join(closed)})", False,
+                                  bus_settles=True)
+            await asyncio.sleep(self.poll_period)
+
+    def _contactor_field(self) -> BmsField | None:
+        return next((f for f in self.map.fields
+                     if f.name == CONTACTORS[0] or any(b == CONTACTORS[0] for _, b in f.bits)), None)
+
+    async def energy_state(self) -> list[StateFinding]:
+        """Contactors and BMS state, read now (one request, bounded by the timeout). A BMS that
+        does not answer is reported silent: unpowered it cannot hold a contactor closed, and the
+        DMM's bus reading is the independent check."""
+        f = self._contactor_field()
+        if f is None:
+            return [StateFinding("contactors", False, "the register map has no contactor feedback")]
+        plan = [(f, 1)] + ([(self.map["bms_state"], 1)] if "bms_state" in self.map and f.name != "bms_state" else [])
+        try:
+            got = await self._read(plan)
+        except InstrumentError as exc:
+            if not _silent(exc):
+                raise
+            return [StateFinding("contactors", True, f"BMS silent ({_bare(exc)}; asleep or unpowered: it cannot "
+                                 "hold a contactor closed; the bus voltage is checked too)")]
+        closed = [n.removeprefix("contactor_") for n in CONTACTORS if got.get(n)]
+        mode = self.map["bms_state"].text_of(int(got["bms_state"])) if "bms_state" in got else "unknown"
+        detail = (f"contactors CLOSED: {', '.join(closed)}" if closed else "contactors open") + f" (BMS state {mode})"
+        return [StateFinding("contactors", not closed, detail)]
+
+    def _silent_judged(self, exc: InstrumentError) -> list[SafeAction]:
+        """A BMS that does not answer, judged by its last good poll: contactors it last reported
+        open are confirmed (unpowered or mute, a BMS cannot close them; the DMM checks the bus
+        independently), as are the monitor and balancing as last reported; anything else is not."""
         group = self.groups[0]
-        names = ("contactor_main_plus", "contactor_main_minus", "contactor_precharge")
-        if group.stamp is None or any(group.values.get(n, 1.0) != 0.0 for n in names):
-            return None
+        why = f"BMS not answering ({_bare(exc)})"
+        last = group.values
+        if group.stamp is None or any(n not in last for n in CONTACTORS):
+            return [SafeAction(f"requested standby (contactors open): {why}, never read its contactors, "
+                               "not confirmed", False, bus_settles=True)]
         age = asyncio.get_running_loop().time() - group.stamp
-        return f"contactors open as last read {age:.1f} s ago (an unpowered BMS cannot close them)"
+        source = f"{why}; its last reading, {age:.1f} s ago"
+        closed = [n.removeprefix("contactor_") for n in CONTACTORS if last.get(n)]
+        imd, balancing = last.get("imd_enabled"), last.get("balancing_active")
+        return [
+            SafeAction(f"requested standby: contactors STILL CLOSED ({', '.join(closed)}; {source})" if closed
+                       else f"requested standby: contactors open ({source})", not closed, bus_settles=bool(closed)),
+            SafeAction(f"insulation monitor enabled ({source})" if imd
+                       else f"insulation monitor enabled: not reported on ({source})", bool(imd), bus_settles=not imd),
+            SafeAction(f"balancing off ({source})" if balancing == 0
+                       else f"balancing off: not reported off ({source})", balancing == 0, bus_settles=balancing != 0),
+        ]
 
     # --- polling --------------------------------------------------------------------------------
 
@@ -422,6 +488,11 @@ class ModbusBms(Driver):
 
 
 _READS = {"coil": "read_coils", "discrete": "read_discrete_inputs", "holding": "read_holding", "input": "read_input"}
+
+
+def _silent(exc: InstrumentError) -> bool:
+    """No answer at all: no reply, or a gateway's exception 10/11 (the BMS behind it is silent)."""
+    return isinstance(exc, InstrumentTimeout) or (isinstance(exc, DeviceError) and exc.code in (10, 11))
 
 
 def _bare(exc: InstrumentError) -> str:

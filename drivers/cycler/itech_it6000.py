@@ -15,19 +15,34 @@ Command table (what the driver sends; the simulator serves the same):
 ``SENS:AH:RES``            zero the Ah counter
 ``STAT:QUES:COND?``        protection bitmask, see ``PROTECTION_BITS``
 ``PROT:CLE``               clear latched protection (output stays off)
+``SYST:WDOG <s>``          control watchdog, armed at ``open()`` (see below)
 ``SYST:ERR?``              error queue, read once after every setting command
 =========================  ============================================================
 
 Default ranges suit a 1000 V / ±450 A pack-cycler cabinet; set ``v_max``, ``i_charge_max``
 and ``i_discharge_max`` (V, A) in ``options`` to match the installed model.
+
+Communication watchdog: ``open()`` sends ``SYST:WDOG <watchdog>`` (option ``watchdog``, s,
+default 5; 0 = leave the instrument's setting alone). With the output on and no command for
+that long, the source switches its output off by itself and latches ``WDT`` in
+``STAT:QUES:COND?``: a station that dies mid-charge (SIGKILL, power loss, cable) stops the
+source within the timeout. A charge polls every few seconds, so keep the timeout above the
+plan's longest silence with the output on. ``SYST:WDOG`` is the command of this project's
+simulator; the IT6000-family programming guides we could consult do not document a
+communication watchdog command in the parts available to us, so check the installed
+firmware's guide at commissioning: an instrument that does not know the command answers
+``-113 Undefined header`` and ``open()`` fails naming ``SYST:WDOG`` (set ``watchdog: 0`` to
+run without it, or give the site's equivalent command in option ``watchdog_command``, with
+``{}`` where the seconds go). The latched ``WDT`` is reported by ``energy_state()`` and cleared
+by the station's start-up check only once the fixture is confirmed safe.
 """
 
 from __future__ import annotations
 
 import math
 
-from drivers.capabilities import CyclerReading
-from drivers.errors import InstrumentError, ProtocolError
+from drivers.capabilities import CYCLER_IDLE_A, CyclerReading, SafeAction, StateFinding
+from drivers.errors import InstrumentError, ProtocolError, RangeError
 from drivers.scpi import ScpiDriver
 from drivers.validators import Range
 
@@ -47,6 +62,8 @@ def scpi_number(value: float) -> str:
 
 MEASURE_ALL = "MEAS:VOLT?;:MEAS:CURR?;:FETC:POW?;:FETC:AH?"
 PROTECTION = "STAT:QUES:COND?"
+WATCHDOG_COMMAND = "SYST:WDOG {}"
+WATCHDOG_S = Range(0.0, 3600.0, "s")
 
 
 class ItechIT6000(ScpiDriver):
@@ -61,6 +78,18 @@ class ItechIT6000(ScpiDriver):
         self.charge_range = Range(0.0, float(opt.get("i_charge_max", 450.0)), "A")
         self.discharge_range = Range(0.0, float(opt.get("i_discharge_max", 450.0)), "A")
         self.current_range = Range(-self.discharge_range.high, self.charge_range.high, "A")
+        self.watchdog = WATCHDOG_S.check(float(opt.get("watchdog", 5.0)), what="option watchdog", instrument=name)
+        self.watchdog_command = str(opt.get("watchdog_command", WATCHDOG_COMMAND))
+        if self.watchdog_command.count("{}") != 1:
+            raise RangeError(f"option watchdog_command {self.watchdog_command!r} needs one '{{}}' for the seconds",
+                                instrument=name)
+
+    async def open(self) -> None:
+        """Connect, ``*CLS``, then arm the communication watchdog (``SYST:WDOG <s>``) unless
+        option ``watchdog`` is 0; a refusal raises ``DeviceError`` naming the command."""
+        await super().open()
+        if self.watchdog > 0:
+            await self._set(self.watchdog_command.format(scpi_number(self.watchdog)))
 
     # -- setpoints -------------------------------------------------------------------------
     async def set_output(self, on: bool) -> None:
@@ -145,18 +174,41 @@ class ItechIT6000(ScpiDriver):
         return frozenset(known | {f"BIT{n}" for n in range(rest.bit_length()) if rest >> n & 1})
 
     # -- safety ----------------------------------------------------------------------------
-    async def safe_state(self) -> list[str]:
-        """Output off, then current setpoint 0 A; both tried even if one fails; idempotent."""
-        steps = (("OUTP OFF", "output off"), ("CURR 0", "current setpoint 0 A"))
-        done: list[str] = []
+    async def safe_state(self) -> list[SafeAction]:
+        """Output off, then current setpoint 0 A (each acknowledged by an empty error queue),
+        then ``OUTP?`` read back: "output off" is confirmed only when it answers 0. Every step
+        is tried even if one fails; the first failure is raised after. Idempotent."""
+        done: list[SafeAction] = []
         first: InstrumentError | None = None
-        for command, what in steps:
+        for command, what in (("OUTP OFF", "output off"), ("CURR 0", "current setpoint 0 A")):
             try:
                 await self._set(command)
-                done.append(f"{what} ({command})")
+                done.append(SafeAction(f"{what} ({command}, no error)", True))
             except InstrumentError as exc:
+                first = first or exc
+        if done and done[0].action.startswith("output off"):
+            try:
+                on = await self.output_on()
+                done[0] = SafeAction(f"output off ({'OUTP? 1: STILL ON' if on else 'OUTP? 0'})", not on)
+            except InstrumentError as exc:
+                done[0] = SafeAction("output off (OUTP OFF acknowledged; OUTP? unanswered)", False)
                 first = first or exc
         if first is not None:
             raise first
         return done
 
+    async def energy_state(self) -> list[StateFinding]:
+        """Output relay (``OUTP?``), terminal current and voltage, latched protections."""
+        on = await self.output_on()
+        reading, trips = await self.measure_and_protection()
+        amps_safe = abs(reading.current) <= CYCLER_IDLE_A
+        findings = [
+            StateFinding("output", not on, f"output {'ON' if on else 'off'} (OUTP? {int(on)})"),
+            StateFinding("current", amps_safe, f"{reading.current:.2f} A at {reading.voltage:.1f} V on the terminals"),
+        ]
+        if trips:
+            names = tuple(sorted(trips))
+            findings.append(StateFinding("protection", False, f"latched protection {'/'.join(names)}", latched=names))
+        else:
+            findings.append(StateFinding("protection", True, "no protection latched"))
+        return findings

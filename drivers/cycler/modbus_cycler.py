@@ -9,6 +9,12 @@ Config (station.yaml)::
 
 Setpoint ranges are the map's ``min``/``max``, narrowed by the options ``voltage_max`` (V)
 and ``current_max`` (A) for a smaller unit; anything outside is refused before a byte is sent.
+
+Communication watchdog: where the map has ``watchdog_timeout`` (ours: holding register 12,
+0.1 s units), ``open()`` writes option ``watchdog`` (s, default 5; 0 = leave it alone) there.
+With the output on and no Modbus request for that long, the cycler switches its output off
+and latches ``WDT`` in ``protection``; ``energy_state()`` reports it and the station's start-up
+check clears it (``protection_clear``) once the fixture is confirmed safe.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import math
 
 from drivers.base import IDENTITY_OPTIONS, Driver
-from drivers.capabilities import CyclerReading, Identity
+from drivers.capabilities import CYCLER_IDLE_A, CyclerReading, Identity, SafeAction, StateFinding
 from drivers.errors import RangeError, ProtocolError
 from drivers.fixture.modbus_fixture import map_identity, run_all
 from drivers.maps.regmap import Field, MapError, load_map, read_fields
@@ -54,6 +60,9 @@ class ModbusCycler(Driver):
         }
         if "watchdog_timeout" in self.map:
             self.ranges["watchdog_timeout"] = self._range("watchdog_timeout", 0, None)
+        self.watchdog = float(self.options.get("watchdog", 5.0 if "watchdog_timeout" in self.map else 0.0))
+        if self.watchdog:
+            self._check("watchdog_timeout", self.watchdog, "option watchdog")
 
     def _range(self, name: str, low: float | None, high: float | None) -> Range:
         """The map's range for ``name``, narrowed (never widened) by the site's rating."""
@@ -72,6 +81,8 @@ class ModbusCycler(Driver):
         if self.transport is None:
             self.transport = ModbusTransport(self.resource, timeout=self.timeout, instrument=self.name)
         await self.transport.open()
+        if self.watchdog:
+            await self.set_watchdog(self.watchdog)
 
     async def close(self) -> None:
         if self.transport is not None:
@@ -152,10 +163,35 @@ class ModbusCycler(Driver):
         """Maker/model from options; serial/firmware from options or the map's input registers."""
         return await map_identity(self, "Modbus pack cycler")
 
-    async def safe_state(self) -> list[str]:
-        """Output off, then current setpoint 0 A; both tried even if one fails."""
+    async def output_on(self) -> bool:
+        """The ``output_on`` status bit (discrete input): the output as the cycler reports it."""
+        f = self.map["output_on"] if "output_on" in self.map else self.map["output_enable"]
+        return bool((await read_fields(self.transport, [f], self.map))[f.name])
+
+    async def safe_state(self) -> list[SafeAction]:
+        """Output off, then current setpoint 0 A (each acknowledged by the write's echo), then the
+        output read back: "output off" is confirmed only when the cycler reports it off."""
         current = self.map["current_setpoint"]
-        return await run_all(self.name, [
+        done = await run_all(self.name, [
             ("output off", self.transport.write_coil, self.map["output_enable"].address, False),
             ("current setpoint 0 A", self.transport.write_registers, current.address, current.encode(0.0)),
         ])
+        on = await self.output_on()
+        return [SafeAction("output off (read back: STILL ON)" if on else "output off (read back off)", not on),
+                SafeAction(f"{done[1]} (write acknowledged)", True)]
+
+    async def energy_state(self) -> list[StateFinding]:
+        """Output as reported, terminal current and voltage, latched protections."""
+        on = await self.output_on()
+        reading, trips = await self.measure_and_protection()
+        findings = [
+            StateFinding("output", not on, f"output {'ON' if on else 'off'} (output_on read back)"),
+            StateFinding("current", abs(reading.current) <= CYCLER_IDLE_A,
+                         f"{reading.current:.2f} A at {reading.voltage:.1f} V on the terminals"),
+        ]
+        if trips:
+            names = tuple(sorted(trips))
+            findings.append(StateFinding("protection", False, f"latched protection {'/'.join(names)}", latched=names))
+        else:
+            findings.append(StateFinding("protection", True, "no protection latched"))
+        return findings

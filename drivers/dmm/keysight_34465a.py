@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+from drivers.capabilities import SAFE_BUS_V, SafeAction, StateFinding
 from drivers.errors import DeviceError, ProtocolError
 from drivers.scpi import ScpiDriver
 from drivers.validators import OneOf, Range
@@ -71,6 +72,13 @@ class Keysight34465A(ScpiDriver):
             raise DeviceError(f"overload on the {conf} V range", code="overload", instrument=self.name, command="READ?")
         return value
 
-    async def safe_state(self) -> list[str]:
-        """A DMM sources nothing: no I/O, one line saying so."""
-        return ["measurement only, nothing to switch off"]
+    async def safe_state(self) -> list[SafeAction]:
+        """A DMM sources nothing: no I/O, one line saying so (confirmed: there is nothing that
+        could be left on)."""
+        return [SafeAction("measurement only, nothing to switch off", True)]
+
+    async def energy_state(self) -> list[StateFinding]:
+        """The HV bus voltage on the 1000 V range at 1 NPLC: safe below ``SAFE_BUS_V`` (60 V)."""
+        volts = await self.measure_dc_voltage(1000.0, 1.0)
+        safe = abs(volts) < SAFE_BUS_V
+        return [StateFinding("bus voltage", safe, f"bus {volts:.1f} V ({'<' if safe else '>='} {SAFE_BUS_V:g} V)")]

@@ -6,6 +6,8 @@ the same):
 =====================================  ==================================================
 ``START``                              start a cycle of the selected program (no reply)
 ``STOP``                               stop/reset: abort the cycle and vent (no reply)
+``STATUS?``                            ``STATUS: READY`` (idle, circuit vented) or
+                                       ``STATUS: CYCLE`` (filling, stabilising, measuring)
 ``<01>:(OK): 027 Pa``                  pushed at the end of the cycle: program, status, figure
 ``<01>:(TD): 087 Pa``                  test part leak above the limit (bad part)
 ``<01>:(RD): 015 Pa``                  reference part fail (bad reference / test set-up)
@@ -13,7 +15,9 @@ the same):
 ``ER: <text>``                         the tester refused the command (unknown, busy)
 =====================================  ==================================================
 
-The program prefix ``<NN>:`` is optional; the figure is a signed decimal in ``Pa``, ``hPa``,
+``STATUS?`` is how ``safe_state()`` confirms a ``STOP`` and ``energy_state()`` reads the tester;
+map it to your tester's own status request if it differs (option ``status_query``, and the
+two replies ``status_ready`` / ``status_cycle``). The program prefix ``<NN>:`` is optional; the figure is a signed decimal in ``Pa``, ``hPa``,
 ``kPa`` or ``mbar`` and is returned in Pa. Anything else is a ``ProtocolError`` naming the line.
 The line protocol cannot identify the tester: ``identify()`` reports ``maker``, ``model``,
 ``serial`` and ``firmware`` from ``options`` and the calibration due date from config.
@@ -24,13 +28,17 @@ from __future__ import annotations
 import math
 import re
 
-from drivers.capabilities import Identity, LeakResult
+from drivers.capabilities import Identity, LeakResult, SafeAction, StateFinding
 from drivers.errors import DeviceError, InstrumentError, InstrumentTimeout, ProtocolError
 from drivers.scpi import MessageDriver
 from drivers.validators import Range
 
 START = "START"
 STOP = "STOP"
+STATUS = "STATUS?"
+READY = "STATUS: READY"
+CYCLE = "STATUS: CYCLE"
+STATUS_LINES = 4  # lines read past pushed results before the status reply is given up
 _PROGRAM = r"(?:<(?P<program>\d{2})>:)?"
 RESULT_LINE = re.compile(
     _PROGRAM + r"\((?P<status>OK|TD|RD)\):\s*(?P<value>[+-]?\d+(?:\.\d+)?)\s*(?P<unit>Pa|hPa|kPa|mbar)"
@@ -85,12 +93,45 @@ class AteqLeakTester(MessageDriver):
                 raise
             raise err from exc
 
-    async def safe_state(self) -> list[str]:
-        """``STOP``: abort any cycle and vent; idempotent."""
+    async def safe_state(self) -> list[SafeAction]:
+        """``STOP`` (abort any cycle and vent), then the status read back: confirmed only when
+        the tester answers READY. A tester that does not answer leaves the STOP sent but
+        unconfirmed; a STOP that cannot be written raises. Idempotent."""
         if self.transport is None:
-            return ["not connected, no cycle running (nothing sent)"]
+            return [SafeAction("not connected, no cycle running (nothing sent)", False)]
         await self.transport.write(STOP)
-        return ["leak cycle stopped and vented (STOP)"]
+        try:
+            state = await self.status()
+        except InstrumentError as exc:
+            why = str(exc).removeprefix(f"{self.name}: ")
+            return [SafeAction(f"STOP sent, not confirmed ({why})", False)]
+        if state == "READY":
+            return [SafeAction("leak cycle stopped and vented (STOP; STATUS: READY)", True)]
+        return [SafeAction("STOP sent, but the tester still reports a cycle (STATUS: CYCLE)", False)]
+
+    async def status(self) -> str:
+        """``"READY"`` (idle, vented) or ``"CYCLE"``; a result line pushed before the reply is
+        skipped (at most ``STATUS_LINES``); anything else is a ``ProtocolError``."""
+        query = str(self.options.get("status_query", STATUS))
+        replies = {str(self.options.get("status_ready", READY)): "READY",
+                   str(self.options.get("status_cycle", CYCLE)): "CYCLE"}
+        transport = self._transport(query)
+        line = (await transport.query(query)).strip()
+        for _ in range(STATUS_LINES):
+            if line in replies:
+                return replies[line]
+            if ERROR_LINE.fullmatch(line):
+                raise DeviceError(f"tester refused: {line}", code=line, instrument=self.name, command=query)
+            if not (RESULT_LINE.fullmatch(line) or ALARM_LINE.fullmatch(line)):
+                break
+            line = (await transport.read_line()).strip()  # a result pushed before our reply
+        raise ProtocolError(f"unexpected status reply {line[:60]!r}", instrument=self.name, command=query)
+
+    async def energy_state(self) -> list[StateFinding]:
+        """The tester's status: READY is idle with the circuit vented."""
+        if await self.status() == "READY":
+            return [StateFinding("cycle", True, "idle, circuit vented (STATUS: READY)")]
+        return [StateFinding("cycle", False, "cycle running: circuit pressurised (STATUS: CYCLE)")]
 
     # -- plumbing --------------------------------------------------------------------------
     def _about_start(self, exc: BaseException, limit: float) -> BaseException:

@@ -38,7 +38,7 @@ import math
 
 from drivers.base import IDENTITY_OPTIONS
 from drivers.scpi import ScpiDriver
-from drivers.capabilities import BondResult, Identity, IrResult, WithstandResult
+from drivers.capabilities import BondResult, Identity, IrResult, SafeAction, StateFinding, WithstandResult
 from drivers.errors import ConnectError, DeviceError, InstrumentError, InstrumentTimeout, ProtocolError
 from drivers.validators import OneOf, Range
 
@@ -149,15 +149,24 @@ class Chroma19032(ScpiDriver):
         await self._transport("SAFE:STOP").write("SAFE:STOP")
 
     # -- safety ----------------------------------------------------------------------------
-    async def safe_state(self) -> list[str]:
-        """``SAFE:STOP``, then confirm ``SAFE:STAT?`` is ``STOPPED``; idempotent."""
+    async def safe_state(self) -> list[SafeAction]:
+        """``SAFE:STOP``, then ``SAFE:STAT?`` read back: confirmed when ``STOPPED`` (the tester
+        reports RUNNING through ramp, dwell and discharge); still RUNNING raises. Idempotent."""
         if self.transport is None:
-            return ["not connected, no test running (nothing sent)"]
+            return [SafeAction("not connected, no test running (nothing sent)", False)]
         await self.stop()
         status = await self._status()
         if status != "STOPPED":
             raise DeviceError(f"still {status} after SAFE:STOP", instrument=self.name, command="SAFE:STOP")
-        return ["HV test stopped and output discharged (SAFE:STOP; SAFE:STAT? STOPPED)"]
+        return [SafeAction("HV test stopped and output discharged (SAFE:STOP; SAFE:STAT? STOPPED)", True)]
+
+    async def energy_state(self) -> list[StateFinding]:
+        """``SAFE:STAT?``: STOPPED is idle with the output discharged; RUNNING is a test in its
+        ramp, dwell or automatic discharge (HV may be on the leads)."""
+        status = await self._status()
+        if status == "STOPPED":
+            return [StateFinding("test", True, "idle, output discharged (SAFE:STAT? STOPPED)")]
+        return [StateFinding("test", False, "test RUNNING: HV on the leads or discharging (SAFE:STAT? RUNNING)")]
 
     # -- sequence --------------------------------------------------------------------------
     def _check_ramp(self, ramp: float) -> float:

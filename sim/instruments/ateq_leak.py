@@ -4,7 +4,8 @@ The driver reaches it as ``socket://127.0.0.1:PORT`` through pyserial, exactly a
 real tester's RS-232 port. Line protocol as documented in ``drivers/leak/ateq.py``: ``START``
 runs one cycle of ``test_time`` s in loop time, then pushes ``<01>:(OK): 027 Pa`` (decay at or
 below ``limit`` Pa) or ``(TD)``; the decay is the pack's ``coolant_leak_rate`` (Pa/min) over
-the test time plus seeded noise. ``STOP`` aborts a cycle silently. ``START`` during a cycle
+the test time plus seeded noise. ``STOP`` aborts a cycle silently; ``STATUS?`` answers
+``STATUS: CYCLE`` during a cycle, else ``STATUS: READY``. ``START`` during a cycle
 answers ``ER: BUSY``; any other line ``ER: UNKNOWN COMMAND``.
 
 ``behaviour`` is a fault mode of the peer: ``"hang"`` (reads, never answers nor pushes),
@@ -18,7 +19,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from drivers.leak.ateq import START, STOP
+from drivers.leak.ateq import CYCLE, READY, START, STATUS, STOP
 
 ALARM_TEXT = "02 FILL PRESSURE TOO LOW"
 
@@ -95,6 +96,8 @@ class SimAteqLeak:
                 self._cycle = asyncio.create_task(self._run_cycle(writer))
         elif line == STOP:
             self._abort()
+        elif line == STATUS:
+            self._send(writer, CYCLE if self.cycling else READY)
         else:
             self._send(writer, "ER: UNKNOWN COMMAND")
 

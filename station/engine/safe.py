@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from drivers.capabilities import SafeAction
-from station.events import SafeStateAction
+from station.events import SETTLED_BY_BUS, SETTLES, SafeStateAction
 
 if TYPE_CHECKING:  # pragma: no cover
     from station.engine.sequencer import Sequencer
@@ -27,9 +27,11 @@ def _ordered(roles) -> list[str]:
 
 @dataclass
 class SafeOutcome:
-    """What the safe state could not confirm: role -> the actions (or the error) in question."""
+    """What the safe state could not confirm: role -> the actions (or the error) in question;
+    ``settleable``: unconfirmed actions an independent bus reading below 60 V makes safe."""
 
     unconfirmed: dict[str, list[str]] = field(default_factory=dict)
+    settleable: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def confirmed(self) -> bool:
@@ -68,17 +70,31 @@ async def run_safe_state(seq: "Sequencer") -> SafeOutcome:
             for item in done or ["safe state reached"]:
                 # A plain string comes from a driver not yet reporting confirmation: it is
                 # taken at its word, as before SafeAction existed.
-                action, confirmed = (item.action, item.confirmed) if isinstance(item, SafeAction) else (str(item), True)
-                seq.emit(SafeStateAction, instrument=role, action=action, ok=True, confirmed=confirmed)
-                if not confirmed:
-                    outcome.add(role, f"{action}: not acknowledged")
+                if not isinstance(item, SafeAction):
+                    item = SafeAction(str(item), True)
+                seq.emit(SafeStateAction, instrument=role, action=item.action, ok=True, confirmed=item.confirmed)
+                if item.confirmed:
+                    continue
+                if item.bus_settles:
+                    outcome.settleable.setdefault(role, []).append(item.action)
+                else:
+                    outcome.add(role, f"{item.action}: not acknowledged")
         except Exception as err:  # one failing safe state never stops the others
             seq.emit(SafeStateAction, instrument=role, action="safe_state()", ok=False,
                      error=f"{type(err).__name__}: {err}")
             outcome.add(role, f"{type(err).__name__}: {err}")
-    problem = await _confirm_bus(seq)
+    problem, volts = await _confirm_bus(seq)
     if problem:
         outcome.add("dmm", problem)
+    for role, actions in outcome.settleable.items():
+        if problem:
+            for action in actions:
+                outcome.add(role, f"{action}: not acknowledged, and the bus is not confirmed below {SAFE_VOLTAGE:g} V")
+        else:
+            reading = f"{volts:.1f} V < {SAFE_VOLTAGE:g} V" if volts is not None else "no bus on this fixture"
+            for action in actions:  # one line each: the record pairs it with the line it settles
+                seq.emit(SafeStateAction, instrument=role, ok=True, confirmed=True,
+                         action=f"{SETTLED_BY_BUS} ({reading}, no HV at the connector){SETTLES}{action}")
     return outcome
 
 
@@ -89,18 +105,19 @@ def _in_use(lock: asyncio.Lock) -> bool:
     return lock.locked() or any(not w.cancelled() for w in (getattr(lock, "_waiters", None) or ()))
 
 
-async def _confirm_bus(seq: "Sequencer") -> str | None:
-    """Read the bus until it is below ``SAFE_VOLTAGE``; None when confirmed, else what failed."""
+async def _confirm_bus(seq: "Sequencer") -> tuple[str | None, float | None]:
+    """Read the bus until it is below ``SAFE_VOLTAGE``: (None, volts) when confirmed (volts None
+    when there is no bus to read), else (what failed, None)."""
     dmm = seq.instruments.get("dmm")
     if dmm is None:
         sources = [role for role in ENERGY_ROLES if role in seq.instruments]
         if not sources:  # nothing on this fixture can put or keep voltage on the bus
             seq.emit(SafeStateAction, instrument="dmm", ok=True, confirmed=True,
                      action="no HV source, tester or contactor on this fixture: no bus to confirm")
-            return None
+            return None, None
         seq.emit(SafeStateAction, instrument="dmm", action="bus voltage not confirmed: no DMM on this fixture",
                  ok=True, confirmed=False)
-        return f"no DMM on this fixture to confirm the bus below 60 V ({', '.join(sources)} present)"
+        return f"no DMM on this fixture to confirm the bus below 60 V ({', '.join(sources)} present)", None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + CONFIRM_WITHIN
     volts = float("nan")
@@ -110,13 +127,13 @@ async def _confirm_bus(seq: "Sequencer") -> str | None:
         except Exception as err:
             seq.emit(SafeStateAction, instrument="dmm", action="confirm bus < 60 V", ok=False,
                      error=f"{type(err).__name__}: {err}")
-            return f"bus voltage unreadable: {type(err).__name__}: {err}"
+            return f"bus voltage unreadable: {type(err).__name__}: {err}", None
         if abs(volts) < SAFE_VOLTAGE:
             seq.emit(SafeStateAction, instrument="dmm", action=f"bus {volts:.1f} V < {SAFE_VOLTAGE:g} V confirmed",
                      ok=True, confirmed=True)
-            return None
+            return None, volts
         if loop.time() >= deadline:
             error = f"bus still {volts:.1f} V after {CONFIRM_WITHIN:g} s"
             seq.emit(SafeStateAction, instrument="dmm", action="confirm bus < 60 V", ok=False, error=error)
-            return error
+            return error, None
         await asyncio.sleep(0.5)

@@ -174,7 +174,7 @@ class PgResultStore:
                     raise UnknownRunError(self.name, f"no run with id {run_id!r}")
                 journal = self._query(
                     "SELECT kind, utc, t, data FROM events WHERE run_id = %s AND kind IN "
-                    "('RunStarted', 'MonitorTripped', 'PromptRequested', 'PromptAnswered', 'LogMessage') "
+                    "('RunStarted', 'MonitorTripped', 'PromptRequested', 'PromptAnswered', 'LogMessage', 'StartupChecked') "
                     "ORDER BY seq", [run_id])
                 last = self._query("SELECT utc FROM events WHERE run_id = %s ORDER BY seq DESC "
                                    "LIMIT 1", [run_id])

@@ -36,6 +36,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from station.events import SETTLED_BY_BUS, SETTLES
+
 RECORD_SCHEMA_VERSION = 1
 record_schema_version = RECORD_SCHEMA_VERSION
 
@@ -116,10 +118,15 @@ def assemble(run: dict[str, Any], instruments: list[dict], steps: list[dict],
         "monitor_trips": by_kind.get("MonitorTripped", []),
         "prompts": by_kind.get("PromptRequested", []) + by_kind.get("PromptAnswered", []),
         "log": by_kind.get("LogMessage", []),
+        # the fixture's start-up check before the run (station.startup_check); [] when none ran
+        "startup": by_kind.get("StartupChecked", []),
     }
     record["prompts"].sort(key=lambda e: e["t"])
     record["errors"] = _errors(record)
-    unconfirmed = sorted({a["instrument"] for a in record["safe_state"] if not a["ok"] or a["confirmed"] is False})
+    settled = {(a["instrument"], a["action"].partition(SETTLES)[2]) for a in record["safe_state"]
+               if a["action"].startswith(SETTLED_BY_BUS) and a["confirmed"]}
+    unconfirmed = sorted({a["instrument"] for a in record["safe_state"]
+                          if not a["ok"] or (a["confirmed"] is False and (a["instrument"], a["action"]) not in settled)})
     known = all(a["confirmed"] is not None for a in record["safe_state"])
     record["summary"] = {
         "steps": dict(Counter(s["outcome"] or "unfinished" for s in step_list)),

@@ -335,7 +335,8 @@ class ResultStore:
             q = "SELECT * FROM {} WHERE run_id = ? ORDER BY seq"
             journal = self._query(
                 "SELECT kind, utc, t, data FROM events WHERE run_id = ? AND kind IN "
-                "('RunStarted', 'MonitorTripped', 'PromptRequested', 'PromptAnswered', 'LogMessage') "
+                "('RunStarted', 'MonitorTripped', 'PromptRequested', 'PromptAnswered', 'LogMessage', "
+                "'StartupChecked') "
                 "ORDER BY seq", [run_id])
             last = self._query("SELECT utc FROM events WHERE run_id = ? ORDER BY seq DESC "
                                "LIMIT 1", [run_id])

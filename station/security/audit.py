@@ -33,7 +33,8 @@ from typing import Any
 
 from station.config import LoadedConfig
 
-KINDS = ("login", "logout", "release", "refusal", "abort", "override", "config_change")
+KINDS = ("login", "logout", "release", "refusal", "abort", "override", "config_change", "make_safe",
+         "clear_protection")
 GENESIS = "0" * 64
 _TAIL = 65536  # bytes read from the end to find the last entry
 

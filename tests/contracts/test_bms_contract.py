@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from drivers.capabilities import Bms, Identity
+from drivers.capabilities import Bms, Identity, SafeAction
 from drivers.errors import StaleSignalError
 from drivers.registry import driver_class
 from sim.bms.can_bms import SimCanBms
@@ -71,7 +71,9 @@ def test_bms_contract(preset):
     assert 0 < values["soc"] <= 100 and values["hvil_closed"] == 1.0 and values["imd_enabled"] == 1.0
     assert dtcs == [] or all(hasattr(d, "code") for d in dtcs)
     assert closed == ("normal", 1.0)
-    assert first == second and all(isinstance(line, str) for line in first)
+    # confirmed by the BMS's own state frame after each request
+    assert first == second and first[0] == SafeAction("requested standby: contactors open (BMS state frame)", True)
+    assert all(isinstance(a, SafeAction) and a.confirmed for a in first)
     assert opened == ("standby", 0.0, 0.0)
 
 
@@ -90,3 +92,36 @@ def test_a_closed_bms_reports_stale_values_instead_of_old_ones():
             await bms.close()
 
     run(main(), virtual=True)
+
+
+def test_bms_contract_energy_state_and_a_silent_bms():
+    """energy_state reads a fresh frame (contactors closed, then open); a BMS that dies on the bus
+    gets its standby request recorded unconfirmed, within the bound, without an exception."""
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        pack, sim, bms = await connect("car-400")
+        try:
+            await bms.wake(5.0)
+            await bms.request_mode("normal")
+            start = loop.time()
+            while bms.state() != "normal" and loop.time() - start < 3.0:
+                await asyncio.sleep(0.01)
+            closed = await bms.energy_state()
+            sim.silent_after(loop.time())
+            await asyncio.sleep(0.5)  # its frames are stale now
+            start = loop.time()
+            silent = await bms.safe_state()
+            took = loop.time() - start
+            quiet = await bms.energy_state()
+        finally:
+            await bms.close()
+            await sim.stop()
+        return closed, silent, took, quiet
+
+    closed, silent, took, quiet = run(main(), virtual=True)
+    assert not closed[0].safe and "CLOSED: main_plus, main_minus" in closed[0].detail
+    assert not silent[0].confirmed and silent[0].action.startswith(
+        "requested standby: contactors STILL CLOSED (main_plus, main_minus; BMS silent; its last state frame")
+    assert took < 0.1
+    assert "BMS silent" in quiet[0].detail

@@ -14,7 +14,7 @@ import asyncio
 
 import pytest
 
-from drivers.capabilities import Bms, Dtc, Identity
+from drivers.capabilities import Bms, Dtc, Identity, SafeAction
 from drivers.errors import DeviceError, InstrumentTimeout, StaleSignalError
 from drivers.registry import driver_class
 from sim.bms.modbus_bms import SimModbusBms
@@ -106,7 +106,9 @@ def test_bms_contract_over_modbus(preset, link, virtual):
     assert out["imd_off"] == (True, False)
     assert out["balancing"]
     first, second = out["safe"]
-    assert first == second == ["requested standby (contactors open)", "insulation monitor enabled", "balancing off"]
+    assert first == second == [SafeAction("requested standby: contactors open (read back)", True),
+                               SafeAction("insulation monitor enabled (acknowledged)", True),
+                               SafeAction("balancing off (acknowledged)", True)]
     assert out["after"] == ("standby", 0.0, 0.0, 1.0, 0.0)
 
 

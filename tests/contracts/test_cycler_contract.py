@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from drivers.capabilities import Cycler, Identity
+from drivers.capabilities import Cycler, Identity, SafeAction
 from drivers.cycler.itech_it6000 import ItechIT6000
 from drivers.errors import DeviceError, InstrumentTimeout, ProtocolError, RangeError
 from sim.instruments.itech_it6000 import SimItechCycler
@@ -31,7 +31,7 @@ class Bench:
     peer: Any  # offers trip(kind) and a ``behaviour`` fault switch
     sent: Callable[[], int]  # requests the peer has received so far
     faults: frozenset[str]  # behaviours the peer supports
-    watchdog_by_default: bool  # a control watchdog is armed from power-up
+    watchdog_by_default: bool  # a control watchdog is armed once the driver is open
 
 
 async def itech_bench(pack: Pack, timeout: float) -> Bench:
@@ -48,7 +48,7 @@ async def modbus_bench(pack: Pack, timeout: float) -> Bench:
     peer = SimModbusCycler(pack)
     port = (await peer.start()).rsplit(":", 1)[1]
     driver = ModbusCycler("cycler", f"modbus-tcp://127.0.0.1:{port}?unit=1", timeout=timeout, calibration_due=DUE)
-    return Bench(driver, peer, lambda: peer.requests, frozenset({"hang"}), False)
+    return Bench(driver, peer, lambda: peer.requests, frozenset({"hang"}), True)
 
 
 BENCHES = {"itech_it6000": itech_bench, "modbus_cycler": modbus_bench}
@@ -174,11 +174,39 @@ def test_watchdog_trips_when_the_host_goes_quiet(bench):
         await drv.set_voltage(pack.pack_voltage() + 10)
         await drv.set_current(10)
         await drv.set_output(True)
+        on = await drv.energy_state()
         await asyncio.sleep(30)
-        return await drv.protection(), (await drv.measure()).current
+        return on, await drv.protection(), (await drv.measure()).current
 
-    trips, amps = on_bench(bench, body)
+    on, trips, amps = on_bench(bench, body)
     assert "WDT" in trips and amps == 0.0
+    assert [(f.what, f.safe) for f in on] == [("output", False), ("current", False), ("protection", True)]
+
+
+def test_a_latched_watchdog_is_reported_refuses_the_output_and_clears(bench):
+    """Armed at open() (5 s by default): quiet for longer, the source stops itself and latches
+    WDT; energy_state names it; the output is refused until clear_protection()."""
+
+    async def body(drv, b, pack):
+        await drv.set_current_limits(50, 50)
+        await drv.set_voltage(pack.pack_voltage() + 10)
+        await drv.set_current(10)
+        await drv.set_output(True)
+        await asyncio.sleep(6)
+        latched = await drv.energy_state()
+        with pytest.raises(DeviceError):
+            await drv.set_output(True)
+        await drv.clear_protection()
+        cleared = await drv.energy_state()
+        await drv.set_output(True)  # works again
+        await drv.set_output(False)
+        return latched, cleared
+
+    latched, cleared = on_bench(bench, body)
+    by_what = {f.what: f for f in latched}
+    assert by_what["output"].safe and by_what["current"].safe  # the watchdog switched it off
+    assert by_what["protection"].latched == ("WDT",) and not by_what["protection"].safe
+    assert all(f.safe for f in cleared)
 
 
 def test_safe_state_is_idempotent_and_stops_the_current(bench):
@@ -195,7 +223,7 @@ def test_safe_state_is_idempotent_and_stops_the_current(bench):
 
     before, first, second, after = on_bench(bench, body)
     assert before == pytest.approx(50, rel=1e-3) and after == 0.0
-    assert first == second and len(first) >= 1 and all(isinstance(line, str) for line in first)
+    assert first == second and len(first) >= 1 and all(isinstance(a, SafeAction) and a.confirmed for a in first)
 
 
 def test_out_of_range_is_refused_before_any_byte(bench):

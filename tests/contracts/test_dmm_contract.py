@@ -7,6 +7,8 @@ loopback for ``pack`` and returns ``(driver, peer)``; the peer offers ``behaviou
 
 from __future__ import annotations
 
+from drivers.capabilities import SafeAction
+
 import datetime as dt
 import time
 
@@ -113,7 +115,7 @@ def test_safe_state_is_idempotent(bench):
         return await drv.safe_state(), await drv.safe_state()
 
     first, second = on_bench(bench, body)
-    assert first == second and all(isinstance(line, str) for line in first)
+    assert first == second and all(isinstance(a, SafeAction) and a.confirmed for a in first)
 
 
 @pytest.mark.parametrize("behaviour, error", [("hang", InstrumentTimeout), ("garbage", ProtocolError)])

@@ -154,7 +154,7 @@ def test_abandoned_test_is_stopped_and_safe_state_confirms(bench):
 
     stopped_by_driver, report, results = on_bench(bench, body)
     assert stopped_by_driver == "SAFE:STOP"
-    assert "STOPPED" in report[0]
+    assert "STOPPED" in report[0].action and report[0].confirmed
     assert results[-1][0] == 112
 
 

@@ -125,16 +125,27 @@ def test_garbage_is_protocol_error_naming_the_command(bench):
 
 def test_safe_state_aborts_a_running_cycle(bench):
     async def body(drv, peer, pack):
-        task = asyncio.create_task(drv.test(timeout=120))
+        await drv.transport.write("START")  # a cycle left running (the station that started it died)
         await asyncio.sleep(10.0)
         assert peer.cycling
+        before = await drv.energy_state()
         report = await drv.safe_state()
-        await asyncio.sleep(0.1)
         cycling = peer.cycling
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        return report, cycling
+        return before, report, cycling, await drv.energy_state()
 
-    report, cycling = on_bench(bench, body)
-    assert "STOP" in report[0] and not cycling
+    before, report, cycling, after = on_bench(bench, body)
+    assert not before[0].safe and after[0].safe
+    assert report[0].confirmed and "STOP" in report[0].action and not cycling
+
+
+def test_safe_state_of_a_dead_line_is_unconfirmed_within_the_timeout(bench):
+    async def body(drv, peer, pack):
+        peer.behaviour = "hang"
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        report = await drv.safe_state()
+        return report, loop.time() - start
+
+    (action,), took = on_bench(bench, body)
+    assert not action.confirmed and "not confirmed" in action.action
+    assert took < 5.0  # the engine's per-instrument bound

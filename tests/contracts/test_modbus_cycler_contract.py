@@ -3,6 +3,8 @@ on the real pack model and virtual time."""
 
 from __future__ import annotations
 
+from drivers.capabilities import SafeAction
+
 import asyncio
 import datetime as dt
 
@@ -129,7 +131,8 @@ def test_safe_state_is_idempotent_and_stops_the_current():
         return first, second, peer.output, peer.values["current_setpoint"], (await drv.measure()).current
 
     first, second, output, setpoint, amps = on_bench(body)
-    assert first == second == ["output off", "current setpoint 0 A"]
+    assert first == second == [SafeAction("output off (read back off)", True),
+                               SafeAction("current setpoint 0 A (write acknowledged)", True)]
     assert (output, setpoint) == (False, 0.0) and abs(amps) < 1.0
 
 

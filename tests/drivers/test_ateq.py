@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from drivers.capabilities import Identity, LeakResult, LeakTester
+from drivers.capabilities import Identity, LeakResult, LeakTester, SafeAction
 from drivers.errors import ConnectError, DeviceError, InstrumentTimeout, ProtocolError, RangeError
 from drivers.leak.ateq import AteqLeakTester, parse_result
 from drivers.testing.message import ExpectedMessages
@@ -110,11 +110,53 @@ async def test_bad_timeout_sends_nothing(timeout):
     fake.assert_done()
 
 
-async def test_safe_state_sends_stop_every_time():
-    drv, fake = leak([("STOP", None), ("STOP", None)])
+async def test_safe_state_sends_stop_every_time_and_confirms_by_status():
+    drv, fake = leak([("STOP", None), ("STATUS?", "STATUS: READY")] * 2)
     first = await drv.safe_state()
     assert first == await drv.safe_state()
-    assert "STOP" in first[0]
+    assert first == [SafeAction("leak cycle stopped and vented (STOP; STATUS: READY)", True)]
+    fake.assert_done()
+
+
+async def test_safe_state_skips_a_result_pushed_before_the_status_reply():
+    drv, fake = leak([("STOP", None), ("STATUS?", "<01>:(OK): 005 Pa"), (None, "STATUS: READY")])
+    assert (await drv.safe_state())[0].confirmed
+    fake.assert_done()
+
+
+async def test_safe_state_of_a_silent_tester_is_sent_but_not_confirmed():
+    silent = InstrumentTimeout("no complete line within 2 s", instrument="leak", command="STATUS?")
+    drv, fake = leak([("STOP", None), ("STATUS?", silent)])
+    (action,) = await drv.safe_state()
+    assert not action.confirmed and action.action.startswith("STOP sent, not confirmed (no complete line")
+    fake.assert_done()
+
+
+@pytest.mark.parametrize("reply, text", [("STATUS: CYCLE", "still reports a cycle"), ("ER: UNKNOWN COMMAND", "refused")])
+async def test_safe_state_not_confirmed_when_the_tester_says_otherwise(reply, text):
+    drv, fake = leak([("STOP", None), ("STATUS?", reply)])
+    (action,) = await drv.safe_state()
+    assert not action.confirmed and text in action.action
+    fake.assert_done()
+
+
+async def test_safe_state_raises_when_stop_cannot_be_written():
+    drv, fake = leak([("STOP", ConnectError("write failed: port gone", instrument="leak", command="STOP"))])
+    with pytest.raises(ConnectError, match="STOP"):
+        await drv.safe_state()
+
+
+@pytest.mark.parametrize("reply, safe", [("STATUS: READY", True), ("STATUS: CYCLE", False)])
+async def test_energy_state_reads_the_status(reply, safe):
+    drv, fake = leak([("STATUS?", reply)])
+    (finding,) = await drv.energy_state()
+    assert finding.what == "cycle" and finding.safe is safe
+    fake.assert_done()
+
+
+async def test_status_query_can_be_mapped_to_the_site_tester():
+    drv, fake = leak([("RS?", "R0")], options={**OPTIONS, "status_query": "RS?", "status_ready": "R0", "status_cycle": "R1"})
+    assert await drv.status() == "READY"
     fake.assert_done()
 
 
@@ -122,7 +164,8 @@ async def test_not_open():
     drv = AteqLeakTester("leak", "serial:///dev/ttyUSB1")
     with pytest.raises(ConnectError, match=r"leak: not open.*START"):
         await drv.test()
-    assert "nothing sent" in (await drv.safe_state())[0]
+    (action,) = await drv.safe_state()
+    assert "nothing sent" in action.action and not action.confirmed
 
 
 def test_parser_default_command_and_raw_kept():

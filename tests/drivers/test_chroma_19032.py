@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from drivers.capabilities import BondResult, Identity, InsulationTester, IrResult
+from drivers.capabilities import BondResult, Identity, InsulationTester, IrResult, SafeAction
 from drivers.errors import ConnectError, DeviceError, InstrumentTimeout, ProtocolError, RangeError
 from drivers.safety.chroma_19032 import Chroma19032
 from drivers.testing.message import ExpectedMessages
@@ -229,7 +229,15 @@ async def test_stop_and_safe_state_are_idempotent():
     await drv.stop()
     first = await drv.safe_state()
     assert first == await drv.safe_state()
-    assert "SAFE:STOP" in first[0]
+    assert first == [SafeAction("HV test stopped and output discharged (SAFE:STOP; SAFE:STAT? STOPPED)", True)]
+    fake.assert_done()
+
+
+@pytest.mark.parametrize("reply, safe", [("STOPPED", True), ("RUNNING", False)])
+async def test_energy_state_reads_the_tester_status(reply, safe):
+    drv, fake = chroma([("SAFE:STAT?", reply)])
+    (finding,) = await drv.energy_state()
+    assert finding.what == "test" and finding.safe is safe and f"SAFE:STAT? {reply}" in finding.detail
     fake.assert_done()
 
 
@@ -244,4 +252,5 @@ async def test_not_open_is_connect_error_and_safe_state_sends_nothing():
     drv = Chroma19032("safety", "TCPIP::192.0.2.5::5025::SOCKET")
     with pytest.raises(ConnectError, match=r"safety: not open.*\*IDN\?"):
         await drv.identify()
-    assert "nothing sent" in (await drv.safe_state())[0]
+    (action,) = await drv.safe_state()
+    assert "nothing sent" in action.action and not action.confirmed

@@ -10,7 +10,7 @@ import pytest
 
 from drivers.bms.dbc_bms import DbcBms
 from drivers.bms.signals import MAPS
-from drivers.capabilities import Bms
+from drivers.capabilities import Bms, SafeAction, StateFinding
 from drivers.errors import ConnectError, InstrumentError, InstrumentTimeout, RangeError, StaleSignalError
 from drivers.testing.can import ExpectedFrames, Rx, Tx
 from drivers.testing.message import ExchangeMismatch
@@ -81,14 +81,18 @@ def test_request_combines_mode_balancing_and_monitor_and_repeats_every_100_ms():
         return done
 
     done = run(main(), virtual=True)
-    assert done[0] == "requested standby (contactors open)"
-    assert "insulation monitor enabled" in done and "balancing off" in done
+    # no state frame ever received: the requests went out, nothing confirms them
+    assert [a.confirmed for a in done] == [False, False, False, True]
+    assert done[0] == SafeAction("requested standby (contactors open): BMS silent, never reported its contactors, "
+                                 "not confirmed", False, bus_settles=True)
+    assert all(a.bus_settles for a in done[:3])  # silent: the independent bus reading decides
+    assert done[3] == SafeAction("cyclic request stopped", True)
 
 
 def test_standby_stops_the_cyclic_request_and_safe_state_is_idempotent():
     async def main():
         bms, port = make([Tx(REQ, "01 00 00 00 00 00 00 00"), Tx(REQ, STANDBY), Tx(REQ, STANDBY), Tx(REQ, STANDBY)])
-        assert await bms.safe_state() == ["not open, no request sent"]
+        assert await bms.safe_state() == [SafeAction("not open, no request sent", False)]
         await bms.open()
         await bms.request_mode("normal")
         await bms.request_mode("standby")
@@ -278,3 +282,130 @@ def test_a_failed_cyclic_send_ends_the_cycle_until_the_next_command():
     assert sent == [(0.0, 0x01), (0.1, 0x01), (0.2, 0x01),  # the failed one, then silence
                     (0.55, 0x09), (0.65, 0x09), (0.75, 0x09),  # restarted: every 100 ms again
                     (0.8, 0x00)]  # safe state: standby, no repeat after it
+
+
+def state_frame(*, plus: int = 0, minus: int = 0, pre: int = 0, state: int = 0, imd: int = 1, bal: int = 0) -> tuple:
+    return (0x300, encode("EOL_BmsState", BmsState=state, ContactorMainPlus=plus, ContactorMainMinus=minus,
+                            ContactorPrecharge=pre, ImdEnabled=imd, BalancingActive=bal))
+
+
+async def _cycle_state(port, frames, period=0.1):
+    """Deliver ``frames`` one per ``period`` s, as the BMS's cyclic state message."""
+    for frame in frames:
+        port.inject(*frame)
+        await asyncio.sleep(period)
+
+
+def test_safe_state_is_confirmed_by_a_state_frame_showing_the_contactors_open():
+    async def main():
+        bms, port = make([Tx(REQ, "01 00 00 00 00 00 00 00"), Tx(REQ, STANDBY)])
+        await bms.open()
+        await bms.request_mode("normal")
+        port.inject(*state_frame(plus=1, minus=1, state=2))  # awake, contactors closed
+        await asyncio.sleep(0.05)
+        # the BMS opens its contactors 0.2 s after the standby request
+        feeder = asyncio.create_task(_cycle_state(port, [state_frame(plus=1, minus=1, state=2),
+                                                         state_frame(plus=1, minus=1, state=2),
+                                                         state_frame()]))
+        done = await bms.safe_state()
+        waited = asyncio.get_running_loop().time()
+        await feeder
+        port.assert_done()
+        return done, waited
+
+    done, waited = run(main(), virtual=True)
+    assert done == [SafeAction("requested standby: contactors open (BMS state frame)", True),
+                    SafeAction("insulation monitor enabled (BMS state frame)", True),
+                    SafeAction("balancing off (BMS state frame)", True),
+                    SafeAction("cyclic request stopped", True)]
+    assert waited == pytest.approx(0.25, abs=0.02)  # returned as soon as the open frame came
+
+
+def test_safe_state_with_contactors_staying_closed_is_not_confirmed_within_the_bound():
+    async def main():
+        bms, port = make([Tx(REQ, STANDBY)], confirm_within=0.5)
+        await bms.open()
+        port.inject(*state_frame(plus=1, minus=1, pre=0, state=2))
+        await asyncio.sleep(0.05)
+        feeder = asyncio.create_task(_cycle_state(port, [state_frame(plus=1, minus=1, state=2)] * 8))
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        done = await bms.safe_state()
+        took = loop.time() - start
+        await feeder
+        return done, took
+
+    done, took = run(main(), virtual=True)
+    assert done[0] == SafeAction("requested standby: contactors STILL CLOSED (main_plus, main_minus; BMS state frame)", False,
+                                 bus_settles=True)  # the independent bus reading decides whether it is safe
+    assert 0.5 <= took < 0.6
+
+
+def test_safe_state_of_a_bms_that_falls_silent_is_not_confirmed():
+    async def main():
+        bms, port = make([Tx(REQ, STANDBY)])
+        await bms.open()
+        port.inject(*state_frame(plus=1, minus=1, state=2))  # awake a moment ago, then nothing more
+        await asyncio.sleep(0.05)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        done = await bms.safe_state()
+        return done, loop.time() - start
+
+    done, took = run(main(), virtual=True)
+    # its last word was "contactors closed": a silent BMS cannot be trusted to have opened them
+    assert done[0].action.startswith("requested standby: contactors STILL CLOSED (main_plus, main_minus; BMS silent; "
+                                     "its last state frame, 0.")
+    assert not done[0].confirmed and done[1].confirmed and done[2].confirmed  # monitor on, no balancing: as last said
+    assert took == pytest.approx(0.3, abs=0.02)  # 3 cycle times of silence after the request end the wait
+
+
+def test_safe_state_of_a_bms_asleep_after_reporting_its_contactors_open_is_confirmed_by_that_frame():
+    async def main():
+        bms, port = make([Tx(REQ, STANDBY)])
+        await bms.open()
+        port.inject(*state_frame())  # standby, contactors open, monitor on: then LV power off
+        await asyncio.sleep(2.0)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        done = await bms.safe_state()
+        return done, loop.time() - start
+
+    done, took = run(main(), virtual=True)
+    assert done[0] == SafeAction("requested standby: contactors open (BMS silent; its last state frame, 2.0 s ago)",
+                                 True)
+    assert all(a.confirmed for a in done) and took == 0.0  # already silent: nothing to wait for
+
+
+def test_energy_state_reads_a_fresh_state_frame():
+    async def main():
+        bms, port = make([])
+        await bms.open()
+        port.inject(*state_frame(plus=1, minus=1, state=2))
+        await asyncio.sleep(0.5)  # that frame is old now: energy_state waits for a new one
+        feeder = asyncio.create_task(_cycle_state(port, [state_frame(plus=0, minus=1, pre=1, state=1)]))
+        found = await bms.energy_state()
+        await feeder
+        silent = await bms.energy_state()
+        return found, silent
+
+    found, silent = run(main(), virtual=True)
+    assert found == [StateFinding("contactors", False, "contactors CLOSED: main_minus, precharge (BMS state precharge)")]
+    assert silent[0].safe and silent[0].detail.startswith("BMS silent: no state frame")
+
+
+def test_energy_state_of_an_open_bms_is_safe():
+    async def main():
+        bms, port = make([])
+        await bms.open()
+        feeder = asyncio.create_task(_cycle_state(port, [state_frame()]))
+        found = await bms.energy_state()
+        await feeder
+        return found
+
+    assert run(main(), virtual=True) == [StateFinding("contactors", True, "contactors open (BMS state standby)")]
+
+
+def test_confirm_within_is_checked_at_construction():
+    with pytest.raises(RangeError, match="confirm_within"):
+        make([], confirm_within=10)

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from drivers.capabilities import Cycler, CyclerReading, Identity
+from drivers.capabilities import Cycler, CyclerReading, Identity, SafeAction, StateFinding
 from drivers.cycler.itech_it6000 import ItechIT6000
 from drivers.errors import ConnectError, DeviceError, InstrumentTimeout, ProtocolError, RangeError
 from drivers.testing.message import ExpectedMessages
@@ -25,12 +25,39 @@ def test_constructor_is_silent():
     assert isinstance(drv, Cycler)
 
 
-async def test_open_clears_error_queue_and_close():
-    drv, fake = cycler([("*CLS", None)])
+async def test_open_clears_error_queue_arms_the_watchdog_and_close():
+    drv, fake = cycler([("*CLS", None), ("SYST:WDOG 5", None), OK])
     async with drv:
         assert fake.opened
     assert not fake.opened
     fake.assert_done()
+
+
+async def test_watchdog_option_sets_the_timeout_or_leaves_it_alone():
+    drv, fake = cycler([("*CLS", None), ("SYST:WDOG 2.5", None), OK], options={"watchdog": 2.5})
+    await drv.open()
+    fake.assert_done()
+    drv, fake = cycler([("*CLS", None)], options={"watchdog": 0})
+    await drv.open()
+    fake.assert_done()
+    drv, fake = cycler([("*CLS", None), ("SYST:COMM:WDOG 3", None), OK],
+                       options={"watchdog": 3, "watchdog_command": "SYST:COMM:WDOG {}"})
+    await drv.open()
+    fake.assert_done()
+
+
+async def test_an_instrument_without_the_watchdog_command_fails_open_naming_it():
+    drv, fake = cycler([("*CLS", None), ("SYST:WDOG 5", None), ("SYST:ERR?", '-113,"Undefined header"')])
+    with pytest.raises(DeviceError, match="-113") as info:
+        await drv.open()
+    assert info.value.command == "SYST:WDOG 5"
+    fake.assert_done()
+
+
+@pytest.mark.parametrize("options", [{"watchdog": -1}, {"watchdog": 4000}, {"watchdog_command": "SYST:WDOG"}])
+def test_bad_watchdog_options_are_refused_at_construction(options):
+    with pytest.raises(RangeError, match="cycler"):
+        cycler([], options=options)
 
 
 async def test_identify_with_calibration_due():
@@ -160,11 +187,47 @@ async def test_output_query(reply, state):
     fake.assert_done()
 
 
-async def test_safe_state_is_idempotent_and_says_what_it_did():
-    drv, fake = cycler([("OUTP OFF", None), OK, ("CURR 0", None), OK] * 2)
+async def test_safe_state_is_idempotent_and_confirms_by_read_back():
+    drv, fake = cycler([("OUTP OFF", None), OK, ("CURR 0", None), OK, ("OUTP?", "0")] * 2)
     first = await drv.safe_state()
-    assert first == ["output off (OUTP OFF)", "current setpoint 0 A (CURR 0)"]
+    assert first == [SafeAction("output off (OUTP? 0)", True),
+                     SafeAction("current setpoint 0 A (CURR 0, no error)", True)]
     assert await drv.safe_state() == first
+    fake.assert_done()
+
+
+async def test_safe_state_output_still_on_after_off_is_not_confirmed():
+    drv, fake = cycler([("OUTP OFF", None), OK, ("CURR 0", None), OK, ("OUTP?", "1")])
+    done = await drv.safe_state()
+    assert done[0] == SafeAction("output off (OUTP? 1: STILL ON)", False)
+    fake.assert_done()
+
+
+async def test_safe_state_without_a_read_back_is_not_confirmed_and_raises():
+    timeout = InstrumentTimeout("no reply", instrument="cycler", command="OUTP?")
+    drv, fake = cycler([("OUTP OFF", None), OK, ("CURR 0", None), OK, ("OUTP?", timeout)])
+    with pytest.raises(InstrumentTimeout):
+        await drv.safe_state()
+    fake.assert_done()
+
+
+async def test_energy_state_reads_output_current_and_latches():
+    drv, fake = cycler([("OUTP?", "1"),
+                        ("MEAS:VOLT?;:MEAS:CURR?;:FETC:POW?;:FETC:AH?;:STAT:QUES:COND?", "288.1;12.5;3601;0.1;2049")])
+    found = await drv.energy_state()
+    assert found == [
+        StateFinding("output", False, "output ON (OUTP? 1)"),
+        StateFinding("current", False, "12.50 A at 288.1 V on the terminals"),
+        StateFinding("protection", False, "latched protection OVP/WDT", latched=("OVP", "WDT")),
+    ]
+    fake.assert_done()
+
+
+async def test_energy_state_of_an_idle_source_is_safe():
+    drv, fake = cycler([("OUTP?", "0"),
+                        ("MEAS:VOLT?;:MEAS:CURR?;:FETC:POW?;:FETC:AH?;:STAT:QUES:COND?", "288.1;0;0;0.1;0")])
+    found = await drv.energy_state()
+    assert all(f.safe for f in found) and found[-1] == StateFinding("protection", True, "no protection latched")
     fake.assert_done()
 
 

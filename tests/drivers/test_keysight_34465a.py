@@ -119,5 +119,13 @@ async def test_garbage_reading_is_protocol_error():
 async def test_safe_state_touches_nothing():
     drv, fake = dmm([])
     lines = await drv.safe_state()
-    assert lines == await drv.safe_state() and "nothing to switch off" in lines[0]
+    assert lines == await drv.safe_state() and "nothing to switch off" in lines[0].action
+    fake.assert_done()
+
+
+@pytest.mark.parametrize("reading, safe", [("+2.5E+00", True), ("+2.881E+02", False), ("-6.1E+01", False)])
+async def test_energy_state_reads_the_bus_on_the_1000_v_range(reading, safe):
+    drv, fake = dmm([("CONF:VOLT:DC 1000", None), OK, ("VOLT:DC:NPLC 1", None), OK, ("READ?", reading)])
+    (finding,) = await drv.energy_state()
+    assert finding.what == "bus voltage" and finding.safe is safe
     fake.assert_done()

@@ -11,7 +11,7 @@ import asyncio
 import pytest
 
 from drivers.bms.modbus_bms import ModbusBms, load_bms_map
-from drivers.capabilities import Bms, Dtc
+from drivers.capabilities import Bms, Dtc, SafeAction, StateFinding
 from drivers.errors import DeviceError, InstrumentError, InstrumentTimeout, RangeError, StaleSignalError
 from drivers.maps.regmap import MapError
 from drivers.testing.modbus import ExpectedRegisters
@@ -132,7 +132,8 @@ def test_an_exception_code_fails_wake_at_once_naming_register_and_signals():
 
 def test_commands_are_register_and_coil_writes_and_refused_values_send_nothing():
     ops = [("write_register", 0, 1), ("write_coil", 0, True), ("write_coil", 1, True),
-           ("write_register", 0, 0), ("write_coil", 1, False), ("write_coil", 0, False)]
+           ("write_register", 0, 0), ("write_coil", 1, False), ("write_coil", 0, False),
+           ("read_input", 16, 1, [0b001000])]  # contactor feedback read back: all open
 
     async def main():
         driver, fake = bms(ops)
@@ -148,8 +149,10 @@ def test_commands_are_register_and_coil_writes_and_refused_values_send_nothing()
         return done, await driver.safe_state()
 
     done, closed = run(main(), virtual=True)
-    assert done == ["requested standby (contactors open)", "insulation monitor enabled", "balancing off"]
-    assert "not open" in closed[0]
+    assert done == [SafeAction("requested standby: contactors open (read back)", True),
+                    SafeAction("insulation monitor enabled (acknowledged)", True),
+                    SafeAction("balancing off (acknowledged)", True)]
+    assert "not open" in closed[0].action and not closed[0].confirmed
 
 
 def test_safe_state_tries_every_write_and_names_the_failure():
@@ -186,10 +189,59 @@ def test_safe_state_of_a_silent_bms_relies_on_its_last_reading_within_one_timeou
         finally:
             fake.assert_done()  # nothing more was tried: it would time out the same way
 
-    known = run(main(0b001000), virtual=True)  # contactors open at the last reading
-    unknown = run(main(0b000011), virtual=True)
-    assert known[0].startswith("BMS not answering") and "contactors open as last read" in known[1]
-    assert isinstance(unknown, InstrumentTimeout) and "mode_request (holding 0)" in str(unknown)
+    known = run(main(0b011000), virtual=True)  # contactors open, monitor on at the last reading
+    unknown = run(main(0b010011), virtual=True)  # main contactors closed at the last reading
+    assert known[0] == SafeAction("requested standby: contactors open (BMS not answering (mode_request (holding 0): "
+                                  "no reply within 0.2 s); its last reading, 0.0 s ago)", True)
+    assert all(a.confirmed for a in known)  # unpowered or mute, it cannot close them; the DMM checks the bus
+    # silent with its contactors last seen closed: recorded, unconfirmed, not raised (nothing was refused)
+    assert not unknown[0].confirmed and "contactors STILL CLOSED (main_plus, main_minus;" in unknown[0].action
+
+
+def test_safe_state_with_contactors_staying_closed_is_not_confirmed_within_the_bound():
+    closed = [0b000011]
+
+    async def main():
+        driver, fake = bms([("write_register", 0, 0), ("write_coil", 1, False), ("write_coil", 0, False)]
+                           + [("read_input", 16, 1, closed)] * 6, confirm_within=0.5)
+        await driver.open()
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        done = await driver.safe_state()
+        fake.assert_done()
+        return done, loop.time() - start
+
+    done, took = run(main(), virtual=True)
+    assert done[0] == SafeAction("requested standby (acknowledged): contactors STILL CLOSED (main_plus, main_minus)", False,
+                                 bus_settles=True)
+    assert 0.5 <= took < 0.6
+
+
+@pytest.mark.parametrize("status, bms_state, safe, text", [
+    (0b001000, 0, True, "contactors open (BMS state standby)"),
+    (0b001011, 2, False, "contactors CLOSED: main_plus, main_minus (BMS state normal)"),
+])
+def test_energy_state_reads_contactors_and_state_now(status, bms_state, safe, text):
+    async def main():
+        driver, fake = bms([("read_input", 15, 2, [bms_state, status])])
+        await driver.open()
+        found = await driver.energy_state()
+        fake.assert_done()
+        return found
+
+    assert run(main(), virtual=True) == [StateFinding("contactors", safe, text)]
+
+
+def test_energy_state_of_a_silent_bms_says_so():
+    silent = InstrumentTimeout("no reply within 0.2 s", instrument="bms", command="read_input(15, 2)")
+
+    async def main():
+        driver, fake = bms([("read_input", 15, 2, silent)])
+        await driver.open()
+        return await driver.energy_state()
+
+    (finding,) = run(main(), virtual=True)
+    assert finding.safe and finding.detail.startswith("BMS silent (")
 
 
 def _words(text: str, registers: int) -> list[int]:

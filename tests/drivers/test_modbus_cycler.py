@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from drivers.capabilities import Cycler, CyclerReading
+from drivers.capabilities import Cycler, CyclerReading, SafeAction, StateFinding
 from drivers.cycler.modbus_cycler import ModbusCycler
 from drivers.errors import ConnectError, DeviceError, RangeError
 from drivers.maps.regmap import MapError
@@ -100,10 +100,46 @@ async def test_device_exception_keeps_its_code():
     assert err.value.code == 3
 
 
-async def test_safe_state_output_off_then_current_zero():
-    c, t = make([("write_coil", 0, False), ("write_registers", 2, [0, 0])])
+async def test_safe_state_output_off_then_current_zero_then_read_back():
+    c, t = make([("write_coil", 0, False), ("write_registers", 2, [0, 0]), ("read_discrete_inputs", 0, 1, [False])])
     async with t:
-        assert await c.safe_state() == ["output off", "current setpoint 0 A"]
+        assert await c.safe_state() == [SafeAction("output off (read back off)", True),
+                                        SafeAction("current setpoint 0 A (write acknowledged)", True)]
+    t.assert_done()
+
+
+async def test_safe_state_output_read_back_on_is_not_confirmed():
+    c, t = make([("write_coil", 0, False), ("write_registers", 2, [0, 0]), ("read_discrete_inputs", 0, 1, [True])])
+    assert (await c.safe_state())[0] == SafeAction("output off (read back: STILL ON)", False)
+    t.assert_done()
+
+
+async def test_open_arms_the_watchdog_from_the_option():
+    c, t = make([("write_registers", 12, [50])])
+    await c.open()
+    t.assert_done()
+    c, t = make([("write_registers", 12, [25])], options={"watchdog": 2.5})
+    await c.open()
+    t.assert_done()
+    c, t = make([], options={"watchdog": 0})
+    await c.open()
+    t.assert_done()
+
+
+def test_a_watchdog_outside_the_map_range_is_refused_at_construction():
+    with pytest.raises(RangeError, match="option watchdog"):
+        make([], options={"watchdog": 100})
+
+
+async def test_energy_state_reports_output_current_and_latched_trips():
+    c, t = make([("read_discrete_inputs", 0, 1, [True]),
+                 ("read_input", 0, 8, f32(288.0) + f32(12.0) + f32(3456.0) + f32(0.5)),
+                 ("read_input", 8, 1, [0b1001])])
+    found = await c.energy_state()
+    assert found == [StateFinding("output", False, "output ON (output_on read back)"),
+                     StateFinding("current", False, "12.00 A at 288.0 V on the terminals"),
+                     StateFinding("protection", False, "latched protection OVP/WDT", latched=("OVP", "WDT"))]
+    t.assert_done()
 
 
 async def test_safe_state_still_zeroes_current_when_output_off_fails():

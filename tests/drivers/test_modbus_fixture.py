@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from drivers.capabilities import Fixture
+from drivers.capabilities import Fixture, SafeAction, StateFinding
 from drivers.errors import DeviceError, InstrumentTimeout, RangeError
 from drivers.fixture.modbus_fixture import ModbusFixture
 from drivers.testing.modbus import ExpectedRegisters
@@ -85,7 +85,19 @@ async def test_safe_state_releases_ir_relays_hvil_and_bond_point_only():
     ])
     async with t:
         done = await f.safe_state()
-    assert done == ["ir_hv_plus off", "ir_hv_minus off", "hvil_break off", "bond_point 0 (none)"]
+    assert done == [SafeAction(f"{what} (acknowledged)", True)
+                    for what in ("ir_hv_plus off", "ir_hv_minus off", "hvil_break off", "bond_point 0 (none)")]
+
+
+async def test_energy_state_reads_relays_lv_power_and_estop():
+    f, t = make([("read_coils", 0, 6, [True, True, True, False, False, False]),
+                 ("read_discrete_inputs", 0, 4, [False, True, True, True])])
+    found = {x.what: x for x in await f.energy_state()}
+    assert found["ir_hv_plus"] == StateFinding("ir_hv_plus", False, "IR/hipot relay to HV+ CLOSED (ir_hv_plus on)")
+    assert found["ir_hv_minus"].safe and found["hvil_break"].safe
+    assert found["lv_power"] == StateFinding("lv_power", True, "LV power to the pack on")
+    assert found["estop"] == StateFinding("estop", True, "e-stop pressed; release it before a run")
+    t.assert_done()
 
 
 async def test_safe_state_tries_everything_then_names_each_failure():
@@ -130,7 +142,7 @@ async def test_site_map_option_moves_the_addresses(tmp_path):
     f, t = make([("write_coil", 100, True), ("write_coil", 110, False)], options={"map": str(site)})
     async with t:
         await f.set_output("clamp", True)
-        assert await f.safe_state() == ["ir_hv_plus off"]
+        assert await f.safe_state() == [SafeAction("ir_hv_plus off (acknowledged)", True)]
 
 
 def test_bad_map_fails_at_construction_with_position(tmp_path):

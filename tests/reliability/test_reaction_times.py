@@ -51,6 +51,9 @@ def _lines(result: list[trips.Trip], *, phys: bool = False) -> list[str]:
         off = [t.output_off_t - t.signal_t for t in result if t.kind == kind and t.output_off_t and t.signal_t]
         if off:
             lines.append(f"{kind:<11} signal->cycler output off (sim) {rig.distribution(off)}")
+        bms = [t.bms_t - t.signal_t for t in result if t.kind == kind and t.bms_t and t.signal_t]
+        if bms:
+            lines.append(f"{kind:<11} signal->BMS reports contactors open {rig.distribution(bms)}")
         if phys:
             pre = [t.signal_t - t.phys_t for t in result if t.kind == kind and t.phys_t is not None]
             if pre and kind in ("hvil", "bms_silent"):

@@ -56,8 +56,9 @@ def test_a_killed_run_is_reported_as_interrupted_with_its_last_step(killed):
     interrupted = [line for line in lines if line.startswith("INTERRUPTED")]
     assert len(interrupted) == 1 and run_id in interrupted[0], lines
     assert "SN3K1" in interrupted[0] and "Retest" in interrupted[0]
-    assert "fixture F1: safe (IR relays open, HVIL break off)" in lines
-    assert "fixture F2: safe (IR relays open, HVIL break off)" in lines
+    for fixture in ("F1", "F2"):  # every instrument read back, not only the PLC
+        assert any(line.startswith(f"fixture {fixture}: safe (read back: safety, cycler, bms, leak, fixture, dmm; bus ")
+                   for line in lines), lines
     assert not blocking(lines)
 
 
@@ -73,17 +74,17 @@ def test_a_closed_ir_relay_or_active_hvil_break_is_not_safe(tmp_path):
 
     with ResultStore(tmp_path / "s.db") as store:
         lines = clock.run(_report(store, leave_relays), virtual=True)
-    assert "NOT SAFE fixture F1: IR/hipot relay to HV+ closed (ir_hv_plus on)" in lines, lines
-    assert any(line.startswith("NOT SAFE fixture F1: HVIL break relay active") for line in lines), lines
-    assert "fixture F2: safe (IR relays open, HVIL break off)" in lines
-    assert blocking(lines)
+    assert "NOT SAFE fixture F1: fixture: IR/hipot relay to HV+ CLOSED (ir_hv_plus on)" in lines, lines
+    assert any(line.startswith("NOT SAFE fixture F1: fixture: HVIL break relay") for line in lines), lines
+    assert any(line.startswith("fixture F2: safe (read back:") for line in lines), lines
+    assert blocking(lines)  # read-only: reported, not switched (station run's check switches them off)
 
 
 def test_an_unreachable_plc_is_not_safe_and_a_pressed_estop_is_reported(tmp_path):
     with ResultStore(tmp_path / "s.db") as store:
         down = clock.run(_report(store, stop_plc=True), virtual=True)
         pressed = clock.run(_report(store, lambda fx: fx.plc.press_estop()), virtual=True)
-    assert any(line.startswith("NOT SAFE fixture F1: PLC at") and "could not be read" in line for line in down), down
+    assert any(line.startswith("NOT SAFE fixture F1: fixture: not reachable at modbus-tcp://") for line in down), down
     assert blocking(down)
     assert "fixture F1: e-stop pressed; release it before a run" in pressed
     assert not blocking(pressed)
@@ -102,7 +103,7 @@ def test_station_run_reports_the_interrupted_run_before_the_next_run(killed):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     interrupted = [line for line in report if line.startswith("start-up: INTERRUPTED")]
     assert len(interrupted) == 1 and run_id in interrupted[0] and "SN3K1" in interrupted[0], report
-    assert "start-up: fixture F1: safe (IR relays open, HVIL break off)" in report
+    assert any(line.startswith("start-up: fixture F1: safe (read back: safety, cycler, bms") for line in report), report
     # printed before the run started (stderr is written first, the run's lines go to stdout)
     assert proc.stdout.startswith("run "), proc.stdout[:200]
 
@@ -133,8 +134,8 @@ def test_station_run_refuses_when_the_fixture_plc_cannot_be_read(tmp_path):
     rig.report("`station run` with the fixture PLC unreachable", [f"exit {proc.returncode}", *proc.stderr.splitlines()])
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
-    assert f"start-up: NOT SAFE fixture F1: PLC at modbus-tcp://127.0.0.1:{port}?unit=1 could not be read" in proc.stderr
-    assert "station run: refused, no run started (nothing was switched): NOT SAFE fixture F1" in proc.stderr
+    assert f"start-up: NOT SAFE fixture F1: fixture: not reachable at modbus-tcp://127.0.0.1:{port}?unit=1" in proc.stderr
+    assert "station run: refused, no run started: NOT SAFE fixture F1: fixture: not reachable" in proc.stderr
     assert proc.stdout == ""  # no run line: nothing started
     with ResultStore(db, readonly=True) as store:
         assert store.runs(limit=5) == []  # and nothing recorded

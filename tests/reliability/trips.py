@@ -3,8 +3,11 @@
 One ``Session`` on the simulated bench runs the one-HV-step plan again and again; each run is
 tripped once at a random moment of the HV step. Latency = from the moment the signal changed
 (as defined per kind below) to the last ``SafeStateAction`` of an HV source (safety tester,
-cycler, BMS contactors commanded open), both on the loop's clock. The simulated cycler's own
-output-off moment is recorded too (``output_off``), seen from inside the simulator.
+cycler), both on the loop's clock; the BMS's request to open its contactors goes out at that
+moment (its ``safe_state()`` starts right after the cycler's). The BMS's own confirmation (the
+first state frame after the request reporting the contactors open, up to one frame cycle
+later) is recorded apart (``bms_t``). The simulated cycler's own output-off moment is recorded
+too (``output_off``), seen from inside the simulator.
 
 Signal change, per kind:
 - ``estop`` / ``guard``: the fixture input changes (``Wiring``), as the hard-wired switch does;
@@ -25,7 +28,7 @@ from pathlib import Path
 from station.events import SafeStateAction, StepStarted
 from station.runner import RunRequest, Session, prepare
 
-HV_ROLES = {"safety", "cycler", "bms"}
+HV_ROLES = {"safety", "cycler"}
 HV_STEP = "main/hv/charge"
 EXCURSION_V = 4.5  # V reported for cell_voltage_max by a tripped BMS (monitor max 4.2 V)
 
@@ -39,6 +42,7 @@ class Trip:
     safe_t: float | None  # loop time of the last HV-source SafeStateAction
     output_off_t: float | None  # loop time the simulated cycler's output went off
     phys_t: float | None = None  # loop time of the physical change (hvil, bms_silent)
+    bms_t: float | None = None  # loop time of the BMS's last SafeStateAction (its confirmation)
     timeline: list[tuple[float, str]] = dataclasses.field(default_factory=list)  # (loop t, what)
 
     @property
@@ -153,14 +157,17 @@ async def run_trips(config, plan: Path, db: Path, kinds: list[str], rng: random.
             probe.restore()
             await asyncio.sleep(0.5)
             safe: list[float] = []
+            bms: list[float] = []
             seqs = []
             timeline: list[tuple[float, str]] = []
 
-            def on_event(event, safe=safe, seqs=seqs, timeline=timeline):
+            def on_event(event, safe=safe, bms=bms, seqs=seqs, timeline=timeline):
                 if isinstance(event, StepStarted) and event.path == HV_STEP and kind in _FIRED:
                     loop.call_later(rng.uniform(*window), probe.fire)
                 elif isinstance(event, SafeStateAction) and event.instrument in HV_ROLES:
                     safe.append(seqs[0]._t0 + event.t)
+                elif isinstance(event, SafeStateAction) and event.instrument == "bms":
+                    bms.append(seqs[0]._t0 + event.t)
                 if probe.phys_t is not None:
                     timeline.append((seqs[0]._t0 + event.t, type(event).__name__ + " " + getattr(event, "instrument", "")))
 
@@ -170,7 +177,7 @@ async def run_trips(config, plan: Path, db: Path, kinds: list[str], rng: random.
             if kind == "bms_silent":
                 signal_t = _stale_at(probe.last_cvmax_t)
             trips.append(Trip(kind, verdict, record["reason"], signal_t, max(safe) if safe else None,
-                              probe.output_off_t, probe.phys_t, timeline))
+                              probe.output_off_t, probe.phys_t, timeline=timeline, bms_t=max(bms) if bms else None))
     return trips
 
 
