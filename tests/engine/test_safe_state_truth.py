@@ -199,3 +199,35 @@ def test_a_fixture_without_any_energy_source_has_no_bus_to_confirm(h: Harness):
     assert clock.run(seq.run(), virtual=True) == "PASS"
     last = h.of("SafeStateAction")[-1]
     assert last.confirmed and "no bus to confirm" in last.action
+
+
+def test_what_a_silent_bms_cannot_confirm_is_settled_by_the_independent_bus_reading(h: Harness, tmp_path):
+    async def silent_bms() -> list[SafeAction]:
+        return [SafeAction("requested standby: BMS silent, not confirmed", False, bus_settles=True),
+                SafeAction("insulation monitor enabled: BMS silent, not confirmed", False, bus_settles=True)]
+
+    h.instruments["bms"].safe_state = silent_bms
+    store = ResultStore(tmp_path / "r.db").open()
+    try:
+        verdict, seq = h.run("main:\n  - station.wait: 1 s\n", critical=[store.handle])
+        record = store.record(seq.run_id)
+    finally:
+        store.close()
+    assert verdict == "PASS"
+    settled = [a.action for a in h.of("SafeStateAction") if a.action.startswith("settled by the independent bus")]
+    assert len(settled) == 2 and settled[0].endswith("for: requested standby: BMS silent, not confirmed")
+    assert "0.0 V < 60 V" in settled[0]
+    assert record["summary"]["safe_state_confirmed"] is True
+
+
+def test_without_a_bus_reading_nothing_is_settled(h: Harness):
+    async def silent_bms() -> list[SafeAction]:
+        return [SafeAction("requested standby: BMS silent, not confirmed", False, bus_settles=True)]
+
+    h.instruments["bms"].safe_state = silent_bms
+    h.instruments["dmm"].bus = [400.0]  # the bus never falls: nothing settles what the BMS could not say
+    verdict, _ = h.run("main:\n  - station.wait: 1 s\n")
+    assert verdict == "ERROR"
+    reason = h.of("RunFinished")[0].reason
+    assert "bms (requested standby: BMS silent, not confirmed: not acknowledged, and the bus is not confirmed" in reason
+    assert not [a for a in h.of("SafeStateAction") if a.action.startswith("settled")]
