@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from station.diagnostics import InputError
+from drivers.base.diagnostics import InputError
 
 EXIT_USAGE = 2
 

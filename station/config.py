@@ -14,10 +14,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from station.diagnostics import InputError, Problem
+from drivers.base.diagnostics import InputError, Problem
 from station.line.config import LineResultsFields, MesConfig, MqttConfig
 from station.plan.loader import validation_problems
-from station.plan.yamlsrc import load_file
+from drivers.base.yamlsrc import load_file
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.\-]+)\}")
 SIM_CONFIG = Path(__file__).with_name("sim_station.yaml")

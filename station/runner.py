@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from station.config import SIM_CONFIG, LoadedConfig, load_config
-from station.diagnostics import InputError, Problem
+from drivers.base.diagnostics import InputError, Problem
 from station.engine.sequencer import Sequencer
 from station.events import Event
 from station.instruments import InstrumentSetupError, StationInstruments
