@@ -61,6 +61,8 @@ class RunStarted(Event):
     mes_transaction_id: str | None = None  # from the MES route check, kept with the record
     plan_libraries: dict[str, str] = field(default_factory=dict)  # included file -> sha256
     plan_release_sha256: str = ""  # BoundPlan.release_sha256: what a release of this content records
+    sim_pack: str | None = None  # simulated runs: the pack definition's name
+    sim_pack_sha256: str | None = None  # ... and the sha256 of its file
 
 
 @dataclass(frozen=True)

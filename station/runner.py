@@ -62,6 +62,7 @@ class Prepared:
     bound: BoundPlan
     fixture: str
     faults: list[tuple[str, dict[str, str]]]
+    pack: Any = None  # sim.pack.catalogue.PackDefinition the simulated run gets (None: hardware)
 
 
 def _problem(where: str, message: str) -> InputError:
@@ -105,7 +106,12 @@ def prepare(req: RunRequest) -> Prepared:
         problems = [Problem("--fault", 1, 1, msg) for name, params in faults if (msg := check_fault(name, params))]
         if problems:
             raise InputError(problems)
-    return Prepared(config, bound, fixture, faults)
+    pack = None
+    if req.sim:
+        from station.simpack import run_pack
+
+        pack = run_pack(config, fixture, bound.variant, req.serial)
+    return Prepared(config, bound, fixture, faults, pack)
 
 
 def _check_release(config: LoadedConfig, bound: BoundPlan) -> None:
@@ -128,23 +134,39 @@ def parse_fault(text: str) -> tuple[str, dict[str, str]]:
     return name.strip(), params
 
 
-def sim_preset(prep: Prepared) -> str:
-    from sim.pack.presets import PRESETS
+def sim_preset(prep: Prepared):
+    """The simulated pack (``PackDefinition``) of a prepared run; InputError when none fits."""
+    if prep.pack is not None:
+        return prep.pack
+    from station.simpack import run_pack
 
-    variant = prep.bound.variant
-    if variant in PRESETS:
-        return variant
-    return prep.config.config.fixtures[prep.fixture].sim_preset or "car-400"
+    return run_pack(prep.config, prep.fixture, prep.bound.variant)
+
+
+def _stamp_pack(sub: Callable[[Event], None], pack) -> Callable[[Event], None]:
+    """``sub`` seeing every RunStarted with the simulated pack's name and sha256 added."""
+    import dataclasses
+
+    from station.events import RunStarted
+
+    def stamped(event: Event) -> None:
+        if isinstance(event, RunStarted):
+            event = dataclasses.replace(event, sim_pack=pack.name, sim_pack_sha256=pack.sha256)
+        sub(event)
+
+    stamped.__name__ = getattr(sub, "__name__", "subscriber")
+    return stamped
 
 
 class Session:
     """A station at work: result store, instruments and (with ``sim``) the simulated bench.
 
     Several fixtures may run at once in one session; shared instruments are opened once and
-    serialised by the engine. ``presets`` picks each simulated fixture's pack preset.
+    serialised by the engine. ``presets`` picks each simulated fixture's pack (a shipped pack's
+    name or a ``PackDefinition``; default: the fixture's ``sim_preset``).
     """
 
-    def __init__(self, config: LoadedConfig, *, sim: bool, presets: dict[str, str] | None = None,
+    def __init__(self, config: LoadedConfig, *, sim: bool, presets: dict[str, Any] | None = None,
                  db: str | None = None) -> None:
         self.config = config
         self.sim = sim
@@ -162,8 +184,9 @@ class Session:
         if self.sim:
             from sim.bench import SimBench
 
-            fixtures = {f: self.presets.get(f) or self.config.config.fixtures[f].sim_preset or "car-400"
-                        for f in self.config.fixture_ids()}
+            from station.simpack import fixture_pack
+
+            fixtures = {f: self.presets.get(f) or fixture_pack(self.config, f) for f in self.config.fixture_ids()}
             self.bench = SimBench(fixtures)
             endpoints = await self.bench.start()
         try:
@@ -220,10 +243,16 @@ class Session:
         if self.bench is not None:
             self.bench.renew(prep.fixture)
         fx = self.instruments.build(prep.fixture)
+        critical = [self.store.handle]
+        if self.bench is not None and self.bench.fixtures[prep.fixture].definition is not None:
+            # the record names the pack model the run was simulated with (name, sha256 of its file)
+            pack = self.bench.fixtures[prep.fixture].definition
+            critical = [_stamp_pack(sub, pack) for sub in critical]
+            subscribers = [_stamp_pack(sub, pack) for sub in subscribers or []]
         seq = Sequencer(
             prep.bound, fx.drivers, serial=req.serial, operator=req.operator,
             station_id=self.config.config.station_id, fixture_id=prep.fixture, identities=fx.infos,
-            subscribers=subscribers, critical=[self.store.handle], prompt_handler=prompt_handler,
+            subscribers=subscribers, critical=critical, prompt_handler=prompt_handler,
             locks=self.instruments.locks_for(fx), simulated=self.sim, faults=list(req.faults),
             interlock_period=self.config.config.interlock_period,
             stop_on_failure=req.stop_on_failure,
