@@ -79,7 +79,7 @@ def _problems(exc: ValidationError, src: Source) -> list[Problem]:
     out: list[Problem] = []
     seen: set[tuple] = set()
     errors = exc.errors(include_url=False)
-    tables = {_clean(e["loc"]) for e in errors if any(_member(p) and "Table" in p for p in e["loc"])}
+    tables = {_clean(e["loc"][:i]) for e in errors for i, p in enumerate(e["loc"]) if _member(p) and "Table" in p}
     for err in errors[:MAX_PROBLEMS]:
         loc = _clean(err["loc"])
         kind, name = err["type"], (loc[-1] if loc else "")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from sim.pack.spec import PackSpec
 from sim.pack.table import Param, Table
@@ -30,27 +30,36 @@ class TableModel(_Model):
     temp_c: list[float] | None = Field(None, min_length=1, description="temperatures, degC, strictly increasing")
     values: list[float] | list[list[float]] = Field(description="one value per SOC point; by temperature, one row per temperature")
 
+    @field_validator("soc_pct")
+    @classmethod
+    def _socs(cls, socs: list[float]) -> list[float]:
+        if any(not 0.0 <= s <= 100.0 for s in socs):
+            raise ValueError(f"SOC points must lie within 0..100 %, got {min(socs):g}..{max(socs):g}")
+        if any(b <= a for a, b in zip(socs, socs[1:])):
+            raise ValueError("SOC points must be strictly increasing")
+        return socs
+
+    @field_validator("temp_c")
+    @classmethod
+    def _temps(cls, temps: list[float] | None) -> list[float] | None:
+        if temps is not None:
+            if any(b <= a for a, b in zip(temps, temps[1:])):
+                raise ValueError("temperatures must be strictly increasing")
+            if any(not -60.0 <= t <= 150.0 for t in temps):
+                raise ValueError("temperatures must lie within -60..150 degC")
+        return temps
+
     @model_validator(mode="after")
     def _shape(self) -> "TableModel":
-        socs = self.soc_pct
-        if any(not 0.0 <= s <= 100.0 for s in socs):
-            raise ValueError(f"soc_pct points must lie within 0..100 %, got {min(socs):g}..{max(socs):g}")
-        if any(b <= a for a, b in zip(socs, socs[1:])):
-            raise ValueError("soc_pct points must be strictly increasing")
         rows = self.rows()
         if self.temp_c is not None:
-            temps = self.temp_c
-            if any(b <= a for a, b in zip(temps, temps[1:])):
-                raise ValueError("temp_c points must be strictly increasing")
-            if any(not -60.0 <= t <= 150.0 for t in temps):
-                raise ValueError("temp_c points must lie within -60..150 degC")
-            if len(rows) != len(temps) or any(not isinstance(r, list) for r in self.values):
-                raise ValueError(f"values by temperature: {len(temps)} rows (one per temp_c point) expected")
+            if len(rows) != len(self.temp_c) or any(not isinstance(r, list) for r in self.values):
+                raise ValueError(f"values by temperature: {len(self.temp_c)} rows (one per temp_c point) expected")
         elif any(isinstance(r, list) for r in self.values):
             raise ValueError("values are rows by temperature: give temp_c")
         for row in rows:
-            if len(row) != len(socs):
-                raise ValueError(f"each row needs {len(socs)} values (one per soc_pct point), got {len(row)}")
+            if len(row) != len(self.soc_pct):
+                raise ValueError(f"each row needs {len(self.soc_pct)} values (one per soc_pct point), got {len(row)}")
         return self
 
     def rows(self) -> list[list[float]]:
@@ -64,29 +73,37 @@ class TableModel(_Model):
         return Table(socs, tuple(tuple(r) for r in rows), temps=tuple(self.temp_c), extrapolate=extrapolate)
 
 
+def _rows(values: list) -> list[list[float]]:
+    return [r for r in values] if values and isinstance(values[0], list) else [values]
+
+
 class PositiveTable(TableModel):
     """A resistance or capacitance table: every value > 0."""
 
-    @model_validator(mode="after")
-    def _positive(self) -> "PositiveTable":
-        if any(v <= 0.0 for row in self.rows() for v in row):
+    @field_validator("values")
+    @classmethod
+    def _positive(cls, values: list) -> list:
+        if any(v <= 0.0 for row in _rows(values) for v in row):
             raise ValueError("every value must be > 0")
-        return self
+        return values
 
 
 class OcvTable(TableModel):
     """Open-circuit voltage (V) over SOC: strictly increasing with SOC in every row."""
 
-    @model_validator(mode="after")
-    def _monotonic(self) -> "OcvTable":
-        for row in self.rows():
+    @field_validator("values")
+    @classmethod
+    def _monotonic(cls, values: list, info: ValidationInfo) -> list:
+        socs = info.data.get("soc_pct")
+        for row in _rows(values):
             if any(v <= 0.0 for v in row):
                 raise ValueError("OCV values must be > 0 V")
             bad = next((i for i, (a, b) in enumerate(zip(row, row[1:])) if b <= a), None)
             if bad is not None:
-                raise ValueError(f"OCV must increase with SOC: {row[bad + 1]:g} V at {self.soc_pct[bad + 1]:g} % "
-                                 f"is not above {row[bad]:g} V at {self.soc_pct[bad]:g} %")
-        return self
+                at = f" at {socs[bad + 1]:g} %" if socs and len(socs) == len(row) else ""
+                was = f" at {socs[bad]:g} %" if socs and len(socs) == len(row) else ""
+                raise ValueError(f"OCV must increase with SOC: {row[bad + 1]:g} V{at} is not above {row[bad]:g} V{was}")
+        return values
 
 
 class Topology(_Model):
