@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import hashlib
 import types
 import typing
 from dataclasses import dataclass
@@ -19,13 +20,12 @@ from pydantic import BaseModel, ValidationError
 
 from drivers.base.diagnostics import InputError, Problem
 from drivers.base.yamlsrc import Source, load_file
+from drivers.maps.regmap import MAPS_DIR  # where a bare BMS map name is found
 from sim.pack.packfile import Bms, PackFile, to_spec
 from sim.pack.spec import PackSpec
 
 #: the pack families the project ships
 PACKS_DIR = Path(__file__).resolve().parents[1] / "packs"
-#: where a bare BMS map name is found
-MAPS_DIR = Path(__file__).resolve().parents[2] / "drivers" / "maps"
 MAX_PROBLEMS = 100
 
 
@@ -140,21 +140,16 @@ def parse_pack(src: Source, path: Path) -> PackDefinition:
 def load_pack(path: str | Path) -> PackDefinition:
     """Read and check one pack definition file. Raises ``InputError`` (``FILE:LINE:COL`` each)."""
     path = Path(path)
-    stat = _stat(path)
-    return _load_cached(str(path), *stat) if stat else parse_pack(load_file(path), path)
-
-
-def _stat(path: Path) -> tuple[int, int] | None:
     try:
-        st = path.stat()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size
+        return parse_pack(load_file(path), path)  # the loader words the problem
+    return _load_cached(str(path), digest)
 
 
 @functools.lru_cache(maxsize=64)
-def _load_cached(path: str, _mtime_ns: int, _size: int) -> PackDefinition:
-    # every run of a session and every fixture reads the same few files: parse each version once
+def _load_cached(path: str, _sha256: str) -> PackDefinition:
+    # every run of a session and every fixture reads the same few files: parse each content once
     return parse_pack(load_file(path), Path(path))
 
 
