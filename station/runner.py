@@ -231,6 +231,11 @@ class Session:
                   signals: bool = True) -> tuple[str, str, Any]:
         """Run one pack on ``prep.fixture``; return (verdict, run_id, record)."""
         assert self.instruments is not None and self.store is not None
+        held = self.bench.fixtures[prep.fixture].definition if self.bench is not None else None
+        if held is not None and prep.pack is not None and (prep.pack.name, prep.pack.sha256) != (held.name, held.sha256):
+            # never a stand-in: the plan would judge one pack against another's physics
+            raise _problem(str(self.config.path), f"fixture {prep.fixture} holds the simulated {held.name} pack; "
+                                                  f"variant {prep.bound.variant} is the {prep.pack.name} pack")
         decision = None
         if self.line is not None:
             from station.line.services import RouteRefused
@@ -242,13 +247,13 @@ class Session:
             subscribers = [*(subscribers or []), *self.line.subscribers]
         if self.bench is not None:
             self.bench.renew(prep.fixture)
-        fx = self.instruments.build(prep.fixture)
         critical = [self.store.handle]
         if self.bench is not None and self.bench.fixtures[prep.fixture].definition is not None:
-            # the record names the pack model the run was simulated with (name, sha256 of its file)
             pack = self.bench.fixtures[prep.fixture].definition
+            # the record names the pack model the run was simulated with (name, sha256 of its file)
             critical = [_stamp_pack(sub, pack) for sub in critical]
             subscribers = [_stamp_pack(sub, pack) for sub in subscribers or []]
+        fx = self.instruments.build(prep.fixture)
         seq = Sequencer(
             prep.bound, fx.drivers, serial=req.serial, operator=req.operator,
             station_id=self.config.config.station_id, fixture_id=prep.fixture, identities=fx.infos,

@@ -138,3 +138,21 @@ def test_a_fixture_may_hold_a_shipped_pack_or_a_pack_file(tmp_path, pack):
     cfg = station(tmp_path, f1=pack)
     proc = cli("validate", "--station", str(cfg), str(tmp_path / "plan.yaml"))
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_session_never_runs_a_variant_on_another_pack(tmp_path):
+    from drivers.base.diagnostics import InputError
+    from station import clock
+    from station.runner import RunRequest, Session, prepare
+
+    req = RunRequest(plan=str(ROOT / "test_plans" / "smoke.yaml"), variant="bus-700", sim=True, serial="SN9",
+                     db=str(tmp_path / "r.db"))
+    prep = prepare(req)
+    assert prep.pack.name == "bus-700"
+
+    async def run():
+        async with Session(prep.config, sim=True, presets={prep.fixture: "car-400"}, db=req.db) as session:
+            return await session.run(req, prep, signals=False)
+
+    with pytest.raises(InputError, match="fixture F1 holds the simulated car-400 pack; variant bus-700 is the bus-700 pack"):
+        clock.run(run(), virtual=True)
