@@ -8,6 +8,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -79,11 +80,16 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 def test_a_new_family_is_one_file_named_in_the_product_catalogue(tmp_path):
     pack = pack_file(tmp_path)
     cfg = station(tmp_path)
-    proc = cli("run", "--sim", "--station", str(cfg), "--serial", "LV001", "--plain", "--json", str(tmp_path / "r.json"))
+    proc = cli("run", "--sim", "--station", str(cfg), "--serial", "LV001", "--plain", "--json", str(tmp_path / "r.json"),
+               "--junit", str(tmp_path / "r.xml"), "--report", str(tmp_path / "r.html"))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     record = json.loads((tmp_path / "r.json").read_text())
     assert record["variant"] == "lv48-14s"
-    assert record["sim_pack"] == {"name": "lv48-14s", "sha256": hashlib.sha256(pack.read_bytes()).hexdigest()}
+    digest = hashlib.sha256(pack.read_bytes()).hexdigest()
+    assert record["sim_pack"] == {"name": "lv48-14s", "sha256": digest}
+    props = {p.get("name"): p.get("value") for p in ET.parse(tmp_path / "r.xml").getroot().iter("property")}
+    assert (props["sim_pack"], props["sim_pack_sha256"]) == ("lv48-14s", digest)
+    assert f"lv48-14s (sha256 {digest})" in (tmp_path / "r.html").read_text()
     count = next(m for s in record["steps"] for m in s["measurements"] if m["name"] == "count")
     assert count["value"] == 14
 
