@@ -150,3 +150,17 @@ def test_sim_serve_with_a_bad_pack_file_exits_2(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "station.cli", "sim", "serve", "--pack", str(bad)],
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 2 and f"{bad}:14:16:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_ocv_table_by_temperature_is_interpolated_between_its_rows(tmp_path):
+    by_temp = ("soc_pct: [0, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]\n"
+               "    temp_c: [0, 20]\n"
+               "    values:\n"
+               "      - [2.95, 3.30, 3.40, 3.50, 3.56, 3.61, 3.67, 3.75, 3.83, 3.92, 4.02, 4.15]\n"
+               "      - [3.00, 3.35, 3.45, 3.55, 3.61, 3.66, 3.72, 3.80, 3.88, 3.97, 4.07, 4.20]")
+    flat = "soc_pct: [0, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]\n    values: [3.00, 3.35, 3.45, 3.55, 3.61, 3.66, 3.72, 3.80, 3.88, 3.97, 4.07, 4.20]"
+    spreads = {"spreads: {capacity_rel: 0.002, r0_rel: 0.02, soc_pct: 0.3}": "spreads: {capacity_rel: 0, r0_rel: 0, soc_pct: 0}"}
+    for ambient, cell_v in (("0", 3.67), ("10", 3.695), ("25", 3.72)):
+        path = lv48(tmp_path, **{flat: by_temp, "ambient_c: 25": f"ambient_c: {ambient}", **spreads})
+        pack = Pack(load_pack(path).spec, clock=lambda: 0.0)
+        assert pack.pack_voltage() == pytest.approx(14 * cell_v, abs=1e-9), ambient
