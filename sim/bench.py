@@ -1,6 +1,7 @@
 """The whole simulated bench: per fixture a pack and its instruments, plus shared ones.
 
-``SimBench(fixtures={"F1": "car-400"})`` builds everything without I/O; ``await start()``
+``SimBench(fixtures={"F1": "car-400"})`` builds everything without I/O (a fixture's pack is a
+shipped pack's name, a pack file's path, a loaded ``PackDefinition`` or a ``PackSpec``); ``await start()``
 serves every peer on loopback (port 0) in the running loop and returns the endpoints that
 fill the ``{placeholders}`` of the sim station config (``F1.cycler.port``, ``F1.fixture``,
 ``F1.can``, ``safety.port``, ...). The shared safety tester reaches whichever fixture's relay
@@ -22,8 +23,9 @@ from sim.instruments.fixture_plc import SimFixturePlc
 from sim.instruments.itech_it6000 import SimItechCycler
 from sim.instruments.keysight_34465a import SimKeysightDmm
 from sim.instruments.modbus_cycler import SimModbusCycler
+from sim.pack.catalogue import PackDefinition, find_pack
 from sim.pack.model import Pack
-from sim.pack.presets import PRESETS
+from sim.pack.spec import PackSpec
 from sim.wiring import Wiring
 
 _bench_ids = itertools.count(1)
@@ -34,7 +36,7 @@ class SimFixture:
     """One fixture position: its pack, wiring and the peers that belong to it."""
 
     name: str
-    preset: str
+    preset: str  # the pack's name
     pack: Pack
     wiring: Wiring
     cycler: SimItechCycler
@@ -45,6 +47,7 @@ class SimFixture:
     bms: SimCanBms
     bms_modbus: SimModbusBms  # the same BMS (one ECU) as a Modbus server: TCP and RTU over a serial link
     peers: dict[str, Any] = field(default_factory=dict)
+    definition: PackDefinition | None = None  # the pack file (None: a PackSpec given in code)
 
 
 class _Matrix:
@@ -85,15 +88,24 @@ def _factory_ecu(spec, seed: int):
 
     identity = {"part_number": spec.bms_part_number, "sw_version": spec.bms_sw_version,
                 "hw_version": spec.bms_hw_version}
-    return EcuState.from_table(_did_table(), values={k: v for k, v in identity.items() if v}, seed=seed)
+    table = _did_table(getattr(spec, "bms_did_table", None))
+    return EcuState.from_table(table, values={k: v for k, v in identity.items() if v}, seed=seed)
 
 
-@functools.lru_cache(maxsize=1)
-def _did_table():
-    """The DID table, parsed once (0.1 s a parse; every run rolls in a new pack)."""
+@functools.lru_cache(maxsize=8)
+def _did_table(path: str | None = None):
+    """The pack's DID table (default: the shipped one), parsed once (0.1 s a parse; every run
+    rolls in a new pack)."""
     from drivers.bms.did_table import load_did_table
 
-    return load_did_table()
+    return load_did_table(path)
+
+
+def _resolve(pack: "str | PackDefinition | PackSpec") -> tuple[PackSpec, PackDefinition | None]:
+    if isinstance(pack, PackSpec):
+        return pack, None
+    definition = pack if isinstance(pack, PackDefinition) else find_pack(pack)
+    return definition.spec, definition
 
 
 class PackSlot:
@@ -114,42 +126,47 @@ class PackSlot:
 
 
 class SimBench:
-    def __init__(self, fixtures: dict[str, str] | None = None, *, seed: int = 0) -> None:
+    def __init__(self, fixtures: dict[str, str | PackDefinition | PackSpec] | None = None, *, seed: int = 0) -> None:
+        """``fixtures``: fixture -> its pack. An unknown pack name or a bad pack file raises
+        ``InputError`` (with a did-you-mean / ``FILE:LINE:COL``) before anything is built."""
         fixtures = fixtures or {"F1": "car-400"}
-        unknown = [p for p in fixtures.values() if p not in PRESETS]
-        if unknown:
-            raise ValueError(f"unknown pack preset(s) {unknown}; presets: {', '.join(PRESETS)}")
+        resolved = {name: _resolve(pack) for name, pack in fixtures.items()}
         self.id = next(_bench_ids)
         self.fixtures: dict[str, SimFixture] = {}
-        for i, (name, preset) in enumerate(fixtures.items()):
-            self.fixtures[name] = self._fixture(name, preset, seed + 101 * i)
+        for i, (name, (spec, definition)) in enumerate(resolved.items()):
+            self.fixtures[name] = self._fixture(name, spec, definition, seed + 101 * i)
         self.matrix = _Matrix(list(self.fixtures.values()))
         self.safety = SimChroma19032(_ActivePack(self.matrix), _ActiveWiring(self.matrix))
         self.endpoints: dict[str, str] = {}
         self._started: list[Any] = []
 
-    def _fixture(self, name: str, preset: str, seed: int) -> SimFixture:
-        pack = PackSlot(Pack(PRESETS[preset], seed=seed))
+    def _fixture(self, name: str, spec: PackSpec, definition: PackDefinition | None, seed: int) -> SimFixture:
+        pack = PackSlot(Pack(spec, seed=seed))
         wiring = Wiring()
         channel = f"sim{self.id}-{name}"
-        ecu = _factory_ecu(PRESETS[preset], seed)
+        ecu = _factory_ecu(spec, seed)
+        can_profile = {k: v for k, v in (("dbc", spec.bms_dbc), ("signals", spec.bms_signals)) if v}
+        modbus_profile = {"map_path": spec.bms_modbus_map} if spec.bms_modbus_map else {}
         fx = SimFixture(
-            name, preset, pack, wiring,
+            name, spec.name, pack, wiring,
             cycler=SimItechCycler(pack),
             cycler_modbus=SimModbusCycler(pack),
             dmm=SimKeysightDmm(pack, seed=seed),
             plc=SimFixturePlc(pack, wiring),
             leak=SimAteqLeak(pack),
-            bms=SimCanBms(pack, wiring, channel=channel, seed=seed, ecu=ecu),
-            bms_modbus=SimModbusBms(pack, wiring, seed=seed, ecu=ecu),
+            bms=SimCanBms(pack, wiring, channel=channel, seed=seed, ecu=ecu,
+                          precharge_timeout=spec.precharge_timeout, **can_profile),
+            bms_modbus=SimModbusBms(pack, wiring, seed=seed, ecu=ecu, precharge_timeout=spec.precharge_timeout,
+                                    **modbus_profile),
+            definition=definition,
         )
         return fx
 
     def renew(self, fixture: str, *, seed: int | None = None) -> None:
-        """A fresh golden pack of the same preset rolls in: faults and peer fault modes cleared."""
+        """A fresh golden pack of the same product rolls in: faults and peer fault modes cleared."""
         fx = self.fixtures[fixture]
         self._runs = getattr(self, "_runs", 0) + 1
-        fx.pack.swap(Pack(PRESETS[fx.preset], seed=seed if seed is not None else self._runs * 7919))
+        fx.pack.swap(Pack(fx.pack.spec, seed=seed if seed is not None else self._runs * 7919))
         fresh = Wiring()
         for name in fresh.__dataclass_fields__:
             setattr(fx.wiring, name, getattr(fresh, name))

@@ -22,6 +22,7 @@ import sys
 from typing import TextIO
 
 from sim.faults import arm_faults, check_fault
+from sim.pack.catalogue import did_you_mean, load_pack
 from sim.pack.presets import PRESETS
 from sim.realtime import check_speed, loop_factory
 
@@ -48,8 +49,8 @@ def parse_fault(text: str) -> Fault:
 def check_arguments(preset: str, faults: list[str], speed: float) -> tuple[list[Fault], list[str]]:
     """(parsed faults, problems); every problem is one line for stderr."""
     problems, parsed = [], []
-    if preset not in PRESETS:
-        problems.append(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
+    if isinstance(preset, str) and preset not in PRESETS:
+        problems.append(f"unknown preset {preset!r}{did_you_mean(preset, PRESETS)}; presets: {', '.join(PRESETS)}")
     for text in faults:
         try:
             fault = parse_fault(text)
@@ -143,8 +144,16 @@ def _on_signals(stop: asyncio.Event) -> list[int]:
     return hooked
 
 
-def serve_command(preset: str, faults: list[str], speed: float) -> int:
-    """``station sim serve [--preset P] [--fault F]... [--speed X]``; the process exit code."""
+def serve_command(preset: str, faults: list[str], speed: float, pack: str | None = None) -> int:
+    """``station sim serve [--preset P | --pack FILE] [--fault F]... [--speed X]``; the process exit code."""
+    if pack is not None:  # a pack definition file instead of a shipped pack
+        from drivers.base.diagnostics import InputError
+
+        try:
+            preset = load_pack(pack)  # type: ignore[assignment]
+        except InputError as err:
+            print(err, file=sys.stderr)
+            return EXIT_USAGE
     parsed, problems = check_arguments(preset, faults, speed)
     if problems:
         for problem in problems:

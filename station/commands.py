@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from station.diagnostics import InputError
+from drivers.base.diagnostics import InputError
 from station.safetext import printable
 
 EXIT_USAGE = 2
@@ -201,8 +201,12 @@ def cmd_sim(args) -> int:
     if args.sim_command == "serve":
         from sim.serve import serve_command
 
-        return serve_command(preset=args.preset, faults=list(args.fault), speed=args.speed)
-    print("usage: station sim {serve,faults}", file=sys.stderr)
+        return serve_command(preset=args.preset, faults=list(args.fault), speed=args.speed, pack=args.pack)
+    if args.sim_command == "packs":
+        from sim.pack.commands import packs_command
+
+        return packs_command(args.files, schema=args.schema)
+    print("usage: station sim {serve,faults,packs}", file=sys.stderr)
     return EXIT_USAGE
 
 

@@ -14,10 +14,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from station.diagnostics import InputError, Problem
+from drivers.base.diagnostics import InputError, Problem
 from station.line.config import LineResultsFields, MesConfig, MqttConfig
 from station.plan.loader import validation_problems
-from station.plan.yamlsrc import load_file
+from drivers.base.yamlsrc import load_file
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.\-]+)\}")
 SIM_CONFIG = Path(__file__).with_name("sim_station.yaml")
@@ -40,7 +40,8 @@ class FixtureConfig(_Model):
     instruments: dict[str, InstrumentConfig | str] = Field(
         default_factory=dict, description="role -> instrument config, or the name of a station-level instrument"
     )
-    sim_preset: str | None = Field(None, description="Pack preset the simulator uses for this fixture")
+    sim_preset: str | None = Field(None, description="Pack the simulator puts on this fixture: a shipped pack's name "
+                                   "(`station sim packs`) or a pack definition file, relative to this config")
 
 
 class ProductConfig(_Model):
@@ -48,6 +49,8 @@ class ProductConfig(_Model):
     plan: str = Field(description="Plan path, relative to this config file")
     variant: str | None = None
     product: str | None = None
+    pack: str | None = Field(None, description="Pack the simulator uses for this variant: a pack definition file "
+                             "(relative to this config) or a shipped pack's name")
 
     @field_validator("pattern")
     @classmethod
@@ -200,6 +203,9 @@ def load_config(path: str | Path) -> LoadedConfig:
     for i, product in enumerate(config.products):
         if not (path.parent / product.plan).is_file():
             problems.append(src.problem(("products", i, "plan"), f"plan file not found: {product.plan}"))
+    from station.simpack import config_problems
+
+    problems.extend(config_problems(config, src, path.parent))
     if problems:
         raise InputError(problems)
     return LoadedConfig(config, path, src)

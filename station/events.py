@@ -67,6 +67,8 @@ class RunStarted(Event):
     release_key: str = ""  # id of the trusted key whose signature released this content ("" = none)
     release_signature: str = ""  # that Ed25519 signature, base64
     audit_head: str = ""  # hash of the audit log's last entry at run start (anchors the chain)
+    sim_pack: str | None = None  # simulated runs: the pack definition's name
+    sim_pack_sha256: str | None = None  # ... and the sha256 of its file
 
 
 @dataclass(frozen=True)

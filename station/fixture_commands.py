@@ -18,7 +18,7 @@ def fixture_command(*, station: str | None, fixture: str | None, sim: bool, act:
     """Run the check on ``fixture`` (all by default); print it; return the exit code."""
     from station import clock
     from station.config import SIM_CONFIG, load_config
-    from station.diagnostics import InputError, Problem
+    from drivers.base.diagnostics import InputError, Problem
 
     if not station and not sim:
         raise InputError([Problem("station", 1, 1, "no station config: give --station FILE, or --sim")])
@@ -45,7 +45,7 @@ def fixture_command(*, station: str | None, fixture: str | None, sim: bool, act:
 
 
 def _authorize(config, operator: str) -> None:
-    from station.diagnostics import InputError, Problem
+    from drivers.base.diagnostics import InputError, Problem
     from station.security.roles import find_operator
 
     if not operator:

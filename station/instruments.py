@@ -21,7 +21,7 @@ from drivers.errors import InstrumentError, UnknownDriverError
 from drivers.registry import driver_class
 from drivers.transports.resources import check_resource
 from station.config import LoadedConfig, fill_option, fill_resource
-from station.diagnostics import InputError
+from drivers.base.diagnostics import InputError
 from station.events import InstrumentInfo
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from station.config import SIM_CONFIG, LoadedConfig, load_config
-from station.diagnostics import InputError, Problem
+from drivers.base.diagnostics import InputError, Problem
 from station.engine.sequencer import Sequencer
 from station.events import Event
 from station.instruments import InstrumentSetupError, StationInstruments
@@ -65,6 +65,7 @@ class Prepared:
     fixture: str
     faults: list[tuple[str, dict[str, str]]]
     release: tuple[str, str] = ("", "")  # (trusted key id, signature) the content runs under
+    pack: Any = None  # sim.pack.catalogue.PackDefinition the simulated run gets (None: hardware)
 
 
 def _problem(where: str, message: str) -> InputError:
@@ -126,7 +127,12 @@ def prepare(req: RunRequest) -> Prepared:
         problems = [Problem("--fault", 1, 1, msg) for name, params in faults if (msg := check_fault(name, params))]
         if problems:
             raise InputError(problems)
-    return Prepared(config, bound, fixture, faults, release)
+    pack = None
+    if req.sim:
+        from station.simpack import run_pack
+
+        pack = run_pack(config, fixture, bound.variant, req.serial)
+    return Prepared(config, bound, fixture, faults, release, pack)
 
 
 SERIAL_MAX = 128  # characters; a longer "serial" is a scanner or keyboard accident
@@ -157,23 +163,24 @@ def parse_fault(text: str) -> tuple[str, dict[str, str]]:
     return name.strip(), params
 
 
-def sim_preset(prep: Prepared) -> str:
-    from sim.pack.presets import PRESETS
+def sim_preset(prep: Prepared):
+    """The simulated pack (``PackDefinition``) of a prepared run; InputError when none fits."""
+    if prep.pack is not None:
+        return prep.pack
+    from station.simpack import run_pack
 
-    variant = prep.bound.variant
-    if variant in PRESETS:
-        return variant
-    return prep.config.config.fixtures[prep.fixture].sim_preset or "car-400"
+    return run_pack(prep.config, prep.fixture, prep.bound.variant)
 
 
 class Session:
     """A station at work: result store, instruments and (with ``sim``) the simulated bench.
 
     Several fixtures may run at once in one session; shared instruments are opened once and
-    serialised by the engine. ``presets`` picks each simulated fixture's pack preset.
+    serialised by the engine. ``presets`` picks each simulated fixture's pack (a shipped pack's
+    name or a ``PackDefinition``; default: the fixture's ``sim_preset``).
     """
 
-    def __init__(self, config: LoadedConfig, *, sim: bool, presets: dict[str, str] | None = None,
+    def __init__(self, config: LoadedConfig, *, sim: bool, presets: dict[str, Any] | None = None,
                  db: str | None = None) -> None:
         self.config = config
         self.sim = sim
@@ -196,8 +203,9 @@ class Session:
         if self.sim:
             from sim.bench import SimBench
 
-            fixtures = {f: self.presets.get(f) or self.config.config.fixtures[f].sim_preset or "car-400"
-                        for f in self.config.fixture_ids()}
+            from station.simpack import fixture_pack
+
+            fixtures = {f: self.presets.get(f) or fixture_pack(self.config, f) for f in self.config.fixture_ids()}
             self.bench = SimBench(fixtures)
             endpoints = await self.bench.start()
         from station.results.store import StoreModeError
@@ -259,6 +267,11 @@ class Session:
                   signals: bool = True) -> tuple[str, str, Any]:
         """Run one pack on ``prep.fixture``; return (verdict, run_id, record)."""
         assert self.instruments is not None and self.store is not None
+        held = self.bench.fixtures[prep.fixture].definition if self.bench is not None else None
+        if held is not None and prep.pack is not None and (prep.pack.name, prep.pack.sha256) != (held.name, held.sha256):
+            # never a stand-in: the plan would judge one pack against another's physics
+            raise _problem(str(self.config.path), f"fixture {prep.fixture} holds the simulated {held.name} pack; "
+                                                  f"variant {prep.bound.variant} is the {prep.pack.name} pack")
         decision = None
         if self.line is not None:
             from station.line.services import RouteRefused
@@ -289,6 +302,10 @@ class Session:
         from station.security.provenance import fields as provenance_fields
 
         seq.provenance = provenance_fields(self.config, prep.release, self.audit)  # into RunStarted
+        if self.bench is not None and self.bench.fixtures[prep.fixture].definition is not None:
+            pack = self.bench.fixtures[prep.fixture].definition
+            # the record names the pack model the run was simulated with (name, sha256 of its file)
+            seq.provenance = {**seq.provenance, "sim_pack": pack.name, "sim_pack_sha256": pack.sha256}
         if on_sequencer:
             on_sequencer(seq)
         loop = asyncio.get_running_loop()

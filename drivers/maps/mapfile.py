@@ -1,7 +1,7 @@
 """Driver map files (register maps, signal maps, the DID table): YAML as plain data with the
 ``line:col`` of every node, and a cache of what a file parsed into, keyed on the file itself.
 
-Parsing goes through the station's libyaml reader (station/plan/yamlsrc.py: YAML 1.2 core
+Parsing goes through the station's libyaml reader (drivers/base/yamlsrc.py: YAML 1.2 core
 scalars, ``0x1F`` is 31 and ``on`` a string, no tags, every duplicate key reported), except that
 integer, float and boolean keys stay what they are: maps key DIDs (``0xF190:``), security
 levels and status bits (``0: OK``) by number, where plans and configs turn keys into strings.
@@ -19,8 +19,8 @@ import yaml
 from yaml.error import MarkedYAMLError, YAMLError
 from yaml.nodes import MappingNode, ScalarNode
 
-from station.diagnostics import Problem
-from station.plan import yamlsrc
+from drivers.base.diagnostics import Problem
+from drivers.base import yamlsrc
 
 T = TypeVar("T")
 

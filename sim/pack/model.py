@@ -7,6 +7,12 @@ Time is pulled from ``clock`` and integrated lazily by every public method: exac
 piecewise-constant current (exponential RC solution), sub-stepped (<= 1 s) while the cycler's
 CV law makes the current depend on the state. Current sign: + into the pack.
 
+Parameters given as tables (``sim.pack.table``): OCV and R0 are evaluated at the state of the
+moment they are read. R1 and C1 tables are held for each ``RC_GRID`` second of pack time
+(counted from the pack's first clock reading) at their value for the state at its start, so
+the result does not depend on how often the pack is read: 1 ms and 10 s steps give the same
+voltages, and within a grid cell the RC solution stays the exact exponential.
+
 Fault-facing attributes (sim/faults.py writes these; drivers never see them). A change made
 mid-run applies from the last integration; call ``advance()`` first to make it apply from now.
 
@@ -24,8 +30,9 @@ mid-run applies from the last integration; call ``advance()`` first to make it a
 - ``coolant_leak_rate``: Pa/min seen by the leak tester.
 - ``insulation_monitor_enabled``, ``imd_parallel_ohm`` (the IMD's own path to chassis).
 
-State arrays a fault or test may also read: ``capacity_ah``, ``r0_base`` (ohm at 25 degC),
-``v1`` (V per RC pair), ``temperature`` (degC per element); scalars ``r1``, ``tau1``.
+State arrays a fault or test may also read: ``capacity_ah``, ``r0_base`` (ohm at 25 degC and,
+for a table, 50 % SOC), ``v1`` (V per RC pair), ``temperature`` (degC per element); ``r1``,
+``tau1`` (scalars for constant R1/C1, arrays per element for tables).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from sim.pack.circuit import DIRECT, OPEN, PRECHARGE, SOURCE_TAU, Source
 from sim.pack.ocv import ocv
 from sim.pack.safety import HvSafety
 from sim.pack.spec import PackSpec
+from sim.pack.table import Table
 
 CONTACTORS = ("main_plus", "main_minus", "precharge")
 #: s, longest internal step while nothing depends on the state (thermal stays accurate)
@@ -50,6 +58,8 @@ MAX_STEP = 10.0
 MAX_STEP_CV = 1.0
 #: SOC above the weakest element from which balancing bleeds an element
 BALANCE_DEADBAND = 0.001
+#: s of pack time for which R1/C1 tables are held at the value of the grid cell's start
+RC_GRID = 1.0
 
 
 # ndarray.sum() goes through numpy's Python-level _methods._sum; the ufunc's reduce is the
@@ -59,6 +69,14 @@ _sum = np.add.reduce
 
 def _loop_time() -> float:
     return asyncio.get_running_loop().time()
+
+
+def _ocv_function(spec: PackSpec) -> Callable:
+    """Cell OCV (V) as f(soc, degC): the spec's own table, else its chemistry's built-in one."""
+    if spec.ocv is not None:
+        return spec.ocv
+    chemistry = spec.chemistry
+    return lambda soc, _temp: ocv(chemistry, soc)
 
 
 class Snapshot(NamedTuple):
@@ -83,13 +101,17 @@ class Pack(HvSafety):
         n, m = spec.series, spec.parallel
         spread = np.random.default_rng([seed, 0x5EED])  # cells stay put whatever noise is drawn
         self.capacity_ah = m * spec.cell_capacity_ah * (1.0 + spec.spread_capacity * spread.standard_normal(n))
-        self.r0_base = spec.cell_r0 / m * (1.0 + spec.spread_r0 * spread.standard_normal(n))
+        r0 = spec.cell_r0
+        self._r0_ref = r0.at(0.5, 25.0) if isinstance(r0, Table) else float(r0)
+        self.r0_base = self._r0_ref / m * (1.0 + spec.spread_r0 * spread.standard_normal(n))
         self.element_soc = spec.initial_soc + spec.spread_soc * spread.standard_normal(n)
         self.r0_factor = np.ones(n)
-        self.r1 = spec.cell_r1 / m
-        self.tau1 = spec.cell_r1 * spec.cell_c1
+        self._ocv = _ocv_function(spec)
         self.v1 = np.zeros(n)  # V across each RC pair
         self.temperature = np.full(n, float(spec.ambient_c))  # degC per element
+        self._rc_tables = isinstance(spec.cell_r1, Table) or isinstance(spec.cell_c1, Table)
+        self._rc_next: float | None = None  # pack time at which the held R1/C1 are next evaluated
+        self.r1, self.tau1 = self._rc_now()
         self.heat_capacity = m * spec.cell_heat_capacity
         self.heat_transfer = m * spec.cell_heat_transfer
         groups = np.array_split(np.arange(n), spec.temp_sensors)
@@ -130,6 +152,9 @@ class Pack(HvSafety):
         dt = now - self._t
         if dt <= 0.0:
             return
+        if self._rc_tables:
+            self._advance_on_grid(now)
+            return
         while dt > 0.0:
             reg = circuit.regime(self._closed)
             h = min(dt, MAX_STEP_CV if (self._source.on and reg != OPEN) else MAX_STEP)
@@ -137,14 +162,47 @@ class Pack(HvSafety):
             dt -= h
         self._t = now
 
+    def _advance_on_grid(self, now: float) -> None:
+        """``advance`` with R1/C1 tables: steps end on every ``RC_GRID`` boundary, where the
+        held R1/C1 are evaluated afresh from the state reached there."""
+        t = self._t
+        if self._rc_next is None:
+            self._rc_next = t + RC_GRID
+        while now - t > 1e-12:
+            reg = circuit.regime(self._closed)
+            h = min(now - t, MAX_STEP_CV if (self._source.on and reg != OPEN) else MAX_STEP)
+            boundary = self._rc_next - t <= h + 1e-12
+            if boundary:
+                h = self._rc_next - t
+            self._step(h, reg)
+            t += h
+            if boundary:
+                t = self._rc_next
+                self._rc_next += RC_GRID
+                self.r1, self.tau1 = self._rc_now()
+        self._t = now
+
+    def _rc_now(self) -> tuple:
+        """(R1 ohm, tau1 s) per element at the present state: scalars for constants."""
+        spec, m = self.spec, self.spec.parallel
+        if not self._rc_tables:
+            return float(spec.cell_r1) / m, float(spec.cell_r1) * float(spec.cell_c1)
+        soc, temp = self.element_soc, self.temperature
+        r1 = spec.cell_r1(soc, temp) if isinstance(spec.cell_r1, Table) else np.full(len(soc), float(spec.cell_r1))
+        c1 = spec.cell_c1(soc, temp) if isinstance(spec.cell_c1, Table) else float(spec.cell_c1)
+        return r1 / m, r1 * c1
+
     def _r0(self) -> np.ndarray:
+        r0 = self.spec.cell_r0
+        if isinstance(r0, Table):  # the table's shape over SOC and T, scaled per element (spread, M)
+            return self.r0_base * self.r0_factor * (r0(self.element_soc, self.temperature) / self._r0_ref)
         k = self.spec.r0_temp_coeff
         factor = np.exp(k * (25.0 - self.temperature)) if k else 1.0
         return self.r0_base * self.r0_factor * factor
 
     def _emf(self) -> float:
         """V: sum of element OCVs and RC-pair voltages (the Thevenin source of the string)."""
-        return float(_sum(ocv(self.spec.chemistry, self.element_soc)) + _sum(self.v1))
+        return float(_sum(self._ocv(self.element_soc, self.temperature)) + _sum(self.v1))
 
     def _state_key(self) -> tuple:
         """Everything R0 and the EMF depend on, by value: a write in place changes the key."""
@@ -210,16 +268,20 @@ class Pack(HvSafety):
         ``r0`` may be None when ``amps`` is 0.0: the terms the current scales are exact zeros
         (0 * finite R0, 0 / capacity), so leaving them out gives the same numbers.
         """
-        if r0 is None:
-            heat = self.v1 * self.v1 / self.r1 if self.r1 > 0.0 else np.zeros_like(self.v1)
+        if self._rc_tables:  # arrays per element (tables are positive: checked at load)
+            decay = np.exp(-h / self.tau1)
+            rc_heat = self.v1 * self.v1 / self.r1
+        else:
             decay = math.exp(-h / self.tau1) if self.tau1 > 0.0 else 0.0
+            rc_heat = self.v1 * self.v1 / self.r1 if self.r1 > 0.0 else None
+        if r0 is None:
+            heat = rc_heat if rc_heat is not None else np.zeros_like(self.v1)
             self.v1 = self.v1 * decay
         else:
             self.element_soc += amps * (h / 3600.0) / self.capacity_ah
             heat = amps * amps * r0
-            if self.r1 > 0.0:
-                heat = heat + self.v1 * self.v1 / self.r1
-            decay = math.exp(-h / self.tau1) if self.tau1 > 0.0 else 0.0
+            if rc_heat is not None:
+                heat = heat + rc_heat
             self.v1 = self.v1 * decay + amps * self.r1 * (1.0 - decay)
         t_inf = self.spec.ambient_c + heat / self.heat_transfer
         self.temperature = t_inf + (self.temperature - t_inf) * math.exp(-h * self.heat_transfer / self.heat_capacity)
@@ -290,7 +352,7 @@ class Pack(HvSafety):
         current's R0 terms are exact zeros (the BMS scans an idle pack 10 times a second).
         """
         self.advance()
-        ocv_e = ocv(self.spec.chemistry, self.element_soc)
+        ocv_e = self._ocv(self.element_soc, self.temperature)
         reg = circuit.regime(self._closed)
         src = self._source
         r0 = None

@@ -3,15 +3,20 @@
 Units are SI throughout: V, A, s, ohm, F, degC, J/K, W/K, Pa/min, Ah. Electrical figures are
 per *cell*; the model lumps ``parallel`` cells into one series element (capacity and C1 times
 M, resistances divided by M). Spread sigmas are relative (capacity, R0) or absolute (SOC).
+R0, R1 and C1 are constants or ``Table``s over SOC and temperature; the OCV is the chemistry's
+built-in table (LFP, NMC) unless ``ocv`` gives the cell's own. Pack definition files
+(``sim.pack.packfile``) are the usual way to make one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal, Mapping
+from typing import Mapping
 
-Chemistry = Literal["LFP", "NMC"]
+from sim.pack.table import Param, Table
+
+Chemistry = str  # a label; LFP and NMC have built-in OCV tables (sim.pack.ocv)
 
 #: Nominal cell voltage by chemistry (V), used only for the nameplate figures.
 NOMINAL_CELL_V = {"LFP": 3.2, "NMC": 3.7}
@@ -26,10 +31,12 @@ class PackSpec:
     series: int  # N series elements
     parallel: int  # M cells per element
     cell_capacity_ah: float  # Ah per cell
-    cell_r0: float  # ohm per cell at 25 degC
-    cell_r1: float  # ohm per cell, RC pair resistance
-    cell_c1: float  # F per cell, RC pair capacitance (tau = R1*C1)
-    r0_temp_coeff: float = 0.03  # 1/K: R0(T) = R0_25 * exp(k * (25 - T))
+    cell_r0: Param  # ohm per cell (constant: at 25 degC, see r0_temp_coeff)
+    cell_r1: Param  # ohm per cell, RC pair resistance
+    cell_c1: Param  # F per cell, RC pair capacitance (tau = R1*C1)
+    r0_temp_coeff: float = 0.03  # 1/K: a constant R0(T) = R0_25 * exp(k * (25 - T)); tables carry T themselves
+    ocv: Table | None = None  # V over SOC (and degC); None: the chemistry's built-in table
+    cell_nominal_v: float | None = None  # V; None: the chemistry's nominal
     cell_heat_capacity: float = 2800.0  # J/K per cell
     cell_heat_transfer: float = 0.5  # W/K per cell to coolant/ambient
     ambient_c: float = 25.0  # degC
@@ -61,10 +68,18 @@ class PackSpec:
     bms_part_number: str = ""
     bms_sw_version: str = ""
     bms_hw_version: str = ""
+    # the BMS profile the simulated BMS speaks (None: the project's shipped maps)
+    bms_dbc: str | None = None  # DBC file
+    bms_signals: str | None = None  # signal map (drivers/maps/eol_bms_signals.yaml shape)
+    bms_modbus_map: str | None = None  # Modbus register map
+    bms_did_table: str | None = None  # UDS diagnostic description (DID table)
+    precharge_timeout: float | None = None  # s the BMS waits for 95 % bus voltage; None: 6 tau, >= 0.5 s
 
     def __post_init__(self) -> None:
-        if self.chemistry not in NOMINAL_CELL_V:
-            raise ValueError(f"chemistry {self.chemistry!r} not one of {list(NOMINAL_CELL_V)}")
+        if self.ocv is None and self.chemistry not in NOMINAL_CELL_V:
+            raise ValueError(f"chemistry {self.chemistry!r} has no built-in OCV table ({', '.join(NOMINAL_CELL_V)}): give ocv")
+        if self.cell_nominal_v is None and self.chemistry not in NOMINAL_CELL_V:
+            raise ValueError(f"chemistry {self.chemistry!r} has no built-in nominal voltage: give cell_nominal_v")
         if self.series < 1 or self.parallel < 1 or not 1 <= self.temp_sensors:
             raise ValueError("series, parallel and temp_sensors must be >= 1")
         # a frozen spec must not share a mutable dict with its caller
@@ -73,7 +88,7 @@ class PackSpec:
     @property
     def nominal_voltage(self) -> float:
         """Nameplate pack voltage (V)."""
-        return self.series * NOMINAL_CELL_V[self.chemistry]
+        return self.series * (self.cell_nominal_v or NOMINAL_CELL_V[self.chemistry])
 
     @property
     def capacity_ah(self) -> float:

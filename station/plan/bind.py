@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from station.actions.registry import REQUIRED, ActionSpec, all_actions
-from station.diagnostics import InputError, Problem
+from drivers.base.diagnostics import InputError, Problem
 from station.plan import model as m
 from station.plan import values as v
 from station.plan.loader import LoadedPlan, parse_plan
 from station.plan.tree import ActionNode, BoundPlan, GroupNode, Node
-from station.plan.yamlsrc import Loc, Source, load_file
+from drivers.base.yamlsrc import Loc, Source, load_file
 
 BUILTIN_NAMES = {"variant", "serial", "fixture", "station"}
 MAX_INCLUDE_DEPTH = 16

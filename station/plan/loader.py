@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, Discriminator, ValidationError
 
-from station.diagnostics import InputError, Problem
+from drivers.base.diagnostics import InputError, Problem
 from station.plan import model as m
-from station.plan.yamlsrc import Loc, Source, load_file, load_text
+from drivers.base.yamlsrc import Loc, Source, load_file, load_text
 
 MAX_PROBLEMS = 200
 STEP_LISTS = {"setup", "main", "teardown", "steps", "finally"}

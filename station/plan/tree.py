@@ -11,7 +11,7 @@ from typing import Any, Union
 from station.actions.registry import ActionSpec
 from station.plan import model as m
 from station.plan import values as v
-from station.plan.yamlsrc import Loc, Source
+from drivers.base.yamlsrc import Loc, Source
 
 
 @dataclass

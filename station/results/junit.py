@@ -88,6 +88,9 @@ def render_junit(record: dict[str, Any]) -> str:
                         ("simulated", record["simulated"]), ("status", record["status"]),
                         ("verdict", verdict), ("reason", record["reason"])):
         ET.SubElement(props, "property", name=name, value=_x(value))
+    if record.get("sim_pack"):  # the pack model a simulated run ran against
+        ET.SubElement(props, "property", name="sim_pack", value=_x(record["sim_pack"]["name"]))
+        ET.SubElement(props, "property", name="sim_pack_sha256", value=_x(record["sim_pack"]["sha256"]))
     counts = {"failures": 0, "errors": 0, "skipped": 0, "passed": 0}
     finals = final_steps(record)
     for step in finals:

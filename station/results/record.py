@@ -8,7 +8,8 @@ A record is a plain dict (JSON-able after ``to_jsonable``)::
     mode (development|production|None: recorded before the store knew), config_sha256,
     release {key, signature} (the trusted key and Ed25519 signature the content ran under; None
     when it ran unsigned), audit_head (the audit log's last hash at run start),
-    fixture_id, operator, software_version, simulated, faults, planned_steps,
+    fixture_id, operator, software_version, simulated, sim_pack {name, sha256} (None: hardware),
+    faults, planned_steps,
     started_utc, finished_utc, last_event_utc, duration_s,
     instruments [{role, driver, resource, maker, model, serial, firmware, calibration_due,
                   shared, utc}],
@@ -105,6 +106,9 @@ def assemble(run: dict[str, Any], instruments: list[dict], steps: list[dict],
         "audit_head": started.get("audit_head") or None, "fixture_id": run["fixture_id"],
         "operator": run["operator"], "software_version": run["software_version"],
         "simulated": None if run["simulated"] is None else bool(run["simulated"]),
+        # the pack model a simulated run ran against (from RunStarted; None: hardware or older journals)
+        "sim_pack": ({"name": started["sim_pack"], "sha256": started.get("sim_pack_sha256")}
+                     if started.get("sim_pack") else None),
         "faults": _loads(run["faults"], []), "planned_steps": run["planned_steps"],
         "started_utc": run["started_utc"], "finished_utc": run["finished_utc"],
         "last_event_utc": last_utc, "duration_s": run["duration_s"],

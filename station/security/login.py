@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from station.config import LoadedConfig
-from station.diagnostics import InputError, Problem
+from drivers.base.diagnostics import InputError, Problem
 from station.security.audit import AuditLog
 from station.security.users import Authenticated, AuthError, authenticate, needs_credential, user_file
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from station.config import LoadedConfig, SignedRelease
-from station.diagnostics import InputError, Problem
+from drivers.base.diagnostics import InputError, Problem
 from station.plan.tree import BoundPlan
 from station.security.audit import AuditLog
 

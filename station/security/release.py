@@ -25,7 +25,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from station.config import LoadedConfig, load_config
-from station.diagnostics import InputError, Problem
+from drivers.base.diagnostics import InputError, Problem
 from station.security.audit import AuditLog, audit_path
 from station.security.roles import may_release
 

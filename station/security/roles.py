@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from station.config import LoadedConfig, OperatorConfig
-from station.diagnostics import InputError, Problem
+from drivers.base.diagnostics import InputError, Problem
 
 ROLES = ("operator", "engineer", "admin")
 MAY_CHOOSE_PLAN = ("engineer", "admin")

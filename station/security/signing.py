@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from station.config import LoadedConfig, SignedRelease, TrustedKey
-from station.diagnostics import InputError, Problem
+from drivers.base.diagnostics import InputError, Problem
 
 FORMAT = "eol-release/1"
 PREFIX = "ed25519:"
@@ -125,7 +125,7 @@ def _keys_file(path: Path) -> list[tuple[str, TrustedKey]]:
     """A keys file: a YAML list of ``{id, owner, public_key}`` (read with the data-only loader)."""
     from pydantic import ValidationError
 
-    from station.plan.yamlsrc import load_file
+    from drivers.base.yamlsrc import load_file
 
     if not path.is_file():
         raise InputError([Problem(str(path), 1, 1, "trusted keys file not found")])

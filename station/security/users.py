@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Protocol
 
 from station.config import LoadedConfig, OperatorConfig
-from station.diagnostics import InputError, Problem
+from drivers.base.diagnostics import InputError, Problem
 from station.security.audit import AuditLog
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # ~16 MiB, ~40 ms a check on a small PC
@@ -99,7 +99,7 @@ class UserFile:
     def load(self) -> "UserFile":
         """Read and check the file; ``InputError`` at ``PATH:LINE:COL`` for anything malformed.
         A missing file is an empty directory (nobody has a credential)."""
-        from station.plan.yamlsrc import load_file
+        from drivers.base.yamlsrc import load_file
 
         if not self.path.exists():
             return self

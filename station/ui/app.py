@@ -16,7 +16,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from station.config import SIM_CONFIG, LoadedConfig, OperatorConfig, load_config
-from station.diagnostics import InputError
+from drivers.base.diagnostics import InputError
 from station.ui.backend import InstrumentRow, StationBackend
 from station.ui.dialogs import ConfirmAbort, PromptDialog
 from station.ui.fixture_panel import FixturePanel, RunEnded

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from station.config import LoadedConfig, OperatorConfig
-from station.diagnostics import InputError
+from drivers.base.diagnostics import InputError
 from station.runner import Prepared, RunRequest, prepare
 
 

@@ -10,7 +10,7 @@ from drivers.errors import UnknownDriverError
 from drivers.registry import BUILTIN, available, driver_class
 from station.cli import main
 from station.config import SIM_CONFIG, load_config
-from station.diagnostics import InputError
+from drivers.base.diagnostics import InputError
 
 GOOD = """\
 schema_version: 1

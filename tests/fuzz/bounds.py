@@ -10,7 +10,7 @@ import tracemalloc
 from contextlib import contextmanager
 from pathlib import Path
 
-from station.diagnostics import InputError
+from drivers.base.diagnostics import InputError
 
 DOC_SECONDS = 3.0  # per document, CPU time (a few ms typically)
 DOC_BYTES = 50_000_000  # tracemalloc peak per document

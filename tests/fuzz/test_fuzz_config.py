@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from station.config import SIM_CONFIG, load_config
-from station.diagnostics import InputError
+from drivers.base.diagnostics import InputError
 
 from .bounds import DOC_BYTES, bounded, count_lines, check_problems, fuzz, peak_memory
 from .mutate import mutated, yaml_like

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from station.diagnostics import InputError
+from drivers.base.diagnostics import InputError
 from station.plan.bind import bind_plan
 from station.plan.loader import load_plan
 

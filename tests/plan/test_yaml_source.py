@@ -1,11 +1,11 @@
-"""station/plan/yamlsrc.py: the YAML 1.2 core schema on plain scalars, explicit core tags honoured,
+"""drivers/base/yamlsrc.py: the YAML 1.2 core schema on plain scalars, explicit core tags honoured,
 every other tag refused with its position."""
 
 from __future__ import annotations
 
 import pytest
 
-from station.plan.yamlsrc import load_text
+from drivers.base.yamlsrc import load_text
 
 
 @pytest.mark.parametrize("text, value", [

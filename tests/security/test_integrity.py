@@ -16,7 +16,7 @@ import pytest
 
 from station.cli import main
 from station.config import load_config
-from station.diagnostics import InputError
+from drivers.base.diagnostics import InputError
 from station.results.store import ResultStore, StoreModeError
 from station.runner import RunRequest, prepare
 from station.security.audit import AuditLog

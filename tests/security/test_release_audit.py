@@ -8,7 +8,7 @@ import json
 import pytest
 
 from station.config import load_config
-from station.diagnostics import InputError
+from drivers.base.diagnostics import InputError
 from station.plan.loader import load_plan
 from station.security.audit import GENESIS, AuditLog, audit_path
 from station.security.release import release_plan

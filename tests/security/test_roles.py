@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from station.config import load_config
-from station.diagnostics import InputError
+from drivers.base.diagnostics import InputError
 from station.plan.loader import load_plan
 from station.security.roles import authorize, may_release, release_problem
 

@@ -8,7 +8,7 @@ import pytest
 
 from station.cli import main
 from station.config import load_config
-from station.diagnostics import InputError
+from drivers.base.diagnostics import InputError
 from station.runner import RunRequest, prepare
 from station.security.signing import load_private_key, statement
 

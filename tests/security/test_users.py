@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from station.config import load_config
-from station.diagnostics import InputError
+from drivers.base.diagnostics import InputError
 from station.results.store import ResultStore
 from station.security.users import UserFile, check_secret, hash_secret
 from station.ui.app import OperatorApp

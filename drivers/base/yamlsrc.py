@@ -36,7 +36,7 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
             return _PLAIN
         return super().resolve(kind, value, implicit)
 
-from station.diagnostics import Problem
+from drivers.base.diagnostics import Problem
 
 MAX_NODES = 200_000
 MAX_ALIAS_EXPANSION = 10_000
