@@ -69,6 +69,14 @@ def _parser() -> argparse.ArgumentParser:
 
     add_arguments(stats)
 
+    db = sub.add_parser("db", help="the line's PostgreSQL: migrate (admin), retain/archive months")
+    line = sub.add_parser("line", help="line integration: delivery status")
+    from station.line.pg_admin_args import add_arguments as add_db_arguments
+    from station.line.line_status_args import add_arguments as add_line_arguments
+
+    add_db_arguments(db)
+    add_line_arguments(line)
+
     res = sub.add_parser("results", help="the result store: list, show, export")
     res.add_argument("--db", metavar="FILE", help="result store (default: the simulated station's)")
     ressub = res.add_subparsers(dest="results_command", metavar="SUBCOMMAND")
@@ -77,8 +85,14 @@ def _parser() -> argparse.ArgumentParser:
     lst.add_argument("--serial")
     show = ressub.add_parser("show", help="one run in detail")
     show.add_argument("run_id")
-    exp = ressub.add_parser("export", help="export one run")
-    exp.add_argument("run_id")
+    exp = ressub.add_parser("export", help="export one run (JSON, JUnit, HTML), or measurements as CSV/Parquet")
+    exp.add_argument("run_id", nargs="?", help="the run (optional with --format: default all runs)")
+    exp.add_argument("--format", choices=("csv", "parquet"), help="measurements as one flat table")
+    exp.add_argument("--output", "-o", metavar="FILE", help="with --format: the file to write")
+    exp.add_argument("--pg", metavar="URL", help="with --format: read the line's PostgreSQL instead")
+    exp.add_argument("--schema", help="with --pg: the schema")
+    exp.add_argument("--since", metavar="YYYY-MM-DD", help="with --format: runs started on or after")
+    exp.add_argument("--until", metavar="YYYY-MM-DD", help="with --format: runs started on or before")
     exp.add_argument("--json", metavar="FILE")
     exp.add_argument("--junit", metavar="FILE")
     exp.add_argument("--html", metavar="FILE")

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from station.diagnostics import InputError, Problem
-from station.line.config import LineResultsFields, MesConfig, MqttConfig
+from station.line.config import LineResultsFields, MesConfig, MqttConfig, OpcUaConfig
 from station.plan.loader import validation_problems
 from station.plan.yamlsrc import load_file
 
@@ -83,6 +83,7 @@ class StationConfig(_Model):
     results: ResultsConfig = Field(default_factory=ResultsConfig)
     mqtt: MqttConfig | None = Field(None, description="Live status to an MQTT broker")
     mes: MesConfig | None = Field(None, description="MES route check before, upload after each run")
+    opcua: OpcUaConfig | None = Field(None, description="Station state as an OPC UA server (line SCADA)")
 
     @property
     def station_id(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sqlite3
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from station.plan.tree import BoundPlan
 
 EXIT = {"PASS": 0, "FAIL": 1, "ERROR": 3, "ABORTED": 3}
 EXIT_REFUSED = 3  # the start-up check found the fixture not safe: no run was started
+EXIT_LINE_REFUSED = 4  # the MES refused the serial, or could not answer the route check
 
 
 class RunRefused(Exception):
@@ -34,6 +36,16 @@ class RunRefused(Exception):
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
         super().__init__("; ".join(line for line in lines if line.startswith("NOT SAFE")))
+
+
+class LineRefused(InputError):
+    """The line refused the run (exit 4): the MES said no, or could not answer the route
+    check. Asked before any instrument is opened: nothing was touched, no run was recorded.
+    An ``InputError`` too, so callers that show input problems show this one."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__([Problem("MES", 1, 1, message)])
+        self.message = message
 
 
 @dataclass
@@ -145,8 +157,9 @@ class Session:
     """
 
     def __init__(self, config: LoadedConfig, *, sim: bool, presets: dict[str, str] | None = None,
-                 db: str | None = None) -> None:
+                 db: str | None = None, fixtures: list[str] | None = None) -> None:
         self.config = config
+        self.fixtures = fixtures  # the fixtures this process drives (MQTT retained state)
         self.sim = sim
         self.presets = presets or {}
         self.db = Path(db) if db else config.resolve_path(config.config.results.db)
@@ -174,10 +187,16 @@ class Session:
             raise
         self.instruments = StationInstruments(self.config, endpoints)
         cfg = self.config.config
-        if cfg.results.postgres_url or cfg.mqtt or cfg.mes:
+        if cfg.results.postgres_url or cfg.mqtt or cfg.mes or getattr(cfg, "opcua", None):
             from station.line.services import LineServices  # psycopg/paho only when configured
 
-            self.line = LineServices.from_config(self.config, self.db).start()
+            try:
+                self.line = LineServices.from_config(self.config, self.db, self.fixtures)
+            except Exception as err:  # a line setting that cannot work (TLS file, env var)
+                await self.__aexit__(None, None, None)
+                raise _problem("line", str(err)) from None
+            self.line.start()
+            await self.line.start_async()
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -186,7 +205,9 @@ class Session:
                 for line in await self.instruments.close():
                     print(f"warning: {line}", file=sys.stderr)
             if self.line is not None:  # what is not uploaded in 2 s stays queued locally
-                await asyncio.get_running_loop().run_in_executor(None, self.line.stop, 2.0)
+                await self.line.stop_async()
+                for line in await asyncio.get_running_loop().run_in_executor(None, self.line.stop, 2.0):
+                    print(f"warning: {line}", file=sys.stderr)
         finally:
             if self.store is not None:
                 self.store.close()
@@ -210,12 +231,12 @@ class Session:
         assert self.instruments is not None and self.store is not None
         decision = None
         if self.line is not None:
-            from station.line.services import RouteRefused
+            from station.line.services import RouteRefused, RouteUnanswered
 
             try:
                 decision = await self.line.route_check(req.serial, self.config.config.station_id, prep.bound.plan.id)
-            except RouteRefused as err:
-                raise _problem("MES", str(err)) from None
+            except (RouteRefused, RouteUnanswered) as err:
+                raise LineRefused(str(err)) from None
             subscribers = [*(subscribers or []), *self.line.subscribers]
         if self.bench is not None:
             self.bench.renew(prep.fixture)
@@ -252,8 +273,12 @@ class Session:
         record = self.store.record(seq.run_id)
         self.instruments.note_run(fx, record)  # what this run lost is re-opened before the next
         export(req, record)
-        if self.line is not None:
-            await self.line.after_run(record, decision)
+        if self.line is not None:  # queued for the MES: never changes the verdict
+            try:
+                await self.line.after_run(record, decision)
+            except sqlite3.Error as err:
+                print(f"warning: MES upload of run {seq.run_id} not queued ({err}); the record "
+                      f"is in the journal", file=sys.stderr)
         return verdict, seq.run_id, record
 
 
@@ -276,7 +301,7 @@ async def execute(req: RunRequest, prep: Prepared, *, subscribers: list[Callable
     raises ``RunRefused`` before any instrument is opened.
     """
     presets = {prep.fixture: sim_preset(prep)} if req.sim else None
-    async with Session(prep.config, sim=req.sim, presets=presets, db=req.db) as session:
+    async with Session(prep.config, sim=req.sim, presets=presets, db=req.db, fixtures=[prep.fixture]) as session:
         if on_startup is not None:
             from station.startup import blocking
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -135,16 +136,19 @@ class HttpMes:
     """An MES reached over HTTP (see the module docstring for the contract).
 
     ``base_url``: e.g. ``http://mes.plant.local/eol``. ``timeout_s``: per request, s.
-    ``headers``: extra request headers (an API key, say).
+    ``headers``: extra request headers (an API key, say). ``ssl_context``: for https (see
+    ``tls_context``); default: the system's CAs.
     """
 
     def __init__(self, base_url: str, *, timeout_s: float = 5.0,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
             raise MesError(f"HTTP MES {base_url}: the URL must start with http:// or https://")
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.headers = dict(headers or {})
+        self.ssl_context = ssl_context
         self.name = f"HTTP MES {self.base_url}"
 
     def _post(self, command: str, body: dict[str, Any]) -> Any:
@@ -153,7 +157,8 @@ class HttpMes:
             data=json.dumps(to_jsonable(body)).encode(),
             headers={"Content-Type": "application/json", **self.headers})
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+            with urllib.request.urlopen(request, timeout=self.timeout_s,
+                                        context=self.ssl_context) as response:
                 text = response.read().decode("utf-8")
             return json.loads(text) if text.strip() else None
         except urllib.error.HTTPError as exc:
@@ -176,6 +181,21 @@ class HttpMes:
 
     async def upload(self, record: dict[str, Any], transaction_id: str) -> None:
         await self._call("upload", {"transaction_id": transaction_id, "record": record})
+
+
+def tls_context(ca_file: str | None = None, cert_file: str | None = None,
+                key_file: str | None = None, verify: bool = True) -> ssl.SSLContext:
+    """A client TLS context: the plant CA (else the system's), optional client certificate."""
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+        if not verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if cert_file:
+            context.load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise MesError(f"TLS settings: {exc}") from exc
+    return context
 
 
 @dataclass

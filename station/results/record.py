@@ -5,7 +5,7 @@ A record is a plain dict (JSON-able after ``to_jsonable``)::
     record_schema_version, run_id, status (running|finished|interrupted), verdict, reason,
     serial, plan {id, version, title, path, sha256, libraries {file: sha256}, release_sha256},
     variant, parameters, station_id,
-    fixture_id, operator, software_version, simulated, faults, planned_steps,
+    fixture_id, operator, software_version, simulated, faults, planned_steps, mes_transaction_id,
     started_utc, finished_utc, last_event_utc, duration_s,
     instruments [{role, driver, resource, maker, model, serial, firmware, calibration_due,
                   shared, utc}],
@@ -94,6 +94,7 @@ def assemble(run: dict[str, Any], instruments: list[dict], steps: list[dict],
         "operator": run["operator"], "software_version": run["software_version"],
         "simulated": None if run["simulated"] is None else bool(run["simulated"]),
         "faults": _loads(run["faults"], []), "planned_steps": run["planned_steps"],
+        "mes_transaction_id": started.get("mes_transaction_id"),  # the MES route check's id
         "started_utc": run["started_utc"], "finished_utc": run["finished_utc"],
         "last_event_utc": last_utc, "duration_s": run["duration_s"],
         "instruments": [{k: (bool(v) if k == "shared" else v) for k, v in r.items()
