@@ -37,8 +37,10 @@ def status(journal: Path, pg_name: str | None = None, mes_name: str | None = Non
             if _table(db, "line_targets") else {}
         out = []
         pg_targets = {t: n for n, t in targets.items()}
-        if pg_name is not None and pg_name not in targets:
-            pg_targets[f"pg?{pg_name}"] = pg_name  # never reached yet: everything waits
+        unreached = {t[3:] for t in delivery if t.startswith("pg?")}
+        for name in unreached | ({pg_name} if pg_name else set()):
+            if name not in targets:
+                pg_targets[f"pg?{name}"] = name  # never reached yet: everything waits
         for target, name in sorted(pg_targets.items()):
             uploaded = {r[0] for r in db.execute(
                 "SELECT run_id FROM line_uploads WHERE target = ?", (target,))} \
