@@ -53,6 +53,7 @@ CREATE INDEX runs_serial_ix ON runs (serial, started_utc);
 CREATE INDEX runs_plan_started_ix ON runs (plan_id, started_utc);
 CREATE INDEX runs_station_started_ix ON runs (station_id, started_utc);
 CREATE INDEX runs_started_ix ON runs (started_utc);
+CREATE INDEX runs_day_ix ON runs (((started_utc AT TIME ZONE 'UTC')::date), station_id);
 CREATE INDEX runs_mes_transaction_ix ON runs (mes_transaction_id);
 
 CREATE TABLE instruments (
