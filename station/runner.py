@@ -192,11 +192,10 @@ class Session:
 
             try:
                 self.line = LineServices.from_config(self.config, self.db, self.fixtures)
-            except Exception as err:  # a line setting that cannot work (TLS file, env var)
+                self.line.start()
+            except Exception as err:  # a line setting that cannot work (TLS file, env var, port)
                 await self.__aexit__(None, None, None)
                 raise _problem("line", str(err)) from None
-            self.line.start()
-            await self.line.start_async()
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -205,7 +204,6 @@ class Session:
                 for line in await self.instruments.close():
                     print(f"warning: {line}", file=sys.stderr)
             if self.line is not None:  # what is not uploaded in 2 s stays queued locally
-                await self.line.stop_async()
                 for line in await asyncio.get_running_loop().run_in_executor(None, self.line.stop, 2.0):
                     print(f"warning: {line}", file=sys.stderr)
         finally:

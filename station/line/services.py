@@ -2,7 +2,7 @@
 
 ``LineServices.from_config(loaded_config, journal, fixtures=...)`` builds whatever the station
 config names (nothing for a config without line fields); ``start()`` starts the forwarder and
-MES outbox threads, the MQTT network thread and the OPC UA server; ``subscribers`` go to every
+MES outbox threads, the MQTT network thread and the OPC UA server thread; ``subscribers`` go to every
 Sequencer; ``route_check`` runs before a run touches anything and ``after_run`` queues the
 record for the MES. ``stop()`` flushes what it can in the time given and stops. No I/O before
 ``start()``.
@@ -127,16 +127,9 @@ class LineServices:
             self.forwarder.start()
         if self.outbox is not None:
             self.outbox.start()
+        if self.opcua is not None:
+            self.opcua.start()
         return self
-
-    async def start_async(self) -> None:
-        """What needs the station's loop: the OPC UA server."""
-        if self.opcua is not None:
-            await self.opcua.start()
-
-    async def stop_async(self) -> None:
-        if self.opcua is not None:
-            await self.opcua.stop()
 
     def stop(self, drain_timeout_s: float = 0.0) -> list[str]:
         """Stop; with ``drain_timeout_s`` first give the queues that long to empty (blocking:
@@ -154,6 +147,8 @@ class LineServices:
         finally:
             if self.status is not None:
                 self.status.close()
+            if self.opcua is not None:
+                self.opcua.stop()
         return warnings
 
     def _delivery_state(self, state: dict[str, Any]) -> None:
