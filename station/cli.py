@@ -1,6 +1,7 @@
 """The ``station`` command line (the contract in DESIGN.md): run, validate, schema, sim, ui, results.
 
-Exit codes: 0 PASS, 1 FAIL, 2 usage/plan/config error (nothing was touched), 3 ERROR or ABORTED.
+Exit codes: 0 PASS, 1 FAIL, 2 usage/plan/config error (nothing was touched), 3 ERROR or ABORTED,
+4 refused by the line (the MES said no or could not answer the route check; nothing was touched).
 Imports are lazy so ``station --help`` starts fast.
 """
 
@@ -18,7 +19,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a plan on a fixture (against the simulator with --sim)",
-                         description="Run a test plan. Exit 0 PASS, 1 FAIL, 2 plan/config error, 3 ERROR/ABORTED.")
+                         description="Run a test plan. Exit 0 PASS, 1 FAIL, 2 plan/config error, 3 ERROR/ABORTED, 4 refused by the line (MES).")
     run.add_argument("plan", nargs="?", help="plan file (default: from the product catalogue by --serial)")
     run.add_argument("--sim", action="store_true", help="run against the in-process simulator on virtual time")
     run.add_argument("--station", metavar="FILE", help="station config (default with --sim: the simulated station)")

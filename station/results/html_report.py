@@ -98,6 +98,7 @@ def _facts(record: dict[str, Any]) -> str:
         ("Status", record["status"]), ("Reason", record["reason"] or "—"),
         ("Software", record["software_version"]),
         ("Simulated", {True: "yes", False: "no"}.get(record["simulated"], "—")),
+        ("MES transaction", record.get("mes_transaction_id") or "—"),
         ("Faults injected", ", ".join(record["faults"]) or "none"), ("Run id", record["run_id"]),
     ]
     body = "".join(f"<tr><th>{_e(k)}</th><td class=\"mono\">{_e(v)}</td></tr>" for k, v in rows)

@@ -86,7 +86,8 @@ def render_junit(record: dict[str, Any]) -> str:
                         ("fixture_id", record["fixture_id"]), ("operator", record["operator"]),
                         ("software_version", record["software_version"]),
                         ("simulated", record["simulated"]), ("status", record["status"]),
-                        ("verdict", verdict), ("reason", record["reason"])):
+                        ("verdict", verdict), ("reason", record["reason"]),
+                        ("mes_transaction_id", record.get("mes_transaction_id"))):
         ET.SubElement(props, "property", name=name, value=_x(value))
     counts = {"failures": 0, "errors": 0, "skipped": 0, "passed": 0}
     finals = final_steps(record)

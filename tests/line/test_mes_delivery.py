@@ -158,11 +158,15 @@ def test_upload_failure_never_changes_the_exit_code_and_is_delivered_later(tmp_p
     url, ca = https_mes
     config = _station(tmp_path, url, ca)
     Mes.upload_failures = 1000  # the MES takes no upload during this run
-    done = _run(config, "PK-3", "--json", str(tmp_path / "r.json"))
+    done = _run(config, "PK-3", "--json", str(tmp_path / "r.json"), "--junit",
+                str(tmp_path / "r.xml"), "--report", str(tmp_path / "r.html"))
     assert done.returncode == 0, done.stderr  # PASS, whatever the MES says afterwards
     assert "Traceback" not in done.stderr and "not all delivered yet" in done.stderr
     record = json.loads((tmp_path / "r.json").read_text())
     assert record["mes_transaction_id"] == "TX-7" and record["verdict"] == "PASS"
+    # ... and in every other export of the record.
+    assert '<property name="mes_transaction_id" value="TX-7"' in (tmp_path / "r.xml").read_text()
+    assert "TX-7" in (tmp_path / "r.html").read_text()
     uploads = [c for c in Mes.calls if c[0].endswith("/upload")]
     assert uploads and all(c[2] == "Bearer t0k" for c in Mes.calls)  # auth on every call
     status = subprocess.run([sys.executable, "-m", "station.cli", "line", "status", "--station",

@@ -26,7 +26,7 @@ RECORD_KEYS = {
     "variant", "parameters", "station_id", "fixture_id", "operator", "software_version",
     "simulated", "faults", "planned_steps", "started_utc", "finished_utc", "last_event_utc",
     "duration_s", "instruments", "steps", "unassigned_measurements", "series", "safe_state",
-    "monitor_trips", "prompts", "log", "errors", "summary",
+    "monitor_trips", "prompts", "log", "errors", "summary", "mes_transaction_id",
 }
 
 
