@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import random
 import statistics
 import sys
@@ -105,6 +106,25 @@ def scans(plan: str) -> str:
     return ", ".join(kinds)
 
 
+def record_latency(conn, p: dict, reps: int) -> dict:
+    """The full record of a pack's run, as `PgResultStore.record` reads it (one partition)."""
+    from station.line.pg_store import PgResultStore
+
+    info = conn.info
+    url = f"postgresql://{info.user}@{info.host}:{info.port}/{info.dbname}"
+    schema = conn.execute("SELECT current_schema()").fetchone()[0]
+    ids = [r[0] for r in conn.execute("SELECT id FROM runs WHERE serial = ANY(%s)",
+                                      (p["serials"][:reps + 1],))]
+    samples = []
+    with PgResultStore(url, schema=schema) as store:
+        steps = len(store.record(ids[0])["steps"])  # warm-up
+        for run_id in ids[1:reps + 1]:
+            t = time.perf_counter()
+            store.record(run_id)
+            samples.append(time.perf_counter() - t)
+    return {"median_s": statistics.median(samples), "steps": steps}
+
+
 def size_per_run(conn) -> tuple[float, int, int]:
     total = conn.execute(
         "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON "
@@ -123,6 +143,7 @@ def bench(conn, runs: int, days: int, start: dt.date, reps: int = 15) -> dict:
         assert n == n_slow, (label, n, n_slow)
         out["queries"][label] = {"indexed_s": fast, "seq_scan_s": slow, "rows": n,
                                  "plan": scans(plan), "baseline_plan": scans(plan_slow)}
+    out["record"] = record_latency(conn, p, reps)
     per_run, total, count = size_per_run(conn)
     out.update(bytes_per_run=per_run, bytes_total=total, runs=count)
     return out
@@ -140,27 +161,39 @@ def main() -> int:
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--start", default="2025-01-01")
     ap.add_argument("--keep", action="store_true", help="keep the schema afterwards")
+    ap.add_argument("--bench-only", action="store_true",
+                    help="time the queries on a sample kept by an earlier --keep run")
     ap.add_argument("--json", default=str(ROOT / "out" / "line_year.json"))
     a = ap.parse_args()
     start = dt.date.fromisoformat(a.start)
     opts = f"-c search_path={a.schema} -c TimeZone=UTC"
-    with psycopg.connect(a.url, autocommit=True, options=opts) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {a.schema} CASCADE")
-        pg_migrate.migrate(conn, a.schema)
-        with tempfile.TemporaryDirectory() as tmp:
-            events = template_journal(Path(tmp))
-        year_sample.load_template(conn, a.url, a.schema, events)
-        timings = year_sample.generate(conn, runs=a.runs, start=start, days=a.days,
-                                       progress=lambda m: print(m, flush=True))
+    # No server-side prepared statements: a prepared plan survives SET enable_*, so the
+    # baseline would silently reuse the indexed plan. Every query is planned as it comes.
+    with psycopg.connect(a.url, autocommit=True, options=opts, prepare_threshold=None) as conn:
+        previous = json.loads(Path(a.json).read_text()) if a.bench_only else {}
+        if not a.bench_only:
+            conn.execute(f"DROP SCHEMA IF EXISTS {a.schema} CASCADE")
+            pg_migrate.migrate(conn, a.schema)
+            with tempfile.TemporaryDirectory() as tmp:
+                events = template_journal(Path(tmp))
+            year_sample.load_template(conn, a.url, a.schema, events)
+            timings = year_sample.generate(conn, runs=a.runs, start=start, days=a.days,
+                                           progress=lambda m: print(m, flush=True))
+        else:
+            timings = previous["generated_s"]
+            events = [None] * previous["template_events"]
         result = bench(conn, a.runs, a.days, start)
+        load = os.getloadavg()
         result.update(generated_s=timings, sample_runs=a.runs, sample_days=a.days,
-                      template_events=len(events), utc=dt.datetime.now(dt.timezone.utc)
-                      .isoformat(timespec="seconds"))
+                      template_events=len(events), load_average=load[:2],
+                      utc=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
         year = TARGET_PER_DAY * 365
         result["extrapolated_year"] = {"runs": year, "bytes": result["bytes_per_run"] * year}
         if not a.keep:
             conn.execute(f"DROP SCHEMA {a.schema} CASCADE")
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+    result["bytes_per_run"] = float(result["bytes_per_run"])
+    result["extrapolated_year"]["bytes"] = float(result["extrapolated_year"]["bytes"])
     Path(a.json).write_text(json.dumps(result, indent=1, default=str))
     print(f"sample: {result['runs']:,} runs over {a.days} days (target density ÷ "
           f"{result['density']:.2f}); generated in {timings['total']:.0f} s")
@@ -168,6 +201,8 @@ def main() -> int:
     for label, q in result["queries"].items():
         print(f"{label:<52} {q['indexed_s'] * 1e3:>8.2f}ms {q['seq_scan_s'] * 1e3:>8.1f}ms "
               f"{q['rows']:>7}  [{q['plan']} | {q['baseline_plan']}]")
+    print(f"full record of one run (PgResultStore.record, {result['record']['steps']} steps): "
+          f"{result['record']['median_s'] * 1e3:.1f} ms")
     print(f"size per run: {result['bytes_per_run'] / 1024:.1f} KiB; a year of the target line "
           f"({year:,} runs): {result['extrapolated_year']['bytes'] / 2**30:.0f} GiB")
     return 0

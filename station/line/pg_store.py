@@ -175,18 +175,21 @@ class PgResultStore:
     def record(self, run_id: str) -> dict[str, Any]:
         """The full record of one run: what ``ResultStore.record`` gives for it."""
         db = self._db()
-        q = "SELECT * FROM {} WHERE run_id = %s ORDER BY seq"
+        # run_started in every query: only the run's month partition is read.
+        q = "SELECT * FROM {} WHERE run_id = %s AND run_started = %s ORDER BY seq"
         try:
             with db.transaction():  # one snapshot per record
                 db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 found = self._query("SELECT * FROM runs WHERE id = %s", [run_id])
                 if not found:
                     raise UnknownRunError(self.name, f"no run with id {run_id!r}")
+                key = [run_id, db.execute("SELECT started_utc FROM runs WHERE id = %s",
+                                          [run_id]).fetchone()[0]]
                 journal = self._query(
-                    "SELECT kind, utc, t, data FROM events WHERE run_id = %s AND kind IN "
-                    "('RunStarted', 'MonitorTripped', 'PromptRequested', 'PromptAnswered', "
-                    "'LogMessage') ORDER BY seq", [run_id])
-                rows = [self._query(q.format(t), [run_id]) for t in (
+                    "SELECT kind, utc, t, data FROM events WHERE run_id = %s AND run_started = %s"
+                    " AND kind IN ('RunStarted', 'MonitorTripped', 'PromptRequested', "
+                    "'PromptAnswered', 'LogMessage') ORDER BY seq", key)
+                rows = [self._query(q.format(t), key) for t in (
                     "instruments", "steps", "measurements", "series", "safe_actions")]
         except psycopg.Error as exc:
             raise self._fail(f"cannot read run {run_id}", exc) from exc
