@@ -171,3 +171,46 @@ def test_results_export_csv_and_parquet_from_sqlite_and_postgres(tmp_path, pg):
          for x in local])
     done = _cli("results", "export", "--format", "csv")
     assert done.returncode == 2 and "--output" in done.stderr
+
+
+FAST_PLAN = """\
+schema_version: 1
+id: line-fast
+version: 1.0.0
+title: Line DB test plan
+instruments: []
+main:
+  - id: cells
+    station.calc: {cell_v_mean: 3.31}
+    expect: {cell_v_mean: {min: 3.2, max: 3.4}}
+"""
+
+
+def test_station_run_with_a_dml_only_role_and_with_a_schema_typo_exits_by_verdict(
+        tmp_path, pg_roles, pg_admin):
+    url, schema = pg_roles.station_url, pg_roles.schema
+    for name, target in (("good", schema), ("typo", schema + "x")):
+        config = write_station(tmp_path / name, f"EOL-{name}", extra=(
+            f"results: {{db: results/station.db, postgres_url: '{url}', "
+            f"postgres_schema: {target}}}\n"))
+        text = config.read_text().replace("results: {db: results/station.db, synchronous: "
+                                          "NORMAL}\n", "")
+        config.write_text(text)
+        (config.parent / "plan.yaml").write_text(FAST_PLAN)
+        done = _cli("run", str(config.parent / "plan.yaml"), "--station", str(config),
+                    "--serial", f"PK-{name}", "--plain")
+        assert done.returncode == 0, done.stderr  # PASS, whatever the delivery did
+        assert "Traceback" not in done.stderr
+        status = _cli("line", "status", "--station", str(config), "--json")
+        (row,) = json.loads(status.stdout)
+        if name == "good":
+            assert status.returncode == 0 and row["backlog"] == 0 and row["last_error"] is None
+            assert pg_admin.execute("SELECT verdict FROM runs WHERE serial = 'PK-good'"
+                                    ).fetchall() == [("PASS",)]
+        else:
+            assert status.returncode == 1 and row["backlog"] == 1
+            assert f"no schema '{target}'" in row["last_error"] and "not all delivered" in \
+                done.stderr
+            with psycopg.connect(PG_URL) as conn:
+                assert conn.execute("SELECT to_regnamespace(%s)", (target,)).fetchone()[0] \
+                    is None  # the typo created nothing
