@@ -119,6 +119,9 @@ class OpcUaStatus:
             server.set_endpoint(f"opc.tcp://{self.host}:{self.port}/eol/")
             server.set_server_name(f"EOL station {self.station}")
             server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+            # Only anonymous sessions: otherwise a username login stays offered, and with no
+            # user manager any name and password would be taken.
+            server.set_identity_tokens([ua.AnonymousIdentityToken])
             self._ns = await server.register_namespace(f"urn:eol-station:{self.station}")
             await self._build(server)
             await server.start()

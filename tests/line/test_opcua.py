@@ -39,6 +39,17 @@ async def _read(endpoint: str, station: str, paths: list[str], write: str | None
         return out
 
 
+async def _login(endpoint: str) -> str:
+    client = Client(endpoint, timeout=10)
+    client.set_user("eve")
+    client.set_password("guess")
+    try:
+        async with client:
+            return "accepted"
+    except Exception as exc:  # whatever the refusal looks like, it is not a session
+        return type(exc).__name__
+
+
 def _in_thread(coro):
     result = {}
     t = threading.Thread(target=lambda: result.update(value=asyncio.run(coro)))
@@ -70,6 +81,7 @@ def test_state_as_opc_ua_read_only_by_default():
             "Fixtures.F1.Measurements.main/id/ecu_serial", "Fixtures.F1.Alarm",
             "Fixtures.F1.AlarmMessage", "Fixtures.F2.State", "DeliveryAlarm",
             "DeliveryBacklog"], write="Fixtures.F1.Serial"))
+        login = _in_thread(_login(server.endpoint))
         server.handle(RunFinished("r1", U, 3.0, "FAIL", "limits", 3.0))
         assert server.flush(10)
         done = _in_thread(_read(server.endpoint, "EOL-O", [
@@ -86,6 +98,7 @@ def test_state_as_opc_ua_read_only_by_default():
     assert running["Fixtures.F1.Alarm"] is True and "47.5" in running["Fixtures.F1.AlarmMessage"]
     assert running["DeliveryAlarm"] is True and running["DeliveryBacklog"] == 4
     assert running["write"] in ("BadUserAccessDenied", "BadNotWritable")  # read-only
+    assert login != "accepted"  # anonymous only: no username login is offered
     assert done == {"State": "idle", "Fixtures.F1.State": "finished",
                     "Fixtures.F1.LastVerdict": "FAIL", "Fixtures.F1.Serial": "PK-7"}
 
