@@ -172,7 +172,8 @@ class Forwarder:
             events = [JournalEvent(*row) for row in db.execute(
                 "SELECT seq, kind, utc, t, data FROM events WHERE run_id = ? ORDER BY seq",
                 (run_id,))]
-            new = self.pg.ingest(run_id, events, status=status, source=self.source)
+            new = self.pg.ingest(run_id, events, status=status, source=self.source,
+                                 components=self._components(db, run_id))
             # Only now, after the PostgreSQL commit, is the run marked done here.
             db.execute("INSERT OR REPLACE INTO line_uploads VALUES (?, ?, ?, ?)",
                        (run_id, self.target, len(events),
@@ -183,6 +184,15 @@ class Forwarder:
             self._set_pending(len(todo) - n - 1, this_pass)
         note_delivery(db, self.target, self.pg.name, None)
         return len(todo)
+
+    @staticmethod
+    def _components(db: sqlite3.Connection, run_id: str) -> list[tuple[str, str, str]]:
+        """Components the MES named for the run (mes_outbox.py), if that table exists."""
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'line_mes_components'"
+                      ).fetchone() is None:
+            return []
+        return db.execute("SELECT kind, position, serial FROM line_mes_components WHERE "
+                          "run_id = ? ORDER BY kind, position", (run_id,)).fetchall()
 
     def _set_pending(self, n: int, pass_no: int) -> None:
         with self._idle:

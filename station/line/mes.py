@@ -13,7 +13,9 @@ store lifts into ``runs.mes_transaction_id`` and ``transaction_id_of(record)`` r
 HTTP contract (``HttpMes(base_url)``), both POST with a JSON body, answering JSON 200:
 
 - ``{base}/route-check`` ``{"serial", "station", "plan"}`` →
-  ``{"allowed": bool, "reason": str, "transaction_id": str}``
+  ``{"allowed": bool, "reason": str, "transaction_id": str, "components"?: [{"kind":
+  "bms"|"module"|"cell"|"other", "position": str, "serial": str}]}`` — the components the
+  MES knows went into the pack (genealogy, stored with the run in the line database)
 - ``{base}/upload`` ``{"transaction_id", "record"}`` → anything; any non-2xx is an error
 """
 
@@ -48,6 +50,24 @@ class RouteDecision:
     allowed: bool
     reason: str = ""
     transaction_id: str = ""
+    components: tuple[tuple[str, str, str], ...] = ()  # (kind, position, serial)
+
+
+_KINDS = ("bms", "module", "cell", "other")
+
+
+def components_of(answer: dict[str, Any], where: str) -> tuple[tuple[str, str, str], ...]:
+    """The ``components`` of a route-check answer, checked; raises ``MesError``."""
+    items = answer.get("components") or []
+    out = []
+    for n, item in enumerate(items if isinstance(items, list) else [None]):
+        ok = isinstance(item, dict) and item.get("kind") in _KINDS and \
+            isinstance(item.get("serial"), str) and item["serial"].strip()
+        if not ok:
+            raise MesError(f"{where}: components[{n}] must be {{\"kind\": "
+                           f"{'|'.join(_KINDS)}, \"position\": str, \"serial\": str}}")
+        out.append((item["kind"], str(item.get("position", "")), item["serial"].strip()))
+    return tuple(out)
 
 
 class Mes(Protocol):
@@ -113,11 +133,12 @@ class FileMes:
                            f'{{"allowed": true|false, "reason": "..."}}')
         else:
             allowed, reason = answer["allowed"], str(answer.get("reason", ""))
+        parts = components_of(answer, f"{self.name}: {route}") if answer else ()
         txid = uuid.uuid4().hex
         self._write("checks", txid, {"transaction_id": txid, "serial": serial, "station": station,
                                      "plan": plan, "allowed": allowed, "reason": reason,
                                      "utc": _utc()}, f"route check of {serial!r}")
-        return RouteDecision(allowed, reason, txid)
+        return RouteDecision(allowed, reason, txid, parts)
 
     async def upload(self, record: dict[str, Any], transaction_id: str) -> None:
         self._write("uploads", transaction_id, {"transaction_id": transaction_id,
@@ -177,7 +198,8 @@ class HttpMes:
             raise MesError(f"{self.name}: route-check: bad answer {answer!r} (needs allowed, "
                            f"reason, transaction_id)")
         return RouteDecision(answer["allowed"], str(answer.get("reason", "")),
-                             str(answer["transaction_id"]))
+                             str(answer["transaction_id"]),
+                             components_of(answer, f"{self.name}: route-check"))
 
     async def upload(self, record: dict[str, Any], transaction_id: str) -> None:
         await self._call("upload", {"transaction_id": transaction_id, "record": record})

@@ -23,6 +23,9 @@ from station.results.store import ResultStore, StoreError
 from .forwarder import DELIVERY_DDL, note_delivery, now_utc
 from .mes import Mes, MesError
 
+COMPONENTS_DDL = ("CREATE TABLE IF NOT EXISTS line_mes_components (run_id TEXT NOT NULL, "
+                  "kind TEXT NOT NULL, position TEXT NOT NULL, serial TEXT NOT NULL, "
+                  "PRIMARY KEY (run_id, kind, position))")
 OUTBOX_DDL = ("CREATE TABLE IF NOT EXISTS line_mes_outbox (run_id TEXT PRIMARY KEY, "
               "transaction_id TEXT NOT NULL, queued_utc TEXT NOT NULL, attempts INTEGER NOT "
               "NULL DEFAULT 0, last_error TEXT, last_try_utc TEXT, delivered_utc TEXT)")
@@ -56,6 +59,7 @@ class MesOutbox:
             conn = sqlite3.connect(self.journal, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout=5000")
             conn.execute(OUTBOX_DDL)
+            conn.execute(COMPONENTS_DDL)
             conn.execute(DELIVERY_DDL)
             self._local = conn
         return self._local
@@ -66,6 +70,12 @@ class MesOutbox:
             self._db().execute("INSERT OR IGNORE INTO line_mes_outbox (run_id, transaction_id, "
                                "queued_utc) VALUES (?, ?, ?)", (run_id, transaction_id, now_utc()))
         self.wake()
+
+    def note_components(self, run_id: str, components: tuple[tuple[str, str, str], ...]) -> None:
+        """Keep the components the MES named for a run (the forwarder takes them along)."""
+        with self._lock:
+            self._db().executemany("INSERT OR REPLACE INTO line_mes_components VALUES "
+                                   "(?, ?, ?, ?)", [(run_id, *c) for c in components])
 
     def queued(self) -> list[tuple[str, str]]:
         """(run id, transaction id) not yet delivered, oldest first."""

@@ -12,7 +12,8 @@ they are. Raw events are kept only for kinds no typed table holds (``TYPED_KINDS
 
 Genealogy (``pack_components``): ``bms.identity``'s ``ecu_serial`` is the pack's BMS; a step
 whose id is ``bms_serial``, ``module_<position>_serial`` or ``cell_<position>_serial``
-(``bms.read_did`` of a component DID, or ``operator.input`` of a scan) names a component.
+(``bms.read_did`` of a component DID, or ``operator.input`` of a scan) names a component;
+the MES route check's ``components`` are stored with source ``mes``.
 """
 
 from __future__ import annotations
@@ -132,8 +133,10 @@ def _limit(limits: Any, key: str) -> float | None:
     return _number(limits.get(key)) if isinstance(limits, dict) else None
 
 
-def build(run_id: str, events: list[JournalEvent], *, status: str, source: str) -> RunRows:
-    """Rows for a run's events (in ``seq`` order). ``status``: finished | interrupted."""
+def build(run_id: str, events: list[JournalEvent], *, status: str, source: str,
+          components: Any = ()) -> RunRows:
+    """Rows for a run's events (in ``seq`` order). ``status``: finished | interrupted.
+    ``components``: (kind, position, serial) the MES named for the pack (source ``mes``)."""
     out = RunRows({"status": status, "source": source, "event_count": len(events)})
     parsed = [(ev, json.loads(ev.data)) for ev in events]
     stamps = [(ev.kind, ev.utc or d.get("utc")) for ev, d in parsed]  # data repeats the utc
@@ -193,6 +196,9 @@ def build(run_id: str, events: list[JournalEvent], *, status: str, source: str) 
         elif k == "RunFinished":
             out.run.update(finished_utc=utc, duration_s=d["duration_s"], verdict=d["verdict"],
                            reason=d.get("reason"), status="finished")
+    if serial:
+        out.rows["components"].extend((serial, kind, position, part, "mes", run_id, started)
+                                      for kind, position, part in components)
     return out
 
 

@@ -127,14 +127,16 @@ class PgResultStore:
 
     # -- writing ----------------------------------------------------------------------------
     def ingest(self, run_id: str, events: Sequence[JournalEvent], *, status: str,
-               source: str = "") -> int:
+               source: str = "", components: Sequence[tuple[str, str, str]] = ()) -> int:
         """Write one run's journalled events (in ``seq`` order) in one transaction.
 
         ``status``: ``finished`` or ``interrupted`` (``finished`` wins if RunFinished is among
-        the events). ``source``: which station journal they came from. Returns how many events
+        the events). ``source``: which station journal they came from. ``components``: (kind,
+        position, serial) the MES named for the pack (genealogy). Returns how many events
         were new; 0 means the run was already complete here (a replay).
         """
-        rows = pg_rows.build(run_id, list(events), status=status, source=source)
+        rows = pg_rows.build(run_id, list(events), status=status, source=source,
+                             components=components)
         db = self._db()
         try:
             with db.transaction():

@@ -176,6 +176,8 @@ class LineServices:
     async def after_run(self, record: dict[str, Any], decision: RouteDecision | None) -> None:
         """Queue the record's upload to the MES under the route check's transaction id."""
         if self.outbox is not None and decision is not None:
+            if decision.components:
+                self.outbox.note_components(record["run_id"], decision.components)
             self.outbox.enqueue(record["run_id"], decision.transaction_id)
 
 

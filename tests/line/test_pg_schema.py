@@ -214,3 +214,26 @@ def test_station_run_with_a_dml_only_role_and_with_a_schema_typo_exits_by_verdic
             with psycopg.connect(PG_URL) as conn:
                 assert conn.execute("SELECT to_regnamespace(%s)", (target,)).fetchone()[0] \
                     is None  # the typo created nothing
+
+
+def test_components_named_by_the_mes_route_check_reach_the_genealogy(tmp_path, pg, pg_admin):
+    url, schema = pg
+    config = write_station(tmp_path / "st", "EOL-G", extra="mes: {type: file, folder: mes}\n")
+    route = config.parent / "mes" / "route"
+    route.mkdir(parents=True)
+    (route / "SN0000.json").write_text(json.dumps({"allowed": True, "components": [
+        {"kind": "module", "position": "1", "serial": "M-111"},
+        {"kind": "cell", "position": "1.07", "serial": "C-8"}]}))
+    (route / "SN0001.json").write_text(json.dumps({"allowed": True, "components": [
+        {"kind": "cellz", "serial": "x"}]}))  # a bad answer: the run is refused, not guessed
+    from station.runner import LineRefused
+
+    with pytest.raises(LineRefused, match=r"components\[0\] must be"):
+        clock.run(run_many(config, 2), virtual=True)
+    fwd = Forwarder(config.parent / "results" / "station.db", PgResultStore(url, schema=schema))
+    assert fwd.forward_once() == 1
+    fwd.stop()
+    rows = pg_admin.execute("SELECT pack_serial, kind, position, component_serial, source "
+                            "FROM pack_components ORDER BY kind").fetchall()
+    assert rows == [("SN0000", "cell", "1.07", "C-8", "mes"),
+                    ("SN0000", "module", "1", "M-111", "mes")]
