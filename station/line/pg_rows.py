@@ -108,10 +108,14 @@ RUN_COLUMNS = ("serial", "plan_id", "plan_version", "plan_sha256", "plan_path", 
                "variant", "parameters", "station_id", "fixture_id", "operator",
                "software_version", "simulated", "faults", "planned_steps", "started_utc",
                "finished_utc", "last_event_utc", "duration_s", "verdict", "reason", "status",
-               "source", "mes_transaction_id", "mode", "config_sha256", "event_count")
+               "source", "mes_transaction_id", "station_mode", "config_sha256", "release_key",
+               "release_signature", "event_count")
 _FROM_STARTED = ("serial", "plan_id", "plan_version", "plan_sha256", "plan_path", "plan_title",
                  "variant", "station_id", "fixture_id", "operator", "software_version",
-                 "planned_steps", "mode", "config_sha256", "mes_transaction_id")
+                 "planned_steps")
+# Provenance (RunStarted carries it from the station store's schema v3 on; "" = not known).
+_PROVENANCE = ("mes_transaction_id", "station_mode", "config_sha256", "release_key",
+               "release_signature")
 RUN_UPSERT = (f"INSERT INTO runs (id, {', '.join(RUN_COLUMNS)}) "
               f"VALUES ({', '.join(['%s'] * (len(RUN_COLUMNS) + 1))}) "
               f"ON CONFLICT (id) DO UPDATE SET "
@@ -152,7 +156,8 @@ def build(run_id: str, events: list[JournalEvent], *, status: str, source: str,
         if k not in TYPED_KINDS:
             out.rows["events"].append((run_id, started, seq, k, utc, ev.t, _jsonb(ev.data)))
         if k == "RunStarted":
-            out.run.update({c: d.get(c) for c in _FROM_STARTED if d.get(c) is not None})
+            out.run.update({c: d.get(c) for c in _FROM_STARTED if c in d})
+            out.run.update({c: d[c] for c in _PROVENANCE if d.get(c)})
             out.run.update(parameters=_dumps(d.get("parameters")), faults=_dumps(d.get("faults")),
                            simulated=bool(d.get("simulated")))
             serial = d.get("serial")

@@ -59,7 +59,7 @@ _RUNS = """
 INSERT INTO runs (id, serial, plan_id, plan_version, plan_sha256, plan_path, plan_title, variant,
     parameters, station_id, fixture_id, operator, software_version, simulated, faults,
     planned_steps, started_utc, finished_utc, last_event_utc, duration_s, verdict, reason,
-    status, source, mes_transaction_id, mode, config_sha256, event_count)
+    status, source, mes_transaction_id, station_mode, config_sha256, event_count)
 SELECT g.id, g.serial, t.plan_id, t.plan_version, t.plan_sha256, t.plan_path, t.plan_title,
     t.variant, t.parameters, g.station_id, g.fixture_id, 'op' || (1 + hashtext(g.id) %% 40 + 40),
     t.software_version, false, t.faults, t.planned_steps, g.started,

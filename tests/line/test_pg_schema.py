@@ -30,7 +30,7 @@ def _events(run_id, serial, started, verdict="PASS", *, retry_fail=False):
                           "variant": "car-400", "parameters": {}, "station_id": "EOL-1",
                           "fixture_id": "F1", "operator": "op", "software_version": "0.1",
                           "simulated": True, "faults": [], "planned_steps": 3,
-                          "mes_transaction_id": "TX-" + run_id, "mode": "production",
+                          "mes_transaction_id": "TX-" + run_id, "station_mode": "production",
                           "config_sha256": "cf" * 32}),
           ("StepStarted", {"path": "main/id", "step_id": "id", "name": "id",
                            "action": "bms.identity", "phase": "main"}),
@@ -99,7 +99,7 @@ def test_genealogy_and_views_for_bi_tools(pg_roles, pg_admin):
         m = rd.execute("SELECT value, lsl::float8, usl FROM v_measurements WHERE run_id = 'r2' "
                        "AND name = 'resistance'").fetchone()
         assert m == (5e8, 2e7, None)
-        mode = rd.execute("SELECT mode, mes_transaction_id FROM v_runs WHERE run_id = 'r4'"
+        mode = rd.execute("SELECT station_mode, mes_transaction_id FROM v_runs WHERE run_id = 'r4'"
                           ).fetchone()
         assert mode == ("production", "TX-r4")
 

@@ -3,7 +3,7 @@
 -- numeric limits as columns, foreign keys to runs, the indexes the line's questions need,
 -- monthly partitions of every per-run table (keyed by the run's start, so one run's rows live
 -- in one month and retention drops whole months), genealogy, and views for BI tools.
--- Rows of the v1 tables are carried over. Applied only by `station db migrate` (an admin role).
+-- Rows of the tables of versions 1-4 are carried over. Applied only by `station db migrate` (an admin role).
 --
 -- The raw journal is kept only for the event kinds no typed table holds (RunStarted,
 -- monitor trips, prompts, log messages, kinds added later); the others are rebuilt from the
@@ -44,8 +44,9 @@ CREATE TABLE runs (
     status TEXT NOT NULL CHECK (status IN ('finished', 'interrupted')),
     source TEXT,                               -- station:journal it was uploaded from
     mes_transaction_id TEXT,
-    mode TEXT,                                 -- development | production (when recorded)
+    station_mode TEXT,                         -- development | production (when recorded)
     config_sha256 TEXT,                        -- the station config the run ran under
+    release_key TEXT, release_signature TEXT,  -- the signed release it ran under
     event_count INTEGER NOT NULL DEFAULT 0,    -- events journalled for the run
     uploaded_utc TIMESTAMPTZ NOT NULL DEFAULT now()
 );
@@ -166,14 +167,15 @@ SELECT line_ensure_month(m::date) FROM (
 INSERT INTO runs (id, serial, plan_id, plan_version, plan_sha256, plan_path, plan_title,
                   variant, parameters, station_id, fixture_id, operator, software_version,
                   simulated, faults, planned_steps, started_utc, finished_utc, last_event_utc,
-                  duration_s, verdict, reason, status, source, mes_transaction_id, event_count,
-                  uploaded_utc)
+                  duration_s, verdict, reason, status, source, mes_transaction_id, station_mode,
+                  config_sha256, release_key, release_signature, event_count, uploaded_utc)
 SELECT r.id, r.serial, r.plan_id, r.plan_version, r.plan_sha256, r.plan_path, r.plan_title,
        r.variant, r.parameters::jsonb, r.station_id, r.fixture_id, r.operator,
        r.software_version, r.simulated, r.faults::jsonb, r.planned_steps,
        COALESCE(r.started_utc::timestamptz, r.uploaded_utc), r.finished_utc::timestamptz,
        (SELECT e.utc::timestamptz FROM events_v1 e WHERE e.run_id = r.id ORDER BY seq DESC LIMIT 1),
        r.duration_s, r.verdict, r.reason, r.status, r.source, r.mes_transaction_id,
+       r.station_mode, r.config_sha256, r.release_key, r.release_signature,
        (SELECT count(*) FROM events_v1 e WHERE e.run_id = r.id), r.uploaded_utc
 FROM runs_v1 r;
 INSERT INTO instruments SELECT i.run_id, r.started_utc, i.seq, i.role, i.driver, i.resource,
@@ -195,7 +197,7 @@ INSERT INTO series SELECT s.run_id, r.started_utc, s.seq, s.path, s.attempt, s.n
        s.columns::jsonb, s.rows::jsonb, s.utc::timestamptz
 FROM series_v1 s JOIN runs r ON r.id = s.run_id;
 INSERT INTO safe_actions SELECT a.run_id, r.started_utc, a.seq, a.instrument, a.action, a.ok,
-       a.error, a.utc::timestamptz, NULL
+       a.error, a.utc::timestamptz, a.confirmed
 FROM safe_actions_v1 a JOIN runs r ON r.id = a.run_id;
 INSERT INTO events SELECT e.run_id, r.started_utc, e.seq, e.kind, e.utc::timestamptz, e.t,
        e.data::jsonb
@@ -210,7 +212,7 @@ CREATE VIEW v_runs AS
 SELECT id AS run_id, serial, station_id, fixture_id, plan_id, plan_version, variant,
        plan_id || COALESCE('/' || variant, '') AS product, operator, started_utc, finished_utc,
        (started_utc AT TIME ZONE 'UTC')::date AS day_utc, duration_s, verdict, reason, status,
-       mes_transaction_id, mode, simulated
+       mes_transaction_id, station_mode, simulated
 FROM runs;
 
 -- Yield per station, product and UTC day (interrupted runs counted apart, never as pass/fail).
