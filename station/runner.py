@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sqlite3
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -272,6 +271,8 @@ class Session:
         self.instruments.note_run(fx, record)  # what this run lost is re-opened before the next
         export(req, record)
         if self.line is not None:  # queued for the MES: never changes the verdict
+            import sqlite3  # the journal holds the MES outbox
+
             try:
                 await self.line.after_run(record, decision)
             except sqlite3.Error as err:
