@@ -105,7 +105,8 @@ def line_command(args: argparse.Namespace) -> int:
     else:
         print(f"{'target':<44} {'backlog':>7}  {'oldest waiting':<29}  last error")
         for r in rows:
-            error = f"{r['last_error_utc']} {r['last_error']}" if r["last_error"] else "-"
+            error = f"{r['last_error_utc']} {' '.join(r['last_error'].split())}" \
+                if r["last_error"] else "-"  # one line per target
             print(f"{r['name'][:44]:<44} {r['backlog']:>7}  {r['oldest_utc'] or '-':<29}  "
                   f"{error}")
     return 1 if any(r["backlog"] for r in rows) else 0

@@ -142,7 +142,8 @@ class LineServices:
                 if drain_timeout_s > 0 and not queue.wait_idle(drain_timeout_s):
                     warnings.append(f"{queue.target or 'line database'}: not all delivered yet "
                                     f"(queued in the journal, sent later; `station line status`)"
-                                    + (f": {queue.last_error}" if queue.last_error else ""))
+                                    + (f": {' '.join(queue.last_error.split())}"
+                                       if queue.last_error else ""))
                 queue.stop()
         finally:
             if self.status is not None:
