@@ -227,19 +227,22 @@ SELECT day_utc, station_id, product,
              / NULLIF(count(*) FILTER (WHERE verdict IS NOT NULL), 0), 2) AS yield_pct
 FROM v_runs GROUP BY day_utc, station_id, product;
 
--- First-pass yield: a serial counts in the day and station of its first finished run.
+-- First-pass yield: a serial counts in the day, station and product of its first finished run
+-- (ties by run id, as `station stats`), with whether that run passed and whether its last one
+-- did. Written per run with index probes, so a day filter reads only that day's runs.
 CREATE VIEW v_first_pass AS
-SELECT (first_started AT TIME ZONE 'UTC')::date AS day_utc, station_id, product,
-       count(*) AS serials,
-       count(*) FILTER (WHERE first_verdict = 'PASS') AS first_pass,
-       count(*) FILTER (WHERE last_verdict = 'PASS') AS final_pass,
-       round(100.0 * count(*) FILTER (WHERE first_verdict = 'PASS') / count(*), 2) AS fpy_pct
-FROM (SELECT DISTINCT ON (serial) serial, station_id, product, started_utc AS first_started,
-             verdict AS first_verdict,
-             last_value(verdict) OVER (PARTITION BY serial ORDER BY started_utc, run_id
-                 ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS last_verdict
-      FROM v_runs WHERE verdict IS NOT NULL ORDER BY serial, started_utc, run_id) firsts
-GROUP BY 1, 2, 3;
+SELECT r.day_utc, r.station_id, r.product, count(*) AS serials,
+       count(*) FILTER (WHERE r.verdict = 'PASS') AS first_pass,
+       count(*) FILTER (WHERE last.verdict = 'PASS') AS final_pass,
+       round(100.0 * count(*) FILTER (WHERE r.verdict = 'PASS') / count(*), 2) AS fpy_pct
+FROM v_runs r
+CROSS JOIN LATERAL (SELECT l.verdict FROM runs l WHERE l.serial = r.serial
+                    AND l.verdict IS NOT NULL
+                    ORDER BY l.started_utc DESC, l.id DESC LIMIT 1) last
+WHERE r.verdict IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM runs e WHERE e.serial = r.serial AND e.verdict IS NOT NULL
+    AND (e.started_utc, e.id) < (r.started_utc, r.run_id))
+GROUP BY r.day_utc, r.station_id, r.product;
 
 -- One row per numeric measurement with its limits as numbers: trends, SPC, Cp/Cpk.
 CREATE VIEW v_measurements AS
