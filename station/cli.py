@@ -1,6 +1,7 @@
 """The ``station`` command line (the contract in DESIGN.md): run, validate, schema, sim, ui, results.
 
-Exit codes: 0 PASS, 1 FAIL, 2 usage/plan/config error (nothing was touched), 3 ERROR or ABORTED.
+Exit codes: 0 PASS, 1 FAIL, 2 usage/plan/config error (nothing was touched), 3 ERROR or ABORTED,
+4 refused by the line (the MES said no or could not answer the route check; nothing was touched).
 Imports are lazy so ``station --help`` starts fast.
 """
 
@@ -18,7 +19,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a plan on a fixture (against the simulator with --sim)",
-                         description="Run a test plan. Exit 0 PASS, 1 FAIL, 2 plan/config error, 3 ERROR/ABORTED.")
+                         description="Run a test plan. Exit 0 PASS, 1 FAIL, 2 plan/config error, 3 ERROR/ABORTED, 4 refused by the line (MES).")
     run.add_argument("plan", nargs="?", help="plan file (default: from the product catalogue by --serial)")
     run.add_argument("--sim", action="store_true", help="run against the in-process simulator on virtual time")
     run.add_argument("--station", metavar="FILE", help="station config (default with --sim: the simulated station)")
@@ -109,6 +110,14 @@ def _parser() -> argparse.ArgumentParser:
 
     add_arguments(stats)
 
+    db = sub.add_parser("db", help="the line's PostgreSQL: migrate (admin), retain/archive months")
+    line = sub.add_parser("line", help="line integration: delivery status")
+    from station.line.pg_admin_args import add_arguments as add_db_arguments
+    from station.line.line_status_args import add_arguments as add_line_arguments
+
+    add_db_arguments(db)
+    add_line_arguments(line)
+
     res = sub.add_parser("results", help="the result store: list, show, export")
     res.add_argument("--db", metavar="FILE", help="result store (default: the simulated station's)")
     ressub = res.add_subparsers(dest="results_command", metavar="SUBCOMMAND")
@@ -119,8 +128,14 @@ def _parser() -> argparse.ArgumentParser:
                      help="runs of this station mode (default: the store's own mode; `all` mixes them)")
     show = ressub.add_parser("show", help="one run in detail")
     show.add_argument("run_id")
-    exp = ressub.add_parser("export", help="export one run")
-    exp.add_argument("run_id")
+    exp = ressub.add_parser("export", help="export one run (JSON, JUnit, HTML), or measurements as CSV/Parquet")
+    exp.add_argument("run_id", nargs="?", help="the run (optional with --format: default all runs)")
+    exp.add_argument("--format", choices=("csv", "parquet"), help="measurements as one flat table")
+    exp.add_argument("--output", "-o", metavar="FILE", help="with --format: the file to write")
+    exp.add_argument("--pg", metavar="URL", help="with --format: read the line's PostgreSQL instead")
+    exp.add_argument("--schema", help="with --pg: the schema")
+    exp.add_argument("--since", metavar="YYYY-MM-DD", help="with --format: runs started on or after")
+    exp.add_argument("--until", metavar="YYYY-MM-DD", help="with --format: runs started on or before")
     exp.add_argument("--json", metavar="FILE")
     exp.add_argument("--junit", metavar="FILE")
     exp.add_argument("--html", metavar="FILE")

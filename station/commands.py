@@ -24,6 +24,7 @@ def dispatch(args, parser) -> int:
         "sim": cmd_sim, "ui": cmd_ui, "results": cmd_results, "stats": cmd_stats, "release": cmd_release,
         **_security_commands(),
         "fixture": cmd_fixture,
+        "db": cmd_db, "line": cmd_line,
     }[args.command]
     try:
         return handler(args)
@@ -57,7 +58,8 @@ def _startup_lines(lines: list[str]) -> None:
 
 def cmd_run(args) -> int:
     from station import clock
-    from station.runner import EXIT, EXIT_REFUSED, RunRefused, RunRequest, execute, prepare
+    from station.runner import (EXIT, EXIT_LINE_REFUSED, EXIT_REFUSED, LineRefused, RunRefused,
+                                RunRequest, execute, prepare)
     from station.view import make_view, make_prompter
 
     req = RunRequest(
@@ -80,6 +82,10 @@ def cmd_run(args) -> int:
         print(f"station run: refused, no run started (nothing was switched): {printable(err)}. "
               f"Make the fixture safe (see above), then start again.", file=sys.stderr)
         return EXIT_REFUSED
+    except LineRefused as err:
+        print(f"station run: refused by the line, no run started (nothing was touched): "
+              f"{err.message}", file=sys.stderr)
+        return EXIT_LINE_REFUSED
     view.summary(verdict, printable(run_id))
     return EXIT[verdict]
 
@@ -192,6 +198,18 @@ def cmd_stats(args) -> int:
     return stats_command(args)
 
 
+def cmd_db(args) -> int:
+    from station.line.pg_admin import db_command
+
+    return db_command(args)
+
+
+def cmd_line(args) -> int:
+    from station.line.line_status import line_command
+
+    return line_command(args)
+
+
 def cmd_sim(args) -> int:
     if args.sim_command == "faults":
         from sim.faults import describe
@@ -225,6 +243,23 @@ def _default_db(db: str | None) -> Path:
     return loaded.resolve_path(loaded.config.results.db)
 
 
+def _export_table(args, db: Path) -> int:
+    from station.line import export_table as et
+
+    if not args.output:
+        print("results export --format: give --output FILE", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        rows = (et.rows_from_pg(args.pg, args.schema, args.run_id, args.since, args.until) if args.pg
+                else et.rows_from_sqlite(db, args.run_id, args.since, args.until))
+        et.write(rows, args.output, args.format)
+    except (et.ExportError, OSError) as err:
+        print(f"results export: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{args.output}: {len(rows)} measurement(s)")
+    return 0
+
+
 def cmd_results(args) -> int:
     from station.results import commands as rc
 
@@ -233,7 +268,12 @@ def cmd_results(args) -> int:
         return rc.results_list(db, limit=args.limit, serial=args.serial, mode=args.mode)
     if args.results_command == "show":
         return rc.results_show(db, args.run_id)
+    if args.results_command == "export" and args.format:
+        return _export_table(args, db)
     if args.results_command == "export":
+        if not args.run_id:
+            print("results export: give RUN_ID (or --format csv|parquet for a table)", file=sys.stderr)
+            return EXIT_USAGE
         code = 0
         targets = [("json", args.json), ("junit", args.junit), ("html", args.html)]
         if not any(path for _f, path in targets):

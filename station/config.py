@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from drivers.base.diagnostics import InputError, Problem
-from station.line.config import LineResultsFields, MesConfig, MqttConfig
+from station.line.config import LineResultsFields, MesConfig, MqttConfig, OpcUaConfig
 from station.plan.loader import validation_problems
 from drivers.base.yamlsrc import load_file
 
@@ -108,6 +108,7 @@ class StationConfig(_Model):
     results: ResultsConfig = Field(default_factory=ResultsConfig)
     mqtt: MqttConfig | None = Field(None, description="Live status to an MQTT broker")
     mes: MesConfig | None = Field(None, description="MES route check before, upload after each run")
+    opcua: OpcUaConfig | None = Field(None, description="Station state as an OPC UA server (line SCADA)")
 
     @property
     def station_id(self) -> str:

@@ -26,6 +26,7 @@ from station.signals import StopSignals
 
 EXIT = {"PASS": 0, "FAIL": 1, "ERROR": 3, "ABORTED": 3}
 EXIT_REFUSED = 3  # the start-up check found the fixture not safe: no run was started
+EXIT_LINE_REFUSED = 4  # the MES refused the serial, or could not answer the route check
 
 
 class RunRefused(Exception):
@@ -35,6 +36,16 @@ class RunRefused(Exception):
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
         super().__init__("; ".join(line for line in lines if line.startswith("NOT SAFE")))
+
+
+class LineRefused(InputError):
+    """The line refused the run (exit 4): the MES said no, or could not answer the route
+    check. Asked before any instrument is opened: nothing was touched, no run was recorded.
+    An ``InputError`` too, so callers that show input problems show this one."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__([Problem("MES", 1, 1, message)])
+        self.message = message
 
 
 @dataclass
@@ -181,8 +192,9 @@ class Session:
     """
 
     def __init__(self, config: LoadedConfig, *, sim: bool, presets: dict[str, Any] | None = None,
-                 db: str | None = None) -> None:
+                 db: str | None = None, fixtures: list[str] | None = None) -> None:
         self.config = config
+        self.fixtures = fixtures  # the fixtures this process drives (MQTT retained state)
         self.sim = sim
         self.presets = presets or {}
         self.db = Path(db) if db else config.resolve_path(config.config.results.db)
@@ -228,10 +240,15 @@ class Session:
             raise
         self.instruments = StationInstruments(self.config, endpoints)
         cfg = self.config.config
-        if cfg.results.postgres_url or cfg.mqtt or cfg.mes:
+        if cfg.results.postgres_url or cfg.mqtt or cfg.mes or getattr(cfg, "opcua", None):
             from station.line.services import LineServices  # psycopg/paho only when configured
 
-            self.line = LineServices.from_config(self.config, self.db).start()
+            try:
+                self.line = LineServices.from_config(self.config, self.db, self.fixtures)
+                self.line.start()
+            except Exception as err:  # a line setting that cannot work (TLS file, env var, port)
+                await self.__aexit__(None, None, None)
+                raise _problem("line", str(err)) from None
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -240,7 +257,8 @@ class Session:
                 for line in await self.instruments.close():
                     print(f"warning: {line}", file=sys.stderr)
             if self.line is not None:  # what is not uploaded in 2 s stays queued locally
-                await asyncio.get_running_loop().run_in_executor(None, self.line.stop, 2.0)
+                for line in await asyncio.get_running_loop().run_in_executor(None, self.line.stop, 2.0):
+                    print(f"warning: {line}", file=sys.stderr)
         finally:
             if self.store is not None:
                 self.store.close()
@@ -274,12 +292,12 @@ class Session:
                                                   f"variant {prep.bound.variant} is the {prep.pack.name} pack")
         decision = None
         if self.line is not None:
-            from station.line.services import RouteRefused
+            from station.line.services import RouteRefused, RouteUnanswered
 
             try:
                 decision = await self.line.route_check(req.serial, self.config.config.station_id, prep.bound.plan.id)
-            except RouteRefused as err:
-                raise _problem("MES", str(err)) from None
+            except (RouteRefused, RouteUnanswered) as err:
+                raise LineRefused(str(err)) from None
             subscribers = [*(subscribers or []), *self.line.subscribers]
         if self.bench is not None:
             self.bench.renew(prep.fixture)
@@ -336,8 +354,14 @@ class Session:
         record = self.store.record(seq.run_id)
         self.instruments.note_run(fx, record)  # what this run lost is re-opened before the next
         export(req, record)
-        if self.line is not None:
-            await self.line.after_run(record, decision)
+        if self.line is not None:  # queued for the MES: never changes the verdict
+            import sqlite3  # the journal holds the MES outbox
+
+            try:
+                await self.line.after_run(record, decision)
+            except sqlite3.Error as err:
+                print(f"warning: MES upload of run {seq.run_id} not queued ({err}); the record "
+                      f"is in the journal", file=sys.stderr)
         return verdict, seq.run_id, record
 
 
@@ -361,20 +385,11 @@ async def execute(req: RunRequest, prep: Prepared, *, subscribers: list[Callable
     # Signals are caught from before the first instrument opens until the last is closed: a
     # signal during the start-up check stops the run as soon as it begins (through the safe
     # state), and one during the export or the close is noted instead of killing the process.
+    # ``fixtures``: this process claims only its own fixture (MQTT state, start-up check).
     with StopSignals() as stops:
-        async with Session(prep.config, sim=req.sim, presets=presets, db=req.db) as session:
+        async with Session(prep.config, sim=req.sim, presets=presets, db=req.db, fixtures=[prep.fixture]) as session:
             session.stop_signals = stops
             return await _startup_and_run(session, req, prep, subscribers, prompt_handler, on_sequencer, on_startup)
-    async with Session(prep.config, sim=req.sim, presets=presets, db=req.db) as session:
-        if on_startup is not None:
-            from station.startup import blocking
-
-            lines = await session.startup_report([prep.fixture], operator=req.operator)
-            on_startup(lines)
-            if blocking(lines):
-                raise RunRefused(lines)
-        return await session.run(req, prep, subscribers=subscribers, prompt_handler=prompt_handler,
-                                 on_sequencer=on_sequencer)
 
 
 async def _startup_and_run(session: "Session", req: RunRequest, prep: Prepared, subscribers, prompt_handler,

@@ -13,7 +13,9 @@ store lifts into ``runs.mes_transaction_id`` and ``transaction_id_of(record)`` r
 HTTP contract (``HttpMes(base_url)``), both POST with a JSON body, answering JSON 200:
 
 - ``{base}/route-check`` ``{"serial", "station", "plan"}`` →
-  ``{"allowed": bool, "reason": str, "transaction_id": str}``
+  ``{"allowed": bool, "reason": str, "transaction_id": str, "components"?: [{"kind":
+  "bms"|"module"|"cell"|"other", "position": str, "serial": str}]}`` — the components the
+  MES knows went into the pack (genealogy, stored with the run in the line database)
 - ``{base}/upload`` ``{"transaction_id", "record"}`` → anything; any non-2xx is an error
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -47,6 +50,24 @@ class RouteDecision:
     allowed: bool
     reason: str = ""
     transaction_id: str = ""
+    components: tuple[tuple[str, str, str], ...] = ()  # (kind, position, serial)
+
+
+_KINDS = ("bms", "module", "cell", "other")
+
+
+def components_of(answer: dict[str, Any], where: str) -> tuple[tuple[str, str, str], ...]:
+    """The ``components`` of a route-check answer, checked; raises ``MesError``."""
+    items = answer.get("components") or []
+    out = []
+    for n, item in enumerate(items if isinstance(items, list) else [None]):
+        ok = isinstance(item, dict) and item.get("kind") in _KINDS and \
+            isinstance(item.get("serial"), str) and item["serial"].strip()
+        if not ok:
+            raise MesError(f"{where}: components[{n}] must be {{\"kind\": "
+                           f"{'|'.join(_KINDS)}, \"position\": str, \"serial\": str}}")
+        out.append((item["kind"], str(item.get("position", "")), item["serial"].strip()))
+    return tuple(out)
 
 
 class Mes(Protocol):
@@ -112,11 +133,12 @@ class FileMes:
                            f'{{"allowed": true|false, "reason": "..."}}')
         else:
             allowed, reason = answer["allowed"], str(answer.get("reason", ""))
+        parts = components_of(answer, f"{self.name}: {route}") if answer else ()
         txid = uuid.uuid4().hex
         self._write("checks", txid, {"transaction_id": txid, "serial": serial, "station": station,
                                      "plan": plan, "allowed": allowed, "reason": reason,
                                      "utc": _utc()}, f"route check of {serial!r}")
-        return RouteDecision(allowed, reason, txid)
+        return RouteDecision(allowed, reason, txid, parts)
 
     async def upload(self, record: dict[str, Any], transaction_id: str) -> None:
         self._write("uploads", transaction_id, {"transaction_id": transaction_id,
@@ -135,16 +157,19 @@ class HttpMes:
     """An MES reached over HTTP (see the module docstring for the contract).
 
     ``base_url``: e.g. ``http://mes.plant.local/eol``. ``timeout_s``: per request, s.
-    ``headers``: extra request headers (an API key, say).
+    ``headers``: extra request headers (an API key, say). ``ssl_context``: for https (see
+    ``tls_context``); default: the system's CAs.
     """
 
     def __init__(self, base_url: str, *, timeout_s: float = 5.0,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
             raise MesError(f"HTTP MES {base_url}: the URL must start with http:// or https://")
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.headers = dict(headers or {})
+        self.ssl_context = ssl_context
         self.name = f"HTTP MES {self.base_url}"
 
     def _post(self, command: str, body: dict[str, Any]) -> Any:
@@ -153,7 +178,8 @@ class HttpMes:
             data=json.dumps(to_jsonable(body)).encode(),
             headers={"Content-Type": "application/json", **self.headers})
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+            with urllib.request.urlopen(request, timeout=self.timeout_s,
+                                        context=self.ssl_context) as response:
                 text = response.read().decode("utf-8")
             return json.loads(text) if text.strip() else None
         except urllib.error.HTTPError as exc:
@@ -172,10 +198,26 @@ class HttpMes:
             raise MesError(f"{self.name}: route-check: bad answer {answer!r} (needs allowed, "
                            f"reason, transaction_id)")
         return RouteDecision(answer["allowed"], str(answer.get("reason", "")),
-                             str(answer["transaction_id"]))
+                             str(answer["transaction_id"]),
+                             components_of(answer, f"{self.name}: route-check"))
 
     async def upload(self, record: dict[str, Any], transaction_id: str) -> None:
         await self._call("upload", {"transaction_id": transaction_id, "record": record})
+
+
+def tls_context(ca_file: str | None = None, cert_file: str | None = None,
+                key_file: str | None = None, verify: bool = True) -> ssl.SSLContext:
+    """A client TLS context: the plant CA (else the system's), optional client certificate."""
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+        if not verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if cert_file:
+            context.load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise MesError(f"TLS settings: {exc}") from exc
+    return context
 
 
 @dataclass

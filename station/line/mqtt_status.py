@@ -1,16 +1,19 @@
 """Live station status over MQTT (paho-mqtt 2.x): retained JSON topics, last will = offline.
 
-Topic hierarchy (``prefix`` defaults to ``eol``; ids with ``/ + #`` are made safe with ``_``)::
+Topic hierarchy (``prefix`` defaults to ``eol``; ids with ``/ + #`` are made safe with ``_``);
+each payload has a JSON Schema in docs/mqtt/ (``<topic kind>.schema.json``)::
 
     eol/<station>/state              {"state": idle|running|finished|offline, "reason"?,
-                                      "run_id"?, "fixture"?, "verdict"?, "utc"}
-                                     the last will sets {"state": "offline",
-                                      "reason": "connection lost"}
-    eol/<station>/<fixture>/state    {"state": running|finished, "run_id", "utc"}
+                                      "run_id"?, "fixture"?, "verdict"?, "utc"} — published
+                                     only by a process that drives every fixture of the station
+    eol/<station>/<fixture>/state    {"state": idle|running|finished|offline, "reason"?,
+                                      "run_id"?, "verdict"?, "client_id", "utc"}
     eol/<station>/<fixture>/pack     {"serial", "plan_id", "plan_version", "variant",
                                       "operator", "run_id", "utc"}
     eol/<station>/<fixture>/step     {"path", "name", "phase", "attempt", "index",
-                                      "planned", "run_id", "utc"}
+                                      "planned", "progress_pct", "run_id", "utc"}: index counts
+                                      distinct steps (a retry is not a new one) and planned
+                                      grows with it, so progress never passes 100 %
     eol/<station>/<fixture>/verdict  {"verdict": PASS|FAIL|ERROR|ABORTED, "reason",
                                       "duration_s", "run_id", "utc"}
     eol/<station>/<fixture>/alarm    {"active": bool, "source": monitor|step|safe_state|log|
@@ -28,8 +31,12 @@ broker, and while the broker is away messages queue in the client and paho recon
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 import re
+import secrets
+import socket
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +52,10 @@ class MqttStatusError(Exception):
     """The status publisher cannot be set up; names the broker."""
 
 
+def _utc() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
 def topic_part(text: str) -> str:
     """An id as one topic level: no ``/``, ``+``, ``#`` or NUL; never empty."""
     return _UNSAFE.sub("_", text) or "_"
@@ -54,24 +65,35 @@ class MqttStatus:
     """Publishes one station's live status.
 
     ``station_id``: the station's id (topic level 2). ``host``/``port``: the broker.
-    ``prefix``: topic root. ``client_id``: default ``eol-<station>``. ``keepalive_s``: how soon
-    the broker notices a silent (hung) station and publishes the will, s.
+    ``prefix``: topic root. ``client_id``: default unique per process. ``keepalive_s``: how
+    soon the broker notices a silent (hung) station and publishes the will, s. ``fixtures``:
+    the fixtures this process drives (reset on open, offline in the will); ``all_fixtures``:
+    the station's (default: ``fixtures``). ``tls``: ``{"ca_certs", "certfile", "keyfile",
+    "verify"}`` for ``tls_set``.
     """
 
     def __init__(self, station_id: str, *, host: str = "127.0.0.1", port: int = 1883,
                  prefix: str = "eol", client_id: str | None = None, keepalive_s: int = 10,
-                 username: str | None = None, password: str | None = None) -> None:
+                 username: str | None = None, password: str | None = None,
+                 tls: dict[str, Any] | None = None, fixtures: list[str] | None = None,
+                 all_fixtures: list[str] | None = None) -> None:
         self.station = topic_part(station_id)
         self.host, self.port = host, port
-        self.broker = f"mqtt://{host}:{port}"
+        self.broker = f"mqtt{'s' if tls else ''}://{host}:{port}"
         self.prefix = prefix.rstrip("/")
-        self.client_id = client_id or f"eol-{self.station}"
+        self.client_id = client_id or (f"eol-{self.station}-{socket.gethostname()}-"
+                                       f"{os.getpid()}-{secrets.token_hex(3)}")[:64]
         self.keepalive_s = keepalive_s
         self._auth = (username, password)
+        self._tls = tls
+        self.fixtures = [topic_part(f) for f in fixtures or []]
+        every = [topic_part(f) for f in all_fixtures or fixtures or []]
+        # The station-level topic belongs to a process that drives every fixture.
+        self.owns_station = not self.fixtures or set(every) <= set(self.fixtures)
         self._client: mqtt.Client | None = None
         self._fixture_of: dict[str, str] = {}  # run id -> fixture topic level
         self._running: set[str] = set()  # fixtures with a run going
-        self._planned: dict[str, tuple[int, int]] = {}  # run id -> (steps started, planned)
+        self._planned: dict[str, tuple[set[str], int]] = {}  # run id -> (paths started, planned)
         self._connected = threading.Event()
         # Messages handed to paho vs acknowledged by the broker (PUBACK), for flush().
         self._acks = threading.Condition()
@@ -87,8 +109,24 @@ class MqttStatus:
                              protocol=mqtt.MQTTv311)
         if self._auth[0] is not None:
             client.username_pw_set(*self._auth)
-        client.will_set(self.topic("state"), self._json(state="offline", reason="connection lost"),
-                        qos=1, retain=True)
+        if self._tls is not None:
+            import ssl
+
+            try:
+                client.tls_set(ca_certs=self._tls.get("ca_certs"),
+                               certfile=self._tls.get("certfile"),
+                               keyfile=self._tls.get("keyfile"),
+                               cert_reqs=ssl.CERT_REQUIRED if self._tls.get("verify", True)
+                               else ssl.CERT_NONE)
+                client.tls_insecure_set(not self._tls.get("verify", True))
+            except (OSError, ValueError, ssl.SSLError) as exc:
+                raise MqttStatusError(f"MQTT status {self.broker}: TLS settings: {exc}") from exc
+        # One will per connection: this process's fixture, or the station if it drives all.
+        will = ("state",) if self.owns_station or len(self.fixtures) != 1 else \
+            (self.fixtures[0], "state")
+        client.will_set(self.topic(*will), self._json(
+            state="offline", reason="connection lost", fixtures=self.fixtures,
+            client_id=self.client_id, utc=_utc()), qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = lambda *_: self._connected.set()
         client.on_disconnect = lambda *_: self._connected.clear()
@@ -99,7 +137,12 @@ class MqttStatus:
             raise MqttStatusError(f"MQTT status {self.broker}: cannot connect: {exc}") from exc
         client.loop_start()
         self._client = client
-        self._publish(("state",), state="idle")
+        for fx in self.fixtures:  # a crashed predecessor's retained picture goes
+            self._publish((fx, "state"), state="idle", client_id=self.client_id, utc=_utc())
+            for kind in ("step", "alarm"):
+                self._send(client, self.topic(fx, kind), "")  # empty retained = deleted
+        if self.owns_station:
+            self._publish(("state",), state="idle", utc=_utc())
         return self
 
     def close(self) -> None:
@@ -107,7 +150,12 @@ class MqttStatus:
         client = self._client
         if client is None:
             return
-        self._send(client, self.topic("state"), self._json(state="offline", reason="shutdown"))
+        for fx in self.fixtures:
+            self._send(client, self.topic(fx, "state"), self._json(
+                state="offline", reason="shutdown", client_id=self.client_id, utc=_utc()))
+        if self.owns_station:
+            self._send(client, self.topic("state"), self._json(state="offline",
+                                                               reason="shutdown", utc=_utc()))
         if self._connected.is_set():  # if the broker is away, the will says offline anyway
             self.flush(2.0)
         self._client = None
@@ -148,6 +196,15 @@ class MqttStatus:
         # QoS 1 is queued in the client even while disconnected and sent on (re)connect.
         client.publish(topic, payload, qos=1, retain=True)
 
+    def delivery(self, targets: dict[str, dict[str, Any]]) -> None:
+        """Publish the result-delivery picture (thread-safe: the queues' threads call it)."""
+        if self._client is None:
+            return
+        shown = {t: {"backlog": max(s.get("backlog", 0), 0), "error": s.get("error")}
+                 for t, s in targets.items()}
+        active = any(s["error"] for s in shown.values())
+        self._publish(("delivery",), active=active, targets=shown, utc=_utc())
+
     def handle(self, event: "Event") -> None:
         """Sequencer subscriber: map one event to its status topics."""
         kind = type(event).__name__
@@ -157,9 +214,10 @@ class MqttStatus:
             fx = topic_part(e.fixture_id)
             self._fixture_of[run_id] = fx
             self._running.add(fx)
-            self._planned[run_id] = (0, e.planned_steps)
-            self._publish(("state",), state="running", fixture=e.fixture_id, **base)
-            self._publish((fx, "state"), state="running", **base)
+            self._planned[run_id] = (set(), e.planned_steps)
+            if self.owns_station:
+                self._publish(("state",), state="running", fixture=e.fixture_id, **base)
+            self._publish((fx, "state"), state="running", client_id=self.client_id, **base)
             self._publish((fx, "pack"), serial=e.serial, plan_id=e.plan_id,
                           plan_version=e.plan_version, variant=e.variant, operator=e.operator,
                           **base)
@@ -169,10 +227,13 @@ class MqttStatus:
         if fx is None:  # events of a run we never saw start: nothing sensible to show
             return
         if kind == "StepStarted":
-            done, planned = self._planned.get(run_id, (0, 0))
-            self._planned[run_id] = (done + 1, planned)
+            paths, planned = self._planned.setdefault(run_id, (set(), 0))
+            paths.add(e.path)  # a retry is the same step again, not one more
+            planned = max(planned, len(paths))  # steps the plan did not count (safe, finally)
+            self._planned[run_id] = (paths, planned)
             self._publish((fx, "step"), path=e.path, name=e.name, phase=e.phase,
-                          attempt=e.attempt, index=done + 1, planned=planned, **base)
+                          attempt=e.attempt, index=len(paths), planned=planned,
+                          progress_pct=round(100.0 * len(paths) / planned, 1), **base)
         elif kind == "StepFinished" and e.outcome in ("error", "aborted"):
             self._alarm(fx, "step", e.path, e.error or f"step {e.outcome}", base)
         elif kind == "MonitorTripped":
@@ -184,11 +245,12 @@ class MqttStatus:
         elif kind == "RunFinished":
             self._publish((fx, "verdict"), verdict=e.verdict, reason=e.reason,
                           duration_s=e.duration_s, **base)
-            self._publish((fx, "state"), state="finished", verdict=e.verdict, **base)
+            self._publish((fx, "state"), state="finished", verdict=e.verdict,
+                          client_id=self.client_id, **base)
             self._running.discard(fx)
             self._fixture_of.pop(run_id, None)
             self._planned.pop(run_id, None)
-            if not self._running:
+            if not self._running and self.owns_station:
                 self._publish(("state",), state="finished", fixture=fx, verdict=e.verdict,
                               **base)
 

@@ -7,8 +7,12 @@ stations writing at once, or one run uploaded twice, never lose or duplicate a r
 
 Selected by a connection URL (``postgresql://user@host:5432/db``); ``schema`` (or
 ``?options=-csearch_path%3Dname`` in the URL) puts the tables in a schema of their own.
-The schema is created and migrated on ``open()`` (pg_migrate.py). ``record`` returns what
-``station.results.ResultStore.record`` returns, plus ``mes_transaction_id``.
+Stations only check the schema on ``open()`` (pg_migrate.check, SELECT rights only); ``station
+db migrate`` creates and migrates it. A ``schema`` that does not exist is an error, never
+created here. ``identity`` is the database's own id (``line_identity``), the same whatever
+host spelling the URL uses. ``record`` returns what ``station.results.ResultStore.record``
+returns. Times are ``timestamptz`` and JSON ``jsonb`` in the database; both are read back
+as the journal's text (UTC ISO 8601 with milliseconds, JSON text).
 """
 
 from __future__ import annotations
@@ -16,8 +20,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import datetime as dt
+
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.string import TextLoader
 
 from station.results import record as record_model
 from station.results.store import StoreError, UnknownRunError
@@ -62,21 +69,26 @@ class PgResultStore:
         self.name = describe(url, schema)
         self.connect_timeout_s = connect_timeout_s
         self.application_name = application_name
-        self.migrated: list[int] = []  # versions applied by the last open()
+        self.version = 0  # the database's schema version, as of the last open()
+        self.identity: str | None = None  # line_identity.id, as of the last open()
         self._conn: psycopg.Connection | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def open(self) -> "PgResultStore":
-        """Connect and migrate. Raises ``PgUnavailable`` if the server is unreachable."""
+        """Connect and check the schema. Raises ``PgUnavailable`` if the server is unreachable,
+        ``PgStoreError`` if the schema is missing, older or not compatible (a message saying
+        what to do: usually run ``station db migrate``)."""
         if self._conn is not None:
             return self
         kwargs: dict[str, Any] = {"autocommit": True, "application_name": self.application_name,
                                   "connect_timeout": max(1, round(self.connect_timeout_s))}
-        if self.schema:
-            kwargs["options"] = f"-c search_path={self.schema}"
+        kwargs["options"] = "-c TimeZone=UTC" + (
+            f" -c search_path={self.schema}" if self.schema else "")
         try:
             self._conn = psycopg.connect(self.url, **kwargs)
-            self.migrated = pg_migrate.migrate(self._conn, self.schema)
+            self._conn.adapters.register_loader("jsonb", TextLoader)  # JSON text, as journalled
+            self.version = pg_migrate.check(self._conn, self.schema)
+            self.identity = str(self._conn.execute("SELECT id FROM line_identity").fetchone()[0])
         except psycopg.OperationalError as exc:
             self.close()
             raise PgUnavailable(self.name, f"cannot connect: {exc}".strip()) from exc
@@ -115,29 +127,29 @@ class PgResultStore:
 
     # -- writing ----------------------------------------------------------------------------
     def ingest(self, run_id: str, events: Sequence[JournalEvent], *, status: str,
-               source: str = "") -> int:
+               source: str = "", components: Sequence[tuple[str, str, str]] = ()) -> int:
         """Write one run's journalled events (in ``seq`` order) in one transaction.
 
         ``status``: ``finished`` or ``interrupted`` (``finished`` wins if RunFinished is among
-        the events). ``source``: which station journal they came from. Returns how many events
+        the events). ``source``: which station journal they came from. ``components``: (kind,
+        position, serial) the MES named for the pack (genealogy). Returns how many events
         were new; 0 means the run was already complete here (a replay).
         """
-        rows = pg_rows.build(run_id, list(events), status=status, source=source)
+        rows = pg_rows.build(run_id, list(events), status=status, source=source,
+                             components=components)
         db = self._db()
         try:
             with db.transaction():
-                have = db.execute("SELECT count(*) FROM events WHERE run_id = %s",
-                                  (run_id,)).fetchone()[0]
+                had = db.execute("SELECT event_count FROM runs WHERE id = %s FOR UPDATE",
+                                 (run_id,)).fetchone()
                 db.execute(pg_rows.RUN_UPSERT, rows.run_params(run_id))
                 with db.cursor() as cur:
                     for key, params in rows.rows.items():
                         if params:
                             cur.executemany(pg_rows.SQL[key], params)
-                total = db.execute("SELECT count(*) FROM events WHERE run_id = %s",
-                                   (run_id,)).fetchone()[0]
         except psycopg.Error as exc:
             raise self._fail(f"cannot write run {run_id}", exc) from exc
-        return total - have
+        return max(0, len(events) - (had[0] if had else 0))
 
     # -- reading ----------------------------------------------------------------------------
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
@@ -145,7 +157,7 @@ class PgResultStore:
         try:
             cur = db.execute(sql, args)
             names = [d.name for d in cur.description or []]
-            return [dict(zip(names, row)) for row in cur.fetchall()]
+            return [{n: _text(v) for n, v in zip(names, row)} for row in cur.fetchall()]
         except psycopg.Error as exc:
             raise self._fail("cannot read", exc) from exc
 
@@ -163,26 +175,32 @@ class PgResultStore:
         return self._query(sql, args)
 
     def record(self, run_id: str) -> dict[str, Any]:
-        """The full record of one run: ``ResultStore.record``'s dict + ``mes_transaction_id``."""
+        """The full record of one run: what ``ResultStore.record`` gives for it."""
         db = self._db()
-        q = "SELECT * FROM {} WHERE run_id = %s ORDER BY seq"
+        # run_started in every query: only the run's month partition is read.
+        q = "SELECT * FROM {} WHERE run_id = %s AND run_started = %s ORDER BY seq"
         try:
             with db.transaction():  # one snapshot per record
                 db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 found = self._query("SELECT * FROM runs WHERE id = %s", [run_id])
                 if not found:
                     raise UnknownRunError(self.name, f"no run with id {run_id!r}")
+                key = [run_id, db.execute("SELECT started_utc FROM runs WHERE id = %s",
+                                          [run_id]).fetchone()[0]]
                 journal = self._query(
-                    "SELECT kind, utc, t, data FROM events WHERE run_id = %s AND kind IN "
-                    "('RunStarted', 'MonitorTripped', 'PromptRequested', 'PromptAnswered', 'LogMessage', 'StartupChecked') "
-                    "ORDER BY seq", [run_id])
-                last = self._query("SELECT utc FROM events WHERE run_id = %s ORDER BY seq DESC "
-                                   "LIMIT 1", [run_id])
-                rows = [self._query(q.format(t), [run_id]) for t in (
+                    "SELECT kind, utc, t, data FROM events WHERE run_id = %s AND run_started = %s"
+                    " AND kind IN ('RunStarted', 'MonitorTripped', 'PromptRequested', "
+                    "'PromptAnswered', 'LogMessage', 'StartupChecked') ORDER BY seq", key)
+                rows = [self._query(q.format(t), key) for t in (
                     "instruments", "steps", "measurements", "series", "safe_actions")]
         except psycopg.Error as exc:
             raise self._fail(f"cannot read run {run_id}", exc) from exc
         run = found[0]
-        record = record_model.assemble(run, *rows, journal, last[0]["utc"] if last else None)
-        record["mes_transaction_id"] = run.get("mes_transaction_id")
-        return record
+        return record_model.assemble(run, *rows, journal, run["last_event_utc"])
+
+
+def _text(value: Any) -> Any:
+    """A timestamptz as the journal writes it (UTC, milliseconds); anything else as is."""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds")
+    return value

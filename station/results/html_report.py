@@ -99,6 +99,7 @@ def _facts(record: dict[str, Any]) -> str:
         ("Software", record["software_version"]),
         ("Simulated", {True: "yes", False: "no"}.get(record["simulated"], "—")),
         *([("Simulated pack", f"{pack['name']} (sha256 {pack['sha256']})")] if (pack := record.get("sim_pack")) else []),
+        ("MES transaction", record.get("mes_transaction_id") or "—"),
         ("Faults injected", ", ".join(record["faults"]) or "none"), ("Run id", record["run_id"]),
     ]
     body = "".join(f"<tr><th>{_e(k)}</th><td class=\"mono\">{_e(v)}</td></tr>" for k, v in rows)

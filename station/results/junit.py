@@ -86,7 +86,8 @@ def render_junit(record: dict[str, Any]) -> str:
                         ("fixture_id", record["fixture_id"]), ("operator", record["operator"]),
                         ("software_version", record["software_version"]),
                         ("simulated", record["simulated"]), ("status", record["status"]),
-                        ("verdict", verdict), ("reason", record["reason"])):
+                        ("verdict", verdict), ("reason", record["reason"]),
+                        ("mes_transaction_id", record.get("mes_transaction_id"))):
         ET.SubElement(props, "property", name=name, value=_x(value))
     if record.get("sim_pack"):  # the pack model a simulated run ran against
         ET.SubElement(props, "property", name="sim_pack", value=_x(record["sim_pack"]["name"]))

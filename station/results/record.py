@@ -10,7 +10,7 @@ A record is a plain dict (JSON-able after ``to_jsonable``)::
     when it ran unsigned), audit_head (the audit log's last hash at run start),
     fixture_id, operator, software_version, simulated, sim_pack {name, sha256} (None: hardware),
     faults, planned_steps,
-    started_utc, finished_utc, last_event_utc, duration_s,
+    started_utc, finished_utc, last_event_utc, duration_s, mes_transaction_id (None: no MES),
     instruments [{role, driver, resource, maker, model, serial, firmware, calibration_due,
                   shared, utc}],
     steps [{path, step_id, name, action, phase, attempt, outcome (None = never finished),
@@ -110,6 +110,7 @@ def assemble(run: dict[str, Any], instruments: list[dict], steps: list[dict],
         "sim_pack": ({"name": started["sim_pack"], "sha256": started.get("sim_pack_sha256")}
                      if started.get("sim_pack") else None),
         "faults": _loads(run["faults"], []), "planned_steps": run["planned_steps"],
+        "mes_transaction_id": started.get("mes_transaction_id"),  # the MES route check's id
         "started_utc": run["started_utc"], "finished_utc": run["finished_utc"],
         "last_event_utc": last_utc, "duration_s": run["duration_s"],
         "instruments": [{k: (bool(v) if k == "shared" else v) for k, v in r.items()

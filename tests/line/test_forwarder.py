@@ -70,7 +70,6 @@ def test_background_forwarder_survives_killed_connections(tmp_path, pg, pg_admin
     journal = config.parent / "results" / "station.db"
     fwd = Forwarder(journal, PgResultStore(url, schema=schema, application_name="eol-kill-me"),
                     backoff_s=(0.05, 0.2))
-    PgResultStore(url, schema=schema).open().close()  # tables exist before the first count
     killed = []
 
     def after_each(session, run_id):
@@ -92,13 +91,26 @@ def test_background_forwarder_survives_killed_connections(tmp_path, pg, pg_admin
     assert fwd.failures >= 1
 
 
-def test_an_error_retrying_cannot_fix_stops_the_forwarder_loudly(tmp_path, pg, pg_admin):
+def test_an_error_retrying_cannot_fix_is_kept_shown_and_never_raised(tmp_path, pg, pg_admin):
     url, schema = pg
     journal, ids = _journal(tmp_path, 1)
-    PgResultStore(url, schema=schema).open().close()
-    pg_admin.execute("INSERT INTO schema_migrations (version, name, sha256) VALUES (99, 'x', 'y')")
-    fwd = Forwarder(journal, PgResultStore(url, schema=schema)).start()
+    pg_admin.execute("INSERT INTO schema_migrations (version, name, sha256, breaking) "
+                     "VALUES (99, 'x', 'y', true)")
+    states = []
+    fwd = Forwarder(journal, PgResultStore(url, schema=schema), on_state=states.append).start()
     assert fwd.wait_idle(5) is False
-    with pytest.raises(ForwardError, match="forwarding to .* stopped: .*newer"):
-        fwd.stop()
+    assert isinstance(fwd.error, ForwardError) and "not additive" in str(fwd.error)
+    fwd.stop()  # delivery never raises into the run or its exit code
     assert [r for r, _ in fwd.pending()] == ids  # still queued locally, nothing lost
+    assert states and "not additive" in states[-1]["error"]
+    from station.line.line_status import status
+
+    (row,) = status(journal)
+    assert row["backlog"] == 1 and "not additive" in row["last_error"]
+    # The admin upgrades (here: takes the breaking version away): the queue drains.
+    pg_admin.execute("DELETE FROM schema_migrations WHERE version = 99")
+    fwd2 = Forwarder(journal, PgResultStore(url, schema=schema))
+    assert fwd2.forward_once() == 1
+    (row,) = status(journal)
+    assert row["backlog"] == 0 and row["last_ok_utc"] is not None
+    fwd2.stop()

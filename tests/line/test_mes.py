@@ -14,7 +14,7 @@ from station.line.config import LineConfigFields
 from station.line.mes import (
     FakeMes, FileMes, HttpMes, MesError, RouteDecision, transaction_id_of, transaction_log,
 )
-from station.line.services import LineServices, RouteRefused
+from station.line.services import LineServices, RouteRefused, RouteUnanswered
 
 
 def test_file_mes_routes_and_uploads(tmp_path):
@@ -108,25 +108,22 @@ def test_http_mes_unreachable_is_a_typed_error():
         HttpMes("ftp://x")
 
 
-def test_services_refuse_a_blocked_serial_and_upload_with_the_transaction_id():
-    fake = FakeMes(blocked={"PK-9": "scrap"}, fail_uploads=1)
+def test_services_refuse_a_blocked_serial_and_map_an_unanswered_check():
+    fake = FakeMes(blocked={"PK-9": "scrap"})
     line = LineServices(mes=fake)
 
     async def scenario():
         decision = await line.route_check("PK-1", "EOL-1", "pack-eol")
         with pytest.raises(RouteRefused, match="PK-9.*scrap"):
             await line.route_check("PK-9", "EOL-1", "pack-eol")
-        record = {"run_id": "r1", "log": [{"level": "info",
-                                           "message": transaction_log(decision)}]}
-        with pytest.raises(MesError):
-            await line.after_run(record, decision)
-        await line.after_run(record, decision)
-        return decision, record
+        down = LineServices(mes=HttpMes("http://127.0.0.1:1/eol", timeout_s=1))
+        with pytest.raises(RouteUnanswered, match="got no answer.*route-check"):
+            await down.route_check("PK-1", "EOL-1", "pack-eol")
+        return decision
 
-    decision, record = clock.run(scenario())
-    assert fake.uploads == [(decision.transaction_id, record)]
-    assert transaction_id_of(record) == decision.transaction_id == "fake-1"
-    assert transaction_id_of({"mes_transaction_id": "T-1", "log": []}) == "T-1"
+    decision = clock.run(scenario())
+    assert transaction_id_of({"mes_transaction_id": decision.transaction_id}) == "fake-1"
+    assert transaction_id_of({"log": [{"message": transaction_log(decision)}]}) == "fake-1"
 
 
 def test_services_from_config_build_what_is_named(tmp_path):
@@ -135,11 +132,13 @@ def test_services_from_config_build_what_is_named(tmp_path):
     cfg = SimpleNamespace(station_id="EOL-7", mqtt=fields.mqtt, mes=fields.mes,
                           results=SimpleNamespace(postgres_url="postgresql://u@127.0.0.1:1/x",
                                                   postgres_schema="line1"))
-    loaded = SimpleNamespace(config=cfg, resolve_path=lambda p: tmp_path / p)
+    loaded = SimpleNamespace(config=cfg, resolve_path=lambda p: tmp_path / p,
+                             fixture_ids=lambda: ["F1"])
     line = LineServices.from_config(loaded, tmp_path / "station.db")  # builds, touches nothing
     assert line.status.topic("F1", "step") == "plant/EOL-7/F1/step" and line.status.port == 1884
     assert line.mes.folder == tmp_path / "mes"
-    assert line.forwarder.target == "postgresql://u@127.0.0.1:1/x#line1"
+    assert line.forwarder.pg.name == "postgresql://u@127.0.0.1:1/x#line1"
+    assert line.forwarder.target is None  # the database's identity: known once connected
     assert not (tmp_path / "mes").exists() and len(line.subscribers) == 2
     with pytest.raises(ValueError):
         LineConfigFields.model_validate({"mes": {"type": "http"}})  # url missing

@@ -105,12 +105,13 @@ def test_unreadable_store_exits_2(tmp_path):
     assert "missing.db" in err.getvalue()
 
 
-def test_stats_over_postgres_equal_stats_over_the_station_store(store, pg):
-    url, schema = pg
-    fwd = Forwarder(store, PgResultStore(url, schema=schema))
+def test_stats_over_postgres_equal_stats_over_the_station_store(store, pg_roles):
+    schema = pg_roles.schema
+    fwd = Forwarder(store, PgResultStore(pg_roles.station_url, schema=schema))
     assert fwd.forward_once() == len(RUNS)
     fwd.stop()
+    # `station stats` reads with the SELECT-only reader role.
     local, remote = (stats.compute(d) for d in (stats.load(str(store)),
-                                                stats.load(url, schema)))
+                                                stats.load(pg_roles.reader_url, schema)))
     assert remote.capability[0].cpk == pytest.approx(local.capability[0].cpk, rel=1e-12)
     assert [vars(g) for g in remote.yields] == [vars(g) for g in local.yields]

@@ -24,7 +24,7 @@ from station.results import RECORD_SCHEMA_VERSION, ResultStore, StoreError, Unkn
 RECORD_KEYS = {
     "record_schema_version", "run_id", "status", "verdict", "reason", "serial", "plan",
     "variant", "parameters", "station_id", "fixture_id", "operator", "software_version",
-    "simulated", "sim_pack", "faults", "planned_steps", "started_utc", "finished_utc", "last_event_utc",
+    "simulated", "sim_pack", "faults", "planned_steps", "mes_transaction_id", "started_utc", "finished_utc", "last_event_utc",
     "duration_s", "instruments", "steps", "unassigned_measurements", "series", "safe_state",
     "monitor_trips", "prompts", "log", "startup", "errors", "summary",
     "mode", "config_sha256", "release", "audit_head",  # provenance (schema v3)
