@@ -42,6 +42,8 @@ from .pg_store import PgResultStore, PgStoreError, PgUnavailable
 if TYPE_CHECKING:
     from station.events import Event
 
+_AUDIT_DDL = ("CREATE TABLE IF NOT EXISTS line_audit_uploads (target TEXT PRIMARY KEY, last_seq "
+              "INTEGER NOT NULL, uploaded_utc TEXT NOT NULL)")
 _UPLOADS_DDL = ("CREATE TABLE IF NOT EXISTS line_uploads (run_id TEXT NOT NULL, target TEXT "
                 "NOT NULL, events INTEGER NOT NULL, uploaded_utc TEXT NOT NULL, "
                 "PRIMARY KEY (run_id, target))")
@@ -121,7 +123,7 @@ class Forwarder:
                 raise StoreError(self.journal, "no such result store to forward from")
             conn = sqlite3.connect(self.journal, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout=5000")
-            for ddl in (_UPLOADS_DDL, _TARGETS_DDL, DELIVERY_DDL):
+            for ddl in (_UPLOADS_DDL, _TARGETS_DDL, DELIVERY_DDL, _AUDIT_DDL):
                 conn.execute(ddl)
             known = conn.execute("SELECT target FROM line_targets WHERE name = ?",
                                  (self.pg.name,)).fetchone()
@@ -164,9 +166,12 @@ class Forwarder:
             self._connect()
         todo = self.pending()
         self._set_pending(len(todo), this_pass)
-        if not todo:
+        audit = self._audit_pending(db)
+        if not todo and not audit:
             return 0
         self._connect()
+        if audit:
+            self._forward_audit(db)
         todo = self.pending()  # the identity may have changed (a restored database)
         for n, (run_id, status) in enumerate(todo):
             events = [JournalEvent(*row) for row in db.execute(
@@ -184,6 +189,32 @@ class Forwarder:
             self._set_pending(len(todo) - n - 1, this_pass)
         note_delivery(db, self.target, self.pg.name, None)
         return len(todo)
+
+    # -- the audit log beside the journal (station.security.audit) ---------------------------
+    @property
+    def audit_path(self) -> Path:
+        return self.journal.with_name("audit.jsonl")  # as station.security.audit.audit_path puts it
+
+    def _audit_pending(self, db: sqlite3.Connection) -> list[dict[str, Any]]:
+        """Audit entries past the last one this target has (every entry that parses, in order)."""
+        if not self.audit_path.is_file():
+            return []
+        from station.security.audit import AuditLog
+
+        row = db.execute("SELECT last_seq FROM line_audit_uploads WHERE target = ?", (self.target,)).fetchone()
+        last = row[0] if row else 0
+        return [e for e in AuditLog(self.audit_path).entries()
+                if isinstance(e, dict) and isinstance(e.get("seq"), int) and e["seq"] > last
+                and {"time", "kind", "prev", "hash"} <= e.keys()]
+
+    def _forward_audit(self, db: sqlite3.Connection) -> int:
+        entries = self._audit_pending(db)
+        if not entries:
+            return 0
+        new = self.pg.ingest_audit(entries, source=self.source)
+        db.execute("INSERT OR REPLACE INTO line_audit_uploads VALUES (?, ?, ?)",
+                   (self.target, max(e["seq"] for e in entries), now_utc()))
+        return new
 
     @staticmethod
     def _components(db: sqlite3.Connection, run_id: str) -> list[tuple[str, str, str]]:

@@ -36,7 +36,7 @@ MONTHS_AHEAD = 3  # partitions made ahead by every migrate (run it monthly, e.g.
 
 # What the station role may do: write its runs (upserts), read what it checks. No DELETE, no DDL.
 STATION_TABLES = ("runs", "instruments", "steps", "measurements", "series", "safe_actions",
-                  "events", "pack_components")
+                  "events", "pack_components", "audit_log")
 STATION_READ = ("schema_migrations", "line_identity")
 
 

@@ -17,10 +17,10 @@ as the journal's text (UTC ISO 8601 with milliseconds, JSON text).
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections.abc import Sequence
 from typing import Any
-
-import datetime as dt
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -150,6 +150,23 @@ class PgResultStore:
         except psycopg.Error as exc:
             raise self._fail(f"cannot write run {run_id}", exc) from exc
         return max(0, len(events) - (had[0] if had else 0))
+
+    def ingest_audit(self, entries: Sequence[dict[str, Any]], *, source: str) -> int:
+        """Write audit entries (``station.security.audit`` dicts) of one station log, in one
+        transaction; an entry already here is kept as it was (the line's copy is what a local
+        edit is compared with). Returns how many were new."""
+        db = self._db()
+        rows = [(source, e["seq"], e["time"], e["kind"], json.dumps(e.get("fields", {})), e["prev"], e["hash"])
+                for e in entries]
+        try:
+            with db.transaction(), db.cursor() as cur:
+                before = cur.execute("SELECT count(*) FROM audit_log WHERE source = %s", (source,)).fetchone()[0]
+                cur.executemany("INSERT INTO audit_log (source, seq, entry_time, kind, fields, prev, hash) "
+                                "VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (source, seq) DO NOTHING", rows)
+                after = cur.execute("SELECT count(*) FROM audit_log WHERE source = %s", (source,)).fetchone()[0]
+        except psycopg.Error as exc:
+            raise self._fail(f"cannot write the audit log of {source}", exc) from exc
+        return after - before
 
     # -- reading ----------------------------------------------------------------------------
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
