@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from drivers.errors import InstrumentError
+from station.engine.interlocks import inputs_for
 from station.events import MonitorTripped
 from station.plan import values as v
 
@@ -133,12 +134,10 @@ class _SignalWatch:
 def watch_interlocks(seq: "Sequencer", requires: list[str], path: str) -> "_InterlockWatch | None":
     """Poll the fixture's inputs that ``requires`` needs every ``seq.interlock_period`` s until
     ``stop``; None when there is no fixture or an enclosing watcher already polls them."""
-    from station.engine.sequencer import REQUIRE_INPUTS
-
     fixture = seq.instruments.get("fixture")
     if fixture is None:
         return None
-    wanted = sorted({name for req in requires for name in REQUIRE_INPUTS.get(req, ())})
+    wanted = inputs_for(requires)
     # Nested HV groups and steps share one poll: an enclosing watcher (a path prefix: it outlives
     # the step) covers the inner ones. A sibling never does: in a parallel group the first HV
     # step to finish would stop the poll while the others still run.

@@ -21,6 +21,7 @@ from station.engine import monitors as mon
 from station.engine.context import ActionContext
 from station.engine.deadlines import StepDeadlines
 from station.engine.errors import PromptUnavailable, RunAborted, StepError, StepTimeout
+from station.engine.interlocks import open_inputs
 from station.engine.safe import run_safe_state
 from station.events import (
     Event, InstrumentInfo, InstrumentIdentified, LogMessage, MeasurementTaken, PromptAnswered,
@@ -34,14 +35,6 @@ Subscriber = Callable[[Event], None]
 PromptHandler = Callable[[PromptRequested], Awaitable[str]]
 
 _MICROSECOND = dt.timedelta(microseconds=1)
-HV_INTERLOCKS = ("estop_released", "guard_closed", "pack_present")
-REQUIRE_INPUTS = {
-    "fixture_closed": ("clamp_closed",),
-    "guard_closed": ("guard_closed",),
-    "estop_released": ("estop_released",),
-    "pack_present": ("pack_present",),
-    "hv_interlock": ("estop_released", "guard_closed", "clamp_closed"),
-}
 
 
 async def _uncancellable(coro: Awaitable[str], log: Callable[[str, str], None]) -> str:
@@ -450,9 +443,9 @@ class Sequencer:
         if fixture is None:
             return
         inputs = await fixture.read_inputs()
-        missing = [name for req in requires for name in REQUIRE_INPUTS.get(req, ()) if not inputs.get(name, False)]
+        missing = open_inputs(requires, inputs)
         if missing:
-            raise RunAborted(f"interlock open before {path}: {', '.join(sorted(set(missing)))}", source="interlock")
+            raise RunAborted(f"interlock open before {path}: {', '.join(missing)}", source="interlock")
 
     def _judge(self, node: ActionNode, names: ChainMap, path: str, values: dict) -> tuple[str, str | None, dict]:
         if not isinstance(values, dict):
