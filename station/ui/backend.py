@@ -82,8 +82,10 @@ class StationBackend:
         self._thread.start()
         self._ready.result(timeout)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Close the session (instruments, store, simulator) and end the thread."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Close the session (instruments, store, simulator) and end the thread. Running packs
+        are aborted first and waited for through their safe state: no timeout by default (each
+        safe-state action has its own bound), since leaving early would kill the safe state."""
         if self.loop is not None and self._stop is not None and not self.loop.is_closed():
             try:
                 self.loop.call_soon_threadsafe(self._stop.set)
@@ -244,6 +246,20 @@ class StationBackend:
             self._live_sinks.pop(fixture, None)
             self._running -= 1
             self._update_hold()
+
+    def abort_all(self, reason: str, *, source: str = "operator") -> None:
+        """Ask every running fixture to stop and go safe (thread-safe; the stop signals' target)."""
+        if self.loop is None or self.loop.is_closed():
+            return
+        for seq in list(self._sequencers.values()):
+            self.loop.call_soon_threadsafe(functools.partial(seq.abort, reason, source=source))
+
+    def note_all(self, message: str, level: str = "warning") -> None:
+        """A line in the record of every running fixture (thread-safe)."""
+        if self.loop is None or self.loop.is_closed():
+            return
+        for seq in list(self._sequencers.values()):
+            self.loop.call_soon_threadsafe(seq.log, message, level)
 
     def abort(self, fixture: str, reason: str = "operator abort") -> bool:
         """Ask the fixture's run to stop and go safe; False if nothing runs there."""
