@@ -92,7 +92,10 @@ def test_publishing_never_blocks_the_run_when_the_broker_is_away():
         status.handle(RunFinished(f"r{i}", U, 1.0, "PASS", None, 1.0))
     elapsed = time.perf_counter() - t0
     status.close()
-    assert elapsed < 0.5  # 400 events queued in the client, nothing waited for the network
+    # 400 events queued in the client, nothing waited for the network: a publish that waited
+    # would wait paho's seconds each (minutes in all). The bound is that far from it so that a
+    # loaded 2-core machine (1.04 s seen at load average 11) cannot fail it.
+    assert elapsed < 5.0
 
 
 def test_ids_become_single_safe_topic_levels():
