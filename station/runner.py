@@ -87,12 +87,12 @@ def prepare(req: RunRequest) -> Prepared:
         plan_path = str(config.resolve_path(product.plan))
     if variant is None and product is not None and Path(plan_path).resolve() == config.resolve_path(product.plan).resolve():
         variant = product.variant
-    if not req.sim:
-        from station.instruments import check_fixture
+    from station.instruments import check_fixture
 
-        check_fixture(config, fixture)  # driver keys, resources, options, maps: before any copper
+    # driver keys, resources, options, maps (--sim: the files) before any copper; what each offers
+    offers = check_fixture(config, fixture, sim=req.sim)
     loaded = load_plan(plan_path)
-    bound = bind_plan(loaded, variant, config.roles(fixture))
+    bound = bind_plan(loaded, variant, config.roles(fixture), offers)
     if config.config.mode == "production":
         _check_release(config, bound)
     faults = [parse_fault(text) for text in req.faults]
