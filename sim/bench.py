@@ -45,6 +45,7 @@ class SimFixture:
     bms: SimCanBms
     bms_modbus: SimModbusBms  # the same BMS (one ECU) as a Modbus server: TCP and RTU over a serial link
     peers: dict[str, Any] = field(default_factory=dict)
+    did_table: Any = None  # the BMS profile's DID table (None: the shipped one)
 
 
 class _Matrix:
@@ -79,13 +80,27 @@ class _ActivePack:
         return getattr(self._matrix.active().pack, name)
 
 
-def _factory_ecu(spec, seed: int):
-    """The ECU state of a new pack's BMS, identity from the product spec (as SimCanBms builds it)."""
+def _factory_ecu(spec, seed: int, table=None):
+    """The ECU state of a new pack's BMS, identity from the product spec (as SimCanBms builds it);
+    ``table``: the BMS profile's DID table (default: the shipped one)."""
     from sim.bms.ecu import EcuState
 
     identity = {"part_number": spec.bms_part_number, "sw_version": spec.bms_sw_version,
                 "hw_version": spec.bms_hw_version}
-    return EcuState.from_table(_did_table(), values={k: v for k, v in identity.items() if v}, seed=seed)
+    table = table or _did_table()
+    return EcuState.from_table(table, values={k: v for k, v in identity.items() if v and k in
+                                              {e.name for e in table.entries.values()}}, seed=seed)
+
+
+def _profile_did_table(profile: dict):
+    """The DID table a BMS profile's ``diagnostics`` names, or None (the shipped table)."""
+    if not profile.get("signals"):
+        return None
+    from drivers.bms.diagnostics import load_diagnostics
+    from drivers.bms.signals import load_signal_map
+
+    diagnostics = load_signal_map(profile["signals"], dbc=profile.get("dbc")).diagnostics
+    return load_diagnostics(diagnostics) if diagnostics else None
 
 
 @functools.lru_cache(maxsize=1)
@@ -114,8 +129,14 @@ class PackSlot:
 
 
 class SimBench:
-    def __init__(self, fixtures: dict[str, str] | None = None, *, seed: int = 0) -> None:
+    """``bms``: per fixture, the BMS profile its simulated BMS speaks (``{"signals": map file,
+    "dbc": file, "uds": {"rx_id", "tx_id"}}``, the same files the station's driver reads);
+    default the project's own."""
+
+    def __init__(self, fixtures: dict[str, str] | None = None, *, seed: int = 0,
+                 bms: dict[str, dict] | None = None) -> None:
         fixtures = fixtures or {"F1": "car-400"}
+        self._bms_profiles = bms or {}
         unknown = [p for p in fixtures.values() if p not in PRESETS]
         if unknown:
             raise ValueError(f"unknown pack preset(s) {unknown}; presets: {', '.join(PRESETS)}")
@@ -132,7 +153,10 @@ class SimBench:
         pack = PackSlot(Pack(PRESETS[preset], seed=seed))
         wiring = Wiring()
         channel = f"sim{self.id}-{name}"
-        ecu = _factory_ecu(PRESETS[preset], seed)
+        profile = self._bms_profiles.get(name, {})
+        table = _profile_did_table(profile)
+        ecu = _factory_ecu(PRESETS[preset], seed, table)
+        bms_files = {k: profile[k] for k in ("signals", "dbc") if profile.get(k)}
         fx = SimFixture(
             name, preset, pack, wiring,
             cycler=SimItechCycler(pack),
@@ -140,9 +164,10 @@ class SimBench:
             dmm=SimKeysightDmm(pack, seed=seed),
             plc=SimFixturePlc(pack, wiring),
             leak=SimAteqLeak(pack),
-            bms=SimCanBms(pack, wiring, channel=channel, seed=seed, ecu=ecu),
+            bms=SimCanBms(pack, wiring, channel=channel, seed=seed, ecu=ecu, uds=profile.get("uds"), **bms_files),
             bms_modbus=SimModbusBms(pack, wiring, seed=seed, ecu=ecu),
         )
+        fx.did_table = table
         return fx
 
     def renew(self, fixture: str, *, seed: int | None = None) -> None:
@@ -160,7 +185,7 @@ class SimBench:
         fx.bms.silent_after(float("inf"))
         fx.bms_modbus.silent_after(float("inf"))
         if fx.bms.ecu is not None:  # the new pack's BMS: factory DIDs, no DTCs, default session
-            fresh_ecu = _factory_ecu(fx.pack.spec, self._runs)
+            fresh_ecu = _factory_ecu(fx.pack.spec, self._runs, fx.did_table)
             fx.bms.ecu.__dict__.update(fresh_ecu.__dict__)
 
     async def start(self) -> dict[str, str]:

@@ -71,6 +71,41 @@ def check_fixture(loaded: LoadedConfig, fixture: str, endpoints: dict[str, str] 
     return offers
 
 
+def sim_bms_profiles(loaded: LoadedConfig) -> dict[str, dict]:
+    """Per fixture, the BMS profile its simulated BMS must speak: the same files the station's
+    BMS driver reads (``signals``, ``dbc``, resolved as the driver gets them) and its UDS ids."""
+    out = {}
+    for fixture in loaded.fixture_ids():
+        for role, (_key, cfg) in loaded.instruments_for(fixture).items():
+            if role != "bms" or not getattr(_driver_class_or_none(cfg.driver), "PATH_OPTIONS", ()):
+                continue
+            options = _resolve_paths(driver_class(cfg.driver), cfg.options, loaded.base)
+            profile = {}
+            for key in ("signals", "dbc"):
+                value = options.get(key)
+                if isinstance(value, str) and value:
+                    path = Path(value)
+                    profile[key] = str(path if path.is_absolute() else _shipped_map(path))
+            uds = options.get("uds")
+            if isinstance(uds, dict) and "tx_id" in uds and "rx_id" in uds:
+                profile["uds"] = {"rx_id": int(uds["tx_id"]), "tx_id": int(uds["rx_id"])}  # the ECU's view
+            out[fixture] = profile
+    return out
+
+
+def _shipped_map(name: Path) -> Path:
+    from drivers.bms.signals import MAPS
+
+    return MAPS / name
+
+
+def _driver_class_or_none(driver: str):
+    try:
+        return driver_class(driver)
+    except (InstrumentError, ValueError):
+        return None
+
+
 def _names_files(driver: str) -> bool:
     """Whether the driver reads files named in its config (``PATH_OPTIONS``: maps, profiles)."""
     try:

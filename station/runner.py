@@ -169,7 +169,9 @@ class Session:
 
             fixtures = {f: self.presets.get(f) or self.config.config.fixtures[f].sim_preset or "car-400"
                         for f in self.config.fixture_ids()}
-            self.bench = SimBench(fixtures)
+            from station.instruments import sim_bms_profiles
+
+            self.bench = SimBench(fixtures, bms=sim_bms_profiles(self.config))  # the BMS the config describes
             endpoints = await self.bench.start()
         try:
             self.store = ResultStore(self.db, synchronous=self.config.config.results.synchronous).open()

@@ -70,14 +70,15 @@ class UdsStep:
             return ident + bytes([self.control]) + self.data
         return ident + self.data
 
-    def describe(self) -> str:
+    def describe(self, service: bool = True) -> str:
+        """e.g. ``0x31 RoutineControl stop 0xf00a`` (without the service name: ``stop 0xf00a``)."""
         names = {"routine": ("0x31 RoutineControl", {v: k for k, v in ROUTINE_CONTROL.items()}),
                  "io_control": ("0x2F InputOutputControl", {v: k for k, v in IO_CONTROL.items()}),
                  "write_did": ("0x2E WriteDataByIdentifier", {})}
-        service, controls = names[self.service]
-        what = f" {controls.get(self.control, self.control)}" if self.control is not None else ""
+        name, controls = names[self.service]
+        what = f"{controls.get(self.control, self.control)} " if self.control is not None else ""
         data = f" {self.data.hex().upper()}" if self.data else ""
-        return f"{service}{what} {self.ident:#06x}{data}"
+        return f"{name + ' ' if service else ''}{what}{self.ident:#06x}{data}"
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from drivers.base import IDENTITY_OPTIONS, Driver
 from drivers.bms.live_values import LiveValues
 from drivers.bms.signals import DEFAULT_MAP, MAPS, SignalMap, load_signal_map
 from drivers.capabilities import Dtc, Identity, SafeAction
-from drivers.errors import ConnectError, InstrumentError, InstrumentTimeout
+from drivers.errors import ConnectError, InstrumentError, InstrumentTimeout, StaleSignalError
 from drivers.validators import OneOf
 
 MODES = OneOf(("standby", "normal", "charge", "discharge"))
@@ -247,41 +247,73 @@ class DbcBms(Driver):
                 await client.session(step.session)
             if step.security and client.unlocked_level != step.security:
                 await client.unlock(step.security)
-            await client.request(step.sid, step.payload(), step.describe())
+            await client.request(step.sid, step.payload(), step.describe(service=False))
             done.append(step.describe())
         return done
 
     async def _read_only_safe_state(self) -> list[SafeAction]:
-        """A BMS the station cannot command: nothing is sent, which is all this driver does.
+        """A BMS the station cannot command: nothing is sent, which is all this driver does;
+        then the read-back of its contactors (``_contactors_read_back``). Opening them
+        otherwise is the fixture's safe state (LV off), recorded there, not claimed here."""
+        return [SafeAction("read-only BMS (command path none): no command sent", True),
+                await self._contactors_read_back()]
 
-        What it can add is a read-back: the contactors the BMS reports, waited for open up to
-        ``READ_ONLY_CONFIRM_S`` on the loop clock. A BMS already silent (LV off) is judged by its
-        last report: unpowered, it cannot close a contactor. Opening them otherwise is the
-        fixture's safe state (LV off), recorded there, not claimed here."""
-        out = [SafeAction("read-only BMS (command path none): no command sent", True)]
+    def _silent(self) -> bool:
+        """No fresh contactor report: the BMS is asleep (LV off), dead or unplugged."""
+        live = self._live("safe_state")
+        for name in CONTACTORS:
+            if name in live.map.signals:
+                try:
+                    live.get(name)
+                except StaleSignalError:
+                    return True
+        return False
+
+    async def _answers(self) -> bool:
+        """Whether the BMS still sends: a state frame newer than now within 3 of its cycles
+        (LV may have been switched off a moment ago, when the last frames were still fresh)."""
+        live = self._live("safe_state")
+        name = next((n for n in CONTACTORS if n in live.map.signals), None)
+        if name is None:
+            return not self._silent()
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while loop.time() - start <= 3 * live.map.signals[name].period:
+            last = live.last(name)
+            if last is not None and last[1] > start:
+                return True
+            await asyncio.sleep(WAKE_POLL_S)
+        return False
+
+    async def _contactors_read_back(self) -> SafeAction:
+        """The contactors the BMS reports, waited for open up to ``READ_ONLY_CONFIRM_S`` on the
+        loop clock. A BMS already silent (LV off) is judged by its last report: unpowered, it
+        cannot close a contactor; one it last reported closed, or never, is not confirmed."""
         live = self._live("safe_state")
         names = [n for n in CONTACTORS if n in live.map.signals]
         if not names:
-            return out + [SafeAction("contactor state not in the BMS profile: not read back", False)]
+            return SafeAction("contactor state not in the BMS profile: not read back", False)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + READ_ONLY_CONFIRM_S
         while True:
             last = {n: live.last(n) for n in names}
             closed = [n.removeprefix("contactor_") for n, v in last.items() if v is None or v[0] >= 1]
-            if not closed or loop.time() >= deadline:
+            if not closed or loop.time() >= deadline or self._silent():
                 break
             await asyncio.sleep(WAKE_POLL_S * 5)
-        age = loop.time() - min(v[1] for v in last.values() if v is not None) if any(last.values()) else None
-        source = "BMS state frame" if age is not None and age < READ_ONLY_CONFIRM_S else (
-            "never reported" if age is None else f"BMS silent; its last report {age:.1f} s ago")
+        stamps = [v[1] for v in last.values() if v is not None]
+        source = ("never reported" if not stamps else f"BMS silent; its last report {loop.time() - min(stamps):.1f} s ago"
+                  if self._silent() else "BMS state frame")
         if closed:
-            return out + [SafeAction(f"contactors not reported open ({', '.join(closed)}; {source}); "
-                                     f"the fixture's LV off is what opens them", False)]
-        return out + [SafeAction(f"contactors reported open ({source})", True)]
+            return SafeAction(f"contactors not reported open ({', '.join(closed)}; {source})", False)
+        return SafeAction(f"contactors reported open ({source})", True)
 
     async def _uds_safe_state(self) -> list[SafeAction]:
         """Standby, monitor enabled, balancing off, each through its UDS steps where offered."""
         commands = self.load_map().commands
+        if not await self._answers():  # asleep (LV off) or gone: a UDS request would only time out
+            return [SafeAction("BMS silent: no UDS command sent (nothing answers on the bus)", True),
+                    await self._contactors_read_back()]
         out = []
         for kind, value, what in (("mode", "standby", "requested standby (contactors open)"),
                                   ("insulation_monitor", "enabled", "insulation monitor enabled"),
