@@ -304,9 +304,15 @@ class DbcBms(Driver):
         stamps = [v[1] for v in last.values() if v is not None]
         source = ("never reported" if not stamps else f"BMS silent; its last report {loop.time() - min(stamps):.1f} s ago"
                   if self._silent() else "BMS state frame")
-        if closed:
+        if not closed:
+            return SafeAction(f"contactors reported open ({source})", True)
+        # The HV path is broken when the minus side, or both plus-side paths, are reported open:
+        # a welded main+ (the defect a plan catches) leaves the pack isolated by main-.
+        unknown = [n for n in ("contactor_main_minus", "contactor_main_plus") if n not in names]
+        path_closed = bool(unknown) or ("main_minus" in closed and ({"main_plus", "precharge"} & set(closed)))
+        if path_closed:
             return SafeAction(f"contactors not reported open ({', '.join(closed)}; {source})", False)
-        return SafeAction(f"contactors reported open ({source})", True)
+        return SafeAction(f"HV path reported open, but {', '.join(closed)} reported CLOSED ({source})", True)
 
     async def _uds_safe_state(self) -> list[SafeAction]:
         """Standby, monitor enabled, balancing off, each through its UDS steps where offered."""

@@ -268,15 +268,14 @@ class SimCanBms:
         getters = [self._getter(m.name, m.states) for m in items]
         table: dict[tuple[bool, ...], float] = {}
         for want in itertools.product((False, True), repeat=len(items)):
-            for value in candidates:
-                if all((value in m.true_when) == w if m.true_when is not None else bool(value) == w
-                       for m, w in zip(items, want)):
-                    table[want] = value
-                    break
+            # the value read back as the most of the wanted flags (all of them where the enum can)
+            def matches(value: float) -> int:
+                return sum((value in m.true_when) == w if m.true_when is not None else bool(value) == w
+                           for m, w in zip(items, want))
+            table[want] = max(candidates, key=matches, default=0.0)  # max keeps the first of equals
 
         def get(pack) -> float:
-            key = tuple(bool(g(pack)) for g in getters)
-            return table.get(key, candidates[0] if candidates else 0.0)
+            return table[tuple(bool(g(pack)) for g in getters)]
 
         return get
 
