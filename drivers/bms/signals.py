@@ -378,8 +378,9 @@ class _Loader:
                 states[str(text)] = raw
         true_when = None
         if "true_when" in spec:
-            items = spec["true_when"] if isinstance(spec["true_when"], list) else [spec["true_when"]]
-            raws = [self.resolve_value(spec, "true_when", message, sig, item) for item in items]
+            items = spec["true_when"]
+            raws = ([self.resolve_value(items, i, message, sig, item) for i, item in enumerate(items)]
+                    if isinstance(items, list) else [self.resolve_value(spec, "true_when", message, sig, items)])
             dbc_sig = message.get_signal_by_name(sig)
             true_when = frozenset(float(r * dbc_sig.scale + dbc_sig.offset) for r in raws if r is not None)
         return Mapped(name, message, sig, self.unit_factor(spec, 1.0), invert is True,
