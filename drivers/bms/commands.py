@@ -5,7 +5,8 @@ Three command paths, one per BMS:
 * ``can``: the station's cyclic request message (the map's ``request`` section) — a BMS built
   for a test station or a vehicle master.
 * ``uds``: UDS services per command, as production vehicle BMSs are commanded on a line:
-  RoutineControl (0x31, ``routine`` with ``control: start|stop|results``),
+  RoutineControl (0x31, ``routine`` — its id, or its name in the profile's ODX — with
+  ``control: start|stop|results``),
   InputOutputControlByIdentifier (0x2F, ``io_control`` with ``control: return_control|
   reset_to_default|freeze|short_term_adjustment`` and a ``state``), WriteDataByIdentifier
   (0x2E, ``write_did`` with ``data``). Each step names its diagnostic ``session`` (default
@@ -102,8 +103,10 @@ class CommandSet:
         return self.uds.get((kind, value))
 
 
-def load_commands(loader: Any, doc: dict, request: Any) -> CommandSet:
-    """The ``commands`` section (problems reported through ``loader``, a signals._Loader)."""
+def load_commands(loader: Any, doc: dict, request: Any, routine_names=lambda: {}) -> CommandSet:
+    """The ``commands`` section (problems reported through ``loader``, a signals._Loader).
+    ``routine_names()``: routine name -> id from the diagnostic description, for steps that name
+    their routine (``routine: HvContactorControl``) instead of numbering it."""
     spec = doc.get("commands")
     default = "can" if "request" in doc else "none"
     if spec is None:
@@ -139,7 +142,7 @@ def load_commands(loader: Any, doc: dict, request: Any) -> CommandSet:
                 loader.err(spec, kind, f"commands.{kind} needs both {' and '.join(values)}; missing {missing}")
         for value, item in table.items():
             items = item if isinstance(item, list) else [item]
-            parsed = [_step(loader, table, value, it, defaults) for it in items]
+            parsed = [_step(loader, table, value, it, defaults, routine_names) for it in items]
             if items and all(parsed):
                 steps[(kind, str(value))] = tuple(parsed)
     if ("mode", "standby") not in steps and "mode" in spec and isinstance(spec.get("mode"), dict):
@@ -157,7 +160,7 @@ def _can(request: Any) -> CommandSet:
     return CommandSet("can", can_values=values)
 
 
-def _step(loader: Any, parent: Any, key: str, item: Any, defaults: dict) -> UdsStep | None:
+def _step(loader: Any, parent: Any, key: str, item: Any, defaults: dict, routine_names) -> UdsStep | None:
     where = f"command {key}"
     if not loader.keys(item, _STEP_KEYS, where):
         return None
@@ -167,6 +170,13 @@ def _step(loader: Any, parent: Any, key: str, item: Any, defaults: dict) -> UdsS
         return None
     service = services[0]
     ident = item[service]
+    if service == "routine" and isinstance(ident, str):
+        names = routine_names()
+        if ident not in names:
+            loader.err(item, service, f"routine {ident!r} is not in the diagnostic description; its routines: "
+                       f"{', '.join(sorted(names)) or 'none (name routines by id, or give diagnostics: odx)'}", value=True)
+            return None
+        ident = names[ident]
     if isinstance(ident, bool) or not isinstance(ident, int) or not 0 <= ident <= 0xFFFF:
         loader.err(item, service, f"{service} must be a 16-bit identifier (e.g. 0xF00A), got {ident!r}", value=True)
         return None

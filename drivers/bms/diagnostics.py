@@ -1,14 +1,14 @@
 """A BMS's diagnostic description, from whichever file its profile names.
 
 ``diagnostics: {did_table: FILE}`` in a BMS profile: the project's YAML DID table
-(drivers/bms/did_table.py). ``diagnostics: {odx: FILE.pdx|FILE.odx-d, ecu: NAME}``: the
+(drivers/bms/did_table.py). ``diagnostics: {odx: FILE.pdx|FILE.odx-d, ecu: NAME, security: {LEVEL: {algorithm, params}}}``: the
 supplier's ODX (drivers/bms/odx.py, odxtools), turned into the same ``DidTable`` so the UDS
 client, the actions and the simulated ECU need nothing else.
 """
 
 from __future__ import annotations
 
-from drivers.bms.did_table import DidTable, load_did_table
+from drivers.bms.did_table import DidTable, SecurityLevel, load_did_table
 
 
 def load_diagnostics(spec: dict[str, str]) -> DidTable:
@@ -16,5 +16,7 @@ def load_diagnostics(spec: dict[str, str]) -> DidTable:
     if "odx" in spec:
         from drivers.bms.odx import load_odx  # lazy: odxtools only for profiles that name ODX
 
-        return load_odx(spec["odx"], ecu=spec.get("ecu"))
+        security = {level: SecurityLevel(level, algorithm, params, seed_length)
+                    for level, (algorithm, params, seed_length) in (spec.get("security") or {}).items()}
+        return load_odx(spec["odx"], ecu=spec.get("ecu"), security=security)
     return load_did_table(spec["did_table"])

@@ -148,7 +148,7 @@ class SignalMap:
     temperatures: Group | None
     request: Request | None
     commands: Any = None  # drivers.bms.commands.CommandSet
-    diagnostics: dict[str, str] = field(default_factory=dict)  # {"did_table"|"odx"|"ecu": value}, paths absolute
+    diagnostics: dict[str, Any] = field(default_factory=dict)  # {"did_table"|"odx"|"ecu"|"security"}, paths absolute
     path: str = ""
 
     def offers(self) -> dict[str, Any]:
@@ -236,8 +236,8 @@ class _Loader:
         request = self.request(doc["request"]) if "request" in doc else None
         from drivers.bms.commands import load_commands  # the command paths live in their own module
 
-        commands = load_commands(self, doc, request)
         diagnostics = self.diagnostics(doc)
+        commands = load_commands(self, doc, request, lambda: self.routine_names(doc, diagnostics))
         if self.problems:
             raise SignalMapError(sorted(self.problems, key=_position))
         return SignalMap(self.db, signals, groups["cells"], groups["temperatures"], request, commands,
@@ -265,12 +265,12 @@ class _Loader:
             cycles[str(name)] = ms
         return cycles
 
-    def diagnostics(self, doc: Any) -> dict[str, str]:
+    def diagnostics(self, doc: Any) -> dict[str, Any]:
         """``diagnostics: {did_table: FILE}`` or ``{odx: FILE, ecu: NAME}``; paths from the map's folder."""
         spec = doc.get("diagnostics")
         if spec is None:
             return {}
-        if not self.keys(spec, {"did_table", "odx", "ecu"}, "diagnostics"):
+        if not self.keys(spec, {"did_table", "odx", "ecu", "security"}, "diagnostics"):
             return {}
         if ("did_table" in spec) == ("odx" in spec):
             self.err(doc, "diagnostics", "diagnostics needs exactly one of 'did_table' or 'odx'")
@@ -284,6 +284,49 @@ class _Loader:
                 out[key] = str(path)
         if "ecu" in spec:
             out["ecu"] = str(spec["ecu"])
+        if "security" in spec:
+            out["security"] = self.security(spec)
+        return out
+
+    def routine_names(self, doc: Any, diagnostics: dict[str, Any]) -> dict[str, int]:
+        """Routine name -> id from the profile's diagnostic description (ODX names its routines)."""
+        from drivers.bms.diagnostics import load_diagnostics
+        from drivers.bms.did_table import DidTableError
+
+        if not diagnostics or self.problems:
+            return {}
+        try:
+            table = load_diagnostics(diagnostics)
+        except DidTableError as exc:
+            self.problems.extend(exc.problems)
+            return {}
+        return {name: rid for rid, name in getattr(table, "routines", {}).items()}
+
+    def security(self, spec: Any) -> dict[int, tuple]:
+        """``security: {LEVEL: {algorithm, params, seed_length}}`` beside an ODX (which cannot
+        carry seed/key algorithms): level -> (algorithm, params, seed_length)."""
+        from drivers.bms.security import key_function
+
+        table = spec["security"]
+        if "odx" not in spec:
+            self.err(spec, "security", "diagnostics.security goes with odx (a DID table has its own)")
+        if not isinstance(table, dict):
+            self.err(spec, "security", "security must map levels to {algorithm, params, seed_length}", value=True)
+            return {}
+        out = {}
+        for level, item in table.items():
+            if isinstance(level, bool) or not isinstance(level, int) or not self.keys(
+                    item, {"algorithm", "params", "seed_length"}, f"security level {level}"):
+                self.err(table, level, f"security level {level!r}: an integer level with {{algorithm, params, seed_length}}")
+                continue
+            try:
+                key_function(str(item.get("algorithm")))
+            except (KeyError, ValueError, LookupError) as exc:
+                self.err(item, "algorithm", str(exc), value=True)
+                continue
+            params = item.get("params") or {}
+            out[level] = (str(item["algorithm"]), dict(params) if isinstance(params, dict) else {},
+                          int(item.get("seed_length", 4)))
         return out
 
     def resolve_value(self, node: Any, key: Any, message: Any, sig_name: str, value: Any) -> int | None:
