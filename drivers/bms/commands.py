@@ -114,7 +114,7 @@ def load_commands(loader: Any, doc: dict, request: Any, routine_names=lambda: {}
     if not loader.keys(spec, {"path", "session", "security", *COMMANDS}, "commands"):
         return CommandSet("none")
     path = spec.get("path", default)
-    if path not in PATHS:
+    if not isinstance(path, str) or path not in PATHS:
         loader.err(spec, "path", f"commands.path must be one of {', '.join(PATHS)}, got {path!r}", value=True)
         return CommandSet("none")
     if path == "can":
@@ -183,14 +183,14 @@ def _step(loader: Any, parent: Any, key: str, item: Any, defaults: dict, routine
     control = None
     if service == "routine":
         text = item.get("control", "start")
-        control = ROUTINE_CONTROL.get(text)
+        control = ROUTINE_CONTROL.get(text) if isinstance(text, str) else None
         if control is None:
             loader.err(item, "control", f"routine control must be one of {', '.join(ROUTINE_CONTROL)}, got {text!r}",
                        value=True)
             return None
     elif service == "io_control":
         text = item.get("control", "short_term_adjustment")
-        control = IO_CONTROL.get(text)
+        control = IO_CONTROL.get(text) if isinstance(text, str) else None
         if control is None:
             loader.err(item, "control", f"io_control control must be one of {', '.join(IO_CONTROL)}, got {text!r}",
                        value=True)
@@ -209,7 +209,7 @@ def _step(loader: Any, parent: Any, key: str, item: Any, defaults: dict, routine
     if service == "write_did" and not data:
         loader.err(item, service, "write_did needs 'data'")
     session = item.get("session", defaults["session"])
-    if session not in SESSIONS:
+    if not isinstance(session, str) or session not in SESSIONS:
         loader.err(item if "session" in item else parent, "session" if "session" in item else key,
                    f"session must be one of {', '.join(SESSIONS)}, got {session!r}", value="session" in item)
         return None

@@ -324,9 +324,11 @@ class _Loader:
             except (KeyError, ValueError, LookupError) as exc:
                 self.err(item, "algorithm", str(exc), value=True)
                 continue
-            params = item.get("params") or {}
-            out[level] = (str(item["algorithm"]), dict(params) if isinstance(params, dict) else {},
-                          int(item.get("seed_length", 4)))
+            params, seed_length = item.get("params") or {}, item.get("seed_length", 4)
+            if not isinstance(params, dict) or isinstance(seed_length, bool) or not isinstance(seed_length, int):
+                self.err(table, level, f"security level {level}: params must be a mapping, seed_length an integer")
+                continue
+            out[level] = (str(item["algorithm"]), dict(params), seed_length)
         return out
 
     def resolve_value(self, node: Any, key: Any, message: Any, sig_name: str, value: Any) -> int | None:

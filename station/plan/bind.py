@@ -179,7 +179,7 @@ class Binder:
             from station.actions.offers import refusals
 
             for where, message in refusals(self.offers[spec.role], spec.name, args, set(expect)):
-                self.add(src, loc + where if where[0] != "action" else loc + ("action",), message)
+                self.add(src, loc + where, message)
         label = step.id or f"{spec.name}@{index + 1}"
         return ActionNode(spec, step, label, args, expect, src, loc)
 
