@@ -104,7 +104,7 @@ teardown:
 
 
 def test_a_read_only_bms_runs_and_its_safe_state_is_recorded_as_what_was_done(tmp_path):
-    text = (VEHICLE / "vehicle_bms.yaml").read_text()
+    text = (VEHICLE / "vehicle_bms.yaml").read_text().replace("  soc: BMS_energyStatus.BMS_socUI\n", "")
     station = _station(tmp_path, text[:text.index("commands:")] + "commands: {path: none}\n"
                        + text[text.index("diagnostics:"):])
     plan = tmp_path / "read_only.yaml"
@@ -113,6 +113,9 @@ def test_a_read_only_bms_runs_and_its_safe_state_is_recorded_as_what_was_done(tm
                 "--json", str(tmp_path / "r.json"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     record = json.loads((tmp_path / "r.json").read_text())
+    pack = next(s for s in record["steps"] if s["path"] == "main/pack")
+    assert {m["name"] for m in pack["measurements"]} == {"voltage", "current"}  # no soc offered: none measured
+    assert any("does not offer soc" in str(line) for line in record["log"])
     bms = [(a["action"], a["confirmed"]) for a in record["safe_state"] if a["instrument"] == "bms"]
     assert bms[0] == ("read-only BMS (command path none): no command sent", True)
     assert bms[1][1] and bms[1][0].startswith("contactors reported open (")  # read back: the BMS's own report
