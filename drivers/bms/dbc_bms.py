@@ -26,16 +26,15 @@ from typing import Any
 import can
 
 from drivers.base import IDENTITY_OPTIONS, Driver
+from drivers.bms import readback
 from drivers.bms.live_values import LiveValues
 from drivers.bms.signals import DEFAULT_MAP, MAPS, SignalMap, load_signal_map
 from drivers.capabilities import Dtc, Identity, SafeAction
-from drivers.errors import ConnectError, InstrumentError, InstrumentTimeout, StaleSignalError
+from drivers.errors import ConnectError, InstrumentError, InstrumentTimeout
 from drivers.validators import OneOf
 
 MODES = OneOf(("standby", "normal", "charge", "discharge"))
 WAKE_POLL_S = 0.01
-CONTACTORS = ("contactor_main_plus", "contactor_main_minus", "contactor_precharge")
-READ_ONLY_CONFIRM_S = 1.0  # s a read-only BMS's contactor report is waited for in the safe state
 
 
 class DbcBms(Driver):
@@ -253,73 +252,18 @@ class DbcBms(Driver):
 
     async def _read_only_safe_state(self) -> list[SafeAction]:
         """A BMS the station cannot command: nothing is sent, which is all this driver does;
-        then the read-back of its contactors (``_contactors_read_back``). Opening them
-        otherwise is the fixture's safe state (LV off), recorded there, not claimed here."""
+        then the read-back of its contactors. Opening them otherwise is the fixture's safe state
+        (LV off), recorded there, not claimed here."""
         return [SafeAction("read-only BMS (command path none): no command sent", True),
-                await self._contactors_read_back()]
-
-    def _silent(self) -> bool:
-        """No fresh contactor report: the BMS is asleep (LV off), dead or unplugged."""
-        live = self._live("safe_state")
-        for name in CONTACTORS:
-            if name in live.map.signals:
-                try:
-                    live.get(name)
-                except StaleSignalError:
-                    return True
-        return False
-
-    async def _answers(self) -> bool:
-        """Whether the BMS still sends: a state frame newer than now within 3 of its cycles
-        (LV may have been switched off a moment ago, when the last frames were still fresh)."""
-        live = self._live("safe_state")
-        name = next((n for n in CONTACTORS if n in live.map.signals), None)
-        if name is None:
-            return not self._silent()
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        while loop.time() - start <= 3 * live.map.signals[name].period:
-            last = live.last(name)
-            if last is not None and last[1] > start:
-                return True
-            await asyncio.sleep(WAKE_POLL_S)
-        return False
-
-    async def _contactors_read_back(self) -> SafeAction:
-        """The contactors the BMS reports, waited for open up to ``READ_ONLY_CONFIRM_S`` on the
-        loop clock. A BMS already silent (LV off) is judged by its last report: unpowered, it
-        cannot close a contactor; one it last reported closed, or never, is not confirmed."""
-        live = self._live("safe_state")
-        names = [n for n in CONTACTORS if n in live.map.signals]
-        if not names:
-            return SafeAction("contactor state not in the BMS profile: not read back", False)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + READ_ONLY_CONFIRM_S
-        while True:
-            last = {n: live.last(n) for n in names}
-            closed = [n.removeprefix("contactor_") for n, v in last.items() if v is None or v[0] >= 1]
-            if not closed or loop.time() >= deadline or self._silent():
-                break
-            await asyncio.sleep(WAKE_POLL_S * 5)
-        stamps = [v[1] for v in last.values() if v is not None]
-        source = ("never reported" if not stamps else f"BMS silent; its last report {loop.time() - min(stamps):.1f} s ago"
-                  if self._silent() else "BMS state frame")
-        if not closed:
-            return SafeAction(f"contactors reported open ({source})", True)
-        # The HV path is broken when the minus side, or both plus-side paths, are reported open:
-        # a welded main+ (the defect a plan catches) leaves the pack isolated by main-.
-        unknown = [n for n in ("contactor_main_minus", "contactor_main_plus") if n not in names]
-        path_closed = bool(unknown) or ("main_minus" in closed and ({"main_plus", "precharge"} & set(closed)))
-        if path_closed:
-            return SafeAction(f"contactors not reported open ({', '.join(closed)}; {source})", False)
-        return SafeAction(f"HV path reported open, but {', '.join(closed)} reported CLOSED ({source})", True)
+                await readback.contactors(self._live("safe_state"))]
 
     async def _uds_safe_state(self) -> list[SafeAction]:
         """Standby, monitor enabled, balancing off, each through its UDS steps where offered."""
         commands = self.load_map().commands
-        if not await self._answers():  # asleep (LV off) or gone: a UDS request would only time out
+        live = self._live("safe_state")
+        if not await readback.answers(live):  # asleep (LV off) or gone: a UDS request would only time out
             return [SafeAction("BMS silent: no UDS command sent (nothing answers on the bus)", True),
-                    await self._contactors_read_back()]
+                    await readback.contactors(live)]
         out = []
         for kind, value, what in (("mode", "standby", "requested standby (contactors open)"),
                                   ("insulation_monitor", "enabled", "insulation monitor enabled"),

@@ -220,7 +220,12 @@ async def identity(ctx, dids: list) -> dict:
 @action("bms.dtcs", args={"mask": Arg(kind="int", default=0x09)}, measures={"count": "", "codes": "str"}, timeout=60)
 async def dtcs(ctx, mask: int) -> dict:
     """Stored DTCs matching a status mask (default: test failed / confirmed)."""
-    found = await ctx.instrument("bms").read_dtcs(mask)
+    bms = ctx.instrument("bms")
+    found = await bms.read_dtcs(mask)
+    texts = getattr(bms.did_table(), "dtcs", {}) if hasattr(bms, "did_table") else {}
+    for d in found:  # the diagnostic description (ODX) names them: the record says what each is
+        if d.code in texts:
+            ctx.log(f"DTC {d.code:06X} (status {d.status:02X}): {texts[d.code]}")
     return {"count": len(found), "codes": " ".join(f"{d.code:06X}:{d.status:02X}" for d in found)}
 
 

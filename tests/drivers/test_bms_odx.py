@@ -124,3 +124,50 @@ def test_the_vehicle_bms_is_driven_from_its_pdx(pdx, tmp_path):
     assert serial == "VBMS-ODX-000123"
     assert refused == 0x33  # securityAccessDenied: the PDX says level 1
     assert written == "CAR-ODX-1" and state == "normal" and after == "standby"
+
+
+DTC_PLAN = """\
+schema_version: 1
+id: odx-dtcs
+version: 1.0.0
+title: Identity and DTCs from a PDX-described BMS
+instruments: [fixture, bms, dmm]
+setup:
+  - fixture.require: [estop_released, guard_closed, pack_present]
+  - fixture.lv_power: true
+  - bms.wake: {within: 5 s}
+main:
+  - id: identity
+    bms.identity: {dids: [ecu_serial, calibration_checksum]}
+  - id: dtcs
+    bms.dtcs: {}
+    expect: {count: {max: 0}}
+teardown:
+  - bms.mode: standby
+  - fixture.lv_power: false
+"""
+
+
+def test_a_station_run_reads_its_bms_through_the_pdx(pdx, tmp_path):
+    import json
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    folder = tmp_path / "site"
+    folder.mkdir()
+    profile = _profile(folder, pdx)
+    config = (root / "station" / "sim_station_vehicle.yaml").read_text()
+    (folder / "station.yaml").write_text(config.replace("../drivers/maps/vehicle/vehicle_bms.yaml", profile.name)
+                                         .replace("plan: ../test_plans/", f"plan: {root}/test_plans/"))
+    (folder / "plan.yaml").write_text(DTC_PLAN)
+    code = next(iter(DTCS))
+    proc = subprocess.run(
+        [sys.executable, "-m", "station.cli", "run", str(folder / "plan.yaml"), "--sim", "--station",
+         str(folder / "station.yaml"), "--serial", "CARODX1", "--fault", f"dtc_present:code={code}",
+         "--json", str(tmp_path / "r.json"), "--db", str(tmp_path / "r.db")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]  # FAIL: the DTC is there
+    record = json.loads((tmp_path / "r.json").read_text())
+    identity = {m["name"]: m["value"] for s in record["steps"] if s["path"] == "main/identity" for m in s["measurements"]}
+    assert set(identity) == {"ecu_serial", "calibration_checksum"}  # names from the PDX's value parameters
+    assert any(f"DTC {code:06X} (status 09): {DTCS[code]}" in str(line) for line in record["log"])
