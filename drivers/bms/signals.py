@@ -23,8 +23,9 @@ A map file (``drivers/maps/*_signals.yaml``) names, for one DBC:
 * ``commands``: how the station commands this BMS (drivers/bms/commands.py): ``path: can`` (the
   request message; the default when ``request`` is given), ``uds`` (UDS services per command) or
   ``none`` (a read-only BMS; the default without ``request``).
-* ``diagnostics``: ``{did_table: FILE}`` or ``{odx: FILE.pdx, ecu: NAME}``: where DIDs, routines
-  and DTCs are described (drivers/bms/diagnostics.py).
+* ``diagnostics``: ``{did_table: FILE}`` or ``{odx: FILE.pdx, ecu: NAME, security: {LEVEL:
+  {algorithm, params, seed_length}}}``: where DIDs, routines and DTCs are described
+  (drivers/bms/diagnostics.py); ODX routine names may then name a UDS command's routine.
 
 Signals not in the map are simply not offered (``SignalMap.offers``): a plan expecting one is
 refused at validation. Relative file names resolve from the map file's folder.

@@ -153,3 +153,15 @@ def test_a_plan_expecting_a_signal_the_bms_does_not_offer_fails_at_validate_loca
     assert f"{plan}:8:17: bms.signal needs signal soh, which this station's BMS profile does not map" in err, err
     assert f"{plan}:11:19: bms.pack measures soc only where the BMS offers signal soc" in err, err
     assert f"{plan}:14:18: monitor reads signal 'alive_counter', which this station's BMS profile does not map" in err, err
+
+
+def test_uds_actions_need_the_uds_option_and_templated_arguments_are_left_to_the_run():
+    from station.actions.offers import refusals
+
+    offer = {"signals": {"bms_state"}, "groups": set(), "command_path": "can", "commands": {"mode": ("standby",)},
+             "uds": False}
+    assert refusals(offer, "bms.read_did", {"did": "ecu_serial"}, set()) == [
+        (("action",), "bms.read_did needs UDS diagnostics, which this station's BMS has no 'uds' option for")]
+    assert "offers mode: standby" in refusals(offer, "bms.mode", {"mode": "normal"}, set())[0][1]
+    assert refusals(offer, "bms.mode", {"mode": "${m}"}, set()) == []
+    assert refusals(offer, "bms.mode", {"mode": "standby"}, set()) == []
