@@ -117,7 +117,7 @@ class SimCanBms:
         for mapped in self.map.signals.values():
             plain.setdefault(mapped.message.frame_id, []).append(mapped)
         for entries in plain.values():
-            self._cyclic.add(min(m.period for m in entries), self._plain_sender(entries))
+            self._add_plain(entries)
         for kind, group in (("cells", self.map.cells), ("temps", self.map.temperatures)):
             if group is not None and group.names:
                 period, sender = self._group_sender(kind, group)
@@ -214,7 +214,25 @@ class SimCanBms:
 
         return send
 
-    def _plain_sender(self, entries):
+    def _add_plain(self, entries) -> None:
+        """Schedule one plain message. Mapped signals on several pages of a multiplexed message
+        (a min/max message whose page 0 carries voltages, page 1 temperatures) are sent page
+        after page, each page once per cycle time."""
+        message, period = entries[0].message, min(m.period for m in entries)
+        mux = next((s.name for s in message.signals if s.is_multiplexer), None)
+
+        def ids(m) -> list[int]:
+            return message.get_signal_by_name(m.signal).multiplexer_ids or []
+
+        pages = sorted({page for m in entries for page in ids(m)})
+        if mux is None or not pages:
+            self._cyclic.add(period, self._plain_sender(entries))
+            return
+        rotation = itertools.cycle([self._plain_sender([m for m in entries if not ids(m) or page in ids(m)],
+                                                       page=(mux, page)) for page in pages])
+        self._cyclic.add(period / len(pages), lambda: next(rotation)())
+
+    def _plain_sender(self, entries, page: tuple[str, int] | None = None):
         """The sender of one plain message: every mapped signal, the message's others constant.
 
         Each signal's value getter is chosen once here (the per-signal string dispatch cost
@@ -229,7 +247,10 @@ class SimCanBms:
             by_signal.setdefault(m.signal, []).append(m)
         mapped_signals = list(by_signal)
         constants = {s.name: min(max(0.0, bounds[s.name][0]), bounds[s.name][1])
-                     for s in message.signals if s.name not in by_signal}
+                     for s in message.signals if s.name not in by_signal
+                     and (page is None or not s.multiplexer_ids or page[1] in s.multiplexer_ids)}
+        if page is not None:
+            constants[page[0]] = page[1]  # this frame's page
         plan = []
         for sig, items in by_signal.items():
             if len(items) == 1 and items[0].true_when is None:

@@ -118,8 +118,10 @@ def test_enums_pages_units_and_offsets_decode(db, path):
     assert seen == {"OPEN": (0, 0, 0), "PRECHARGE": (0, 1, 1), "CLOSED": (1, 1, 0), "WELDED": (1, 0, 0)}
     assert live.state() == "normal" and live.get("hvil_closed") == 1.0 and live.get("imd_enabled") == 1.0
     assert live.get("imd_resistance") == pytest.approx(5e6)
-    live.update(_frame(db, "BMS_brickMinMax", BMS_brickVoltageMin=3650, BMS_brickNumVoltageMin=1))
+    live.update(_frame(db, "BMS_minMax", BMS_minMaxMux=0, BMS_brickVoltageMin=3650, BMS_brickNumVoltageMin=1))
+    live.update(_frame(db, "BMS_minMax", BMS_minMaxMux=1, BMS_thermistorTMax=31.5, BMS_thermistorNumTMax=7))
     assert live.get("cell_voltage_min") == pytest.approx(3.65) and live.get("cell_voltage_min_index") == 0.0
+    assert live.get("cell_temperature_max") == 31.5  # the other page of the same message
     for page, bricks in ((0, (3601, 3602, 3603)), (1, (3604, 3605, 3606))):
         live.update(_frame(db, "BMS_brickVoltages", BMS_brickVoltagesMux=page,
                            **{f"BMS_brickVoltage{3 * page + i + 1}": v for i, v in enumerate(bricks)}))

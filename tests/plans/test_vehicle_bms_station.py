@@ -36,23 +36,27 @@ def test_the_vehicle_dbc_is_vehicle_style():
     names = {s.name for s in bricks.signals}
     assert "BMS_brickVoltage1" in names and "BMS_brickVoltage0" not in names, "cells numbered from 1"
     assert len({s.multiplexer_ids[0] for s in bricks.signals if s.multiplexer_ids}) > 1, "on multiplexed pages"
+    extremes = db.get_message_by_name("BMS_minMax")  # min/max voltages and temperatures on two pages
+    assert {tuple(s.multiplexer_ids) for s in extremes.signals if s.multiplexer_ids} == {(0,), (1,)}
     contactors = db.get_message_by_name("BMS_status").get_signal_by_name("BMS_contactorState")
     assert {str(v) for v in contactors.choices.values()} >= {"OPEN", "PRECHARGE", "CLOSED"}
 
 
-def test_golden_pack_passes_through_the_cli(tmp_path):
+@pytest.mark.parametrize("fixture,variant,cells,temps", [("F1", "car-400", 96, 24), ("F2", "bus-700", 216, 48)])
+def test_golden_pack_passes_through_the_cli(fixture, variant, cells, temps, tmp_path):
     record_file = tmp_path / "run.json"
     proc = subprocess.run(
         [sys.executable, "-m", "station.cli", "run", str(PLAN), "--sim", "--station", str(VEHICLE_STATION),
-         "--variant", VARIANT, "--serial", "CARVEH1", "--json", str(record_file), "--db", str(tmp_path / "r.db")],
+         "--fixture", fixture, "--variant", variant, "--serial", "VEH1", "--json", str(record_file),
+         "--db", str(tmp_path / "r.db")],
         capture_output=True, text=True, cwd=tmp_path, timeout=300)  # another folder: paths resolve from the config
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     record = json.loads(record_file.read_text())
     bms = next(i for i in record["instruments"] if i["role"] == "bms")
     assert bms["model"] == "VEHICLE-BMS"
-    cells = next(s for s in record["steps"] if s["path"] == "main/cells")
-    got = {m["name"]: m["value"] for m in cells["measurements"]}
-    assert got["count"] == 96 and got["t_count"] == 24  # bricks 1..96, thermistors 1..24
+    step = next(s for s in record["steps"] if s["path"] == "main/cells")
+    got = {m["name"]: m["value"] for m in step["measurements"]}
+    assert got["count"] == cells and got["t_count"] == temps  # bricks and thermistors numbered from 1
     assert all(a["confirmed"] for a in record["safe_state"] if a.get("instrument") == "bms")
 
 
