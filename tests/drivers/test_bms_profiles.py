@@ -253,3 +253,18 @@ def test_a_read_only_bms_refuses_commands_and_its_safe_state_says_what_it_did(tm
     assert [(a.action, a.confirmed) for a in done] == [
         ("read-only BMS (command path none): no command sent", True), ("contactors reported open (BMS state frame)", True)]
     assert silent[1].confirmed and "BMS silent; its last report" in silent[1].action
+
+
+def test_a_request_message_needs_only_the_standby_mode(tmp_path):
+    """A CAN request with a mode signal only: balancing and the monitor are simply not offered."""
+    path = tmp_path / "mode_only.yaml"
+    path.write_text(f"dbc: {MAPS / 'eol_bms.dbc'}\nsignals: {{pack_voltage: EOL_PackValues.PackVoltage}}\n"
+                    "request:\n  message: EOL_StateRequest\n"
+                    "  mode: {signal: RequestMode, values: {standby: 0, normal: 1}}\n")
+    offers = load_signal_map(path).offers()
+    assert offers["command_path"] == "can" and offers["commands"] == {"mode": ("standby", "normal")}
+    from station.actions.offers import refusals
+
+    assert any("offers balancing: none" in why for _, why in refusals(offers, "bms.balancing", {"on": True}, set()))
+    assert refusals(offers, "bms.open_contactors", {}, set())[0][1].startswith(
+        "bms.open_contactors needs signals contactor_main_plus, contactor_main_minus")
