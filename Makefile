@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,line]'
+	$(BIN)/pip install --quiet -e '.[test,line,odx]'
 	touch $(STAMP)
 
 demo: $(STAMP)  ## run the smoke plan against the simulator, with the live step table and verdict

@@ -48,6 +48,7 @@ class SimFixture:
     bms_modbus: SimModbusBms  # the same BMS (one ECU) as a Modbus server: TCP and RTU over a serial link
     peers: dict[str, Any] = field(default_factory=dict)
     definition: PackDefinition | None = None  # the pack file (None: a PackSpec given in code)
+    did_table: Any = None  # the BMS profile's DID table (None: the shipped one)
 
 
 class _Matrix:
@@ -82,14 +83,27 @@ class _ActivePack:
         return getattr(self._matrix.active().pack, name)
 
 
-def _factory_ecu(spec, seed: int):
-    """The ECU state of a new pack's BMS, identity from the product spec (as SimCanBms builds it)."""
+def _factory_ecu(spec, seed: int, table=None):
+    """The ECU state of a new pack's BMS, identity from the product spec (as SimCanBms builds it);
+    ``table``: the BMS profile's DID table (default: the shipped one)."""
     from sim.bms.ecu import EcuState
 
     identity = {"part_number": spec.bms_part_number, "sw_version": spec.bms_sw_version,
                 "hw_version": spec.bms_hw_version}
-    table = _did_table(getattr(spec, "bms_did_table", None))
-    return EcuState.from_table(table, values={k: v for k, v in identity.items() if v}, seed=seed)
+    table = table or _did_table(getattr(spec, "bms_did_table", None))
+    return EcuState.from_table(table, values={k: v for k, v in identity.items() if v and k in
+                                              {e.name for e in table.entries.values()}}, seed=seed)
+
+
+def _profile_did_table(profile: dict):
+    """The DID table a BMS profile's ``diagnostics`` names, or None (the pack's or shipped table)."""
+    if not profile.get("signals"):
+        return None
+    from drivers.bms.diagnostics import load_diagnostics
+    from drivers.bms.signals import load_signal_map
+
+    diagnostics = load_signal_map(profile["signals"], dbc=profile.get("dbc")).diagnostics
+    return load_diagnostics(diagnostics) if diagnostics else None
 
 
 @functools.lru_cache(maxsize=8)
@@ -126,10 +140,16 @@ class PackSlot:
 
 
 class SimBench:
-    def __init__(self, fixtures: dict[str, str | PackDefinition | PackSpec] | None = None, *, seed: int = 0) -> None:
+    """``bms``: per fixture, the BMS profile its simulated BMS speaks (``{"signals": map file,
+    "dbc": file, "uds": {"rx_id", "tx_id"}}``, the same files the station's driver reads); it
+    wins over what the pack file names; default the project's own."""
+
+    def __init__(self, fixtures: dict[str, str | PackDefinition | PackSpec] | None = None, *, seed: int = 0,
+                 bms: dict[str, dict] | None = None) -> None:
         """``fixtures``: fixture -> its pack. An unknown pack name or a bad pack file raises
         ``InputError`` (with a did-you-mean / ``FILE:LINE:COL``) before anything is built."""
         fixtures = fixtures or {"F1": "car-400"}
+        self._bms_profiles = bms or {}
         resolved = {name: _resolve(pack) for name, pack in fixtures.items()}
         self.id = next(_bench_ids)
         self.fixtures: dict[str, SimFixture] = {}
@@ -144,8 +164,12 @@ class SimBench:
         pack = PackSlot(Pack(spec, seed=seed))
         wiring = Wiring()
         channel = f"sim{self.id}-{name}"
-        ecu = _factory_ecu(spec, seed)
+        profile = self._bms_profiles.get(name, {})
+        table = _profile_did_table(profile)
+        ecu = _factory_ecu(spec, seed, table)
         can_profile = {k: v for k, v in (("dbc", spec.bms_dbc), ("signals", spec.bms_signals)) if v}
+        if profile.get("signals"):  # the station config's BMS profile wins over the pack file's
+            can_profile = {k: profile[k] for k in ("signals", "dbc") if profile.get(k)}
         modbus_profile = {"map_path": spec.bms_modbus_map} if spec.bms_modbus_map else {}
         fx = SimFixture(
             name, spec.name, pack, wiring,
@@ -154,12 +178,13 @@ class SimBench:
             dmm=SimKeysightDmm(pack, seed=seed),
             plc=SimFixturePlc(pack, wiring),
             leak=SimAteqLeak(pack),
-            bms=SimCanBms(pack, wiring, channel=channel, seed=seed, ecu=ecu,
+            bms=SimCanBms(pack, wiring, channel=channel, seed=seed, ecu=ecu, uds=profile.get("uds"),
                           precharge_timeout=spec.precharge_timeout, **can_profile),
             bms_modbus=SimModbusBms(pack, wiring, seed=seed, ecu=ecu, precharge_timeout=spec.precharge_timeout,
                                     **modbus_profile),
             definition=definition,
         )
+        fx.did_table = table
         return fx
 
     def renew(self, fixture: str, *, seed: int | None = None) -> None:
@@ -177,7 +202,7 @@ class SimBench:
         fx.bms.silent_after(float("inf"))
         fx.bms_modbus.silent_after(float("inf"))
         if fx.bms.ecu is not None:  # the new pack's BMS: factory DIDs, no DTCs, default session
-            fresh_ecu = _factory_ecu(fx.pack.spec, self._runs)
+            fresh_ecu = _factory_ecu(fx.pack.spec, self._runs, fx.did_table)
             fx.bms.ecu.__dict__.update(fresh_ecu.__dict__)
 
     async def start(self) -> dict[str, str]:

@@ -94,13 +94,13 @@ def cmd_validate(args) -> int:
     from station.plan.bind import bind_plan
     from station.plan.loader import load_plan
 
-    roles = None
+    roles, offers = None, [None]
     if args.station:
         from station.config import load_config  # only with --station: the config models cost ~0.15 s
 
         loaded_cfg = load_config(args.station)
         roles = set().union(*(loaded_cfg.roles(f) for f in loaded_cfg.fixture_ids()))
-        _check_instruments(loaded_cfg)
+        offers = _check_instruments(loaded_cfg)
     problems = []
     for path in args.plans:
         try:
@@ -110,7 +110,9 @@ def cmd_validate(args) -> int:
                 continue
             variants = [args.variant] if args.variant else (list(loaded.plan.variants) or [None])
             for variant in variants:
-                bound = bind_plan(loaded, variant, roles)
+                for offer in offers[1:]:  # every fixture's instruments must offer what the plan needs
+                    bind_plan(loaded, variant, roles, offer)
+                bound = bind_plan(loaded, variant, roles, offers[0])
                 print(f"{path}: OK ({loaded.plan.id} {loaded.plan.version}, variant {variant or '-'}, "
                       f"{bound.leaf_count()} steps)")
         except InputError as err:
@@ -122,25 +124,25 @@ def cmd_validate(args) -> int:
     return 0
 
 
-def _check_instruments(loaded_cfg) -> None:
+def _check_instruments(loaded_cfg) -> list:
     """Each fixture's drivers, resources, options and map files, as ``station run`` checks them
     before opening anything (simulator configs, whose resources are placeholders filled by
-    ``--sim``, are checked when the simulator fills them)."""
+    ``--sim``, have their files checked: maps, profiles); returns each fixture's offers."""
     from station.config import PLACEHOLDER
     from station.instruments import check_fixture
 
-    problems = []
+    problems, offers = [], []
     for fixture in loaded_cfg.fixture_ids():
         configs = [cfg for _key, cfg in loaded_cfg.instruments_for(fixture).values()]
-        if any(PLACEHOLDER.search(cfg.resource) or any(PLACEHOLDER.search(str(v)) for v in cfg.options.values())
-               for cfg in configs):
-            continue
+        sim = any(PLACEHOLDER.search(cfg.resource) or any(PLACEHOLDER.search(str(v)) for v in cfg.options.values())
+                  for cfg in configs)
         try:
-            check_fixture(loaded_cfg, fixture)
+            offers.append(check_fixture(loaded_cfg, fixture, sim=sim))
         except InputError as err:
             problems.extend(err.problems)
     if problems:
         raise InputError(problems)
+    return offers or [None]
 
 
 def plan_schema() -> dict:

@@ -14,14 +14,16 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import difflib
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from drivers.errors import InstrumentError, UnknownDriverError
 from drivers.registry import driver_class
 from drivers.transports.resources import check_resource
-from station.config import LoadedConfig, fill_option, fill_resource
-from drivers.base.diagnostics import InputError
+from drivers.base.diagnostics import InputError, Problem
+from station.config import PLACEHOLDER, LoadedConfig, fill_option, fill_resource
 from station.events import InstrumentInfo
 
 
@@ -43,10 +45,96 @@ def _check_options(cls: type, options: dict[str, Any]) -> None:
             raise _OptionError(key, f"unknown option '{key}'{hint} (options: {', '.join(sorted(known)) or 'none'})")
 
 
-def check_fixture(loaded: LoadedConfig, fixture: str, endpoints: dict[str, str] | None = None) -> None:
+def check_fixture(loaded: LoadedConfig, fixture: str, endpoints: dict[str, str] | None = None, *,
+                  sim: bool = False) -> dict[str, dict]:
     """Everything about one fixture's instruments that can be refused without opening one:
-    driver keys, resources (schemes, hosts, ports), options, map files. Raises InputError."""
-    StationInstruments(loaded, endpoints).build(fixture)
+    driver keys, resources (schemes, hosts, ports), options, map files. Raises InputError.
+
+    ``sim`` without ``endpoints``: a simulator config, whose resources and some options are
+    placeholders the simulator fills later; the files the drivers name (maps, profiles) are
+    checked all the same. Returns what each instrument offers (role -> ``driver.offers()``,
+    for drivers that describe themselves), for binding plans (station/actions/offers.py)."""
+    instruments = StationInstruments(loaded, endpoints, files_only=sim and endpoints is None)
+    fx = instruments.build(fixture)
+    offers, problems = {}, []
+    for role, driver in fx.drivers.items():
+        describe = getattr(driver, "offers", None)
+        if describe is None:
+            continue
+        try:
+            offers[role] = describe()
+        except (InstrumentError, ValueError, OSError) as err:
+            where = loaded.location_of(fixture, role)
+            problems.extend(loaded.problem(where + ("resource",), f"{role}: {err}").problems)
+    if problems:
+        raise InputError(problems)
+    return offers
+
+
+def sim_bms_profiles(loaded: LoadedConfig) -> dict[str, dict]:
+    """Per fixture, the BMS profile its simulated BMS must speak: the same files the station's
+    BMS driver reads (``signals``, ``dbc``, resolved as the driver gets them) and its UDS ids."""
+    out = {}
+    for fixture in loaded.fixture_ids():
+        for role, (_key, cfg) in loaded.instruments_for(fixture).items():
+            if role != "bms" or not getattr(_driver_class_or_none(cfg.driver), "PATH_OPTIONS", ()):
+                continue
+            options = _resolve_paths(driver_class(cfg.driver), cfg.options, loaded.base)
+            profile = {}
+            for key in ("signals", "dbc"):
+                value = options.get(key)
+                if isinstance(value, str) and value:
+                    path = Path(value)
+                    profile[key] = str(path if path.is_absolute() else _shipped_map(path))
+            uds = options.get("uds")
+            if isinstance(uds, dict) and "tx_id" in uds and "rx_id" in uds:
+                profile["uds"] = {"rx_id": int(uds["tx_id"]), "tx_id": int(uds["rx_id"])}  # the ECU's view
+            out[fixture] = profile
+    return out
+
+
+def _shipped_map(name: Path) -> Path:
+    from drivers.bms.signals import MAPS
+
+    return MAPS / name
+
+
+def _driver_class_or_none(driver: str):
+    try:
+        return driver_class(driver)
+    except (InstrumentError, ValueError):
+        return None
+
+
+def _names_files(driver: str) -> bool:
+    """Whether the driver reads files named in its config (``PATH_OPTIONS``: maps, profiles)."""
+    try:
+        return bool(getattr(driver_class(driver), "PATH_OPTIONS", ()))
+    except (InstrumentError, ValueError):
+        return True  # an unknown driver key: build() reports it
+
+
+_LOCATED = re.compile(r"^(.+):(\d+):(\d+): (.*)$", re.S)
+
+
+def _located(lines) -> list[Problem]:
+    """``PATH:LINE:COL: message`` strings (a map file's problems) as Problems; [] unless all are."""
+    found = [_LOCATED.match(line) for line in lines or () if isinstance(line, str)]
+    if not found or not all(found) or not all(Path(m.group(1)).is_file() for m in found):
+        return []  # a file that is not there: the config line naming it is the place
+    return [Problem(m.group(1), int(m.group(2)), int(m.group(3)), m.group(4)) for m in found]
+
+
+def _resolve_paths(cls: type, options: dict[str, Any], base) -> dict[str, Any]:
+    """The driver's file options (``PATH_OPTIONS``) relative to the config file's folder: a
+    relative path found there becomes absolute; anything else is left for the driver (a bare
+    name of a shipped map), never looked up from the working directory."""
+    out = dict(options)
+    for key in getattr(cls, "PATH_OPTIONS", ()):
+        value = out.get(key)
+        if isinstance(value, str) and value and not Path(value).is_absolute() and (base / value).exists():
+            out[key] = str((base / value).resolve())
+    return out
 
 
 class InstrumentSetupError(Exception):
@@ -89,9 +177,11 @@ class FixtureInstruments:
 class StationInstruments:
     """Owns every driver of a station; opens each once even when shared by fixtures."""
 
-    def __init__(self, loaded: LoadedConfig, endpoints: dict[str, str] | None = None) -> None:
+    def __init__(self, loaded: LoadedConfig, endpoints: dict[str, str] | None = None, *,
+                 files_only: bool = False) -> None:
         self.loaded = loaded
         self.endpoints = endpoints
+        self.files_only = files_only  # check what drivers read from files; placeholders unfilled
         self._drivers: dict[str, Any] = {}
         self._configs: dict[str, Any] = {}
         self._opened: dict[str, InstrumentInfo] = {}
@@ -104,10 +194,15 @@ class StationInstruments:
             cls = driver_class(cfg.driver)
             where = str(self.loaded.path)
             _check_options(cls, cfg.options)
-            resource = fill_resource(cfg.resource, self.endpoints, where)
-            if getattr(cls, "TRANSPORT", None) is not None:
-                check_resource(resource, cls.TRANSPORT)
-            options = {k: fill_option(v, self.endpoints, where) for k, v in cfg.options.items()}
+            if self.files_only:  # a simulator config: resources and placeholder options come later
+                resource = cfg.resource
+                options = {k: v for k, v in cfg.options.items() if not (isinstance(v, str) and PLACEHOLDER.search(v))}
+            else:
+                resource = fill_resource(cfg.resource, self.endpoints, where)
+                if getattr(cls, "TRANSPORT", None) is not None:
+                    check_resource(resource, cls.TRANSPORT)
+                options = {k: fill_option(v, self.endpoints, where) for k, v in cfg.options.items()}
+            options = _resolve_paths(cls, options, self.loaded.base)
             driver = cls(role, resource, options=options, calibration_due=cfg.calibration_due, timeout=cfg.timeout)
             check = getattr(driver, "check", None)
             if check is not None:
@@ -125,11 +220,17 @@ class StationInstruments:
         drivers, keys, problems = {}, {}, []
         for role, (key, cfg) in self.loaded.instruments_for(fixture).items():
             where = self.loaded.location_of(fixture, role)
+            if self.files_only and not _names_files(cfg.driver):
+                continue  # nothing to check before the simulator fills its resource
             try:
                 drivers[role] = self._driver(key, role, cfg)
             except _OptionError as err:
                 problems.extend(self.loaded.problem(where + ("options", err.key), f"{role} ({cfg.driver}): {err}").problems)
             except (InstrumentError, ValueError, OSError) as err:
+                located = _located(getattr(err, "problems", None))
+                if located:  # a map or profile file's own problems: at their place in that file
+                    problems.extend(located)
+                    continue
                 field = "driver" if isinstance(err, UnknownDriverError) else "resource"
                 problems.extend(self.loaded.problem(where + (field,), f"{role} ({cfg.driver}): {err}").problems)
             keys[role] = key

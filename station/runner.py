@@ -112,12 +112,12 @@ def prepare(req: RunRequest) -> Prepared:
         plan_path = str(config.resolve_path(product.plan))
     if variant is None and product is not None and Path(plan_path).resolve() == config.resolve_path(product.plan).resolve():
         variant = product.variant
-    if not req.sim:
-        from station.instruments import check_fixture
+    from station.instruments import check_fixture
 
-        check_fixture(config, fixture)  # driver keys, resources, options, maps: before any copper
+    # driver keys, resources, options, maps (--sim: the files) before any copper; what each offers
+    offers = check_fixture(config, fixture, sim=req.sim)
     loaded = load_plan(plan_path)
-    bound = bind_plan(loaded, variant, config.roles(fixture))
+    bound = bind_plan(loaded, variant, config.roles(fixture), offers)
     release = provenance.check_release(config, bound, audit, **who)
     faults = [parse_fault(text) for text in req.faults]
     if faults and not req.sim:
@@ -218,7 +218,9 @@ class Session:
             from station.simpack import fixture_pack
 
             fixtures = {f: self.presets.get(f) or fixture_pack(self.config, f) for f in self.config.fixture_ids()}
-            self.bench = SimBench(fixtures)
+            from station.instruments import sim_bms_profiles
+
+            self.bench = SimBench(fixtures, bms=sim_bms_profiles(self.config))  # the BMS the config describes
             endpoints = await self.bench.start()
         from station.results.store import StoreModeError
         from station.security import provenance

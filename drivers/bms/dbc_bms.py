@@ -1,15 +1,21 @@
 """A BMS on CAN described by any DBC plus a small signal map (drivers/maps/*_signals.yaml).
 
 Options (station config): ``dbc`` (path; default the map's own, i.e. drivers/maps/eol_bms.dbc),
-``signals`` (map file; default eol_bms_signals.yaml), ``cells``, ``temperature_sensors``,
+``signals`` (the BMS profile: signal map, command path, diagnostics; default
+eol_bms_signals.yaml), ``cells``, ``temperature_sensors``,
 ``uds: {tx_id, rx_id, key_algorithm, did_table}``, and identity fallbacks ``maker``, ``model``,
 ``serial``, ``firmware``. The resource is a CAN resource (``can://station_loop/F1``, ...).
+``dbc`` and ``signals`` are ``PATH_OPTIONS``: the station resolves them from its config file's
+folder; a bare name not found there is one of drivers/maps/.
 
-The request frame is re-sent every request cycle (100 ms by default) while the station holds
-anything but the default request (standby, balancing off, monitor enabled): a BMS drops
-contactors when its master's request stops. The caller waits for the state feedback itself,
-except in ``safe_state()``, which confirms the standby from the BMS's own state frame (option
-``confirm_within``, s, default 1) and ``energy_state()``, which waits as long for a fresh frame.
+Commands go the profile's command path (drivers/bms/commands.py). Path ``can``: the request
+frame is re-sent every request cycle (100 ms by default) while the station holds anything but
+the default request (standby, balancing off, monitor enabled): a BMS drops contactors when its
+master's request stops. Path ``uds``: each command is its UDS steps (session, security access,
+then the service), acknowledged by the ECU's positive reply. Path ``none``: commands are
+refused. The caller waits for the state feedback itself, except in ``safe_state()``, which
+confirms the standby from the BMS's own state frame (option ``confirm_within``, s, default 1)
+and ``energy_state()``, which waits as long for a fresh frame.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any
 import can
 
 from drivers.base import IDENTITY_OPTIONS, Driver
+from drivers.bms import readback
 from drivers.bms.live_values import LiveValues
 from drivers.bms.signals import DEFAULT_MAP, MAPS, SignalMap, load_signal_map
 from drivers.capabilities import Dtc, Identity, SafeAction, StateFinding
@@ -40,6 +47,7 @@ class DbcBms(Driver):
 
     TRANSPORT = "can"
     OPTIONS = IDENTITY_OPTIONS | {"dbc", "signals", "cells", "temperature_sensors", "uds"}
+    PATH_OPTIONS = frozenset({"dbc", "signals"})  # resolved by the station from its config's folder
 
     def __init__(self, name: str, resource: str, **kw: Any) -> None:
         super().__init__(name, resource, **kw)
@@ -57,8 +65,13 @@ class DbcBms(Driver):
     # --- lifecycle -------------------------------------------------------------------------------
 
     def check(self) -> None:
-        """The signal map and DBC load and agree (files only): a broken map is a config error."""
+        """The profile (signal map, DBC, command path, diagnostics) loads and agrees (files only):
+        a broken one is a config error."""
         self.load_map()
+        self._did_table()  # a broken DID table or ODX file is a config error too
+        if self.map.commands.path == "uds" and not self.options.get("uds"):
+            raise InstrumentError("the BMS profile commands it over UDS: give option 'uds: {tx_id, rx_id}'",
+                                  instrument=self.name, command="check")
 
     def load_map(self) -> SignalMap:
         """Load and validate the signal map against the DBC (no bus I/O; usable before open)."""
@@ -66,11 +79,17 @@ class DbcBms(Driver):
             opts = self.options
             dbc = opts.get("dbc")
             signals = Path(opts.get("signals", DEFAULT_MAP))
-            if not signals.is_absolute() and not signals.exists():
+            if not signals.is_absolute():
+                # a bare name is a shipped map; the station makes configured paths absolute
+                # (from its config's folder), so nothing here depends on the working directory
                 signals = MAPS / signals
             self.map = load_signal_map(signals, dbc=dbc, cells=int(opts.get("cells", 0)),
                                        temperature_sensors=int(opts.get("temperature_sensors", 0)))
         return self.map
+
+    def offers(self) -> dict[str, Any]:
+        """What this BMS offers plans (SignalMap.offers, plus whether UDS is configured)."""
+        return {**self.load_map().offers(), "uds": bool(self.options.get("uds"))}
 
     async def open(self) -> None:
         """Open the CAN port, start decoding into live values, and connect UDS if configured."""
@@ -93,7 +112,8 @@ class DbcBms(Driver):
             from drivers.bms.uds_client import UdsClient  # lazy: only stations with UDS need it
 
             self._uds = UdsClient(port, tx_id=int(uds["tx_id"]), rx_id=int(uds["rx_id"]),
-                                  did_table=uds.get("did_table"), key_algorithm=uds.get("key_algorithm"),
+                                  did_table=uds.get("did_table") or self._did_table(),
+                                  key_algorithm=uds.get("key_algorithm"),
                                   timeout=self.timeout, instrument=self.name)
             await self._uds.open()
 
@@ -118,6 +138,20 @@ class DbcBms(Driver):
         return Identity(str(opts.get("maker", "unknown")), str(opts.get("model", "DBC BMS")),
                         str(opts.get("serial", "")), str(opts.get("firmware", "")), self.calibration_due)
 
+    def did_table(self):
+        """The DID table plans' DID names resolve in: the profile's, else the shipped one."""
+        from drivers.bms.did_table import load_did_table
+
+        uds = self.options.get("uds") or {}
+        return self._did_table() or load_did_table(uds.get("did_table"))
+
+    def _did_table(self):
+        """The profile's diagnostic description (DID table or ODX), or None for the default table."""
+        from drivers.bms.diagnostics import load_diagnostics  # lazy: ODX only where a profile names it
+
+        diag = self.load_map().diagnostics
+        return load_diagnostics(diag) if diag else None
+
     async def safe_state(self) -> list[SafeAction]:
         """Request standby (contactors open), monitor enabled, balancing off; stop cycling.
 
@@ -128,12 +162,19 @@ class DbcBms(Driver):
         cannot be asked: its last state frame decides. Contactors it last reported open are
         confirmed (unpowered or mute, a BMS cannot close a contactor, and the DMM checks the bus
         independently); contactors it last reported closed, or never reported, are not.
-        Idempotent; only a failed send raises.
+        Path ``uds``: each request acknowledged by the ECU; path ``none`` (a read-only BMS) is
+        sent nothing: its contactors are the fixture's to drop (LV off, in the fixture's own safe
+        state), and what it reports is recorded. Idempotent; only a failed send raises.
         """
         if self.port is None:
             return [SafeAction("not open, no request sent", False)]
         self._mode, self._balancing, self._imd_enabled = "standby", False, True
         self._stop_cyclic()
+        path = self.load_map().commands.path
+        if path == "none":
+            return await self._read_only_safe_state()
+        if path == "uds":
+            return await self._uds_safe_state()
         loop = asyncio.get_running_loop()
         live = self._live("safe_state")
         was_alive = self._alive(live)
@@ -254,18 +295,77 @@ class DbcBms(Driver):
     async def request_mode(self, mode: str) -> None:
         MODES.check(mode, what="BMS mode", instrument=self.name)
         self._require_port(f"request_mode {mode}")
+        if await self._command("mode", mode):
+            return
         self._mode = mode
         self._apply(f"request_mode {mode}")
 
     async def set_balancing(self, on: bool) -> None:
         self._require_port("set_balancing")
+        if await self._command("balancing", "on" if on else "off"):
+            return
         self._balancing = bool(on)
         self._apply(f"set_balancing {'on' if on else 'off'}")
 
     async def set_insulation_monitor(self, enabled: bool) -> None:
         self._require_port("set_insulation_monitor")
+        if await self._command("insulation_monitor", "enabled" if enabled else "disabled"):
+            return
         self._imd_enabled = bool(enabled)
         self._apply(f"set_insulation_monitor {'enabled' if enabled else 'disabled'}")
+
+    async def _command(self, kind: str, value: str) -> bool:
+        """Send ``kind``/``value`` over UDS if that is the profile's path (True), refuse it if the
+        BMS does not offer it; False: the CAN request path handles it."""
+        commands = self.load_map().commands
+        offered = commands.offered().get(kind, ())
+        if value not in offered:
+            why = ("a read-only BMS (command path none)" if commands.path == "none"
+                   else f"its profile offers {kind} {', '.join(offered) or 'not at all'}")
+            raise InstrumentError(f"cannot command {kind} {value}: {why}", instrument=self.name,
+                                  command=f"{kind} {value}")
+        if commands.path != "uds":
+            return False
+        await self._uds_steps(commands.steps(kind, value), f"{kind} {value}")
+        return True
+
+    async def _uds_steps(self, steps, command: str) -> list[str]:
+        """Run one command's UDS steps: session, security access, then the service; each
+        positive reply is the ECU's acknowledgement."""
+        client = self._client(command)
+        done = []
+        for step in steps:
+            if client.session_kind != step.session:
+                await client.session(step.session)
+            if step.security and client.unlocked_level != step.security:
+                await client.unlock(step.security)
+            await client.request(step.sid, step.payload(), step.describe(service=False))
+            done.append(step.describe())
+        return done
+
+    async def _read_only_safe_state(self) -> list[SafeAction]:
+        """A BMS the station cannot command: nothing is sent, which is all this driver does;
+        then the read-back of its contactors. Opening them otherwise is the fixture's safe state
+        (LV off), recorded there, not claimed here."""
+        return [SafeAction("read-only BMS (command path none): no command sent", True),
+                await readback.contactors(self._live("safe_state"))]
+
+    async def _uds_safe_state(self) -> list[SafeAction]:
+        """Standby, monitor enabled, balancing off, each through its UDS steps where offered."""
+        commands = self.load_map().commands
+        live = self._live("safe_state")
+        if not await readback.answers(live):  # asleep (LV off) or gone: a UDS request would only time out
+            return [SafeAction("BMS silent: no UDS command sent (nothing answers on the bus)", True),
+                    await readback.contactors(live)]
+        out = []
+        for kind, value, what in (("mode", "standby", "requested standby (contactors open)"),
+                                  ("insulation_monitor", "enabled", "insulation monitor enabled"),
+                                  ("balancing", "off", "balancing off")):
+            steps = commands.steps(kind, value)
+            if steps:
+                done = await self._uds_steps(steps, f"safe state: {kind} {value}")
+                out.append(SafeAction(f"{what} over UDS ({'; '.join(done)}): acknowledged", True))
+        return out
 
     def _apply(self, command: str) -> None:
         self._send_request(command)

@@ -26,8 +26,9 @@ class _Handler:
     def __init__(self, message) -> None:
         self.message = message
         self.mux: str | None = None
-        self.plain: list[tuple[str, int, float, bool]] = []
-        self.by_mux: dict[int, list[tuple[str, int, float, bool]]] = {}
+        # (DBC signal, slot, factor, invert, offset, true_when) per entry
+        self.plain: list[tuple[str, int, float, bool, float, frozenset | None]] = []
+        self.by_mux: dict[int, list[tuple[str, int, float, bool, float, frozenset | None]]] = {}
         self.layout: Layout | None = None
 
     def compile(self) -> None:
@@ -59,23 +60,27 @@ class _Entries:
     ``simple``: (shift, mask, sign, scale, slot) for the usual signal (positive scale, no offset,
     factor 1, not inverted), whose value is ``raw * scale``, the same float as the general
     ``(raw * scale + offset) * factor`` (scale is made a float: an int scale would give an int).
-    ``general``: (shift, mask, sign, scale, offset, slot, factor, invert). Raw values are
-    sign-extended as ``(raw ^ sign) - sign`` (sign: the sign bit's value, 0 if unsigned).
+    ``general``: (shift, mask, sign, scale, offset, slot, factor, invert, add) with
+    ``add`` the map's offset. ``enums``: (shift, mask, sign, scale, offset, slot, true_when): 1.0
+    when the physical value is one of ``true_when``, else 0.0. Raw values are sign-extended as
+    ``(raw ^ sign) - sign`` (sign: the sign bit's value, 0 if unsigned).
     ``slots``: every slot in map order, for the listeners.
     """
 
-    __slots__ = ("simple", "general", "slots")
+    __slots__ = ("simple", "general", "enums", "slots")
 
     def __init__(self, fields, items) -> None:
-        simple, general, slots = [], [], []
-        for sig, slot, factor, invert in items:
+        simple, general, enums, slots = [], [], [], []
+        for sig, slot, factor, invert, add, true_when in items:
             f = fields[sig]
-            if f.scale > 0 and f.offset == 0 and factor == 1 and not invert:
+            if true_when is not None:
+                enums.append((f.shift, f.mask, f.sign, f.scale, f.offset, slot, true_when))
+            elif f.scale > 0 and f.offset == 0 and factor == 1 and not invert and add == 0:
                 simple.append((f.shift, f.mask, f.sign, float(f.scale), slot))
             else:
-                general.append((f.shift, f.mask, f.sign, f.scale, f.offset, slot, factor, invert))
+                general.append((f.shift, f.mask, f.sign, f.scale, f.offset, slot, factor, invert, add))
             slots.append(slot)
-        self.simple, self.general, self.slots = tuple(simple), tuple(general), tuple(slots)
+        self.simple, self.general, self.enums, self.slots = tuple(simple), tuple(general), tuple(enums), tuple(slots)
 
 
 class LiveValues:
@@ -99,7 +104,8 @@ class LiveValues:
         self.listeners: list[Callable[[str, float], None]] = []
         for mapped in signal_map.signals.values():
             slot = self._slot(mapped.name, mapped.period)
-            self._handler(mapped.message).plain.append((mapped.signal, slot, mapped.factor, mapped.invert))
+            self._handler(mapped.message).plain.append((mapped.signal, slot, mapped.factor, mapped.invert,
+                                                        mapped.offset, mapped.true_when))
         self._groups: dict[str, list[int]] = {}
         for kind, group in (("cell_voltage", signal_map.cells), ("cell_temperature", signal_map.temperatures)):
             if group is None:
@@ -109,7 +115,7 @@ class LiveValues:
             slots = []
             for i, (sig, mux_value) in enumerate(zip(group.names, group.mux_values)):
                 slot = self._slot(f"{kind}_{i}", group.period)
-                handler.by_mux.setdefault(mux_value, []).append((sig, slot, group.factor, False))
+                handler.by_mux.setdefault(mux_value, []).append((sig, slot, group.factor, False, group.offset, None))
                 slots.append(slot)
             self._groups[kind] = slots
         for handler in self._handlers.values():
@@ -156,9 +162,13 @@ class LiveValues:
         for shift, mask, sign, scale, slot in entries.simple:
             values[slot] = ((((payload >> shift) & mask) ^ sign) - sign) * scale
             stamps[slot] = now
-        for shift, mask, sign, scale, offset, slot, factor, invert in entries.general:
+        for shift, mask, sign, scale, offset, slot, factor, invert, add in entries.general:
             value = (((((payload >> shift) & mask) ^ sign) - sign) * scale + offset) * factor
-            values[slot] = 1.0 - value if invert else value
+            values[slot] = (1.0 - value if invert else value) + add
+            stamps[slot] = now
+        for shift, mask, sign, scale, offset, slot, true_when in entries.enums:
+            physical = ((((payload >> shift) & mask) ^ sign) - sign) * scale + offset
+            values[slot] = 1.0 if physical in true_when else 0.0
             stamps[slot] = now
         if self.listeners:
             names = self._names
@@ -182,13 +192,17 @@ class LiveValues:
         if handler.mux is not None:
             muxed = handler.by_mux.get(decoded[handler.mux], ())
             entries = entries + muxed if entries else muxed
-        for sig, slot, factor, invert in entries:
+        for sig, slot, factor, invert, add, true_when in entries:
             value = decoded.get(sig)
             if value is None:
                 continue
-            value = value * factor
-            if invert:
-                value = 1.0 - value
+            if true_when is not None:
+                value = 1.0 if value in true_when else 0.0
+            else:
+                value = value * factor
+                if invert:
+                    value = 1.0 - value
+                value += add
             values[slot] = value
             stamps[slot] = now
             if listeners:
@@ -227,6 +241,14 @@ class LiveValues:
         """``clock()`` time ``name`` was last received (None: never, or not in the map)."""
         slot = self._index.get(name)
         return None if slot is None else self._stamps[slot]
+
+    def last(self, name: str) -> tuple[float, float] | None:
+        """(value, loop time received) of ``name`` however old, or None if never received or
+        not mapped: what a BMS last said, for judging it once it has fallen silent."""
+        slot = self._index.get(name)
+        if slot is None or self._stamps[slot] is None:
+            return None
+        return self._values[slot], self._stamps[slot]
 
     def group(self, kind: str) -> list[float]:
         """All entries of ``cell_voltage`` / ``cell_temperature`` by index; stale -> StaleSignalError."""

@@ -24,6 +24,7 @@ import can
 import isotp
 import udsoncan
 from udsoncan import exceptions as uds_exc
+from udsoncan import services as uds_services
 from udsoncan.client import Client
 from udsoncan.common.DidCodec import DidCodec
 from udsoncan.configs import default_client_config
@@ -134,6 +135,7 @@ class UdsClient:
         self.keepalive = keepalive
         self.instrument = instrument
         self.session_kind = "default"
+        self.unlocked_level = 0  # security level unlocked in this session (0: locked)
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._client: Client | None = None
         self._keepalive_task: asyncio.Task | None = None
@@ -209,6 +211,7 @@ class UdsClient:
         await self._stop_keepalive()
         await self._call("0x10 DiagnosticSessionControl", f"session {kind}", lambda c: c.change_session(SESSIONS[kind]))
         self.session_kind = kind
+        self.unlocked_level = 0  # every session transition relocks (ISO 14229-1 9.2)
         if kind != "default":
             self._keepalive_task = asyncio.ensure_future(self._keep_alive())
 
@@ -250,6 +253,7 @@ class UdsClient:
         if self.key_algorithm is None and level not in self.table.security:
             raise RangeError(f"security level {level} not in {self.table.path}", instrument=self.instrument)
         await self._call("0x27 SecurityAccess", f"level {level}", lambda c: c.unlock_security_access(2 * level - 1))
+        self.unlocked_level = level
 
     async def read_dtcs(self, mask: int = 0xFF) -> list[Dtc]:
         """0x19 02 reportDTCByStatusMask."""
@@ -266,6 +270,7 @@ class UdsClient:
         await self._stop_keepalive()
         await self._call("0x11 ECUReset", "hardReset", lambda c: c.ecu_reset(0x01))
         self.session_kind = "default"
+        self.unlocked_level = 0
 
     async def routine(self, rid: int, data: bytes = b"") -> bytes:
         """0x31 01 startRoutine; waits through 0x78 replies (P2* each); returns the status record."""
@@ -274,6 +279,20 @@ class UdsClient:
             "0x31 RoutineControl", f"start routine {rid:#06x}", lambda c: c.start_routine(rid, bytes(data) or None)
         )
         return bytes(response.service_data.routine_status_record or b"")
+
+    async def request(self, sid: int, payload: bytes, subject: str) -> bytes:
+        """Any request ``sid`` + ``payload`` (a profile's command: 0x31, 0x2F, 0x2E); waits through
+        0x78 replies; returns the positive reply after its SID. ``subject`` names it in errors."""
+        service = _SERVICES.get(sid)
+        if service is None:
+            raise RangeError(f"unknown UDS service {sid:#04x}", instrument=self.instrument, command=subject)
+        with_sub = service.use_subfunction()
+        request = udsoncan.Request(service, subfunction=payload[0] if with_sub else None,
+                                   data=bytes(payload[1:] if with_sub else payload))
+        response = await self._call(f"{sid:#04x} {service.get_name()}", subject, lambda c: c.send_request(request))
+        if response is None or not response.positive:
+            raise ProtocolError(f"no positive reply to {subject}", instrument=self.instrument, command=subject)
+        return bytes(response.data)
 
     async def tester_present(self) -> None:
         """0x3E 80: tester present with the positive reply suppressed."""
@@ -361,6 +380,10 @@ class UdsClient:
                 if isinstance(exc, kinds):
                     raise error(f"{what} {service}, {subject}: {exc}", instrument=self.instrument, command=command) from None
             raise
+
+
+_SERVICES = {0x31: uds_services.RoutineControl, 0x2F: uds_services.InputOutputControlByIdentifier,
+             0x2E: uds_services.WriteDataByIdentifier}
 
 
 def _suppressed_tester_present(client: Client) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from sim.bms.state_machine import ERR_SENSOR, BmsStateMachine
 _EXTREMES = {f"{kind}_{which}": (kind, position) for kind in ("cell_voltage", "cell_temperature")
              for position, which in enumerate(("min", "min_index", "max", "max_index"))}
 
+
+_NOT_A_STATE = re.compile(r"SNA|INVALID|INIT|UNKNOWN|FAULT|ERROR|NOT_AVAIL", re.I)
 
 _FROM_CYCLE = frozenset(("pack_voltage", "pack_current", "pack_power", "bus_voltage", "soc",
                          "balancing_active", "balancing_cells"))
@@ -100,17 +103,21 @@ class SimCanBms:
         cells = int(getattr(spec, "series", 0) or len(self.pack.cell_voltages()))
         temps = int(getattr(spec, "temp_sensors", 0) or len(self.pack.cell_temperatures()))
         self.map = load_signal_map(self._signals, dbc=self._dbc, cells=cells, temperature_sensors=temps)
+        if self.map.commands.path != "can":
+            # commanded over UDS (or not at all): no cyclic request whose silence opens the contactors
+            self.machine.request_timeout = float("inf")
         self.measure = Measurements(self.pack, seed=self._seed)
         loop = asyncio.get_running_loop()
         self._bus = can.Bus(interface="station_loop", channel=self.channel, ignore_config=True)
         self._notifier = notifier(self._bus, [self._on_message], loop)
         self._start_uds()
         self._cyclic = Cyclic()
+        self._bind_commands()
         plain: dict[int, list] = {}
         for mapped in self.map.signals.values():
             plain.setdefault(mapped.message.frame_id, []).append(mapped)
         for entries in plain.values():
-            self._cyclic.add(min(m.period for m in entries), self._plain_sender(entries))
+            self._add_plain(entries)
         for kind, group in (("cells", self.map.cells), ("temps", self.map.temperatures)):
             if group is not None and group.names:
                 period, sender = self._group_sender(kind, group)
@@ -152,6 +159,23 @@ class SimCanBms:
         self._uds = UdsServer(self.ecu, send=self._send, rx_id=self._uds_ids["rx_id"],
                               tx_id=self._uds_ids["tx_id"])
 
+    def _bind_commands(self) -> None:
+        """The profile's UDS commands, as the ECU applies them (the same steps the driver sends)."""
+        commands = self.map.commands
+        if self._uds is None or commands.path != "uds":
+            return
+        loop = asyncio.get_running_loop()
+        effects = {
+            "mode": lambda value: self.machine.request(value, loop.time()),
+            "balancing": lambda value: self.pack.set_balancing(value == "on"),
+            "insulation_monitor": lambda value: self.pack.set_insulation_monitor(value == "enabled"),
+        }
+        for (kind, value), steps in commands.uds.items():
+            # a multi-step command takes effect with its last step
+            for i, step in enumerate(steps):
+                effect = (lambda k=kind, v=value: effects[k](v)) if i == len(steps) - 1 else (lambda: None)
+                self._uds.commands[bytes([step.sid]) + step.payload()] = (step, effect)
+
     def _alive_now(self) -> bool:
         return self.wiring.lv_power and asyncio.get_running_loop().time() < self._silent_at
 
@@ -190,29 +214,61 @@ class SimCanBms:
 
         return send
 
-    def _plain_sender(self, entries):
+    def _add_plain(self, entries) -> None:
+        """Schedule one plain message. Mapped signals on several pages of a multiplexed message
+        (a min/max message whose page 0 carries voltages, page 1 temperatures) are sent page
+        after page, each page once per cycle time."""
+        message, period = entries[0].message, min(m.period for m in entries)
+        mux = next((s.name for s in message.signals if s.is_multiplexer), None)
+
+        def ids(m) -> list[int]:
+            return message.get_signal_by_name(m.signal).multiplexer_ids or []
+
+        pages = sorted({page for m in entries for page in ids(m)})
+        if mux is None or not pages:
+            self._cyclic.add(period, self._plain_sender(entries))
+            return
+        rotation = itertools.cycle([self._plain_sender([m for m in entries if not ids(m) or page in ids(m)],
+                                                       page=(mux, page)) for page in pages])
+        self._cyclic.add(period / len(pages), lambda: next(rotation)())
+
+    def _plain_sender(self, entries, page: tuple[str, int] | None = None):
         """The sender of one plain message: every mapped signal, the message's others constant.
 
         Each signal's value getter is chosen once here (the per-signal string dispatch cost
-        6.9 us a signal on the reference run).
+        6.9 us a signal on the reference run). Logical signals that share one DBC signal (three
+        contactors from one state enum, ``true_when``) are encoded together: the raw value
+        chosen is the one the driver reads back as every one of them.
         """
         message = entries[0].message
         bounds = {s.name: _bounds(s) for s in message.signals}
-        mapped_signals = {m.signal for m in entries}
+        by_signal: dict[str, list] = {}
+        for m in entries:
+            by_signal.setdefault(m.signal, []).append(m)
+        mapped_signals = list(by_signal)
         constants = {s.name: min(max(0.0, bounds[s.name][0]), bounds[s.name][1])
-                     for s in message.signals if s.name not in mapped_signals}
-        # (getter, 0 as is / 1 inverted / 2 divided by factor, factor, low, high) per signal
-        plan = tuple((self._getter(m.name, m.states), 1 if m.invert else (0 if m.factor == 1.0 else 2),
-                      m.factor, *bounds[m.signal]) for m in entries)
-        encode = packer(message, [m.signal for m in entries], constants).pack
+                     for s in message.signals if s.name not in by_signal
+                     and (page is None or not s.multiplexer_ids or page[1] in s.multiplexer_ids)}
+        if page is not None:
+            constants[page[0]] = page[1]  # this frame's page
+        plan = []
+        for sig, items in by_signal.items():
+            if len(items) == 1 and items[0].true_when is None:
+                m = items[0]
+                how = 1 if m.invert else (0 if m.factor == 1.0 and m.offset == 0.0 else 2)
+                plan.append((self._getter(m.name, m.states), how, m.factor, m.offset, *bounds[sig]))
+            else:
+                plan.append((self._enum_getter(message.get_signal_by_name(sig), items), 0, 1.0, 0.0, *bounds[sig]))
+        plan = tuple(plan)
+        encode = packer(message, mapped_signals, constants).pack
 
         def body() -> bytes:
             pack = unwrap(self.pack)
             values = []
-            for get, how, factor, low, high in plan:
+            for get, how, factor, offset, low, high in plan:
                 value = get(pack)
                 if how:
-                    value = (1.0 - value) if how == 1 else value / factor
+                    value = (1.0 - value) if how == 1 else (value - offset) / factor
                 # min(max(value, low), high), compared inline (same result, NaN included)
                 if value < low:
                     value = low
@@ -222,6 +278,27 @@ class SimCanBms:
             return encode(values)
 
         return self._sender(message, body)
+
+    def _enum_getter(self, sig, items) -> Callable[[object], float]:
+        """The physical value of enum DBC signal ``sig`` that reads back as the logical flags
+        of ``items`` (each ``true_when`` or plain) for the pack's present state."""
+        # values whose name says "no valid state" come last: a BMS reports OPEN, not SNA
+        names = {float(k) * sig.scale + sig.offset: str(v) for k, v in (sig.choices or {}).items()}
+        candidates = sorted(set(names) | {v for m in items for v in (m.true_when or ())},
+                            key=lambda v: (bool(_NOT_A_STATE.search(names.get(v, ""))), v))
+        getters = [self._getter(m.name, m.states) for m in items]
+        table: dict[tuple[bool, ...], float] = {}
+        for want in itertools.product((False, True), repeat=len(items)):
+            # the value read back as the most of the wanted flags (all of them where the enum can)
+            def matches(value: float) -> int:
+                return sum((value in m.true_when) == w if m.true_when is not None else bool(value) == w
+                           for m, w in zip(items, want))
+            table[want] = max(candidates, key=matches, default=0.0)  # max keeps the first of equals
+
+        def get(pack) -> float:
+            return table[tuple(bool(g(pack)) for g in getters)]
+
+        return get
 
     def _group_sender(self, kind: str, group: Group):
         """(period s, sender) for a multiplexed group: each frame carries the next mux value."""
@@ -235,7 +312,7 @@ class SimCanBms:
                                             {group.mux: mux_value} if group.mux else None).pack,
                                      tuple((index, low, high) for index, _, low, high in by_mux[mux_value]))
                                     for mux_value in order])
-        factor = group.factor
+        factor, offset = group.factor, group.offset
         measure = self.measure
 
         def body() -> bytes:
@@ -248,8 +325,8 @@ class SimCanBms:
                 if value is None:  # an invalid reading is sent as the signal's minimum (0 V / -819.2 degC here)
                     out.append(low)
                     continue
-                if factor != 1.0:
-                    value = value / factor
+                if factor != 1.0 or offset:
+                    value = (value - offset) / factor
                 if value < low:
                     value = low
                 elif value > high:
@@ -314,7 +391,7 @@ class SimCanBms:
     def _on_message(self, msg: can.Message) -> None:
         if not self.wiring.lv_power:
             return
-        request = self.map.request
+        request = self.map.request if self.map.commands.path == "can" else None
         if request is not None and msg.arbitration_id == request.message.frame_id:
             # the station repeats one request every 100 ms: decode each distinct frame once
             data = bytes(msg.data)

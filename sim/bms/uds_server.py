@@ -19,7 +19,7 @@ from sim.bms.isotp_link import MAX_PAYLOAD, IsoTpError, IsoTpLink
 
 SUPPRESS = 0x80  # suppressPosRspMsgIndicationBit of a sub-function byte
 _WITH_SUBFUNCTION = {0x10, 0x11, 0x27, 0x31, 0x3E}  # services whose positive reply can be suppressed
-_NOT_IN_DEFAULT = {0x27, 0x2E, 0x31}  # services this ECU offers only outside the default session
+_NOT_IN_DEFAULT = {0x27, 0x2E, 0x2F, 0x31}  # services this ECU offers only outside the default session
 
 Handler = Callable[["UdsServer", bytes], Awaitable[bytes]]
 
@@ -50,6 +50,8 @@ class UdsServer:
         self.p2, self.p2_star, self.s3 = p2, p2_star, s3
         self.pending_interval = pending_interval
         self.aborted_replies = 0  # segmented replies the tester never took (no flow control)
+        # a BMS profile's UDS commands (drivers/bms/commands.py): request bytes -> (step, effect)
+        self.commands: dict[bytes, tuple] = {}
         self._s3_timer: asyncio.TimerHandle | None = None
 
     def on_message(self, msg: can.Message) -> None:
@@ -87,7 +89,8 @@ class UdsServer:
                 raise NegativeResponse(Nrc.NOT_IN_ACTIVE_SESSION, f"SID {sid:#04x} in the default session")
             if sid in _WITH_SUBFUNCTION and len(request) < 2:
                 raise NegativeResponse(Nrc.INCORRECT_LENGTH, "no sub-function")
-            reply = await handler(self, request)
+            command = self.commands.get(bytes(request))
+            reply = self._command(request, *command) if command else await handler(self, request)
         except NegativeResponse as nr:
             return bytes([0x7F, sid, nr.nrc])
         finally:
@@ -97,6 +100,21 @@ class UdsServer:
         if len(reply) > MAX_PAYLOAD:
             return bytes([0x7F, sid, Nrc.RESPONSE_TOO_LONG])
         return reply
+
+    def _command(self, request: bytes, step, effect) -> bytes:
+        """A profile command: refused outside its session or without its security level, else
+        applied (``effect()``) and acknowledged as the service's positive reply."""
+        if self.ecu.session != _SESSION_CODES[step.session]:
+            raise NegativeResponse(Nrc.NOT_IN_ACTIVE_SESSION, f"{step.describe()} needs the {step.session} session")
+        if step.security and self.ecu.unlocked_level != step.security:
+            raise NegativeResponse(Nrc.SECURITY_ACCESS_DENIED, f"{step.describe()} needs level {step.security}")
+        effect()
+        sid = request[0]
+        if sid == 0x31:
+            return bytes([0x71]) + request[1:4] + (b"\x00" if request[1] & 0x7F == 0x01 else b"")
+        if sid == 0x2F:
+            return bytes([0x6F]) + request[1:]
+        return bytes([sid + 0x40]) + request[1:3]
 
     def _restart_s3(self) -> None:
         if self._s3_timer is not None:
@@ -150,6 +168,10 @@ class UdsServer:
             raise NegativeResponse(Nrc.INCORRECT_LENGTH, "WriteDataByIdentifier needs a DID and data")
         self.ecu.write_did(int.from_bytes(req[1:3], "big"), req[3:])
         return b"\x6e" + req[1:3]
+
+    async def _io_control(self, req: bytes) -> bytes:
+        # only the profile's commands (``commands``) are controls this ECU offers
+        raise NegativeResponse(Nrc.REQUEST_OUT_OF_RANGE, f"no input/output control {req[1:].hex()}")
 
     async def _routine(self, req: bytes) -> bytes:
         if len(req) < 4:
@@ -223,6 +245,8 @@ def _expect_length(req: bytes, length: int) -> None:
         raise NegativeResponse(Nrc.INCORRECT_LENGTH, f"SID {req[0]:#04x} takes {length} bytes, got {len(req)}")
 
 
+_SESSION_CODES = {"default": 0x01, "programming": 0x02, "extended": 0x03}
+
 _HANDLERS: dict[int, Handler] = {
     0x10: UdsServer._session,
     0x11: UdsServer._reset,
@@ -231,6 +255,7 @@ _HANDLERS: dict[int, Handler] = {
     0x22: UdsServer._read_did,
     0x27: UdsServer._security_access,
     0x2E: UdsServer._write_did,
+    0x2F: UdsServer._io_control,
     0x31: UdsServer._routine,
     0x3E: UdsServer._tester_present,
 }

@@ -18,9 +18,11 @@ def _did_table():
     return load_did_table()
 
 
-def _entry(did):
+def _entry(did, bms=None):
+    """The DID table entry of ``did`` (name or number), in the BMS's own table where it has one."""
+    table = bms.did_table() if hasattr(bms, "did_table") else _did_table()
     try:
-        return _did_table().resolve(int(did, 16) if isinstance(did, str) and did.lower().startswith("0x") else did)
+        return table.resolve(int(did, 16) if isinstance(did, str) and did.lower().startswith("0x") else did)
     except (KeyError, ValueError, LookupError) as err:
         raise StepError(f"unknown DID {did!r}: {err}") from None
 
@@ -33,10 +35,20 @@ async def wake(ctx, within: float) -> dict:
 
 @action("bms.pack", measures={"voltage": "V", "current": "A", "soc": "%"}, timeout=10)
 async def pack(ctx) -> dict:
-    """Pack voltage, current and state of charge as the BMS reports them."""
+    """Pack voltage, current and (where the BMS offers it) state of charge as the BMS reports them."""
     bms = ctx.instrument("bms")
-    return {"voltage": bms.signal("pack_voltage"), "current": bms.signal("pack_current"),
-            "soc": bms.signal("soc") / SOC_PERCENT}
+    out = {"voltage": bms.signal("pack_voltage"), "current": bms.signal("pack_current")}
+    if _offers_signal(bms, "soc"):
+        out["soc"] = bms.signal("soc") / SOC_PERCENT
+    else:
+        ctx.log("the BMS does not offer soc: not measured")
+    return out
+
+
+def _offers_signal(bms, name: str) -> bool:
+    """Whether ``bms`` maps ``name`` (a driver that cannot say is taken to offer it)."""
+    offers = getattr(bms, "offers", None)
+    return True if offers is None else name in offers()["signals"]
 
 
 @action("bms.signal", args={"name": Arg(kind="str")}, measures={"value": ""}, positional="name", timeout=10)
@@ -200,7 +212,7 @@ async def identity(ctx, dids: list) -> dict:
     bms = ctx.instrument("bms")
     out = {}
     for did in dids:
-        entry = _entry(did)
+        entry = _entry(did, bms)
         out[entry.name] = str(entry.decode(await bms.uds_read(entry.did)))
     return out
 
@@ -208,7 +220,12 @@ async def identity(ctx, dids: list) -> dict:
 @action("bms.dtcs", args={"mask": Arg(kind="int", default=0x09)}, measures={"count": "", "codes": "str"}, timeout=60)
 async def dtcs(ctx, mask: int) -> dict:
     """Stored DTCs matching a status mask (default: test failed / confirmed)."""
-    found = await ctx.instrument("bms").read_dtcs(mask)
+    bms = ctx.instrument("bms")
+    found = await bms.read_dtcs(mask)
+    texts = getattr(bms.did_table(), "dtcs", {}) if hasattr(bms, "did_table") else {}
+    for d in found:  # the diagnostic description (ODX) names them: the record says what each is
+        if d.code in texts:
+            ctx.log(f"DTC {d.code:06X} (status {d.status:02X}): {texts[d.code]}")
     return {"count": len(found), "codes": " ".join(f"{d.code:06X}:{d.status:02X}" for d in found)}
 
 
@@ -237,7 +254,7 @@ async def unlock(ctx, level: int) -> dict:
 @action("bms.write_did", args={"did": Arg(kind="any"), "value": Arg(kind="any")}, timeout=60)
 async def write_did(ctx, did, value) -> dict:
     """Write a DID (by name or number) with a value in its codec's form ('today' for dates)."""
-    entry = _entry(did)
+    entry = _entry(did, ctx.instrument("bms"))
     if value == "today":
         value = dt.date.today()
     try:
@@ -251,7 +268,7 @@ async def write_did(ctx, did, value) -> dict:
 @action("bms.read_did", args={"did": Arg(kind="any")}, measures={"value": "str"}, positional="did", timeout=60)
 async def read_did(ctx, did) -> dict:
     """Read a DID (by name or number), decoded per the DID table."""
-    entry = _entry(did)
+    entry = _entry(did, ctx.instrument("bms"))
     value = entry.decode(await ctx.instrument("bms").uds_read(entry.did))
     return {"value": value.isoformat() if isinstance(value, dt.date) else str(value)}
 

@@ -32,7 +32,9 @@ def _did_you_mean(name: str, choices) -> str:
 
 
 class Binder:
-    def __init__(self, loaded: LoadedPlan, variant: str | None, station_roles: set[str] | None) -> None:
+    def __init__(self, loaded: LoadedPlan, variant: str | None, station_roles: set[str] | None,
+                 offers: dict[str, dict] | None = None) -> None:
+        self.offers = offers or {}  # role -> what its instrument offers (station.actions.offers)
         self.loaded = loaded
         self.plan = loaded.plan
         self.variant = variant
@@ -173,6 +175,11 @@ class Binder:
                     self.used_overrides.add(key)
         for meas, limit in expect.items():
             self.check_limit(spec, meas, limit, src, loc + ("expect", meas), known)
+        if spec.role in self.offers:
+            from station.actions.offers import refusals
+
+            for where, message in refusals(self.offers[spec.role], spec.name, args, set(expect)):
+                self.add(src, loc + where, message)
         label = step.id or f"{spec.name}@{index + 1}"
         return ActionNode(spec, step, label, args, expect, src, loc)
 
@@ -215,6 +222,11 @@ class Binder:
                 self.add(src, loc + ("monitors", j, "signal"), "monitor signal must be 'instrument.signal', e.g. 'bms.cell_voltage_max'")
             elif role not in self.plan.instruments and self.plan.kind == "plan":
                 self.add(src, loc + ("monitors", j, "signal"), f"monitor reads instrument '{role}', which the plan does not list in 'instruments'")
+            elif role in self.offers:
+                from station.actions.offers import monitor_refusal
+
+                if message := monitor_refusal(self.offers[role], signal):
+                    self.add(src, loc + ("monitors", j, "signal"), message)
             for field in ("min", "max"):
                 raw = getattr(mon, field)
                 if raw is not None:
@@ -336,8 +348,10 @@ def _finally_labels(nodes: list[Node]) -> list[Node]:
     return nodes
 
 
-def bind_plan(loaded: LoadedPlan, variant: str | None = None, station_roles: set[str] | None = None) -> BoundPlan:
-    """Bind ``loaded`` to ``variant`` (default: the first variant, if any) and check it."""
+def bind_plan(loaded: LoadedPlan, variant: str | None = None, station_roles: set[str] | None = None,
+              offers: dict[str, dict] | None = None) -> BoundPlan:
+    """Bind ``loaded`` to ``variant`` (default: the first variant, if any) and check it; ``offers``
+    (role -> what the station's instrument offers) refuses steps the instrument cannot do."""
     if variant is None and loaded.plan.variants:
         variant = next(iter(loaded.plan.variants))
-    return Binder(loaded, variant, station_roles).bind()
+    return Binder(loaded, variant, station_roles, offers).bind()

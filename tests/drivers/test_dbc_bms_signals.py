@@ -23,7 +23,7 @@ cells:
   signals: EOL_CellVoltages.CellVoltage_{index:03d}
 request:
   message: EOL_StateRequest
-  mode: {signal: RequestMode, values: {standby: 0, normal: 1}}
+  mode: {signal: RequestMode, values: {normal: 1}}
   balancing: {signal: Balance, values: {off: 0, on: 1}}
   insulation_monitor: {signal: ImdDisable, values: {enabled: 0, disabled: 1}}
 colour: blue
@@ -42,7 +42,7 @@ def test_every_problem_is_reported_with_its_position(tmp_path):
         ":5:8: message 'EOL_Nope' not in the DBC",
         ":6:50: unknown key 'inverted' in signal hvil_closed",
         ":8:12: cells: 300 configured but 'CellVoltage_256' is not in EOL_CellVoltages",
-        ":11:31: request.mode values lack ['charge', 'discharge']",
+        ":11:31: request.mode values lack ['standby']",
         ":12:23: signal 'Balance' not in message EOL_StateRequest",
         ":14:1: unknown key 'colour' in the map",
     ]
