@@ -80,6 +80,14 @@ def prepare(req: RunRequest) -> Prepared:
     if fixture not in config.config.fixtures:
         raise _problem(str(config.path), f"no fixture '{fixture}'; fixtures: {', '.join(config.fixture_ids())}")
     plan_path, variant = req.plan, req.variant
+    # the scan is checked against the catalogue's serial rules before anything is switched;
+    # req.serial becomes the normalised serial (scanner prefix/suffix, GS1 label → AI 21)
+    from station.serials import SerialRefused
+
+    try:
+        req.serial = config.check_serial(req.serial, require_product=plan_path is None).serial
+    except SerialRefused as err:
+        raise _problem("--serial", str(err)) from None
     product = config.product_for(req.serial)
     if plan_path is None:
         if product is None:
