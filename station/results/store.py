@@ -17,6 +17,7 @@ Durability (``synchronous``), with WAL:
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -210,7 +211,7 @@ class ResultStore:
     def runs(self, limit: int = 50, serial: str | None = None) -> list[dict[str, Any]]:
         """The newest runs first (optionally of one pack serial), as summary dicts."""
         sql = ("SELECT id, serial, plan_id, plan_version, variant, station_id, operator, "
-               "started_utc, finished_utc, duration_s, verdict, status, writer, simulated "
+               "started_utc, finished_utc, duration_s, verdict, status, writer, simulated, faults "
                "FROM runs")
         args: list[Any] = []
         if serial is not None:
@@ -222,6 +223,10 @@ class ResultStore:
         for row in self._query(sql, args):
             row["status"] = self._status(row["status"], row.pop("writer"))
             row["simulated"] = None if row["simulated"] is None else bool(row["simulated"])
+            try:  # faults injected (a JSON list); a row written by an old version may lack them
+                row["faults"] = [str(f) for f in json.loads(row["faults"] or "[]")]
+            except (TypeError, ValueError):
+                row["faults"] = [str(row["faults"])]
             out.append(row)
         return out
 

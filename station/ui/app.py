@@ -1,8 +1,13 @@
 """The operator terminal UI (``station ui [--sim] [--station FILE]``).
 
 The app holds one ``StationBackend`` (one Session, shared by every fixture column), the logged-in
-operator and the screens. Keys: F1–F4 tabs, F5 log out, Ctrl+X abort (with confirmation), Ctrl+Q quit
-(refused while a pack is running).
+operator and the screens. Keys: F1–F4 select fixture F1–F4 (its serial field), F6 station,
+F7 history, F8 training, F5 log out, Ctrl+X abort (with confirmation), Ctrl+Q quit (refused
+while a pack is running). No command palette: an operator station has no developer keys.
+
+Every string from outside (serials, plan text, instrument replies, stored records, error
+messages) is shown as data, never parsed as markup. An unexpected error ends the app only after
+every active fixture has gone to the safe state; ``station ui`` then exits 3.
 """
 
 from __future__ import annotations
@@ -29,15 +34,18 @@ class OperatorApp(App):
 
     CSS_PATH = "operator.tcss"
     TITLE = "EOL station"
+    ENABLE_COMMAND_PALETTE = False  # operators get no command palette (developer actions)
     BINDINGS = [
         Binding("ctrl+x", "abort", "Abort run", priority=True),
-        Binding("f1", "tab('tab-run')", "Run", show=False),
-        Binding("f2", "tab('tab-station')", "Station", show=False),
-        Binding("f3", "tab('tab-history')", "History", show=False),
-        Binding("f4", "tab('tab-training')", "Training", show=False),
+        *[Binding(f"f{n}", f"fixture({n})", f"Fixture F{n}", show=False) for n in range(1, 5)],
+        Binding("f6", "tab('tab-station')", "Station", show=False),
+        Binding("f7", "tab('tab-history')", "History", show=False),
+        Binding("f8", "tab('tab-training')", "Training", show=False),
         Binding("f5", "logout", "Log out"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("ctrl+c", "refuse_copy", show=False, priority=True),  # not Textual's quit hint/copy
     ]
+    CRASH_SAFE_WAIT_S = 120.0  # real seconds the runs get to reach the safe state after a UI error
 
     def __init__(self, config: LoadedConfig, *, sim: bool, db: str | None = None) -> None:
         super().__init__()
@@ -47,6 +55,24 @@ class OperatorApp(App):
         self.operator: OperatorConfig | None = None
         self.main_screen: MainScreen | None = None
         self.startup_error: str | None = None
+        self.selected: str | None = None  # the fixture an F-key or the focus last chose
+        self.crash: BaseException | None = None
+
+    # -- text from outside is data --------------------------------------------------------------
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = True) -> None:
+        """Toasts never parse markup: their text is error messages, serials, instrument replies."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
+    def _handle_exception(self, error: Exception) -> None:
+        """An unexpected error: every active fixture to the safe state first, then exit non-zero."""
+        if self.crash is None:
+            self.crash = error
+            try:
+                self.backend.stop(timeout=self.CRASH_SAFE_WAIT_S)  # aborts each run, waits for its safe state
+            except Exception as err:  # the traceback below still ends the app
+                print(f"station ui: stopping the station failed: {type(err).__name__}: {err}", file=sys.stderr)
+        super()._handle_exception(error)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -74,9 +100,15 @@ class OperatorApp(App):
         """Widgets of the main screen, even while a dialog is on top (``App.query`` sees the top screen)."""
         return self.main_screen.query(selector) if self.main_screen is not None else []
 
-    def overrides(self) -> Overrides:
+    def overrides(self, fixture: str) -> Overrides:
+        """The engineer's training choices for one fixture (faults apply to that fixture only)."""
         panels = self.main_screen.query(TrainingPanel) if self.main_screen else []
-        return panels.first().overrides() if panels else Overrides()
+        return panels.first().overrides(fixture) if panels else Overrides()
+
+    def show_fault_badges(self) -> None:
+        for panel in self._main_query(FixturePanel):
+            if not panel.running:
+                panel.show_faults(self.overrides(panel.fixture).faults)
 
     def show_instruments(self, fixture: str, rows: list[InstrumentRow]) -> None:
         for panel in self._main_query("#station-panel"):
@@ -118,6 +150,40 @@ class OperatorApp(App):
         self.refresh_history()
 
     # -- actions -------------------------------------------------------------------------------
+    def action_refuse_copy(self) -> None:
+        self.notify("Ctrl+C does nothing here: Ctrl+X aborts a run, Ctrl+Q quits", severity="warning")
+
+    def action_fixture(self, n: int) -> None:
+        """F<n>: the fixture named F<n> (else the n-th), its column on the Run tab, its serial field."""
+        ids = self.config.fixture_ids()
+        fixture = f"F{n}" if f"F{n}" in ids else (ids[n - 1] if n <= len(ids) else None)
+        if fixture is None or self.main_screen is None or self.screen is not self.main_screen:
+            if fixture is None:
+                self.notify(f"this station has no fixture F{n}", severity="warning")
+            return
+        for tabs in self._main_query("#tabs"):
+            tabs.active = "tab-run"  # type: ignore[attr-defined]
+        self.select_fixture(fixture)
+
+    def select_fixture_quietly(self, fixture: str) -> None:
+        """Mark the fixture chosen (its column highlighted) without moving the focus."""
+        self.selected = fixture
+        for panel in self._main_query(FixturePanel):
+            panel.set_class(panel.fixture == fixture, "selected")
+
+    def select_fixture(self, fixture: str) -> None:
+        self.select_fixture_quietly(fixture)
+        for panel in self._main_query(FixturePanel):
+            if panel.fixture == fixture:
+                if panel.running:
+                    panel.query_one(".steps-scroll").focus()
+                else:
+                    panel.serial_input.focus()
+
+    def selected_panel(self) -> FixturePanel | None:
+        panels = list(self._main_query(FixturePanel))
+        return next((p for p in panels if p.fixture == self.selected), panels[0] if panels else None)
+
     def action_tab(self, tab: str) -> None:
         for tabs in self._main_query("#tabs"):
             panes = tabs.query(f"#{tab}")  # type: ignore[attr-defined]
@@ -179,5 +245,15 @@ def ui_command(sim: bool, station: str | None) -> int:
     except InputError as err:
         print(err, file=sys.stderr)
         return 2
-    OperatorApp(config, sim=sim).run()
+    app = OperatorApp(config, sim=sim)
+    try:
+        app.run()
+    except Exception as err:  # outside Textual's own handling: still leave every fixture safe
+        app.crash = app.crash or err
+        app.backend.stop(timeout=OperatorApp.CRASH_SAFE_WAIT_S)
+        print(f"station ui: {type(err).__name__}: {err}", file=sys.stderr)
+    if app.crash is not None or app.return_code:
+        print("station ui: stopped after an unexpected error; every active fixture was sent to the safe "
+              "state (see the run records)", file=sys.stderr)
+        return 3
     return 0
