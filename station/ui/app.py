@@ -26,6 +26,7 @@ from station.ui.backend import InstrumentRow, StationBackend
 from station.ui.dialogs import ConfirmAbort, PromptDialog
 from station.ui.fixture_panel import FixturePanel, RunEnded
 from station.ui.policy import Overrides
+from station.ui.safe_text import shown
 from station.ui.screens import LoginScreen, MainScreen, TrainingPanel
 
 
@@ -62,7 +63,7 @@ class OperatorApp(App):
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
                markup: bool = True) -> None:
         """Toasts never parse markup: their text is error messages, serials, instrument replies."""
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+        super().notify(shown(message), title=shown(title), severity=severity, timeout=timeout, markup=False)
 
     def _handle_exception(self, error: Exception) -> None:
         """An unexpected error: every active fixture to the safe state first, then exit non-zero."""

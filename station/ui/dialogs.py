@@ -14,6 +14,7 @@ from textual.widgets import Button, Input, Label, Static
 
 from station.events import PromptRequested
 from station.serials import unvisible
+from station.ui.safe_text import data, shown
 from station.ui.scan_input import ScanInput, StrayKeys
 
 
@@ -55,9 +56,9 @@ class PromptDialog(_Dialog):
         req = self.request
         with Vertical(classes="dialog-box"):
             yield Label(f"{self.fixture} · operator action", classes="dialog-title", markup=False)
-            yield Static(req.message, classes="dialog-message", markup=False)
+            yield Static(data(req.message), classes="dialog-message", markup=False)
             if req.style == "input":
-                hint = f"format: {req.pattern}" if req.pattern else "type the answer, Enter"
+                hint = f"format: {shown(req.pattern)}" if req.pattern else "type the answer, Enter"
                 yield ScanInput(placeholder=hint, id="prompt-input")
                 yield Label("", id="prompt-error", classes="error", markup=False)
             with Horizontal(classes="dialog-buttons"):
@@ -93,18 +94,23 @@ class PromptDialog(_Dialog):
         if self.request.style != "input":
             self.dismiss("ok")
             return
-        shown = self.query_one("#prompt-input", Input).value.strip()
-        text = unvisible(shown)  # control characters a scanner sent stay what they are
+        typed = self.query_one("#prompt-input", Input).value.strip()
+        text = unvisible(typed)  # control characters a scanner sent stay what they are
         pattern = self.request.pattern
         error = self.query_one("#prompt-error", Label)
         if not text:
             error.update(Text("an answer is needed"))
             return
         if any(ord(c) < 0x20 or c == "\x7f" for c in text):
-            error.update(Text(f"'{shown}' holds control characters: check the scanner and scan again"))
+            error.update(data(f"'{typed}' holds control characters: check the scanner and scan again"))
             return
-        if pattern and not re.fullmatch(pattern, text):
-            error.update(Text(f"'{shown}' does not match {pattern}"))
+        try:
+            matches = not pattern or re.fullmatch(pattern, text) is not None
+        except re.error as err:  # the plan's pattern: refuse the answer rather than end the app
+            error.update(data(f"the plan's answer pattern {pattern} is not valid ({err}): call the test engineer"))
+            return
+        if not matches:
+            error.update(data(f"'{typed}' does not match {pattern}"))
             return
         self.dismiss(text)
 
@@ -122,7 +128,7 @@ class ConfirmAbort(_Dialog):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box abort-box"):
             yield Label(f"Abort the run on {self.fixture}?", classes="dialog-title", markup=False)
-            yield Static(f"Pack {self.serial}: the run stops and every instrument goes to the safe state.",
+            yield Static(data(f"Pack {self.serial}: the run stops and every instrument goes to the safe state."),
                          classes="dialog-message", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button(Text("Abort [y]"), id="abort-yes", variant="error")

@@ -22,6 +22,7 @@ from station.events import Event, PromptRequested, RunFinished, RunStarted
 from station.ui.dialogs import PromptDialog
 from station.ui.policy import Refusal, Resolved, resolve
 from station.ui.run_state import VERDICT_STYLES, RunState, format_live, typical_duration
+from station.ui.safe_text import data, sanitize
 from station.ui.scan_input import ScanInput
 from station.ui.verdict import OTHER_ADVICE, disposition, glyph_width, glyphs, plain_words
 
@@ -86,7 +87,7 @@ class VerdictPanel(Static):
         else:
             out.append(f"{self.word}\n", style="bold")
         out.append_text(self.details)
-        return out
+        return sanitize(out)
 
 
 class FixturePanel(Vertical):
@@ -133,7 +134,7 @@ class FixturePanel(Vertical):
         return self.query_one(".serial", ScanInput)
 
     def say(self, text: str, style: str = "") -> None:
-        self.query_one(".info", Static).update(Text(text, style=style))
+        self.query_one(".info", Static).update(data(text, style))
 
     def on_descendant_focus(self) -> None:
         if self.station.selected != self.fixture:
@@ -142,7 +143,7 @@ class FixturePanel(Vertical):
     def show_faults(self, faults: tuple[str, ...]) -> None:
         """The badge of the faults that will be (or are being) injected on this fixture."""
         badge = self.query_one(".fault-badge", Label)
-        badge.update(Text(f" FAULT: {' '.join(faults)} ", style="bold white on dark_red") if faults else Text(""))
+        badge.update(data(f" FAULT: {' '.join(faults)} ", "bold white on dark_red") if faults else Text(""))
         badge.display = bool(faults)
 
     # -- start ---------------------------------------------------------------------------------
@@ -287,7 +288,7 @@ class FixturePanel(Vertical):
         s = self.state
         self.query_one(ProgressBar).update(total=max(s.planned, s.done, 1), progress=s.done)
         self._show_clock()
-        self.query_one(".steps", Static).update(s.render_steps())
+        self.query_one(".steps", Static).update(sanitize(s.render_steps()))
         if s.in_safe_state:
             self.say(f"{s.serial}: going to the safe state…", "bold yellow")
 

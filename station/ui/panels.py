@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Label
 
 from station.ui.backend import InstrumentRow
 from station.ui.run_state import VERDICT_STYLES
+from station.ui.safe_text import data, sanitize
 
 SHIFT_HOURS = 8.0
 STATE_STYLES = {"connected": "green", "simulated": "cyan", "error": "bold red", "not opened": "yellow"}
@@ -44,7 +45,7 @@ class StationPanel(Vertical):
             for line in self._startup[key]:
                 style = "bold red" if line.startswith("NOT SAFE") else "bold yellow" if line.startswith("INTERRUPTED") else "green"
                 text.append(("\n" if text else "") + line, style=style)
-        self.query_one("#startup-report", Label).update(text)
+        self.query_one("#startup-report", Label).update(sanitize(text))
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
@@ -73,12 +74,13 @@ class StationPanel(Vertical):
                 problems.append(f"{fx}.{role}")
             state = Text(row.state, style=STATE_STYLES.get(row.state, ""))
             identity = row.identity or row.problem
-            table.add_row(Text(fx), Text(role), state, Text(due or "—", style="bold red" if overdue else ""),
-                          Text(identity if len(identity) <= 40 else identity[:39] + "…"), Text(row.driver),
-                          Text(row.resource))
+            table.add_row(data(fx), data(role), data(row.state, STATE_STYLES.get(row.state, "")),
+                          data(due or "—", "bold red" if overdue else ""),
+                          data(identity if len(identity) <= 40 else identity[:39] + "…"), data(row.driver),
+                          data(row.resource))
         summary = self.query_one("#station-summary", Label)
         if problems:
-            summary.update(Text(f"not ready: {', '.join(problems)} (missing or past calibration)", style="bold red"))
+            summary.update(data(f"not ready: {', '.join(problems)} (missing or past calibration)", "bold red"))
         else:
             summary.update(Text(f"{len(self._rows)} instruments ready", style="green"))
 
@@ -152,14 +154,14 @@ class HistoryPanel(Vertical):
         started = _started(run)
         verdict = str(run.get("verdict") or run.get("status") or "?")
         faults = run.get("faults") or []
-        mode = (Text("FAULT " + " ".join(map(str, faults)), style="bold magenta") if faults
+        mode = (data("FAULT " + " ".join(map(str, faults)), "bold magenta") if faults
                 else Text("TRAINING", style="bold cyan") if is_training(run, self.roles) else Text(""))
         duration = run.get("duration_s")
-        return [Text(started.astimezone().strftime("%H:%M:%S") if started else "?"), Text(str(run.get("serial", ""))),
-                Text(verdict, style=VERDICT_STYLES.get(verdict, "")), mode,
-                Text(f"{run.get('plan_id', '')} {run.get('variant') or ''}"),
+        return [Text(started.astimezone().strftime("%H:%M:%S") if started else "?"), data(run.get("serial", "")),
+                data(verdict, VERDICT_STYLES.get(verdict, "")), mode,
+                data(f"{run.get('plan_id', '')} {run.get('variant') or ''}"),
                 Text(f"{duration:.0f} s" if isinstance(duration, (int, float)) else "—"),
-                Text(str(run.get("id") or "")[:12])]
+                data(str(run.get("id") or "")[:12])]
 
     def _redraw(self) -> None:
         shift, fpy, cycle = shift_stats(self._runs, roles=self.roles)
@@ -169,8 +171,8 @@ class HistoryPanel(Vertical):
             try:
                 cells = self._row(run)
             except Exception as err:  # a record this version cannot read: shown escaped, not fatal
-                cells = [Text("?"), Text(repr(run.get("serial"))), Text("?"), Text(""), Text(repr(run)[:60]),
-                         Text(type(err).__name__), Text(str(run.get("id") or "")[:12])]
+                cells = [Text("?"), data(repr(run.get("serial"))), Text("?"), Text(""), data(repr(run)[:60]),
+                         Text(type(err).__name__), data(str(run.get("id") or "")[:12])]
             table.add_row(*cells, key=str(run.get("id") or id(run)))
         fpy_text = "—" if fpy is None else f"{fpy:.0%}"
         cycle_text = "—" if cycle is None else f"{cycle:.0f} s"

@@ -21,6 +21,7 @@ from textual.widgets import Footer, Label, Static
 
 from station.results.record import display_verdict, format_quantity
 from station.ui.run_state import ICONS, STYLES, VERDICT_STYLES
+from station.ui.safe_text import data, sanitize
 
 
 def _local(utc: Any) -> str:
@@ -65,7 +66,7 @@ def render_record(record: dict[str, Any]) -> Text:
     for e in record.get("errors") or []:
         out.append(f"⚠ {e.get('source')} {e.get('where')}: {e.get('message')}\n", style="bold magenta")
     out.rstrip()
-    return out
+    return sanitize(out)
 
 
 class RecordScreen(Screen):
@@ -81,7 +82,7 @@ class RecordScreen(Screen):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(Text(f"record {self.run_id}"), id="record-title", markup=False)
+            yield Label(data(f"record {self.run_id}"), id="record-title", markup=False)
             yield Label("", id="record-note", markup=False)
             with VerticalScroll(id="record-scroll"):
                 yield Static("loading…", id="record-body", markup=False)
@@ -97,12 +98,12 @@ class RecordScreen(Screen):
         try:
             self.record = await asyncio.wrap_future(backend.submit(backend.record(self.run_id)))
         except Exception as err:
-            body.update(Text(f"the record cannot be read: {type(err).__name__}: {err}", style="bold red"))
+            body.update(data(f"the record cannot be read: {type(err).__name__}: {err}", "bold red"))
             return
         try:
             body.update(render_record(self.record))
         except Exception as err:  # a record this version cannot lay out: show it escaped, as it is
-            body.update(Text(f"(shown raw: {type(err).__name__}: {err})\n{self.record!r}"))
+            body.update(data(f"(shown raw: {type(err).__name__}: {err})\n{self.record!r}"))
         self.query_one("#record-scroll").focus()
 
     def action_report(self) -> None:
@@ -117,9 +118,9 @@ class RecordScreen(Screen):
         try:
             self.report_path = write_html(self.record, folder / f"{self.run_id}.html")
         except OSError as err:
-            note.update(Text(f"report not written: {err}", style="bold red"))
+            note.update(data(f"report not written: {err}", "bold red"))
             return
         opened = False
         if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("BROWSER"):
             opened = webbrowser.open(self.report_path.as_uri())
-        note.update(Text(f"HTML report {'opened' if opened else 'written'}: {self.report_path}", style="bold green"))
+        note.update(data(f"HTML report {'opened' if opened else 'written'}: {self.report_path}", "bold green"))

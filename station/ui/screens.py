@@ -14,6 +14,7 @@ from textual.widgets import Footer, Input, Label, Select, Static, TabbedContent,
 from station.ui.fixture_panel import FixturePanel
 from station.ui.panels import HistoryPanel, StationPanel
 from station.ui.policy import Overrides, Refusal, login, may_choose_plan, plan_files
+from station.ui.safe_text import data
 from station.ui.scan_input import StrayKeys
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ class LoginScreen(Screen):
     def compose(self) -> ComposeResult:
         app: OperatorApp = self.app  # type: ignore[assignment]
         with Vertical(id="login-box"):
-            yield Label(f"{app.config.config.station_id} · {'SIMULATED station' if app.sim else 'station'}",
+            yield Label(data(f"{app.config.config.station_id} · {'SIMULATED station' if app.sim else 'station'}"),
                         classes="dialog-title", markup=False)
             yield Label("Operator id:")
             yield Input(placeholder="scan badge or type id, Enter", id="login-id")
@@ -41,7 +42,7 @@ class LoginScreen(Screen):
         try:
             operator = login(app.config, event.value)
         except Refusal as err:
-            self.query_one("#login-error", Label).update(Text(str(err)))
+            self.query_one("#login-error", Label).update(data(err))
             event.input.value = ""
             return
         app.logged_in(operator)
@@ -52,7 +53,7 @@ class TrainingPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         app: OperatorApp = self.app  # type: ignore[assignment]
-        options = [(Text(p.name), str(p)) for p in plan_files(app.config)]
+        options = [(data(p.name), str(p)) for p in plan_files(app.config)]
         yield Label("Plan (blank: from the product catalogue)")
         yield Select(options, id="train-plan", prompt="from catalogue", compact=True)
         yield Label("Variant (blank: from the catalogue)")
@@ -92,7 +93,7 @@ class MainScreen(Screen):
         app: OperatorApp = self.app  # type: ignore[assignment]
         op = app.operator
         mode = "SIM" + (" · TRAINING" if may_choose_plan(op) else "") if app.sim else "HW"
-        yield Label(f" {app.config.config.station_id} · {op.name or op.id} ({op.role}) · {mode}", id="topbar",
+        yield Label(data(f" {app.config.config.station_id} · {op.name or op.id} ({op.role}) · {mode}"), id="topbar",
                     markup=False)
         with TabbedContent(id="tabs"):
             keys = "/".join(f"F{n}" for n in range(1, min(len(app.config.fixture_ids()), 4) + 1))
