@@ -113,11 +113,24 @@ def check_scan(raw: str, products: Sequence[SerialRules], *, require_product: bo
                             "the scan is a GS1 label but no product of this station reads GS1 labels")
     _check_length(raw, text, None, DEFAULT_MAX_LENGTH)
     if require_product:
+        _near_miss(raw, text, products)
         hint = ", ".join(dict.fromkeys(product_name(p) for p in products)) or "none configured"
         detail = f" ({refusals[0]})" if refusals else ""
         raise SerialRefused(raw, f"the serial {_quote(text)} belongs to no product of this station{detail}; "
                                  f"products: {hint}")
     return Scan(text, None, raw, {})
+
+
+def _near_miss(raw: str, text: str, products: Sequence[SerialRules]) -> None:
+    """A serial that looks like one product's (its literal start, or its pattern but for letter
+    case) is refused with that product's rule it breaks, rather than "no product"."""
+    for product in products:
+        serial = _normalise(text, product)[0] if not product.gs1 else text
+        start = re.match(r"[A-Za-z0-9\-]+", product.pattern)
+        if re.fullmatch(product.pattern, serial, re.IGNORECASE) or (start and serial.startswith(start.group())):
+            _check_rules(raw, serial, product)
+            raise SerialRefused(raw, f"the serial {_quote(serial)} looks like a {product_name(product)} serial but "
+                                     f"does not have its form ({product.pattern}): scan again or type it")
 
 
 def _quote(text: str, limit: int = 24) -> str:

@@ -165,7 +165,6 @@ class FixturePanel(Vertical):
             self.say(f"✘ {err}", "bold red")
             return
         self.pending_scan = scan
-        self.serial_input.fresh = False  # Enter again starts this pack; a new scan still replaces it
         notes = "".join(f" · {n}" for n in self.pending.notes)
         self.say(f"{self.pending.req.serial}: {self.pending.summary}{notes} — Enter to start", "bold")
 

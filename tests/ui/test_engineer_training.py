@@ -34,7 +34,7 @@ async def test_engineer_fault_gives_fail_with_measurement(station_config):
         banner = shown(verdict)
         assert verdict.word == "FAIL" and "█" in banner  # block letters fit a 40-column fixture column
         assert "iso_plus resistance was" in banner and "it must be at least 20 MΩ" in banner
-        assert "→ put the pack in the reject area and call the test engineer" in banner  # the default
+        assert "→ red bin HV, call the test engineer" in banner  # the catalogue's disposition for isolation
         assert not f1.query_one(".steps-scroll").display  # the verdict has the whole column
 
         # history: marked as a fault run, not counted in first-pass yield; Enter opens the record
