@@ -176,10 +176,10 @@ class OperatorApp(App):
         self.select_fixture_quietly(fixture)
         for panel in self._main_query(FixturePanel):
             if panel.fixture == fixture:
-                if panel.running:
-                    panel.query_one(".steps-scroll").focus()
-                else:
-                    panel.serial_input.focus()
+                target = panel.query_one(".steps-scroll") if panel.running else panel.serial_input
+                # now and again after the tab switch has been laid out (a hidden pane refuses focus)
+                target.focus()
+                self.call_after_refresh(target.focus)
 
     def selected_panel(self) -> FixturePanel | None:
         panels = list(self._main_query(FixturePanel))

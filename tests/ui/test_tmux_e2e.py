@@ -41,34 +41,48 @@ class Tmux:
             time.sleep(0.1)
 
 
-def test_station_ui_in_tmux_runs_a_pack(tmp_path: Path):
+def _exit_status(tmux: Tmux) -> str:
+    deadline = time.monotonic() + 15
+    while tmux("display-message", "-p", "-t", "eol", "#{pane_dead}").strip() != "1":
+        assert time.monotonic() < deadline, f"station ui did not exit\n{tmux.pane()}"
+        time.sleep(0.1)
+    status = ":"
+    for _ in range(20):  # tmux fills in the dead pane's status a moment after marking it dead
+        status = tmux("display-message", "-p", "-t", "eol", "#{pane_dead_status}:#{pane_dead_signal}").strip()
+        if status != ":":
+            break
+        time.sleep(0.1)
+    return status
+
+
+def test_station_ui_in_tmux_runs_a_pack_at_80x24(tmp_path: Path):
+    """A real terminal of 80x24: a wedge-style scan (with a GS1 label's group separator sent as
+    Ctrl+]), a doubled scan that must replace, the run to its verdict in block letters."""
     station = write_station(tmp_path)
     tmux = Tmux()
     command = f"cd {REPO} && exec {REPO}/.venv/bin/station ui --sim --station {station}"
-    tmux("new-session", "-d", "-s", "eol", "-x", "100", "-y", "30", command)
+    tmux("new-session", "-d", "-s", "eol", "-x", "80", "-y", "24", command)
     try:
         tmux("set-option", "-t", "eol", "remain-on-exit", "on")  # keep a crash's traceback readable
         tmux.wait_for("Operator id")  # the first frame: only now are keys read
         tmux("send-keys", "-t", "eol", "op1", "Enter")
         tmux.wait_for("scan pack serial")
-        tmux("send-keys", "-t", "eol", "CAR001", "Enter")
-        tmux.wait_for("to start")  # "CAR001: smoke 1.0.0 · car-400 — Enter to start" (may wrap)
+        tmux("send-keys", "-t", "eol", "-l", "CAR0001")
         tmux("send-keys", "-t", "eol", "Enter")
-        tmux.wait_for("scan the next pack")
-        screen = tmux.wait_for("< 60 V confirmed", timeout=5)  # the step list follows to the safe state
+        tmux.wait_for("to start")
+        # the next scan replaces the first; a GS1 label: (01) GTIN, (21) serial, GS, (10) batch
+        tmux("send-keys", "-t", "eol", "-l", "0104012345678901" + "21CAR001")
+        tmux("send-keys", "-t", "eol", "C-]")
+        tmux("send-keys", "-t", "eol", "-l", "10LOT7")
+        tmux("send-keys", "-t", "eol", "Enter")
+        screen = tmux.wait_for("CAR001: smoke")  # the serial read from AI (21)
+        assert "CAR0001" not in screen and "␝" in screen
+        tmux("send-keys", "-t", "eol", "Enter")
+        screen = tmux.wait_for("scan the next pack")
         assert "CAR001: PASS" in screen and "record" in screen and "safe state:" in screen
+        assert "███" in screen  # the verdict in block letters
         tmux("send-keys", "-t", "eol", "C-q")
-        deadline = time.monotonic() + 10
-        while tmux("display-message", "-p", "-t", "eol", "#{pane_dead}").strip() != "1":
-            assert time.monotonic() < deadline, "station ui did not exit on Ctrl+Q"
-            time.sleep(0.1)
-        # tmux fills in the dead pane's status a moment after marking it dead
-        status = ":"
-        for _ in range(20):
-            status = tmux("display-message", "-p", "-t", "eol", "#{pane_dead_status}:#{pane_dead_signal}").strip()
-            if status != ":":
-                break
-            time.sleep(0.1)
+        status = _exit_status(tmux)
         assert status in ("0:", ":"), f"exit {status}\n{tmux.pane()}"  # ":" = status never reported
     finally:
         subprocess.run(["tmux", "-L", tmux.socket, "kill-server"], capture_output=True)
