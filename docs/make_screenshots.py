@@ -1,7 +1,8 @@
 """Capture the operator UI's screens as SVG (Textual ``save_screenshot``) into docs/screenshots/.
 
 Run from the repo root: ``.venv/bin/python docs/make_screenshots.py``. Uses a throw-away copy of
-the simulated station (released plans, its own result store) at 100x30; nothing else is touched.
+the simulated station (released plans, its own result store) at 80x24, the smallest terminal the
+operator UI is made for; nothing else is touched.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ sys.path.insert(0, str(REPO))
 from station.config import load_config  # noqa: E402
 from station.ui.app import OperatorApp  # noqa: E402
 from station.ui.dialogs import PromptDialog  # noqa: E402
+from station.ui.record_screen import RecordScreen  # noqa: E402
 from tests.ui.conftest import write_station  # noqa: E402
 
 OUT = REPO / "docs" / "screenshots"
-SIZE = (100, 30)
+SIZE = (80, 24)
 
 
 async def wait(pilot, condition, timeout: float = 20.0) -> None:
@@ -68,8 +70,16 @@ async def capture(tmp: Path) -> None:
         await pilot.pause(0.3)
         app.save_screenshot("station.svg", path=str(OUT))
         await pilot.press("f7")
+        table = app.main_screen.query_one("#history")
+        await wait(pilot, lambda: table.row_count >= 3)
         await pilot.pause(0.3)
         app.save_screenshot("history.svg", path=str(OUT))
+        table.focus()
+        table.move_cursor(row=1)  # the FAIL of CAR0007: its record, as the history opens it
+        await pilot.press("enter")
+        await wait(pilot, lambda: isinstance(app.screen, RecordScreen) and app.screen.record is not None)
+        await pilot.pause(0.3)
+        app.save_screenshot("record.svg", path=str(OUT))
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from textual.widgets import Footer, Label, Static
 from station.results.record import display_verdict, format_quantity
 from station.ui.run_state import ICONS, STYLES, VERDICT_STYLES
 from station.ui.safe_text import data, sanitize
+from station.ui.verdict import limits_words
 
 
 def _local(utc: Any) -> str:
@@ -54,8 +55,9 @@ def render_record(record: dict[str, Any]) -> Text:
         out.append(f"{ICONS.get(outcome, '?')} {step.get('path')}\n", style=STYLES.get(outcome, "bold"))
         for m in step.get("measurements") or []:
             mark = "red" if m.get("verdict") == "fail" else ("yellow" if m.get("verdict") == "marginal" else "")
-            out.append(f"   {m.get('name')}: {format_quantity(m.get('value'), m.get('unit'))} "
-                       f"{m.get('limits') or ''} {m.get('verdict')}\n", style=mark)
+            need = limits_words(m.get("limits") or {}, m.get("unit") or "")
+            out.append(f"   {m.get('name')}: {format_quantity(m.get('value'), m.get('unit'))}"
+                       f"{f' (must be {need})' if need else ''} {m.get('verdict')}\n", style=mark)
         if step.get("error"):
             out.append(f"   {step['error']}\n", style="magenta")
     if record.get("safe_state"):

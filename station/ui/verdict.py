@@ -51,24 +51,26 @@ def _q(value: Any, unit: str) -> str:
     return format_quantity(value, unit)
 
 
-def plain_words(step: str, name: str, value: Any, unit: str, limits: Mapping[str, Any]) -> str:
-    """``iso_plus resistance was 2 MΩ; it must be at least 20 MΩ``."""
+def limits_words(limits: Mapping[str, Any], unit: str) -> str:
+    """``{"min": 2e7}`` in ohm → ``at least 20 MΩ`` (empty when there are no limits)."""
     lo, hi = limits.get("min"), limits.get("max")
     lo = None if isinstance(lo, float) and math.isinf(lo) else lo
     hi = None if isinstance(hi, float) and math.isinf(hi) else hi
     if "equals" in limits:
-        need = f"it must be {_q(limits['equals'], unit)}"
-    elif lo is not None and hi is not None:
-        need = f"it must be between {_q(lo, unit)} and {_q(hi, unit)}"
-    elif lo is not None:
-        need = f"it must be at least {_q(lo, unit)}"
-    elif hi is not None:
-        need = f"it must be at most {_q(hi, unit)}"
-    elif limits:
-        need = "limits: " + ", ".join(f"{k} {v}" for k, v in limits.items())
-    else:
-        need = "it was judged a failure"
-    return f"{step} {name} was {_q(value, unit)}; {need}"
+        return _q(limits["equals"], unit)
+    if lo is not None and hi is not None:
+        return f"between {_q(lo, unit)} and {_q(hi, unit)}"
+    if lo is not None:
+        return f"at least {_q(lo, unit)}"
+    if hi is not None:
+        return f"at most {_q(hi, unit)}"
+    return ", ".join(f"{k} {v}" for k, v in limits.items() if k != "unit")
+
+
+def plain_words(step: str, name: str, value: Any, unit: str, limits: Mapping[str, Any]) -> str:
+    """``iso_plus resistance was 2 MΩ; it must be at least 20 MΩ``."""
+    need = limits_words(limits, unit)
+    return f"{step} {name} was {_q(value, unit)}; " + (f"it must be {need}" if need else "it was judged a failure")
 
 
 def disposition(dispositions: Mapping[str, str], failed_paths: list[str]) -> str:
