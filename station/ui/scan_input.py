@@ -17,7 +17,7 @@ from textual.widgets import Input
 from station.serials import visible
 
 PASS_THROUGH = {"enter", "tab", "shift+tab", "backspace", "ctrl+h"}  # control keys with a meaning here
-STRAY_IDLE_S = 0.4  # real seconds of quiet after which stray keys are reported (no Enter came)
+STRAY_IDLE_S = 1.0  # real seconds of quiet after which stray keys are reported (no Enter came)
 
 
 class ScanInput(Input):
