@@ -87,7 +87,7 @@ def prepare(req: RunRequest) -> Prepared:
     try:
         req.serial = config.check_serial(req.serial, require_product=plan_path is None).serial
     except SerialRefused as err:
-        raise _problem("--serial", str(err)) from None
+        raise _problem("--serial", f"this is not a pack serial: {err}") from None
     product = config.product_for(req.serial)
     if plan_path is None:
         if product is None:
