@@ -82,7 +82,9 @@ class VerdictPanel(Static):
     def render(self) -> Text:
         art = glyphs(self.word)
         out = Text(justify="center")
-        if art and glyph_width(self.word) <= max(self.size.width - 2, 0):
+        # block letters when they fit beside the details (at 60x15 the words matter more)
+        room = self.size.height - len(self.details.plain.rstrip("\n").split("\n"))
+        if art and glyph_width(self.word) <= max(self.size.width - 2, 0) and room >= len(art):
             out.append("\n".join(art) + "\n", style="bold")
         else:
             out.append(f"{self.word}\n", style="bold")
