@@ -9,6 +9,7 @@ visible symbols (``␝``, ``␛``; see ``station.serials.visible``) for the seri
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from textual import events
@@ -18,6 +19,7 @@ from station.serials import visible
 
 PASS_THROUGH = {"enter", "tab", "shift+tab", "backspace", "ctrl+h"}  # control keys with a meaning here
 STRAY_IDLE_S = 1.0  # real seconds of quiet after which stray keys are reported (no Enter came)
+STRAY_ENTER_S = 3.0  # an Enter this soon after a stray key ends that scan: it presses no button
 
 
 class ScanInput(Input):
@@ -67,18 +69,21 @@ class StrayKeys:
         self.report = report
         self.text = ""
         self._timer = None
+        self._last = -1e9  # time.monotonic() of the last stray key (real time: keys are real)
 
     def feed(self, event: events.Key) -> bool:
         """Take a stray key; True if it was taken (the caller stops the event)."""
         char = event.character
-        if event.key == "enter" and self.text:
+        if event.key == "enter" and (self.text or time.monotonic() - self._last < STRAY_ENTER_S):
             self.flush()
+            self._last = -1e9
             return True  # the Enter that ends a stray scan must not press a focused button
         if not char or not (event.is_printable or ord(char) < 0x20) or event.key in PASS_THROUGH:
             return False
         if event.key == "escape" and not self.text:
             return False
         self.text += char
+        self._last = time.monotonic()
         if self._timer is not None:
             self._timer.stop()
         self._timer = self.widget.set_timer(STRAY_IDLE_S, self.flush)

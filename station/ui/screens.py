@@ -135,7 +135,7 @@ class MainScreen(Screen):
             panel.serial_input.focus()
             panel.serial_input.start_scan(char or "")
             return
-        if (printable or self.stray.text) and self.stray.feed(event):
+        if (printable or self.stray.text or event.key == "enter") and self.stray.feed(event):
             event.stop()
             event.prevent_default()
 

@@ -106,6 +106,13 @@ async def test_stray_keys_are_routed_or_refused_and_f_keys_select_fixtures(stati
         assert "NOT taken: answer the dialog first" in toasts(app)
         # every character is reported (in one toast, or more when the machine paused between keys)
         assert "".join(re.findall(r"keys '([^']*)' NOT taken", toasts(app))) == "CAR0009"
+        # a slow scan: reported after its pause, and the Enter that follows still presses nothing
+        await pilot.press(*"CAR1")
+        await pilot.pause(1.5)
+        assert "keys 'CAR1' NOT taken" in toasts(app)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, PromptDialog)
         await pilot.press("y")
         await until(pilot, finished(app, "F1"), what="the verdict")
         assert f1.state.verdict == "PASS"
