@@ -1,7 +1,8 @@
 """Capture the operator UI's screens as SVG (Textual ``save_screenshot``) into docs/screenshots/.
 
 Run from the repo root: ``.venv/bin/python docs/make_screenshots.py``. Uses a throw-away copy of
-the simulated station (released plans, its own result store) at 100x30; nothing else is touched.
+the simulated station (released plans, its own result store) at 80x24, the smallest terminal the
+operator UI is made for; nothing else is touched.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ sys.path.insert(0, str(REPO))
 from station.config import load_config  # noqa: E402
 from station.ui.app import OperatorApp  # noqa: E402
 from station.ui.dialogs import PromptDialog  # noqa: E402
+from station.ui.record_screen import RecordScreen  # noqa: E402
 from tests.ui.conftest import write_station  # noqa: E402
 
 OUT = REPO / "docs" / "screenshots"
-SIZE = (100, 30)
+SIZE = (80, 24)
 
 
 async def wait(pilot, condition, timeout: float = 20.0) -> None:
@@ -47,15 +49,15 @@ async def capture(tmp: Path) -> None:
         await wait(pilot, lambda: f2.state.done >= 6 or f2.state.verdict is not None)
         app.save_screenshot("running.svg", path=str(OUT))
         await wait(pilot, lambda: f2.state.verdict is not None and not f2.running)
-        await pilot.press("f4")
-        app.main_screen.query_one("#train-faults").focus()
+        await pilot.press("f8")
+        app.main_screen.query_one("#train-faults-F1").focus()
         await pilot.press(*"isolation_low", "enter", "f1")
         f1.serial_input.focus()
         await pilot.press(*"CAR0007", "enter", "enter")
         await wait(pilot, lambda: f1.state.verdict is not None and not f1.running)
         await pilot.pause(0.3)
         app.save_screenshot("verdict.svg", path=str(OUT))
-        app.main_screen.query_one("#train-faults").value = ""
+        app.main_screen.query_one("#train-faults-F1").value = ""
         await pilot.press("f1")
         f1.serial_input.focus()
         await pilot.press(*"PRM0001", "enter", "enter")
@@ -64,12 +66,20 @@ async def capture(tmp: Path) -> None:
         app.save_screenshot("prompt.svg", path=str(OUT))
         await pilot.press("y")
         await wait(pilot, lambda: f1.state.verdict is not None and not f1.running)
-        await pilot.press("f2")
+        await pilot.press("f6")
         await pilot.pause(0.3)
         app.save_screenshot("station.svg", path=str(OUT))
-        await pilot.press("f3")
+        await pilot.press("f7")
+        table = app.main_screen.query_one("#history")
+        await wait(pilot, lambda: table.row_count >= 3)
         await pilot.pause(0.3)
         app.save_screenshot("history.svg", path=str(OUT))
+        table.focus()
+        table.move_cursor(row=1)  # the FAIL of CAR0007: its record, as the history opens it
+        await pilot.press("enter")
+        await wait(pilot, lambda: isinstance(app.screen, RecordScreen) and app.screen.record is not None)
+        await pilot.pause(0.3)
+        app.save_screenshot("record.svg", path=str(OUT))
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from drivers.base.diagnostics import InputError, Problem
 from station.line.config import LineResultsFields, MesConfig, MqttConfig, OpcUaConfig
@@ -51,6 +51,34 @@ class ProductConfig(_Model):
     product: str | None = None
     pack: str | None = Field(None, description="Pack the simulator uses for this variant: a pack definition file "
                              "(relative to this config) or a shipped pack's name")
+    # how a scan of this product's serial is checked (station.serials)
+    min_length: int | None = Field(None, ge=1, le=200, description="Fewest characters of a serial")
+    max_length: int | None = Field(None, ge=1, le=200, description="Most characters of a serial (default 64)")
+    allowed_chars: str | None = Field(None, description="Characters a serial may hold, as in a regex class: A-Z0-9")
+    scanner_prefix: str | None = Field(None, description="Text the scanner puts before each scan, stripped")
+    scanner_suffix: str | None = Field(None, description="Text the scanner puts after each scan, stripped")
+    gs1: bool = Field(False, description="Labels are GS1 element strings: the serial is AI (21)")
+    gtin: str | None = Field(None, pattern=r"^[0-9]{14}$", description="With gs1: the GTIN (01) the label must hold")
+    takt_s: float | None = Field(None, gt=0, description="Takt target of the line for this product, s")
+    dispositions: dict[str, str] = Field(
+        default_factory=dict,
+        description="Where a FAIL pack goes: step id or path prefix -> words for the operator; key 'default' for the rest")
+
+    @field_validator("allowed_chars")
+    @classmethod
+    def _char_class(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(f"[{value}]")
+            except re.error as err:
+                raise ValueError(f"not a character set such as A-Z0-9: {err}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _lengths(self) -> "ProductConfig":
+        if self.min_length and self.max_length and self.min_length > self.max_length:
+            raise ValueError(f"min_length {self.min_length} is more than max_length {self.max_length}")
+        return self
 
     @field_validator("pattern")
     @classmethod
@@ -150,6 +178,12 @@ class LoadedConfig:
     def resolve_path(self, text: str) -> Path:
         path = Path(text)
         return path if path.is_absolute() else (self.base / path)
+
+    def check_serial(self, scan: str, *, require_product: bool = True):
+        """``station.serials.check_scan`` against this catalogue (a ``Scan``; ``SerialRefused``)."""
+        from station.serials import check_scan
+
+        return check_scan(scan, self.config.products, require_product=require_product)
 
     def product_for(self, serial: str) -> ProductConfig | None:
         for product in self.config.products:

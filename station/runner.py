@@ -96,6 +96,14 @@ def prepare(req: RunRequest) -> Prepared:
 
     # Refusals below are audited beside the store this run would write (security/provenance.py).
     audit = AuditLog(audit_path(config, req.db))
+    # the scan is checked against the catalogue's serial rules before anything is switched;
+    # req.serial becomes the normalised serial (scanner prefix/suffix, GS1 label → AI 21)
+    from station.serials import SerialRefused
+
+    try:
+        req.serial = config.check_serial(req.serial, require_product=req.plan is None).serial
+    except SerialRefused as err:
+        raise _problem("--serial", f"this is not a pack serial: {err}") from None
     who = {"operator": req.operator.strip(), "serial": printable(req.serial), "station": config.config.station_id}
     _check_serial(config, req.serial)
     provenance.check_store_mode(config, Path(req.db) if req.db else config.resolve_path(config.config.results.db),

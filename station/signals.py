@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -29,6 +30,20 @@ class Stoppable(Protocol):
 STOP_SIGNALS: dict[int, str] = {
     signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP", signal.SIGQUIT: "SIGQUIT",
 }
+
+
+def detach_terminal() -> None:
+    """Point stdout and stderr at /dev/null: after a hang-up every write to the terminal fails
+    (EIO), and a full-screen UI that keeps writing while it shuts down (Textual's writer thread)
+    can wedge there instead of ending through the safe state."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    for fd in (1, 2):
+        with contextlib.suppress(OSError):
+            os.dup2(null, fd)
+    os.close(null)
 
 
 def note(text: str) -> None:

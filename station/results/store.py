@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -272,7 +273,7 @@ class ResultStore:
         recorded in that station mode), as summary dicts with their ``station_mode``."""
         v3 = self._has_column("runs", "station_mode")
         sql = ("SELECT id, serial, plan_id, plan_version, variant, station_id, operator, "
-               "started_utc, finished_utc, duration_s, verdict, status, writer, simulated, "
+               "started_utc, finished_utc, duration_s, verdict, status, writer, simulated, faults, "
                + ("station_mode " if v3 else "NULL AS station_mode ") + "FROM runs")
         where, args = [], []
         if serial is not None:
@@ -290,6 +291,10 @@ class ResultStore:
         for row in self._query(sql, args):
             row["status"] = self._status(row["status"], row.pop("writer"))
             row["simulated"] = None if row["simulated"] is None else bool(row["simulated"])
+            try:  # faults injected (a JSON list); a row written by an old version may lack them
+                row["faults"] = [str(f) for f in json.loads(row["faults"] or "[]")]
+            except (TypeError, ValueError):
+                row["faults"] = [str(row["faults"])]
             out.append(row)
         return out
 

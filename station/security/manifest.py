@@ -39,13 +39,25 @@ def _name(config: LoadedConfig, path: Path) -> str:
     return Path(os.path.relpath(path.resolve(), config.base.resolve())).as_posix()
 
 
-def _option_files(value: Any, config: LoadedConfig, key: str = "") -> list[Path]:
+def _option_files(value: Any, config: LoadedConfig, key: str = "", declared: frozenset[str] = frozenset()) -> list[Path]:
     if isinstance(value, dict):
-        return [p for k, v in value.items() for p in _option_files(v, config, str(k))]
-    if isinstance(value, str) and (key in PROFILE_OPTION_KEYS or key.endswith("_file")) and "{" not in value:
+        return [p for k, v in value.items() for p in _option_files(v, config, str(k), declared)]
+    named = key in PROFILE_OPTION_KEYS or key in declared or key.endswith("_file")
+    if isinstance(value, str) and named and "{" not in value:
         path = config.resolve_path(value)
         return [path] if path.is_file() else []
     return []
+
+
+def _declared_files(driver: str) -> frozenset[str]:
+    """The options a driver declares as files (``PATH_OPTIONS``: a BMS's signal map, its DBC)."""
+    from drivers.errors import UnknownDriverError
+    from drivers.registry import driver_class
+
+    try:
+        return frozenset(getattr(driver_class(driver), "PATH_OPTIONS", ()))
+    except (UnknownDriverError, ImportError):
+        return frozenset()
 
 
 def extra_files(config: LoadedConfig) -> dict[str, Path]:
@@ -55,7 +67,7 @@ def extra_files(config: LoadedConfig) -> dict[str, Path]:
         if fixture.sim_preset and config.resolve_path(fixture.sim_preset).is_file():
             found.append(config.resolve_path(fixture.sim_preset))
         for _key, inst in config.instruments_for(fixture_id).values():
-            found += _option_files(inst.options, config)
+            found += _option_files(inst.options, config, declared=_declared_files(inst.driver))
     return {_name(config, p): p for p in found}
 
 

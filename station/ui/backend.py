@@ -100,6 +100,12 @@ class StationBackend:
             raise RuntimeError("the station session is not running (see the start-up error)")
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
+    def now(self) -> float | None:
+        """The station clock (``loop.time()``, virtual with --sim), s; None before the session runs.
+        Read from the UI thread for display only."""
+        loop = self.loop
+        return None if loop is None or loop.is_closed() else loop.time()
+
     @property
     def busy(self) -> bool:
         return bool(self._sequencers)
@@ -205,6 +211,18 @@ class StationBackend:
     async def history(self, limit: int = 200) -> list[dict[str, Any]]:
         assert self.session is not None and self.session.store is not None
         return self.session.store.runs(limit=limit)
+
+    async def record(self, run_id: str) -> dict[str, Any]:
+        """The full record of one run from the result store."""
+        assert self.session is not None and self.session.store is not None
+        return self.session.store.record(run_id)
+
+    def reports_dir(self) -> "Path":
+        """Where the UI writes HTML reports: ``reports/`` beside the result store."""
+        from pathlib import Path
+
+        db = Path(self.db) if self.db else self.config.resolve_path(self.config.config.results.db)
+        return db.parent / "reports"
 
     # -- runs --------------------------------------------------------------------------------
     async def run(self, req: RunRequest, prep: Prepared, *, on_event: Callable[[Event], None],

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from station.config import LoadedConfig, OperatorConfig
 from drivers.base.diagnostics import InputError
+from station.config import LoadedConfig, OperatorConfig, ProductConfig
 from station.runner import Prepared, RunRequest, prepare
+from station.serials import SerialRefused
 
 
 class Refusal(Exception):
@@ -24,7 +25,7 @@ class Overrides:
 
     plan: str | None = None
     variant: str | None = None
-    faults: tuple[str, ...] = ()
+    faults: tuple[str, ...] = ()  # for the one fixture these overrides were asked for
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Resolved:
     prep: Prepared
     summary: str
     notes: list[str] = field(default_factory=list)
+    product: ProductConfig | None = None  # the catalogue entry (takt, dispositions), if one
 
 
 def login(config: LoadedConfig, operator_id: str) -> OperatorConfig:
@@ -76,12 +78,13 @@ def plan_files(config: LoadedConfig) -> list[Path]:
 def resolve(config: LoadedConfig, *, serial: str, fixture: str, operator: OperatorConfig, sim: bool,
             overrides: Overrides = Overrides(), auth: object = None) -> Resolved:
     """Serial → plan + variant for this fixture and operator; Refusal with the reason otherwise."""
-    serial = serial.strip()
-    if not serial:
-        raise Refusal("scan or type the pack serial")
     engineer = may_choose_plan(operator)
-    product = config.product_for(serial)
     plan = overrides.plan if engineer and overrides.plan else None
+    try:  # the catalogue's serial rules, before anything else (station.serials)
+        serial = config.check_serial(serial, require_product=plan is None).serial
+    except SerialRefused as err:
+        raise Refusal(str(err)) from None
+    product = config.product_for(serial)
     if plan is None:
         if product is None:
             raise Refusal(f"serial '{serial}' matches no product in the catalogue")
@@ -105,7 +108,7 @@ def resolve(config: LoadedConfig, *, serial: str, fixture: str, operator: Operat
     bound = prep.bound
     summary = f"{bound.plan.id} {bound.plan.version} · {bound.variant or 'default'}"
     notes = [f"fault {f}" for f in faults]
-    return Resolved(req, prep, summary, notes)
+    return Resolved(req, prep, summary, notes, product)
 
 
 def _check_preset(config: LoadedConfig, prep: Prepared, serial: str) -> None:

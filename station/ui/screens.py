@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
@@ -14,6 +14,8 @@ from textual.widgets import Footer, Input, Label, Select, Static, TabbedContent,
 from station.ui.fixture_panel import FixturePanel
 from station.ui.panels import HistoryPanel, StationPanel
 from station.ui.policy import Overrides, Refusal, login, may_choose_plan, plan_files
+from station.ui.safe_text import data
+from station.ui.scan_input import StrayKeys
 
 if TYPE_CHECKING:
     from station.config import OperatorConfig
@@ -29,13 +31,13 @@ class LoginScreen(Screen):
         app: OperatorApp = self.app  # type: ignore[assignment]
         self.pending: OperatorConfig | None = None  # known id, waiting for its PIN
         with Vertical(id="login-box"):
-            yield Label(f"{app.config.config.station_id} · {'SIMULATED station' if app.sim else 'station'}",
-                        classes="dialog-title")
+            yield Label(data(f"{app.config.config.station_id} · {'SIMULATED station' if app.sim else 'station'}"),
+                        classes="dialog-title", markup=False)
             yield Label("Operator id:")
             yield Input(placeholder="scan badge or type id, Enter", id="login-id")
             yield Label("PIN:", id="login-pin-label")
             yield Input(placeholder="PIN, Enter", id="login-pin", password=True)
-            yield Label("", id="login-error", classes="error")
+            yield Label("", id="login-error", classes="error", markup=False)
 
     def on_mount(self) -> None:
         self._ask_pin(False)
@@ -49,7 +51,7 @@ class LoginScreen(Screen):
             pin.focus()
 
     def _error(self, text: str) -> None:
-        self.query_one("#login-error", Label).update(Text(text))  # Text: an id is never markup
+        self.query_one("#login-error", Label).update(data(text))  # an id is data, never markup
 
     @on(Input.Submitted, "#login-id")
     def _submitted(self, event: Input.Submitted) -> None:
@@ -101,11 +103,11 @@ class LoginScreen(Screen):
 
 
 class TrainingPanel(Vertical):
-    """Engineers: any plan and variant; with --sim, faults injected into the simulated pack."""
+    """Engineers: any plan and variant; with --sim, faults injected into one fixture's simulated pack."""
 
     def compose(self) -> ComposeResult:
         app: OperatorApp = self.app  # type: ignore[assignment]
-        options = [(p.name, str(p)) for p in plan_files(app.config)]
+        options = [(data(p.name), str(p)) for p in plan_files(app.config)]
         yield Label("Plan (blank: from the product catalogue)")
         yield Select(options, id="train-plan", prompt="from catalogue", compact=True)
         yield Label("Variant (blank: from the catalogue)")
@@ -113,40 +115,90 @@ class TrainingPanel(Vertical):
         if app.sim:
             from sim.faults import CATALOGUE
 
-            yield Label("Faults, space-separated NAME[:k=v,...]")
-            yield Input(id="train-faults", placeholder="e.g. isolation_low", compact=True)
+            yield Label("Faults per fixture, space-separated NAME[:k=v,...] (shown as a badge on the fixture)")
+            for fixture in app.config.fixture_ids():
+                with Horizontal(classes="fault-row"):
+                    yield Label(Text(f"{fixture}:"), classes="fault-label", markup=False)
+                    yield Input(id=f"train-faults-{fixture}", placeholder="e.g. isolation_low", compact=True,
+                                classes="train-faults")
             yield Static(Text("catalogue: " + " ".join(CATALOGUE), style="dim"), id="fault-names")
         else:
             yield Label("Faults need the simulator (station ui --sim)", classes="error")
 
-    def overrides(self) -> Overrides:
+    def overrides(self, fixture: str) -> Overrides:
         plan = self.query_one("#train-plan", Select).value
         variant = self.query_one("#train-variant", Input).value.strip()
-        faults = self.query("#train-faults")
+        faults = self.query(f"#train-faults-{fixture}")
         text = faults.first(Input).value if faults else ""
         return Overrides(plan=plan if isinstance(plan, str) else None, variant=variant or None,
                          faults=tuple(text.split()))
 
+    @on(Input.Changed, ".train-faults")
+    def _faults_changed(self) -> None:
+        self.app.show_fault_badges()  # type: ignore[attr-defined]
+
 
 class MainScreen(Screen):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stray = StrayKeys(self, self._refuse_stray)
+
     def compose(self) -> ComposeResult:
         app: OperatorApp = self.app  # type: ignore[assignment]
         op = app.operator
         mode = "SIM" + (" · TRAINING" if may_choose_plan(op) else "") if app.sim else "HW"
-        yield Label(f" {app.config.config.station_id} · {op.name or op.id} ({op.role}) · {mode}", id="topbar")
+        yield Label(data(f" {app.config.config.station_id} · {op.name or op.id} ({op.role}) · {mode}"), id="topbar",
+                    markup=False)
         with TabbedContent(id="tabs"):
-            with TabPane("F1 Run", id="tab-run"):
+            keys = "/".join(f"F{n}" for n in range(1, min(len(app.config.fixture_ids()), 4) + 1))
+            with TabPane(f"Run ({keys}: fixture)", id="tab-run"):
                 with Horizontal(id="fixtures"):
                     for fid, fx in app.config.config.fixtures.items():
                         yield FixturePanel(fid, fx.sim_preset)
-            with TabPane("F2 Station", id="tab-station"):
+            with TabPane("F6 Station", id="tab-station"):
                 yield StationPanel(id="station-panel")
-            with TabPane("F3 History", id="tab-history"):
+            with TabPane("F7 History", id="tab-history"):
                 yield HistoryPanel(id="history-panel")
             if may_choose_plan(op):
-                with TabPane("F4 Training", id="tab-training"):
+                with TabPane("F8 Training", id="tab-training"):
                     yield TrainingPanel(id="training-panel")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query(FixturePanel).first().serial_input.focus()
+        app: OperatorApp = self.app  # type: ignore[assignment]
+        first = self.query(FixturePanel).first()
+        app.select_fixture_quietly(first.fixture)
+        first.serial_input.focus()
+        app.show_fault_badges()
+
+    def on_key(self, event: events.Key) -> None:
+        """Characters no field took (the focus on a table, a tab, nothing): a scan. It goes to the
+        selected fixture's serial field when that fixture is idle; else it is refused on screen."""
+        app: OperatorApp = self.app  # type: ignore[assignment]
+        if isinstance(app.focused, (Input, Select)) or event.key in ("tab", "shift+tab"):
+            return
+        char = event.character
+        printable = bool(char) and (event.is_printable or ord(char) < 0x20) and event.key not in ("enter", "escape",
+                                                                                              "backspace")
+        panel = app.selected_panel()
+        if printable and not self.stray.text and panel is not None and not panel.running:
+            event.stop()
+            event.prevent_default()
+            for tabs in self.query("#tabs"):
+                tabs.active = "tab-run"  # type: ignore[attr-defined]
+            panel.serial_input.focus()
+            panel.serial_input.start_scan(char or "")
+            return
+        if (printable or self.stray.text or event.key == "enter") and self.stray.feed(event):
+            event.stop()
+            event.prevent_default()
+
+    def _refuse_stray(self, text: str) -> None:
+        app: OperatorApp = self.app  # type: ignore[assignment]
+        panel = app.selected_panel()
+        why = (f"fixture {panel.fixture} is running a pack" if panel is not None and panel.running
+               else "no serial field was selected")
+        app.notify(f"scan '{text}' NOT taken: {why}. Select an idle fixture (F1–F4) and scan again.",
+                   severity="error", timeout=15)
+        if panel is not None and not panel.running:
+            panel.say(f"✘ scan '{text}' not taken: {why}", "bold red")

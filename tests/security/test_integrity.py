@@ -296,20 +296,23 @@ def test_a_config_change_since_the_last_run_is_audited(prod_run, tmp_path):
 def test_editing_a_profile_file_unreleases_the_plan(station_dir):
     from station.security.manifest import manifest, release_digest
 
-    profile = station_dir / "car-400.pack.yaml"
-    profile.write_text("cells: 96\n")
+    from drivers.bms.signals import DEFAULT_MAP
+
+    profile = station_dir / "bms_signals.yaml"  # the BMS's signal map, a file the driver declares
+    profile.write_bytes(DEFAULT_MAP.read_bytes())
+    (station_dir / "eol_bms.dbc").write_bytes((DEFAULT_MAP.parent / "eol_bms.dbc").read_bytes())  # the map names it
     prod = production_station(station_dir, release=())
     text = prod.config.read_text().replace("options: {cells: \"{F1.cells}\"",
-                                           "options: {profile: car-400.pack.yaml, cells: \"{F1.cells}\"", 1)
+                                           "options: {signals: bms_signals.yaml, cells: \"{F1.cells}\"", 1)
     prod.config.write_text(text)
     prod.release(station_dir / "plans" / "smoke.yaml")
     cfg = load_config(prod.config)
     req = RunRequest(plan=str(station_dir / "plans" / "smoke.yaml"), sim=True, station=str(prod.config), serial="SN1",
                      operator="op1", auth=prod.auth("op1"))
     prep = prepare(req)
-    assert manifest(cfg, prep.bound)["profile:car-400.pack.yaml"] == hashlib.sha256(b"cells: 96\n").hexdigest()
+    assert manifest(cfg, prep.bound)["profile:bms_signals.yaml"] == hashlib.sha256(profile.read_bytes()).hexdigest()
     assert release_digest(cfg, prep.bound) != prep.bound.release_sha256
-    profile.write_text("cells: 95\n")
+    profile.write_bytes(profile.read_bytes() + b"# edited after the release\n")
     with pytest.raises(InputError, match="content differs from its release"):
         prepare(req)
 

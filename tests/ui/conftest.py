@@ -42,7 +42,8 @@ def sha(path: Path) -> str:
 
 
 def write_station(tmp_path: Path, *, release: bool = True, unreleased: tuple[str, ...] = ()) -> Path:
-    """Write plans + station.yaml into tmp_path; products: CAR*/BUS* smoke, PRM* prompt plan, UNR* unreleased."""
+    """Write plans + station.yaml into tmp_path; products: CAR*/BUS* smoke, PRM* prompt plan, UNR* unreleased.
+    CAR has serial rules (4-20 of A-Z0-9, GS1 labels, scanner suffix '#'), a takt and a disposition."""
     plans = tmp_path / "plans"
     plans.mkdir(exist_ok=True)
     smoke = plans / "smoke.yaml"
@@ -55,8 +56,10 @@ def write_station(tmp_path: Path, *, release: bool = True, unreleased: tuple[str
     data = yaml.load(SIM_CONFIG.read_text())
     data["products"] = [
         {"pattern": "BUS[0-9A-Z]+", "plan": str(smoke), "variant": "bus-700"},
-        {"pattern": "CAR[0-9A-Z]+", "plan": str(smoke), "variant": "car-400"},
-        {"pattern": "PRM[0-9A-Z]+", "plan": str(prompt)},
+        {"pattern": "CAR[0-9A-Z]+", "plan": str(smoke), "variant": "car-400", "product": "car-pack", "min_length": 4,
+         "max_length": 20, "allowed_chars": "A-Z0-9", "gs1": True, "gtin": "04012345678901", "scanner_suffix": "#",
+         "takt_s": 600, "dispositions": {"isolation": "red bin HV, call the test engineer"}},
+        {"pattern": "PRM[0-9A-Z]+", "plan": str(prompt), "product": "prompt-pack", "takt_s": 30},
         {"pattern": "UNR[0-9A-Z]+", "plan": str(draft), "variant": "car-400"},
     ]
     if release:

@@ -56,10 +56,10 @@ async def test_station_panel_and_calibration_refusal(tmp_path):
         states = {str(table.get_row_at(i)[2]) for i in range(table.row_count)}
         assert states == {"simulated"}
         assert "F1.dmm" in shown(app.main_screen.query_one("#station-summary"))
-        await pilot.press("f2")  # the station tab renders (and takes the focus from the run tab)
+        await pilot.press("f6")  # the station tab renders (and takes the focus from the run tab)
         await pilot.pause()
         assert app.main_screen.query_one("#tabs").active == "tab-station" and app.focused is table
-        await pilot.press("f3")
+        await pilot.press("f7")
         await pilot.pause()
         assert "first-pass yield —" in shown(app.main_screen.query_one("#history-summary"))
         await pilot.press("f1")

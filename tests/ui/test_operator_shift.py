@@ -38,11 +38,12 @@ async def test_operator_shift(station_config):
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, PromptDialog), what="the prompt dialog")
         assert "Is the pack label readable?" in shown(app.screen.query_one(".dialog-message"))
+        assert str(app.screen.query_one("#yes").label) == "Yes [y]"  # the key hint is shown, not eaten as markup
         await pilot.press("y")
         await until(pilot, finished(app, "F1"), what="the verdict")
         assert f1.state.verdict == "PASS", (f1.state.reason, str(f1.state.render_steps()))
         banner = shown(f1.query_one(".verdict"))
-        assert "PASS" in banner and f1.state.run_id in banner
+        assert f1.query_one(".verdict").word == "PASS" and f1.state.run_id[:12] in banner
         assert app.focused is f1.serial_input and f1.serial_input.value == ""  # next scan is ready
         assert any(m.name == "confirmed" and m.value is True for m in f1.state.steps["main/label_ok"].measurements)
         first_id = f1.state.run_id
@@ -60,7 +61,8 @@ async def test_operator_shift(station_config):
         assert f1.state.verdict == "ABORTED" and "operator abort" in (f1.state.reason or "")
         assert f1.state.safe and all(a.ok for a in f1.state.safe)
         assert "safe state:" in str(f1.state.render_steps())
-        assert "ABORTED" in shown(f1.query_one(".verdict")) and not f1.serial_input.disabled
+        assert f1.query_one(".verdict").word == "ABORTED" and not f1.serial_input.disabled
+        assert "retest the pack" in shown(f1.query_one(".verdict"))
 
         # history: both packs, first-pass yield of the shift
         history = app.main_screen.query_one("#history")

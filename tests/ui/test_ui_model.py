@@ -28,7 +28,7 @@ def test_release_hash_matches_the_loader_and_edits_unrelease(station_config, tmp
 def test_resolve_catalogue_roles_and_faults(station_config):
     got = resolve(station_config, serial="CAR9", fixture="F1", operator=OP, sim=True)
     assert (got.prep.bound.plan.id, got.prep.bound.variant, got.req.operator) == ("smoke", "car-400", "op1")
-    with pytest.raises(Refusal, match="matches no product"):
+    with pytest.raises(Refusal, match="belongs to no product"):
         resolve(station_config, serial="XYZ1", fixture="F1", operator=OP, sim=True)
     # an operator's overrides are ignored: catalogue plan, no faults
     got = resolve(station_config, serial="CAR9", fixture="F1", operator=OP, sim=True,
@@ -88,3 +88,33 @@ def test_shift_stats_first_pass_yield_and_cycle_time():
     assert [r["serial"] for r in shift] == ["A", "A", "B", "C"]
     assert fpy == pytest.approx(1 / 3)  # A failed first, B passed, C aborted
     assert cycle == pytest.approx(300)  # PASS/FAIL runs only
+
+
+def test_training_and_fault_runs_leave_first_pass_yield_alone():
+    now = dt.datetime(2026, 1, 1, 12, tzinfo=dt.timezone.utc)
+    t = (now - dt.timedelta(hours=1)).isoformat()
+    runs = [{"serial": "A", "verdict": "FAIL", "duration_s": 9, "started_utc": t, "faults": ["isolation_low"]},
+            {"serial": "B", "verdict": "FAIL", "duration_s": 9, "started_utc": t, "simulated": True, "operator": "eng1"},
+            {"serial": "C", "verdict": "PASS", "duration_s": 100, "started_utc": t, "simulated": True, "operator": "op1"},
+            {"serial": "D", "verdict": "PASS", "duration_s": 100, "started_utc": "not a time"}]
+    shift, fpy, cycle = shift_stats(runs, now, roles={"eng1": "engineer", "op1": "operator"})
+    assert [r["serial"] for r in shift] == ["A", "B", "C"]  # D's time cannot be read: not in the shift
+    assert fpy == 1.0 and cycle == 100  # A (fault) and B (engineer on the simulator) are not counted
+
+
+def test_verdict_words_glyphs_and_dispositions():
+    from station.ui.verdict import disposition, glyph_width, glyphs, plain_words
+
+    for word in ("PASS", "FAIL", "ERROR", "ABORTED"):
+        art = glyphs(word)
+        assert len(art) == 5 and max(map(len, art)) == glyph_width(word) <= 35
+    assert glyphs("pass?") is None
+    assert plain_words("bond", "resistance", 0.2, "ohm", {"min": float("-inf"), "max": 0.1}) == \
+        "bond resistance was 200 mΩ; it must be at most 100 mΩ"
+    assert "between 250 V and 900 V" in plain_words("pack_v", "voltage", 100.0, "V", {"min": 250, "max": 900})
+    table = {"isolation": "red bin HV", "main/isolation/iso_minus": "blue bin", "bond": "rework", "default": "red bin"}
+    assert disposition(table, ["main/isolation/iso_plus"]) == "red bin HV"  # group prefix
+    assert disposition(table, ["main/isolation/iso_minus"]) == "blue bin"  # the longest prefix wins
+    assert disposition(table, ["main/safety/bond"]) == "rework"  # step id
+    assert disposition(table, ["main/leak/decay"]) == "red bin"
+    assert disposition({}, ["x"]).startswith("put the pack in the reject area")
