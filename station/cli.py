@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--preset", default="car-400", help="pack preset (car-400, bus-700)")
     serve.add_argument("--fault", action="append", default=[], metavar="NAME[:k=v,...]")
     serve.add_argument("--speed", type=float, default=1.0, help="time scale (1 = real time)")
+    serve.add_argument("--write-station", metavar="FILE",
+                       help="write a station config for the served endpoints (time_scale = --speed) once they are up")
     simsub.add_parser("faults", help="list the fault catalogue with parameters and defaults")
 
     ui = sub.add_parser("ui", help="the operator terminal UI")

@@ -54,7 +54,7 @@ def cmd_run(args) -> int:
             return await execute(req, prep, subscribers=[view], prompt_handler=prompter, on_startup=_startup_lines)
 
     try:
-        verdict, run_id, _record = clock.run(main(), virtual=args.sim)
+        verdict, run_id, _record = clock.run(main(), virtual=args.sim, scale=prep.config.config.time_scale)
     except RunRefused as err:
         print(f"station run: refused, no run started (nothing was switched): {err}. "
               f"Make the fixture safe (see above), then start again.", file=sys.stderr)
@@ -141,7 +141,8 @@ def cmd_sim(args) -> int:
     if args.sim_command == "serve":
         from sim.serve import serve_command
 
-        return serve_command(preset=args.preset, faults=list(args.fault), speed=args.speed)
+        return serve_command(preset=args.preset, faults=list(args.fault), speed=args.speed,
+                             station_file=args.write_station)
     print("usage: station sim {serve,faults}", file=sys.stderr)
     return EXIT_USAGE
 

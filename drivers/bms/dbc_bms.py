@@ -21,6 +21,7 @@ import can
 
 from drivers.base import Driver
 from drivers.bms.live_values import LiveValues
+from drivers.clock import STREAM_ALLOWANCE, wall_allowance
 from drivers.bms.signals import DEFAULT_MAP, MAPS, SignalMap, load_signal_map
 from drivers.capabilities import Dtc, Identity
 from drivers.errors import ConnectError, InstrumentError, InstrumentTimeout
@@ -64,7 +65,8 @@ class DbcBms(Driver):
             return
         signal_map = self.load_map()
         loop = asyncio.get_running_loop()
-        self.live = LiveValues(signal_map, clock=loop.time, instrument=self.name)
+        self.live = LiveValues(signal_map, clock=loop.time, instrument=self.name,
+                               allowance=wall_allowance(STREAM_ALLOWANCE, loop))
         self.live.listeners.extend(self._listeners)
         port = self.transport
         if port is None:

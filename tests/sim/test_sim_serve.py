@@ -26,9 +26,9 @@ from udsoncan.client import Client
 from udsoncan.connections import PythonIsoTpConnection
 
 from drivers.bms.did_table import load_did_table
+from drivers.clock import ScaledTimeLoop
 from drivers.transports import loopbus
-from sim.realtime import ScaledTimeLoop, check_speed
-from sim.serve import serve, serve_command
+from sim.serve import check_speed, serve, serve_command
 
 ROOT = Path(__file__).resolve().parents[2]
 DBC = cantools.database.load_file(str(ROOT / "drivers" / "maps" / "eol_bms.dbc"))
