@@ -4,7 +4,9 @@ One fixture (``F1``) with the chosen pack preset, every peer served on 127.0.0.1
 BMS's in-process CAN channel bridged to TCP by a socketcand-protocol hub (``sim.socketcand_hub``)
 so python-can's stock ``socketcand`` interface joins it from another process. LV power is
 switched on at start so the BMS is awake (an outside tool can switch it off with the fixture
-PLC's ``lv_power`` coil). Faults are armed at start: timed ones count from then.
+PLC's ``lv_power`` coil), except for a bench that writes a station config: that one waits for
+its station like a real fixture, LV power off until the plan switches it on (so a plan's
+wake-up is measured as on the line). Faults are armed at start: timed ones count from then.
 
 Prints one line per endpoint on stdout, name first, then the address as ``127.0.0.1:PORT``
 (the leak tester's serial line as ``socket://127.0.0.1:PORT``), then the station resource
@@ -119,7 +121,7 @@ async def serve(preset: str, faults: list[Fault], *, speed: float = 1.0, out: Te
         try:
             endpoints = await bench.start()
             fx = bench.fixtures[FIXTURE]
-            fx.wiring.lv_power = True
+            fx.wiring.lv_power = station_file is None
             arm_faults(bench, FIXTURE, faults)
             hub = SocketcandHub({CAN_NAME: fx.bms.channel})
             can_address = await hub.start()
@@ -140,8 +142,9 @@ async def serve(preset: str, faults: list[Fault], *, speed: float = 1.0, out: Te
                 print(line, file=out)
             out.flush()
             names = ", ".join(name for name, _ in faults) or "none"
-            print(f"# preset {preset} on fixture {FIXTURE}; LV power ON (fixture coil lv_power) so the BMS "
-                  f"is awake; UDS 0x{UDS_IDS[0]:X}/0x{UDS_IDS[1]:X}; faults: {names}; speed {speed:g}x; "
+            lv = ("LV power ON (fixture coil lv_power) so the BMS is awake" if station_file is None
+                  else "LV power off until the station switches it on (fixture coil lv_power)")
+            print(f"# preset {preset} on fixture {FIXTURE}; {lv}; UDS 0x{UDS_IDS[0]:X}/0x{UDS_IDS[1]:X}; faults: {names}; speed {speed:g}x; "
                   "Ctrl-C, SIGTERM or SIGHUP stops"
                   + (f"; station config: {station_file}" if station_file is not None else ""), file=err, flush=True)
             await stop.wait()

@@ -10,7 +10,6 @@ option goes to ``can.Bus(...)``. ``can:station_loop/F1`` (no slashes) is accepte
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -20,16 +19,6 @@ import can
 from drivers.errors import ConnectError, InstrumentError
 
 Listener = Callable[[can.Message], Any]
-
-
-def _not_a_segment_boundary(record: logging.LogRecord) -> bool:
-    # python-can's socketcand interface warns "Got incomplete message" whenever a TCP read ends
-    # mid-frame, which at a few thousand frames/s is every few reads: normal, and it keeps the
-    # rest for the next read. On a terminal it buried the run's own output.
-    return not record.getMessage().startswith("Got incomplete message")
-
-
-logging.getLogger("can.interfaces.socketcand.socketcand").addFilter(_not_a_segment_boundary)
 
 
 def _coerce(text: str) -> Any:
