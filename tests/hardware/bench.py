@@ -120,7 +120,7 @@ class Bench:
             reader = sock.makefile("r", encoding="ascii", newline="\n")
             for command in commands:
                 sock.sendall(command.encode("ascii") + b"\n")
-                if command.rstrip().endswith("?"):
+                if command.split()[0].endswith("?"):
                     replies.append(reader.readline().strip())
         return replies
 

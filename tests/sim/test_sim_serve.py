@@ -175,6 +175,13 @@ def test_ctrl_c_at_ten_times_speed_exits_0():
     assert "speed 10x" in stderr and seconds < 5
 
 
+def test_sighup_stops_the_bench_like_sigterm():
+    proc, _endpoints = start_server("--speed", "20")
+    code, seconds, stderr = stop_server(proc, signal.SIGHUP)
+    assert (code, "Traceback" in stderr) == (0, False), stderr
+    assert "SIGHUP: stopping the bench" in stderr and seconds < 5
+
+
 @pytest.mark.parametrize("kwargs, complaint", [
     ({"preset": "truck-999", "faults": [], "speed": 1.0}, "unknown preset 'truck-999'"),
     ({"preset": "car-400", "faults": ["weak_cel"], "speed": 1.0}, "did you mean 'weak_cell'"),
