@@ -85,6 +85,7 @@ class Bench:
         if self.proc is None:
             return None
         if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a test may have left it stopped
             self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout=15)

@@ -29,7 +29,7 @@ WDT = PROTECTION_BITS["WDT"]  # the cycler's latched communication-watchdog trip
 def bench(tmp_path):
     bench = Bench(tmp_path / "bench").start()
     yield bench
-    bench.stop(signal.SIGKILL if bench.proc.poll() is None and bench.proc.returncode is None else signal.SIGTERM)
+    bench.stop()
 
 
 @pytest.fixture
