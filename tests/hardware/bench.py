@@ -33,8 +33,10 @@ BMS_STATE = DBC.get_message_by_name("EOL_BmsState")
 COILS = ("clamp", "lv_power", "ir_hv_plus", "ir_hv_minus", "hvil_break")  # fixture_plc.yaml, from 0
 
 # The lane's time scale. The reference plan is ~1,600 s of station time: at 40x a car-400 run
-# takes ~45 s of wall time on a 2-core machine shared with other work (measured: 43 s bus-700,
-# 60 s car-400 at 30x), which keeps the whole lane within a few minutes.
+# takes ~45 s of wall time on a 2-core machine shared with other work (43 s bus-700; 36 s
+# car-400 at 50x). The station's CPU grows with the speed (every CAN frame and poll comes N
+# times as often): at 50x and a load average of 10 it needed ~14 % of a core, near its share,
+# and one run lost an ISO-TP consecutive frame to a 1 s stall. 40x keeps a margin.
 SPEED = 40.0
 
 
@@ -60,6 +62,7 @@ class Bench:
 
     def start(self, timeout: float = 60.0) -> "Bench":
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.station_file.unlink(missing_ok=True)  # the one this bench writes is the one to wait for
         args = [sys.executable, "-m", "station.cli", "sim", "serve", "--speed", f"{self.speed:g}",
                 "--preset", self.preset, "--write-station", str(self.station_file)]
         for fault in self.faults:
