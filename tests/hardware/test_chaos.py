@@ -103,6 +103,7 @@ def test_kill_9_mid_charge_then_the_next_run_finds_and_clears_what_it_left(bench
     again = run_station(station_args(PLAN, bench.station_file, variant="car-400", serial="CARKILL2",
                                      workdir=tmp_path))
     startup = [line for line in again.stderr.splitlines() if line.startswith("start-up:")]
+    print("the next run's start-up check:\n" + "\n".join(startup))
     assert any("cycler" in line for line in startup), again.stderr
     assert any("WDT" in line for line in startup), again.stderr  # the latched protection, by name
     assert again.returncode == 0, again.stdout + again.stderr
