@@ -131,7 +131,8 @@ async def serve(preset: str, faults: list[Fault], *, speed: float = 1.0, out: Te
         else:
             if station_file is not None:
                 target = Path(station_file)
-                text = station_yaml(endpoints, can_address, fixture=FIXTURE, preset=preset, speed=speed,
+                name = getattr(preset, "name", preset)  # a preset's name, or a loaded pack definition's
+                text = station_yaml(endpoints, can_address, fixture=FIXTURE, preset=name, speed=speed,
                                     can_channel=CAN_NAME, uds_ids=UDS_IDS, db=f"{target.stem}.db")
                 try:
                     write_atomically(target, text)
