@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from station.cli import main
-from station.config import load_config
-from station.diagnostics import InputError
+from station.config import InputError, load_config  # InputError as the config module raises it
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "docs" / "station.example.yaml"
