@@ -115,7 +115,7 @@ def run(coro, *, virtual: bool = False, scale: float = 1.0):
     """Run a coroutine on a fresh loop: virtual, or real time running ``scale`` x (``drivers.clock``)."""
     factory = VirtualTimeLoop if virtual else loop_factory(scale)
     previous = sys.getswitchinterval()
-    if virtual:
+    if virtual or scale != 1.0:  # on a scaled clock a GIL wait costs ``scale`` times its wall time
         sys.setswitchinterval(VIRTUAL_SWITCH_INTERVAL)
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
