@@ -4,13 +4,17 @@ One fixture (``F1``) with the chosen pack preset, every peer served on 127.0.0.1
 BMS's in-process CAN channel bridged to TCP by a socketcand-protocol hub (``sim.socketcand_hub``)
 so python-can's stock ``socketcand`` interface joins it from another process. LV power is
 switched on at start so the BMS is awake (an outside tool can switch it off with the fixture
-PLC's ``lv_power`` coil). Faults are armed at start: timed ones count from then.
+PLC's ``lv_power`` coil), except for a bench that writes a station config: that one waits for
+its station like a real fixture, LV power off until the plan switches it on (so a plan's
+wake-up is measured as on the line). Faults are armed at start: timed ones count from then.
 
 Prints one line per endpoint on stdout, name first, then the address as ``127.0.0.1:PORT``
 (the leak tester's serial line as ``socket://127.0.0.1:PORT``), then the station resource
-string for it. Runs on real time, scaled by ``speed`` (``sim.realtime``), until SIGINT or
-SIGTERM; then stops every peer and returns 0. Exit 2: bad preset, fault or speed (nothing
-was started); exit 3: the bench could not start.
+string for it. With ``station_file``, also writes a ready station config for those endpoints
+(``sim.station_file``), atomically, once every endpoint is up. Runs on real time, scaled by
+``speed`` (``drivers.clock``), until SIGINT, SIGTERM or SIGHUP; then stops every peer and
+returns 0. Exit 2: bad preset, fault, speed or station file directory (nothing was started);
+exit 3: the bench could not start or the station file could not be written.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ import asyncio
 import contextlib
 import signal
 import sys
+from pathlib import Path
 from typing import TextIO
+
+from drivers.clock import loop_factory, scale_problem
 
 from sim.faults import arm_faults, check_fault
 from sim.pack.catalogue import did_you_mean, load_pack
 from sim.pack.presets import PRESETS
-from sim.realtime import check_speed, loop_factory
+from sim.station_file import station_yaml, write_atomically
 
 EXIT_OK, EXIT_USAGE, EXIT_ERROR = 0, 2, 3
 FIXTURE = "F1"
@@ -46,7 +53,14 @@ def parse_fault(text: str) -> Fault:
     return name.strip(), params
 
 
-def check_arguments(preset: str, faults: list[str], speed: float) -> tuple[list[Fault], list[str]]:
+def check_speed(speed: float) -> None:
+    """Raise ValueError unless ``speed`` is a usable time scale (``drivers.clock.MAX_SCALE``)."""
+    if (problem := scale_problem(speed)) is not None:
+        raise ValueError(f"--speed {problem}")
+
+
+def check_arguments(preset: str, faults: list[str], speed: float,
+                    station_file: str | None = None) -> tuple[list[Fault], list[str]]:
     """(parsed faults, problems); every problem is one line for stderr."""
     problems, parsed = [], []
     if isinstance(preset, str) and preset not in PRESETS:
@@ -64,6 +78,11 @@ def check_arguments(preset: str, faults: list[str], speed: float) -> tuple[list[
         check_speed(speed)
     except ValueError as err:
         problems.append(str(err))
+    if station_file is not None:
+        target = Path(station_file)
+        if target.is_dir() or not target.parent.is_dir():
+            problems.append(f"--write-station {station_file}: "
+                            f"{'is a directory' if target.is_dir() else 'no such directory'}")
     return parsed, problems
 
 
@@ -88,8 +107,9 @@ def endpoint_lines(endpoints: dict[str, str], can_address: str, fixture: str = F
 
 
 async def serve(preset: str, faults: list[Fault], *, speed: float = 1.0, out: TextIO | None = None,
-                err: TextIO | None = None, stop: asyncio.Event | None = None) -> int:
-    """Serve the bench in the running loop until ``stop`` is set or SIGINT/SIGTERM arrives."""
+                err: TextIO | None = None, stop: asyncio.Event | None = None,
+                station_file: str | Path | None = None) -> int:
+    """Serve the bench in the running loop until ``stop`` is set or SIGINT/SIGTERM/SIGHUP arrives."""
     from sim.bench import SimBench
     from sim.socketcand_hub import SocketcandHub
 
@@ -102,7 +122,7 @@ async def serve(preset: str, faults: list[Fault], *, speed: float = 1.0, out: Te
         try:
             endpoints = await bench.start()
             fx = bench.fixtures[FIXTURE]
-            fx.wiring.lv_power = True
+            fx.wiring.lv_power = station_file is None
             arm_faults(bench, FIXTURE, faults)
             hub = SocketcandHub({CAN_NAME: fx.bms.channel})
             can_address = await hub.start()
@@ -110,13 +130,25 @@ async def serve(preset: str, faults: list[Fault], *, speed: float = 1.0, out: Te
             print(f"station sim serve: cannot start the bench: {exc}", file=err)
             code = EXIT_ERROR
         else:
+            if station_file is not None:
+                target = Path(station_file)
+                name = getattr(preset, "name", preset)  # a preset's name, or a loaded pack definition's
+                text = station_yaml(endpoints, can_address, fixture=FIXTURE, preset=name, speed=speed,
+                                    can_channel=CAN_NAME, uds_ids=UDS_IDS, db=f"{target.stem}.db")
+                try:
+                    write_atomically(target, text)
+                except OSError as exc:
+                    print(f"station sim serve: cannot write the station config {target}: {exc}", file=err)
+                    return EXIT_ERROR  # the finally blocks stop every peer
             for line in endpoint_lines(endpoints, can_address):
                 print(line, file=out)
             out.flush()
             names = ", ".join(name for name, _ in faults) or "none"
-            print(f"# preset {preset} on fixture {FIXTURE}; LV power ON (fixture coil lv_power) so the BMS "
-                  f"is awake; UDS 0x{UDS_IDS[0]:X}/0x{UDS_IDS[1]:X}; faults: {names}; speed {speed:g}x; "
-                  "Ctrl-C or SIGTERM stops", file=err, flush=True)
+            lv = ("LV power ON (fixture coil lv_power) so the BMS is awake" if station_file is None
+                  else "LV power off until the station switches it on (fixture coil lv_power)")
+            print(f"# preset {preset} on fixture {FIXTURE}; {lv}; UDS 0x{UDS_IDS[0]:X}/0x{UDS_IDS[1]:X}; faults: {names}; speed {speed:g}x; "
+                  "Ctrl-C, SIGTERM or SIGHUP stops"
+                  + (f"; station config: {station_file}" if station_file is not None else ""), file=err, flush=True)
             await stop.wait()
         finally:
             if hub is not None:
@@ -135,17 +167,26 @@ async def serve(preset: str, faults: list[Fault], *, speed: float = 1.0, out: Te
 
 
 def _on_signals(stop: asyncio.Event) -> list[int]:
-    """Set ``stop`` on SIGINT/SIGTERM; the signals actually hooked (none off the main thread)."""
+    """Set ``stop`` on SIGINT/SIGTERM/SIGHUP (a closed terminal stops the bench cleanly too);
+    the signals actually hooked (none off the main thread)."""
     loop, hooked = asyncio.get_running_loop(), []
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, _stop_on, stop, sig)
             hooked.append(sig)
     return hooked
 
 
-def serve_command(preset: str, faults: list[str], speed: float, pack: str | None = None) -> int:
-    """``station sim serve [--preset P | --pack FILE] [--fault F]... [--speed X]``; the process exit code."""
+def _stop_on(stop: asyncio.Event, sig: int) -> None:
+    if not stop.is_set():
+        print(f"station sim serve: {signal.Signals(sig).name}: stopping the bench", file=sys.stderr, flush=True)
+    stop.set()
+
+
+def serve_command(preset: str, faults: list[str], speed: float, pack: str | None = None,
+                  station_file: str | None = None) -> int:
+    """``station sim serve [--preset P | --pack FILE] [--fault F]... [--speed X] [--write-station FILE]``;
+    the process exit code."""
     if pack is not None:  # a pack definition file instead of a shipped pack
         from drivers.base.diagnostics import InputError
 
@@ -154,10 +195,10 @@ def serve_command(preset: str, faults: list[str], speed: float, pack: str | None
         except InputError as err:
             print(err, file=sys.stderr)
             return EXIT_USAGE
-    parsed, problems = check_arguments(preset, faults, speed)
+    parsed, problems = check_arguments(preset, faults, speed, station_file)
     if problems:
         for problem in problems:
             print(f"station sim serve: {problem}", file=sys.stderr)
         return EXIT_USAGE
     with asyncio.Runner(loop_factory=loop_factory(speed)) as runner:
-        return runner.run(serve(preset, parsed, speed=speed))
+        return runner.run(serve(preset, parsed, speed=speed, station_file=station_file))

@@ -88,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     packs.add_argument("--schema", action="store_true", help="print the pack file's JSON Schema")
     serve.add_argument("--fault", action="append", default=[], metavar="NAME[:k=v,...]")
     serve.add_argument("--speed", type=float, default=1.0, help="time scale (1 = real time)")
+    serve.add_argument("--write-station", metavar="FILE",
+                       help="write a station config for the served endpoints (time_scale = --speed) once they are up")
     simsub.add_parser("faults", help="list the fault catalogue with parameters and defaults")
 
     fix = sub.add_parser("fixture", help="the start-up check on demand: status (exit 0 safe, 3 not), make-safe")

@@ -1,5 +1,8 @@
 """The station clock: real time on hardware, virtual time against the in-process simulator.
 
+Real time may run scaled (``time_scale`` in a development station config, against a bench
+served at the same speed): ``drivers.clock`` holds the real-time loops, shared with ``sim``.
+
 All physical waits in the station, the drivers and the simulator are ``asyncio.sleep`` /
 ``loop.time()`` on the running loop, so the loop *is* the clock. ``VirtualTimeLoop`` is a
 selector loop whose time jumps to the next timer whenever no I/O is ready: loopback sockets
@@ -19,6 +22,8 @@ import sys
 import time
 from collections.abc import Iterator
 from typing import Any
+
+from drivers.clock import StationLoop, loop_factory
 
 
 class _VirtualSelector:
@@ -46,22 +51,6 @@ class _VirtualSelector:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
-
-
-# asyncio's socket transports read with recv(256 KiB): CPython allocates that buffer with mmap
-# and frees it with munmap on every read, ~40 us per recv on this 2-core VM (an asyncio TCP
-# round trip on loopback: 150 us of CPU; with 64 KiB reads: 46 us). Instrument and simulator
-# messages are a few hundred bytes, so a smaller read costs nothing in throughput.
-READ_CHUNK = 64 * 1024  # bytes per socket read
-
-
-class StationLoop(asyncio.SelectorEventLoop):
-    """The station's real-time loop: a selector loop whose socket reads are ``READ_CHUNK`` bytes."""
-
-    def _make_socket_transport(self, sock, protocol, waiter=None, *, extra=None, server=None):
-        transport = super()._make_socket_transport(sock, protocol, waiter, extra=extra, server=server)
-        transport.max_size = READ_CHUNK
-        return transport
 
 
 class VirtualTimeLoop(StationLoop):
@@ -122,11 +111,11 @@ def now() -> float:
 VIRTUAL_SWITCH_INTERVAL = 1e-4  # s
 
 
-def run(coro, *, virtual: bool = False):
-    """Run a coroutine on a fresh loop, virtual or real."""
-    factory = VirtualTimeLoop if virtual else StationLoop
+def run(coro, *, virtual: bool = False, scale: float = 1.0):
+    """Run a coroutine on a fresh loop: virtual, or real time running ``scale`` x (``drivers.clock``)."""
+    factory = VirtualTimeLoop if virtual else loop_factory(scale)
     previous = sys.getswitchinterval()
-    if virtual:
+    if virtual or scale != 1.0:  # on a scaled clock a GIL wait costs ``scale`` times its wall time
         sys.setswitchinterval(VIRTUAL_SWITCH_INTERVAL)
     try:
         with asyncio.Runner(loop_factory=factory) as runner:

@@ -77,7 +77,7 @@ def cmd_run(args) -> int:
             return await execute(req, prep, subscribers=[view], prompt_handler=prompter, on_startup=_startup_lines)
 
     try:
-        verdict, run_id, _record = clock.run(main(), virtual=args.sim)
+        verdict, run_id, _record = clock.run(main(), virtual=args.sim, scale=prep.config.config.time_scale)
     except RunRefused as err:
         print(f"station run: refused, no run started (nothing was switched): {printable(err)}. "
               f"Make the fixture safe (see above), then start again.", file=sys.stderr)
@@ -221,7 +221,8 @@ def cmd_sim(args) -> int:
     if args.sim_command == "serve":
         from sim.serve import serve_command
 
-        return serve_command(preset=args.preset, faults=list(args.fault), speed=args.speed, pack=args.pack)
+        return serve_command(preset=args.preset, faults=list(args.fault), speed=args.speed, pack=args.pack,
+                             station_file=args.write_station)
     if args.sim_command == "packs":
         from sim.pack.commands import packs_command
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from drivers.base.diagnostics import InputError, Problem
+from drivers.clock import MAX_SCALE
 from station.line.config import LineResultsFields, MesConfig, MqttConfig, OpcUaConfig
 from station.plan.loader import validation_problems
 from drivers.base.yamlsrc import load_file
@@ -124,6 +125,9 @@ class StationConfig(_Model):
     station: dict[str, str] = Field(default_factory=lambda: {"id": "station"})
     mode: Literal["development", "production"] = "development"
     interlock_period: float = Field(0.1, gt=0, le=5, description="Interlock poll period during HV steps, s")
+    time_scale: float = Field(1.0, gt=0, le=MAX_SCALE, description=(
+        "Station clock speed vs the wall clock (development only): N runs the real-time loop N x, "
+        "to match a bench served by `station sim serve --speed N`"))
     instruments: dict[str, InstrumentConfig] = Field(default_factory=dict, description="Station-level (shared) instruments")
     fixtures: dict[str, FixtureConfig]
     products: list[ProductConfig] = Field(default_factory=list)
@@ -224,6 +228,10 @@ def load_config(path: str | Path) -> LoadedConfig:
     except ValidationError as exc:
         raise InputError(validation_problems(exc, src, src.data, StationConfig)) from None
     problems = []
+    if config.mode == "production" and config.time_scale != 1.0:
+        # a scaled clock shortens every dwell, soak and timeout: only a simulated bench keeps up
+        problems.append(src.problem(("time_scale",), f"time_scale {config.time_scale:g} is for development "
+                                    "against a simulated bench; production runs on real time (time_scale: 1)"))
     for fid, fixture in config.fixtures.items():
         for role, ref in fixture.instruments.items():
             if isinstance(ref, str) and ref not in config.instruments:

@@ -30,6 +30,7 @@ import can
 from drivers.base import IDENTITY_OPTIONS, Driver
 from drivers.bms import readback
 from drivers.bms.live_values import LiveValues
+from drivers.clock import STREAM_ALLOWANCE, stream_limit, wall_allowance
 from drivers.bms.signals import DEFAULT_MAP, MAPS, SignalMap, load_signal_map
 from drivers.capabilities import Dtc, Identity, SafeAction, StateFinding
 from drivers.errors import ConnectError, InstrumentError, InstrumentTimeout
@@ -59,6 +60,7 @@ class DbcBms(Driver):
         self._mode, self._balancing, self._imd_enabled = "standby", False, True
         self._request_frame: tuple = (None, None)  # (what it encodes, the can.Message)
         self._cyclic: asyncio.TimerHandle | None = None  # the next cyclic request
+        self.cycle_error: InstrumentError | None = None  # why the cyclic request stopped, if it failed
         self.confirm_within = CONFIRM_WITHIN.check(float(self.options.get("confirm_within", 1.0)),
                                                    what="option confirm_within", instrument=name)
 
@@ -97,7 +99,8 @@ class DbcBms(Driver):
             return
         signal_map = self.load_map()
         loop = asyncio.get_running_loop()
-        self.live = LiveValues(signal_map, clock=loop.time, instrument=self.name)
+        self.live = LiveValues(signal_map, clock=loop.time, instrument=self.name,
+                               allowance=wall_allowance(STREAM_ALLOWANCE, loop))
         self.live.listeners.extend(self._listeners)
         port = self.transport
         if port is None:
@@ -241,7 +244,7 @@ class DbcBms(Driver):
         names = [n for n in (*CONTACTORS, "imd_enabled", "balancing_active") if n in live.map.signals]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
-        quiet = STALE_CYCLES * live.map.signals[CONTACTORS[0]].period  # no frame this long: silent
+        quiet = stream_limit(STALE_CYCLES * live.map.signals[CONTACTORS[0]].period)  # no frame this long: silent
         last, seen = None, None
         while True:
             # ">=": on virtual time a frame handled in the same instant as the request is no older
@@ -400,6 +403,13 @@ class DbcBms(Driver):
         self._schedule_cyclic(loop)  # before sending, so a stop from inside the send holds
         try:
             self._send_request("cyclic request")
+        except InstrumentError as err:
+            # A timer callback has no caller to raise to (asyncio would print a traceback on the
+            # operator's screen). The cycle ends — a BMS whose master falls silent drops its
+            # contactors — and the loss stays with the port: the next command raises it, naming
+            # the instrument and the command.
+            self._stop_cyclic()
+            self.cycle_error = err
         except BaseException:
             self._stop_cyclic()  # a failed send ends the cycle (as it ended the task); a command restarts it
             raise

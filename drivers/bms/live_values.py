@@ -87,13 +87,15 @@ class LiveValues:
     """Latest value of every mapped signal and per-cell entry, stamped with ``clock()`` (s).
 
     ``clock`` defaults to the running loop's time (virtual or real). ``instrument`` names the
-    BMS in StaleSignalError messages.
+    BMS in StaleSignalError messages. ``allowance`` (s of ``clock``) is added to every staleness
+    limit: the wall-time latency a scaled clock must allow (``drivers.clock.wall_allowance``).
     """
 
     def __init__(self, signal_map: SignalMap, *, clock: Callable[[], float] | None = None,
-                 instrument: str = "") -> None:
+                 instrument: str = "", allowance: float = 0.0) -> None:
         self.map = signal_map
         self.instrument = instrument
+        self.allowance = allowance
         self._clock = clock or (lambda: asyncio.get_running_loop().time())
         self._names: list[str] = []
         self._periods: list[float] = []
@@ -214,7 +216,7 @@ class LiveValues:
 
     def _check(self, slot: int, now: float) -> float:
         stamp = self._stamps[slot]
-        limit = STALE_CYCLES * self._periods[slot]
+        limit = STALE_CYCLES * self._periods[slot] + self.allowance
         if stamp is None:
             raise StaleSignalError(f"signal {self._names[slot]} never received", instrument=self.instrument)
         age = now - stamp
@@ -272,7 +274,7 @@ class LiveValues:
             handler = self._handlers[frame_id]
             slots = [e[1] for e in handler.plain] + [e[1] for es in handler.by_mux.values() for e in es]
             if seen is None or (since is not None and seen < since) or \
-                    now - seen > STALE_CYCLES * min(self._periods[s] for s in slots):
+                    now - seen > STALE_CYCLES * min(self._periods[s] for s in slots) + self.allowance:
                 missing.append(name)
                 continue
             never = sum(1 for s in slots if self._stamps[s] is None)

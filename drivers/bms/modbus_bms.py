@@ -37,6 +37,7 @@ from typing import Any
 from drivers.base import IDENTITY_OPTIONS, Driver
 from drivers.bms.modbus_map import _COUNTS, REQUIRED, BmsField, is_signal, load_bms_map  # noqa: F401 (re-exported)
 from drivers.capabilities import Dtc, Identity, SafeAction, StateFinding
+from drivers.clock import stream_limit
 from drivers.errors import DeviceError, InstrumentError, InstrumentTimeout, RangeError, StaleSignalError
 from drivers.fixture.modbus_fixture import run_all
 from drivers.maps.regmap import MapError
@@ -311,7 +312,7 @@ class ModbusBms(Driver):
         if group.stamp is None:
             raise StaleSignalError(f"{what} never read{why}", instrument=self.name,
                                    command=what) from group.error
-        age, limit = now - group.stamp, STALE_CYCLES * group.period
+        age, limit = now - group.stamp, stream_limit(STALE_CYCLES * group.period)
         if age > limit:
             raise StaleSignalError(f"{what} is stale: last read {age:.3f} s ago (limit {limit:.3f} s){why}",
                                    instrument=self.name, command=what) from group.error

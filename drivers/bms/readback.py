@@ -12,6 +12,7 @@ import asyncio
 
 from drivers.bms.live_values import LiveValues
 from drivers.capabilities import SafeAction
+from drivers.clock import stream_limit
 from drivers.errors import StaleSignalError
 
 CONTACTORS = ("contactor_main_plus", "contactor_main_minus", "contactor_precharge")
@@ -38,7 +39,7 @@ async def answers(live: LiveValues) -> bool:
         return not silent(live)
     loop = asyncio.get_running_loop()
     start = loop.time()
-    while loop.time() - start <= 3 * live.map.signals[name].period:
+    while loop.time() - start <= stream_limit(3 * live.map.signals[name].period):
         last = live.last(name)
         if last is not None and last[1] > start:
             return True

@@ -50,6 +50,13 @@ def parse_can_resource(resource: str) -> tuple[str, str, dict[str, Any]]:
     return interface, channel, options
 
 
+def _cause(exc: BaseException) -> str:
+    """One line saying why the bus went away. python-can's socketcand interface puts a whole
+    formatted traceback into its exception's text; the record and the screen get its first line."""
+    text = str(exc).split("Traceback (most recent call last)")[0].strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else 'no detail'}"
+
+
 class CanPort:
     """An opened CAN bus with one Notifier running its listeners in the event loop.
 
@@ -100,7 +107,7 @@ class CanPort:
         command = command or f"send 0x{msg.arbitration_id:X}"
         self._require(command)
         if self.lost is not None:
-            raise ConnectError(f"connection lost during {command!r} ({self.lost})", instrument=self.instrument,
+            raise ConnectError(f"connection lost during {command!r} ({_cause(self.lost)})", instrument=self.instrument,
                                command=command)
         try:
             self.bus.send(msg, timeout=0.1)  # type: ignore[union-attr]

@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl
 from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 
+from drivers.clock import reply_timeout
 from drivers.errors import ConnectError, DeviceError, InstrumentError, InstrumentTimeout, ProtocolError, RangeError
 from drivers.transports import modbus_tcp
 from drivers.transports.modbus_tcp import BadReply, ExceptionReply, LinkDown
@@ -120,7 +121,7 @@ class ModbusTransport:
         if self._tcp:
             try:
                 self._client = await asyncio.wait_for(modbus_tcp.connect(ep.host, int(ep.port), ep.unit),
-                                                      self.timeout)
+                                                      reply_timeout(self.timeout))
             except (asyncio.TimeoutError, OSError) as exc:
                 raise ConnectError(f"cannot connect to {self.resource}: {exc or 'timeout'}",
                                    instrument=self.instrument) from None
@@ -133,7 +134,7 @@ class ModbusTransport:
         client = AsyncModbusSerialClient(str(ep.port), baudrate=ep.baud, parity=ep.parity,
                                          bytesize=ep.bytesize, stopbits=ep.stopbits, **common)
         try:
-            ok = await asyncio.wait_for(client.connect(), self.timeout)
+            ok = await asyncio.wait_for(client.connect(), reply_timeout(self.timeout))
         except (asyncio.TimeoutError, OSError) as exc:
             client.close()
             raise ConnectError(f"cannot connect to {self.resource}: {exc or 'timeout'}",
@@ -271,7 +272,7 @@ class ModbusTransport:
         args = (address,) if "count" in kw else (address, arg)
         try:
             rsp = await asyncio.wait_for(
-                getattr(self._client, method)(*args, device_id=self.endpoint.unit, **kw), self.timeout)
+                getattr(self._client, method)(*args, device_id=self.endpoint.unit, **kw), reply_timeout(self.timeout))
         except asyncio.TimeoutError:
             raise InstrumentTimeout(f"no reply within {self.timeout:g} s", **where) from None
         except ConnectionException as exc:

@@ -20,6 +20,8 @@ import socket
 import struct
 from collections import deque
 
+from drivers.clock import reply_timeout
+
 MAX_PDU = 253  # bytes: function code + data (spec section 4.1)
 _HEADER = struct.Struct(">HHHB")  # transaction id, protocol id, length, unit id
 _READ = struct.Struct(">BHH")  # function code, address, quantity (or value for FC5/FC6)
@@ -237,12 +239,12 @@ class TcpLink(asyncio.Protocol):
         ``done`` is an ``asyncio.Future`` (given the reply's PDU or the error) or a callable
         ``done(reply_pdu, None)`` / ``done(None, error)``, called once from the loop, never from
         ``submit`` itself, unless the exchange is cancelled first. The error is ``TimeoutError``
-        (no reply within ``timeout`` s of the loop's clock, turn included), ``LinkDown`` or
-        ``BadReply``.
+        (no reply within ``timeout`` s of the loop's clock, turn included; on a scaled clock
+        plus ``drivers.clock.reply_timeout``'s wall-time allowance), ``LinkDown`` or ``BadReply``.
         """
         if self.down is not None:
             raise LinkDown(self.down)
-        exchange = Exchange(self, pdu, done, self._loop.time() + timeout)
+        exchange = Exchange(self, pdu, done, self._loop.time() + reply_timeout(timeout, self._loop))
         if self._timer is None or exchange.deadline < self._timer_when:
             self._arm(exchange.deadline)
         if self._current is None:

@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import serial
 
+from drivers.clock import reply_timeout
 from drivers.errors import ConnectError, InstrumentTimeout, ProtocolError
 
 _PARITY = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD,
@@ -207,7 +208,7 @@ class SerialTransport:
             await self._drop_input(port, command)
         data = self._encode(command)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
+        deadline = loop.time() + reply_timeout(self.timeout, loop)
         delay = self.poll
         while data:
             try:
@@ -238,14 +239,15 @@ class SerialTransport:
             raise
 
     async def read_line(self, timeout: float | None = None, *, command: str = "<read>") -> str:
-        """Return the next complete line; ``InstrumentTimeout`` after ``timeout`` s (loop clock).
+        """Return the next complete line; ``InstrumentTimeout`` after ``timeout`` s (loop clock;
+        on a scaled clock plus ``drivers.clock.reply_timeout``'s wall-time allowance).
 
         ``command`` names what the line answers, for error messages.
         """
         port = self._require(command)
         limit = self.timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit
+        deadline = loop.time() + reply_timeout(limit, loop)
         delay = self.poll
         while True:
             line = self._take_line(command)

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import pyvisa
 from pyvisa import constants
 
+from drivers.clock import reply_timeout, time_scale
 from drivers.errors import ConnectError, InstrumentError, InstrumentTimeout, ProtocolError
 from drivers.transports.visa_inline import InlineSocket, raw_socket_session
 
@@ -146,9 +147,11 @@ class VisaTransport:
         """Send ``command`` and return the reply line (termination stripped)."""
         limit = self.timeout if timeout is None else timeout
 
+        wall_ms = self._wall_ms(limit)
+
         def work() -> bytes:
             self._write_blocking(command)
-            self._inst.timeout = self._ms(limit)
+            self._inst.timeout = wall_ms
             return self._read_blocking(command)
 
         async with self._take_turn(command):
@@ -162,8 +165,10 @@ class VisaTransport:
         """Read one line the instrument sends unasked."""
         limit = self.timeout if timeout is None else timeout
 
+        wall_ms = self._wall_ms(limit)
+
         def work() -> bytes:
-            self._inst.timeout = self._ms(limit)
+            self._inst.timeout = wall_ms
             return self._read_blocking("<read>")
 
         async with self._take_turn("<read>"):
@@ -189,7 +194,7 @@ class VisaTransport:
     async def _query_inline(self, command: str, limit: float) -> bytes:
         self._inline_write(command)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit
+        deadline = loop.time() + reply_timeout(limit, loop)
         try:
             got = await self._inline.wait_line(limit)
         except asyncio.CancelledError:
@@ -205,10 +210,10 @@ class VisaTransport:
             rest = max(0.001, deadline - loop.time())
 
             def read_rest() -> bytes:
-                self._inst.timeout = self._ms(rest)
+                self._inst.timeout = self._ms(rest / time_scale(loop))  # pyvisa waits in wall time
                 return self._read_blocking(command)
 
-            return await self._call(read_rest, command, limit=rest)
+            return await self._call(read_rest, command, limit=rest, scaled=False)
         try:
             return self._inst.read_raw()  # a whole line is waiting: pyvisa reads it without waiting
         except Exception as exc:  # noqa: BLE001 - typed below, as the worker's are
@@ -289,22 +294,27 @@ class VisaTransport:
         return self._lost
 
     async def _call(
-        self, func: Callable[[], T], command: str, *, limit: float | None = None, connect: bool = False
+        self, func: Callable[[], T], command: str, *, limit: float | None = None, connect: bool = False,
+        scaled: bool = True,
     ) -> T:
         try:
-            return await self._exchange(func, command, limit=limit, connect=connect)
+            return await self._exchange(func, command, limit=limit, connect=connect, scaled=scaled)
         except ConnectError as err:
             raise self._lose(err)
 
     async def _exchange(
-        self, func: Callable[[], T], command: str, *, limit: float | None = None, connect: bool = False
+        self, func: Callable[[], T], command: str, *, limit: float | None = None, connect: bool = False,
+        scaled: bool = True,
     ) -> T:
+        """``func`` in the worker within ``limit`` s (loop clock; ``scaled``: plus the reply
+        allowance of ``drivers.clock``, as pyvisa's own wall-time timeout has), and a guard of
+        ``_GUARD_S`` s of wall time for the thread hop."""
         if self._executor is None or (self._inst is None and not connect):
             raise ConnectError("transport is not open", instrument=self.instrument, command=command)
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._executor, func)
         limit = self.timeout if limit is None else limit
-        guard = limit + _GUARD_S
+        guard = (reply_timeout(limit, loop) if scaled else limit) + _GUARD_S * time_scale(loop)
         try:
             return await asyncio.wait_for(future, guard)
         except asyncio.CancelledError:
@@ -313,7 +323,8 @@ class VisaTransport:
             raise
         except asyncio.TimeoutError:
             self._stale = True
-            raise InstrumentTimeout(f"no reply within {guard:g} s", instrument=self.instrument, command=command) from None
+            raise InstrumentTimeout(f"no reply within {limit + _GUARD_S:g} s", instrument=self.instrument,
+                                    command=command) from None
         except Exception as exc:  # noqa: BLE001 - typed by _typed; anything else goes on as it is
             typed = self._typed(exc, command, limit, connect=connect)
             if typed is exc:
@@ -349,3 +360,9 @@ class VisaTransport:
     @staticmethod
     def _ms(seconds: float) -> int:
         return max(1, int(round(seconds * 1000)))
+
+    def _wall_ms(self, limit: float) -> int:
+        """pyvisa's timeout (wall ms) for a reply due within ``limit`` s of the running loop's
+        clock (on a scaled clock: plus ``drivers.clock.reply_timeout``'s allowance)."""
+        loop = asyncio.get_running_loop()
+        return self._ms(reply_timeout(limit, loop) / time_scale(loop))

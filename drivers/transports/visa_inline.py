@@ -23,6 +23,7 @@ import select
 import socket
 from typing import Any
 
+from drivers.clock import reply_timeout
 
 
 def raw_socket_session(resource_manager: Any, inst: Any) -> Any | None:
@@ -60,7 +61,8 @@ class InlineSocket:
 
     async def wait_line(self, timeout: float) -> str:
         """Wait until a whole reply line is readable: "line"; "partial" when bytes came but not
-        yet their termination; "closed" when the peer hung up; "timeout" after ``timeout`` s.
+        yet their termination; "closed" when the peer hung up; "timeout" after ``timeout`` s
+        (on a scaled clock plus ``drivers.clock.reply_timeout``'s wall-time allowance).
 
         On the virtual-time loop the clock is held on real time meanwhile (the loop's
         ``hold_real_time``, as for work in an executor): the peer may be in another process, and
@@ -82,7 +84,7 @@ class InlineSocket:
         if hold is not None:
             hold()
         loop.add_reader(fd, readable)
-        timer = loop.call_at(loop.time() + timeout, expired)
+        timer = loop.call_at(loop.time() + reply_timeout(timeout, loop), expired)
         try:
             outcome = await ready
         finally:

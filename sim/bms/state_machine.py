@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 
+from drivers.clock import stream_limit
+
 STATES = ("standby", "precharge", "normal", "charge", "discharge", "error")
 CLOSED_MODES = ("normal", "charge", "discharge")
 
@@ -115,7 +117,7 @@ class BmsStateMachine:
         if self.state in CLOSED_MODES or self.state == "precharge":
             if not self.pack.hvil_closed():
                 self.fail(ERR_HVIL)
-            elif now - self._last_request > self.request_timeout:
+            elif now - self._last_request > stream_limit(self.request_timeout):
                 self.fail(ERR_REQUEST_TIMEOUT)
 
     def _start_precharge(self, mode: str) -> None:

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 from typing import Any
 
+from drivers.clock import stream_limit
 from drivers.cycler.itech_it6000 import PROTECTION_BITS
 from sim.scpi.server import ScpiError, ScpiInstrument, fmt, parse_float
 
@@ -148,7 +149,7 @@ class SimItechCycler(ScpiInstrument):
                 continue
             wait = self.check_period
             if self.watchdog_s > 0 and self._last_activity is not None:
-                wait = min(wait, max(0.0, self._last_activity + self.watchdog_s - loop.time()))
+                wait = min(wait, max(0.0, self._last_activity + stream_limit(self.watchdog_s) - loop.time()))
             await asyncio.sleep(wait)
             self._check_watchdog()
             if self.output:
@@ -157,7 +158,7 @@ class SimItechCycler(ScpiInstrument):
     def _check_watchdog(self) -> None:
         if not self.output or self.watchdog_s <= 0 or self._last_activity is None:
             return
-        if asyncio.get_running_loop().time() - self._last_activity >= self.watchdog_s:
+        if asyncio.get_running_loop().time() - self._last_activity >= stream_limit(self.watchdog_s):
             self.trip("WDT")
 
     # -- model coupling --------------------------------------------------------------------

@@ -17,6 +17,7 @@ import asyncio
 
 from pymodbus.constants import ExcCodes
 
+from drivers.clock import stream_limit
 from drivers.maps.regmap import load_map
 from sim.instruments.modbus_server import MapServer
 
@@ -127,4 +128,4 @@ class SimModbusCycler(MapServer):
         self._cancel_watchdog()
         timeout = float(self.values["watchdog_timeout"])
         if self.output and timeout > 0:
-            self._watchdog = asyncio.get_running_loop().call_later(timeout, self.trip, "WDT")
+            self._watchdog = asyncio.get_running_loop().call_later(stream_limit(timeout), self.trip, "WDT")

@@ -26,9 +26,9 @@ from udsoncan.client import Client
 from udsoncan.connections import PythonIsoTpConnection
 
 from drivers.bms.did_table import load_did_table
+from drivers.clock import ScaledTimeLoop
 from drivers.transports import loopbus
-from sim.realtime import ScaledTimeLoop, check_speed
-from sim.serve import serve, serve_command
+from sim.serve import check_speed, serve, serve_command
 
 ROOT = Path(__file__).resolve().parents[2]
 DBC = cantools.database.load_file(str(ROOT / "drivers" / "maps" / "eol_bms.dbc"))
@@ -173,6 +173,13 @@ def test_ctrl_c_at_ten_times_speed_exits_0():
     code, seconds, stderr = stop_server(proc, signal.SIGINT)
     assert (code, "Traceback" in stderr) == (0, False), stderr
     assert "speed 10x" in stderr and seconds < 5
+
+
+def test_sighup_stops_the_bench_like_sigterm():
+    proc, _endpoints = start_server("--speed", "20")
+    code, seconds, stderr = stop_server(proc, signal.SIGHUP)
+    assert (code, "Traceback" in stderr) == (0, False), stderr
+    assert "SIGHUP: stopping the bench" in stderr and seconds < 5
 
 
 @pytest.mark.parametrize("kwargs, complaint", [
