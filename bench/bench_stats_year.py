@@ -61,6 +61,8 @@ def main() -> int:
     ap.add_argument("--start", default="2025-01-01")
     ap.add_argument("--keep", action="store_true", help="keep the schema afterwards")
     ap.add_argument("--json", default=str(ROOT / "out" / "stats_year.json"))
+    ap.add_argument("--grown", type=int, default=0,
+                    help="the schema (kept) already holds runs 1..N of this sample: grow it on")
     a = ap.parse_args()
     sizes = [int(s) for s in a.sizes.split(",")]
     total = max(sizes)
@@ -68,22 +70,28 @@ def main() -> int:
     reader_url = a.url.replace("//postgres@", f"//{READER}@", 1)
     results = {"sizes": [], "schema": a.schema, "days": a.days}
     with psycopg.connect(a.url, autocommit=True, options=f"-c search_path={a.schema}") as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {a.schema} CASCADE")
+        if not a.grown:
+            conn.execute(f"DROP SCHEMA IF EXISTS {a.schema} CASCADE")
         if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (READER,)).fetchone():
             conn.execute(f"DROP OWNED BY {READER}")
             conn.execute(f"DROP ROLE {READER}")
         conn.execute(f"CREATE ROLE {READER} LOGIN")
         try:
-            pg_migrate.migrate(conn, a.schema, reader_roles=(READER,))
-            with tempfile.TemporaryDirectory() as tmp:
-                events = template_journal(Path(tmp))
-            year_sample.load_template(conn, a.url, a.schema, events)
-            done = 0
+            if a.grown:  # the reader role is new: grant it what migrate grants readers
+                conn.execute(f"GRANT USAGE ON SCHEMA {a.schema} TO {READER}")
+                conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {a.schema} TO {READER}")
+            else:
+                pg_migrate.migrate(conn, a.schema, reader_roles=(READER,))
+                with tempfile.TemporaryDirectory() as tmp:
+                    events = template_journal(Path(tmp))
+                year_sample.load_template(conn, a.url, a.schema, events)
+            done = a.grown
             for size in sizes:
                 t = time.perf_counter()
-                year_sample.generate(conn, runs=total, start=start, days=a.days,
-                                     numbers=(done + 1, size),
-                                     progress=lambda m: print(m, flush=True))
+                if size > done:
+                    year_sample.generate(conn, runs=total, start=start, days=a.days,
+                                         numbers=(done + 1, size),
+                                         progress=lambda m: print(m, flush=True))
                 gen = time.perf_counter() - t
                 done = size
                 n_meas = conn.execute("SELECT count(*) FROM measurements").fetchone()[0]

@@ -113,8 +113,6 @@ def _sum(cond: str) -> str:
 
 
 _PASSED = _sum("r.verdict = 'PASS'")
-_FAILED = _sum("s.outcome = 'failed'")
-_ERRORED = _sum("s.outcome = 'error'")
 
 
 def yields(src: Source, pop: Population) -> list[YieldRow]:
@@ -137,12 +135,11 @@ WITH pop AS (SELECT r.id, r.serial, r.started_utc, r.verdict, {', '.join(pop.key
              FROM runs r WHERE {kinds} AND r.verdict IS NOT NULL AND r.serial IS NOT NULL),
 ranked AS (SELECT pop.*,
     ROW_NUMBER() OVER (PARTITION BY serial ORDER BY started_utc, id) AS first_n,
-    ROW_NUMBER() OVER (PARTITION BY serial ORDER BY started_utc DESC, id DESC) AS last_n
-    FROM pop),
-lastrun AS (SELECT serial, verdict AS last_verdict FROM ranked WHERE last_n = 1)
+    FIRST_VALUE(verdict) OVER (PARTITION BY serial ORDER BY started_utc DESC, id DESC) AS last_verdict
+    FROM pop)
 SELECT {', '.join('f.' + k for k in keys)}, {src.day('f.started_utc')} AS day, COUNT(*) AS serials,
-       {_sum("f.verdict = 'PASS'")} AS first_pass, {_sum("l.last_verdict = 'PASS'")} AS final_pass
-FROM ranked f JOIN lastrun l ON l.serial = f.serial
+       {_sum("f.verdict = 'PASS'")} AS first_pass, {_sum("f.last_verdict = 'PASS'")} AS final_pass
+FROM ranked f
 WHERE f.first_n = 1 AND {dates}
 GROUP BY {', '.join('f.' + k for k in keys)}, day"""
     for row in src.rows(sql, {**kparams, **dparams}):
@@ -156,12 +153,15 @@ GROUP BY {', '.join('f.' + k for k in keys)}, day"""
 def top_failing(src: Source, pop: Population, top: int) -> list[tuple]:
     keys = pop.keys
     where, params = pop.where()
+    # Every step has an attempt 1, so that counts the runs with the step; only the few failed
+    # or errored rows pay for the "no later attempt" probe (CASE evaluates it only for them).
+    later = ("NOT EXISTS (SELECT 1 FROM steps l WHERE l.run_id = s.run_id AND l.path = s.path "
+             "AND l.attempt > s.attempt)")
     sql = (f"SELECT {', '.join(pop.key_sql())}, s.path AS path, "
-           f"{_FAILED} AS failed, "
-           f"{_ERRORED} AS errored, COUNT(*) AS seen "
-           f"FROM steps s JOIN runs r ON r.id = s.run_id WHERE {where} AND s.attempt = "
-           f"(SELECT MAX(l.attempt) FROM steps l WHERE l.run_id = s.run_id AND l.path = s.path) "
-           f"GROUP BY {', '.join(keys)}, s.path")
+           f"SUM(CASE WHEN s.outcome = 'failed' THEN CASE WHEN {later} THEN 1 ELSE 0 END ELSE 0 END) AS failed, "
+           f"SUM(CASE WHEN s.outcome = 'error' THEN CASE WHEN {later} THEN 1 ELSE 0 END ELSE 0 END) AS errored, "
+           f"SUM(CASE WHEN s.attempt = 1 THEN 1 ELSE 0 END) AS seen "
+           f"FROM steps s JOIN runs r ON r.id = s.run_id WHERE {where} GROUP BY {', '.join(keys)}, s.path")
     rows = [(tuple(str(r[k]) for k in keys), r["path"], int(r["failed"]), int(r["errored"]),
              int(r["seen"])) for r in src.rows(sql, params) if r["failed"] or r["errored"]]
     rows.sort(key=lambda t: (-(t[2] + t[3]), t[0], t[1]))

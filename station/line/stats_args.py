@@ -23,5 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="golden-pack drift: control charts of the reference packs' runs")
     p.add_argument("--reference-serial", action="append", default=[], metavar="SERIAL",
                    help="a reference pack serial (repeatable; default: the station config's)")
+    p.add_argument("--alarm-mqtt", metavar="mqtt://HOST:PORT/TOPIC",
+                   help="with --reference: publish the drift verdict there (retained)")
     p.add_argument("--config", metavar="STATION.yaml",
                    help="station config naming the reference packs (reference_serials)")
