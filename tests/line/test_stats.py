@@ -237,3 +237,48 @@ def test_stats_over_postgres_equal_stats_over_the_station_store(store, pg_roles)
     args = _args(pg_roles.reader_url, schema=schema, since="2026-11-25", format="json")
     assert stats.stats_command(args, out=out) == 0
     assert [y["runs"] for y in json.loads(out.getvalue())["yield"]] == [3]
+
+
+def test_postgres_sessions_are_read_only_even_for_an_admin(pg_roles):
+    """No DDL or DML can happen through an analysis session, whatever the role may do."""
+    import psycopg
+
+    with open_source(pg_roles.admin_url, pg_roles.schema) as src:
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            src.conn.execute("CREATE TABLE h22_should_not_exist (a integer)")
+
+
+def test_a_role_with_only_select_runs_every_analysis(store, pg_roles, pg_admin, tmp_path):
+    """An h22_ role granted SELECT on the tables and nothing else (created and dropped here)."""
+    import subprocess
+    import sys
+
+    from tests.line.conftest import role_url
+    from tests.line.line_helpers import random_name
+
+    fwd = Forwarder(store, PgResultStore(pg_roles.station_url, schema=pg_roles.schema))
+    assert fwd.forward_once() == len(RUNS)
+    fwd.stop()
+    role = random_name("h22_select_")
+    pg_admin.execute(f"CREATE ROLE {role} LOGIN")
+    try:
+        pg_admin.execute(f"GRANT USAGE ON SCHEMA {pg_roles.schema} TO {role}")
+        pg_admin.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {pg_roles.schema} TO {role}")
+        url = role_url(role)
+        limits = tmp_path / "l.yaml"
+        limits.write_text("limits:\n  cells.cell_v: {min: 3.15 V, max: 3.33 V}\n")
+        for cmd in (["stats", url, "--schema", pg_roles.schema, "--format", "json"],
+                    ["rejudge", url, "--schema", pg_roles.schema, "--limits", str(limits),
+                     "--format", "json"]):
+            proc = subprocess.run([sys.executable, "-m", "station.cli", *cmd], capture_output=True,
+                                  text=True, timeout=120)
+            assert proc.returncode == 0, proc.stderr
+            assert json.loads(proc.stdout)
+        proc = subprocess.run([sys.executable, "-m", "station.cli", "stats", url, "--schema",
+                               pg_roles.schema, "--since", "yesterdayish"], capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 2 and "--since 'yesterdayish'" in proc.stderr
+        assert "Traceback" not in proc.stderr
+    finally:
+        pg_admin.execute(f"DROP OWNED BY {role}")
+        pg_admin.execute(f"DROP ROLE {role}")
