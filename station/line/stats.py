@@ -106,6 +106,7 @@ class Report:
     yields: list[YieldRow]
     top_failing: list[tuple[tuple[str, ...], str, int, int, int]]  # group, path, failed, errored, runs
     capability: list[Capability]
+    outside: int = 0  # runs of the selected days the population leaves out (shown when empty)
 
 
 def _sum(cond: str) -> str:
@@ -221,8 +222,12 @@ def compute(src: Source, pop: Population | None = None, *, top: int = 10,
             points: int = 0) -> Report:
     """Every statistic of ``pop`` (default: production runs of every day) in ``src``."""
     pop = pop or Population()
-    return Report(pop, pop.keys, yields(src, pop), top_failing(src, pop, top),
-                  capability(src, pop, points=points))
+    report = Report(pop, pop.keys, yields(src, pop), top_failing(src, pop, top),
+                    capability(src, pop, points=points))
+    if not report.yields:  # say why it is empty rather than print empty tables
+        dates, params = pop.date_where()
+        report.outside = int(src.rows(f"SELECT COUNT(*) AS n FROM runs r WHERE {dates}", params)[0]["n"])
+    return report
 
 
 # -- command ------------------------------------------------------------------------------------

@@ -43,7 +43,13 @@ def rows_of(report: Report) -> dict[str, tuple[list[str], list[list[str]]]]:
 
 def format_text(report: Report) -> str:
     tables = rows_of(report)
-    parts = [report.population.describe(), "",
+    parts = [report.population.describe(), ""]
+    if report.outside:
+        parts += [f"No run matches. {report.outside} runs of these days are not in the population "
+                  "(development, simulated, fault-injected, interrupted, or another station/product): "
+                  "see --include-development, --include-simulated, --include-faults, "
+                  "--include-interrupted.", ""]
+    parts += [
              "Yield per population / day", table(*tables["yield"]),
              "", "Top failing steps (last attempt)", table(*tables["failing"]),
              "", "Measurements", table(*tables["capability"])]

@@ -282,3 +282,14 @@ def test_a_role_with_only_select_runs_every_analysis(store, pg_roles, pg_admin, 
     finally:
         pg_admin.execute(f"DROP OWNED BY {role}")
         pg_admin.execute(f"DROP ROLE {role}")
+
+
+def test_an_empty_population_says_why(tmp_path):
+    path = tmp_path / "dev.db"
+    _seed(path, mode="development")
+    out = io.StringIO()
+    assert stats.stats_command(_args(path), out=out) == 0
+    assert "No run matches. 5 runs of these days are not in the population" in out.getvalue()
+    out = io.StringIO()
+    assert stats.stats_command(_args(path, include_development=True), out=out) == 0
+    assert "No run matches" not in out.getvalue() and "cell_v" in out.getvalue()
