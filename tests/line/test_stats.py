@@ -273,7 +273,12 @@ def test_a_role_with_only_select_runs_every_analysis(store, pg_roles, pg_admin, 
             proc = subprocess.run([sys.executable, "-m", "station.cli", *cmd], capture_output=True,
                                   text=True, timeout=120)
             assert proc.returncode == 0, proc.stderr
-            assert json.loads(proc.stdout)
+            data = json.loads(proc.stdout)
+            if cmd[0] == "rejudge":  # the same verdict changes as over the station's SQLite store
+                assert {(c["run_id"], c["after"]) for c in data["changed_runs"]} == {
+                    ("r1", "PASS"), ("r5", "FAIL")}
+            else:
+                assert data["capability"][0]["n"] == 5
         proc = subprocess.run([sys.executable, "-m", "station.cli", "stats", url, "--schema",
                                pg_roles.schema, "--since", "yesterdayish"], capture_output=True,
                               text=True, timeout=120)
