@@ -198,17 +198,46 @@ FROM w GROUP BY {part}"""
                                sigma=math.sqrt(max(float(r["ss"]), 0.0) / (n - 1)) if n >= 2 else None,
                                fails=int(r["fails"]), low=float(r["low"]), high=float(r["high"]))
     if points > 0 and caps:
-        sql = f"""
+        (_trend_pg if src.dialect == "pg" else _trend_window)(src, pop, caps, points, where, params)
+    return sorted(caps.values(), key=lambda c: (c.group, c.path, c.name, c.unit,
+                                                 c.lsl if c.lsl is not None else -math.inf))
+
+
+def _trend_window(src: Source, pop: Population, caps: dict, points: int, where: str,
+                  params: dict[str, Any]) -> None:
+    """The newest ``points`` values of every measurement, in one windowed query (SQLite)."""
+    keys = pop.keys
+    part = ", ".join(keys + ["path", "name", "unit", "lsl", "usl"])
+    sql = f"""
 WITH v AS ({_cap_from(keys, where, src, pop)}),
 w AS (SELECT v.*, ROW_NUMBER() OVER (PARTITION BY {part} ORDER BY utc DESC, run_id DESC) AS rn FROM v)
 SELECT {part}, utc, x FROM w WHERE rn <= :p_points ORDER BY {part}, utc, run_id"""
-        for r in src.stream(sql, {**params, "p_points": points}):
-            key = (tuple(str(r[k]) for k in keys), r["path"], r["name"], r["unit"],
-                   _num(r["lsl"]), _num(r["usl"]))
-            if key in caps:
-                caps[key].trend.append((str(r["utc"] or ""), float(r["x"])))
-    return sorted(caps.values(), key=lambda c: (c.group, c.path, c.name, c.unit,
-                                                 c.lsl if c.lsl is not None else -math.inf))
+    for r in src.stream(sql, {**params, "p_points": points}):
+        key = (tuple(str(r[k]) for k in keys), r["path"], r["name"], r["unit"],
+               _num(r["lsl"]), _num(r["usl"]))
+        if key in caps:
+            caps[key].trend.append((str(r["utc"] or ""), float(r["x"])))
+
+
+def _trend_pg(src: Source, pop: Population, caps: dict, points: int, where: str,
+              params: dict[str, Any]) -> None:
+    """The same, one query per measurement: each walks the (path, name, utc) index backwards
+    and stops after ``points`` rows, instead of numbering every row of the population."""
+    exprs = {k: sql.rsplit(" AS ", 1)[0] for k, sql in zip(pop.keys, pop.key_sql())}
+    for cap in caps.values():
+        args = {**params, "p_points": points, "t_path": cap.path, "t_name": cap.name,
+                "t_unit": cap.unit, "t_lsl": cap.lsl, "t_usl": cap.usl}
+        conds = [f"{exprs[k]} = :t_g{i}" for i, k in enumerate(pop.keys)]
+        args.update({f"t_g{i}": v for i, v in enumerate(cap.group)})
+        for side, value in (("lsl", cap.lsl), ("usl", cap.usl)):
+            conds.append(f"{src.limit('m', side)} IS NULL" if value is None
+                         else f"{src.limit('m', side)} = :t_{side}")
+        rows = src.rows(
+            f"SELECT {src.text('m.utc')} AS utc, m.value_num AS x FROM measurements m "
+            f"JOIN runs r ON r.id = m.run_id WHERE m.path = :t_path AND m.name = :t_name "
+            f"AND COALESCE(m.unit, '') = :t_unit AND m.value_num IS NOT NULL AND {where} "
+            f"AND {' AND '.join(conds)} ORDER BY m.utc DESC, m.run_id DESC LIMIT :p_points", args)
+        cap.trend = [(str(r["utc"] or ""), float(r["x"])) for r in reversed(rows)]
 
 
 def _num(value: Any) -> float | None:

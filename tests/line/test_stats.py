@@ -233,6 +233,10 @@ def test_stats_over_postgres_equal_stats_over_the_station_store(store, pg_roles)
     assert [vars(g) for g in remote.yields] == [vars(g) for g in local.yields]
     assert remote.top_failing == local.top_failing
     assert len(remote.capability[0].trend) == 5
+    # PostgreSQL takes the newest values per measurement by index, SQLite by a window: same plot.
+    local_trend = _compute(store, points=10).capability[0].trend
+    assert [v for _, v in remote.capability[0].trend] == [v for _, v in local_trend]
+    assert [v for _, v in _compute(store, points=3).capability[0].trend] == [3.32, 3.31, 3.35]
     out = io.StringIO()
     args = _args(pg_roles.reader_url, schema=schema, since="2026-11-25", format="json")
     assert stats.stats_command(args, out=out) == 0
