@@ -221,23 +221,37 @@ SELECT {part}, utc, x FROM w WHERE rn <= :p_points ORDER BY {part}, utc, run_id"
 
 def _trend_pg(src: Source, pop: Population, caps: dict, points: int, where: str,
               params: dict[str, Any]) -> None:
-    """The same, one query per measurement: each walks the (path, name, utc) index backwards
-    and stops after ``points`` rows, instead of numbering every row of the population."""
+    """The same from the newest ``2 × points`` runs of each population (by the runs' start
+    index), then only their measurements (by primary key, within their months' partitions):
+    bounded work however many runs the store holds. A measurement missing from some runs
+    shows the values it has among those."""
     exprs = {k: sql.rsplit(" AS ", 1)[0] for k, sql in zip(pop.keys, pop.key_sql())}
+    groups: dict[tuple[str, ...], list[Capability]] = {}
     for cap in caps.values():
-        args = {**params, "p_points": points, "t_path": cap.path, "t_name": cap.name,
-                "t_unit": cap.unit, "t_lsl": cap.lsl, "t_usl": cap.usl}
-        conds = [f"{exprs[k]} = :t_g{i}" for i, k in enumerate(pop.keys)]
-        args.update({f"t_g{i}": v for i, v in enumerate(cap.group)})
-        for side, value in (("lsl", cap.lsl), ("usl", cap.usl)):
-            conds.append(f"{src.limit('m', side)} IS NULL" if value is None
-                         else f"{src.limit('m', side)} = :t_{side}")
+        groups.setdefault(cap.group, []).append(cap)
+    for group, members in groups.items():
+        args = {**params, "p_window": 2 * points}
+        args.update({f"t_g{i}": v for i, v in enumerate(group)})
+        conds = " AND ".join(f"{exprs[k]} = :t_g{i}" for i, k in enumerate(pop.keys))
+        runs = src.rows(f"SELECT r.id AS id, r.started_utc AS started FROM runs r WHERE {where} "
+                        f"AND {conds} ORDER BY r.started_utc DESC, r.id DESC LIMIT :p_window", args)
+        if not runs:
+            continue
+        ids = {f"t_id{i}": r["id"] for i, r in enumerate(runs)}
+        wanted = {(c.path, c.name, c.unit, c.lsl, c.usl): c for c in members}
         rows = src.rows(
-            f"SELECT {src.text('m.utc')} AS utc, m.value_num AS x FROM measurements m "
-            f"JOIN runs r ON r.id = m.run_id WHERE m.path = :t_path AND m.name = :t_name "
-            f"AND COALESCE(m.unit, '') = :t_unit AND m.value_num IS NOT NULL AND {where} "
-            f"AND {' AND '.join(conds)} ORDER BY m.utc DESC, m.run_id DESC LIMIT :p_points", args)
-        cap.trend = [(str(r["utc"] or ""), float(r["x"])) for r in reversed(rows)]
+            f"SELECT m.path AS path, m.name AS name, COALESCE(m.unit, '') AS unit, "
+            f"{src.limit('m', 'lsl')} AS lsl, {src.limit('m', 'usl')} AS usl, "
+            f"{src.text('m.utc')} AS utc, m.value_num AS x FROM measurements m "
+            f"WHERE m.run_id IN ({', '.join(':' + k for k in ids)}) AND m.run_started >= :t_oldest "
+            f"AND m.value_num IS NOT NULL ORDER BY m.utc, m.run_id",
+            {**ids, "t_oldest": min(r["started"] for r in runs)})
+        for r in rows:
+            cap = wanted.get((r["path"], r["name"], r["unit"], _num(r["lsl"]), _num(r["usl"])))
+            if cap is not None:
+                cap.trend.append((str(r["utc"] or ""), float(r["x"])))
+        for cap in members:
+            del cap.trend[:-points]
 
 
 def _num(value: Any) -> float | None:
