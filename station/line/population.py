@@ -239,6 +239,9 @@ def _redact(url: str) -> str:
 
 def add_population_arguments(p: Any) -> None:
     """The options every analysis shares."""
+    # argparse takes "-7d" for an option: let it read as a value, as it does "-7" (the parser
+    # has no option that looks like a negative number, so nothing else changes meaning).
+    p._negative_number_matcher = re.compile(r"^-\d+d?$|^-\d*\.\d+$")
     p.add_argument("store", help="result store file, or a postgresql:// URL")
     p.add_argument("--schema", help="PostgreSQL schema holding the tables")
     p.add_argument("--since", metavar="DAY", help="runs started on or after DAY (YYYY-MM-DD, "

@@ -302,3 +302,16 @@ def test_an_empty_population_says_why(tmp_path):
     out = io.StringIO()
     assert stats.stats_command(_args(path, include_development=True), out=out) == 0
     assert "No run matches" not in out.getvalue() and "cell_v" in out.getvalue()
+
+
+def test_relative_days_on_the_real_command_line(store):
+    import subprocess
+    import sys
+
+    run = lambda *a: subprocess.run([sys.executable, "-m", "station.cli", "stats", str(store), *a],  # noqa: E731
+                                    capture_output=True, text=True, timeout=120)
+    proc = run("--since", "-100000d", "--until", "today", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert sum(y["runs"] for y in json.loads(proc.stdout)["yield"]) == 5
+    proc = run("--since", "-7x")
+    assert proc.returncode == 2 and "--since" in proc.stderr
