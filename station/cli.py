@@ -111,6 +111,12 @@ def _parser() -> argparse.ArgumentParser:
     from station.line.stats_args import add_arguments
 
     add_arguments(stats)
+    from station.line.analytics_args import add_msa_arguments, add_rejudge_arguments
+
+    add_rejudge_arguments(sub.add_parser(
+        "rejudge", help="what-if limits: stored measurements re-judged against new limits"))
+    add_msa_arguments(sub.add_parser(
+        "msa", help="gauge R&R (AIAG, ANOVA) from repeated runs of the same packs"))
 
     db = sub.add_parser("db", help="the line's PostgreSQL: migrate (admin), retain/archive months")
     line = sub.add_parser("line", help="line integration: delivery status")

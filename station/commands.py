@@ -12,6 +12,18 @@ from station.safetext import printable
 EXIT_USAGE = 2
 
 
+def cmd_rejudge(args) -> int:
+    from station.line.rejudge import rejudge_command
+
+    return rejudge_command(args)
+
+
+def cmd_msa(args) -> int:
+    from station.line.msa_cmd import msa_command
+
+    return msa_command(args)
+
+
 def _problems(err: InputError) -> int:
     for problem in err.problems:
         print(printable(problem), file=sys.stderr)  # a problem may quote a serial or a file's text
@@ -25,6 +37,7 @@ def dispatch(args, parser) -> int:
         **_security_commands(),
         "fixture": cmd_fixture,
         "db": cmd_db, "line": cmd_line,
+        "rejudge": cmd_rejudge, "msa": cmd_msa,
     }[args.command]
     try:
         return handler(args)

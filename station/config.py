@@ -141,6 +141,9 @@ class StationConfig(_Model):
     mqtt: MqttConfig | None = Field(None, description="Live status to an MQTT broker")
     mes: MesConfig | None = Field(None, description="MES route check before, upload after each run")
     opcua: OpcUaConfig | None = Field(None, description="Station state as an OPC UA server (line SCADA)")
+    reference_serials: list[str] = Field(
+        default_factory=list, description="Serials of the golden (reference) packs: their runs are tracked on "
+        "control charts per station and fixture (`station stats --reference`)")
 
     @property
     def station_id(self) -> str:

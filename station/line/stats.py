@@ -1,107 +1,43 @@
-"""Line statistics over a result store: yield, first-pass yield, top failing steps, Cp/Cpk.
+"""Line statistics, aggregated in the database: yield, first-pass yield, top failing steps, Cp/Cpk.
 
-- **Yield** per station / product / day (of the run's start, UTC): passed runs / finished runs,
-  retests included. Interrupted runs (no verdict) are counted apart, never as pass or fail.
-- **First-pass yield**: a serial passes first time only if its *first* finished run (over the
-  whole store, not just the day) passed; it is counted in the group of that first run. So a
-  pack that failed, was reworked and passed on retest lowers FPY but not final yield.
-  **Final yield**: serials whose *last* run passed / serials, in the group of their first run.
+Every figure is per population (population.py): product (plan id), plan version and variant,
+and on request station and fixture; production runs only unless asked otherwise.
+
+- **Yield** per population and day (of the run's start, UTC): passed runs / runs with a verdict,
+  retests included. Interrupted runs (``--include-interrupted``) are counted apart.
+- **First-pass yield**: a serial passes first time only if its *first* run with a verdict (over
+  the whole store within the population's run kinds, not only the selected days) passed; it is
+  counted in the group and day of that first run. **Final yield**: serials whose *last* run
+  passed / serials, in the group of their first run.
 - **Top failing steps**: the last attempt of each step (what a retry decided) that failed or
-  errored, counted per step path.
-- **Capability** per measurement (step path + name, and its unit and limits, since a variant
-  with other limits is another population): n, mean, σ (sample standard deviation, n − 1, of
-  every numeric value), Cp = (USL − LSL) / 6σ, Cpk = min(USL − mean, mean − LSL) / 3σ (the one
-  side there is for one-sided limits). σ is the overall spread, so in AIAG terms these are
-  Pp/Ppk; EOL practice calls them Cp/Cpk. Limits are the judged ``min``/``max``.
+  errored, per population and step path.
+- **Capability** per population and measurement (step path + name, unit and judged limits):
+  n, mean, σ (sample standard deviation, n − 1, computed in two passes in SQL for accuracy),
+  Cp = (USL − LSL) / 6σ, Cpk = min(USL − mean, mean − LSL) / 3σ (the one side there is for
+  one-sided limits). σ is the overall spread, so in AIAG terms these are Pp/Ppk.
 
-Sources: a SQLite store file, or a PostgreSQL URL (``postgresql://...``, ``--schema``).
-``station stats`` is ``stats_command(args)``; text tables in stats_text.py, the HTML export
-with trend plots in stats_html.py.
+Only aggregates cross from the database to Python (rows ∝ groups × days and groups ×
+measurements, never ∝ runs), so memory does not grow with the number of runs; the HTML
+trend plots fetch at most ``points`` values per measurement. ``station stats`` is
+``stats_command(args)``; outputs in stats_text.py, stats_html.py, stats_export.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sqlite3
-import statistics
 import sys
-from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 
 from station.results.store import StoreError
 
-from .stats_text import format_text
-
-_RUNS = ("SELECT id, serial, station_id, plan_id, variant, started_utc, verdict, status "
-         "FROM runs")
-_STEPS = "SELECT run_id, path, attempt, outcome FROM steps"
-_MEAS = ("SELECT run_id, path, name, value_num, unit, limits, verdict, utc FROM measurements "
-         "WHERE value_num IS NOT NULL")
+from .population import Population, Source, UsageProblem, open_source, population_from
 
 
-@dataclass
-class Dataset:
-    """The rows statistics need, from any store."""
-
-    runs: list[dict[str, Any]]
-    steps: list[dict[str, Any]]
-    measurements: list[dict[str, Any]]
-
-    def filtered(self, *, station: str | None = None, since: str | None = None,
-                 until: str | None = None) -> "Dataset":
-        """Only runs of ``station`` started on days ``since``..``until`` (ISO dates, inclusive)."""
-        keep = {r["id"] for r in self.runs
-                if (station is None or r["station_id"] == station)
-                and (since is None or (r["started_utc"] or "")[:10] >= since)
-                and (until is None or (r["started_utc"] or "")[:10] <= until)}
-        return Dataset([r for r in self.runs if r["id"] in keep],
-                       [s for s in self.steps if s["run_id"] in keep],
-                       [m for m in self.measurements if m["run_id"] in keep])
-
-
-def load_sqlite(path: str | Path) -> Dataset:
-    """Read a station's SQLite store (read-only, one snapshot)."""
-    path = Path(path)
-    if not path.is_file():
-        raise StoreError(path, "no such result store")
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise StoreError(path, f"cannot open: {exc}") from exc
-    try:
-        conn.row_factory = sqlite3.Row
-        conn.execute("BEGIN")
-        return Dataset(*([dict(r) for r in conn.execute(sql)] for sql in (_RUNS, _STEPS, _MEAS)))
-    except sqlite3.Error as exc:
-        raise StoreError(path, f"cannot read: {exc}") from exc
-    finally:
-        conn.close()
-
-
-def load_pg(url: str, schema: str | None = None) -> Dataset:
-    """Read the line's PostgreSQL store."""
-    from .pg_store import PgResultStore
-
-    with PgResultStore(url, schema=schema, application_name="eol-stats") as store:
-        return Dataset(*(store._query(sql) for sql in (_RUNS, _STEPS, _MEAS)))
-
-
-def load(source: str, schema: str | None = None) -> Dataset:
-    """A store file, or a ``postgres://`` / ``postgresql://`` URL."""
-    if source.startswith(("postgres://", "postgresql://")):
-        return load_pg(source, schema)
-    return load_sqlite(source)
-
-
-# -- computing ----------------------------------------------------------------------------------
 @dataclass
 class YieldRow:
-    station: str
-    product: str
+    group: tuple[str, ...]
     day: str
     runs: int = 0
     passed: int = 0
@@ -125,121 +61,216 @@ class YieldRow:
 
 @dataclass
 class Capability:
+    group: tuple[str, ...]
     path: str
     name: str
     unit: str
     lsl: float | None
     usl: float | None
-    values: list[tuple[str, float]] = field(default_factory=list)  # (utc, value) in time order
+    n: int = 0
+    mean: float | None = None
+    sigma: float | None = None
     fails: int = 0
-
-    @property
-    def n(self) -> int:
-        return len(self.values)
-
-    @property
-    def mean(self) -> float | None:
-        return statistics.fmean(v for _, v in self.values) if self.values else None
-
-    @property
-    def sigma(self) -> float | None:
-        return statistics.stdev(v for _, v in self.values) if self.n >= 2 else None
+    low: float | None = None
+    high: float | None = None
+    trend: list[tuple[str, float]] = field(default_factory=list)  # newest ≤ points, time order
 
     @property
     def cp(self) -> float | None:
-        s = self.sigma
-        if self.lsl is None or self.usl is None or not s:
-            return None
-        return (self.usl - self.lsl) / (6 * s)
+        return cp_of(self.lsl, self.usl, self.sigma)
 
     @property
     def cpk(self) -> float | None:
-        s, mean = self.sigma, self.mean
-        if not s or mean is None:
-            return None
-        sides = [(self.usl - mean) if self.usl is not None else None,
-                 (mean - self.lsl) if self.lsl is not None else None]
-        sides = [d for d in sides if d is not None]
-        return min(sides) / (3 * s) if sides else None
+        return cpk_of(self.lsl, self.usl, self.mean, self.sigma)
+
+
+def cp_of(lsl: float | None, usl: float | None, sigma: float | None) -> float | None:
+    if lsl is None or usl is None or not sigma:
+        return None
+    return (usl - lsl) / (6 * sigma)
+
+
+def cpk_of(lsl: float | None, usl: float | None, mean: float | None,
+           sigma: float | None) -> float | None:
+    if not sigma or mean is None:
+        return None
+    sides = [d for d in ((usl - mean) if usl is not None else None,
+                         (mean - lsl) if lsl is not None else None) if d is not None]
+    return min(sides) / (3 * sigma) if sides else None
 
 
 @dataclass
 class Report:
+    population: Population
+    keys: list[str]
     yields: list[YieldRow]
-    top_failing: list[tuple[str, int, int, int]]  # path, failed, errored, runs with the step
+    top_failing: list[tuple[tuple[str, ...], str, int, int, int]]  # group, path, failed, errored, runs
     capability: list[Capability]
+    outside: int = 0  # runs of the selected days the population leaves out (shown when empty)
 
 
-def product_of(run: dict[str, Any]) -> str:
-    """Product key of a run: plan id, and variant when there is one."""
-    plan = run["plan_id"] or "?"
-    return f"{plan}/{run['variant']}" if run.get("variant") else plan
+def _sum(cond: str) -> str:
+    return f"SUM(CASE WHEN {cond} THEN 1 ELSE 0 END)"
 
 
-def _limit(limits: dict[str, Any], key: str) -> float | None:
-    value = limits.get(key)
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and math.isfinite(value) else None
+_PASSED = _sum("r.verdict = 'PASS'")
 
 
-def _in_order(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(runs, key=lambda r: (r["started_utc"] or "", r["id"]))
+def yields(src: Source, pop: Population) -> list[YieldRow]:
+    keys = pop.keys
+    where, params = pop.where()
+    out: dict[tuple, YieldRow] = {}
+    sql = (f"SELECT {', '.join(pop.key_sql())}, {src.day('r.started_utc')} AS day, "
+           f"{_sum('r.verdict IS NOT NULL')} AS runs, {_PASSED} AS passed, "
+           f"{_sum('r.verdict IS NULL')} AS interrupted FROM runs r WHERE {where} "
+           f"GROUP BY {', '.join(keys)}, day")
+    for row in src.rows(sql, params):
+        group = tuple(str(row[k]) for k in keys)
+        out[(group, row["day"])] = YieldRow(group, row["day"], int(row["runs"]), int(row["passed"]),
+                                            int(row["interrupted"]))
+    # FPY: rank every run with a verdict of the population's run kinds (all days) per serial.
+    kinds, kparams = pop.where(dates=False)
+    dates, dparams = pop.date_where("f")
+    sql = f"""
+WITH pop AS (SELECT r.id, r.serial, r.started_utc, r.verdict, {', '.join(pop.key_sql())}
+             FROM runs r WHERE {kinds} AND r.verdict IS NOT NULL AND r.serial IS NOT NULL),
+ranked AS (SELECT pop.*,
+    ROW_NUMBER() OVER (PARTITION BY serial ORDER BY started_utc, id) AS first_n,
+    FIRST_VALUE(verdict) OVER (PARTITION BY serial ORDER BY started_utc DESC, id DESC) AS last_verdict
+    FROM pop)
+SELECT {', '.join('f.' + k for k in keys)}, {src.day('f.started_utc')} AS day, COUNT(*) AS serials,
+       {_sum("f.verdict = 'PASS'")} AS first_pass, {_sum("f.last_verdict = 'PASS'")} AS final_pass
+FROM ranked f
+WHERE f.first_n = 1 AND {dates}
+GROUP BY {', '.join('f.' + k for k in keys)}, day"""
+    for row in src.rows(sql, {**kparams, **dparams}):
+        group = tuple(str(row[k]) for k in keys)
+        y = out.setdefault((group, row["day"]), YieldRow(group, row["day"]))
+        y.serials, y.first_pass, y.final_pass = (int(row["serials"]), int(row["first_pass"]),
+                                                 int(row["final_pass"]))
+    return sorted(out.values(), key=lambda y: (y.group, y.day))
 
 
-def compute(data: Dataset, *, top: int = 10, history: Dataset | None = None) -> Report:
-    """Statistics of ``data``; ``history`` (default ``data``) is the unfiltered store, so a
-    retest inside a date filter is not mistaken for a serial's first run."""
-    runs = _in_order(data.runs)
-    shown = {r["id"] for r in runs}
-    groups: dict[tuple[str, str, str], YieldRow] = {}
+def top_failing(src: Source, pop: Population, top: int) -> list[tuple]:
+    keys = pop.keys
+    where, params = pop.where()
+    # Every step has an attempt 1, so that counts the runs with the step; only the few failed
+    # or errored rows pay for the "no later attempt" probe (CASE evaluates it only for them).
+    later = ("NOT EXISTS (SELECT 1 FROM steps l WHERE l.run_id = s.run_id AND l.path = s.path "
+             "AND l.attempt > s.attempt)")
+    sql = (f"SELECT {', '.join(pop.key_sql())}, s.path AS path, "
+           f"SUM(CASE WHEN s.outcome = 'failed' THEN CASE WHEN {later} THEN 1 ELSE 0 END ELSE 0 END) AS failed, "
+           f"SUM(CASE WHEN s.outcome = 'error' THEN CASE WHEN {later} THEN 1 ELSE 0 END ELSE 0 END) AS errored, "
+           f"SUM(CASE WHEN s.attempt = 1 THEN 1 ELSE 0 END) AS seen "
+           f"FROM steps s JOIN runs r ON r.id = s.run_id WHERE {where} GROUP BY {', '.join(keys)}, s.path")
+    rows = [(tuple(str(r[k]) for k in keys), r["path"], int(r["failed"]), int(r["errored"]),
+             int(r["seen"])) for r in src.rows(sql, params) if r["failed"] or r["errored"]]
+    rows.sort(key=lambda t: (-(t[2] + t[3]), t[0], t[1]))
+    return rows[:top]
 
-    def group(r: dict[str, Any]) -> YieldRow:
-        key = (r["station_id"] or "?", product_of(r), (r["started_utc"] or "?")[:10])
-        return groups.setdefault(key, YieldRow(*key))
 
-    for r in runs:
-        g = group(r)
-        if r["verdict"] is None:
-            g.interrupted += 1
-            continue
-        g.runs += 1
-        g.passed += r["verdict"] == "PASS"
-    by_serial: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in _in_order((history or data).runs):
-        if r["verdict"] is not None:
-            by_serial[r["serial"]].append(r)
-    for serial_runs in by_serial.values():
-        if serial_runs[0]["id"] not in shown:  # first tested outside the selection
-            continue
-        g = group(serial_runs[0])
-        g.serials += 1
-        g.first_pass += serial_runs[0]["verdict"] == "PASS"
-        g.final_pass += serial_runs[-1]["verdict"] == "PASS"
+def _cap_from(keys: list[str], filters: str, src: Source, pop: Population) -> str:
+    return (f"SELECT {', '.join(pop.key_sql())}, m.path AS path, m.name AS name, "
+            f"COALESCE(m.unit, '') AS unit, {src.limit('m', 'lsl')} AS lsl, "
+            f"{src.limit('m', 'usl')} AS usl, m.value_num AS x, m.verdict AS verdict, "
+            f"{src.text('m.utc')} AS utc, m.run_id AS run_id "
+            f"FROM measurements m JOIN runs r ON r.id = m.run_id "
+            f"WHERE m.value_num IS NOT NULL AND {filters}")
 
-    final: dict[tuple[str, str], dict[str, Any]] = {}
-    for s in data.steps:
-        key = (s["run_id"], s["path"])
-        if key not in final or s["attempt"] > final[key]["attempt"]:
-            final[key] = s
-    failed, errored, seen = Counter(), Counter(), Counter()
-    for (_, path), s in final.items():
-        seen[path] += 1
-        failed[path] += s["outcome"] == "failed"
-        errored[path] += s["outcome"] == "error"
-    worst = sorted((p for p in seen if failed[p] + errored[p]),
-                   key=lambda p: (-(failed[p] + errored[p]), p))[:top]
 
+def capability(src: Source, pop: Population, *, points: int = 0) -> list[Capability]:
+    keys = pop.keys
+    where, params = pop.where()
+    part = ", ".join(keys + ["path", "name", "unit", "lsl", "usl"])
+    sql = f"""
+WITH v AS ({_cap_from(keys, where, src, pop)}),
+w AS (SELECT v.*, AVG(x) OVER (PARTITION BY {part}) AS mu FROM v)
+SELECT {part}, COUNT(*) AS n, AVG(x) AS mean, SUM((x - mu) * (x - mu)) AS ss,
+       {_sum("verdict = 'fail'")} AS fails, MIN(x) AS low, MAX(x) AS high
+FROM w GROUP BY {part}"""
     caps: dict[tuple, Capability] = {}
-    for m in sorted(data.measurements, key=lambda m: (m["utc"] or "", m["run_id"])):
-        limits = json.loads(m["limits"]) if m["limits"] else {}
-        limits = limits if isinstance(limits, dict) else {}
-        key = (m["path"], m["name"], m["unit"] or "", _limit(limits, "min"), _limit(limits, "max"))
-        cap = caps.setdefault(key, Capability(*key))
-        cap.values.append((m["utc"] or "", float(m["value_num"])))
-        cap.fails += m["verdict"] == "fail"
-    return Report(sorted(groups.values(), key=lambda g: (g.station, g.product, g.day)),
-                  [(p, failed[p], errored[p], seen[p]) for p in worst],
-                  sorted(caps.values(), key=lambda c: (c.path, c.name, c.unit)))
+    for r in src.rows(sql, params):
+        n = int(r["n"])
+        lsl = _num(r["lsl"])
+        usl = _num(r["usl"])
+        key = (tuple(str(r[k]) for k in keys), r["path"], r["name"], r["unit"], lsl, usl)
+        caps[key] = Capability(*key, n=n, mean=float(r["mean"]),
+                               sigma=math.sqrt(max(float(r["ss"]), 0.0) / (n - 1)) if n >= 2 else None,
+                               fails=int(r["fails"]), low=float(r["low"]), high=float(r["high"]))
+    if points > 0 and caps:
+        (_trend_pg if src.dialect == "pg" else _trend_window)(src, pop, caps, points, where, params)
+    return sorted(caps.values(), key=lambda c: (c.group, c.path, c.name, c.unit,
+                                                 c.lsl if c.lsl is not None else -math.inf))
+
+
+def _trend_window(src: Source, pop: Population, caps: dict, points: int, where: str,
+                  params: dict[str, Any]) -> None:
+    """The newest ``points`` values of every measurement, in one windowed query (SQLite)."""
+    keys = pop.keys
+    part = ", ".join(keys + ["path", "name", "unit", "lsl", "usl"])
+    sql = f"""
+WITH v AS ({_cap_from(keys, where, src, pop)}),
+w AS (SELECT v.*, ROW_NUMBER() OVER (PARTITION BY {part} ORDER BY utc DESC, run_id DESC) AS rn FROM v)
+SELECT {part}, utc, x FROM w WHERE rn <= :p_points ORDER BY {part}, utc, run_id"""
+    for r in src.stream(sql, {**params, "p_points": points}):
+        key = (tuple(str(r[k]) for k in keys), r["path"], r["name"], r["unit"],
+               _num(r["lsl"]), _num(r["usl"]))
+        if key in caps:
+            caps[key].trend.append((str(r["utc"] or ""), float(r["x"])))
+
+
+def _trend_pg(src: Source, pop: Population, caps: dict, points: int, where: str,
+              params: dict[str, Any]) -> None:
+    """The same from the newest ``2 × points`` runs of each population (by the runs' start
+    index), then only their measurements (by primary key, within their months' partitions):
+    bounded work however many runs the store holds. A measurement missing from some runs
+    shows the values it has among those."""
+    exprs = {k: sql.rsplit(" AS ", 1)[0] for k, sql in zip(pop.keys, pop.key_sql())}
+    groups: dict[tuple[str, ...], list[Capability]] = {}
+    for cap in caps.values():
+        groups.setdefault(cap.group, []).append(cap)
+    for group, members in groups.items():
+        args = {**params, "p_window": 2 * points}
+        args.update({f"t_g{i}": v for i, v in enumerate(group)})
+        conds = " AND ".join(f"{exprs[k]} = :t_g{i}" for i, k in enumerate(pop.keys))
+        runs = src.rows(f"SELECT r.id AS id, r.started_utc AS started FROM runs r WHERE {where} "
+                        f"AND {conds} ORDER BY r.started_utc DESC, r.id DESC LIMIT :p_window", args)
+        if not runs:
+            continue
+        ids = {f"t_id{i}": r["id"] for i, r in enumerate(runs)}
+        wanted = {(c.path, c.name, c.unit, c.lsl, c.usl): c for c in members}
+        rows = src.rows(
+            f"SELECT m.path AS path, m.name AS name, COALESCE(m.unit, '') AS unit, "
+            f"{src.limit('m', 'lsl')} AS lsl, {src.limit('m', 'usl')} AS usl, "
+            f"{src.text('m.utc')} AS utc, m.value_num AS x FROM measurements m "
+            f"WHERE m.run_id IN ({', '.join(':' + k for k in ids)}) AND m.run_started >= :t_oldest "
+            f"AND m.value_num IS NOT NULL ORDER BY m.utc, m.run_id",
+            {**ids, "t_oldest": min(r["started"] for r in runs)})
+        for r in rows:
+            cap = wanted.get((r["path"], r["name"], r["unit"], _num(r["lsl"]), _num(r["usl"])))
+            if cap is not None:
+                cap.trend.append((str(r["utc"] or ""), float(r["x"])))
+        for cap in members:
+            del cap.trend[:-points]
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    f = float(value)
+    return f if math.isfinite(f) else None
+
+
+def compute(src: Source, pop: Population | None = None, *, top: int = 10,
+            points: int = 0) -> Report:
+    """Every statistic of ``pop`` (default: production runs of every day) in ``src``."""
+    pop = pop or Population()
+    report = Report(pop, pop.keys, yields(src, pop), top_failing(src, pop, top),
+                    capability(src, pop, points=points))
+    if not report.yields:  # say why it is empty rather than print empty tables
+        dates, params = pop.date_where()
+        report.outside = int(src.rows(f"SELECT COUNT(*) AS n FROM runs r WHERE {dates}", params)[0]["n"])
+    return report
 
 
 # -- command ------------------------------------------------------------------------------------
@@ -248,24 +279,32 @@ from station.line.stats_args import add_arguments  # noqa: E402,F401  (kept impo
 
 def stats_command(args: argparse.Namespace, out: TextIO | None = None,
                   err: TextIO | None = None) -> int:
-    """``station stats``: 0 on success, 2 when the store cannot be read."""
+    """``station stats``: 0 on success, 2 for a bad option or a store that cannot be read."""
     out, err = out or sys.stdout, err or sys.stderr
+    fmt = getattr(args, "format", None) or "text"
     try:
-        everything = load(args.store, getattr(args, "schema", None))
-    except StoreError as exc:
+        pop = population_from(args)
+        with open_source(args.store, getattr(args, "schema", None)) as src:
+            if getattr(args, "reference", False):
+                from .drift import reference_command
+
+                return reference_command(args, src, pop, out, err)
+            wants_plots = fmt == "html" or getattr(args, "html", None)
+            report = compute(src, pop, top=getattr(args, "top", 10) or 10,
+                             points=getattr(args, "points", 300) if wants_plots else 0)
+    except (UsageProblem, StoreError) as exc:
         print(f"station stats: {exc}", file=err)
         return 2
-    data = everything.filtered(station=getattr(args, "station_id", None),
-                               since=getattr(args, "since", None),
-                               until=getattr(args, "until", None))
-    report = compute(data, top=getattr(args, "top", 10), history=everything)
-    out.write(format_text(report))
-    if getattr(args, "html", None):
-        from .stats_html import write_html
+    from .stats_export import emit
 
-        try:
+    try:
+        emit(report, fmt, out, output=getattr(args, "output", None), source=args.store,
+             table=getattr(args, "table", None) or "capability")
+        if getattr(args, "html", None):
+            from .stats_html import write_html
+
             write_html(report, args.html, source=args.store)
-        except OSError as exc:
-            print(f"station stats: cannot write {args.html}: {exc}", file=err)
-            return 2
+    except OSError as exc:
+        print(f"station stats: cannot write: {exc}", file=err)
+        return 2
     return 0

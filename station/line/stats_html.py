@@ -1,8 +1,8 @@
 """``station stats --html``: the statistics as one self-contained HTML page.
 
-Tables as in the text output, and per measurement an inline-SVG trend plot (value per run in
-time order, with mean and the LSL/USL lines). No scripts, no fonts, no network. Every plot is
-``<svg class="trend" data-measurement="PATH NAME">`` so tests can find it.
+Tables as in the text output, and per measurement an inline-SVG trend plot (the newest values
+in time order, with mean and the LSL/USL lines). No scripts, no fonts, no network. Every plot is
+``<svg class="trend" data-measurement="GROUP… PATH NAME">`` so tests can find it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from station.results.record import unit_symbol, write_text_atomic
 from station.results.svg import nice_ticks
 
 from .stats import Capability, Report
-from .stats_text import fmt
+from .stats_text import fmt, rows_of
 
 _CSS = """body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;
 margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}
@@ -23,7 +23,9 @@ td:first-child,th:first-child{text-align:left}h2{margin-top:1.5em}.low{backgroun
 
 def trend_svg(cap: Capability, *, width: int = 640, height: int = 180) -> str:
     """Values in time order (x = sample number) with mean and limit lines."""
-    ys = [v for _, v in cap.values]
+    ys = [v for _, v in cap.trend]
+    if not ys:
+        return ""
     marks = [v for v in (cap.lsl, cap.usl, cap.mean) if v is not None]
     lo, hi, ticks = nice_ticks(min(ys + marks), max(ys + marks), 4)
     left, right, top, bottom = 64, width - 12, 12, height - 24
@@ -35,7 +37,7 @@ def trend_svg(cap: Capability, *, width: int = 640, height: int = 180) -> str:
     def x(i: int) -> float:
         return left + (i / max(len(ys) - 1, 1)) * (right - left)
 
-    key = escape(f"{cap.path} {cap.name}", quote=True)
+    key = escape(" ".join([*cap.group, cap.path, cap.name]), quote=True)
     out = [f'<svg class="trend" data-measurement="{key}" xmlns="http://www.w3.org/2000/svg" '
            f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">',
            f"<title>{key} trend</title>",
@@ -68,21 +70,16 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def render(report: Report, *, source: str = "") -> str:
-    pct = lambda v: "—" if v is None else f"{v:.1f}%"  # noqa: E731
+    tables = rows_of(report)
     parts = ["<!DOCTYPE html><html><head><meta charset=\"utf-8\">",
              f"<title>Line statistics</title><style>{_CSS}</style></head><body>",
-             f"<h1>Line statistics</h1><p>{escape(source)}</p><h2>Yield</h2>",
-             _table(["station", "product", "day", "runs", "pass", "yield", "serials", "FPY",
-                     "final", "interrupted"],
-                    [[g.station, g.product, g.day, str(g.runs), str(g.passed), pct(g.yield_pct),
-                      str(g.serials), pct(g.fpy_pct), pct(g.final_pct), str(g.interrupted)]
-                     for g in report.yields]),
-             "<h2>Top failing steps</h2>",
-             _table(["step", "failed", "error", "runs"],
-                    [[p, str(f), str(e), str(n)] for p, f, e, n in report.top_failing]),
+             f"<h1>Line statistics</h1><p>{escape(source)}</p>",
+             f"<p>{escape(report.population.describe())}</p><h2>Yield</h2>",
+             _table(*tables["yield"]), "<h2>Top failing steps</h2>", _table(*tables["failing"]),
              "<h2>Measurements</h2>"]
     for c in report.capability:
-        parts.append(f"<h3>{escape(c.path)} · {escape(c.name)}</h3>")
+        parts.append(f"<h3>{escape(' / '.join(g for g in c.group if g))} · {escape(c.path)} · "
+                     f"{escape(c.name)}</h3>")
         parts.append(_table(["n", "mean", "σ", "LSL", "USL", "Cp", "Cpk", "fails"],
                             [[str(c.n), fmt(c.mean, 6), fmt(c.sigma), fmt(c.lsl), fmt(c.usl),
                               fmt(c.cp), fmt(c.cpk), str(c.fails)]]))

@@ -133,9 +133,11 @@ ON CONFLICT (pack_serial, kind, position, source) DO UPDATE SET run_id = exclude
 
 def generate(conn: psycopg.Connection, *, runs: int, start: dt.date, days: int,
              stations: int = 8, fail_rate: float = 0.03, modules: int = 12,
-             progress: Callable[[str], None] = lambda _: None) -> dict[str, float]:
+             progress: Callable[[str], None] = lambda _: None,
+             numbers: tuple[int, int] | None = None) -> dict[str, float]:
     """Fill ``runs`` runs after the template; returns seconds per phase. ``conn``: autocommit,
-    admin, search_path on the migrated schema holding the template run."""
+    admin, search_path on the migrated schema holding the template run. ``numbers`` (first,
+    last), 1-based: only those runs of the ``runs``, so a sample can be grown in steps."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     month = start.replace(day=1)
@@ -150,9 +152,9 @@ def generate(conn: psycopg.Connection, *, runs: int, start: dt.date, days: int,
               "step": dt.timedelta(seconds=step_s), "stations": stations,
               "retest_every": every, "retest_gap": gap, "modules": modules}
     per_month = max(1, round(runs * 30 / days))
-    first = 1
-    while first <= runs:
-        last = min(runs, first + per_month - 1)
+    first, end_n = numbers or (1, runs)
+    while first <= end_n:
+        last = min(end_n, first + per_month - 1)
         with conn.transaction():
             conn.execute(_GEN, {**params, "first": first, "last": last})
             conn.execute(_RUNS, params)
