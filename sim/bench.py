@@ -17,8 +17,8 @@ from typing import Any
 
 from sim.bms.can_bms import SimCanBms
 from sim.bms.modbus_bms import SimModbusBms
+from sim.dialects import DEFAULT_SAFETY, safety_peer
 from sim.instruments.ateq_leak import SimAteqLeak
-from sim.instruments.chroma_19032 import SimChroma19032
 from sim.instruments.fixture_plc import SimFixturePlc
 from sim.instruments.itech_it6000 import SimItechCycler
 from sim.instruments.keysight_34465a import SimKeysightDmm
@@ -126,9 +126,12 @@ class PackSlot:
 
 
 class SimBench:
-    def __init__(self, fixtures: dict[str, str | PackDefinition | PackSpec] | None = None, *, seed: int = 0) -> None:
-        """``fixtures``: fixture -> its pack. An unknown pack name or a bad pack file raises
-        ``InputError`` (with a did-you-mean / ``FILE:LINE:COL``) before anything is built."""
+    def __init__(self, fixtures: dict[str, str | PackDefinition | PackSpec] | None = None, *, seed: int = 0,
+                 safety: str = DEFAULT_SAFETY) -> None:
+        """``fixtures``: fixture -> its pack; ``safety``: the driver key of the shared safety
+        tester, whose dialect the simulated peer speaks (``sim.dialects``). An unknown pack name
+        or a bad pack file raises ``InputError`` (with a did-you-mean / ``FILE:LINE:COL``), a
+        driver without a simulated peer ``NoSimulatedPeer``, before anything is built."""
         fixtures = fixtures or {"F1": "car-400"}
         resolved = {name: _resolve(pack) for name, pack in fixtures.items()}
         self.id = next(_bench_ids)
@@ -136,7 +139,7 @@ class SimBench:
         for i, (name, (spec, definition)) in enumerate(resolved.items()):
             self.fixtures[name] = self._fixture(name, spec, definition, seed + 101 * i)
         self.matrix = _Matrix(list(self.fixtures.values()))
-        self.safety = SimChroma19032(_ActivePack(self.matrix), _ActiveWiring(self.matrix))
+        self.safety = safety_peer(safety, _ActivePack(self.matrix), _ActiveWiring(self.matrix))
         self.endpoints: dict[str, str] = {}
         self._started: list[Any] = []
 

@@ -215,10 +215,10 @@ class Session:
         if self.sim:
             from sim.bench import SimBench
 
-            from station.simpack import fixture_pack
+            from station.simpack import fixture_pack, safety_driver
 
             fixtures = {f: self.presets.get(f) or fixture_pack(self.config, f) for f in self.config.fixture_ids()}
-            self.bench = SimBench(fixtures)
+            self.bench = SimBench(fixtures, safety=safety_driver(self.config))
             endpoints = await self.bench.start()
         from station.results.store import StoreModeError
         from station.security import provenance

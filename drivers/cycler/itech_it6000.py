@@ -43,7 +43,7 @@ import math
 
 from drivers.capabilities import CYCLER_IDLE_A, CyclerReading, SafeAction, StateFinding
 from drivers.errors import InstrumentError, ProtocolError, RangeError
-from drivers.scpi import ScpiDriver
+from drivers.scpi import ScpiDriver, scpi_number
 from drivers.validators import Range
 
 # STAT:QUES:COND? bits, shared with sim/instruments/itech_it6000.py so both sides agree.
@@ -53,11 +53,6 @@ PROTECTION_BITS: dict[str, int] = {
     "OTP": 1 << 4,  # heatsink over temperature
     "WDT": 1 << 11,  # control watchdog: no command within SYST:WDOG seconds
 }
-
-
-def scpi_number(value: float) -> str:
-    """A setpoint as sent on the wire: shortest exact-enough decimal (``400``, ``-12.5``)."""
-    return format(float(value), ".9g")
 
 
 MEASURE_ALL = "MEAS:VOLT?;:MEAS:CURR?;:FETC:POW?;:FETC:AH?"

@@ -34,12 +34,11 @@ DC 50–6000 V, ≤ 10 mA; bond 3–40 A, high limit 0.1–600 mΩ; dwell 0.3–
 from __future__ import annotations
 
 import asyncio
-import math
 
 from drivers.base import IDENTITY_OPTIONS
-from drivers.scpi import ScpiDriver
-from drivers.capabilities import BondResult, Identity, IrResult, SafeAction, StateFinding, WithstandResult
-from drivers.errors import ConnectError, DeviceError, InstrumentError, InstrumentTimeout, ProtocolError
+from drivers.scpi import ScpiDriver, scpi_number
+from drivers.capabilities import BondResult, IrResult, SafeAction, StateFinding, WithstandResult
+from drivers.errors import DeviceError, InstrumentError, InstrumentTimeout, ProtocolError
 from drivers.validators import OneOf, Range
 
 PASS = 116
@@ -73,12 +72,6 @@ DWELL = Range(0.3, 999.0, "s")
 RAMP = Range(0.1, 999.0, "s")
 POLL = Range(0.01, 10.0, "s")
 MODES = OneOf(("AC", "DC"))
-NO_ERROR_CODE = 0
-
-
-def scpi_number(value: float) -> str:
-    """A setpoint as sent on the wire: shortest exact-enough decimal (``800``, ``0.01``)."""
-    return format(float(value), ".9g")
 
 
 class Chroma19032(ScpiDriver):
@@ -89,15 +82,6 @@ class Chroma19032(ScpiDriver):
     def __init__(self, name: str, resource: str, **kw) -> None:
         super().__init__(name, resource, **kw)
         self.poll = POLL.check(float(self.options.get("poll", 0.5)), what="option poll", instrument=name)
-
-    async def identify(self) -> Identity:
-        """``*IDN?`` → ``Chroma ATE,19032,<serial>,<fw>``; calibration due from config."""
-        reply = await self._query("*IDN?")
-        fields = [f.strip() for f in reply.split(",")]
-        if len(fields) != 4 or not all(fields[:2]):
-            raise ProtocolError(f"*IDN? reply {reply[:60]!r} is not maker,model,serial,firmware", instrument=self.name, command="*IDN?")
-        maker, model, serial, firmware = fields
-        return Identity(maker, model, serial, firmware, self.calibration_due)
 
     # -- tests -----------------------------------------------------------------------------
     async def insulation(self, voltage: float, dwell: float, low_limit: float, ramp: float = 1.0) -> IrResult:
@@ -231,44 +215,3 @@ class Chroma19032(ScpiDriver):
         if reply not in ("RUNNING", "STOPPED"):
             raise ProtocolError(f"status {reply[:40]!r} is not RUNNING|STOPPED", instrument=self.name, command="SAFE:STAT?")
         return reply
-
-    # -- SCPI plumbing ---------------------------------------------------------------------
-    async def _check_errors(self, commands: str) -> None:
-        """Read the error queue once; anything but ``0`` raises ``DeviceError`` naming ``commands``."""
-        reply = await self._query("SYST:ERR?")
-        code_text, _, message = reply.partition(",")
-        try:
-            code = int(code_text)
-        except ValueError:
-            raise ProtocolError(f"SYST:ERR? reply {reply[:40]!r}", instrument=self.name, command="SYST:ERR?") from None
-        if code != NO_ERROR_CODE:
-            text = message.strip().strip('"')
-            raise DeviceError(f"device error {code}: {text}", code=code, instrument=self.name, command=commands)
-
-    async def _query(self, command: str) -> str:
-        return await self._transport(command).query(command)
-
-    async def _query_float(self, command: str) -> float:
-        reply = await self._query(command)
-        try:
-            value = float(reply.split(",")[0])
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value):
-            raise ProtocolError(f"not a number: {reply[:40]!r}", instrument=self.name, command=command)
-        return value
-
-    async def _query_int(self, command: str, *, low: int, high: int) -> int:
-        reply = await self._query(command)
-        try:
-            value = int(reply.strip())
-        except ValueError:
-            raise ProtocolError(f"not an integer: {reply[:40]!r}", instrument=self.name, command=command) from None
-        if not low <= value <= high:
-            raise ProtocolError(f"{value} outside [{low}, {high}]", instrument=self.name, command=command)
-        return value
-
-    def _transport(self, command: str):
-        if self.transport is None:
-            raise ConnectError("not open", instrument=self.name, command=command)
-        return self.transport

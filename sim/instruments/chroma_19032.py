@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from drivers.safety import chroma_19032 as spec
-from sim.pack.insulation import ir_apparent_resistance
+from sim.instruments import hv_physics
 from sim.scpi.server import ScpiError, ScpiInstrument, fmt, parse_float
 
 DISCHARGE_S = 0.3  # s the tester spends discharging after each HV step (RUNNING meanwhile)
-SOURCE_OHM = 2e6  # IR source resistance: a ~0.5 mA current limit at 1 kV
 _STEP_SPACE = re.compile(r"(STEP)\s+(\d+)", re.IGNORECASE)
 _DEFAULT_LIMIT = {"IR": 1e6, "AC": 0.01, "DC": 0.002, "GB": 0.1}
 _LEVELS = {"IR": spec.IR_VOLTS, "AC": spec.WITHSTAND_VOLTS["AC"], "DC": spec.WITHSTAND_VOLTS["DC"], "GB": spec.GB_AMPS}
@@ -207,30 +206,10 @@ class SimChroma19032(ScpiInstrument):
         return ",".join(out)
 
     # -- physics ---------------------------------------------------------------------------
-    def _noisy(self, value: float) -> float:
-        return value * (1.0 + self.noise * float(self.pack.rng.standard_normal()))
-
-    def _bond_point(self) -> str:
-        point = getattr(self.wiring, "bond_point", None)
-        return point if point is not None else self.pack.bond_points[0]
-
     def _reading(self, step: Step, t: float) -> float:
         """What the meter shows ``t`` s into ``step`` (ohm for IR/GB, A for withstand)."""
-        pole = self.wiring.ir_pole
-        if step.mode == "GB":
-            return self._noisy(self.pack.bond_resistance(self._bond_point()))
-        if step.mode == "IR":
-            if pole is None:
-                return spec.OVER_RANGE_OHM
-            # A linear ramp charges the Y-caps like a step applied half-way through it.
-            applied = max(0.0, t - step.ramp / 2)
-            ohm = ir_apparent_resistance(self.pack, pole, step.level, applied, SOURCE_OHM)
-            return min(self._noisy(ohm), spec.OVER_RANGE_OHM)
-        if pole is None:
-            return 0.0
-        volts = step.level * (min(1.0, t / step.ramp) if step.ramp > 0 else 1.0)
-        leakage, _ = self.pack.withstand(step.mode, volts)
-        return abs(self._noisy(leakage))
+        value = hv_physics.reading(self.pack, self.wiring, step.mode, step.level, step.ramp, t, self.noise)
+        return min(value, spec.OVER_RANGE_OHM) if step.mode == "IR" else value
 
     def _judge(self, step: Step) -> tuple[int, float]:
         """Result code and final reading at the end of ``step``'s dwell."""
@@ -244,7 +223,6 @@ class SimChroma19032(ScpiInstrument):
             return (fail["LO"] if value < step.limit else spec.PASS), value
         if self.wiring.ir_pole is None:
             return fail["LO"], value
-        _, arc = self.pack.withstand(step.mode, step.level)
-        if arc:
+        if hv_physics.arcs(self.pack, step.mode, step.level):
             return fail["ARC"], value
         return (fail["HI"] if value > step.limit else spec.PASS), value
