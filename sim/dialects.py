@@ -14,6 +14,7 @@ from typing import Any
 # driver key -> "module:Class" of its simulated peer, built as Class(pack, wiring).
 SAFETY_PEERS: dict[str, str] = {
     "chroma_19032": "sim.instruments.chroma_19032:SimChroma19032",
+    "kikusui_tos9300": "sim.instruments.kikusui_tos9300:SimKikusuiTos9300",
 }
 DEFAULT_SAFETY = "chroma_19032"
 
