@@ -19,7 +19,7 @@ from typing import Any
 
 from drivers.safety import chroma_19032 as spec
 from sim.instruments import hv_physics
-from sim.scpi.server import ScpiError, ScpiInstrument, fmt, parse_float
+from sim.scpi.server import ScpiError, ScpiInstrument, fmt, parse_number
 
 DISCHARGE_S = 0.3  # s the tester spends discharging after each HV step (RUNNING meanwhile)
 _STEP_SPACE = re.compile(r"(STEP)\s+(\d+)", re.IGNORECASE)
@@ -37,6 +37,8 @@ class Step:
     limit: float
     dwell: float = 1.0
     ramp: float = 0.0
+    fall: float = 0.0  # s; stored and answered (the discharge time is DISCHARGE_S regardless)
+    other_limit: float = 0.0  # the opposite limit (IR HIGH, withstand/bond LOW), 0 = OFF, not judged
 
     @property
     def active(self) -> float:
@@ -64,29 +66,33 @@ class SimChroma19032(ScpiInstrument):
 
     # -- command table ---------------------------------------------------------------------
     def _cmd(self, spec_text: str, handler) -> None:
-        self.command(spec_text, handler)
-        self.command("SOURce:" + spec_text, handler)
+        self.command("[SOURce:]" + spec_text, handler)
 
     def _table(self) -> None:
         self._cmd("SAFEty:SNUMber?", lambda s, a: str(len(self.steps)))
-        self._cmd("SAFEty:STEP:DELete", self._delete)
+        self._cmd("SAFEty:STEP<n>:DELete", self._delete)
         for mode in ("IR", "AC", "DC", "GB"):
-            self._cmd(f"SAFEty:STEP:{mode}[:LEVel]", self._setter(mode, "level"))
-            self._cmd(f"SAFEty:STEP:{mode}:LIMit", self._setter(mode, "limit"))
-            self._cmd(f"SAFEty:STEP:{mode}:TIME", self._setter(mode, "dwell"))
-            self._cmd(f"SAFEty:STEP:{mode}[:LEVel]?", self._getter(mode, "level"))
-            self._cmd(f"SAFEty:STEP:{mode}:LIMit?", self._getter(mode, "limit"))
-            self._cmd(f"SAFEty:STEP:{mode}:TIME?", self._getter(mode, "dwell"))
+            # The manual's limit trees: IR judges a LOW limit (HIGH optional), the others a HIGH one.
+            main, other = ("LIMit[:LOW]", "LIMit:HIGH") if mode == "IR" else ("LIMit[:HIGH]", "LIMit:LOW")
+            self._cmd(f"SAFEty:STEP<n>:{mode}[:LEVel]", self._setter(mode, "level"))
+            self._cmd(f"SAFEty:STEP<n>:{mode}:{main}", self._setter(mode, "limit"))
+            self._cmd(f"SAFEty:STEP<n>:{mode}:{other}", self._setter(mode, "other_limit"))
+            self._cmd(f"SAFEty:STEP<n>:{mode}:TIME[:TEST]", self._setter(mode, "dwell"))
+            self._cmd(f"SAFEty:STEP<n>:{mode}[:LEVel]?", self._getter(mode, "level"))
+            self._cmd(f"SAFEty:STEP<n>:{mode}:{main}?", self._getter(mode, "limit"))
+            self._cmd(f"SAFEty:STEP<n>:{mode}:{other}?", self._getter(mode, "other_limit"))
+            self._cmd(f"SAFEty:STEP<n>:{mode}:TIME[:TEST]?", self._getter(mode, "dwell"))
             if mode != "GB":
-                self._cmd(f"SAFEty:STEP:{mode}:TIME:RAMP", self._setter(mode, "ramp"))
-                self._cmd(f"SAFEty:STEP:{mode}:TIME:RAMP?", self._getter(mode, "ramp"))
-        self._cmd("SAFEty:STEP:IR:RAMP", self._setter("IR", "ramp"))  # short alias in our docs
+                self._cmd(f"SAFEty:STEP<n>:{mode}:TIME:RAMP", self._setter(mode, "ramp"))
+                self._cmd(f"SAFEty:STEP<n>:{mode}:TIME:RAMP?", self._getter(mode, "ramp"))
+                self._cmd(f"SAFEty:STEP<n>:{mode}:TIME:FALL", self._setter(mode, "fall"))
+                self._cmd(f"SAFEty:STEP<n>:{mode}:TIME:FALL?", self._getter(mode, "fall"))
+        self._cmd("SAFEty:STEP<n>:IR:RAMP", self._setter("IR", "ramp"))  # short alias in our docs
         self._cmd("SAFEty:STARt", lambda s, a: self.start_test())
         self._cmd("SAFEty:STOP", lambda s, a: self.stop_test())
         self._cmd("SAFEty:STATus?", lambda s, a: "RUNNING" if self.running() else "STOPPED")
         self._cmd("SAFEty:FETCh?", self._fetch)
-        self._cmd("SAFEty:RESult:ALL?", lambda s, a: self._result_field(0, str, 115))
-        self._cmd("SAFEty:RESult:ALL:JUDGment?", lambda s, a: self._result_field(0, str, 115))
+        self._cmd("SAFEty:RESult:ALL[:JUDGment]?", lambda s, a: self._result_field(0, str, 115))
         self._cmd("SAFEty:RESult:ALL:MMETer?", lambda s, a: self._result_field(1, fmt, None))
 
     def execute(self, line: str) -> list[str]:
@@ -120,10 +126,14 @@ class SimChroma19032(ScpiInstrument):
 
     def _setter(self, mode: str, field: str):
         def handler(suffixes: list[int], args: str) -> None:
-            value = parse_float(args, what=f"{mode} {field}")
-            check = {"level": _LEVELS[mode], "limit": _LIMITS[mode], "dwell": spec.DWELL, "ramp": spec.RAMP}[field]
-            ramp_off = field == "ramp" and value == 0
-            if not ramp_off and not check.low <= value <= check.high:
+            unit = {"level": "A" if mode == "GB" else "V", "limit": "OHM" if mode in ("IR", "GB") else "A",
+                    "other_limit": "OHM" if mode in ("IR", "GB") else "A"}.get(field, "S")
+            check = {"level": _LEVELS[mode], "limit": _LIMITS[mode], "other_limit": _LIMITS[mode],
+                     "dwell": spec.DWELL, "ramp": spec.RAMP, "fall": spec.RAMP}[field]
+            value = parse_number(args, what=f"{mode} {field}", unit=unit, low=check.low, high=check.high,
+                                 default=check.low)
+            off_allowed = field in ("ramp", "fall", "other_limit") and value == 0
+            if not off_allowed and not check.low <= value <= check.high:
                 raise ScpiError(-222, "Data out of range")
             step = self._step(suffixes, mode, create=field == "level")
             if field == "level" and step.mode != mode:

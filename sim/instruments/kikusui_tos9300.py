@@ -18,7 +18,7 @@ from typing import Any
 from drivers.safety import kikusui_tos9300 as spec
 from drivers.validators import Range
 from sim.instruments import hv_physics
-from sim.scpi.server import ScpiError, ScpiInstrument, fmt, parse_float
+from sim.scpi.server import ScpiError, ScpiInstrument, fmt, parse_number
 
 FALL_S = 0.3  # s the tester spends in FALL (output discharging) after a test
 _PHYSICS_MODE = {"IR": "IR", "ACW": "AC", "DCW": "DC", "EC": "GB"}
@@ -117,8 +117,12 @@ class SimKikusuiTos9300(ScpiInstrument):
         check = {"level": _LEVELS[mode], "time": spec.TEST_TIME, "rise": spec.RISE_TIME, "upper": _UPPERS[mode],
                  "lower": Range(0.0, 1e10, "")}[name]
 
+        unit = {"level": "A" if mode == "EC" else "V", "time": "S", "rise": "S",
+                "upper": "OHM" if mode in ("IR", "EC") else "A", "lower": "OHM" if mode in ("IR", "EC") else "A"}[name]
+
         def handler(suffixes: list[int], args: str) -> None:
-            value = parse_float(args, what=f"{mode} {name}")
+            # The tester takes units on every value (DCW:VOLT 1000V, DCW:VOLT:TIM 2S, ...:JUDG 5UA).
+            value = parse_number(args, what=f"{mode} {name}", unit=unit, low=check.low, high=check.high)
             if not check.low <= value <= check.high:
                 raise ScpiError(-222, "Data out of range")
             self._idle_or_conflict()
