@@ -9,7 +9,7 @@ import math
 from drivers.base import IDENTITY_OPTIONS, Driver
 from drivers.capabilities import Identity
 from drivers.errors import ConnectError, DeviceError, InstrumentError, ProtocolError
-from drivers.scpi_table import scpi_number  # noqa: F401  (re-exported: the one definition)
+from drivers.scpi_table import Reading, Setting, Table, scpi_number  # noqa: F401  (scpi_number re-exported)
 from drivers.transports.factory import open_message_transport
 
 NO_ERROR = '+0,"No error"'
@@ -44,7 +44,27 @@ class MessageDriver(Driver):
 
 
 class ScpiDriver(MessageDriver):
-    """An SCPI instrument: error queue checked after settings, ``*IDN?`` identity."""
+    """An SCPI instrument: error queue checked after settings, ``*IDN?`` identity; its
+    commands declared as rows in ``TABLE`` (``drivers.scpi_table``)."""
+
+    TABLE: Table | None = None
+
+    def _command(self, key: str, value=None, *, validator=None, what: str | None = None, **keys: str) -> str:
+        """Row ``key`` of ``TABLE`` rendered for ``value``, checked first by the row's validator
+        (or ``validator``, for ranges that come from the instrument's options): out of range
+        raises ``RangeError`` naming ``what`` before a byte is sent."""
+        assert self.TABLE is not None, f"{type(self).__name__} declares no TABLE"
+        row = self.TABLE[key]
+        assert isinstance(row, Setting), f"{key} is not a setting"
+        if validator is not None:
+            row = Setting(row.command, validator, row.unit, row.doc, row.format)
+        return row.render(value, instrument=self.name, what=what, **keys)
+
+    def _read_row(self, key: str) -> Reading:
+        assert self.TABLE is not None, f"{type(self).__name__} declares no TABLE"
+        row = self.TABLE[key]
+        assert isinstance(row, Reading), f"{key} is not a reading"
+        return row
 
     async def open(self) -> None:
         """Connect, then clear stale entries from the error queue (``*CLS``)."""

@@ -23,6 +23,17 @@ def scpi_number(value: float) -> str:
 
 
 @dataclass(frozen=True)
+class Checked:
+    """A validator for a value the driver method checked itself, by a rule no ``Range`` says
+    (a ramp of 0 meaning off, a limit sent negated); ``text`` is shown in the docs."""
+
+    text: str
+
+    def check(self, value: Any, *, what: str, instrument: str = "") -> Any:
+        return value
+
+
+@dataclass(frozen=True)
 class Setting:
     """A setting command: ``command`` with ``{}`` where the value goes (after ``{mode}``-like
     keys given to ``render``), the ``validator`` that refuses bad values, the ``unit`` of the
@@ -76,6 +87,8 @@ def _range_text(row: Setting | Reading) -> str:
     if isinstance(row, Reading) or row.validator is None:
         return ""
     validator = row.validator
+    if isinstance(validator, Checked):
+        return validator.text
     if hasattr(validator, "values"):
         return "|".join(str(v) for v in validator.values)
     return f"{validator.low:g} … {validator.high:g}"
@@ -90,7 +103,8 @@ def command_table(tables: Iterable[Table]) -> str:
         out += [f"## {table.title}", "", "| command | values | unit | what |", "|---|---|---|---|"]
         for row in table.rows.values():
             command = row.command.replace("{}", "<value>").replace("|", "\\|")
-            out.append(f"| `{command}` | {_range_text(row)} | {row.unit} | {row.doc} |")
+            cells = [f"`{command}`", _range_text(row), row.unit, row.doc]
+            out.append("| " + " | ".join(c.replace("|", "\\|") if i else c for i, c in enumerate(cells)) + " |")
         out.append("")
     return "\n".join(out)
 
@@ -109,4 +123,7 @@ def driver_tables() -> list[Table]:
 
 
 if __name__ == "__main__":
-    print(command_table(driver_tables()), end="")
+    # Run as a script this module is __main__: take the classes the drivers use.
+    from drivers import scpi_table
+
+    print(scpi_table.command_table(scpi_table.driver_tables()), end="")

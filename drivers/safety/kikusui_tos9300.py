@@ -34,7 +34,7 @@ from drivers.base import IDENTITY_OPTIONS
 from drivers.capabilities import BondResult, IrResult, SafeAction, StateFinding, WithstandResult
 from drivers.errors import DeviceError, InstrumentError, InstrumentTimeout, ProtocolError
 from drivers.scpi import ScpiDriver
-from drivers.scpi_table import Reading, Setting, Table
+from drivers.scpi_table import Checked, Reading, Setting, Table
 from drivers.validators import OneOf, Range
 
 # STAT:OPER:TEST:COND? bits (TESTing status register), shared with the simulated peer.
@@ -83,11 +83,11 @@ TABLE = Table("Kikusui TOS9300 (`kikusui_tos9300`)", {
     "ir_lower_on": Setting("SENS:IR:JUDG:LOW:STAT ON", None, "", "IR lower judgement on"),
     "ir_upper": Setting("SENS:IR:JUDG {}", Range(IR_UPPER_OHM, IR_UPPER_OHM, "ohm"), "ohm",
                         "IR upper limit, top of range (open leads: U-FAIL)"),
-    "w_volts": Setting("{mode}:VOLT {}", None, "V", "withstand test voltage (ACW/DCW)"),
+    "w_volts": Setting("{mode}:VOLT {}", Checked("ACW 50 … 5000, DCW 50 … 7200"), "V", "withstand test voltage (ACW/DCW)"),
     "w_time": Setting("{mode}:VOLT:TIM {}", TEST_TIME, "s", "withstand test time"),
     "w_timer_on": Setting("{mode}:VOLT:TIM:STAT ON", None, "", "withstand test time on"),
     "w_rise": Setting("{mode}:VOLT:SWE:TIM {}", RISE_TIME, "s", "withstand voltage rise time"),
-    "w_upper": Setting("SENS:{mode}:JUDG {}", None, "A", "leakage upper limit (U-FAIL at or above)"),
+    "w_upper": Setting("SENS:{mode}:JUDG {}", Checked("ACW 1 µA … 110 mA, DCW 0.1 µA … 11 mA"), "A", "leakage upper limit (U-FAIL at or above)"),
     "ec_amps": Setting("EC:CURR {}", EC_AMPS, "A", "earth-continuity test current"),
     "ec_time": Setting("EC:CURR:TIM {}", TEST_TIME, "s", "earth-continuity test time"),
     "ec_timer_on": Setting("EC:CURR:TIM:STAT ON", None, "", "earth-continuity test time on"),
@@ -109,25 +109,18 @@ class KikusuiTos9300(ScpiDriver):
         super().__init__(name, resource, **kw)
         self.poll = POLL.check(float(self.options.get("poll", 0.5)), what="option poll", instrument=name)
 
-    def _row(self, key: str, value=None, *, validator=None, **keys: str) -> str:
-        row = TABLE[key]
-        assert isinstance(row, Setting)
-        if validator is not None:
-            row = Setting(row.command, validator, row.unit, row.doc, row.format)
-        return row.render(value, instrument=self.name, **keys)
-
     # -- tests -----------------------------------------------------------------------------
     async def insulation(self, voltage: float, dwell: float, low_limit: float, ramp: float = 1.0) -> IrResult:
         """IR at ``voltage`` V DC for ``dwell`` s after a ``ramp`` s rise; pass when above
         ``low_limit`` ohm. The result's resistance is the criterion on a FAIL (see module)."""
         program = [
-            self._row("ir_volts", voltage, what="IR voltage"),
-            self._row("ir_time", dwell, what="IR dwell"),
-            self._row("ir_timer_on"),
-            self._row("ir_rise", ramp, what="ramp"),
-            self._row("ir_lower", low_limit, what="IR low limit"),
-            self._row("ir_lower_on"),
-            self._row("ir_upper", IR_UPPER_OHM),
+            self._command("ir_volts", voltage, what="IR voltage"),
+            self._command("ir_time", dwell, what="IR dwell"),
+            self._command("ir_timer_on"),
+            self._command("ir_rise", ramp, what="ramp"),
+            self._command("ir_lower", low_limit, what="IR low limit"),
+            self._command("ir_lower_on"),
+            self._command("ir_upper", IR_UPPER_OHM),
         ]
         _, _, _, ohm, judgement = await self._run("IR", program, ramp + dwell)
         return IrResult(resistance=_measured(ohm, judgement), passed=judgement == "PASS", code=CODES[judgement])
@@ -138,11 +131,11 @@ class KikusuiTos9300(ScpiDriver):
         m = MODES.check(mode, what="withstand mode", instrument=self.name)
         key = _MODE_KEY[m]
         program = [
-            self._row("w_volts", voltage, validator=WITHSTAND_VOLTS[m], what=f"{m} withstand voltage", mode=key),
-            self._row("w_time", dwell, what="withstand dwell", mode=key),
-            self._row("w_timer_on", mode=key),
-            self._row("w_rise", ramp, what="ramp", mode=key),
-            self._row("w_upper", leakage_limit, validator=LEAKAGE_UPPER[m], what=f"{m} leakage limit", mode=key),
+            self._command("w_volts", voltage, validator=WITHSTAND_VOLTS[m], what=f"{m} withstand voltage", mode=key),
+            self._command("w_time", dwell, what="withstand dwell", mode=key),
+            self._command("w_timer_on", mode=key),
+            self._command("w_rise", ramp, what="ramp", mode=key),
+            self._command("w_upper", leakage_limit, validator=LEAKAGE_UPPER[m], what=f"{m} leakage limit", mode=key),
         ]
         _, _, amps, _, judgement = await self._run(key, program, ramp + dwell)
         return WithstandResult(leakage=_measured(abs(amps), judgement), arc=False, passed=judgement == "PASS",
@@ -151,17 +144,17 @@ class KikusuiTos9300(ScpiDriver):
     async def ground_bond(self, current: float, dwell: float, high_limit: float) -> BondResult:
         """Earth continuity at ``current`` A for ``dwell`` s; pass when below ``high_limit`` ohm."""
         program = [
-            self._row("ec_amps", current, what="bond current"),
-            self._row("ec_time", dwell, what="bond dwell"),
-            self._row("ec_timer_on"),
-            self._row("ec_upper", high_limit, what="bond high limit"),
+            self._command("ec_amps", current, what="bond current"),
+            self._command("ec_time", dwell, what="bond dwell"),
+            self._command("ec_timer_on"),
+            self._command("ec_upper", high_limit, what="bond high limit"),
         ]
         _, _, _, ohm, judgement = await self._run("EC", program, dwell)
         return BondResult(resistance=_measured(ohm, judgement), passed=judgement == "PASS", code=CODES[judgement])
 
     async def stop(self) -> None:
         """Stop any running test (``ABOR:TEST``); harmless when idle."""
-        await self._transport("ABOR:TEST").write(self._row("stop"))
+        await self._transport("ABOR:TEST").write(self._command("stop"))
 
     # -- safety ----------------------------------------------------------------------------
     async def safe_state(self) -> list[SafeAction]:
@@ -186,12 +179,12 @@ class KikusuiTos9300(ScpiDriver):
     # -- sequence --------------------------------------------------------------------------
     async def _run(self, function: str, program: list[str], duration: float) -> tuple[str, float, float, float, str]:
         """Select ``function``, program it, start, poll until idle; return the parsed result."""
-        commands = [self._row("function", function), *program]
+        commands = [self._command("function", function), *program]
         transport = self._transport(commands[0])
         for command in commands:
             await transport.write(command)
         await self._check_errors("; ".join(commands))
-        await transport.write(self._row("start"))
+        await transport.write(self._command("start"))
         try:
             # A refused start would leave the previous test's result to be read back as ours.
             await self._check_errors("INIT:TEST")
@@ -199,8 +192,7 @@ class KikusuiTos9300(ScpiDriver):
         except BaseException as exc:
             await self._stop_after(exc)
             raise
-        row = TABLE["result"]
-        assert isinstance(row, Reading)
+        row = self._read_row("result")
         mode, volts, amps, ohm, judgement = row.parse(await self._query(row.command), instrument=self.name)
         if mode != function:
             raise ProtocolError(f"result is for a {mode} test, not {function}", instrument=self.name, command="RES?")
@@ -227,6 +219,5 @@ class KikusuiTos9300(ScpiDriver):
             exc.add_note(f"{self.name}: ABOR:TEST after the error also failed: {stop_exc}")
 
     async def _status(self) -> int:
-        row = TABLE["status"]
-        assert isinstance(row, Reading)
+        row = self._read_row("status")
         return await self._query_int(row.command, low=0, high=65535)
