@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from drivers.safety import kikusui_tos9300 as spec
@@ -36,7 +36,7 @@ class Conditions:
     rise: float = 0.1
     upper: float | None = None
     lower: float | None = None
-    extra: dict[str, float] = field(default_factory=dict)
+    protection: float = 7700.0  # V; voltage protection (stored: the simulator never exceeds a setpoint)
 
 
 @dataclass
@@ -97,6 +97,12 @@ class SimKikusuiTos9300(ScpiInstrument):
         c("EC:CURRent:TIMe:STATe", self._on_only)
         c("SENSe:EC:JUDGment", self._setter("EC", "upper"))
         c("SENSe:EC:JUDGment?", self._getter("EC", "upper"))
+        for mode in ("ACW", "DCW"):
+            c(f"{mode}:VOLTage:PROTection", self._setter(mode, "protection"))
+            c(f"{mode}:VOLTage:PROTection?", self._getter(mode, "protection"))
+        c("TRIGger:TEST:SOURce", self._trigger_source)
+        c("TRIGger:TEST:SOURce?", lambda s, a: "IMM")
+        c("STATus:OPERation:PROTecting:CONDition?", lambda s, a: "0")  # no protection modelled
         c("INITiate:TEST", lambda s, a: self.start_test())
         c("ABORt:TEST", lambda s, a: self.stop_test())
         c("STATus:OPERation:TESTing:CONDition?", lambda s, a: str(self.condition()))
@@ -109,15 +115,18 @@ class SimKikusuiTos9300(ScpiInstrument):
         self._idle_or_conflict()
         self.function = mode
 
+    def _trigger_source(self, suffixes: list[int], args: str) -> None:
+        if args.strip().upper() not in ("IMM", "IMMEDIATE"):
+            raise ScpiError(-224, "Illegal parameter value")  # the simulator starts on INIT:TEST only
+
     def _on_only(self, suffixes: list[int], args: str) -> None:
         if args.strip().upper() not in ("ON", "1"):
             raise ScpiError(-224, "Illegal parameter value")  # the simulator models timed tests only
 
     def _setter(self, mode: str, name: str):
         check = {"level": _LEVELS[mode], "time": spec.TEST_TIME, "rise": spec.RISE_TIME, "upper": _UPPERS[mode],
-                 "lower": Range(0.0, 1e10, "")}[name]
-
-        unit = {"level": "A" if mode == "EC" else "V", "time": "S", "rise": "S",
+                 "lower": Range(0.0, 1e10, ""), "protection": Range(0.0, 7700.0, "V")}[name]
+        unit = {"level": "A" if mode == "EC" else "V", "time": "S", "rise": "S", "protection": "V",
                 "upper": "OHM" if mode in ("IR", "EC") else "A", "lower": "OHM" if mode in ("IR", "EC") else "A"}[name]
 
         def handler(suffixes: list[int], args: str) -> None:
