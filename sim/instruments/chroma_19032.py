@@ -1,7 +1,9 @@
 """Simulated Chroma 19032 safety analyzer: IR, AC/DC withstand and ground bond on the pack.
 
-Serves the dialect documented in ``drivers/safety/chroma_19032.py`` (same ranges and result
-codes, imported from there), plus ``STEP <n>`` written with a space as the real manual does.
+Serves the command tree of the 19032 manual's remote chapter (``[SOURce:]SAFEty:STEP<n>:...``,
+limits ``LIMit[:LOW]``/``:HIGH``, ``TIME[:TEST]``/``:RAMP``/``:FALL``; ``STEP <n>`` written with a
+space as the manual's examples do), checked against ``tests/data/manuals/chroma_19032.txt``;
+ranges and result codes are imported from ``drivers/safety/chroma_19032.py`` so both agree.
 A started step list runs in loop time, evaluated lazily whenever it is asked about: per step
 ramp, dwell, then ``DISCHARGE_S`` of discharge, ``RUNNING`` throughout; a failing step ends
 the list. What the tester reaches comes from ``wiring``: ``ir_pole`` ("HV+"/"HV-"; None =
@@ -87,7 +89,6 @@ class SimChroma19032(ScpiInstrument):
                 self._cmd(f"SAFEty:STEP<n>:{mode}:TIME:RAMP?", self._getter(mode, "ramp"))
                 self._cmd(f"SAFEty:STEP<n>:{mode}:TIME:FALL", self._setter(mode, "fall"))
                 self._cmd(f"SAFEty:STEP<n>:{mode}:TIME:FALL?", self._getter(mode, "fall"))
-        self._cmd("SAFEty:STEP<n>:IR:RAMP", self._setter("IR", "ramp"))  # short alias in our docs
         self._cmd("SAFEty:STARt", lambda s, a: self.start_test())
         self._cmd("SAFEty:STOP", lambda s, a: self.stop_test())
         self._cmd("SAFEty:STATus?", lambda s, a: "RUNNING" if self.running() else "STOPPED")

@@ -1,7 +1,8 @@
 """Simulated ITECH IT6000C source/sink driving the simulated pack, with protections and a watchdog.
 
-Serves the command table of ``drivers/cycler/itech_it6000.py`` (which also owns the protection
-bits) over a raw SCPI socket. Trips latch and open the output until ``PROT:CLE``:
+Serves ITECH's SOURce/OUTPut/MEASure tree as the programming guides print it (optional nodes,
+``MIN|MAX|DEF``, unit suffixes; ``tests/data/manuals/itech_it6000.txt``) over a raw SCPI socket;
+the protection bits come from ``drivers/cycler/itech_it6000.py`` so both agree. Trips latch and open the output until ``PROT:CLE``:
 
 - OVP: terminal voltage above ``VOLT:PROT`` while the output is on;
 - OCP: |current| above ``CURR:PROT`` while the output is on;

@@ -2,7 +2,9 @@
 
 ``READ?`` integrates for NPLC × 20 ms on the loop clock before it answers, adds seeded
 Gaussian noise scaled to the range and NPLC, and reports ``±9.9E+37`` beyond 120 % of the
-range, as the real meter does. ``CONF`` resets NPLC to 10 like the real one.
+range, as the real meter does. ``CONF`` resets NPLC to 10 like the real one. The trigger model
+of the Truevolt guide is served too (``TRIG:SOUR IMM|BUS|EXT|INT``, ``TRIG:COUN``, ``SAMP:COUN``,
+``INIT``, ``*TRG``, ``FETC?``), checked against ``tests/data/manuals/keysight_34465a.txt``.
 """
 
 from __future__ import annotations

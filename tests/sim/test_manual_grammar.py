@@ -81,7 +81,8 @@ NOT_IN_MANUAL = {
     "itech_it6000": ["SOUR:VOLT:LEVE 400", "VOLT:LEV:IMM:AMP 400", "CURR:LIM:POSI 5", "OUTP:STATUS ON",
                      "MEAS:VOLT:AC?", "VOLTAGES 5", "SOUR:SOUR:VOLT 5"],
     "chroma_19032": ["SAFE:STEP1:IR:LIMIT:LOWER 1", "SAFE:STEP1:IR:TIM 1", "SAFE:STEP1:XX 5", "SAFE:STARTUP",
-                     ":IR:LIM:LOW 1000000", "SAFE:RES:ALL:MMETE?"],
+                     ":IR:LIM:LOW 1000000", "SAFE:RES:ALL:MMETE?",
+                     "SAFE:STEP1:IR:RAMP 1"],
     "kikusui_tos9300": ["SAFE:STAR", "IR:VOLTS 500", "SENS:IR:JUDGE 1", "INIT:TESTS", "FUNC:MODE IR", "RESULTS?"],
 }
 
