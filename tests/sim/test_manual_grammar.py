@@ -156,3 +156,31 @@ async def test_chroma_step_limits_and_times_by_the_manuals_names():
     assert peer.execute("SAFE:STEP1:IR:LIM?;:SAFE:STEP1:IR:TIME?;TIME:RAMP?") == \
         ["+2.000000E+06", "+2.000000E+00", "+5.000000E-01"]
     assert errors(peer) == []
+
+
+ISSUE_FORMS = {  # the forms the simulators used to refuse, sent over a real loopback socket
+    "keysight_34465a": ["VOLT:DC:RANG 100", "TRIG:SOUR BUS", "INIT", "*TRG", "FETC?", "*ESR?", "*STB?"],
+    "itech_it6000": ["SOUR:VOLT:LEV:IMM:AMPL 400", "CURR:LIM:POS 50", "VOLT 400V", "VOLT MAX", "VOLT?"],
+    "chroma_19032": ["SAFE:STEP1:IR 500", "SAFE:STEP1:IR:LIM:LOW 1000000", "SAFE:STEP1:IR:TIME:TEST 1",
+                     "SAFE:STEP1:IR:TIME:TEST?"],
+}
+
+
+@pytest.mark.parametrize("model", sorted(ISSUE_FORMS))
+async def test_the_forms_once_refused_work_over_tcp(model):
+    import asyncio
+
+    peer = PEERS[model]()
+    host, port = (await peer.start()).rsplit(":", 1)
+    try:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        answers = []
+        for form in ISSUE_FORMS[model] + ["SYST:ERR?"]:
+            writer.write(form.encode() + b"\n")
+            await writer.drain()
+            if form.endswith("?"):
+                answers.append((await asyncio.wait_for(reader.readline(), 5)).decode().strip())
+        writer.close()
+    finally:
+        await peer.stop()
+    assert answers[-1] == '+0,"No error"' and all(answers)
