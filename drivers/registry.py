@@ -20,6 +20,7 @@ BUILTIN: dict[str, str] = {
     "itech_it6000": "drivers.cycler.itech_it6000:ItechIT6000",
     "modbus_cycler": "drivers.cycler.modbus_cycler:ModbusCycler",
     "chroma_19032": "drivers.safety.chroma_19032:Chroma19032",
+    "kikusui_tos9300": "drivers.safety.kikusui_tos9300:KikusuiTos9300",
     "keysight_34465a": "drivers.dmm.keysight_34465a:Keysight34465A",
     "modbus_fixture": "drivers.fixture.modbus_fixture:ModbusFixture",
     "ateq_leak": "drivers.leak.ateq:AteqLeakTester",

@@ -1,5 +1,6 @@
 """What every SCPI driver shares: transport from the resource, ``*CLS`` on open, setting
-commands checked against the error queue, ``*IDN?`` parsing. Dialects subclass ``ScpiDriver``."""
+commands checked against the error queue, numbers as sent and as read, ``*IDN?`` parsing.
+Dialects subclass ``ScpiDriver``; none re-implements these."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import math
 from drivers.base import IDENTITY_OPTIONS, Driver
 from drivers.capabilities import Identity
 from drivers.errors import ConnectError, DeviceError, InstrumentError, ProtocolError
+from drivers.scpi_table import Reading, Setting, Table, scpi_number  # noqa: F401  (scpi_number re-exported)
 from drivers.transports.factory import open_message_transport
 
 NO_ERROR = '+0,"No error"'
@@ -42,7 +44,27 @@ class MessageDriver(Driver):
 
 
 class ScpiDriver(MessageDriver):
-    """An SCPI instrument: error queue checked after settings, ``*IDN?`` identity."""
+    """An SCPI instrument: error queue checked after settings, ``*IDN?`` identity; its
+    commands declared as rows in ``TABLE`` (``drivers.scpi_table``)."""
+
+    TABLE: Table | None = None
+
+    def _command(self, key: str, value=None, *, validator=None, what: str | None = None, **keys: str) -> str:
+        """Row ``key`` of ``TABLE`` rendered for ``value``, checked first by the row's validator
+        (or ``validator``, for ranges that come from the instrument's options): out of range
+        raises ``RangeError`` naming ``what`` before a byte is sent."""
+        assert self.TABLE is not None, f"{type(self).__name__} declares no TABLE"
+        row = self.TABLE[key]
+        assert isinstance(row, Setting), f"{key} is not a setting"
+        if validator is not None:
+            row = Setting(row.command, validator, row.unit, row.doc, row.format)
+        return row.render(value, instrument=self.name, what=what, **keys)
+
+    def _read_row(self, key: str) -> Reading:
+        assert self.TABLE is not None, f"{type(self).__name__} declares no TABLE"
+        row = self.TABLE[key]
+        assert isinstance(row, Reading), f"{key} is not a reading"
+        return row
 
     async def open(self) -> None:
         """Connect, then clear stale entries from the error queue (``*CLS``)."""
@@ -50,11 +72,13 @@ class ScpiDriver(MessageDriver):
         await self.transport.write("*CLS")
 
     async def identify(self) -> Identity:
-        """``*IDN?`` → maker, model, serial, firmware (calibration due from config)."""
+        """``*IDN?`` → maker, model, serial, firmware (calibration due from config); a reply
+        without four fields, or without a maker and model, raises ``ProtocolError``."""
         reply = await self._query("*IDN?")
         fields = [f.strip() for f in reply.split(",")]
-        if len(fields) != 4:
-            raise ProtocolError(f"*IDN? reply has {len(fields)} fields: {reply!r}", instrument=self.name, command="*IDN?")
+        if len(fields) != 4 or not all(fields[:2]):
+            raise ProtocolError(f"*IDN? reply {reply[:60]!r} is not maker,model,serial,firmware",
+                                instrument=self.name, command="*IDN?")
         maker, model, serial, firmware = fields
         return Identity(maker, model, serial, firmware, self.calibration_due)
 
@@ -74,6 +98,19 @@ class ScpiDriver(MessageDriver):
             raise DeviceError(f"device error {code}: {message.strip().strip(chr(34))}", code=code,
                               instrument=self.name, command=command)
 
+    async def _check_errors(self, commands: str) -> None:
+        """Read the error queue once after a batch of ``commands`` written without a check each;
+        anything but ``0`` raises ``DeviceError`` naming the batch."""
+        reply = await self._query("SYST:ERR?")
+        code_text, _, message = reply.partition(",")
+        try:
+            code = int(code_text)
+        except ValueError:
+            raise ProtocolError(f"SYST:ERR? reply {reply[:40]!r}", instrument=self.name, command="SYST:ERR?") from None
+        if code != 0:
+            text = message.strip().strip('"')
+            raise DeviceError(f"device error {code}: {text}", code=code, instrument=self.name, command=commands)
+
     async def _error_check(self, transport, command: str) -> str:
         """``SYST:ERR?`` after ``command``; a failure to get it names ``command`` too."""
         try:
@@ -89,11 +126,23 @@ class ScpiDriver(MessageDriver):
         return await transport.query(command, timeout=timeout)
 
     async def _query_float(self, command: str) -> float:
+        """A numeric reply (its first comma-separated field), finite, else ``ProtocolError``."""
         reply = await self._query(command)
         try:
-            value = float(reply)
+            value = float(reply.split(",")[0])
         except ValueError:
             value = float("nan")
         if not math.isfinite(value):
             raise ProtocolError(f"not a number: {reply[:40]!r}", instrument=self.name, command=command)
+        return value
+
+    async def _query_int(self, command: str, *, low: int, high: int) -> int:
+        """An integer reply within ``[low, high]``, else ``ProtocolError``."""
+        reply = await self._query(command)
+        try:
+            value = int(reply.strip())
+        except ValueError:
+            raise ProtocolError(f"not an integer: {reply[:40]!r}", instrument=self.name, command=command) from None
+        if not low <= value <= high:
+            raise ProtocolError(f"{value} outside [{low}, {high}]", instrument=self.name, command=command)
         return value

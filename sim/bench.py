@@ -17,8 +17,8 @@ from typing import Any
 
 from sim.bms.can_bms import SimCanBms
 from sim.bms.modbus_bms import SimModbusBms
+from sim.dialects import DEFAULT_SAFETY, safety_peer
 from sim.instruments.ateq_leak import SimAteqLeak
-from sim.instruments.chroma_19032 import SimChroma19032
 from sim.instruments.fixture_plc import SimFixturePlc
 from sim.instruments.itech_it6000 import SimItechCycler
 from sim.instruments.keysight_34465a import SimKeysightDmm
@@ -145,9 +145,11 @@ class SimBench:
     wins over what the pack file names; default the project's own."""
 
     def __init__(self, fixtures: dict[str, str | PackDefinition | PackSpec] | None = None, *, seed: int = 0,
-                 bms: dict[str, dict] | None = None) -> None:
-        """``fixtures``: fixture -> its pack. An unknown pack name or a bad pack file raises
-        ``InputError`` (with a did-you-mean / ``FILE:LINE:COL``) before anything is built."""
+                 bms: dict[str, dict] | None = None, safety: str = DEFAULT_SAFETY) -> None:
+        """``fixtures``: fixture -> its pack; ``safety``: the driver key of the shared safety
+        tester, whose dialect the simulated peer speaks (``sim.dialects``). An unknown pack name
+        or a bad pack file raises ``InputError`` (with a did-you-mean / ``FILE:LINE:COL``), a
+        driver without a simulated peer ``NoSimulatedPeer``, before anything is built."""
         fixtures = fixtures or {"F1": "car-400"}
         self._bms_profiles = bms or {}
         resolved = {name: _resolve(pack) for name, pack in fixtures.items()}
@@ -156,7 +158,7 @@ class SimBench:
         for i, (name, (spec, definition)) in enumerate(resolved.items()):
             self.fixtures[name] = self._fixture(name, spec, definition, seed + 101 * i)
         self.matrix = _Matrix(list(self.fixtures.values()))
-        self.safety = SimChroma19032(_ActivePack(self.matrix), _ActiveWiring(self.matrix))
+        self.safety = safety_peer(safety, _ActivePack(self.matrix), _ActiveWiring(self.matrix))
         self.endpoints: dict[str, str] = {}
         self._started: list[Any] = []
 

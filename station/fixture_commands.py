@@ -64,8 +64,10 @@ async def _check(config, fixtures: list[str], *, sim: bool, act: bool, operator:
     bench = endpoints = None
     if sim:
         from sim.bench import SimBench
+        from station.simpack import safety_driver
 
-        bench = SimBench({f: config.config.fixtures[f].sim_preset or "car-400" for f in config.fixture_ids()})
+        bench = SimBench({f: config.config.fixtures[f].sim_preset or "car-400" for f in config.fixture_ids()},
+                         safety=safety_driver(config))
         endpoints = await bench.start()
     instruments = StationInstruments(config, endpoints)
     try:

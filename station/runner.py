@@ -223,12 +223,13 @@ class Session:
         if self.sim:
             from sim.bench import SimBench
 
-            from station.simpack import fixture_pack
+            from station.simpack import fixture_pack, safety_driver
 
             fixtures = {f: self.presets.get(f) or fixture_pack(self.config, f) for f in self.config.fixture_ids()}
             from station.instruments import sim_bms_profiles
 
-            self.bench = SimBench(fixtures, bms=sim_bms_profiles(self.config))  # the BMS the config describes
+            self.bench = SimBench(fixtures, bms=sim_bms_profiles(self.config),  # the BMS the config describes
+                                  safety=safety_driver(self.config))
             endpoints = await self.bench.start()
         from station.results.store import StoreModeError
         from station.security import provenance

@@ -103,3 +103,15 @@ def run_pack(config: "LoadedConfig", fixture: str, variant: str | None, serial: 
                               f"variant '{variant}' has no simulated pack{did_you_mean(variant, named)}; packs: "
                               f"{', '.join(named)}. Add a pack definition file and name it for the variant in the "
                               f"product catalogue (products: - {{pattern, plan, variant: {variant}, pack: FILE}})")])
+
+
+def safety_driver(config: "LoadedConfig") -> str:
+    """The driver key of the station's safety tester (its ``safety`` role), which selects the
+    dialect the simulated bench's shared tester speaks; ``chroma_19032`` when no fixture has one."""
+    from sim.dialects import DEFAULT_SAFETY
+
+    for fixture in config.fixture_ids():
+        spec = config.instruments_for(fixture).get("safety")
+        if spec is not None:
+            return spec[1].driver
+    return DEFAULT_SAFETY

@@ -1,23 +1,7 @@
 """ITECH IT6000C bidirectional DC source/sink as a pack cycler (SCPI over LAN/serial).
 
-Command table (what the driver sends; the simulator serves the same):
-
-=========================  ============================================================
-``VOLT <V>``               CV setpoint
-``CURR <A>``               CC setpoint, + charge / - discharge
-``CURR:LIM <A>``           charge (source) current limit, magnitude
-``CURR:LIM:NEG <-A>``      discharge (sink) current limit, as a negative number
-``OUTP ON|OFF``/``OUTP?``  output relay
-``MEAS:VOLT?``             V at the terminals
-``MEAS:CURR?``             A, + into the pack
-``FETC:POW?``              W, + into the pack
-``FETC:AH?``               Ah counted since ``SENS:AH:RES``, + into the pack
-``SENS:AH:RES``            zero the Ah counter
-``STAT:QUES:COND?``        protection bitmask, see ``PROTECTION_BITS``
-``PROT:CLE``               clear latched protection (output stays off)
-``SYST:WDOG <s>``          control watchdog, armed at ``open()`` (see below)
-``SYST:ERR?``              error queue, read once after every setting command
-=========================  ============================================================
+The commands it sends are the rows of ``TABLE`` (rendered in ``docs/instrument-commands.md``);
+settings are followed by one ``SYST:ERR?`` each; the readings go as one compound query.
 
 Default ranges suit a 1000 V / ±450 A pack-cycler cabinet; set ``v_max``, ``i_charge_max``
 and ``i_discharge_max`` (V, A) in ``options`` to match the installed model.
@@ -43,8 +27,9 @@ import math
 
 from drivers.capabilities import CYCLER_IDLE_A, CyclerReading, SafeAction, StateFinding
 from drivers.errors import InstrumentError, ProtocolError, RangeError
-from drivers.scpi import ScpiDriver
-from drivers.validators import Range
+from drivers.scpi import ScpiDriver, scpi_number
+from drivers.scpi_table import Checked, Reading, Setting, Table
+from drivers.validators import OneOf, Range
 
 # STAT:QUES:COND? bits, shared with sim/instruments/itech_it6000.py so both sides agree.
 PROTECTION_BITS: dict[str, int] = {
@@ -55,13 +40,26 @@ PROTECTION_BITS: dict[str, int] = {
 }
 
 
-def scpi_number(value: float) -> str:
-    """A setpoint as sent on the wire: shortest exact-enough decimal (``400``, ``-12.5``)."""
-    return format(float(value), ".9g")
-
-
-MEASURE_ALL = "MEAS:VOLT?;:MEAS:CURR?;:FETC:POW?;:FETC:AH?"
-PROTECTION = "STAT:QUES:COND?"
+TABLE = Table("ITECH IT6000C (`itech_it6000`)", {
+    "voltage": Setting("VOLT {}", Checked("options v_min … v_max (0 … 1000)"), "V", "CV setpoint"),
+    "current": Setting("CURR {}", Checked("-i_discharge_max … i_charge_max (±450)"), "A",
+                       "CC setpoint, + charge / - discharge"),
+    "limit_pos": Setting("CURR:LIM {}", Checked("0 … option i_charge_max (450)"), "A", "charge (source) current limit"),
+    "limit_neg": Setting("CURR:LIM:NEG {}", Checked("0 … option i_discharge_max (450), sent negative"), "A",
+                         "discharge (sink) current limit",
+                         format=lambda amps: scpi_number(-amps)),
+    "output": Setting("OUTP {}", OneOf(("ON", "OFF")), "", "output relay", format=str),
+    "reset_ah": Setting("SENS:AH:RES", None, "", "zero the Ah counter"),
+    "clear": Setting("PROT:CLE", None, "", "clear latched protection (output stays off)"),
+    "output_state": Reading("OUTP?", str, "", "output relay: 1/ON or 0/OFF"),
+    "voltage_read": Reading("MEAS:VOLT?", float, "V", "terminal voltage"),
+    "current_read": Reading("MEAS:CURR?", float, "A", "terminal current, + into the pack"),
+    "power_read": Reading("FETC:POW?", float, "W", "power, + into the pack"),
+    "ah_read": Reading("FETC:AH?", float, "Ah", "Ah since SENS:AH:RES, + into the pack"),
+    "protection": Reading("STAT:QUES:COND?", int, "bits", "protection bitmask (PROTECTION_BITS)"),
+})
+MEASURE_ALL = ";:".join(TABLE[k].command for k in ("voltage_read", "current_read", "power_read", "ah_read"))
+PROTECTION = TABLE["protection"].command
 WATCHDOG_COMMAND = "SYST:WDOG {}"
 WATCHDOG_S = Range(0.0, 3600.0, "s")
 
@@ -70,6 +68,7 @@ class ItechIT6000(ScpiDriver):
     """``Cycler`` for an ITECH IT6000C; ``name`` is the station role used in every error."""
 
     maker = "ITECH"
+    TABLE = TABLE
 
     def __init__(self, name: str, resource: str, **kw) -> None:
         super().__init__(name, resource, **kw)
@@ -93,40 +92,39 @@ class ItechIT6000(ScpiDriver):
 
     # -- setpoints -------------------------------------------------------------------------
     async def set_output(self, on: bool) -> None:
-        await self._set("OUTP ON" if on else "OUTP OFF")
+        await self._set(self._command("output", "ON" if on else "OFF"))
 
     async def set_voltage(self, volts: float) -> None:
         """CV setpoint (V)."""
-        v = self.voltage_range.check(volts, what="voltage setpoint", instrument=self.name)
-        await self._set(f"VOLT {scpi_number(v)}")
+        await self._set(self._command("voltage", volts, validator=self.voltage_range, what="voltage setpoint"))
 
     async def set_current(self, amps: float) -> None:
         """CC setpoint (A), + charge / - discharge."""
-        a = self.current_range.check(amps, what="current setpoint", instrument=self.name)
-        await self._set(f"CURR {scpi_number(a)}")
+        await self._set(self._command("current", amps, validator=self.current_range, what="current setpoint"))
 
     async def set_current_limits(self, charge_a: float, discharge_a: float) -> None:
         """Charge and discharge limit magnitudes (A); both checked before either is sent."""
-        c = self.charge_range.check(charge_a, what="charge current limit", instrument=self.name)
-        d = self.discharge_range.check(discharge_a, what="discharge current limit", instrument=self.name)
-        await self._set(f"CURR:LIM {scpi_number(c)}")
-        await self._set(f"CURR:LIM:NEG {scpi_number(-d)}")
+        charge = self._command("limit_pos", charge_a, validator=self.charge_range, what="charge current limit")
+        discharge = self._command("limit_neg", discharge_a, validator=self.discharge_range, what="discharge current limit")
+        await self._set(charge)
+        await self._set(discharge)
 
     async def reset_counters(self) -> None:
-        await self._set("SENS:AH:RES")
+        await self._set(self._command("reset_ah"))
 
     async def clear_protection(self) -> None:
-        await self._set("PROT:CLE")
+        await self._set(self._command("clear"))
 
     # -- readings --------------------------------------------------------------------------
     async def output_on(self) -> bool:
         """``OUTP?`` → True when the output relay is closed."""
-        reply = await self._query("OUTP?")
+        query = self._read_row("output_state").command
+        reply = await self._query(query)
         if reply.strip().upper() in ("1", "ON"):
             return True
         if reply.strip().upper() in ("0", "OFF"):
             return False
-        raise ProtocolError(f"unexpected reply {reply!r}", instrument=self.name, command="OUTP?")
+        raise ProtocolError(f"unexpected reply {reply!r}", instrument=self.name, command=query)
 
     async def measure(self) -> CyclerReading:
         """Terminal V, A and W, and the Ah counter, in one compound query (one round trip).

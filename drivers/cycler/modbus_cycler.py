@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import math
 
-from drivers.base import IDENTITY_OPTIONS, Driver
+from drivers.base import IDENTITY_OPTIONS
 from drivers.capabilities import CYCLER_IDLE_A, CyclerReading, Identity, SafeAction, StateFinding
 from drivers.errors import RangeError, ProtocolError
 from drivers.fixture.modbus_fixture import map_identity, run_all
 from drivers.maps.regmap import Field, MapError, load_map, read_fields
-from drivers.transports.modbus import ModbusTransport, parse_resource
+from drivers.modbus_driver import ModbusDriver
 from drivers.validators import Range
 
 _MEASURED = ("measured_voltage", "measured_current", "measured_power", "measured_ah")
@@ -37,15 +37,13 @@ REQUIRED = {"output_enable": "coil", "protection_clear": "coil", "reset_counters
             "protection": "input", **{n: "input" for n in _MEASURED}}
 
 
-class ModbusCycler(Driver):
+class ModbusCycler(ModbusDriver):
     """``drivers.capabilities.Cycler`` (+ ``set_watchdog``, ``heartbeat``) over a register map."""
 
-    TRANSPORT = "modbus"
     OPTIONS = IDENTITY_OPTIONS | {"map", "voltage_max", "current_max"}
 
     def __init__(self, name: str, resource: str, **kw) -> None:
         super().__init__(name, resource, **kw)
-        parse_resource(resource, name)  # a malformed resource fails at config load
         self.map = load_map(self.options.get("map", "modbus_cycler.yaml"))
         missing = [f"{n} ({t})" for n, t in REQUIRED.items() if n not in self.map or self.map[n].table != t]
         if missing:
@@ -78,15 +76,10 @@ class ModbusCycler(Driver):
         return Range(lo, hi, f.unit)
 
     async def open(self) -> None:
-        if self.transport is None:
-            self.transport = ModbusTransport(self.resource, timeout=self.timeout, instrument=self.name)
-        await self.transport.open()
+        """Connect, then arm the communication watchdog (option ``watchdog``, s; 0 = leave it)."""
+        await super().open()
         if self.watchdog:
             await self.set_watchdog(self.watchdog)
-
-    async def close(self) -> None:
-        if self.transport is not None:
-            await self.transport.close()
 
     async def _write(self, *values: tuple[str, float]) -> None:
         """Write holding fields; adjacent ones go in one request. Values already checked."""

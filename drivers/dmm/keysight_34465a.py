@@ -1,16 +1,10 @@
 """Keysight 34465A digital multimeter, DC voltage (SCPI over LAN, raw socket 5025).
 
-Command table:
-
-=========================  ==============================================================
-``CONF:VOLT:DC <range>``   DC volts on a fixed range (0.1, 1, 10, 100, 1000 V) or ``AUTO``;
-                           like the real meter, CONF also resets NPLC to its default, 10
-``VOLT:DC:NPLC <n>``       integration time in power-line cycles, 0.02 … 100
-``READ?``                  one reading, ``+4.01234567E+02``; ``±9.9E+37`` = overload
-``SYST:ERR?``              error queue, read once after every setting command
-=========================  ==============================================================
-
-CONF and NPLC are only sent when they change, so repeated readings cost one query each.
+The commands it sends are the rows of ``TABLE`` (rendered in ``docs/instrument-commands.md``):
+``CONF:VOLT:DC <range>|AUTO`` (like the real meter, CONF also resets NPLC to its default, 10),
+``VOLT:DC:NPLC <n>``, ``READ?`` (``+4.01234567E+02``; ``±9.9E+37`` = overload) and
+``SYST:ERR?`` once after every setting command. CONF and NPLC are only sent when they change,
+so repeated readings cost one query each.
 """
 
 from __future__ import annotations
@@ -20,6 +14,7 @@ import math
 from drivers.capabilities import SAFE_BUS_V, SafeAction, StateFinding
 from drivers.errors import DeviceError, ProtocolError
 from drivers.scpi import ScpiDriver
+from drivers.scpi_table import Reading, Setting, Table
 from drivers.validators import OneOf, Range
 
 RANGES_V = (0.1, 1.0, 10.0, 100.0, 1000.0)
@@ -30,8 +25,22 @@ OVERLOAD = 9.9e37
 PLC_S = 0.020
 
 
+def _g(value: float) -> str:
+    return format(value, "g")
+
+
+TABLE = Table("Keysight 34465A (`keysight_34465a`)", {
+    "range": Setting("CONF:VOLT:DC {}", OneOf(RANGES_V), "V", "DC volts on a fixed range (resets NPLC to 10)", format=_g),
+    "autorange": Setting("CONF:VOLT:DC AUTO", None, "", "DC volts, autorange (resets NPLC to 10)"),
+    "nplc": Setting("VOLT:DC:NPLC {}", NPLC_RANGE, "PLC", "integration time in power-line cycles", format=_g),
+    "read": Reading("READ?", float, "V", "one reading; ±9.9E+37 = overload"),
+})
+
+
 class Keysight34465A(ScpiDriver):
     """``Dmm`` for a Keysight 34465A; ``name`` is the station role used in every error."""
+
+    TABLE = TABLE
 
     def __init__(self, name: str, resource: str, **kw) -> None:
         super().__init__(name, resource, **kw)
@@ -50,18 +59,21 @@ class Keysight34465A(ScpiDriver):
         """
         if range_v is None:
             conf: float | str = "AUTO"
+            command = self._command("autorange")
         else:
-            conf = float(OneOf(RANGES_V).check(float(range_v), what="DC voltage range (V)", instrument=self.name))
+            conf = float(range_v)
+            command = self._command("range", conf, what="DC voltage range (V)")
         n = NPLC_RANGE.check(nplc, what="NPLC", instrument=self.name)
         if conf != self._range:
             self._range = self._nplc = None  # unknown until the device accepted it
-            await self._set(f"CONF:VOLT:DC {conf if isinstance(conf, str) else format(conf, 'g')}")
+            await self._set(command)
             self._range, self._nplc = conf, DEFAULT_NPLC
         if n != self._nplc:
             self._nplc = None
-            await self._set(f"VOLT:DC:NPLC {format(n, 'g')}")
+            await self._set(self._command("nplc", n, what="NPLC"))
             self._nplc = n
-        reply = await self._transport("READ?").query("READ?", timeout=self.timeout + 2 * n * PLC_S)
+        read = self._read_row("read").command
+        reply = await self._transport(read).query(read, timeout=self.timeout + 2 * n * PLC_S)
         try:
             value = float(reply)
         except ValueError:

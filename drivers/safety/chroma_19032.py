@@ -1,30 +1,12 @@
 """Chroma 19032 electrical safety analyzer: insulation, withstand (hipot) and ground bond.
 
-Step-based SCPI; the driver always programs a one-step list (step 1). Command table (what
-the driver sends; ``sim/instruments/chroma_19032.py`` serves the same):
-
-==================================  ===================================================
-``SAFE:SNUM?``                      number of programmed steps
-``SAFE:STEP 1:DEL``                 delete step 1 (the rest move up); sent ``SNUM`` times
-                                    so no step left from a front-panel program runs
-``SAFE:STEP 1:IR <V>``              step 1 = insulation resistance at <V> DC
-``SAFE:STEP 1:IR:LIM <ohm>``        IR low limit
-``SAFE:STEP 1:IR:TIME <s>``         IR dwell
-``SAFE:STEP 1:IR:TIME:RAMP <s>``    IR ramp (the manual's spelling; the sim also takes ``IR:RAMP``)
-``SAFE:STEP 1:AC|DC <V>``           step 1 = withstand, AC (rms) or DC
-``SAFE:STEP 1:AC|DC:LIM <A>``       leakage high limit
-``SAFE:STEP 1:AC|DC:TIME[:RAMP]``   dwell / ramp (s)
-``SAFE:STEP 1:GB <A>``              step 1 = ground bond at <A> (our extension of the dialect)
-``SAFE:STEP 1:GB:LIM <ohm>``        bond resistance high limit
-``SAFE:STEP 1:GB:TIME <s>``         bond dwell
-``SYST:ERR?``                       read once after programming and once after ``SAFE:STAR``;
-                                    anything but 0 → DeviceError naming the commands
-``SAFE:STAR`` / ``SAFE:STOP``       start / stop (stop is idempotent)
-``SAFE:STAT?``                      ``RUNNING`` (ramp, dwell, discharge) or ``STOPPED``
-``SAFE:FETC? MMET``                 live reading while RUNNING (ohm, A), e.g. ``+1.234000E+08``
-``SAFE:RES:ALL?``                   result code per step, see ``RESULT_CODES``
-``SAFE:RES:ALL:MMET?``              final reading per step, ``+5.230000E+08``
-==================================  ===================================================
+Step-based SCPI; the driver always programs a one-step list (step 1): it deletes the steps a
+front-panel program left (``SAFE:SNUM?`` times ``SAFE:STEP 1:DEL``), programs step 1, reads
+the error queue once, starts (``SAFE:STAR``), reads the queue again, polls ``SAFE:STAT?``
+(``RUNNING`` through ramp, dwell and discharge) with live readings, then reads the result code
+and final reading. The commands are the rows of ``TABLE`` (rendered in
+``docs/instrument-commands.md``); result codes in ``RESULT_CODES``. ``GB`` (ground bond as a
+step mode) is our extension of the dialect; the manual's ramp spelling is ``IR:TIME:RAMP``.
 
 Ranges (19032-class figures): IR 50–1000 V DC, low limit 10 kΩ–50 GΩ; AC 50–5000 V, ≤ 40 mA;
 DC 50–6000 V, ≤ 10 mA; bond 3–40 A, high limit 0.1–600 mΩ; dwell 0.3–999 s; ramp 0 (off) or
@@ -34,12 +16,12 @@ DC 50–6000 V, ≤ 10 mA; bond 3–40 A, high limit 0.1–600 mΩ; dwell 0.3–
 from __future__ import annotations
 
 import asyncio
-import math
 
 from drivers.base import IDENTITY_OPTIONS
 from drivers.scpi import ScpiDriver
-from drivers.capabilities import BondResult, Identity, IrResult, SafeAction, StateFinding, WithstandResult
-from drivers.errors import ConnectError, DeviceError, InstrumentError, InstrumentTimeout, ProtocolError
+from drivers.scpi_table import Checked, Reading, Setting, Table
+from drivers.capabilities import BondResult, IrResult, SafeAction, StateFinding, WithstandResult
+from drivers.errors import DeviceError, InstrumentError, InstrumentTimeout, ProtocolError
 from drivers.validators import OneOf, Range
 
 PASS = 116
@@ -73,80 +55,69 @@ DWELL = Range(0.3, 999.0, "s")
 RAMP = Range(0.1, 999.0, "s")
 POLL = Range(0.01, 10.0, "s")
 MODES = OneOf(("AC", "DC"))
-NO_ERROR_CODE = 0
 
-
-def scpi_number(value: float) -> str:
-    """A setpoint as sent on the wire: shortest exact-enough decimal (``800``, ``0.01``)."""
-    return format(float(value), ".9g")
+TABLE = Table("Chroma 19032 (`chroma_19032`)", {
+    "delete": Setting("SAFE:STEP 1:DEL", None, "", "delete step 1 (the rest move up); sent SNUM times"),
+    "level": Setting("SAFE:STEP 1:{mode} {}", Checked("IR 50 … 1000 V, AC 50 … 5000 V, DC 50 … 6000 V, GB 3 … 40 A"), "V or A", "step 1 = IR/AC/DC at <V>, or GB at <A>"),
+    "limit": Setting("SAFE:STEP 1:{mode}:LIM {}",
+                     Checked("IR 10 kΩ … 50 GΩ, AC 1 µA … 40 mA, DC 0.1 µA … 10 mA, GB 0.1 … 600 mΩ"), "ohm or A",
+                     "IR low limit, AC/DC leakage high limit, GB resistance high limit"),
+    "dwell": Setting("SAFE:STEP 1:{mode}:TIME {}", DWELL, "s", "dwell (test time)"),
+    "ramp": Setting("SAFE:STEP 1:{mode}:TIME:RAMP {}", Checked("0 (off) or 0.1 … 999"), "s", "ramp time"),
+    "start": Setting("SAFE:STAR", None, "", "start the step list"),
+    "stop": Setting("SAFE:STOP", None, "", "stop (idempotent)"),
+    "steps": Reading("SAFE:SNUM?", int, "", "number of programmed steps"),
+    "status": Reading("SAFE:STAT?", str, "", "RUNNING (ramp, dwell, discharge) or STOPPED"),
+    "live": Reading("SAFE:FETC? MMET", float, "ohm or A", "live reading while RUNNING"),
+    "code": Reading("SAFE:RES:ALL?", int, "", "result code per step (RESULT_CODES)"),
+    "final": Reading("SAFE:RES:ALL:MMET?", float, "ohm or A", "final reading per step"),
+})
 
 
 class Chroma19032(ScpiDriver):
     """``InsulationTester`` for a Chroma 19032; ``name`` is the station role used in every error."""
 
     OPTIONS = IDENTITY_OPTIONS | {"poll"}
+    TABLE = TABLE
 
     def __init__(self, name: str, resource: str, **kw) -> None:
         super().__init__(name, resource, **kw)
         self.poll = POLL.check(float(self.options.get("poll", 0.5)), what="option poll", instrument=name)
 
-    async def identify(self) -> Identity:
-        """``*IDN?`` → ``Chroma ATE,19032,<serial>,<fw>``; calibration due from config."""
-        reply = await self._query("*IDN?")
-        fields = [f.strip() for f in reply.split(",")]
-        if len(fields) != 4 or not all(fields[:2]):
-            raise ProtocolError(f"*IDN? reply {reply[:60]!r} is not maker,model,serial,firmware", instrument=self.name, command="*IDN?")
-        maker, model, serial, firmware = fields
-        return Identity(maker, model, serial, firmware, self.calibration_due)
-
     # -- tests -----------------------------------------------------------------------------
     async def insulation(self, voltage: float, dwell: float, low_limit: float, ramp: float = 1.0) -> IrResult:
         """IR at ``voltage`` V DC for ``dwell`` s after ``ramp`` s; pass when ≥ ``low_limit`` ohm."""
-        v = IR_VOLTS.check(voltage, what="IR voltage", instrument=self.name)
-        d = DWELL.check(dwell, what="IR dwell", instrument=self.name)
-        lim = IR_LIMIT.check(low_limit, what="IR low limit", instrument=self.name)
+        level = self._command("level", voltage, validator=IR_VOLTS, what="IR voltage", mode="IR")
+        time = self._command("dwell", dwell, what="IR dwell", mode="IR")
+        limit = self._command("limit", low_limit, validator=IR_LIMIT, what="IR low limit", mode="IR")
         r = self._check_ramp(ramp)
-        program = [
-            f"SAFE:STEP 1:IR {scpi_number(v)}",
-            f"SAFE:STEP 1:IR:LIM {scpi_number(lim)}",
-            f"SAFE:STEP 1:IR:TIME {scpi_number(d)}",
-            f"SAFE:STEP 1:IR:TIME:RAMP {scpi_number(r)}",
-        ]
-        code, value, samples = await self._run("IR", program, r + d, live=True)
+        program = [level, limit, time, self._command("ramp", r, mode="IR")]
+        code, value, samples = await self._run("IR", program, r + dwell, live=True)
         return IrResult(resistance=value, passed=code == PASS, code=code, samples=samples)
 
     async def withstand(self, mode: str, voltage: float, dwell: float, leakage_limit: float, ramp: float = 1.0) -> WithstandResult:
         """Hipot, ``mode`` "AC"/"DC", at ``voltage`` V; pass when leakage ≤ ``leakage_limit`` A and no arc."""
         m = MODES.check(mode, what="withstand mode", instrument=self.name)
-        v = WITHSTAND_VOLTS[m].check(voltage, what=f"{m} withstand voltage", instrument=self.name)
-        d = DWELL.check(dwell, what="withstand dwell", instrument=self.name)
-        lim = LEAKAGE_LIMIT[m].check(leakage_limit, what=f"{m} leakage limit", instrument=self.name)
+        level = self._command("level", voltage, validator=WITHSTAND_VOLTS[m], what=f"{m} withstand voltage", mode=m)
+        time = self._command("dwell", dwell, what="withstand dwell", mode=m)
+        limit = self._command("limit", leakage_limit, validator=LEAKAGE_LIMIT[m], what=f"{m} leakage limit", mode=m)
         r = self._check_ramp(ramp)
-        program = [
-            f"SAFE:STEP 1:{m} {scpi_number(v)}",
-            f"SAFE:STEP 1:{m}:LIM {scpi_number(lim)}",
-            f"SAFE:STEP 1:{m}:TIME {scpi_number(d)}",
-            f"SAFE:STEP 1:{m}:TIME:RAMP {scpi_number(r)}",
-        ]
-        code, value, samples = await self._run(m, program, r + d, live=True)
+        program = [level, limit, time, self._command("ramp", r, mode=m)]
+        code, value, samples = await self._run(m, program, r + dwell, live=True)
         return WithstandResult(leakage=value, arc=code in ARC_CODES, passed=code == PASS, code=code, samples=samples)
 
     async def ground_bond(self, current: float, dwell: float, high_limit: float) -> BondResult:
         """Bond at ``current`` A for ``dwell`` s; pass when ≤ ``high_limit`` ohm (4-wire)."""
-        a = GB_AMPS.check(current, what="bond current", instrument=self.name)
-        d = DWELL.check(dwell, what="bond dwell", instrument=self.name)
-        lim = GB_LIMIT.check(high_limit, what="bond high limit", instrument=self.name)
-        program = [
-            f"SAFE:STEP 1:GB {scpi_number(a)}",
-            f"SAFE:STEP 1:GB:LIM {scpi_number(lim)}",
-            f"SAFE:STEP 1:GB:TIME {scpi_number(d)}",
-        ]
-        code, value, _ = await self._run("GB", program, d, live=False)
+        level = self._command("level", current, validator=GB_AMPS, what="bond current", mode="GB")
+        time = self._command("dwell", dwell, what="bond dwell", mode="GB")
+        limit = self._command("limit", high_limit, validator=GB_LIMIT, what="bond high limit", mode="GB")
+        code, value, _ = await self._run("GB", [level, limit, time], dwell, live=False)
         return BondResult(resistance=value, passed=code == PASS, code=code)
 
     async def stop(self) -> None:
         """Stop any running test (``SAFE:STOP``); harmless when stopped."""
-        await self._transport("SAFE:STOP").write("SAFE:STOP")
+        command = self._command("stop")
+        await self._transport(command).write(command)
 
     # -- safety ----------------------------------------------------------------------------
     async def safe_state(self) -> list[SafeAction]:
@@ -177,12 +148,12 @@ class Chroma19032(ScpiDriver):
     async def _run(self, mode: str, program: list[str], duration: float, *, live: bool) -> tuple[int, float, tuple]:
         """Program step 1, start, poll until STOPPED; return (code, final reading, samples)."""
         transport = self._transport(program[0])
-        count = await self._query_int("SAFE:SNUM?", low=0, high=999)
-        commands = ["SAFE:STEP 1:DEL"] * count + program
+        count = await self._query_int(self._read_row("steps").command, low=0, high=999)
+        commands = [self._command("delete")] * count + program
         for command in commands:
             await transport.write(command)
         await self._check_errors("; ".join(commands))
-        await transport.write("SAFE:STAR")
+        await transport.write(self._command("start"))
         try:
             # A refused start would leave the previous run's result to be read back as ours.
             await self._check_errors("SAFE:STAR")
@@ -191,7 +162,7 @@ class Chroma19032(ScpiDriver):
             await self._stop_after(exc)
             raise
         code = await self._result_code(mode)
-        value = await self._query_float("SAFE:RES:ALL:MMET?")
+        value = await self._query_float(self._read_row("final").command)
         return code, value, samples
 
     async def _wait(self, duration: float, live: bool) -> tuple[tuple[float, float], ...]:
@@ -201,7 +172,7 @@ class Chroma19032(ScpiDriver):
         samples: list[tuple[float, float]] = []
         while await self._status() == "RUNNING":
             if live:
-                value = await self._query_float("SAFE:FETC? MMET")
+                value = await self._query_float(self._read_row("live").command)
                 samples.append((loop.time() - start, value))
             if loop.time() - start >= limit:
                 raise InstrumentTimeout(f"test still RUNNING after {limit:g} s", instrument=self.name, command="SAFE:STAT?")
@@ -231,44 +202,3 @@ class Chroma19032(ScpiDriver):
         if reply not in ("RUNNING", "STOPPED"):
             raise ProtocolError(f"status {reply[:40]!r} is not RUNNING|STOPPED", instrument=self.name, command="SAFE:STAT?")
         return reply
-
-    # -- SCPI plumbing ---------------------------------------------------------------------
-    async def _check_errors(self, commands: str) -> None:
-        """Read the error queue once; anything but ``0`` raises ``DeviceError`` naming ``commands``."""
-        reply = await self._query("SYST:ERR?")
-        code_text, _, message = reply.partition(",")
-        try:
-            code = int(code_text)
-        except ValueError:
-            raise ProtocolError(f"SYST:ERR? reply {reply[:40]!r}", instrument=self.name, command="SYST:ERR?") from None
-        if code != NO_ERROR_CODE:
-            text = message.strip().strip('"')
-            raise DeviceError(f"device error {code}: {text}", code=code, instrument=self.name, command=commands)
-
-    async def _query(self, command: str) -> str:
-        return await self._transport(command).query(command)
-
-    async def _query_float(self, command: str) -> float:
-        reply = await self._query(command)
-        try:
-            value = float(reply.split(",")[0])
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value):
-            raise ProtocolError(f"not a number: {reply[:40]!r}", instrument=self.name, command=command)
-        return value
-
-    async def _query_int(self, command: str, *, low: int, high: int) -> int:
-        reply = await self._query(command)
-        try:
-            value = int(reply.strip())
-        except ValueError:
-            raise ProtocolError(f"not an integer: {reply[:40]!r}", instrument=self.name, command=command) from None
-        if not low <= value <= high:
-            raise ProtocolError(f"{value} outside [{low}, {high}]", instrument=self.name, command=command)
-        return value
-
-    def _transport(self, command: str):
-        if self.transport is None:
-            raise ConnectError("not open", instrument=self.name, command=command)
-        return self.transport

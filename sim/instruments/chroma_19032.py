@@ -1,7 +1,9 @@
 """Simulated Chroma 19032 safety analyzer: IR, AC/DC withstand and ground bond on the pack.
 
-Serves the dialect documented in ``drivers/safety/chroma_19032.py`` (same ranges and result
-codes, imported from there), plus ``STEP <n>`` written with a space as the real manual does.
+Serves the command tree of the 19032 manual's remote chapter (``[SOURce:]SAFEty:STEP<n>:...``,
+limits ``LIMit[:LOW]``/``:HIGH``, ``TIME[:TEST]``/``:RAMP``/``:FALL``; ``STEP <n>`` written with a
+space as the manual's examples do), checked against ``tests/data/manuals/chroma_19032.txt``;
+ranges and result codes are imported from ``drivers/safety/chroma_19032.py`` so both agree.
 A started step list runs in loop time, evaluated lazily whenever it is asked about: per step
 ramp, dwell, then ``DISCHARGE_S`` of discharge, ``RUNNING`` throughout; a failing step ends
 the list. What the tester reaches comes from ``wiring``: ``ir_pole`` ("HV+"/"HV-"; None =
@@ -18,11 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from drivers.safety import chroma_19032 as spec
-from sim.pack.insulation import ir_apparent_resistance
-from sim.scpi.server import ScpiError, ScpiInstrument, fmt, parse_float
+from sim.instruments import hv_physics
+from sim.scpi.server import ScpiError, ScpiInstrument, fmt, parse_number
 
 DISCHARGE_S = 0.3  # s the tester spends discharging after each HV step (RUNNING meanwhile)
-SOURCE_OHM = 2e6  # IR source resistance: a ~0.5 mA current limit at 1 kV
 _STEP_SPACE = re.compile(r"(STEP)\s+(\d+)", re.IGNORECASE)
 _DEFAULT_LIMIT = {"IR": 1e6, "AC": 0.01, "DC": 0.002, "GB": 0.1}
 _LEVELS = {"IR": spec.IR_VOLTS, "AC": spec.WITHSTAND_VOLTS["AC"], "DC": spec.WITHSTAND_VOLTS["DC"], "GB": spec.GB_AMPS}
@@ -38,6 +39,8 @@ class Step:
     limit: float
     dwell: float = 1.0
     ramp: float = 0.0
+    fall: float = 0.0  # s; stored and answered (the discharge time is DISCHARGE_S regardless)
+    other_limit: float = 0.0  # the opposite limit (IR HIGH, withstand/bond LOW), 0 = OFF, not judged
 
     @property
     def active(self) -> float:
@@ -65,29 +68,32 @@ class SimChroma19032(ScpiInstrument):
 
     # -- command table ---------------------------------------------------------------------
     def _cmd(self, spec_text: str, handler) -> None:
-        self.command(spec_text, handler)
-        self.command("SOURce:" + spec_text, handler)
+        self.command("[SOURce:]" + spec_text, handler)
 
     def _table(self) -> None:
         self._cmd("SAFEty:SNUMber?", lambda s, a: str(len(self.steps)))
-        self._cmd("SAFEty:STEP:DELete", self._delete)
+        self._cmd("SAFEty:STEP<n>:DELete", self._delete)
         for mode in ("IR", "AC", "DC", "GB"):
-            self._cmd(f"SAFEty:STEP:{mode}[:LEVel]", self._setter(mode, "level"))
-            self._cmd(f"SAFEty:STEP:{mode}:LIMit", self._setter(mode, "limit"))
-            self._cmd(f"SAFEty:STEP:{mode}:TIME", self._setter(mode, "dwell"))
-            self._cmd(f"SAFEty:STEP:{mode}[:LEVel]?", self._getter(mode, "level"))
-            self._cmd(f"SAFEty:STEP:{mode}:LIMit?", self._getter(mode, "limit"))
-            self._cmd(f"SAFEty:STEP:{mode}:TIME?", self._getter(mode, "dwell"))
+            # The manual's limit trees: IR judges a LOW limit (HIGH optional), the others a HIGH one.
+            main, other = ("LIMit[:LOW]", "LIMit:HIGH") if mode == "IR" else ("LIMit[:HIGH]", "LIMit:LOW")
+            self._cmd(f"SAFEty:STEP<n>:{mode}[:LEVel]", self._setter(mode, "level"))
+            self._cmd(f"SAFEty:STEP<n>:{mode}:{main}", self._setter(mode, "limit"))
+            self._cmd(f"SAFEty:STEP<n>:{mode}:{other}", self._setter(mode, "other_limit"))
+            self._cmd(f"SAFEty:STEP<n>:{mode}:TIME[:TEST]", self._setter(mode, "dwell"))
+            self._cmd(f"SAFEty:STEP<n>:{mode}[:LEVel]?", self._getter(mode, "level"))
+            self._cmd(f"SAFEty:STEP<n>:{mode}:{main}?", self._getter(mode, "limit"))
+            self._cmd(f"SAFEty:STEP<n>:{mode}:{other}?", self._getter(mode, "other_limit"))
+            self._cmd(f"SAFEty:STEP<n>:{mode}:TIME[:TEST]?", self._getter(mode, "dwell"))
             if mode != "GB":
-                self._cmd(f"SAFEty:STEP:{mode}:TIME:RAMP", self._setter(mode, "ramp"))
-                self._cmd(f"SAFEty:STEP:{mode}:TIME:RAMP?", self._getter(mode, "ramp"))
-        self._cmd("SAFEty:STEP:IR:RAMP", self._setter("IR", "ramp"))  # short alias in our docs
+                self._cmd(f"SAFEty:STEP<n>:{mode}:TIME:RAMP", self._setter(mode, "ramp"))
+                self._cmd(f"SAFEty:STEP<n>:{mode}:TIME:RAMP?", self._getter(mode, "ramp"))
+                self._cmd(f"SAFEty:STEP<n>:{mode}:TIME:FALL", self._setter(mode, "fall"))
+                self._cmd(f"SAFEty:STEP<n>:{mode}:TIME:FALL?", self._getter(mode, "fall"))
         self._cmd("SAFEty:STARt", lambda s, a: self.start_test())
         self._cmd("SAFEty:STOP", lambda s, a: self.stop_test())
         self._cmd("SAFEty:STATus?", lambda s, a: "RUNNING" if self.running() else "STOPPED")
         self._cmd("SAFEty:FETCh?", self._fetch)
-        self._cmd("SAFEty:RESult:ALL?", lambda s, a: self._result_field(0, str, 115))
-        self._cmd("SAFEty:RESult:ALL:JUDGment?", lambda s, a: self._result_field(0, str, 115))
+        self._cmd("SAFEty:RESult:ALL[:JUDGment]?", lambda s, a: self._result_field(0, str, 115))
         self._cmd("SAFEty:RESult:ALL:MMETer?", lambda s, a: self._result_field(1, fmt, None))
 
     def execute(self, line: str) -> list[str]:
@@ -121,10 +127,14 @@ class SimChroma19032(ScpiInstrument):
 
     def _setter(self, mode: str, field: str):
         def handler(suffixes: list[int], args: str) -> None:
-            value = parse_float(args, what=f"{mode} {field}")
-            check = {"level": _LEVELS[mode], "limit": _LIMITS[mode], "dwell": spec.DWELL, "ramp": spec.RAMP}[field]
-            ramp_off = field == "ramp" and value == 0
-            if not ramp_off and not check.low <= value <= check.high:
+            unit = {"level": "A" if mode == "GB" else "V", "limit": "OHM" if mode in ("IR", "GB") else "A",
+                    "other_limit": "OHM" if mode in ("IR", "GB") else "A"}.get(field, "S")
+            check = {"level": _LEVELS[mode], "limit": _LIMITS[mode], "other_limit": _LIMITS[mode],
+                     "dwell": spec.DWELL, "ramp": spec.RAMP, "fall": spec.RAMP}[field]
+            value = parse_number(args, what=f"{mode} {field}", unit=unit, low=check.low, high=check.high,
+                                 default=check.low)
+            off_allowed = field in ("ramp", "fall", "other_limit") and value == 0
+            if not off_allowed and not check.low <= value <= check.high:
                 raise ScpiError(-222, "Data out of range")
             step = self._step(suffixes, mode, create=field == "level")
             if field == "level" and step.mode != mode:
@@ -207,30 +217,10 @@ class SimChroma19032(ScpiInstrument):
         return ",".join(out)
 
     # -- physics ---------------------------------------------------------------------------
-    def _noisy(self, value: float) -> float:
-        return value * (1.0 + self.noise * float(self.pack.rng.standard_normal()))
-
-    def _bond_point(self) -> str:
-        point = getattr(self.wiring, "bond_point", None)
-        return point if point is not None else self.pack.bond_points[0]
-
     def _reading(self, step: Step, t: float) -> float:
         """What the meter shows ``t`` s into ``step`` (ohm for IR/GB, A for withstand)."""
-        pole = self.wiring.ir_pole
-        if step.mode == "GB":
-            return self._noisy(self.pack.bond_resistance(self._bond_point()))
-        if step.mode == "IR":
-            if pole is None:
-                return spec.OVER_RANGE_OHM
-            # A linear ramp charges the Y-caps like a step applied half-way through it.
-            applied = max(0.0, t - step.ramp / 2)
-            ohm = ir_apparent_resistance(self.pack, pole, step.level, applied, SOURCE_OHM)
-            return min(self._noisy(ohm), spec.OVER_RANGE_OHM)
-        if pole is None:
-            return 0.0
-        volts = step.level * (min(1.0, t / step.ramp) if step.ramp > 0 else 1.0)
-        leakage, _ = self.pack.withstand(step.mode, volts)
-        return abs(self._noisy(leakage))
+        value = hv_physics.reading(self.pack, self.wiring, step.mode, step.level, step.ramp, t, self.noise)
+        return min(value, spec.OVER_RANGE_OHM) if step.mode == "IR" else value
 
     def _judge(self, step: Step) -> tuple[int, float]:
         """Result code and final reading at the end of ``step``'s dwell."""
@@ -244,7 +234,6 @@ class SimChroma19032(ScpiInstrument):
             return (fail["LO"] if value < step.limit else spec.PASS), value
         if self.wiring.ir_pole is None:
             return fail["LO"], value
-        _, arc = self.pack.withstand(step.mode, step.level)
-        if arc:
+        if hv_physics.arcs(self.pack, step.mode, step.level):
             return fail["ARC"], value
         return (fail["HI"] if value > step.limit else spec.PASS), value

@@ -1,7 +1,8 @@
 """Simulated ITECH IT6000C source/sink driving the simulated pack, with protections and a watchdog.
 
-Serves the command table of ``drivers/cycler/itech_it6000.py`` (which also owns the protection
-bits) over a raw SCPI socket. Trips latch and open the output until ``PROT:CLE``:
+Serves ITECH's SOURce/OUTPut/MEASure tree as the programming guides print it (optional nodes,
+``MIN|MAX|DEF``, unit suffixes; ``tests/data/manuals/itech_it6000.txt``) over a raw SCPI socket;
+the protection bits come from ``drivers/cycler/itech_it6000.py`` so both agree. Trips latch and open the output until ``PROT:CLE``:
 
 - OVP: terminal voltage above ``VOLT:PROT`` while the output is on;
 - OCP: |current| above ``CURR:PROT`` while the output is on;
@@ -20,7 +21,7 @@ from typing import Any
 
 from drivers.clock import stream_limit
 from drivers.cycler.itech_it6000 import PROTECTION_BITS
-from sim.scpi.server import ScpiError, ScpiInstrument, fmt, parse_float
+from sim.scpi.server import ScpiError, ScpiInstrument, fmt, parse_number
 
 _ON = {"ON": True, "1": True, "OFF": False, "0": False}
 
@@ -71,31 +72,32 @@ class SimItechCycler(ScpiInstrument):
 
     def _table(self) -> None:
         c = self.command
-        c("[SOURce:]VOLTage", lambda s, a: self._setf("voltage", a, 0.0, self.v_max))
-        c("[SOURce:]VOLTage?", lambda s, a: fmt(self.voltage))
-        c("[SOURce:]CURRent", lambda s, a: self._setf("current", a, -self.i_max, self.i_max))
-        c("[SOURce:]CURRent?", lambda s, a: fmt(self.current))
-        c("[SOURce:]CURRent:LIMit", lambda s, a: self._setf("limit_pos", a, 0.0, self.i_max))
-        c("[SOURce:]CURRent:LIMit?", lambda s, a: fmt(self.limit_pos))
-        c("[SOURce:]CURRent:LIMit:NEGative", lambda s, a: self._setf("limit_neg", a, -self.i_max, 0.0))
-        c("[SOURce:]CURRent:LIMit:NEGative?", lambda s, a: fmt(self.limit_neg))
-        c("[SOURce:]VOLTage:PROTection", lambda s, a: self._setf("ovp", a, 0.0, self.v_max * 1.1))
-        c("[SOURce:]VOLTage:PROTection?", lambda s, a: fmt(self.ovp))
-        c("[SOURce:]CURRent:PROTection", lambda s, a: self._setf("ocp", a, 0.0, self.i_max * 1.1))
-        c("[SOURce:]CURRent:PROTection?", lambda s, a: fmt(self.ocp))
+        v, i = self.v_max, self.i_max
+        c("[SOURce:]VOLTage[:LEVel][:IMMediate][:AMPLitude]", lambda s, a: self._setf("voltage", a, 0.0, v, "V"))
+        c("[SOURce:]VOLTage[:LEVel][:IMMediate][:AMPLitude]?", lambda s, a: self._get("voltage", a, 0.0, v))
+        c("[SOURce:]CURRent[:LEVel][:IMMediate][:AMPLitude]", lambda s, a: self._setf("current", a, -i, i, "A"))
+        c("[SOURce:]CURRent[:LEVel][:IMMediate][:AMPLitude]?", lambda s, a: self._get("current", a, -i, i))
+        c("[SOURce:]CURRent:LIMit[:POSitive][:IMMediate][:AMPLitude]", lambda s, a: self._setf("limit_pos", a, 0.0, i, "A"))
+        c("[SOURce:]CURRent:LIMit[:POSitive][:IMMediate][:AMPLitude]?", lambda s, a: self._get("limit_pos", a, 0.0, i))
+        c("[SOURce:]CURRent:LIMit:NEGative[:IMMediate][:AMPLitude]", lambda s, a: self._setf("limit_neg", a, -i, 0.0, "A"))
+        c("[SOURce:]CURRent:LIMit:NEGative[:IMMediate][:AMPLitude]?", lambda s, a: self._get("limit_neg", a, -i, 0.0))
+        c("[SOURce:]VOLTage:PROTection[:LEVel]", lambda s, a: self._setf("ovp", a, 0.0, v * 1.1, "V"))
+        c("[SOURce:]VOLTage:PROTection[:LEVel]?", lambda s, a: self._get("ovp", a, 0.0, v * 1.1))
+        c("[SOURce:]CURRent:PROTection[:LEVel]", lambda s, a: self._setf("ocp", a, 0.0, i * 1.1, "A"))
+        c("[SOURce:]CURRent:PROTection[:LEVel]?", lambda s, a: self._get("ocp", a, 0.0, i * 1.1))
         c("OUTPut[:STATe]", lambda s, a: self._set_output(a))
         c("OUTPut[:STATe]?", lambda s, a: "1" if self.output else "0")
-        c("MEASure[:SCALar]:VOLTage?", lambda s, a: fmt(self._reading()[0]))
-        c("MEASure[:SCALar]:CURRent?", lambda s, a: fmt(self._reading()[1]))
-        c("MEASure[:SCALar]:POWer?", lambda s, a: fmt(self._power()))
-        c("FETCh:VOLTage?", lambda s, a: fmt(self._reading()[0]))
-        c("FETCh:CURRent?", lambda s, a: fmt(self._reading()[1]))
-        c("FETCh:POWer?", lambda s, a: fmt(self._power()))
-        c("FETCh:AH?", lambda s, a: fmt(self._reading()[2]))
+        c("MEASure[:SCALar]:VOLTage[:DC]?", lambda s, a: fmt(self._reading()[0]))
+        c("MEASure[:SCALar]:CURRent[:DC]?", lambda s, a: fmt(self._reading()[1]))
+        c("MEASure[:SCALar]:POWer[:DC]?", lambda s, a: fmt(self._power()))
+        c("FETCh[:SCALar]:VOLTage[:DC]?", lambda s, a: fmt(self._reading()[0]))
+        c("FETCh[:SCALar]:CURRent[:DC]?", lambda s, a: fmt(self._reading()[1]))
+        c("FETCh[:SCALar]:POWer[:DC]?", lambda s, a: fmt(self._power()))
+        c("FETCh[:SCALar]:AH?", lambda s, a: fmt(self._reading()[2]))
         c("SENSe:AH:RESet", lambda s, a: self.pack.reset_ah())
         c("STATus:QUEStionable:CONDition?", lambda s, a: str(self.condition()))
         c("PROTection:CLEar", lambda s, a: self.trips.clear())
-        c("SYSTem:WDOG", lambda s, a: self._setf("watchdog_s", a, 0.0, 3600.0))
+        c("SYSTem:WDOG", lambda s, a: self._setf("watchdog_s", a, 0.0, 3600.0, "S"))
         c("SYSTem:WDOG?", lambda s, a: fmt(self.watchdog_s))
 
     # -- fault injection -------------------------------------------------------------------
@@ -192,11 +194,23 @@ class SimItechCycler(ScpiInstrument):
             self._output_on.clear()
         self._apply()
 
-    def _setf(self, attr: str, arg: str, low: float, high: float) -> None:
-        if not arg.strip():
-            raise ScpiError(-109, "Missing parameter")
-        value = parse_float(arg, what=attr)
+    def _setf(self, attr: str, arg: str, low: float, high: float, unit: str | None = None) -> None:
+        """A setpoint: a number (with ``unit`` suffix allowed) or ``MIN|MAX|DEF``; refused
+        outside [low, high] (-222), never clipped."""
+        default = 0.0 if low <= 0.0 <= high else low
+        value = parse_number(arg, what=attr, unit=unit, low=low, high=high, default=default)
         if not low <= value <= high:
             raise ScpiError(-222, "Data out of range")
         setattr(self, attr, value)
         self._apply()
+
+    def _get(self, attr: str, arg: str, low: float, high: float) -> str:
+        """``X?`` the setting, ``X? MIN|MAX`` its bounds (as the manuals' query forms)."""
+        which = arg.strip().upper()
+        if not which:
+            return fmt(getattr(self, attr))
+        if which in ("MIN", "MINIMUM"):
+            return fmt(low)
+        if which in ("MAX", "MAXIMUM"):
+            return fmt(high)
+        raise ScpiError(-224, "Illegal parameter value")

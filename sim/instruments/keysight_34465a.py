@@ -2,7 +2,9 @@
 
 ``READ?`` integrates for NPLC × 20 ms on the loop clock before it answers, adds seeded
 Gaussian noise scaled to the range and NPLC, and reports ``±9.9E+37`` beyond 120 % of the
-range, as the real meter does. ``CONF`` resets NPLC to 10 like the real one.
+range, as the real meter does. ``CONF`` resets NPLC to 10 like the real one. The trigger model
+of the Truevolt guide is served too (``TRIG:SOUR IMM|BUS|EXT|INT``, ``TRIG:COUN``, ``SAMP:COUN``,
+``INIT``, ``*TRG``, ``FETC?``), checked against ``tests/data/manuals/keysight_34465a.txt``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.scpi.server import ScpiError, ScpiInstrument, parse_float
+from sim.scpi.server import ScpiError, ScpiInstrument, parse_number
 
 RANGES_V = (0.1, 1.0, 10.0, 100.0, 1000.0)
 PLC_S = 0.020  # one power-line cycle at 50 Hz
@@ -26,15 +28,6 @@ NOISE_AT_10PLC = 1e-6
 def reading(value: float) -> str:
     """The 34465A reply format: ``+4.01234567E+02``."""
     return f"{value:+.8E}"
-
-
-def _optional_combinations(spec: str) -> list[str]:
-    """``"[A:]B[:C]"`` -> ``["B", "B:C", "A:B", "A:B:C"]`` (bracket-free specs)."""
-    head, bracket, rest = spec.partition("[")
-    if not bracket:
-        return [spec]
-    inner, _, tail = rest.partition("]")
-    return [head + choice + more for choice in ("", inner) for more in _optional_combinations(tail)]
 
 
 class _DelayedWriter:
@@ -75,25 +68,39 @@ class SimKeysightDmm(ScpiInstrument):
         self.identity = f"Keysight Technologies,34465A,{serial},{firmware}"
         self.pending_delay = 0.0  # s of integration the next reply waits for
         self.reset()
-        c = self._command
+        c = self.command
         c("CONFigure:VOLTage[:DC]", lambda s, a: self._configure(a))
         c("CONFigure?", lambda s, a: f'"VOLT {reading(self.range or 1000.0)},{reading(self.range_value() * 1e-8)}"')
         c("[SENSe:]VOLTage[:DC]:NPLCycles", lambda s, a: self._set_nplc(a))
         c("[SENSe:]VOLTage[:DC]:NPLCycles?", lambda s, a: reading(self.nplc))
+        c("[SENSe:]VOLTage[:DC]:RANGe", lambda s, a: self._set_range(a))
         c("[SENSe:]VOLTage[:DC]:RANGe?", lambda s, a: reading(self.range_value()))
+        c("[SENSe:]VOLTage[:DC]:RANGe:AUTO", lambda s, a: self._set_auto(a))
+        c("[SENSe:]VOLTage[:DC]:RANGe:AUTO?", lambda s, a: "1" if self.range is None else "0")
+        c("TRIGger:SOURce", lambda s, a: self._set_trigger(a))
+        c("TRIGger:SOURce?", lambda s, a: self.trigger_source)
+        c("TRIGger:COUNt", lambda s, a: self._set_count("trigger_count", a))
+        c("TRIGger:COUNt?", lambda s, a: reading(self.trigger_count))
+        c("TRIGger:DELay", lambda s, a: self._set_delay(a))
+        c("TRIGger:DELay?", lambda s, a: reading(self.trigger_delay))
+        c("SAMPle:COUNt", lambda s, a: self._set_count("sample_count", a))
+        c("SAMPle:COUNt?", lambda s, a: reading(self.sample_count))
+        c("INITiate[:IMMediate]", lambda s, a: self._initiate())
+        c("*TRG", lambda s, a: self._trigger())
+        c("FETCh?", lambda s, a: self._fetch())
         c("READ?", lambda s, a: self._read())
         c("MEASure:VOLTage[:DC]?", lambda s, a: (self._configure(a), self._read())[1])
 
-    def _command(self, spec: str, handler) -> None:
-        # The base table expands "[A:]B[:C]" to all-or-none of the optional parts; the meter
-        # also accepts any mix (VOLT:DC:NPLC, SENS:VOLT:NPLC), so register every combination.
-        for variant in _optional_combinations(spec):
-            self.command(variant, handler)
-
     def reset(self) -> None:
-        """``*RST``: DC volts, autorange, 10 PLC."""
+        """``*RST``: DC volts, autorange, 10 PLC, immediate trigger, one sample, no readings."""
         self.range: float | None = None  # None = autorange
         self.nplc = 10.0
+        self.trigger_source = "IMM"
+        self.trigger_count = 1.0
+        self.sample_count = 1.0
+        self.trigger_delay = 0.0
+        self.armed = False  # INITiate'd and waiting for a BUS trigger
+        self.memory: list[str] = []  # readings taken after INITiate, for FETCh?
 
     def range_value(self) -> float:
         """The range in use (V): fixed, or the one autorange picks for the present input."""
@@ -106,25 +113,74 @@ class SimKeysightDmm(ScpiInstrument):
         first = arg.split(",")[0].strip().upper()
         if first in ("", "AUTO", "DEF", "DEFAULT"):
             self.range = None
-        elif first == "MIN":
-            self.range = RANGES_V[0]
-        elif first == "MAX":
-            self.range = RANGES_V[-1]
         else:
-            wanted = abs(parse_float(first, what="range"))
-            chosen = next((r for r in RANGES_V if wanted <= r), None)
-            if chosen is None:
-                raise ScpiError(-222, "Data out of range")
-            self.range = chosen
+            self._set_range(first)
         self.nplc = 10.0
 
+    def _set_range(self, arg: str) -> None:
+        """``VOLT:DC:RANG {<range>|MIN|MAX|DEF}``: the smallest range that holds the value."""
+        wanted = abs(parse_number(arg, what="range", unit="V", low=RANGES_V[0], high=RANGES_V[-1],
+                                  default=RANGES_V[-1]))
+        chosen = next((r for r in RANGES_V if wanted <= r), None)
+        if chosen is None:
+            raise ScpiError(-222, "Data out of range")
+        self.range = chosen
+
+    def _set_auto(self, arg: str) -> None:
+        state = arg.strip().upper()
+        if state in ("ON", "1", "ONCE"):
+            self.range = None if state != "ONCE" else self.range_value()
+        elif state in ("OFF", "0"):
+            self.range = self.range_value()
+        else:
+            raise ScpiError(-224, "Illegal parameter value")
+
     def _set_nplc(self, arg: str) -> None:
-        if not arg.strip():
-            raise ScpiError(-109, "Missing parameter")
-        value = parse_float(arg, what="NPLC")
+        value = parse_number(arg, what="NPLC", low=0.02, high=100.0, default=10.0)
         if not 0.02 <= value <= 100.0:
             raise ScpiError(-222, "Data out of range")
         self.nplc = value
+
+    def _set_trigger(self, arg: str) -> None:
+        source = {"IMM": "IMM", "IMMEDIATE": "IMM", "BUS": "BUS", "EXT": "EXT", "EXTERNAL": "EXT",
+                  "INT": "INT", "INTERNAL": "INT"}.get(arg.strip().upper())
+        if source is None:
+            raise ScpiError(-224, "Illegal parameter value")
+        self.trigger_source = source
+
+    def _set_count(self, attr: str, arg: str) -> None:
+        value = parse_number(arg, what=attr, low=1.0, high=1e6, default=1.0)
+        if value != int(value) or not 1 <= value <= 1e6:
+            raise ScpiError(-222, "Data out of range")
+        setattr(self, attr, value)
+
+    def _set_delay(self, arg: str) -> None:
+        value = parse_number(arg, what="trigger delay", unit="S", low=0.0, high=3600.0, default=0.0)
+        if not 0.0 <= value <= 3600.0:
+            raise ScpiError(-222, "Data out of range")
+        self.trigger_delay = value
+
+    def _initiate(self) -> None:
+        """``INIT``: readings into memory now (IMM) or on ``*TRG`` (BUS)."""
+        self.memory = []
+        if self.trigger_source == "BUS":
+            self.armed = True
+        else:
+            self._take()
+
+    def _trigger(self) -> None:
+        if not self.armed:
+            raise ScpiError(-211, "Trigger ignored")
+        self.armed = False
+        self._take()
+
+    def _take(self) -> None:
+        self.memory = [self._read() for _ in range(int(self.trigger_count * self.sample_count))]
+
+    def _fetch(self) -> str:
+        if not self.memory:
+            raise ScpiError(-230, "Data stale")
+        return ",".join(self.memory)
 
     def _read(self) -> str:
         self.pending_delay += self.nplc * PLC_S
