@@ -21,6 +21,7 @@ def dispatch(args, parser) -> int:
     handler = {
         "run": cmd_run, "validate": cmd_validate, "schema": cmd_schema, "coverage": cmd_coverage,
         "sim": cmd_sim, "ui": cmd_ui, "results": cmd_results, "stats": cmd_stats, "release": cmd_release,
+        "test": cmd_test,
     }[args.command]
     try:
         return handler(args)
@@ -115,7 +116,13 @@ def cmd_schema(args) -> int:
 def cmd_coverage(args) -> int:
     from station.coverage import coverage_command
 
-    return coverage_command(args.plan)
+    return coverage_command(args.plan, proof=args.proof)
+
+
+def cmd_test(args) -> int:
+    from station.proof.command import test_command
+
+    return test_command(args)
 
 
 def cmd_release(args) -> int:
