@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     tst.add_argument("--fixture", help="fixture id (default: the first in the station config)")
     tst.add_argument("--variant", action="append", metavar="V", help="only this variant (repeatable; default: all)")
     tst.add_argument("--jobs", "-j", type=int, metavar="N", help="worker processes (default: one per core)")
+    tst.add_argument("--only", action="append", metavar="FAULT",
+                     help="only the catches (and explored forms) of this catalogue fault (repeatable); golden runs always")
     tst.add_argument("--explore", action="store_true",
                      help="also inject every catalogue fault the plan does not declare: caught or let through")
     tst.add_argument("--junit", metavar="FILE", help="JUnit XML: one test case per golden run and per catch")

@@ -31,9 +31,17 @@ def plan_files(paths: list[str]) -> list[str]:
 
 
 def collect(paths: list[str], *, variants: list[str] | None = None, explore: bool = False,
-            station: str | None = None, fixture: str | None = None) -> list[Case]:
-    """Every case of every plan. Raises ``InputError`` with every plan's problems at once."""
-    from station.diagnostics import InputError
+            station: str | None = None, fixture: str | None = None, only: list[str] | None = None) -> list[Case]:
+    """Every case of every plan (with ``only``: golden runs and the cases of those faults).
+    Raises ``InputError`` with every plan's problems at once."""
+    from station.diagnostics import InputError, Problem
+
+    if only:
+        from sim.faults import check_fault
+
+        bad = [Problem("--only", 1, 1, msg) for name in only if (msg := check_fault(name, {}))]
+        if bad:
+            raise InputError(bad)
 
     cases: list[Case] = []
     problems = []
@@ -44,6 +52,8 @@ def collect(paths: list[str], *, variants: list[str] | None = None, explore: boo
             problems.extend(err.problems)
     if problems:
         raise InputError(problems)
+    if only:
+        cases = [c for c in cases if c.fault is None or c.fault in only]
     if station:  # a broken station config is a usage error before anything runs
         from station.proof.execute import _prepared
 
@@ -81,7 +91,7 @@ def test_command(args) -> int:
         print("station test: --jobs must be at least 1", file=sys.stderr)
         return 2
     cases = collect(args.plans, variants=args.variant or None, explore=args.explore, station=args.station,
-                    fixture=args.fixture)
+                    fixture=args.fixture, only=args.only)
     if not cases:
         print("station test: no plans to prove (only libraries, or no *.yaml) in " + " ".join(args.plans),
               file=sys.stderr)
