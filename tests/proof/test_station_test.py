@@ -134,3 +134,26 @@ def test_this_repositorys_own_run_does_not_collect_plans(tmp_path):
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert ".yaml" not in proc.stdout
     assert "no tests collected" in proc.stdout or proc.returncode == 5
+
+
+@pytest.mark.timeout(600)
+def test_the_documented_plan_repository_passes_under_pytest_xdist(tmp_path):
+    """docs/plans-repo-example as its CI job runs it (pytest form, two workers)."""
+    import yaml
+
+    repo = ROOT / "docs" / "plans-repo-example"
+    gitlab = yaml.safe_load((repo / ".gitlab-ci.yml").read_text())
+    github = yaml.safe_load((repo / ".github" / "workflows" / "plans.yml").read_text())
+    steps = [s.get("run", "") for s in github["jobs"]["prove"]["steps"]]
+    assert any(s.startswith("station test test_plans/ --junit") for s in steps)
+    assert any(s.startswith("pytest test_plans/ -n auto") for s in gitlab["prove-plans-pytest"]["script"])
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "test_plans/", "-n", "2", "--plan-variant", "car-400", "--plan-db",
+         str(tmp_path / "r.db"), "--junitxml", str(tmp_path / "j.xml"), "-p", "no:cacheprovider",
+         "-o", "cache_dir=" + str(tmp_path / "cache")],
+        capture_output=True, text=True, cwd=repo, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    names = sorted(tc.get("name") for tc in ET.parse(tmp_path / "j.xml").getroot().findall(".//testcase"))
+    assert names == ["car-400-bond_high@bond", "car-400-golden", "car-400-isolation_low(pole=HV-)@iso_minus",
+                     "car-400-isolation_low@iso_plus"]
+    assert not (repo / "out").exists(), "the run wrote only where it was told"
