@@ -84,6 +84,11 @@ class VirtualTimeLoop(StationLoop):
     def time(self) -> float:
         return self._virtual
 
+    @property
+    def real_time_held(self) -> bool:
+        """True while the clock runs on real time (a hold is taken)."""
+        return self._holds > 0
+
     def hold_real_time(self) -> None:
         """Real time until ``release_real_time``: a peer outside this loop is working."""
         if not self.in_process:
