@@ -55,10 +55,10 @@ def collect(paths: list[str], *, variants: list[str] | None = None, explore: boo
     if only:
         cases = [c for c in cases if c.fault is None or c.fault in only]
     if station:  # a broken station config is a usage error before anything runs
-        from station.proof.execute import _prepared
+        from station.proof.execute import prepared
 
         for case in cases[:1]:
-            _prepared(case.plan, case.variant, case.station, case.fixture)
+            prepared(case.plan, case.variant, case.station, case.fixture)
     return cases
 
 

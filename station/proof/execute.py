@@ -93,7 +93,7 @@ def judge(case: Case, verdict: str, at: str | None, unsafe: list[str], record: d
 
 
 @functools.lru_cache(maxsize=16)
-def _prepared(plan: str, variant: str | None, station: str | None, fixture: str | None):
+def prepared(plan: str, variant: str | None, station: str | None, fixture: str | None):
     """Config and plan checked and bound once per worker (a plan does not change under a proof)."""
     from station.runner import RunRequest, prepare
 
@@ -108,7 +108,7 @@ def _request(case: Case, db: str):
     req = RunRequest(plan=case.plan, variant=case.variant, station=case.station, fixture=case.fixture, sim=True,
                      serial="PROOF", faults=[case.fault_text] if case.fault else [], db=db,
                      stop_on_failure=case.kind != GOLDEN)
-    prep = _prepared(case.plan, case.variant, case.station, case.fixture)
+    prep = prepared(case.plan, case.variant, case.station, case.fixture)
     if case.fault:
         from sim.faults import check_fault
 
