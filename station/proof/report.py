@@ -107,8 +107,10 @@ class ProgressView:
             from rich.live import Live
 
             self._group = Group
-            self._live = Live(Group(*self.matrix.rich_tables()), console=Console(file=self.out),
-                              auto_refresh=False, vertical_overflow="visible")
+            self._console = Console(file=self.out)
+            # redrawn in place (cut to the screen while it fills), printed whole at the end
+            self._live = Live(Group(*self.matrix.rich_tables()), console=self._console, auto_refresh=False,
+                              transient=True)
             self._live.__enter__()
         return self
 
@@ -129,6 +131,7 @@ class ProgressView:
     def __exit__(self, *exc) -> None:
         if self._live is not None:
             self._live.__exit__(*exc)
+            self._console.print(self._group(*self.matrix.rich_tables()))
         else:
             print("", file=self.out)
             print("\n".join(self.matrix.lines()), file=self.out, flush=True)
