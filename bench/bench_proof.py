@@ -94,7 +94,8 @@ def proof(jobs: int | None, explore: bool = False) -> dict:
     return {"wall_s": wall, "cpu_s": sum(r["cpu_s"] for r in results), "runs": len(results), "jobs": doc["jobs"],
             "exit": proc.returncode, "all_hold": all(r["ok"] for r in results), "load_before": load,
             "load_after": os.getloadavg()[0],
-            "let_through": sum(1 for r in results if r["kind"] == "explore" and not r["caught"])}
+            "let_through": sum(1 for r in results if r["kind"] == "explore" and not r["caught"]),
+            "failed": [f"{r['id']}: {r['problem']}" for r in results if not r["ok"]]}
 
 
 def main() -> None:
@@ -108,6 +109,8 @@ def main() -> None:
         r = proof(jobs)
         print(f"full proof, jobs {r['jobs']}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU in the runs, "
               f"{r['runs']} runs, exit {r['exit']}, load {r['load_before']:.1f} -> {r['load_after']:.1f}")
+        for line in r["failed"]:
+            print(f"  FAILED {line}")
     if "--explore" in sys.argv:
         r = proof(None, explore=True)
         print(f"explore: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU, {r['runs']} runs, "
