@@ -158,8 +158,8 @@ def _proof(quick: bool) -> list[Figure]:
                                                                        "sim_start_s", "run_s", "close_s"))),
             Figure("proof_sequential", f"station test pack_eol.yaml, all variants, --jobs 1 ({seq['runs']} runs)",
                    seq["wall_s"], "s", "(informative)", None,
-                   note=f"{seq['cpu_s']:.1f} s CPU in the runs; every proof holds: {seq['all_hold']} "
-                        f"{'; '.join(seq['failed'])}; "
+                   note=f"{seq['cpu_s']:.1f} s CPU in the runs; every proof holds: {seq['all_hold']}"
+                        f"{''.join(' (' + f + ')' for f in seq['failed'])}; "
                         f"load {seq['load_before']:.1f} → {seq['load_after']:.1f}"),
             Figure("proof_parallel", f"station test pack_eol.yaml, all variants, {par['jobs']} jobs ({par['runs']} runs)",
                    par["wall_s"], "s", "< 30 s", par["wall_s"] < 30 and par["all_hold"],
