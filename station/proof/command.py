@@ -71,10 +71,12 @@ def summary(results: list[CaseResult], wall_s: float, jobs: int, db: str) -> lis
              f"in {wall_s:.1f} s wall with {jobs} job(s)"]
     explored = [r for r in results if r.case.kind == EXPLORE]
     if explored:
+        na = sum(1 for r in explored if not r.applicable)
         caught = sum(1 for r in explored if r.caught)
         unsafe = sum(1 for r in explored if not r.ok)
-        lines.append(f"explore: {len(explored)} undeclared faults x variants: {caught} caught anyway, "
-                     f"{len(explored) - caught} let through, {unsafe} left the pack unsafe or did not run")
+        lines.append(f"explore: {len(explored) - na} undeclared faults x variants: {caught} caught anyway, "
+                     f"{len(explored) - na - caught} let through, {unsafe} left the pack unsafe or did not run"
+                     + (f"; {na} not applicable to the pack" if na else ""))
     for r in failed + [r for r in explored if not r.ok]:
         lines.append(f"FAILED {r.case.id}: {r.problem}")
         if r.run_id:

@@ -38,6 +38,7 @@ class CaseResult:
     cpu_s: float = 0.0  # CPU time of this process (all its threads) for the case
     virtual_s: float = 0.0
     physical: dict | None = None
+    applicable: bool = True  # False: an explored form this pack does not have (a cell index past its last)
 
     @property
     def caught(self) -> bool:
@@ -60,7 +61,7 @@ class CaseResult:
             "ok": self.ok, "verdict": self.verdict, "at": self.at, "caught": self.caught,
             "safe": self.safe, "unsafe": self.unsafe, "problem": self.problem, "reason": self.reason,
             "run_id": self.run_id, "db": self.db, "wall_s": round(self.wall_s, 3), "cpu_s": round(self.cpu_s, 3),
-            "virtual_s": round(self.virtual_s, 3), "physical": self.physical,
+            "virtual_s": round(self.virtual_s, 3), "physical": self.physical, "applicable": self.applicable,
         }
 
 
@@ -145,6 +146,13 @@ def run_case(case: Case, db: str) -> CaseResult:
         verdict, run_id, record, ended, state = clock.run(go(), virtual=True, in_process=True)
     except InputError as err:
         result.problem = "; ".join(str(p) for p in err.problems)
+    except (IndexError, KeyError, ValueError) as err:
+        # arming refused the fault before any step ran; an explored form may simply not exist
+        # on this pack (sensor 23 of a 16-sensor pack): not applicable, not a finding
+        result.problem = f"the run raised {type(err).__name__}: {err}"
+        if case.kind == EXPLORE:
+            result.applicable, result.ok = False, True
+            result.problem = f"not applicable to this pack: {type(err).__name__}: {err}"
     except Exception as err:  # a crash of the run itself is a finding, reported with its type
         result.problem = f"the run raised {type(err).__name__}: {err}"
     else:

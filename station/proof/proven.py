@@ -66,7 +66,7 @@ def proven_cells(doc: dict, plan_path: str, variants: list[str]) -> dict[tuple[s
             continue
         name = r["fault"].split(":", 1)[0]
         cell = cells.get((name, r.get("variant") or "-"))
-        if cell is not None:
+        if cell is not None and r.get("applicable", True):
             (cell.explored if r["kind"] == "explore" else cell.declared).append(r)
     return cells
 

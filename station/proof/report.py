@@ -19,6 +19,8 @@ def cell_text(result: CaseResult | None) -> str:
     if result is None:
         return PENDING
     case = result.case
+    if not result.applicable:
+        return "n/a (not on this pack)"
     if result.verdict is None:
         return f"✗ {result.problem[:60]}"
     where = f" at {result.at_step}" if result.at_step else ""

@@ -94,3 +94,18 @@ def test_plan_cases_golden_and_catches_per_variant():
     assert "isolation_low(pole=HV-,ohm=2000000)@iso_minus" in names and "hipot_breakdown@withstand" in names
     assert len({c.id for c in cases}) == len(cases)
     assert plan_cases(ROOT / "test_plans" / "lib" / "bond.yaml") == []  # a library proves nothing itself
+
+
+def test_an_explored_form_the_pack_does_not_have_is_not_applicable(tmp_path):
+    """hot_cell on sensor 500 of a 24-sensor pack: arming refuses it before any step runs."""
+    from station.proof.execute import run_case
+
+    plan = str(ROOT / "test_plans" / "smoke.yaml")
+    explored = Case(plan=plan, variant="car-400", kind=EXPLORE, fault="hot_cell", params=(("sensor", "500"),), expect=None)
+    r = run_case(explored, str(tmp_path / "r.db"))
+    assert r.applicable is False and r.ok is True and r.verdict is None
+    assert r.problem.startswith("not applicable to this pack: IndexError")
+    declared = Case(plan=plan, variant="car-400", kind=CATCH, fault="hot_cell", params=(("sensor", "500"),),
+                    expect="FAIL", step="cells")
+    r = run_case(declared, str(tmp_path / "r.db"))
+    assert r.ok is False and r.applicable is True and r.problem.startswith("the run raised IndexError")
