@@ -31,12 +31,14 @@ CATCHES = [(p, v, c) for p in PLANS for v in _variants(p)
            for c in load_plan(p).plan.catches if not c.variants or v in c.variants]
 
 
+# One `station test` of every plan serves every test below (~1 min on two free cores; a loaded,
+# shared machine running the suite under `nice` has taken over 15 min: hence the long timeouts).
 @pytest.fixture(scope="module")
 def proof(tmp_path_factory):
     out = tmp_path_factory.mktemp("proof")
     args = [sys.executable, "-m", "station.cli", "test", "test_plans/", "--json", str(out / "proof.json"),
             "--junit", str(out / "proof.xml"), "--db", str(out / "proof.db")]
-    proc = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    proc = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=1800)
     doc = json.loads((out / "proof.json").read_text())
     by_key = {}
     for r in doc["results"]:
@@ -66,7 +68,7 @@ def _assert_safe(r, welded_ok=()):
     assert r["safe"] is True and r["unsafe"] == []
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)
 def test_station_test_proves_every_plan_and_exits_0(proof):
     proc, doc, by_key, _out = proof
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
@@ -74,7 +76,7 @@ def test_station_test_proves_every_plan_and_exits_0(proof):
     assert "proof: " in proc.stdout and f"{len(GOLDEN) + len(CATCHES)}/{len(GOLDEN) + len(CATCHES)} hold" in proc.stdout
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("plan,variant", GOLDEN, ids=[f"{p.stem}-{v}" for p, v in GOLDEN])
 def test_golden_pack_passes_and_is_left_safe(proof, plan, variant):
     r = _result(proof[2], plan, variant, "golden", None, None)
@@ -83,7 +85,7 @@ def test_golden_pack_passes_and_is_left_safe(proof, plan, variant):
     _assert_safe(r)
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("plan,variant,catch", CATCHES, ids=[f"{p.stem}-{v}-{c.fault}-{c.step}" for p, v, c in CATCHES])
 def test_declared_fault_is_caught_at_its_step_and_the_pack_is_left_safe(proof, plan, variant, catch):
     r = _result(proof[2], plan, variant, "catch", _fault_text(catch), catch.step)
@@ -95,7 +97,7 @@ def test_declared_fault_is_caught_at_its_step_and_the_pack_is_left_safe(proof, p
     assert r["ok"] is True and r["problem"] == ""
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)
 def test_junit_has_one_passing_testcase_per_golden_run_and_catch(proof):
     suites = ET.parse(proof[3] / "proof.xml").getroot()  # consumed as a CI server would
     cases = suites.findall(".//testcase")
@@ -105,7 +107,7 @@ def test_junit_has_one_passing_testcase_per_golden_run_and_catch(proof):
     assert ("pack_eol.car-400", "golden") in names and ("pack_eol.bus-700", "welded_contactor@open_contactors") in names
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("variant", _variants(ROOT / "test_plans" / "pack_eol.yaml"))
 def test_reference_golden_record_kept_in_the_result_store(proof, variant):
     plan = ROOT / "test_plans" / "pack_eol.yaml"
@@ -133,7 +135,7 @@ def test_reference_golden_record_kept_in_the_result_store(proof, variant):
     assert got["precharge_time"] < got["feedback_time"]
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)
 def test_every_declared_catch_record_shows_the_catch(proof):
     """Each catch's record in the store ends with the declared verdict and holds the injected fault."""
     results = [r for r in proof[1]["results"] if r["kind"] == "catch"]
