@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT, Figure, machine, reference_plan, table  # noqa: E402
 
-SECTIONS = ("engine", "validate", "sim", "fixtures", "can", "startup", "memory")
+SECTIONS = ("engine", "validate", "sim", "fixtures", "can", "startup", "memory", "proof")
 
 
 def _engine(quick: bool) -> list[Figure]:
@@ -144,6 +144,34 @@ def _memory(quick: bool) -> list[Figure]:
             Figure("memory_growth", f"RSS growth, smoke runs {g['baseline_run']} → {g['runs']} in one process",
                    g["growth_mb"], "MB", "< 5 MB", g["growth_mb"] < 5, samples=g["rss_every_20"],
                    note=f"{g['rss_base_mb']:.1f} → {g['rss_last_mb']:.1f} MB; verdicts {', '.join(g['verdicts'])}")]
+
+
+def _proof(quick: bool) -> list[Figure]:
+    import bench_proof
+
+    ph = bench_proof.catch_phases()
+    seq = bench_proof.proof(1)
+    par = bench_proof.proof(None)
+    figs = [Figure("proof_catch_run", "one catch run as a fresh process (hipot_breakdown, car-400)",
+                   ph["process_total_s"], "s", "(informative)", None,
+                   note=", ".join(f"{k[:-2]} {ph[k]:.2f} s" for k in ("interpreter_s", "import_s", "load_bind_s",
+                                                                       "sim_start_s", "run_s", "close_s"))),
+            Figure("proof_sequential", f"station test pack_eol.yaml, all variants, --jobs 1 ({seq['runs']} runs)",
+                   seq["wall_s"], "s", "(informative)", None,
+                   note=f"{seq['cpu_s']:.1f} s CPU in the runs; every proof holds: {seq['all_hold']}"
+                        f"{''.join(' (' + f + ')' for f in seq['failed'])}; "
+                        f"load {seq['load_before']:.1f} → {seq['load_after']:.1f}"),
+            Figure("proof_parallel", f"station test pack_eol.yaml, all variants, {par['jobs']} jobs ({par['runs']} runs)",
+                   par["wall_s"], "s", "< 30 s", par["wall_s"] < 30 and par["all_hold"],
+                   note=f"{seq['wall_s'] / par['wall_s']:.2f}× the sequential figure; {par['cpu_s']:.1f} s CPU in the runs; "
+                        f"load {par['load_before']:.1f} → {par['load_after']:.1f}")]
+    if not quick:
+        exp = bench_proof.proof(None, explore=True)
+        figs.append(Figure("proof_explore", f"station test pack_eol.yaml --explore ({exp['runs']} runs)", exp["wall_s"],
+                           "s", "< 180 s", exp["wall_s"] < 180,
+                           note=f"{exp['cpu_s']:.1f} s CPU; {exp['let_through']} undeclared forms let through; "
+                                f"load {exp['load_before']:.1f} → {exp['load_after']:.1f}"))
+    return figs
 
 
 def main(argv: list[str] | None = None) -> int:

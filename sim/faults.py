@@ -14,9 +14,14 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Param:
+    """One fault parameter. ``span`` is where the defect is plausible, for exploring a plan's
+    blind spots (``station test --explore``): ``(low, high)`` for a number, the choices for a
+    string; empty when only the default makes sense (a DTC code, a version string)."""
+
     default: Any
     kind: type
     doc: str
+    span: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -115,48 +120,54 @@ def _set(attr, transform=None):
     return arm
 
 
+# instrument faults: which peer, and when it strikes (0 = right after identification)
+_INSTRUMENT_FAULT = {
+    "instrument": Param("dmm", str, "cycler, dmm, leak, safety or fixture", ("cycler", "dmm", "leak", "safety", "fixture")),
+    "at": Param(0.0, float, "s after the run starts", (0.0, 1200.0)),
+}
+
 CATALOGUE: dict[str, Fault] = {f.name: f for f in [
     Fault("isolation_low", "low insulation resistance on one pole",
-          {"pole": Param("HV+", str, "HV+ or HV-"), "ohm": Param(300e3, float, "insulation resistance, ohm")}, _isolation_low),
+          {"pole": Param("HV+", str, "HV+ or HV-", ("HV+", "HV-")), "ohm": Param(300e3, float, "insulation resistance, ohm", (100e3, 50e6))}, _isolation_low),
     Fault("bond_high", "high ground-bond resistance at one bonding point",
-          {"point": Param("", str, "bonding point (default: the first)"), "ohm": Param(0.25, float, "ohm")}, _bond_high),
+          {"point": Param("", str, "bonding point (default: the first)"), "ohm": Param(0.25, float, "ohm", (0.05, 1.0))}, _bond_high),
     Fault("hipot_breakdown", "dielectric breakdown above a voltage (arc in withstand)",
-          {"volts": Param(1500.0, float, "breakdown voltage, V")}, _set("breakdown_volts")),
+          {"volts": Param(1500.0, float, "breakdown voltage, V", (500.0, 4000.0))}, _set("breakdown_volts")),
     Fault("weak_cell", "one cell group with high internal resistance",
-          {"cell": Param(10, int, "element index"), "factor": Param(3.0, float, "R0 multiplier")}, _weak_cell),
+          {"cell": Param(10, int, "element index", (0, 95)), "factor": Param(3.0, float, "R0 multiplier", (1.3, 6.0))}, _weak_cell),
     Fault("cell_imbalance", "one cell group at a different state of charge",
-          {"cell": Param(5, int, "element index"), "dsoc": Param(-0.08, float, "SOC offset, fraction")}, _imbalance),
+          {"cell": Param(5, int, "element index", (0, 95)), "dsoc": Param(-0.08, float, "SOC offset, fraction", (0.02, 0.2))}, _imbalance),
     Fault("open_cell_tap", "a broken cell-voltage sense line (BMS reads invalid)",
-          {"cell": Param(7, int, "element index")}, lambda b, f, cell: _fx(b, f).pack.open_tap.add(cell)),
+          {"cell": Param(7, int, "element index", (0, 95))}, lambda b, f, cell: _fx(b, f).pack.open_tap.add(cell)),
     Fault("dead_temp_sensor", "a dead temperature sensor (BMS reads invalid)",
-          {"sensor": Param(2, int, "sensor index")}, lambda b, f, sensor: _fx(b, f).pack.dead_sensor.add(sensor)),
+          {"sensor": Param(2, int, "sensor index", (0, 23))}, lambda b, f, sensor: _fx(b, f).pack.dead_sensor.add(sensor)),
     Fault("hot_cell", "a cell group much hotter than the rest",
-          {"sensor": Param(3, int, "sensor index"), "delta": Param(20.0, float, "degC above the rest")}, _hot_cell),
+          {"sensor": Param(3, int, "sensor index", (0, 23)), "delta": Param(20.0, float, "degC above the rest", (2.0, 40.0))}, _hot_cell),
     Fault("welded_contactor", "a main contactor that does not open",
-          {"name": Param("main_plus", str, "main_plus, main_minus or precharge")},
+          {"name": Param("main_plus", str, "main_plus, main_minus or precharge", ("main_plus", "main_minus", "precharge"))},
           lambda b, f, name: _fx(b, f).pack.welded.add(name)),
     Fault("slow_precharge", "precharge resistor far above nominal (bus rises too slowly)",
-          {"factor": Param(10.0, float, "resistance multiplier")},
+          {"factor": Param(10.0, float, "resistance multiplier", (1.5, 30.0))},
           _set("precharge_ohm", lambda pack, k: pack.precharge_ohm * k)),
     Fault("hvil_stuck_closed", "HVIL reads closed even when the loop is opened",
           {}, lambda b, f: setattr(_fx(b, f).pack, "hvil_stuck_closed", True)),
     Fault("bms_silent", "the BMS stops sending CAN frames after a time",
-          {"after": Param(60.0, float, "s after the run starts")}, _silent),
+          {"after": Param(60.0, float, "s after the run starts", (5.0, 1200.0))}, _silent),
     Fault("dtc_present", "an active DTC stored in the BMS",
-          {"code": Param(0x0A1B2C, int, "24-bit DTC"), "status": Param(0x09, int, "status byte")}, _dtc),
+          {"code": Param(0x0A1B2C, int, "24-bit DTC"), "status": Param(0x09, int, "status byte", (0x01, 0x08))}, _dtc),
     Fault("wrong_sw_version", "BMS software version differs from the bill of materials",
           {"version": Param("9.9.9", str, "reported SW version")}, _sw),
     Fault("coolant_leak", "a leak in the cooling circuit",
-          {"rate": Param(300.0, float, "pressure decay, Pa/min")}, _set("coolant_leak_rate")),
+          {"rate": Param(300.0, float, "pressure decay, Pa/min", (10.0, 1000.0))}, _set("coolant_leak_rate")),
     Fault("estop_at", "the e-stop is pressed during the run",
-          {"t": Param(30.0, float, "s after the run starts")}, _estop),
+          {"t": Param(30.0, float, "s after the run starts", (5.0, 1200.0))}, _estop),
     Fault("cycler_trip_at", "the cycler trips a protection during the run",
-          {"t": Param(60.0, float, "s after the run starts"), "kind": Param("OTP", str, "OVP, OCP or OTP")}, _cycler_trip),
+          {"t": Param(60.0, float, "s after the run starts", (5.0, 1200.0)), "kind": Param("OTP", str, "OVP, OCP or OTP", ("OVP", "OCP", "OTP"))}, _cycler_trip),
     Fault("instrument_hang", "an instrument stops answering",
-          {"instrument": Param("dmm", str, "cycler, dmm, leak, safety or fixture"), "at": Param(0.0, float, "s after the run starts")},
+          _INSTRUMENT_FAULT,
           _behave("hang")),
     Fault("instrument_garbage", "an instrument answers garbage",
-          {"instrument": Param("dmm", str, "cycler, dmm, leak, safety or fixture"), "at": Param(0.0, float, "s after the run starts")},
+          _INSTRUMENT_FAULT,
           _behave("garbage")),
 ]}
 
@@ -193,6 +204,12 @@ def check_fault(name: str, params: dict[str, str]) -> str | None:
     except ValueError as err:
         return f"fault '{name}': {err}"
     return None
+
+
+def resolve(name: str, params: dict[str, str]) -> dict[str, Any]:
+    """Every parameter of fault ``name`` with its value (defaults filled in, text converted).
+    Raises ``KeyError`` for an unknown fault, ``ValueError`` for a bad value."""
+    return _convert(CATALOGUE[name], params)
 
 
 def arm_faults(bench, fixture: str, faults: list[tuple[str, dict[str, str]]]) -> None:

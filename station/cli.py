@@ -77,6 +77,24 @@ def _parser() -> argparse.ArgumentParser:
 
     cov = sub.add_parser("coverage", help="faults × steps matrix of a plan's declared catches")
     cov.add_argument("plan")
+    cov.add_argument("--proof", metavar="FILE", help="`station test --json` output: show proven coverage")
+
+    tst = sub.add_parser("test", help="prove plans on the simulator: golden runs pass, every declared catch holds",
+                         description="For every plan x variant: the golden run must PASS and every declared catch "
+                                     "must end as declared (verdict, step) with the pack safe. Runs in parallel. "
+                                     "Exit 0 all hold, 1 a proof failed, 2 plan/config error.")
+    tst.add_argument("plans", nargs="+", metavar="PLAN", help="plan files or directories of plans")
+    tst.add_argument("--station", metavar="FILE", help="station config (default: the simulated station)")
+    tst.add_argument("--fixture", help="fixture id (default: the first in the station config)")
+    tst.add_argument("--variant", action="append", metavar="V", help="only this variant (repeatable; default: all)")
+    tst.add_argument("--jobs", "-j", type=int, metavar="N", help="worker processes (default: one per core)")
+    tst.add_argument("--only", action="append", metavar="FAULT",
+                     help="only the catches (and explored forms) of this catalogue fault (repeatable); golden runs always")
+    tst.add_argument("--explore", action="store_true",
+                     help="also inject every catalogue fault the plan does not declare: caught or let through")
+    tst.add_argument("--junit", metavar="FILE", help="JUnit XML: one test case per golden run and per catch")
+    tst.add_argument("--json", metavar="FILE", help="every run as JSON (input of `station coverage --proof`)")
+    tst.add_argument("--db", metavar="FILE", help="result store for the runs' records (default: out/station-test.db)")
 
     sim = sub.add_parser("sim", help="the simulator: serve the bench, list faults")
     simsub = sim.add_subparsers(dest="sim_command", metavar="SUBCOMMAND")

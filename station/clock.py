@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import selectors
 import sys
 import time
@@ -54,26 +55,48 @@ class _VirtualSelector:
 
 
 class VirtualTimeLoop(StationLoop):
-    """An event loop whose ``time()`` is virtual seconds that jump across idle periods."""
+    """An event loop whose ``time()`` is virtual seconds that jump across idle periods.
 
-    def __init__(self) -> None:
+    ``in_process``: every peer answers from this loop or from threads this process started
+    (the simulated bench in the same loop, nothing in another process). A hold taken for a
+    peer that "may be in another process" (``hold_real_time``) is then void: the loop would only
+    wait in real time for an answer nobody else can send (a hung instrument cost its whole
+    timeout in wall time). Holds for work in threads (executors, ``real_time()``) always count.
+    """
+
+    def __init__(self, *, in_process: bool = False) -> None:
         super().__init__(_VirtualSelector(self, selectors.DefaultSelector()))  # type: ignore[arg-type]
         self._virtual = 0.0
         self._holds = 0
+        self.in_process = in_process
 
     def time(self) -> float:
         return self._virtual
 
+    @property
+    def real_time_held(self) -> bool:
+        """True while the clock runs on real time (a hold is taken)."""
+        return self._holds > 0
+
     def hold_real_time(self) -> None:
-        self._holds += 1
+        """Real time until ``release_real_time``: a peer outside this loop is working."""
+        if not self.in_process:
+            self._holds += 1
 
     def release_real_time(self) -> None:
+        if not self.in_process:
+            self._holds -= 1
+
+    def _hold_for_thread(self) -> None:
+        self._holds += 1
+
+    def _release_for_thread(self) -> None:
         self._holds -= 1
 
     def run_in_executor(self, executor, func, *args):  # type: ignore[override]
         future = super().run_in_executor(executor, func, *args)
-        self.hold_real_time()
-        future.add_done_callback(lambda _f: self.release_real_time())
+        self._hold_for_thread()
+        future.add_done_callback(lambda _f: self._release_for_thread())
         return future
 
 
@@ -93,11 +116,11 @@ def real_time() -> Iterator[None]:
     if not isinstance(loop, VirtualTimeLoop):
         yield
         return
-    loop.hold_real_time()
+    loop._hold_for_thread()
     try:
         yield
     finally:
-        loop.release_real_time()
+        loop._release_for_thread()
 
 
 def now() -> float:
@@ -111,9 +134,10 @@ def now() -> float:
 VIRTUAL_SWITCH_INTERVAL = 1e-4  # s
 
 
-def run(coro, *, virtual: bool = False, scale: float = 1.0):
-    """Run a coroutine on a fresh loop: virtual, or real time running ``scale`` x (``drivers.clock``)."""
-    factory = VirtualTimeLoop if virtual else loop_factory(scale)
+def run(coro, *, virtual: bool = False, scale: float = 1.0, in_process: bool = False):
+    """Run a coroutine on a fresh loop: virtual (``in_process``: see ``VirtualTimeLoop``), or real
+    time running ``scale`` x (``drivers.clock``)."""
+    factory = functools.partial(VirtualTimeLoop, in_process=in_process) if virtual else loop_factory(scale)
     previous = sys.getswitchinterval()
     if virtual or scale != 1.0:  # on a scaled clock a GIL wait costs ``scale`` times its wall time
         sys.setswitchinterval(VIRTUAL_SWITCH_INTERVAL)

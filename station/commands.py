@@ -38,6 +38,7 @@ def dispatch(args, parser) -> int:
         "fixture": cmd_fixture,
         "db": cmd_db, "line": cmd_line,
         "rejudge": cmd_rejudge, "msa": cmd_msa,
+        "test": cmd_test,
     }[args.command]
     try:
         return handler(args)
@@ -179,7 +180,13 @@ def cmd_schema(args) -> int:
 def cmd_coverage(args) -> int:
     from station.coverage import coverage_command
 
-    return coverage_command(args.plan)
+    return coverage_command(args.plan, proof=args.proof)
+
+
+def cmd_test(args) -> int:
+    from station.proof.command import test_command
+
+    return test_command(args)
 
 
 def cmd_fixture(args) -> int:

@@ -1,8 +1,9 @@
 """`station coverage PLAN`: which catalogue faults the plan declares it catches, at which step.
 
 The matrix is faults (rows) x variants (columns): the step that catches the fault and how the
-run ends (FAIL / ABORTED / ERROR), or why it is not caught. The suite (tests/plans) proves
-every declared catch by injecting the fault into the simulator.
+run ends (FAIL / ABORTED / ERROR), or why it is not caught. ``station test`` proves every
+declared catch by injecting the fault into the simulator; given its JSON (``--proof``), this
+command also shows the proven coverage.
 """
 
 from __future__ import annotations
@@ -44,8 +45,15 @@ def matrix(plan_path: str) -> tuple[list[str], list[Cell]]:
     return variants, cells
 
 
-def coverage_command(plan_path: str, out=None) -> int:
+def coverage_command(plan_path: str, out=None, proof: str | None = None) -> int:
+    """Print the declared matrix; with ``proof`` (``station test --json`` output), then the
+    proven one and the share of catalogue faults caught (``station.proof.proven``)."""
     out = out or sys.stdout
+    doc = None
+    if proof:
+        from station.proof.proven import load_proof
+
+        doc = load_proof(proof)  # a bad proof file is a usage error before anything is printed
     variants, cells = matrix(plan_path)
     width = max(len(n) for n in CATALOGUE) + 2
     print(f"{'fault':<{width}}" + "".join(f"{v:<34}" for v in variants), file=out)
@@ -69,4 +77,9 @@ def coverage_command(plan_path: str, out=None) -> int:
     if reasons:
         print("not caught:", file=out)
         print("\n".join(reasons), file=out)
+    if doc is not None:
+        from station.proof.proven import proven_lines
+
+        print("", file=out)
+        print("\n".join(proven_lines(doc, plan_path, variants)), file=out)
     return 0

@@ -1,6 +1,6 @@
 """The same plans against packs whose BMS talks Modbus (RTU on F1, TCP on F2): only the station
 config differs (station/sim_station_modbus.yaml). The reference plan catches the same
-BMS-visible faults at the same steps as on CAN."""
+BMS-visible faults at the same steps as on CAN, proven by `station test`'s own case runner."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from station import clock
-from station.runner import RunRequest, Session, prepare, sim_preset
+from station.proof.cases import plan_cases
+from station.proof.execute import run_case
+from station.results.store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[2]
 MODBUS_STATION = ROOT / "station" / "sim_station_modbus.yaml"
@@ -29,22 +30,22 @@ def test_smoke_plan_passes_over_modbus_rtu_and_tcp(fixture, serial, tmp_path):
 
 
 # BMS-visible faults that the reference plan catches before its long SOC adjustment
-BMS_FAULTS = [("dtc_present", "dtcs"), ("wrong_sw_version", "identity"), ("open_cell_tap", "cells"),
-              ("hot_cell", "cells"), ("hvil_stuck_closed", "hvil"), ("slow_precharge", "contactors")]
+BMS_FAULTS = ["dtc_present", "wrong_sw_version", "open_cell_tap", "hot_cell", "hvil_stuck_closed", "slow_precharge"]
+CASES = [c for c in plan_cases(PLAN, variants=["bus-700"], station=str(MODBUS_STATION), fixture="F2")
+         if c.fault in BMS_FAULTS]
 
 
-@pytest.mark.parametrize("fault,step", BMS_FAULTS, ids=[f for f, _ in BMS_FAULTS])
-def test_reference_plan_catches_bms_faults_over_modbus_tcp(fault, step, tmp_path):
-    req = RunRequest(plan=str(PLAN), variant="bus-700", fixture="F2", station=str(MODBUS_STATION), sim=True,
-                     serial="SN-MB-F", faults=[fault], db=str(tmp_path / "r.db"), stop_on_failure=True)
-    prep = prepare(req)
+def test_every_bms_fault_has_its_declared_catch():
+    assert sorted(c.fault for c in CASES) == sorted(BMS_FAULTS)
 
-    async def run():
-        async with Session(prep.config, sim=True, presets={prep.fixture: sim_preset(prep)}, db=req.db) as session:
-            return await session.run(req, prep, signals=False)
 
-    verdict, _run_id, record = clock.run(run(), virtual=True)
-    assert verdict == "FAIL", record["reason"]
-    first = [s["path"] for s in record["steps"] if s["outcome"] in ("failed", "error", "aborted")][0]
-    assert step in first.split("/")
+@pytest.mark.parametrize("case", CASES, ids=[c.fault for c in CASES])
+def test_reference_plan_catches_bms_faults_over_modbus_tcp(case, tmp_path):
+    result = run_case(case, str(tmp_path / "r.db"))
+    assert result.verdict == case.expect, result.problem or result.reason
+    assert case.step in result.at.split("/"), f"caught at {result.at}, expected at step '{case.step}'"
+    assert result.safe is True and result.ok is True, result.problem
+    with ResultStore(tmp_path / "r.db", readonly=True) as store:
+        record = store.record(result.run_id)
+    assert record["fixture_id"] == "F2"
     assert any(i["driver"] == "modbus_bms" for i in record["instruments"])

@@ -1,0 +1,117 @@
+"""``station test PLAN...``: prove every plan x variant — the golden run passes, every declared
+catch ends as declared with the pack safe — in parallel; with ``--explore`` also inject every
+catalogue fault the plan does not declare and report what it would let through.
+
+Exit 0 when every proof holds (and no explored fault left the pack unsafe), 1 otherwise,
+2 when a plan or the station config is wrong (nothing was run).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from station.proof.cases import CATCH, EXPLORE, GOLDEN, Case, plan_cases
+from station.proof.execute import CaseResult
+
+DEFAULT_DB = "out/station-test.db"
+
+
+def plan_files(paths: list[str]) -> list[str]:
+    """Plan files named or found (``*.yaml``, ``*.yml``) in the directories named, in order."""
+    out: list[str] = []
+    for path in paths:
+        p = Path(path)
+        if p.is_dir():
+            out.extend(str(f) for f in sorted([*p.glob("*.yaml"), *p.glob("*.yml")]))
+        else:
+            out.append(path)
+    return out
+
+
+def collect(paths: list[str], *, variants: list[str] | None = None, explore: bool = False,
+            station: str | None = None, fixture: str | None = None, only: list[str] | None = None) -> list[Case]:
+    """Every case of every plan (with ``only``: golden runs and the cases of those faults).
+    Raises ``InputError`` with every plan's problems at once."""
+    from drivers.base.diagnostics import InputError, Problem
+
+    if only:
+        from sim.faults import check_fault
+
+        bad = [Problem("--only", 1, 1, msg) for name in only if (msg := check_fault(name, {}))]
+        if bad:
+            raise InputError(bad)
+
+    cases: list[Case] = []
+    problems = []
+    for path in plan_files(paths):
+        try:
+            cases.extend(plan_cases(path, variants=variants, explore=explore, station=station, fixture=fixture))
+        except InputError as err:
+            problems.extend(err.problems)
+    if problems:
+        raise InputError(problems)
+    if only:
+        cases = [c for c in cases if c.fault is None or c.fault in only]
+    if station:  # a broken station config is a usage error before anything runs
+        from station.proof.execute import prepared
+
+        for case in cases[:1]:
+            prepared(case.plan, case.variant, case.station, case.fixture)
+    return cases
+
+
+def summary(results: list[CaseResult], wall_s: float, jobs: int, db: str) -> list[str]:
+    declared = [r for r in results if r.case.kind != EXPLORE]
+    failed = [r for r in declared if not r.ok]
+    golden = sum(1 for r in declared if r.case.kind == GOLDEN)
+    catches = sum(1 for r in declared if r.case.kind == CATCH)
+    lines = [f"proof: {len(declared) - len(failed)}/{len(declared)} hold ({golden} golden runs, {catches} catches) "
+             f"in {wall_s:.1f} s wall with {jobs} job(s)"]
+    explored = [r for r in results if r.case.kind == EXPLORE]
+    if explored:
+        na = sum(1 for r in explored if not r.applicable)
+        caught = sum(1 for r in explored if r.caught)
+        unsafe = sum(1 for r in explored if not r.ok)
+        lines.append(f"explore: {len(explored) - na} undeclared faults x variants: {caught} caught anyway, "
+                     f"{len(explored) - na - caught} let through, {unsafe} left the pack unsafe or did not run"
+                     + (f"; {na} not applicable to the pack" if na else ""))
+    for r in failed + [r for r in explored if not r.ok]:
+        lines.append(f"FAILED {r.case.id}: {r.problem}")
+        if r.run_id:
+            lines.append(f"  record: run {r.run_id} (station results --db {db} show {r.run_id})")
+    lines.append(f"records: {db}")
+    return lines
+
+
+def test_command(args) -> int:
+    from station.proof.parallel import default_jobs, run_cases
+    from station.proof.report import Matrix, ProgressView, write_json, write_junit
+
+    if args.jobs is not None and args.jobs < 1:
+        print("station test: --jobs must be at least 1", file=sys.stderr)
+        return 2
+    cases = collect(args.plans, variants=args.variant or None, explore=args.explore, station=args.station,
+                    fixture=args.fixture, only=args.only)
+    if not cases:
+        print("station test: no plans to prove (only libraries, or no *.yaml) in " + " ".join(args.plans),
+              file=sys.stderr)
+        return 2
+    db = args.db or DEFAULT_DB
+    jobs = min(args.jobs or default_jobs(), len(cases))
+    matrix = Matrix(cases)
+    results: list[CaseResult] = []
+    start = time.perf_counter()
+    with ProgressView(matrix) as view:
+        for result in run_cases(cases, db, jobs):
+            results.append(result)
+            view.add(result)
+    wall = time.perf_counter() - start
+    print("\n".join(summary(results, wall, jobs, db)))
+    if args.junit:
+        write_junit(results, args.junit)
+    if args.json:
+        write_json(results, args.json, {"plans": plan_files(args.plans), "explore": args.explore, "jobs": jobs,
+                                        "wall_s": round(wall, 3), "db": db})
+    return 0 if all(r.ok for r in results) else 1

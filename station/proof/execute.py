@@ -1,0 +1,169 @@
+"""Run one case against the in-process simulator on virtual time and judge it.
+
+A golden run must end PASS; a declared catch must end with its declared verdict at its declared
+step; every run must leave the pack physically safe (``safety``) with the safe state in the
+record, unconfirmed safe-state actions only in a run that ended ERROR or ABORTED. An explored
+fault has no declared outcome: its result says where it was caught, or that it went through.
+Every run is journalled into the result store ``db``, so a failed proof keeps its record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from dataclasses import dataclass, field
+
+from station.proof.cases import EXPLORE, GOLDEN, Case
+
+BAD_OUTCOMES = ("failed", "error", "aborted")
+
+
+@dataclass
+class CaseResult:
+    """How a case ended. ``ok``: the proof holds (for an explored fault: the pack was left safe);
+    ``problem`` says what happened instead when it does not."""
+
+    case: Case
+    ok: bool
+    verdict: str | None = None
+    at: str | None = None  # path of the first step that did not pass ("main/isolation/iso_plus/ir")
+    safe: bool | None = None
+    unsafe: list[str] = field(default_factory=list)
+    problem: str = ""
+    reason: str = ""  # the record's own reason for its verdict
+    run_id: str | None = None
+    db: str | None = None
+    wall_s: float = 0.0
+    cpu_s: float = 0.0  # CPU time of this process (all its threads) for the case
+    virtual_s: float = 0.0
+    physical: dict | None = None
+    applicable: bool = True  # False: an explored form this pack does not have (a cell index past its last)
+
+    @property
+    def caught(self) -> bool:
+        """The fault did not go through: the run did not PASS."""
+        return self.verdict not in (None, "PASS")
+
+    @property
+    def at_step(self) -> str | None:
+        """The catching step as a plan reads it: the path without its section, ``isolation/iso_plus/ir``."""
+        if not self.at:
+            return None
+        section, _, rest = self.at.partition("/")
+        return rest or section
+
+    def as_dict(self) -> dict:
+        c = self.case
+        return {
+            "id": c.id, "plan": c.plan, "variant": c.variant, "kind": c.kind, "name": c.name,
+            "fault": c.fault_text, "expect": {"verdict": c.expect, "step": c.step} if c.kind != EXPLORE else None,
+            "ok": self.ok, "verdict": self.verdict, "at": self.at, "caught": self.caught,
+            "safe": self.safe, "unsafe": self.unsafe, "problem": self.problem, "reason": self.reason,
+            "run_id": self.run_id, "db": self.db, "wall_s": round(self.wall_s, 3), "cpu_s": round(self.cpu_s, 3),
+            "virtual_s": round(self.virtual_s, 3), "physical": self.physical, "applicable": self.applicable,
+        }
+
+
+def _first_bad(record: dict) -> str | None:
+    return next((s["path"] for s in record["steps"] if s["outcome"] in BAD_OUTCOMES), None)
+
+
+def judge(case: Case, verdict: str, at: str | None, unsafe: list[str], record: dict) -> list[str]:
+    """What contradicts the case's declared outcome (empty: the proof holds)."""
+    problems = []
+    if case.kind == GOLDEN:
+        if verdict != "PASS":
+            problems.append(f"ended {verdict} instead of PASS" + (f", at {at}" if at else "")
+                            + (f" ({record.get('reason')})" if record.get("reason") else ""))
+    elif case.kind != EXPLORE:
+        if verdict != case.expect:
+            problems.append(f"ended {verdict} instead of {case.expect}" + (f", at {at}" if at else ""))
+        elif at is None:
+            problems.append(f"ended {verdict} but no step shows where the fault was caught")
+        elif case.step not in at.split("/"):
+            problems.append(f"caught at {at} instead of at step '{case.step}'")
+    if unsafe:
+        problems.append("pack not safe afterwards: " + "; ".join(unsafe))
+    if not record.get("safe_state"):
+        problems.append("the record shows no safe state")
+    unconfirmed = [a["instrument"] for a in record.get("safe_state", []) if not a["ok"]]
+    if unconfirmed and verdict not in ("ERROR", "ABORTED"):
+        problems.append(f"safe state not confirmed by {', '.join(unconfirmed)} in a run that ended {verdict}")
+    return problems
+
+
+@functools.lru_cache(maxsize=16)
+def prepared(plan: str, variant: str | None, station: str | None, fixture: str | None):
+    """Config and plan checked and bound once per worker (a plan does not change under a proof)."""
+    from station.runner import RunRequest, prepare
+
+    return prepare(RunRequest(plan=plan, variant=variant, station=station, fixture=fixture, sim=True,
+                              serial="PROOF"))
+
+
+def _request(case: Case, db: str):
+    from drivers.base.diagnostics import InputError, Problem
+    from station.runner import RunRequest, parse_fault
+
+    req = RunRequest(plan=case.plan, variant=case.variant, station=case.station, fixture=case.fixture, sim=True,
+                     serial="PROOF", faults=[case.fault_text] if case.fault else [], db=db,
+                     stop_on_failure=case.kind != GOLDEN)
+    prep = prepared(case.plan, case.variant, case.station, case.fixture)
+    if case.fault:
+        from sim.faults import check_fault
+
+        fault = parse_fault(case.fault_text)
+        message = check_fault(*fault)
+        if message:
+            raise InputError([Problem(case.plan, 1, 1, message)])
+        prep = dataclasses.replace(prep, faults=[fault])
+    return req, prep
+
+
+def run_case(case: Case, db: str) -> CaseResult:
+    """Run ``case`` on a fresh simulated bench (its own event loop, virtual time) and judge it.
+    Never raises for a run that went wrong: the result names what happened."""
+    import asyncio
+
+    from station import clock
+    from drivers.base.diagnostics import InputError
+    from station.proof.safety import physical_state
+    from station.runner import Session, sim_preset
+
+    start, cpu = time.perf_counter(), time.process_time()
+    result = CaseResult(case, ok=False, db=db)
+    try:
+        req, prep = _request(case, db)
+
+        async def go():
+            async with Session(prep.config, sim=True, presets={prep.fixture: sim_preset(prep)}, db=db) as session:
+                verdict, run_id, record = await session.run(req, prep, signals=False)
+                ended = asyncio.get_running_loop().time()
+                state = await physical_state(session.bench, prep.fixture)
+                return verdict, run_id, record, ended, state
+
+        verdict, run_id, record, ended, state = clock.run(go(), virtual=True, in_process=True)
+    except InputError as err:
+        result.problem = "; ".join(str(p) for p in err.problems)
+    except (IndexError, KeyError, ValueError) as err:
+        # arming refused the fault before any step ran; an explored form may simply not exist
+        # on this pack (sensor 23 of a 16-sensor pack): not applicable, not a finding
+        result.problem = f"the run raised {type(err).__name__}: {err}"
+        if case.kind == EXPLORE:
+            result.applicable, result.ok = False, True
+            result.problem = f"not applicable to this pack: {type(err).__name__}: {err}"
+    except Exception as err:  # a crash of the run itself is a finding, reported with its type
+        result.problem = f"the run raised {type(err).__name__}: {err}"
+    else:
+        result.verdict, result.run_id, result.virtual_s = verdict, run_id, ended
+        result.at = _first_bad(record)
+        result.reason = record.get("reason") or ""
+        result.unsafe = state.problems()
+        result.safe = not result.unsafe
+        result.physical = state.as_dict()
+        problems = judge(case, verdict, result.at, result.unsafe, record)
+        result.problem = "; ".join(problems)
+        result.ok = not problems
+    result.wall_s, result.cpu_s = time.perf_counter() - start, time.process_time() - cpu
+    return result

@@ -1,0 +1,99 @@
+"""Proven coverage: what a ``station test --json`` result shows a plan catches, fault by fault.
+
+Declared coverage (``station coverage PLAN``) is what the plan says; proven coverage is what
+the runs showed: a declared catch counts once its proof held; an explored fault counts as
+caught where the run did not pass (at the step that stopped it). The share of catalogue faults
+caught is per variant: faults with at least one injected form caught, over the catalogue.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from drivers.base.diagnostics import InputError, Problem
+
+
+@dataclass
+class Cell:
+    """One catalogue fault on one variant, as the proof saw it."""
+
+    declared: list[dict] = field(default_factory=list)  # results of declared catches
+    explored: list[dict] = field(default_factory=list)  # results of explored forms
+
+    def text(self) -> str:
+        parts = []
+        for r in self.declared:
+            mark = "✓" if r["ok"] else "✗"
+            parts.append(f"{mark} {r['name'].split('@')[-1]}" + ("" if r["ok"] else " (proof failed)"))
+        if self.explored:
+            caught = [r for r in self.explored if r["caught"]]
+            steps = sorted({_step(r["at"]) for r in caught if r["at"]})
+            parts.append(f"{len(caught)}/{len(self.explored)} explored caught" + (f" at {', '.join(steps)}" if steps else ""))
+        return "; ".join(parts) or "not run"
+
+    def caught(self) -> bool:
+        return any(r["ok"] for r in self.declared) or any(r["caught"] for r in self.explored)
+
+
+def _step(path: str) -> str:
+    parts = path.split("/")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def load_proof(path: str) -> dict:
+    """The JSON written by ``station test --json``; a clear ``InputError`` when it is not one."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError([Problem(path, 1, 1, f"cannot read the proof: {err}")]) from None
+    except json.JSONDecodeError as err:
+        raise InputError([Problem(path, err.lineno, err.colno, f"not JSON: {err.msg}")]) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
+        raise InputError([Problem(path, 1, 1, "not a `station test --json` result (no 'results' list)")])
+    return doc
+
+
+def proven_cells(doc: dict, plan_path: str, variants: list[str]) -> dict[tuple[str, str], Cell]:
+    """(fault, variant) -> Cell for the results of ``plan_path`` in the proof ``doc``."""
+    from sim.faults import CATALOGUE
+
+    target = Path(plan_path).resolve()
+    cells = {(name, v): Cell() for name in CATALOGUE for v in variants}
+    for r in doc["results"]:
+        if not r.get("fault") or Path(r.get("plan", "")).resolve() != target:
+            continue
+        name = r["fault"].split(":", 1)[0]
+        cell = cells.get((name, r.get("variant") or "-"))
+        if cell is not None and r.get("applicable", True):
+            (cell.explored if r["kind"] == "explore" else cell.declared).append(r)
+    return cells
+
+
+def proven_lines(doc: dict, plan_path: str, variants: list[str]) -> list[str]:
+    """The proven matrix and the share of catalogue faults caught, per variant."""
+    from sim.faults import CATALOGUE
+
+    cells = proven_cells(doc, plan_path, variants)
+    golden = [r for r in doc["results"] if r["kind"] == "golden" and Path(r["plan"]).resolve() == Path(plan_path).resolve()]
+    width = max(len(n) for n in CATALOGUE) + 2
+    texts = {k: c.text() for k, c in cells.items()}
+    cols = [max([len(v)] + [len(texts[(n, v)]) for n in CATALOGUE]) + 2 for v in variants]
+    out = ["proven (from the proof):", f"{'fault':<{width}}" + "".join(f"{v:<{w}}" for v, w in zip(variants, cols))]
+    for name in CATALOGUE:
+        out.append((f"{name:<{width}}" + "".join(f"{texts[(name, v)]:<{w}}" for v, w in zip(variants, cols))).rstrip())
+    out.append("")
+    for variant in variants:
+        caught = sum(1 for name in CATALOGUE if cells[(name, variant)].caught())
+        runs = [r for name in CATALOGUE for r in cells[(name, variant)].explored + cells[(name, variant)].declared]
+        forms = sum(1 for r in runs if r["caught"])
+        gold = [r for r in golden if (r.get("variant") or "-") == variant]
+        gold_text = ("golden PASS proven" if gold and all(r["ok"] for r in gold)
+                     else "golden run FAILED" if gold else "golden run not in the proof")
+        out.append(f"{variant}: {caught}/{len(CATALOGUE)} catalogue faults caught ({100.0 * caught / len(CATALOGUE):.0f} %); "
+                   f"{forms}/{len(runs)} injected forms caught; {gold_text}")
+    failed = [r for c in cells.values() for r in c.declared if not r["ok"]]
+    for r in failed:
+        out.append(f"proof failed: {r['id']}: {r['problem']}")
+    return out
