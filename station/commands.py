@@ -109,10 +109,17 @@ def cmd_validate(args) -> int:
                 print(f"{path}: library (checked where it is included)")
                 continue
             variants = [args.variant] if args.variant else (list(loaded.plan.variants) or [None])
-            for variant in variants:
-                bound = bind_plan(loaded, variant, roles)
+            for variant in variants:  # every variant, even after one failed: each names its own
+                try:
+                    bound = bind_plan(loaded, variant, roles)
+                except InputError as err:
+                    problems.extend(err.problems)
+                    continue
+                later = f", {len(bound.deferred)} checked at run time" if bound.deferred else ""
                 print(f"{path}: OK ({loaded.plan.id} {loaded.plan.version}, variant {variant or '-'}, "
-                      f"{bound.leaf_count()} steps)")
+                      f"{bound.leaf_count()} steps{later})")
+                for note in bound.deferred:
+                    print(f"  {printable(note)}")
         except InputError as err:
             problems.extend(err.problems)
     if problems:

@@ -38,7 +38,11 @@ def _general(value: Any, unit: str, limit: m.Limit, names: Mapping[str, Any], sh
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
 
     def bound(raw, what):
-        return si_value(evaluate(raw, names), unit if unit not in ("bool", "str") else None, what)
+        value = evaluate(raw, names)
+        if unit == "" and isinstance(value, Quantity) and value.dim != u.DIMENSIONLESS:
+            # a bare (computed) value judged against '3 s': never drop the unit silently
+            raise ValueProblem(f"{what}: {render(value)} is {u.dimension_name(value)}, the value is a bare number")
+        return si_value(value, unit if unit not in ("bool", "str") else None, what)
 
     lo = bound(limit.min, "min") if limit.min is not None else None
     hi = bound(limit.max, "max") if limit.max is not None else None
