@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
             return _PLAIN
         return super().resolve(kind, value, implicit)
 
+from drivers.base import safefile
 from drivers.base.diagnostics import Problem
 
 MAX_NODES = 200_000
@@ -289,12 +291,10 @@ def load_text(text: str, file: str) -> Source:
 def load_file(path: str | Path, display: str | None = None) -> Source:
     """Read a UTF-8 YAML file; unreadable or mis-encoded files become problems, not exceptions."""
     name = display or str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as err:
-        return Source(name, problems=[Problem(name, 1, 1, f"cannot read file: {err.strerror or err}")])
-    if len(raw) > MAX_BYTES:
-        return Source(name, problems=[Problem(name, 1, 1, f"file larger than {MAX_BYTES} bytes")])
+    try:  # regular files only, size checked before reading, never a FIFO or a device
+        raw = safefile.read_bytes(path, max_bytes=MAX_BYTES)
+    except safefile.UnsafeFile as err:
+        return Source(name, problems=[Problem(name, 1, 1, err.message.replace(f"'{os.fspath(path)}'", "file"))])
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from station.actions.registry import REQUIRED, ActionSpec, all_actions
+from drivers.base import safefile
 from drivers.base.diagnostics import InputError, Problem
 from station.plan import dims as d
 from station.plan import model as m
@@ -260,8 +261,16 @@ class Binder(DimChecks):
 
     def build_include(self, step: m.IncludeStep, src: Source, loc: Loc, known: set[str], chain, index: int) -> GroupNode | None:
         base = Path(src.file).parent
-        path = (base / step.include).resolve()
         label = step.id or f"{Path(step.include).stem}@{index + 1}"
+        root = self.loaded.path.parent
+        try:  # inside the plan's folder only: no absolute paths, no '..' or links out of it
+            if os.path.isabs(step.include):
+                raise safefile.UnsafeFile(step.include, f"absolute include path '{step.include}' refused: "
+                                                        "name libraries relative to the including file")
+            path = safefile.inside(os.path.relpath(base / step.include, root), root)
+        except safefile.UnsafeFile as err:
+            self.add(src, loc + ("include",), err.message)
+            return None
         if path in chain:
             cycle = " -> ".join(p.name for p in chain + (path,))
             self.add(src, loc + ("include",), f"include cycle: {cycle}")
@@ -269,8 +278,13 @@ class Binder(DimChecks):
         if len(chain) > MAX_INCLUDE_DEPTH:
             self.add(src, loc + ("include",), f"includes nested deeper than {MAX_INCLUDE_DEPTH}")
             return None
-        if not path.is_file():
+        if not path.exists():
             self.add(src, loc + ("include",), f"included file not found: {step.include} (looked in {base})")
+            return None
+        try:
+            safefile.check_readable(path)  # a FIFO, device or giant file: refused at the include
+        except safefile.UnsafeFile as err:
+            self.add(src, loc + ("include",), err.message.replace(f"'{path}'", f"'{step.include}'"))
             return None
         lib_src = load_file(path, display=os.path.normpath(os.path.join(os.path.dirname(src.file), step.include)))
         if not lib_src.problems:
