@@ -20,7 +20,7 @@ def _problems(err: InputError) -> int:
 
 def dispatch(args, parser) -> int:
     handler = {
-        "run": cmd_run, "validate": cmd_validate, "schema": cmd_schema, "coverage": cmd_coverage,
+        "run": cmd_run, "validate": cmd_validate, "schema": cmd_schema, "actions": cmd_actions, "coverage": cmd_coverage,
         "sim": cmd_sim, "ui": cmd_ui, "results": cmd_results, "stats": cmd_stats, "release": cmd_release,
         **_security_commands(),
         "fixture": cmd_fixture,
@@ -157,14 +157,43 @@ def plan_schema() -> dict:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "EOL station test plan"
     # The shorthand step form `- dmm.voltage: {range: 1000 V}` is accepted by the loader.
+    # Generated from the action registry: editors complete action names and their arguments,
+    # and an unknown action is flagged (station/actions/reference.py).
+    from station.actions.reference import schema_entries
+
+    names, shorthand, rules = schema_entries()
     action = schema["$defs"]["ActionStep"]
-    action["patternProperties"] = {r"^[a-z_]+\.[a-z_]+$": {"description": "shorthand: action name -> arguments"}}
+    action["properties"]["action"]["enum"] = names
+    action["properties"].update(shorthand)
+    action["allOf"] = rules
     action["required"] = []
     return schema
 
 
 def cmd_schema(args) -> int:
     print(json.dumps(plan_schema(), indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_actions(args) -> int:
+    from station.actions import reference
+    from station.actions.registry import all_actions
+
+    if args.markdown:
+        print(reference.markdown(), end="")
+        return 0
+    actions = all_actions()
+    unknown = [n for n in args.names if n not in actions]
+    if unknown:
+        import difflib
+
+        for name in unknown:
+            close = difflib.get_close_matches(name, list(actions), n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            print(f"station actions: unknown action '{printable(name)}'{hint}; `station actions` lists them",
+                  file=sys.stderr)
+        return EXIT_USAGE
+    print(reference.text(args.names or None), end="")
     return 0
 
 

@@ -21,6 +21,7 @@ from station.plan import dims as d
 from station.plan import model as m
 from station.plan import values as v
 from station.plan.bind_dims import DimChecks
+from station.plan.bind_order import OrderChecks
 from station.plan.loader import LoadedPlan, parse_plan
 from station.plan.tree import ActionNode, BoundPlan, GroupNode, Node
 from drivers.base.yamlsrc import Loc, Source, load_file
@@ -34,7 +35,7 @@ def _did_you_mean(name: str, choices) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-class Binder(DimChecks):
+class Binder(DimChecks, OrderChecks):
     def __init__(self, loaded: LoadedPlan, variant: str | None, station_roles: set[str] | None) -> None:
         self.loaded = loaded
         self.plan = loaded.plan
@@ -176,6 +177,11 @@ class Binder(DimChecks):
         for name, arg in spec.args.items():
             if arg.default is REQUIRED and name not in args and name != "*":
                 self.add(src, loc + ("with",) if step.with_ else loc + ("action",), f"action '{spec.name}' needs argument '{name}'")
+        for group in spec.one_of_args:
+            if not any(name in args for name in group):
+                self.add(src, loc + ("with",) if step.with_ else loc + ("action",),
+                         f"action '{spec.name}' needs one of the arguments {', '.join(repr(g) for g in group)}")
+        self.check_preconditions(spec, step, src, loc)
         expect = dict(step.expect)
         if step.id:
             for key, limit in self.limit_overrides.items():
