@@ -12,11 +12,28 @@ from station.plan import units as u
 from station.plan.units import Quantity
 
 
+_NUMERIC_LIMITS = ("min", "max", "nominal", "marginal")
+
+
 def judge(value: Any, unit: str, limit: m.Limit | dict | None, names: Mapping[str, Any]) -> tuple[str, dict, str]:
-    """Return ``(verdict, limits, text)``; limits in SI for the record. Raises ValueProblem."""
+    """Return ``(verdict, limits, text)``. Raises ValueProblem.
+
+    ``value`` is a number in ``unit`` (as ``split_quantity`` records it: Ah, %) or a Quantity;
+    judging is done in SI; the limits returned for the record are in ``unit``, like the value.
+    """
     if isinstance(value, Quantity):
         unit = u.unit_of(value) if not unit else unit
         value = value.value
+    else:
+        value = to_si(value, unit)
+    verdict, limits, text = _judge_si(value, unit, limit, names)
+    if unit_scale(unit) != 1.0 and any(k in limits for k in _NUMERIC_LIMITS):
+        limits = {k: (in_unit(x, unit) if k in _NUMERIC_LIMITS else x) for k, x in limits.items()}
+    return verdict, limits, text
+
+
+def _judge_si(value: Any, unit: str, limit: m.Limit | dict | None, names: Mapping[str, Any]) -> tuple[str, dict, str]:
+    """``judge`` with ``value`` and the limits returned in SI."""
     if isinstance(limit, dict):
         limit = m.Limit(**limit)
     shown = render(value, unit)
@@ -143,4 +160,6 @@ def _text(shown: str, limits: dict, unit: str, verdict: str) -> str:
 # values.py imports this module at its end, and this module needs values' helpers: imported
 # here, after every definition, so either module may be imported first. (The import used to run
 # inside judge() on every call: ~2 µs per measurement, timeit.)
-from station.plan.values import ValueProblem, evaluate, is_template, render, si_value  # noqa: E402
+from station.plan.values import (  # noqa: E402
+    ValueProblem, evaluate, in_unit, is_template, render, si_value, to_si, unit_scale,
+)

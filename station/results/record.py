@@ -23,7 +23,8 @@ A record is a plain dict (JSON-able after ``to_jsonable``)::
     measurements: {verdict: n}, safe_state_confirmed (bool; None for records without it),
     safe_state_unconfirmed [instrument names]}
 
-Values are SI (ohm, V, A, s) as the sequencer judged them; ``unit`` says which.
+Values and numeric limits are in the unit each measurement names: SI for ohm, V, A, s; Ah for
+charge, % for SOC (record schema 2; schema 1 stored SI numbers under those units).
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ from typing import Any
 
 from station.events import SETTLED_BY_BUS, SETTLES
 
-RECORD_SCHEMA_VERSION = 1
+# 2: values and numeric limits in the unit each measurement names (charge in Ah, SOC in %);
+# 1 held SI numbers under those units. Stores are migrated (schema.py v4, line 0006).
+RECORD_SCHEMA_VERSION = 2
 record_schema_version = RECORD_SCHEMA_VERSION
 
 
@@ -198,9 +201,6 @@ def display_verdict(record: dict[str, Any]) -> str:
 PREFIXED_UNITS = {"V", "A", "ohm", "s", "W", "Wh", "Ah", "F", "Hz", "J", "Pa"}
 SI_PREFIXES = {-12: "p", -9: "n", -6: "µ", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T"}
 _UNIT_SYMBOLS = {"ohm": "Ω", "degC": "°C", "ohm/V": "Ω/V", "pct": "%", "bool": "", "str": ""}
-# Units whose SI value is not the number shown: the plan language stores 30 % as 0.3 and
-# 1 Ah as 3600 A·s (station.plan.units), so a record's value is scaled back for display.
-DISPLAY_SCALE = {"%": 100.0, "ppm": 1e6, "Ah": 1 / 3600.0, "Wh": 1 / 3600.0}
 
 
 def unit_symbol(unit: str | None) -> str:
@@ -217,14 +217,13 @@ def si_exponent(magnitude: float, unit: str | None) -> int:
 
 
 def format_quantity(value: Any, unit: str | None = "") -> str:
-    """A value for humans: ``0.142, "ohm"`` → ``142 mΩ``, ``0.3, "%"`` → ``30 %``; non-numbers
+    """A value for humans: ``0.142, "ohm"`` → ``142 mΩ``, ``30, "%"`` → ``30 %``; non-numbers
     as they are."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         text = value if isinstance(value, str) else json.dumps(value, default=str)
         return f"{text} {unit_symbol(unit)}".rstrip()
     if not math.isfinite(value):
         return f"{value} {unit_symbol(unit)}".rstrip()
-    value = value * DISPLAY_SCALE.get(unit or "", 1.0)
     exp = si_exponent(value, unit)
     mantissa = value / 10**exp
     return f"{mantissa:.6g} {SI_PREFIXES[exp]}{unit_symbol(unit)}".rstrip()
