@@ -216,7 +216,7 @@ def si_exponent(magnitude: float, unit: str | None) -> int:
     return min(exp, 0) if unit == "s" else exp  # "1.2 ks" reads worse than "1200 s"
 
 
-def format_quantity(value: Any, unit: str | None = "") -> str:
+def format_quantity(value: Any, unit: str | None = "", digits: int = 6) -> str:
     """A value for humans: ``0.142, "ohm"`` → ``142 mΩ``, ``30, "%"`` → ``30 %``; non-numbers
     as they are."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -226,7 +226,37 @@ def format_quantity(value: Any, unit: str | None = "") -> str:
         return f"{value} {unit_symbol(unit)}".rstrip()
     exp = si_exponent(value, unit)
     mantissa = value / 10**exp
-    return f"{mantissa:.6g} {SI_PREFIXES[exp]}{unit_symbol(unit)}".rstrip()
+    return f"{mantissa:.{digits}g} {SI_PREFIXES[exp]}{unit_symbol(unit)}".rstrip()
+
+
+def format_duration(seconds: float | None) -> str:
+    """A step duration at the resolution people read: ``0.0421`` → ``42 ms``, ``12.345`` →
+    ``12.3 s``, ``754.2`` → ``12 min 34 s``."""
+    if seconds is None or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+        return ""
+    if seconds < 1.0:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60.0:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def margin(value: Any, limits: dict[str, Any] | None) -> tuple[float, str, float | None] | None:
+    """Distance from ``value`` to its nearest numeric limit: (distance, which limit, fraction of
+    the min..max span or None). Negative when outside; None without a numeric limit."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    lo, hi = (limits or {}).get("min"), (limits or {}).get("max")
+    lo = lo if isinstance(lo, (int, float)) and not isinstance(lo, bool) else None
+    hi = hi if isinstance(hi, (int, float)) and not isinstance(hi, bool) else None
+    options = [(value - lo, "min")] if lo is not None else []
+    options += [(hi - value, "max")] if hi is not None else []
+    if not options:
+        return None
+    distance, which = min(options)
+    span = (hi - lo) if lo is not None and hi is not None and hi > lo else None
+    return distance, which, (distance / span if span else None)
 
 
 _LIMIT_SIGNS = {"min": "≥", "max": "≤", "equals": "=", "not": "≠"}
