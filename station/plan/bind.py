@@ -28,6 +28,7 @@ from drivers.base.yamlsrc import Loc, Source, load_file
 
 BUILTIN_NAMES = {"variant", "serial", "fixture", "station"}
 MAX_INCLUDE_DEPTH = 16
+MAX_INCLUDES = 256  # library loads per plan: a fan-out of includes is bounded like their depth
 
 
 def _did_you_mean(name: str, choices) -> str:
@@ -63,8 +64,11 @@ class Binder(DimChecks, OrderChecks):
                 self.check_value(item, src, loc + (key,), known)
             return
         if v.is_template(raw):
-            for offset, message in v.template_problems(raw, known | BUILTIN_NAMES):
+            for offset, message, *opened in v.template_problems(raw, known | BUILTIN_NAMES):
                 line, col = src.column_in_value(loc, offset)
+                if opened:  # an unclosed bracket: where it was opened, as the file counts
+                    o_line, o_col = src.column_in_value(loc, opened[0])
+                    message = message.replace(", got", f" (opened at line {o_line}, column {o_col}), got", 1)
                 self.problems.append(Problem(src.file, line, col, message))
             return
         message = v.literal_problem(raw, unit=unit, kind=kind)
@@ -283,6 +287,11 @@ class Binder(DimChecks, OrderChecks):
             return None
         if len(chain) > MAX_INCLUDE_DEPTH:
             self.add(src, loc + ("include",), f"includes nested deeper than {MAX_INCLUDE_DEPTH}")
+            return None
+        self.include_count = getattr(self, "include_count", 0) + 1
+        if self.include_count > MAX_INCLUDES:
+            if self.include_count == MAX_INCLUDES + 1:
+                self.add(src, loc + ("include",), f"more than {MAX_INCLUDES} includes in one plan")
             return None
         if not path.exists():
             self.add(src, loc + ("include",), f"included file not found: {step.include} (looked in {base})")

@@ -86,6 +86,9 @@ def template_problems(raw: str, known: set[str]) -> list[tuple[int, str]]:
     try:
         found = ex.find_expressions(raw)
     except ex.ExprError as err:
+        if err.opened is not None:  # name the bracket by its place in the text, not the expression
+            message = re.sub(r" at column \d+", "", err.message, count=1)
+            return [(err.offset, message, err.opened - 1)]
         return [(err.offset, err.message)]
     problems = []
     for start, _end, expression in found:

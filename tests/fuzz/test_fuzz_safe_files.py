@@ -173,3 +173,15 @@ def test_cli_exits_2_quickly(tmp_path, target):
                               cwd=REPO, timeout=30)
         assert proc.returncode == 2, (argv, proc.stderr)
         assert "Traceback" not in proc.stderr and f"{path}:1:1:" in proc.stderr
+
+
+def test_a_fan_out_of_includes_is_bounded(tmp_path):
+    """Twelve levels of a library including the next one twice: 4,096 loads unbounded."""
+    (tmp_path / "lib").mkdir()
+    for i in range(1, 13):
+        (tmp_path / "lib" / f"l{i}.yaml").write_text(LIB.replace("main:\n  - station.log: hi\n",
+                                                             f"main:\n  - include: l{i + 1}.yaml\n  - include: l{i + 1}.yaml\n"))
+    (tmp_path / "lib" / "l13.yaml").write_text(LIB)
+    with bounded("fan-out", 5.0):
+        problems = _bind(tmp_path, "lib/l1.yaml")
+    assert any("more than 256 includes in one plan" in p for p in problems), problems
