@@ -14,14 +14,19 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Param:
-    """One fault parameter. ``span`` is where the defect is plausible, for exploring a plan's
-    blind spots (``station test --explore``): ``(low, high)`` for a number, the choices for a
-    string; empty when only the default makes sense (a DTC code, a version string)."""
+    """One fault parameter: its default, type, and the values it may take (checked, exit 2).
+    ``span`` is where the defect is plausible, for exploring a plan's blind spots (``station test
+    --explore``): ``(low, high)`` for a number, the choices for a string; empty when only the
+    default makes sense (a DTC code, a version string)."""
 
     default: Any
     kind: type
     doc: str
     span: tuple = ()
+    choices: tuple | None = None  # allowed values (text)
+    lo: float | None = None  # inclusive bounds for numbers
+    hi: float | None = None
+    reach: str | None = None  # what in the pack it indexes: "cell", "sensor", "bond" (checked per pack)
 
 
 @dataclass(frozen=True)
@@ -120,49 +125,63 @@ def _set(attr, transform=None):
     return arm
 
 
+_PEERS = ("cycler", "dmm", "leak", "safety", "fixture")
 # instrument faults: which peer, and when it strikes (0 = right after identification)
 _INSTRUMENT_FAULT = {
-    "instrument": Param("dmm", str, "cycler, dmm, leak, safety or fixture", ("cycler", "dmm", "leak", "safety", "fixture")),
-    "at": Param(0.0, float, "s after the run starts", (0.0, 1200.0)),
+    "instrument": Param("dmm", str, "cycler, dmm, leak, safety or fixture", span=_PEERS, choices=_PEERS),
+    "at": Param(0.0, float, "s after the run starts", span=(0.0, 1200.0), lo=0.0, hi=86400.0),
 }
 
 CATALOGUE: dict[str, Fault] = {f.name: f for f in [
     Fault("isolation_low", "low insulation resistance on one pole",
-          {"pole": Param("HV+", str, "HV+ or HV-", ("HV+", "HV-")), "ohm": Param(300e3, float, "insulation resistance, ohm", (100e3, 50e6))}, _isolation_low),
+          {"pole": Param("HV+", str, "HV+ or HV-", span=("HV+", "HV-"), choices=("HV+", "HV-")),
+           "ohm": Param(300e3, float, "insulation resistance, ohm", span=(100e3, 50e6), lo=0.0, hi=1e12)}, _isolation_low),
     Fault("bond_high", "high ground-bond resistance at one bonding point",
-          {"point": Param("", str, "bonding point (default: the first)"), "ohm": Param(0.25, float, "ohm", (0.05, 1.0))}, _bond_high),
+          {"point": Param("", str, "bonding point (default: the first)", reach="bond"),
+           "ohm": Param(0.25, float, "ohm", span=(0.05, 1.0), lo=0.0, hi=1e6)}, _bond_high),
     Fault("hipot_breakdown", "dielectric breakdown above a voltage (arc in withstand)",
-          {"volts": Param(1500.0, float, "breakdown voltage, V", (500.0, 4000.0))}, _set("breakdown_volts")),
+          {"volts": Param(1500.0, float, "breakdown voltage, V", span=(500.0, 4000.0), lo=0.0, hi=100e3)},
+          _set("breakdown_volts")),
     Fault("weak_cell", "one cell group with high internal resistance",
-          {"cell": Param(10, int, "element index", (0, 95)), "factor": Param(3.0, float, "R0 multiplier", (1.3, 6.0))}, _weak_cell),
+          {"cell": Param(10, int, "element index", span=(0, 95), lo=0, reach="cell"),
+           "factor": Param(3.0, float, "R0 multiplier", span=(1.3, 6.0), lo=0.01, hi=1000.0)}, _weak_cell),
     Fault("cell_imbalance", "one cell group at a different state of charge",
-          {"cell": Param(5, int, "element index", (0, 95)), "dsoc": Param(-0.08, float, "SOC offset, fraction", (0.02, 0.2))}, _imbalance),
+          {"cell": Param(5, int, "element index", span=(0, 95), lo=0, reach="cell"),
+           "dsoc": Param(-0.08, float, "SOC offset, fraction", span=(0.02, 0.2), lo=-1.0, hi=1.0)}, _imbalance),
     Fault("open_cell_tap", "a broken cell-voltage sense line (BMS reads invalid)",
-          {"cell": Param(7, int, "element index", (0, 95))}, lambda b, f, cell: _fx(b, f).pack.open_tap.add(cell)),
+          {"cell": Param(7, int, "element index", span=(0, 95), lo=0, reach="cell")},
+          lambda b, f, cell: _fx(b, f).pack.open_tap.add(cell)),
     Fault("dead_temp_sensor", "a dead temperature sensor (BMS reads invalid)",
-          {"sensor": Param(2, int, "sensor index", (0, 23))}, lambda b, f, sensor: _fx(b, f).pack.dead_sensor.add(sensor)),
+          {"sensor": Param(2, int, "sensor index", span=(0, 23), lo=0, reach="sensor")},
+          lambda b, f, sensor: _fx(b, f).pack.dead_sensor.add(sensor)),
     Fault("hot_cell", "a cell group much hotter than the rest",
-          {"sensor": Param(3, int, "sensor index", (0, 23)), "delta": Param(20.0, float, "degC above the rest", (2.0, 40.0))}, _hot_cell),
+          {"sensor": Param(3, int, "sensor index", span=(0, 23), lo=0, reach="sensor"),
+           "delta": Param(20.0, float, "degC above the rest", span=(2.0, 40.0), lo=-100.0, hi=500.0)}, _hot_cell),
     Fault("welded_contactor", "a main contactor that does not open",
-          {"name": Param("main_plus", str, "main_plus, main_minus or precharge", ("main_plus", "main_minus", "precharge"))},
+          {"name": Param("main_plus", str, "main_plus, main_minus or precharge",
+                         span=("main_plus", "main_minus", "precharge"), choices=("main_plus", "main_minus", "precharge"))},
           lambda b, f, name: _fx(b, f).pack.welded.add(name)),
     Fault("slow_precharge", "precharge resistor far above nominal (bus rises too slowly)",
-          {"factor": Param(10.0, float, "resistance multiplier", (1.5, 30.0))},
+          {"factor": Param(10.0, float, "resistance multiplier", span=(1.5, 30.0), lo=0.01, hi=1e6)},
           _set("precharge_ohm", lambda pack, k: pack.precharge_ohm * k)),
     Fault("hvil_stuck_closed", "HVIL reads closed even when the loop is opened",
           {}, lambda b, f: setattr(_fx(b, f).pack, "hvil_stuck_closed", True)),
     Fault("bms_silent", "the BMS stops sending CAN frames after a time",
-          {"after": Param(60.0, float, "s after the run starts", (5.0, 1200.0))}, _silent),
+          {"after": Param(60.0, float, "s after the run starts", span=(5.0, 1200.0), lo=0.0, hi=86400.0)}, _silent),
     Fault("dtc_present", "an active DTC stored in the BMS",
-          {"code": Param(0x0A1B2C, int, "24-bit DTC"), "status": Param(0x09, int, "status byte", (0x01, 0x08))}, _dtc),
+          {"code": Param(0x0A1B2C, int, "24-bit DTC", lo=0, hi=0xFFFFFF),
+           "status": Param(0x09, int, "status byte", span=(0x01, 0x08), lo=0, hi=0xFF)}, _dtc),
     Fault("wrong_sw_version", "BMS software version differs from the bill of materials",
           {"version": Param("9.9.9", str, "reported SW version")}, _sw),
     Fault("coolant_leak", "a leak in the cooling circuit",
-          {"rate": Param(300.0, float, "pressure decay, Pa/min", (10.0, 1000.0))}, _set("coolant_leak_rate")),
+          {"rate": Param(300.0, float, "pressure decay, Pa/min", span=(10.0, 1000.0), lo=0.0, hi=1e6)},
+          _set("coolant_leak_rate")),
     Fault("estop_at", "the e-stop is pressed during the run",
-          {"t": Param(30.0, float, "s after the run starts", (5.0, 1200.0))}, _estop),
+          {"t": Param(30.0, float, "s after the run starts", span=(5.0, 1200.0), lo=0.0, hi=86400.0)}, _estop),
     Fault("cycler_trip_at", "the cycler trips a protection during the run",
-          {"t": Param(60.0, float, "s after the run starts", (5.0, 1200.0)), "kind": Param("OTP", str, "OVP, OCP or OTP", ("OVP", "OCP", "OTP"))}, _cycler_trip),
+          {"t": Param(60.0, float, "s after the run starts", span=(5.0, 1200.0), lo=0.0, hi=86400.0),
+           "kind": Param("OTP", str, "OVP, OCP or OTP", span=("OVP", "OCP", "OTP"), choices=("OVP", "OCP", "OTP"))},
+          _cycler_trip),
     Fault("instrument_hang", "an instrument stops answering",
           _INSTRUMENT_FAULT,
           _behave("hang")),
@@ -172,17 +191,42 @@ CATALOGUE: dict[str, Fault] = {f.name: f for f in [
 ]}
 
 
+def _close(name: str, choices) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _show(x: float, kind: type) -> str:
+    return f"{int(x)}" if kind is int else f"{x:g}"
+
+
 def _convert(fault: Fault, params: dict[str, str]) -> dict[str, Any]:
+    """Parameters as typed values; ValueError naming the parameter and what it accepts."""
     out = {}
     for name, spec in fault.params.items():
         raw = params.get(name)
         if raw is None:
             out[name] = spec.default
-        elif spec.kind is int:
-            out[name] = int(raw, 0)
-        elif spec.kind is float:
-            out[name] = float(raw)
+            continue
+        if spec.kind in (int, float):
+            try:
+                value = int(raw, 0) if spec.kind is int else float(raw)
+            except ValueError:
+                kind = "a whole number (e.g. 7 or 0x1F)" if spec.kind is int else "a number"
+                raise ValueError(f"parameter '{name}' must be {kind} ({spec.doc}), got {raw!r}") from None
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError(f"parameter '{name}' must be a finite number, got {raw!r}")
+            if (spec.lo is not None and value < spec.lo) or (spec.hi is not None and value > spec.hi):
+                lo = "-inf" if spec.lo is None else _show(spec.lo, spec.kind)
+                hi = "+inf" if spec.hi is None else _show(spec.hi, spec.kind)
+                raise ValueError(f"parameter '{name}' = {raw} is outside [{lo}, {hi}] ({spec.doc})")
+            out[name] = value
         else:
+            if spec.choices and raw not in spec.choices:
+                raise ValueError(f"parameter '{name}' must be one of {', '.join(spec.choices)}, "
+                                 f"got {raw!r}{_close(raw, spec.choices)}")
             out[name] = raw
     return out
 
@@ -198,7 +242,8 @@ def check_fault(name: str, params: dict[str, str]) -> str | None:
         return f"unknown fault '{name}'{hint}; see `station sim faults`"
     unknown = [k for k in params if k not in fault.params]
     if unknown:
-        return f"fault '{name}' has no parameter {unknown[0]!r}; parameters: {', '.join(fault.params) or 'none'}"
+        return (f"fault '{name}' has no parameter {unknown[0]!r}{_close(unknown[0], fault.params)}; "
+                f"parameters: {', '.join(fault.params) or 'none'}")
     try:
         _convert(fault, params)
     except ValueError as err:
@@ -210,6 +255,31 @@ def resolve(name: str, params: dict[str, str]) -> dict[str, Any]:
     """Every parameter of fault ``name`` with its value (defaults filled in, text converted).
     Raises ``KeyError`` for an unknown fault, ``ValueError`` for a bad value."""
     return _convert(CATALOGUE[name], params)
+
+
+def fault_reach(name: str, params: dict[str, str], spec, roles=None) -> str | None:
+    """Why a checked fault cannot affect the pack ``spec`` (a ``PackSpec``) or a plan using
+    instrument ``roles``, or None.
+
+    A cell, sensor or bonding point the pack does not have would be recorded as injected and
+    change nothing: the run would pass and prove nothing.
+    """
+    fault = CATALOGUE[name]
+    values = _convert(fault, params)
+    for pname, p in fault.params.items():
+        value = values[pname]
+        if p.reach == "cell" and not 0 <= value < spec.series:
+            return (f"fault '{name}': {pname}={value} cannot affect this pack: it has {spec.series} "
+                    f"series elements (0..{spec.series - 1})")
+        if p.reach == "sensor" and not 0 <= value < spec.temp_sensors:
+            return (f"fault '{name}': {pname}={value} cannot affect this pack: it has {spec.temp_sensors} "
+                    f"temperature sensors (0..{spec.temp_sensors - 1})")
+        if p.reach == "bond" and value and value not in spec.bond_points:
+            return (f"fault '{name}': {pname}={value!r} cannot affect this pack: its bonding points are "
+                    f"{', '.join(spec.bond_points) or 'none'}{_close(value, spec.bond_points)}")
+        if pname == "instrument" and roles is not None and value not in roles:
+            return f"fault '{name}': instrument={value} cannot affect this run: the plan does not use it"
+    return None
 
 
 def arm_faults(bench, fixture: str, faults: list[tuple[str, dict[str, str]]]) -> None:

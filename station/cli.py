@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the JSON Schema of the plan language")
 
+    act = sub.add_parser("actions", help="the action reference: arguments, units, defaults, measurements, "
+                                         "preconditions, safe-state effects (generated from the registry)")
+    act.add_argument("names", nargs="*", metavar="NAME", help="only these actions (default: every action)")
+    act.add_argument("--markdown", action="store_true", help="the whole reference as Markdown (docs/actions.md)")
+
     rel = sub.add_parser("release", help="sign a plan's release digest into a station config (admins)")
     rel.add_argument("plan")
     rel.add_argument("--station", metavar="FILE", required=True)

@@ -32,7 +32,7 @@ def _problems(err: InputError) -> int:
 
 def dispatch(args, parser) -> int:
     handler = {
-        "run": cmd_run, "validate": cmd_validate, "schema": cmd_schema, "coverage": cmd_coverage,
+        "run": cmd_run, "validate": cmd_validate, "schema": cmd_schema, "actions": cmd_actions, "coverage": cmd_coverage,
         "sim": cmd_sim, "ui": cmd_ui, "results": cmd_results, "stats": cmd_stats, "release": cmd_release,
         **_security_commands(),
         "fixture": cmd_fixture,
@@ -123,12 +123,19 @@ def cmd_validate(args) -> int:
                 print(f"{path}: library (checked where it is included)")
                 continue
             variants = [args.variant] if args.variant else (list(loaded.plan.variants) or [None])
-            for variant in variants:
-                for offer in offers[1:]:  # every fixture's instruments must offer what the plan needs
-                    bind_plan(loaded, variant, roles, offer)
-                bound = bind_plan(loaded, variant, roles, offers[0])
+            for variant in variants:  # every variant, even after one failed: each names its own
+                try:
+                    for offer in offers[1:]:  # every fixture's instruments must offer what the plan needs
+                        bind_plan(loaded, variant, roles, offer)
+                    bound = bind_plan(loaded, variant, roles, offers[0])
+                except InputError as err:
+                    problems.extend(err.problems)
+                    continue
+                later = f", {len(bound.deferred)} checked at run time" if bound.deferred else ""
                 print(f"{path}: OK ({loaded.plan.id} {loaded.plan.version}, variant {variant or '-'}, "
-                      f"{bound.leaf_count()} steps)")
+                      f"{bound.leaf_count()} steps{later})")
+                for note in bound.deferred:
+                    print(f"  {printable(note)}")
         except InputError as err:
             problems.extend(err.problems)
     if problems:
@@ -166,14 +173,43 @@ def plan_schema() -> dict:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "EOL station test plan"
     # The shorthand step form `- dmm.voltage: {range: 1000 V}` is accepted by the loader.
+    # Generated from the action registry: editors complete action names and their arguments,
+    # and an unknown action is flagged (station/actions/reference.py).
+    from station.actions.reference import schema_entries
+
+    names, shorthand, rules = schema_entries()
     action = schema["$defs"]["ActionStep"]
-    action["patternProperties"] = {r"^[a-z_]+\.[a-z_]+$": {"description": "shorthand: action name -> arguments"}}
+    action["properties"]["action"]["enum"] = names
+    action["properties"].update(shorthand)
+    action["allOf"] = rules
     action["required"] = []
     return schema
 
 
 def cmd_schema(args) -> int:
     print(json.dumps(plan_schema(), indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_actions(args) -> int:
+    from station.actions import reference
+    from station.actions.registry import all_actions
+
+    if args.markdown:
+        print(reference.markdown(), end="")
+        return 0
+    actions = all_actions()
+    unknown = [n for n in args.names if n not in actions]
+    if unknown:
+        import difflib
+
+        for name in unknown:
+            close = difflib.get_close_matches(name, list(actions), n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            print(f"station actions: unknown action '{printable(name)}'{hint}; `station actions` lists them",
+                  file=sys.stderr)
+        return EXIT_USAGE
+    print(reference.text(args.names or None), end="")
     return 0
 
 

@@ -151,6 +151,13 @@ def prepare(req: RunRequest) -> Prepared:
         from station.simpack import run_pack
 
         pack = run_pack(config, fixture, bound.variant, req.serial)
+        if faults:  # a fault that cannot reach this pack would be recorded as injected, changing nothing
+            from sim.faults import fault_reach
+
+            problems = [Problem("--fault", 1, 1, f"{msg} (variant {bound.variant or '-'}, pack {pack.name})")
+                        for name, params in faults if (msg := fault_reach(name, params, pack.spec, bound.roles))]
+            if problems:
+                raise InputError(problems)
     return Prepared(config, bound, fixture, faults, release, pack)
 
 

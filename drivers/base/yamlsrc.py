@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
             return _PLAIN
         return super().resolve(kind, value, implicit)
 
+from drivers.base import safefile
 from drivers.base.diagnostics import Problem
 
 MAX_NODES = 200_000
@@ -235,6 +237,21 @@ def _parse_float(text: str) -> float:
     return value
 
 
+def _context(err: MarkedYAMLError, lines: list[str], stopped: tuple[int, int]) -> str:
+    """The parser's context, with where the construct it was inside began: an unclosed '[' at
+    the end of one line is only noticed on a later one, so the stop alone misleads."""
+    mark = err.context_mark
+    if mark is None or (mark.line + 1, mark.column + 1) == stopped:
+        return err.context
+    line, col = mark.line + 1, mark.column + 1
+    text = lines[mark.line] if 0 <= mark.line < len(lines) else ""
+    opener = text[mark.column] if 0 <= mark.column < len(text) else ""
+    closer = {"[": "']'", "{": "'}'", '"': "closing '\"'", "'": "closing \"'\""}.get(opener)
+    if closer:
+        return f"{err.context}: the '{opener}' opened at line {line}, column {col} has no {closer}"
+    return f"{err.context} that began at line {line}, column {col}"
+
+
 def load_text(text: str, file: str) -> Source:
     """Parse YAML text; problems (syntax, duplicates, tags, size) are collected in the result."""
     src = Source(file, lines=text.splitlines(), sha256=hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
@@ -249,7 +266,7 @@ def load_text(text: str, file: str) -> Source:
         if line > max(1, len(src.lines)):  # libyaml marks end of stream past the last line
             line = max(1, len(src.lines))
             col = len(src.lines[-1]) + 1 if src.lines else 1
-        message = " ".join(filter(None, [err.problem, f"({err.context})" if err.context else ""]))
+        message = " ".join(filter(None, [err.problem, f"({_context(err, src.lines, (line, col))})" if err.context else ""]))
         src.problems.append(Problem(file, line, col, f"YAML syntax: {message or 'invalid'}"))
         return src
     except (YAMLError, RecursionError, ValueError) as err:
@@ -274,12 +291,10 @@ def load_text(text: str, file: str) -> Source:
 def load_file(path: str | Path, display: str | None = None) -> Source:
     """Read a UTF-8 YAML file; unreadable or mis-encoded files become problems, not exceptions."""
     name = display or str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as err:
-        return Source(name, problems=[Problem(name, 1, 1, f"cannot read file: {err.strerror or err}")])
-    if len(raw) > MAX_BYTES:
-        return Source(name, problems=[Problem(name, 1, 1, f"file larger than {MAX_BYTES} bytes")])
+    try:  # regular files only, size checked before reading, never a FIFO or a device
+        raw = safefile.read_bytes(path, max_bytes=MAX_BYTES)
+    except safefile.UnsafeFile as err:
+        return Source(name, problems=[Problem(name, 1, 1, err.message.replace(f"'{os.fspath(path)}'", "file"))])
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:

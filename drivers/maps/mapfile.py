@@ -20,7 +20,7 @@ from yaml.error import MarkedYAMLError, YAMLError
 from yaml.nodes import MappingNode, ScalarNode
 
 from drivers.base.diagnostics import Problem
-from drivers.base import yamlsrc
+from drivers.base import safefile, yamlsrc
 
 T = TypeVar("T")
 
@@ -130,7 +130,7 @@ def _index(locs: dict[int, tuple], node: Any, loc: tuple) -> None:
 def read(path: str | Path, display: str | None = None) -> MapDoc:
     """Parse a UTF-8 map file (``display`` names it in problems); ``OSError`` if unreadable."""
     name = display or str(path)
-    raw = Path(path).read_bytes()
+    raw = safefile.read_bytes(path)  # bounded, regular files only (UnsafeFile is an OSError)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

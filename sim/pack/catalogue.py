@@ -19,7 +19,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from drivers.base.diagnostics import InputError, Problem
-from drivers.base.yamlsrc import Source, load_file
+from drivers.base import safefile
+from drivers.base.yamlsrc import MAX_BYTES, Source, load_file
 from drivers.maps.regmap import MAPS_DIR  # where a bare BMS map name is found
 from sim.pack.packfile import Bms, PackFile, to_spec
 from sim.pack.spec import PackSpec
@@ -140,8 +141,8 @@ def parse_pack(src: Source, path: Path) -> PackDefinition:
 def load_pack(path: str | Path) -> PackDefinition:
     """Read and check one pack definition file. Raises ``InputError`` (``FILE:LINE:COL`` each)."""
     path = Path(path)
-    try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    try:  # the same bounded read as every user-named file: no FIFO, device or giant file
+        digest = hashlib.sha256(safefile.read_bytes(path, max_bytes=MAX_BYTES)).hexdigest()
     except OSError:
         return parse_pack(load_file(path), path)  # the loader words the problem
     return _load_cached(str(path), digest)

@@ -69,7 +69,8 @@ async def _await_signal(ctx, name: str, want: float, within: float) -> float | N
 
 @action("bms.insulation_monitor", args={"state": Arg(kind="str", choices=("enable", "disable")),
                                         "within": Arg(unit="s", default=2.0)},
-        measures={"imd_enabled": "bool"}, positional="state", timeout=30)
+        measures={"imd_enabled": "bool"}, positional="state", timeout=30,
+        safe_state="switches the BMS insulation monitor: the safe state enables it again")
 async def insulation_monitor(ctx, state: str, within: float) -> dict:
     """Enable/disable the pack's insulation monitor and wait for the BMS to confirm it."""
     enabled = state == "enable"
@@ -81,7 +82,8 @@ async def insulation_monitor(ctx, state: str, within: float) -> dict:
 
 @action("bms.mode", args={"mode": Arg(kind="str", choices=("standby", "normal", "charge", "discharge")),
                           "within": Arg(unit="s", default=5.0)},
-        measures={"state": "str", "time": "s"}, positional="mode", timeout=60)
+        measures={"state": "str", "time": "s"}, positional="mode", timeout=60,
+        safe_state="the safe state requests BMS standby (contactors open)")
 async def mode(ctx, mode: str, within: float) -> dict:
     """Request a BMS mode and wait for the state to follow."""
     bms = ctx.instrument("bms")
@@ -97,7 +99,8 @@ PRECHARGE_DONE = 0.95  # of the pack voltage: where the main contactor may close
 
 @action("bms.close_contactors", args={"within": Arg(unit="s", default=5.0), "sample": Arg(unit="s", default=0.01)},
         measures={"precharge_time": "s", "feedback_time": "s", "bus_ratio": "", "feedback_ok": "bool"},
-        timeout=60, hv=True, defaults={"feedback_ok": {"equals": True}})
+        timeout=60, hv=True, defaults={"feedback_ok": {"equals": True}},
+        establishes=("dc_bus_connected",), safe_state="closes the main contactors: the safe state opens them (BMS standby)")
 async def close_contactors(ctx, within: float, sample: float) -> dict:
     """Close the contactors through precharge; time it and record the bus-voltage curve (DMM).
 
@@ -147,7 +150,8 @@ def _crossing(before: list[float] | None, t: float, volts: float, threshold: flo
 
 @action("bms.open_contactors", args={"within": Arg(unit="s", default=5.0), "settle": Arg(unit="s", default=2.0)},
         measures={"open_time": "s", "feedback_open": "bool", "bus_voltage": "V", "welded": "bool"}, timeout=60,
-        defaults={"feedback_open": {"equals": True}, "welded": {"equals": False}})
+        defaults={"feedback_open": {"equals": True}, "welded": {"equals": False}},
+        breaks=("dc_bus_connected",))
 async def open_contactors(ctx, within: float, settle: float) -> dict:
     """Open the contactors; weld check: feedback open and the bus falls once the pack is cut off."""
     bms = ctx.instrument("bms")
@@ -199,7 +203,8 @@ async def cells(ctx, settle: float) -> dict:
 
 
 @action("bms.balancing", args={"on": Arg(kind="bool"), "within": Arg(unit="s", default=3.0)},
-        measures={"active": "bool"}, positional="on", timeout=60)
+        measures={"active": "bool"}, positional="on", timeout=60,
+        safe_state="the safe state stops cell balancing")
 async def balancing(ctx, on: bool, within: float) -> dict:
     """Command balancing on/off; report whether the BMS flags follow."""
     await ctx.instrument("bms").set_balancing(on)
@@ -254,7 +259,8 @@ async def unlock(ctx, level: int) -> dict:
     return {}
 
 
-@action("bms.write_did", args={"did": Arg(kind="any"), "value": Arg(kind="any")}, timeout=60)
+@action("bms.write_did", args={"did": Arg(kind="any"), "value": Arg(kind="any")}, timeout=60,
+        safe_state="writes the BMS non-volatile memory: not undone by the safe state")
 async def write_did(ctx, did, value) -> dict:
     """Write a DID (by name or number) with a value in its codec's form ('today' for dates)."""
     entry = _entry(did, ctx.instrument("bms"))

@@ -6,13 +6,15 @@ Long actions poll the cycler at least every ``poll`` s, which also feeds its con
 
 from __future__ import annotations
 
+from station.actions.preconditions import require_dc_bus, require_physical
 from station.actions.registry import Arg, action
 from station.engine.errors import StepError
 
 AH = 3600.0  # C per Ah
 
 
-@action("cycler.output", args={"on": Arg(kind="bool")}, positional="on", timeout=10)
+@action("cycler.output", args={"on": Arg(kind="bool")}, positional="on", timeout=10,
+        safe_state="switches the cycler output: the safe state zeroes the current and switches it off")
 async def output(ctx, on: bool) -> dict:
     """Switch the cycler output (off also zeroes the current setpoint)."""
     cycler = ctx.instrument("cycler")
@@ -61,7 +63,8 @@ async def _hold(ctx, cycler, t0: float, until: float, at: float, every: float, r
               "regen_ratio": Arg(kind="number", default=0.75), "at": Arg(unit="s", default=10.0),
               "v_min": Arg(unit="V"), "v_max": Arg(unit="V"), "rest": Arg(unit="s", default=2.0),
               "every": Arg(unit="s", default=0.5)},
-        measures={"r_discharge": "ohm", "r_regen": "ohm", "v_rest": "V", "cell_r_ratio": ""}, timeout=300, hv=True)
+        measures={"r_discharge": "ohm", "r_regen": "ohm", "v_rest": "V", "cell_r_ratio": ""}, timeout=300, hv=True,
+        preconditions=("dc_bus_connected",), safe_state="drives pulse current through the pack: the output is switched off when it ends, and by the safe state")
 async def dcir(ctx, current: float, duration: float, regen_ratio: float, at: float, v_min: float, v_max: float,
                rest: float, every: float) -> dict:
     """Discharge pulse, rest, regen pulse at ``regen_ratio`` × current; R = ΔV/ΔI at ``at`` s into each.
@@ -71,6 +74,7 @@ async def dcir(ctx, current: float, duration: float, regen_ratio: float, at: flo
     """
     if not 0 < at <= duration:
         raise StepError(f"'at' ({at:g} s) must be within the pulse duration ({duration:g} s)")
+    await require_dc_bus(ctx, "cycler.dcir")
     cycler = ctx.instrument("cycler")
     rows: list[list[float]] = []
     t0 = ctx.now()
@@ -101,6 +105,8 @@ async def dcir(ctx, current: float, duration: float, regen_ratio: float, at: flo
         await cycler.set_output(False)
     ctx.series("dcir", ["t_s", "voltage_V", "current_A"], rows)
     result = {"r_discharge": (v0 - v_dis) / current, "r_regen": (v_reg - v1) / (current * regen_ratio), "v_rest": v0}
+    for name in ("r_discharge", "r_regen"):  # a bus lost mid-pulse: an ERROR naming why, never a FAIL
+        require_physical("dc_bus_connected", "cycler.dcir", name, result[name], "ohm")
     if cells_rest and len(cells_rest) == len(cells_load):
         drops = sorted(r - l for r, l in zip(cells_rest, cells_load))
         median = drops[len(drops) // 2]
@@ -112,10 +118,12 @@ async def dcir(ctx, current: float, duration: float, regen_ratio: float, at: flo
         args={"target": Arg(unit="%"), "current": Arg(unit="A"), "capacity": Arg(unit="Ah"),
               "v_max": Arg(unit="V"), "v_min": Arg(unit="V"), "poll": Arg(unit="s", default=2.0),
               "max_time": Arg(unit="s", default=7200.0)},
-        measures={"soc": "%", "charge": "Ah", "soc_agreement": "%", "time": "s"}, timeout=10800, hv=True)
+        measures={"soc": "%", "charge": "Ah", "soc_agreement": "%", "time": "s"}, timeout=10800, hv=True,
+        preconditions=("dc_bus_connected",), safe_state="charges or discharges the pack: the output is switched off when it ends, and by the safe state")
 async def charge_to_soc(ctx, target: float, current: float, capacity: float, v_max: float, v_min: float,
                         poll: float, max_time: float) -> dict:
     """Charge or discharge at ``current`` until the BMS SOC reaches ``target``; compare with the cycler's Ah."""
+    await require_dc_bus(ctx, "cycler.charge_to_soc")
     cycler, bms = ctx.instrument("cycler"), ctx.instrument("bms")
     soc0 = bms.signal("soc") / 100.0
     direction = 1.0 if target > soc0 else -1.0

@@ -21,7 +21,8 @@ async def require(ctx, inputs: list) -> dict:
 
 @action("fixture.clamp", args={"on": Arg(kind="bool"), "within": Arg(unit="s", default=5.0)},
         measures={"clamp_closed": "bool", "time": "s"}, positional="on", timeout=30,
-        defaults={"clamp_closed": {"equals": True}})
+        defaults={"clamp_closed": {"equals": True}},
+        safe_state="moves the pack clamps: not changed by the safe state")
 async def clamp(ctx, on: bool, within: float) -> dict:
     """Close (or open) the clamp and wait for its feedback."""
     fixture = ctx.instrument("fixture")
@@ -34,14 +35,16 @@ async def clamp(ctx, on: bool, within: float) -> dict:
         await ctx.sleep(0.1)
 
 
-@action("fixture.lv_power", args={"on": Arg(kind="bool")}, positional="on", timeout=10)
+@action("fixture.lv_power", args={"on": Arg(kind="bool")}, positional="on", timeout=10,
+        safe_state="switches the pack's LV supply: not changed by the safe state (the BMS stays readable)")
 async def lv_power(ctx, on: bool) -> dict:
     """Switch the pack's 12/24 V supply (wakes the BMS)."""
     await ctx.instrument("fixture").set_output("lv_power", bool(on))
     return {}
 
 
-@action("fixture.output", args={"name": Arg(kind="str"), "on": Arg(kind="bool")}, timeout=10)
+@action("fixture.output", args={"name": Arg(kind="str"), "on": Arg(kind="bool")}, timeout=10,
+        safe_state="sets a fixture output: the safe state opens the IR relays and the HVIL break (others stay as set)")
 async def output(ctx, name: str, on: bool) -> dict:
     """Set any named fixture output."""
     await ctx.instrument("fixture").set_output(name, bool(on))

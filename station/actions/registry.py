@@ -14,6 +14,14 @@ from typing import Any
 
 REQUIRED = object()
 
+# Conditions an action may need, establish or break: the binder checks their order statically
+# (an action needing one with no step establishing it before is a plan error) and the action
+# checks it at run time, ending ERROR naming the condition, never a product verdict.
+PRECONDITIONS: dict[str, str] = {
+    "dc_bus_connected": "the pack's main contactors closed, so the cycler sees the pack's DC bus "
+                        "(established by bms.close_contactors, broken by bms.open_contactors)",
+}
+
 _MODULES = (
     "station.actions.builtin",
     "station.actions.fixture",
@@ -52,6 +60,11 @@ class ActionSpec:
     hv: bool = False  # energises HV: interlocks are checked and watched
     doc: str = ""
     defaults: dict[str, dict] = field(default_factory=dict)  # implicit limits per measurement ("*" = any)
+    preconditions: tuple[str, ...] = ()  # PRECONDITIONS this action needs
+    establishes: tuple[str, ...] = ()  # PRECONDITIONS true after it succeeds
+    breaks: tuple[str, ...] = ()  # PRECONDITIONS false after it runs
+    safe_state: str = ""  # what it energises or changes that the safe state undoes
+    one_of_args: tuple[tuple[str, ...], ...] = ()  # groups of arguments of which one must be given
 
 
 ACTIONS: dict[str, ActionSpec] = {}
@@ -66,6 +79,11 @@ def action(
     timeout: float = 600.0,
     hv: bool = False,
     defaults: dict[str, dict] | None = None,
+    preconditions: tuple[str, ...] = (),
+    establishes: tuple[str, ...] = (),
+    breaks: tuple[str, ...] = (),
+    safe_state: str = "",
+    one_of_args: tuple[tuple[str, ...], ...] = (),
 ):
     """Register ``func`` as action ``name`` (``role.verb``; the role is the part before the dot)."""
 
@@ -75,8 +93,12 @@ def action(
             role = None
         ACTIONS[name] = ActionSpec(
             name, func, role, dict(args or {}), dict(measures or {}), positional, timeout, hv,
-            (func.__doc__ or "").strip(), dict(defaults or {}),
+            (func.__doc__ or "").strip(), dict(defaults or {}), tuple(preconditions), tuple(establishes),
+            tuple(breaks), safe_state, tuple(one_of_args),
         )
+        unknown = [c for c in (*preconditions, *establishes, *breaks) if c not in PRECONDITIONS]
+        if unknown:
+            raise ValueError(f"action {name}: unknown precondition {unknown[0]!r}")
         return func
 
     return register

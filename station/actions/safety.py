@@ -15,18 +15,20 @@ POLE_RELAY = {"HV+": "ir_hv_plus", "HV-": "ir_hv_minus"}
 
 @action("safety.ground_bond",
         args={"point": Arg(kind="str"), "index": Arg(kind="int", default=None, doc="1-based probe position"),
-              "points": Arg(kind="list", default=None, doc="all point names in probe order (default: parameter bond_points)"),
+              "points": Arg(kind="list", default=None, doc="all point names in fixture probe order (the position of 'point' selects the probe)"),
               "current": Arg(unit="A", default=25.0), "dwell": Arg(unit="s", default=5.0),
               "high_limit": Arg(unit="ohm", default=0.1)},
-        measures={"resistance": "ohm"}, timeout=120)
+        measures={"resistance": "ohm"}, timeout=120, one_of_args=(("index", "points"),),
+        safe_state="drives current through a bonding point: the point is deselected when it ends, and by the safe state")
 async def ground_bond(ctx, point: str, index: int | None, points: list | None, current: float, dwell: float,
                       high_limit: float) -> dict:
     """4-wire bond resistance from a bonding point to the chassis reference."""
-    if index is None:
-        points = list(points or ctx.parameters.get("bond_points") or [])
+    if index is None:  # the probe position comes from the step's own arguments, never a parameter's name
+        if points is None:
+            raise StepError("safety.ground_bond needs 'points' (every point in probe order) or 'index'")
         if point not in points:
-            raise StepError(f"bonding point {point!r} is not in parameter bond_points {points}; give 'index'")
-        index = points.index(point) + 1
+            raise StepError(f"bonding point {point!r} is not in 'points' {list(points)}; give 'index'")
+        index = list(points).index(point) + 1
     fixture = ctx.instrument("fixture") if ctx.has_instrument("fixture") else None
     if fixture is not None and hasattr(fixture, "select_bond_point"):
         await fixture.select_bond_point(index)
@@ -42,7 +44,8 @@ async def ground_bond(ctx, point: str, index: int | None, points: list | None, c
         args={"pole": Arg(kind="str", choices=("HV+", "HV-")), "voltage": Arg(unit="V"),
               "dwell": Arg(unit="s", default=10.0), "ramp": Arg(unit="s", default=1.0),
               "low_limit": Arg(unit="ohm", default=1e6)},
-        measures={"resistance": "ohm"}, timeout=180, hv=True)
+        measures={"resistance": "ohm"}, timeout=180, hv=True,
+        safe_state="applies test voltage to a pole: its IR relay opens when it ends, and the safe state stops the tester and opens the IR relays")
 async def insulation(ctx, pole: str, voltage: float, dwell: float, ramp: float, low_limit: float) -> dict:
     """Insulation resistance of one HV pole to chassis, read at the end of the dwell."""
     relay = POLE_RELAY[pole]
@@ -61,7 +64,8 @@ async def insulation(ctx, pole: str, voltage: float, dwell: float, ramp: float, 
         args={"pole": Arg(kind="str", choices=("HV+", "HV-")), "mode": Arg(kind="str", choices=("AC", "DC"), default="DC"),
               "voltage": Arg(unit="V"), "dwell": Arg(unit="s", default=1.0), "ramp": Arg(unit="s", default=1.0),
               "leakage_limit": Arg(unit="A", default=0.01)},
-        measures={"leakage": "A", "arc": "bool"}, timeout=180, hv=True, defaults={"arc": {"equals": False}})
+        measures={"leakage": "A", "arc": "bool"}, timeout=180, hv=True, defaults={"arc": {"equals": False}},
+        safe_state="applies withstand voltage: the safe state stops the tester and opens the IR relays")
 async def withstand(ctx, pole: str, mode: str, voltage: float, dwell: float, ramp: float, leakage_limit: float) -> dict:
     """Dielectric withstand (hipot) of one pole to chassis: leakage current and arc detection."""
     relay = POLE_RELAY[pole]

@@ -15,15 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from station.actions.registry import REQUIRED, ActionSpec, all_actions
+from drivers.base import safefile
 from drivers.base.diagnostics import InputError, Problem
+from station.plan import dims as d
 from station.plan import model as m
 from station.plan import values as v
+from station.plan.bind_dims import DimChecks
+from station.plan.bind_order import OrderChecks
 from station.plan.loader import LoadedPlan, parse_plan
 from station.plan.tree import ActionNode, BoundPlan, GroupNode, Node
 from drivers.base.yamlsrc import Loc, Source, load_file
 
 BUILTIN_NAMES = {"variant", "serial", "fixture", "station"}
 MAX_INCLUDE_DEPTH = 16
+MAX_INCLUDES = 256  # library loads per plan: a fan-out of includes is bounded like their depth
 
 
 def _did_you_mean(name: str, choices) -> str:
@@ -31,7 +36,7 @@ def _did_you_mean(name: str, choices) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-class Binder:
+class Binder(DimChecks, OrderChecks):
     def __init__(self, loaded: LoadedPlan, variant: str | None, station_roles: set[str] | None,
                  offers: dict[str, dict] | None = None) -> None:
         self.offers = offers or {}  # role -> what its instrument offers (station.actions.offers)
@@ -61,8 +66,11 @@ class Binder:
                 self.check_value(item, src, loc + (key,), known)
             return
         if v.is_template(raw):
-            for offset, message in v.template_problems(raw, known | BUILTIN_NAMES):
+            for offset, message, *opened in v.template_problems(raw, known | BUILTIN_NAMES):
                 line, col = src.column_in_value(loc, offset)
+                if opened:  # an unclosed bracket: where it was opened, as the file counts
+                    o_line, o_col = src.column_in_value(loc, opened[0])
+                    message = message.replace(", got", f" (opened at line {o_line}, column {o_col}), got", 1)
                 self.problems.append(Problem(src.file, line, col, message))
             return
         message = v.literal_problem(raw, unit=unit, kind=kind)
@@ -122,12 +130,17 @@ class Binder:
         nodes: list[Node] = []
         for i, step in enumerate(steps):
             here = loc + (i,)
+            before = len(self.problems)
             if step.when:
                 self.check_value("${" + step.when + "}" if "${" not in step.when else step.when, src, here + ("when",), known)
+                if len(self.problems) == before:
+                    self.check_condition(step.when, src, here + ("when",))
             if step.timeout is not None:
                 self.check_value(step.timeout, src, here + ("timeout",), known, unit="s")
+                self.check_duration(step.timeout, src, here + ("timeout",), "timeout")
             if step.retry and step.retry.delay is not None:
                 self.check_value(step.retry.delay, src, here + ("retry", "delay"), known, unit="s")
+                self.check_duration(step.retry.delay, src, here + ("retry", "delay"), "retry delay")
             if isinstance(step, m.ActionStep):
                 node = self.build_action(step, src, here, known, i)
             elif isinstance(step, m.GroupStep):
@@ -160,12 +173,21 @@ class Binder:
             if arg.choices and not v.is_template(raw) and raw not in arg.choices:
                 self.add(src, loc + ("with", name), f"'{name}' must be one of {list(arg.choices)}, got {raw!r}")
                 continue
+            before = len(self.problems)
             self.check_value(raw, src, loc + ("with", name), known, unit=arg.unit, kind=arg.kind)
+            if len(self.problems) == before and name in spec.args:
+                self.check_arg_dims(name, arg.unit, arg.kind, raw, src, loc + ("with", name))
+        computed = self.computed_values(args) if "*" in spec.measures and spec.measures["*"] == "" else None
         if step.name and "${" in step.name:  # a title may name parameters, loop variables, results
             self.check_value(step.name, src, loc + ("name",), known)
         for name, arg in spec.args.items():
             if arg.default is REQUIRED and name not in args and name != "*":
                 self.add(src, loc + ("with",) if step.with_ else loc + ("action",), f"action '{spec.name}' needs argument '{name}'")
+        for group in spec.one_of_args:
+            if not any(name in args for name in group):
+                self.add(src, loc + ("with",) if step.with_ else loc + ("action",),
+                         f"action '{spec.name}' needs one of the arguments {', '.join(repr(g) for g in group)}")
+        self.check_preconditions(spec, step, src, loc)
         expect = dict(step.expect)
         if step.id:
             for key, limit in self.limit_overrides.items():
@@ -174,12 +196,21 @@ class Binder:
                     expect[meas] = limit
                     self.used_overrides.add(key)
         for meas, limit in expect.items():
+            before = len(self.problems)
             self.check_limit(spec, meas, limit, src, loc + ("expect", meas), known)
+            if len(self.problems) == before:
+                unit = spec.measures.get(meas, spec.measures.get("*", ""))
+                measured = computed.get(meas) if computed is not None else None
+                if computed is not None and measured is None:
+                    self._defer(src, loc + ("expect", meas), f"the computed value '{meas}'")
+                else:
+                    self.check_limit_dims(meas, unit, measured, limit, src, loc + ("expect", meas))
         if spec.role in self.offers:
             from station.actions.offers import refusals
 
             for where, message in refusals(self.offers[spec.role], spec.name, args, set(expect)):
                 self.add(src, loc + where, message)
+        self.record_results(step.id, spec.measures, computed)
         label = step.id or f"{spec.name}@{index + 1}"
         return ActionNode(spec, step, label, args, expect, src, loc)
 
@@ -233,15 +264,35 @@ class Binder:
                     self.check_value(raw, src, loc + ("monitors", j, field), known)
             if mon.period is not None:
                 self.check_value(mon.period, src, loc + ("monitors", j, "period"), known, unit="s")
-        children = self.build(step.steps, src, loc + ("steps",), inner, chain)
-        final = _finally_labels(self.build(step.finally_, src, loc + ("finally",), inner, chain))
+        loop: dict[str, Any] = {}
+        if for_each is not None:
+            got = d.infer(for_each[1], self.scope, self.tracker)
+            items = got.value if not (got.problem or got.deferred) else None
+            if isinstance(items, list) and items and not d.is_unknown(items[0]):
+                loop[for_each[0]] = items[0]  # every item is alike in kind: the first stands in
+            else:
+                loop[for_each[0]] = d.unknown(f"the loop variable '{for_each[0]}'")
+        self.push(loop)
+        try:
+            children = self.build(step.steps, src, loc + ("steps",), inner, chain)
+            final = _finally_labels(self.build(step.finally_, src, loc + ("finally",), inner, chain))
+        finally:
+            self.pop()
         return GroupNode(step, step.id or f"group@{index + 1}", children, final, step.parallel,
                          list(step.monitors), for_each, src=src, loc=loc)
 
     def build_include(self, step: m.IncludeStep, src: Source, loc: Loc, known: set[str], chain, index: int) -> GroupNode | None:
         base = Path(src.file).parent
-        path = (base / step.include).resolve()
         label = step.id or f"{Path(step.include).stem}@{index + 1}"
+        root = self.loaded.path.parent
+        try:  # inside the plan's folder only: no absolute paths, no '..' or links out of it
+            if os.path.isabs(step.include):
+                raise safefile.UnsafeFile(step.include, f"absolute include path '{step.include}' refused: "
+                                                        "name libraries relative to the including file")
+            path = safefile.inside(os.path.relpath(base / step.include, root), root)
+        except safefile.UnsafeFile as err:
+            self.add(src, loc + ("include",), err.message)
+            return None
         if path in chain:
             cycle = " -> ".join(p.name for p in chain + (path,))
             self.add(src, loc + ("include",), f"include cycle: {cycle}")
@@ -249,8 +300,18 @@ class Binder:
         if len(chain) > MAX_INCLUDE_DEPTH:
             self.add(src, loc + ("include",), f"includes nested deeper than {MAX_INCLUDE_DEPTH}")
             return None
-        if not path.is_file():
+        self.include_count = getattr(self, "include_count", 0) + 1
+        if self.include_count > MAX_INCLUDES:
+            if self.include_count == MAX_INCLUDES + 1:
+                self.add(src, loc + ("include",), f"more than {MAX_INCLUDES} includes in one plan")
+            return None
+        if not path.exists():
             self.add(src, loc + ("include",), f"included file not found: {step.include} (looked in {base})")
+            return None
+        try:
+            safefile.check_readable(path)  # a FIFO, device or giant file: refused at the include
+        except safefile.UnsafeFile as err:
+            self.add(src, loc + ("include",), err.message.replace(f"'{path}'", f"'{step.include}'"))
             return None
         lib_src = load_file(path, display=os.path.normpath(os.path.join(os.path.dirname(src.file), step.include)))
         if not lib_src.problems:
@@ -275,11 +336,30 @@ class Binder:
         for sid_list in (lib.setup, lib.main, lib.teardown):
             self._gather_ids(sid_list)
         lib_known |= self.step_ids
-        children = (self.build(lib.setup, lib_src, ("setup",), lib_known, chain + (path,))
-                    + self.build(lib.main, lib_src, ("main",), lib_known, chain + (path,)))
-        final = _finally_labels(self.build(lib.teardown, lib_src, ("teardown",), lib_known, chain + (path,)))
+        self.push(self._library_scope(params, step.with_))
+        try:
+            children = (self.build(lib.setup, lib_src, ("setup",), lib_known, chain + (path,))
+                        + self.build(lib.main, lib_src, ("main",), lib_known, chain + (path,)))
+            final = _finally_labels(self.build(lib.teardown, lib_src, ("teardown",), lib_known, chain + (path,)))
+        finally:
+            self.pop()
         return GroupNode(step, label, children, final, include_args=dict(step.with_),
                          include_defaults=params, src=src, loc=loc)
+
+    def _library_scope(self, defaults: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+        """A library's parameters for inference: the caller's arguments, then its defaults."""
+        values: dict[str, Any] = {}
+        for name, raw in args.items():
+            if name in defaults:
+                got = d.infer(raw, self.scope, self.tracker)
+                values[name] = (got.value if got.exact else d.Placeholder(got.value)) if not (
+                    got.problem or got.deferred) else d.unknown(f"library parameter '{name}'")
+        inner = self.scope.new_child(values)
+        for name, raw in defaults.items():
+            if name not in values:
+                got = d.infer(raw, inner, self.tracker)
+                values[name] = got.value if got.exact and not got.problem else d.unknown(f"library parameter '{name}'")
+        return values
 
     def check_catches(self, src: Source) -> None:
         """Declared catches name real steps, catalogue faults with valid parameters, known variants."""
@@ -318,6 +398,7 @@ class Binder:
             for i, role in enumerate(plan.instruments):
                 if role not in self.station_roles:
                     self.add(src, ("instruments", i), f"the station has no instrument '{role}'{_did_you_mean(role, self.station_roles)}; it has: {', '.join(sorted(self.station_roles)) or 'none'}")
+        before = len(self.problems)
         parameters = self.resolve_parameters()
         names = set(plan.parameters) | BUILTIN_NAMES
         self.collect_ids(plan.setup, src, ("setup",), seen := {}, names)
@@ -325,6 +406,7 @@ class Binder:
         self.collect_ids(plan.teardown, src, ("teardown",), seen, names)
         self._gather_ids(plan.setup + plan.main + plan.teardown)
         known = set(plan.parameters) | self.step_ids
+        self.init_dims(parameters if len(self.problems) == before else None, plan.parameters, self.step_ids)
         chain = (self.loaded.path.resolve(),)
         setup = self.build(plan.setup, src, ("setup",), known, chain)
         main = self.build(plan.main, src, ("main",), known, chain)
@@ -336,8 +418,10 @@ class Binder:
         self.check_catches(src)
         if self.problems:
             raise InputError(self.problems)
-        return BoundPlan(plan, str(self.loaded.path), self.loaded.sha256, self.variant, parameters,
-                         setup, main, teardown, list(plan.instruments), dict(self.libraries))
+        bound = BoundPlan(plan, str(self.loaded.path), self.loaded.sha256, self.variant, parameters,
+                          setup, main, teardown, list(plan.instruments), dict(self.libraries))
+        bound.deferred = sorted(set(self.deferred))
+        return bound
 
 
 def _finally_labels(nodes: list[Node]) -> list[Node]:

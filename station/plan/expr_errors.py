@@ -24,6 +24,7 @@ class ExprError(ValueError):
         super().__init__(message, column)
         self.message = message
         self.column = column
+        self.opened = None  # 1-based column of the bracket an unclosed construct began with
 
     @property
     def offset(self) -> int:
@@ -34,6 +35,7 @@ class ExprError(ValueError):
         """The same error with the column moved ``by`` characters (expression inside a template)."""
         moved = ExprError(self.message, self.column + by)
         moved.__cause__ = self.__cause__
+        moved.opened = None if self.opened is None else self.opened + by
         return moved
 
     def __str__(self) -> str:

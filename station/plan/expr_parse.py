@@ -59,7 +59,9 @@ class Parser:
     def expect(self, op: str, opener: Tok | None = None) -> None:
         if not self.at(op):
             where = f" to close '{opener.value}' at column {opener.pos + 1}" if opener else ""
-            raise err(f"expected '{op}'{where}, got {self.describe()}", self.tok.pos)
+            problem = err(f"expected '{op}'{where}, got {self.describe()}", self.tok.pos)
+            problem.opened = opener.pos + 1 if opener else None  # moved with the error (shifted)
+            raise problem
         self.i += 1
 
     def describe(self) -> str:

@@ -12,11 +12,28 @@ from station.plan import units as u
 from station.plan.units import Quantity
 
 
+_NUMERIC_LIMITS = ("min", "max", "nominal", "marginal")
+
+
 def judge(value: Any, unit: str, limit: m.Limit | dict | None, names: Mapping[str, Any]) -> tuple[str, dict, str]:
-    """Return ``(verdict, limits, text)``; limits in SI for the record. Raises ValueProblem."""
+    """Return ``(verdict, limits, text)``. Raises ValueProblem.
+
+    ``value`` is a number in ``unit`` (as ``split_quantity`` records it: Ah, %) or a Quantity;
+    judging is done in SI; the limits returned for the record are in ``unit``, like the value.
+    """
     if isinstance(value, Quantity):
         unit = u.unit_of(value) if not unit else unit
         value = value.value
+    else:
+        value = to_si(value, unit)
+    verdict, limits, text = _judge_si(value, unit, limit, names)
+    if unit_scale(unit) != 1.0 and any(k in limits for k in _NUMERIC_LIMITS):
+        limits = {k: (in_unit(x, unit) if k in _NUMERIC_LIMITS else x) for k, x in limits.items()}
+    return verdict, limits, text
+
+
+def _judge_si(value: Any, unit: str, limit: m.Limit | dict | None, names: Mapping[str, Any]) -> tuple[str, dict, str]:
+    """``judge`` with ``value`` and the limits returned in SI."""
     if isinstance(limit, dict):
         limit = m.Limit(**limit)
     shown = render(value, unit)
@@ -38,7 +55,11 @@ def _general(value: Any, unit: str, limit: m.Limit, names: Mapping[str, Any], sh
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
 
     def bound(raw, what):
-        return si_value(evaluate(raw, names), unit if unit not in ("bool", "str") else None, what)
+        value = evaluate(raw, names)
+        if unit == "" and isinstance(value, Quantity) and value.dim != u.DIMENSIONLESS:
+            # a bare (computed) value judged against '3 s': never drop the unit silently
+            raise ValueProblem(f"{what}: {render(value)} is {u.dimension_name(value)}, the value is a bare number")
+        return si_value(value, unit if unit not in ("bool", "str") else None, what)
 
     lo = bound(limit.min, "min") if limit.min is not None else None
     hi = bound(limit.max, "max") if limit.max is not None else None
@@ -139,4 +160,6 @@ def _text(shown: str, limits: dict, unit: str, verdict: str) -> str:
 # values.py imports this module at its end, and this module needs values' helpers: imported
 # here, after every definition, so either module may be imported first. (The import used to run
 # inside judge() on every call: ~2 µs per measurement, timeit.)
-from station.plan.values import ValueProblem, evaluate, is_template, render, si_value  # noqa: E402
+from station.plan.values import (  # noqa: E402
+    ValueProblem, evaluate, in_unit, is_template, render, si_value, to_si, unit_scale,
+)

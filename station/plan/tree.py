@@ -65,6 +65,7 @@ class BoundPlan:
     teardown: list[Node]
     roles: list[str]
     libraries: dict[str, str] = field(default_factory=dict)  # included file (relative to the plan) -> sha256
+    deferred: list = field(default_factory=list)  # Problems: checks only the run can make (validate says so)
 
     @cached_property  # read by the release check, the role check and the RunStarted event
     def release_sha256(self) -> str:

@@ -86,6 +86,9 @@ def template_problems(raw: str, known: set[str]) -> list[tuple[int, str]]:
     try:
         found = ex.find_expressions(raw)
     except ex.ExprError as err:
+        if err.opened is not None:  # name the bracket by its place in the text, not the expression
+            message = re.sub(r" at column \d+", "", err.message, count=1)
+            return [(err.offset, message, err.opened - 1)]
         return [(err.offset, err.message)]
     problems = []
     for start, _end, expression in found:
@@ -259,22 +262,63 @@ def _convert(value: Any, arg, name: str) -> Any:
     return value
 
 
+_SCALES: dict[str, float] = {}
+
+
+def unit_scale(unit: str) -> float:
+    """SI per one ``unit`` (3600 for Ah, 0.01 for %); 1 for bare numbers, text and unknown units."""
+    scale = _SCALES.get(unit)
+    if scale is None:
+        scale = 1.0
+        if unit not in ("", "bool", "str"):
+            try:
+                scale = u.parse_unit(unit)[0]
+            except UnitError:
+                pass
+        _SCALES[unit] = scale
+    return scale
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def in_unit(si: Any, unit: str) -> Any:
+    """An SI number expressed in ``unit`` (C -> Ah, fraction -> %), to 12 significant digits so
+    0.3 reads 30 %, not 29.999999999999996 %; anything else unchanged."""
+    scale = unit_scale(unit)
+    if scale == 1.0 or not _is_number(si) or not math.isfinite(si):
+        return si
+    return float(f"{si / scale:.12g}")
+
+
+def to_si(value: Any, unit: str) -> Any:
+    """A number in ``unit`` as SI (the inverse of ``in_unit``)."""
+    scale = unit_scale(unit)
+    return value * scale if scale != 1.0 and _is_number(value) else value
+
+
 def split_quantity(value: Any, unit: str) -> tuple[Any, str]:
-    """A computed Quantity becomes (SI float, its canonical unit); anything else is unchanged."""
+    """A measured value as (number in the unit it is recorded in, that unit).
+
+    Actions return SI floats (coulombs for a charge declared in Ah, a fraction for a SOC in %);
+    the record states each value in the unit it names, so it is converted here: -151006 C is
+    recorded as -41.946 Ah, 0.3 as 30 %. A computed Quantity takes its canonical unit.
+    """
     if isinstance(value, Quantity):
-        return value.value, u.unit_of(value)
-    return value, unit
+        value, unit = value.value, u.unit_of(value)
+    return in_unit(value, unit), unit
 
 
 def as_quantity(value: Any, unit: str) -> Any:
-    """A measured SI float as a Quantity in ``unit`` (so expressions keep units); others as is."""
+    """A recorded value (in ``unit``, see ``split_quantity``) as a Quantity for expressions."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or unit in ("", "bool", "str"):
         return value
     try:
-        _scale, dim = u.parse_unit(unit)
+        scale, dim = u.parse_unit(unit)
     except UnitError:
         return value
-    return Quantity(value, dim, unit if unit in ("%", "ppm") else None)
+    return Quantity(value * scale, dim, unit if unit in ("%", "ppm") else None)
 
 
 def render(value: Any, unit: str | None = None) -> str:

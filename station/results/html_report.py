@@ -38,6 +38,8 @@ tr.m-fail{background:#fdecea}tr.m-marginal{background:#fef9e7}
 .overdue{color:#c0392b;font-weight:700}
 code,.mono{font-family:monospace;word-break:break-all}
 td.path,td.action{word-break:normal;overflow-wrap:break-word}
+td.lim{white-space:nowrap}
+.step-name{display:block;font-family:system-ui,sans-serif;font-weight:400;color:#444}
 figure{margin:12px 0 24px;padding:4px 8px;border-left:4px solid transparent}
 figure.failed{border-left-color:#c0392b;background:#fdf3f2}
 figcaption{color:#555;font-size:12px}figcaption ul{margin:2px 0;padding-left:18px}

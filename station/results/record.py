@@ -23,7 +23,8 @@ A record is a plain dict (JSON-able after ``to_jsonable``)::
     measurements: {verdict: n}, safe_state_confirmed (bool; None for records without it),
     safe_state_unconfirmed [instrument names]}
 
-Values are SI (ohm, V, A, s) as the sequencer judged them; ``unit`` says which.
+Values and numeric limits are in the unit each measurement names: SI for ohm, V, A, s; Ah for
+charge, % for SOC (record schema 2; schema 1 stored SI numbers under those units).
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ from typing import Any
 
 from station.events import SETTLED_BY_BUS, SETTLES
 
-RECORD_SCHEMA_VERSION = 1
+# 2: values and numeric limits in the unit each measurement names (charge in Ah, SOC in %);
+# 1 held SI numbers under those units. Stores are migrated (schema.py v4, line 0006).
+RECORD_SCHEMA_VERSION = 2
 record_schema_version = RECORD_SCHEMA_VERSION
 
 
@@ -198,9 +201,6 @@ def display_verdict(record: dict[str, Any]) -> str:
 PREFIXED_UNITS = {"V", "A", "ohm", "s", "W", "Wh", "Ah", "F", "Hz", "J", "Pa"}
 SI_PREFIXES = {-12: "p", -9: "n", -6: "µ", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T"}
 _UNIT_SYMBOLS = {"ohm": "Ω", "degC": "°C", "ohm/V": "Ω/V", "pct": "%", "bool": "", "str": ""}
-# Units whose SI value is not the number shown: the plan language stores 30 % as 0.3 and
-# 1 Ah as 3600 A·s (station.plan.units), so a record's value is scaled back for display.
-DISPLAY_SCALE = {"%": 100.0, "ppm": 1e6, "Ah": 1 / 3600.0, "Wh": 1 / 3600.0}
 
 
 def unit_symbol(unit: str | None) -> str:
@@ -216,18 +216,47 @@ def si_exponent(magnitude: float, unit: str | None) -> int:
     return min(exp, 0) if unit == "s" else exp  # "1.2 ks" reads worse than "1200 s"
 
 
-def format_quantity(value: Any, unit: str | None = "") -> str:
-    """A value for humans: ``0.142, "ohm"`` → ``142 mΩ``, ``0.3, "%"`` → ``30 %``; non-numbers
+def format_quantity(value: Any, unit: str | None = "", digits: int = 6) -> str:
+    """A value for humans: ``0.142, "ohm"`` → ``142 mΩ``, ``30, "%"`` → ``30 %``; non-numbers
     as they are."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         text = value if isinstance(value, str) else json.dumps(value, default=str)
         return f"{text} {unit_symbol(unit)}".rstrip()
     if not math.isfinite(value):
         return f"{value} {unit_symbol(unit)}".rstrip()
-    value = value * DISPLAY_SCALE.get(unit or "", 1.0)
     exp = si_exponent(value, unit)
     mantissa = value / 10**exp
-    return f"{mantissa:.6g} {SI_PREFIXES[exp]}{unit_symbol(unit)}".rstrip()
+    return f"{mantissa:.{digits}g} {SI_PREFIXES[exp]}{unit_symbol(unit)}".rstrip()
+
+
+def format_duration(seconds: float | None) -> str:
+    """A step duration at the resolution people read: ``0.0421`` → ``42 ms``, ``12.345`` →
+    ``12.3 s``, ``754.2`` → ``12 min 34 s``."""
+    if seconds is None or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+        return ""
+    if seconds < 1.0:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60.0:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def margin(value: Any, limits: dict[str, Any] | None) -> tuple[float, str, float | None] | None:
+    """Distance from ``value`` to its nearest numeric limit: (distance, which limit, fraction of
+    the min..max span or None). Negative when outside; None without a numeric limit."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    lo, hi = (limits or {}).get("min"), (limits or {}).get("max")
+    lo = lo if isinstance(lo, (int, float)) and not isinstance(lo, bool) else None
+    hi = hi if isinstance(hi, (int, float)) and not isinstance(hi, bool) else None
+    options = [(value - lo, "min")] if lo is not None else []
+    options += [(hi - value, "max")] if hi is not None else []
+    if not options:
+        return None
+    distance, which = min(options)
+    span = (hi - lo) if lo is not None and hi is not None and hi > lo else None
+    return distance, which, (distance / span if span else None)
 
 
 _LIMIT_SIGNS = {"min": "≥", "max": "≤", "equals": "=", "not": "≠"}

@@ -18,9 +18,9 @@ from .record import format_limits, format_quantity, iter_measurements
 from .svg import Mark, split_unit
 
 _BAD = ("failed", "error", "aborted")
-# A column unit that holds a measurement unit's SI value times a factor: a ``soc_pct`` column
-# reads 30 where a ``%`` measurement holds 0.3 (the plan language keeps % as a fraction).
-_COLUMN_FACTOR = {("pct", "%"): 100.0}
+# A column unit that names a measurement's unit differently: a ``soc_pct`` column and a ``%``
+# measurement both read 30 (records hold values in the unit they name, record schema 2).
+_COLUMN_FACTOR = {("pct", "%"): 1.0}
 _SIGNS = {"min": "≥", "max": "≤"}
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from .record import format_limits, format_quantity
+from .record import format_duration, format_limits, format_quantity, margin
+
+SHOWN_DIGITS = 4  # significant digits in the table; the row's tooltip keeps the full text
 
 
 def _e(value: Any) -> str:
@@ -26,28 +28,46 @@ def _plot_links(record: dict[str, Any], step: dict[str, Any]) -> str:
 def steps_table(record: dict[str, Any]) -> str:
     """Every step attempt with its measurements against their limits, in run order."""
     head = "".join(f"<th>{h}</th>" for h in ("Step / measurement", "Phase", "Action", "Outcome",
-                                             "Value", "Limits", "Duration", "UTC"))
+                                             "Value", "Limits", "Margin", "Duration", "UTC"))
     rows = []
     for n, s in enumerate(record["steps"]):
         outcome = s["outcome"] or "unfinished"
         attempt = f" (attempt {s['attempt']})" if s["attempt"] != 1 else ""
-        duration = format_quantity(s["duration_s"], "s") if s["duration_s"] is not None else ""
+        duration = format_duration(s["duration_s"])
         rows.append(f'<tr id="step-{n}" class="step o-{_e(outcome)}"><td class="mono path">'
-                    f'{_wbr(s["path"])}{attempt}{_plot_links(record, s)}</td>'
+                    f'{_wbr(s["path"])}{attempt}{_step_name(s)}{_plot_links(record, s)}</td>'
                     f'<td>{_e(s["phase"])}</td><td class="mono action">{_wbr(s["action"])}</td>'
-                    f'<td class="o-{_e(outcome)}">{_e(outcome)}</td><td></td><td></td>'
+                    f'<td class="o-{_e(outcome)}">{_e(outcome)}</td><td></td><td></td><td></td>'
                     f'<td class="num">{_e(duration)}</td>'
                     f'<td class="num">{_e((s["started_utc"] or "")[11:19])}</td></tr>')
         if s["error"]:
-            rows.append(f'<tr class="step-error"><td colspan="8" class="o-error">'
+            rows.append(f'<tr class="step-error"><td colspan="9" class="o-error">'
                         f'{_e(s["error"])}</td></tr>')
         rows += [_measurement_row(m) for m in s["measurements"]]
     rows += [_measurement_row(m) for m in record["unassigned_measurements"]]
     return f"<table class=\"steps\"><tr>{head}</tr>{''.join(rows)}</table>"
 
 
-def _shown(m: dict[str, Any]) -> str:
-    return "(empty)" if m["value"] == "" else format_quantity(m["value"], m["unit"])
+def _step_name(s: dict[str, Any]) -> str:
+    """The plan's human ``name:`` of the step, beside its path (when it says more than the id)."""
+    name = s.get("name") or ""
+    if not name or name in (s.get("step_id"), s["path"].rsplit("/", 1)[-1]):
+        return ""
+    return f'<span class="step-name">{_e(name)}</span>'
+
+
+def _shown(m: dict[str, Any], digits: int = 6) -> str:
+    return "(empty)" if m["value"] == "" else format_quantity(m["value"], m["unit"], digits)
+
+
+def _margin(m: dict[str, Any]) -> str:
+    """Distance to the nearest limit, and its share of the span when both limits exist."""
+    found = margin(m["value"], m["limits"])
+    if found is None:
+        return ""
+    distance, which, share = found
+    text = f"{format_quantity(distance, m['unit'], 3)} to {which}"
+    return text + (f" ({share * 100:.0f} %)" if share is not None else "")
 
 
 def _measurement_row(m: dict[str, Any]) -> str:
@@ -55,8 +75,9 @@ def _measurement_row(m: dict[str, Any]) -> str:
     title = f' title="{_e(m["text"])}"' if m["text"] else ""
     return (f'<tr class="measurement m-{verdict}"{title}><td>{_e(m["name"])}</td><td></td><td></td>'
             f'<td class="m-{verdict}">{verdict}</td>'
-            f'<td class="num">{_e(_shown(m))}</td>'
-            f'<td>{_e(format_limits(m["limits"], m["unit"]))}</td><td></td>'
+            f'<td class="num">{_e(_shown(m, SHOWN_DIGITS))}</td>'
+            f'<td class="lim">{_e(format_limits(m["limits"], m["unit"]))}</td>'
+            f'<td class="num margin">{_e(_margin(m))}</td><td></td>'
             f'<td class="num">{_e((m["utc"] or "")[11:19])}</td></tr>')
 
 

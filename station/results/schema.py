@@ -8,9 +8,12 @@ they can never disagree with the journal.
 
 from __future__ import annotations
 
+import json
+import math
 import sqlite3
+from collections.abc import Callable
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _DDL_V1 = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -73,8 +76,53 @@ _DDL_V3 = [
     "CREATE TABLE IF NOT EXISTS store_mode (mode TEXT NOT NULL, claimed_utc TEXT NOT NULL)",
 ]
 
-# Each version's statements, applied in order to a store found at an older version.
-_MIGRATIONS = {1: [s for s in _DDL_V1.split(";") if s.strip()], 2: [_DDL_V2], 3: _DDL_V3}
+# v4 (record schema 2): a measurement's value and numeric limits are in the unit it names.
+# Before, they were SI under a display unit: a charge of -41.9 Ah stored as -151006 (coulombs)
+# labelled Ah, a SOC of 30 % as 0.3 labelled %. The rows and the journal's events are rewritten.
+# UNIT_FACTORS: SI per one unit, for the units measurements named with a factor other than 1.
+UNIT_FACTORS = {"Ah": 3600.0, "Wh": 3600.0, "%": 0.01, "ppm": 1e-6}
+NUMERIC_LIMITS = ("min", "max", "nominal", "marginal")
+
+
+def _scaled(value, factor: float):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return value
+    return float(f"{value / factor:.12g}")
+
+
+def _scaled_limits(limits: dict, factor: float) -> dict:
+    return {k: (_scaled(x, factor) if k in NUMERIC_LIMITS else x) for k, x in limits.items()}
+
+
+def _v4_units(conn: sqlite3.Connection) -> None:
+    marks = ",".join("?" * len(UNIT_FACTORS))
+    rows = conn.execute(f"SELECT run_id, seq, unit, value_json, limits FROM measurements WHERE unit IN ({marks})",
+                        tuple(UNIT_FACTORS)).fetchall()
+    for run_id, seq, unit, value_json, limits in rows:
+        factor = UNIT_FACTORS[unit]
+        value = _scaled(json.loads(value_json), factor) if value_json is not None else None
+        new_limits = _scaled_limits(json.loads(limits), factor) if limits else limits
+        number = value if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
+        conn.execute("UPDATE measurements SET value_num=?, value_json=?, limits=? WHERE run_id=? AND seq=?",
+                     (number, json.dumps(value, separators=(",", ":")),
+                      json.dumps(new_limits, separators=(",", ":")) if limits else limits, run_id, seq))
+    events = conn.execute("SELECT run_id, seq, data FROM events WHERE kind='MeasurementTaken'").fetchall()
+    for run_id, seq, data in events:
+        event = json.loads(data)
+        factor = UNIT_FACTORS.get(event.get("unit"))
+        if factor is None:
+            continue
+        event["value"] = _scaled(event.get("value"), factor)
+        if isinstance(event.get("limits"), dict):
+            event["limits"] = _scaled_limits(event["limits"], factor)
+        conn.execute("UPDATE events SET data=? WHERE run_id=? AND seq=?",
+                     (json.dumps(event, separators=(",", ":")), run_id, seq))
+
+
+# Each version's statements (or a function of the connection), applied in order to a store
+# found at an older version.
+_MIGRATIONS: dict[int, list[str | Callable[[sqlite3.Connection], None]]] = {
+    1: [s for s in _DDL_V1.split(";") if s.strip()], 2: [_DDL_V2], 3: _DDL_V3, 4: [_v4_units]}
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -92,7 +140,10 @@ def migrate(conn: sqlite3.Connection) -> int:
             raise ValueError(f"store schema version {found} is newer than {SCHEMA_VERSION}")
         for version in range(found + 1, SCHEMA_VERSION + 1):
             for statement in _MIGRATIONS[version]:
-                conn.execute(statement)
+                if callable(statement):
+                    statement(conn)
+                else:
+                    conn.execute(statement)
             conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
         conn.execute("COMMIT")
     except BaseException:

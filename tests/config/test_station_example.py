@@ -18,7 +18,7 @@ PLANS = [str(ROOT / "test_plans" / "pack_eol.yaml"), str(ROOT / "test_plans" / "
 
 def test_the_example_validates_with_the_reference_plans(capsys):
     assert main(["validate", "--station", str(EXAMPLE), *PLANS]) == 0, capsys.readouterr().err
-    lines = capsys.readouterr().out.splitlines()
+    lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("  ")]  # not the notes
     assert len(lines) >= 4 and all(": OK (" in line for line in lines), lines  # every variant of both plans
 
 

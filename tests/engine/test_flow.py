@@ -67,7 +67,7 @@ main:
     for_each: {point: "${bond_points}"}
     steps:
       - id: r
-        safety.ground_bond: {point: "${point}", dwell: 2 s}
+        safety.ground_bond: {point: "${point}", points: "${bond_points}", dwell: 2 s}
         expect: {resistance: {max: 100 mOhm}}
 """)
     assert verdict == "PASS"
@@ -189,7 +189,7 @@ main:
   - id: bond
     for_each: {point: "${bond_points}"}
     steps:
-      - safety.ground_bond: {point: "${point}", dwell: 5 s}
+      - safety.ground_bond: {point: "${point}", points: "${bond_points}", dwell: 5 s}
 """
 
     async def main():

@@ -43,7 +43,7 @@ main:
   - {id: fixture_step, timeout: 10 s, fixture.require: [estop_released, guard_closed, pack_present]}
   - {id: dmm_step, timeout: 10 s, dmm.voltage: {range: 1000 V, nplc: 1}}
   - {id: cycler_step, timeout: 10 s, cycler.measure: {}}
-  - {id: safety_step, timeout: 20 s, safety.ground_bond: {point: BP1, current: 25 A, dwell: 2 s}}
+  - {id: safety_step, timeout: 20 s, safety.ground_bond: {point: BP1, index: 1, current: 25 A, dwell: 2 s}}
   - {id: leak_step, timeout: 90 s, leak.test: {timeout: 60 s}}
   - {id: bms_step, timeout: 10 s, bms.pack: {}}
 """

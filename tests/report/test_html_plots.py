@@ -192,7 +192,8 @@ def test_every_value_reads_as_the_judge_recorded_it(run):
         a, b = _NUMBER.fullmatch(judged), _NUMBER.fullmatch(shown)
         if not (a and b):
             continue
-        assert float(b.group(1)) == pytest.approx(float(a.group(1)), rel=1e-5), (judged, shown)
+        # shown at 4 significant digits (the row tooltip keeps the judge's full text)
+        assert float(b.group(1)) == pytest.approx(float(a.group(1)), rel=5e-4), (judged, shown)
         assert (b.group(2) or "") == _JUDGE_UNITS.get(a.group(2) or "", a.group(2) or ""), (judged, shown)
         compared += 1
     assert compared >= 40

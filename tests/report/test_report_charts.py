@@ -49,9 +49,10 @@ def test_spread_band_holds_the_most_cells_so_the_outlier_is_the_one_flagged():
 
 
 def test_values_read_as_the_plan_wrote_them():
-    assert format_quantity(0.3, "%") == "30 %"  # the plan language keeps 30 % as 0.3
-    assert format_quantity(-151006.5, "Ah") == "-41.9462 Ah"  # and 1 Ah as 3600 A·s
-    assert format_limits({"unit": "%", "min": 0.25, "max": 0.3}, "%") == "≥ 25 %, ≤ 30 %"
+    # records hold values in the unit they name (record schema 2): shown as they are
+    assert format_quantity(30.0, "%") == "30 %"
+    assert format_quantity(-41.9462, "Ah") == "-41.9462 Ah"
+    assert format_limits({"unit": "%", "min": 25.0, "max": 30.0}, "%") == "≥ 25 %, ≤ 30 %"
     assert format_limits({"unit": "V", "max": 0.03}, "V") == "≤ 30 mV"  # "unit" is not a limit
     assert format_limits({"unit": "V"}, "V") == "—"
     assert format_quantity(True, "bool") == "true" and format_quantity("B1", "str") == "B1"

@@ -109,7 +109,7 @@ def test_store_creates_schema_wal_and_raw_journal(db_path):
     journal(db_path, events).close()
     conn = sqlite3.connect(db_path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,), (3,)]
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,), (3,), (4,)]
     rows = conn.execute("SELECT seq, kind FROM events WHERE run_id = ? ORDER BY seq",
                         ("run-full-0001",)).fetchall()
     assert rows == [(i + 1, type(e).__name__) for i, e in enumerate(events)]
@@ -316,7 +316,7 @@ def test_throughput_is_reported(tmp_path, sync, capsys):
 
 
 def test_a_v1_store_migrates_and_old_safe_actions_read_confirmed_unknown(db_path):
-    from station.results.schema import _DDL_V1
+    from station.results.schema import _DDL_V1, SCHEMA_VERSION
 
     db_path.parent.mkdir(parents=True)
     conn = sqlite3.connect(db_path)
@@ -333,5 +333,5 @@ def test_a_v1_store_migrates_and_old_safe_actions_read_confirmed_unknown(db_path
     assert rec["safe_state"][0]["confirmed"] is None
     assert (rec["mode"], rec["config_sha256"], rec["release"]) == (None, None, None)  # v3: not known
     conn = sqlite3.connect(db_path)
-    assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (3,)
+    assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (SCHEMA_VERSION,)
     conn.close()

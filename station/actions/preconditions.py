@@ -1,0 +1,43 @@
+"""Run-time checks of the preconditions actions declare (``PRECONDITIONS`` in registry.py).
+
+A broken precondition is a plan or station problem, not the product's: the step ends ERROR
+with ``PreconditionError`` naming the condition, and nothing is judged (a DC internal resistance
+measured with the contactors open is not a pack resistance, it is a wrong plan).
+"""
+
+from __future__ import annotations
+
+from station.engine.errors import StepError
+
+BUS_PRESENT_V = 5.0  # V at the cycler's terminals that only a connected pack can explain
+
+
+class PreconditionError(StepError):
+    """An action's declared precondition does not hold when it starts (or proves false)."""
+
+    def __init__(self, condition: str, action: str, why: str) -> None:
+        super().__init__(f"precondition {condition} not met for {action}: {why}")
+        self.condition = condition
+
+
+async def require_dc_bus(ctx, action: str) -> None:
+    """``dc_bus_connected``: the BMS reports both main contactors closed; without a BMS, the
+    cycler must read a pack's voltage at its terminals."""
+    if ctx.has_instrument("bms"):
+        bms = ctx.instrument("bms")
+        open_ = [name for name in ("contactor_main_plus", "contactor_main_minus") if bms.signal(name) < 1]
+        if open_:
+            raise PreconditionError("dc_bus_connected", action,
+                                    f"the BMS reports {', '.join(open_)} open (run bms.close_contactors first)")
+        return
+    reading = await ctx.instrument("cycler").measure()
+    if reading.voltage < BUS_PRESENT_V:
+        raise PreconditionError("dc_bus_connected", action,
+                                f"the cycler reads {reading.voltage:.3g} V at its terminals: no pack on the bus")
+
+
+def require_physical(condition: str, action: str, name: str, value: float, unit: str) -> None:
+    """A result no connected pack can give (a negative resistance) proves ``condition`` false."""
+    if value < 0:
+        raise PreconditionError(condition, action, f"{name} came out {value:.4g} {unit}, which no pack can give: "
+                                                   "the pack is not on the DC bus")

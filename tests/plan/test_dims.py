@@ -1,0 +1,100 @@
+"""Dimensions and limits inferred per variant at bind (issue 18 item 1)."""
+
+from __future__ import annotations
+
+import pytest
+
+from drivers.base.diagnostics import InputError
+from station.cli import main
+from station.plan import judge as j
+from station.plan import model as m
+from station.plan.bind import bind_plan
+from station.plan.loader import load_plan
+from station.plan.values import ValueProblem
+
+HEAD = """\
+schema_version: 1
+id: t
+version: 1.0.0
+title: T
+instruments: [dmm, safety, fixture, bms, cycler]
+"""
+
+
+def _bind(tmp_path, body: str, variant=None):
+    path = tmp_path / "p.yaml"
+    path.write_text(HEAD + body)
+    return bind_plan(load_plan(path), variant)
+
+
+def _problems(tmp_path, body: str, variant=None) -> list[str]:
+    with pytest.raises(InputError) as info:
+        _bind(tmp_path, body, variant)
+    return [str(p) for p in info.value.problems]
+
+
+def test_every_variant_is_checked_and_named(tmp_path, capsys):
+    path = tmp_path / "p.yaml"
+    path.write_text(HEAD + """\
+parameters: {lo: 40 V, hi: 42 V}
+variants:
+  a: {parameters: {lo: 50 V}}
+  b: {}
+  c: {parameters: {hi: 20 A}}
+main:
+  - id: x
+    dmm.voltage: {}
+    expect: {voltage: {min: "${lo}", max: "${hi}"}}
+""")
+    assert main(["validate", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert "min 50 V is greater than max 42 V (variant a)" in captured.err
+    assert "variant b, 1 steps" in captured.out
+    assert "max of 'voltage' is current (20 A), but 'voltage' is in V (variant c)" in captured.err
+
+
+def test_dimension_flows_through_results_and_functions(tmp_path):
+    problems = _problems(tmp_path, """\
+main:
+  - id: a
+    dmm.voltage: {}
+  - id: c
+    station.calc: {d: "${max(abs(a.voltage), 1 V) * 2}"}
+    expect: {d: {min: 1 ohm}}
+""")
+    assert any("min of 'd' is resistance (1 ohm), but 'd' is in V" in p for p in problems), problems
+
+
+def test_differences_of_results_are_not_division_errors(tmp_path):
+    bound = _bind(tmp_path, """\
+main:
+  - id: a
+    dmm.voltage: {}
+  - id: b
+    dmm.voltage: {}
+  - id: c
+    station.calc: {r: "${(a.voltage - b.voltage) / (a.voltage - b.voltage + 1 V)}"}
+    expect: {r: {max: 0.5}}
+""")
+    assert bound.deferred == []
+
+
+def test_what_only_the_run_knows_is_listed(tmp_path):
+    bound = _bind(tmp_path, """\
+main:
+  - id: c
+    station.calc: {s: "${serial}"}
+    expect: {s: {regex: "SN.*"}}
+  - id: a
+    dmm.voltage: {}
+    expect: {voltage: {max: "${1 V if serial == 'x' else 2 V}"}}
+""")
+    assert len(bound.deferred) == 2
+    assert all("checked at run time: depends on serial" in str(p) or "computed value 's'" in str(p)
+               for p in bound.deferred), bound.deferred
+
+
+def test_bare_computed_value_never_drops_a_unit_at_run_time():
+    with pytest.raises(ValueProblem, match="the value is a bare number"):
+        j.judge(2.0, "", m.Limit(max="3 s"), {})
+    assert j.judge(2.0, "", m.Limit(max=3), {})[0] == "pass"
