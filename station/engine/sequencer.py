@@ -233,16 +233,15 @@ class Sequencer:
         safe = await run_safe_state(self)
         self.deadlines.close()
         verdict = self._verdict()
-        if not safe.confirmed:
-            problem = f"safe state not confirmed: {safe.describe()}"
-            if verdict in ("PASS", "FAIL"):
-                verdict, reason = "ERROR", problem
-            else:
-                reason = f"{reason}; {problem}" if reason else problem
         if reason is None and verdict == "FAIL":
             reason = f"failed at {self.failed_at}"
         if reason is None and verdict == "ERROR" and self.errored_at:
             reason = f"error at {self.errored_at[0]}: {self.errored_at[1]}"
+        if not safe.confirmed:  # said after what ended the run, never instead of it
+            problem = f"safe state not confirmed: {safe.describe()}"
+            if verdict in ("PASS", "FAIL"):
+                verdict = "ERROR"
+            reason = f"{reason}; {problem}" if reason else problem
         self.verdict = verdict
         self.emit(RunFinished, verdict=verdict, reason=reason, duration_s=round(self.stamp()[1], 6))
         return verdict

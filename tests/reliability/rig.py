@@ -35,6 +35,8 @@ main:
     monitors:
 %(monitors)s
     steps:
+      - id: close
+        bms.close_contactors: {within: 3 s}
       - id: charge
         timeout: %(timeout)s
         cycler.charge_to_soc: {target: 95 %%, current: 20 A, capacity: 210 Ah, v_max: 403 V,
