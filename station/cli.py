@@ -1,4 +1,4 @@
-"""The ``station`` command line (the contract in DESIGN.md): run, validate, schema, sim, ui, results.
+"""The ``station`` command line (the contract the README documents): run, validate, schema, sim, ui, results.
 
 Exit codes: 0 PASS, 1 FAIL, 2 usage/plan/config error (nothing was touched), 3 ERROR or ABORTED,
 4 refused by the line (the MES said no or could not answer the route check; nothing was touched).

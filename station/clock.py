@@ -8,7 +8,7 @@ All physical waits in the station, the drivers and the simulator are ``asyncio.s
 selector loop whose time jumps to the next timer whenever no I/O is ready: loopback sockets
 between peers in the same loop still carry every byte, but a 10-minute charge costs no wall time.
 
-The one trap (see ECOSYSTEM.md): a peer answering from another thread looks "not ready" and
+The one trap: a peer answering from another thread looks "not ready" and
 the loop would jump past its timeout. Work handed to an executor therefore holds the clock on
 real time until it finishes, and so does code inside ``real_time()``.
 """

@@ -94,7 +94,7 @@ async def mode(ctx, mode: str, within: float) -> dict:
     return {"state": bms.state(), "time": ctx.now() - start}
 
 
-PRECHARGE_DONE = 0.95  # of the pack voltage: where the main contactor may close (DOMAIN.md, step 10)
+PRECHARGE_DONE = 0.95  # of the pack voltage: where the main contactor may close (≈ 3 time constants)
 
 
 @action("bms.close_contactors", args={"within": Arg(unit="s", default=5.0), "sample": Arg(unit="s", default=0.01)},

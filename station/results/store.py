@@ -231,7 +231,7 @@ class ResultStore:
         Events inside a step (its start, measurements, series, log lines) are held until the
         step's end and committed with it in one transaction: one fsync per step instead of one
         per event (with synchronous=FULL that was ~0.3 ms each, 2.2 ms per trivial step). A
-        crash or power loss therefore loses at most the step in flight, as DESIGN.md promises.
+        crash or power loss therefore loses at most the step in flight.
         """
         if self.readonly:
             raise StoreError(self._name, "store is open read-only")
