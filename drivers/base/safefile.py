@@ -76,29 +76,14 @@ def read_bytes(path: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTES) -
     than ``max_bytes + 1`` bytes (a file growing while read is refused too).
     """
     name = os.fspath(path)
-    try:
-        st = os.stat(name)  # follows links; a FIFO is not opened yet, so nothing blocks here
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            raise UnsafeFile(name, f"'{name}': symbolic link loop") from None
-        raise UnsafeFile(name, f"cannot read '{name}': {err.strerror or err}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise UnsafeFile(name, f"'{name}' is {_kind(st.st_mode)}, not a regular file: refused")
-    if st.st_size > max_bytes:
-        raise UnsafeFile(name, f"'{name}' is {st.st_size} bytes, larger than the {max_bytes} allowed: not read")
+    check_readable(name, max_bytes=max_bytes)  # follows links; a FIFO is not opened yet, so nothing blocks
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(name, flags)
     except OSError as err:
-        if err.errno == errno.ELOOP:
-            raise UnsafeFile(name, f"'{name}': symbolic link loop") from None
-        raise UnsafeFile(name, f"cannot read '{name}': {err.strerror or err}") from None
+        raise _refusal(name, err) from None
     try:
-        st = os.fstat(fd)  # the object opened: a name swapped after the check is caught here
-        if not stat.S_ISREG(st.st_mode):
-            raise UnsafeFile(name, f"'{name}' is {_kind(st.st_mode)}, not a regular file: refused")
-        if st.st_size > max_bytes:
-            raise UnsafeFile(name, f"'{name}' is {st.st_size} bytes, larger than the {max_bytes} allowed: not read")
+        _check_stat(name, os.fstat(fd), max_bytes)  # the object opened: a name swapped after the check
         chunks, total = [], 0
         while total <= max_bytes:
             chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
@@ -123,9 +108,18 @@ def check_readable(path: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTE
     try:
         st = os.stat(name)
     except OSError as err:
-        if err.errno == errno.ELOOP:
-            raise UnsafeFile(name, f"'{name}': symbolic link loop") from None
-        raise UnsafeFile(name, f"cannot read '{name}': {err.strerror or err}") from None
+        raise _refusal(name, err) from None
+    _check_stat(name, st, max_bytes)
+
+
+def _refusal(name: str, err: OSError) -> "UnsafeFile":
+    if err.errno == errno.ELOOP:
+        return UnsafeFile(name, f"'{name}': symbolic link loop")
+    return UnsafeFile(name, f"cannot read '{name}': {err.strerror or err}")
+
+
+def _check_stat(name: str, st: os.stat_result, max_bytes: int) -> None:
+    """A regular file of at most ``max_bytes``, or ``UnsafeFile``."""
     if not stat.S_ISREG(st.st_mode):
         raise UnsafeFile(name, f"'{name}' is {_kind(st.st_mode)}, not a regular file: refused")
     if st.st_size > max_bytes:
