@@ -168,10 +168,8 @@ def reference_command(args: argparse.Namespace, src: Source, pop: Population, ou
                       err: TextIO) -> int:
     """``station stats --reference``: 0, or 2 without reference serials."""
     from dataclasses import replace
-    from pathlib import Path
 
     from drivers.base.diagnostics import InputError
-    from station.results.record import write_text_atomic
 
     try:
         serials = reference_serials(args)
@@ -211,12 +209,6 @@ def reference_command(args: argparse.Namespace, src: Source, pop: Population, ou
         from .drift_alarm import publish_alarm
 
         publish_alarm(alarm, as_json(result), err)
-    try:
-        if getattr(args, "output", None):
-            write_text_atomic(Path(args.output), text)
-        else:
-            out.write(text)
-    except OSError as exc:
-        print(f"station stats: cannot write: {exc}", file=err)
-        return 2
-    return 0
+    from .output import write_output
+
+    return write_output(text, args, out, err, "stats")

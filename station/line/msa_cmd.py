@@ -14,10 +14,8 @@ import json
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TextIO
 
-from station.results.record import write_text_atomic
 from station.results.store import StoreError
 
 from .msa import DesignProblem, GaugeStudy, anova_grr
@@ -166,12 +164,6 @@ def msa_command(args: argparse.Namespace, out: TextIO | None = None, err: TextIO
         text = msa_html(result, keys, pop, appraiser)
     else:
         text = format_text(result, keys, pop, appraiser)
-    try:
-        if getattr(args, "output", None):
-            write_text_atomic(Path(args.output), text)
-        else:
-            out.write(text)
-    except OSError as exc:
-        print(f"station msa: cannot write: {exc}", file=err)
-        return 2
-    return 0
+    from .output import write_output
+
+    return write_output(text, args, out, err, "msa")
