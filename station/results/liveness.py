@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -43,6 +44,22 @@ class WriterLock:
             self._path.unlink()
         os.close(self._fd)
         self._fd = None
+
+
+@contextlib.contextmanager
+def setup_lock(db_path: Path) -> Iterator[None]:
+    """Hold the store's set-up lock (blocking) while a writer switches the file to WAL and
+    migrates it. SQLite answers "database is locked" at once, without waiting out its busy
+    timeout, when two processes switch a new file to WAL together (seen with four proof
+    workers opening one fresh store); holders only do that switch, so the wait is short."""
+    directory = writers_dir(db_path)
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / "setup.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the file drops the flock
 
 
 def writer_alive(db_path: Path, token: str | None) -> bool:

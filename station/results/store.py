@@ -113,9 +113,15 @@ class ResultStore:
         if self._conn is not None:
             return self
         try:
-            self._conn = self._connect()
+            if self.path is not None and not self.readonly:
+                with liveness.setup_lock(self.path):
+                    self._conn = self._connect()
+                    migrate(self._conn)
+            else:
+                self._conn = self._connect()
+                if not self.readonly:
+                    migrate(self._conn)
             if not self.readonly:
-                migrate(self._conn)
                 if self.mode is not None:
                     self._claim_mode(self.mode)
                 if self.path is not None:
