@@ -46,38 +46,38 @@ def entry_hash(entry: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def audit_path(config: LoadedConfig, db: str | Path | None = None) -> Path:
+def audit_path(config: LoadedConfig, db: str | Path | None = None) -> Path | None:
     """Where a station keeps its audit log: ``audit.jsonl`` beside its result store (``db``,
-    when a run names another store than the config's)."""
+    when a run names another store than the config's); None for an in-memory store (its audit
+    entries live as long as it does, instead of landing in the working directory)."""
+    if db is not None and str(db) == ":memory:":
+        return None
     store = Path(db) if db else config.resolve_path(config.config.results.db)
     return store.with_name("audit.jsonl")
 
 
 class AuditLog:
-    """One audit file. No I/O until ``append`` / ``entries`` / ``verify``."""
+    """One audit file (``path`` None: kept in memory, for a run on an in-memory store). No I/O
+    until ``append`` / ``entries`` / ``verify``."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = Path(path) if path is not None else None
+        self._memory: list[str] = []  # the lines of a log without a file
 
     def append(self, kind: str, **fields: Any) -> dict[str, Any]:
         """Append one entry of ``kind`` (one of ``KINDS``) with JSON-able ``fields``; return it."""
         if kind not in KINDS:
             raise ValueError(f"unknown audit entry kind {kind!r}; kinds: {', '.join(KINDS)}")
         json.dumps(fields)  # refuse what cannot be recorded before touching the file
+        if self.path is None:
+            return self._append_in_memory(kind, fields)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             last = _last_entry(fd)
-            entry: dict[str, Any] = {
-                "seq": last["seq"] + 1 if last else 1,
-                "time": dt.datetime.now(dt.timezone.utc).isoformat(),
-                "kind": kind,
-                "fields": fields,
-                "prev": last["hash"] if last else GENESIS,
-            }
-            entry["hash"] = entry_hash(entry)
-            line = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+            entry = _entry_after(last, kind, fields)
+            line = _line(entry)
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 line = "\n" + line  # end a torn last line so this entry stays whole
@@ -85,6 +85,12 @@ class AuditLog:
             os.fsync(fd)
         finally:
             os.close(fd)  # closing releases the lock
+        return entry
+
+    def _append_in_memory(self, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+        last = json.loads(self._memory[-1]) if self._memory else None
+        entry = _entry_after(last, kind, fields)
+        self._memory.append(_line(entry).rstrip("\n"))
         return entry
 
     def entries(self) -> list[dict[str, Any]]:
@@ -127,11 +133,30 @@ class AuditLog:
         return problems
 
     def _lines(self) -> list[tuple[int, str]]:
+        if self.path is None:
+            return list(enumerate(self._memory, 1))
         try:
             text = self.path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return []
         return [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def _entry_after(last: dict[str, Any] | None, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The entry that follows ``last`` (None: the first), with its hash."""
+    entry: dict[str, Any] = {
+        "seq": last["seq"] + 1 if last else 1,
+        "time": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "kind": kind,
+        "fields": fields,
+        "prev": last["hash"] if last else GENESIS,
+    }
+    entry["hash"] = entry_hash(entry)
+    return entry
+
+
+def _line(entry: dict[str, Any]) -> str:
+    return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
 
 
 def _last_entry(fd: int) -> dict[str, Any] | None:

@@ -77,6 +77,8 @@ def cmd_audit(args) -> int:
 
         config = load_config(args.station or SIM_CONFIG)
         db, path = config.resolve_path(config.config.results.db), audit_path(config)
+    if path is None:
+        raise InputError([Problem(str(db), 1, 1, "an in-memory store keeps no audit log")])
     log = AuditLog(path)
     if not path.is_file():
         raise InputError([Problem(str(path), 1, 1, "no audit log here")])

@@ -4,6 +4,7 @@ log is a hash chain that names the line of any edit, insertion, deletion or reor
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -124,3 +125,51 @@ def test_append_after_torn_last_line_keeps_chaining(tmp_path):
     entries = log.entries()
     assert entries[-1]["seq"] == 4 and entries[-1]["prev"] == entries[-2]["hash"]
     assert [p.split(": ", 1)[1] for p in log.verify()] == ["not a JSON entry"]
+
+
+def test_a_run_on_an_in_memory_store_keeps_its_audit_in_memory(tmp_path):
+    """A run with ``--db :memory:`` used to write ``audit.jsonl`` into the working directory
+    (found beside the repository after the reliability suite)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from station.config import SIM_CONFIG
+
+    assert audit_path(load_config(SIM_CONFIG), ":memory:") is None
+    log = AuditLog(None)
+    first = log.append("abort", run_id="r1")
+    log.append("abort", run_id="r2")
+    assert [e["seq"] for e in log.entries()] == [1, 2] and log.verify() == []
+    assert log.entries()[1]["prev"] == first["hash"]
+    plan = tmp_path / "trip.yaml"  # a monitor that trips at once: the abort is audited
+    plan.write_text(_TRIP_PLAN)
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "station.cli", "run", str(plan), "--sim", "--serial", "SN0001",
+                           "--db", ":memory:", "--plain"],
+                          cwd=work, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert proc.returncode == 3 and "ABORTED" in proc.stdout, proc.stdout + proc.stderr
+    assert list(work.iterdir()) == []
+
+
+_TRIP_PLAN = """\
+schema_version: 1
+id: trip
+version: 1.0.0
+title: a monitor that trips at once
+product: traction-pack
+instruments: [fixture, bms]
+setup:
+  - fixture.require: [estop_released, guard_closed, pack_present]
+  - fixture.lv_power: true
+  - bms.wake: {within: 5 s}
+main:
+  - id: watch
+    monitors:
+      - {signal: bms.cell_voltage_max, max: 1 V, period: 10 ms}
+    steps:
+      - id: wait
+        station.wait: 10 s
+"""
