@@ -6,6 +6,8 @@ whenever it is asked about: RISE for the rise time, TEST for the test time, FALL
 output discharges; then the TESTing condition shows READY plus the judgement bit. ``RES?``
 answers the last test the way the manual describes, the judgement criterion in place of the
 measurement on a FAIL. What the leads reach comes from ``wiring`` (see ``hv_physics``).
+The forms it must accept, and where each comes from, are listed in
+``tests/data/manuals/kikusui_tos9300.txt``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sim.instruments import hv_physics
 from sim.scpi.server import ScpiError, ScpiInstrument, fmt, parse_number
 
 FALL_S = 0.3  # s the tester spends in FALL (output discharging) after a test
+JUDGE_DELAY = Range(0.1, 100.0, "s")  # the user's manual's withstand Judge Delay range, reused for IR
 _PHYSICS_MODE = {"IR": "IR", "ACW": "AC", "DCW": "DC", "EC": "GB"}
 _LEVELS = {"IR": spec.IR_VOLTS, "ACW": spec.WITHSTAND_VOLTS["AC"], "DCW": spec.WITHSTAND_VOLTS["DC"], "EC": spec.EC_AMPS}
 _UPPERS = {"IR": Range(0.0, 1e10, "ohm"), "ACW": spec.LEAKAGE_UPPER["AC"], "DCW": spec.LEAKAGE_UPPER["DC"],
@@ -37,6 +40,7 @@ class Conditions:
     upper: float | None = None
     lower: float | None = None
     protection: float = 7700.0  # V; voltage protection (stored: the simulator never exceeds a setpoint)
+    delay: float = 0.1  # s; judgement delay (stored: the simulator judges at the end of the test time)
 
 
 @dataclass
@@ -61,6 +65,7 @@ class SimKikusuiTos9300(ScpiInstrument):
         self.wiring = wiring
         self.noise = noise
         self._clock = clock or (lambda: asyncio.get_running_loop().time())
+        self.power_on_clear = 1  # *PSC; *RST leaves it (stored: the simulator is never power-cycled)
         self.reset()
         self._table()
 
@@ -76,6 +81,9 @@ class SimKikusuiTos9300(ScpiInstrument):
     # -- command table ---------------------------------------------------------------------
     def _table(self) -> None:
         c = self.command
+        c("*OPT?", lambda s, a: "0")  # no options installed
+        c("*PSC", self._set_power_on_clear)
+        c("*PSC?", lambda s, a: str(self.power_on_clear))
         c("FUNCtion", self._set_function)
         c("FUNCtion?", lambda s, a: self.function)
         for mode in ("IR", "ACW", "DCW"):
@@ -91,6 +99,8 @@ class SimKikusuiTos9300(ScpiInstrument):
             c(f"SENSe:{mode}:JUDGment:LOWer", self._setter(mode, "lower"))
             c(f"SENSe:{mode}:JUDGment:LOWer?", self._getter(mode, "lower"))
             c(f"SENSe:{mode}:JUDGment:LOWer:STATe", self._on_only)
+            c(f"SENSe:{mode}:JUDGment:DELay", self._setter(mode, "delay"))
+            c(f"SENSe:{mode}:JUDGment:DELay?", self._getter(mode, "delay"))
         c("EC:CURRent", self._setter("EC", "level"))
         c("EC:CURRent?", self._getter("EC", "level"))
         c("EC:CURRent:TIMe", self._setter("EC", "time"))
@@ -104,7 +114,7 @@ class SimKikusuiTos9300(ScpiInstrument):
         c("TRIGger:TEST:SOURce?", lambda s, a: "IMM")
         c("STATus:OPERation:PROTecting:CONDition?", lambda s, a: "0")  # no protection modelled
         c("INITiate:TEST", lambda s, a: self.start_test())
-        c("ABORt:TEST", lambda s, a: self.stop_test())
+        c("ABORt[:TEST]", lambda s, a: self.stop_test())  # Kikusui's own sample sends a bare ABOR
         c("STATus:OPERation:TESTing:CONDition?", lambda s, a: str(self.condition()))
         c("RESult?", lambda s, a: self._result())
 
@@ -114,6 +124,12 @@ class SimKikusuiTos9300(ScpiInstrument):
             raise ScpiError(-224, "Illegal parameter value")
         self._idle_or_conflict()
         self.function = mode
+
+    def _set_power_on_clear(self, suffixes: list[int], args: str) -> None:
+        value = parse_number(args, what="*PSC")
+        if value not in (0.0, 1.0):
+            raise ScpiError(-224, "Illegal parameter value")
+        self.power_on_clear = int(value)
 
     def _trigger_source(self, suffixes: list[int], args: str) -> None:
         if args.strip().upper() not in ("IMM", "IMMEDIATE"):
@@ -125,8 +141,9 @@ class SimKikusuiTos9300(ScpiInstrument):
 
     def _setter(self, mode: str, name: str):
         check = {"level": _LEVELS[mode], "time": spec.TEST_TIME, "rise": spec.RISE_TIME, "upper": _UPPERS[mode],
-                 "lower": Range(0.0, 1e10, ""), "protection": Range(0.0, 7700.0, "V")}[name]
-        unit = {"level": "A" if mode == "EC" else "V", "time": "S", "rise": "S", "protection": "V",
+                 "lower": Range(0.0, 1e10, ""), "protection": Range(0.0, 7700.0, "V"),
+                 "delay": JUDGE_DELAY}[name]
+        unit = {"level": "A" if mode == "EC" else "V", "time": "S", "rise": "S", "protection": "V", "delay": "S",
                 "upper": "OHM" if mode in ("IR", "EC") else "A", "lower": "OHM" if mode in ("IR", "EC") else "A"}[name]
 
         def handler(suffixes: list[int], args: str) -> None:

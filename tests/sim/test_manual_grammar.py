@@ -158,6 +158,23 @@ async def test_chroma_step_limits_and_times_by_the_manuals_names():
     assert errors(peer) == []
 
 
+async def test_kikusui_bare_abor_stops_a_running_test_as_the_vendors_sample_sends_it():
+    clock = Clock()
+    peer = SimKikusuiTos9300(Pack(PRESETS["car-400"], seed=1), Wiring(ir_pole="HV+"), clock=clock)
+    assert peer.execute("FUNC IR;:IR:VOLT 500;:IR:VOLT:TIM 5;:SENS:IR:JUDG:DEL 2;DEL?") == ["+2.000000E+00"]
+    peer.execute("SENS:IR:JUDG:DEL 200")  # the Judge Delay range ends at 100 s
+    assert [e.split(",")[0] for e in errors(peer)] == ["-222"]
+    peer.execute("INIT:TEST")
+    clock.t = 1.0  # in the test time
+    assert int(peer.execute("STAT:OPER:TEST:COND?")[0]) & 32
+    peer.execute("ABOR")
+    clock.t = 2.0
+    assert int(peer.execute("STAT:OPER:TEST:COND?")[0]) & (16 | 32 | 64) == 0
+    fields = peer.execute("RES?")[0].split(",")
+    assert (fields[2], fields[13]) == ("IR", "ABORT")
+    assert errors(peer) == []
+
+
 ISSUE_FORMS = {  # the forms the simulators used to refuse, sent over a real loopback socket
     "keysight_34465a": ["VOLT:DC:RANG 100", "TRIG:SOUR BUS", "INIT", "*TRG", "FETC?", "*ESR?", "*STB?"],
     "itech_it6000": ["SOUR:VOLT:LEV:IMM:AMPL 400", "CURR:LIM:POS 50", "VOLT 400V", "VOLT MAX", "VOLT?"],
