@@ -20,9 +20,14 @@ separate arc judgement: a breakdown is a withstand U-FAIL, so ``arc`` is always 
 IR also sets an upper limit at the top of the range: with nothing connected (a lead off) the
 reading is over range and judged ``U-FAIL``, never a pass. The command table is ``TABLE``
 (rows: command, validator, unit), rendered into ``docs/instrument-commands.md``.
-Ranges (TOS9303-class figures): IR 25–1000 V, lower limit 0.001 MΩ–9.99 GΩ, upper 10 GΩ; DCW 50–7200 V,
-≤ 11 mA; ACW 50–5000 V, ≤ 110 mA; EC 3–42 A, upper limit 0.1 mΩ–10 Ω; test time
-0.1–1000 s; rise time 0.1–200 s. Option ``poll`` (s, default 0.5): status poll period.
+Where the forms come from (``tests/data/manuals/kikusui_tos9300.txt`` says it per line): the DCW
+subtree, ``INIT:TEST``, ``ABOR:TEST`` and ``RES?`` as logged with a TOS9301; the IR subtree as
+Kikusui's own TOS9300 sample sends it; the EC subtree and ``IR:VOLT:TIM:STAT`` by analogy only,
+not yet checked against the interface manual (IB033871/IB033875).
+Ranges: from the TOS93 User's Manual (IB032282), EC upper limit 0.1 mΩ–10 Ω, test time
+0.1–1000 s, rise time 0.1–200 s, ACW 50–5000 V, leakage ≤ 110 mA AC; TOS9303-class figures not
+found in a vendor text, IR 25–1000 V, IR lower limit 0.001 MΩ–9.99 GΩ, DCW 50–7200 V, DC leakage
+≤ 11 mA (the manual allows 21 mA), EC 3–42 A. Option ``poll`` (s, default 0.5): status poll period.
 """
 
 from __future__ import annotations
