@@ -25,9 +25,9 @@ subtree, ``INIT:TEST``, ``ABOR:TEST`` and ``RES?`` as logged with a TOS9301; the
 Kikusui's own TOS9300 sample sends it; the EC subtree and ``IR:VOLT:TIM:STAT`` by analogy only,
 not yet checked against the interface manual (IB033871/IB033875).
 Ranges: from the TOS93 User's Manual (IB032282), EC upper limit 0.1 mΩ–10 Ω, test time
-0.1–1000 s, rise time 0.1–200 s, ACW 50–5000 V, leakage ≤ 110 mA AC; TOS9303-class figures not
-found in a vendor text, IR 25–1000 V, IR lower limit 0.001 MΩ–9.99 GΩ, DCW 50–7200 V, DC leakage
-≤ 11 mA (the manual allows 21 mA), EC 3–42 A. Option ``poll`` (s, default 0.5): status poll period.
+0.1–1000 s, rise time 0.1–200 s, ACW 50–5000 V, leakage upper limit 0.01–110 mA AC and
+0.01–21 mA DC; TOS9303-class figures not found in a vendor text, IR 25–1000 V, IR lower limit
+0.001 MΩ–9.99 GΩ, DCW 50–7200 V, EC 3–42 A. Option ``poll`` (s, default 0.5): status poll period.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ FALL_S = 0.5  # allowance (s) for the fall and discharge after a test
 IR_VOLTS = Range(25.0, 1000.0, "V")
 IR_LOWER = Range(1e3, 9.99e9, "ohm")
 WITHSTAND_VOLTS = {"AC": Range(50.0, 5000.0, "V"), "DC": Range(50.0, 7200.0, "V")}
-LEAKAGE_UPPER = {"AC": Range(1e-6, 0.11, "A"), "DC": Range(1e-7, 0.011, "A")}
+LEAKAGE_UPPER = {"AC": Range(1e-5, 0.11, "A"), "DC": Range(1e-5, 0.021, "A")}
 EC_AMPS = Range(3.0, 42.0, "A")
 EC_UPPER = Range(1e-4, 10.0, "ohm")
 TEST_TIME = Range(0.1, 1000.0, "s")
@@ -92,7 +92,7 @@ TABLE = Table("Kikusui TOS9300 (`kikusui_tos9300`)", {
     "w_time": Setting("{mode}:VOLT:TIM {}", TEST_TIME, "s", "withstand test time"),
     "w_timer_on": Setting("{mode}:VOLT:TIM:STAT ON", None, "", "withstand test time on"),
     "w_rise": Setting("{mode}:VOLT:SWE:TIM {}", RISE_TIME, "s", "withstand voltage rise time"),
-    "w_upper": Setting("SENS:{mode}:JUDG {}", Checked("ACW 1 µA … 110 mA, DCW 0.1 µA … 11 mA"), "A", "leakage upper limit (U-FAIL at or above)"),
+    "w_upper": Setting("SENS:{mode}:JUDG {}", Checked("ACW 10 µA … 110 mA, DCW 10 µA … 21 mA"), "A", "leakage upper limit (U-FAIL at or above)"),
     "ec_amps": Setting("EC:CURR {}", EC_AMPS, "A", "earth-continuity test current"),
     "ec_time": Setting("EC:CURR:TIM {}", TEST_TIME, "s", "earth-continuity test time"),
     "ec_timer_on": Setting("EC:CURR:TIM:STAT ON", None, "", "earth-continuity test time on"),

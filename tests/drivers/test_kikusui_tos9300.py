@@ -58,6 +58,12 @@ def test_out_of_range_values_are_refused_before_a_byte_is_sent():
         run(drv.insulation(1500, 10, 1e6), virtual=True)
     with pytest.raises(RangeError, match="DC leakage limit"):
         run(drv.withstand("DC", 1000, 2, 0.5), virtual=True)
+    # the user's manual's floor for either withstand leakage limit is 0.01 mA: a real tester
+    # answers a lower one with an error, so the driver refuses it before sending
+    with pytest.raises(RangeError, match="AC leakage limit"):
+        run(drv.withstand("AC", 1000, 2, 5e-6), virtual=True)
+    with pytest.raises(RangeError, match="DC leakage limit"):
+        run(drv.withstand("DC", 1000, 2, 0.025), virtual=True)
     with pytest.raises(RangeError, match="bond current"):
         run(drv.ground_bond(100, 3, 0.1), virtual=True)
     fake.assert_done()
