@@ -129,6 +129,15 @@ def flagged(result: list[Chart]) -> list[tuple[str, str]]:
     return sorted({(c.station, c.fixture) for c in result if c.drifting})
 
 
+def drifting_measurements(result: list[Chart]) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """(station, fixture) -> the (step path, measurement) of its drifting charts, sorted."""
+    out: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
+    for c in result:
+        if c.drifting:
+            out[(c.station, c.fixture)].add((c.path, c.name))
+    return {key: sorted(found) for key, found in sorted(out.items())}
+
+
 def as_json(result: list[Chart]) -> dict[str, Any]:
     return {"flagged": [{"station": s, "fixture": f} for s, f in flagged(result)],
             "charts": [{"serial": c.serial, "station": c.station, "fixture": c.fixture,

@@ -162,7 +162,8 @@ class Forwarder:
             self._pass += 1
             this_pass = self._pass
         db = self._db()
-        if self.target is None:
+        if self.target is None:  # never reached: every run waits (known before the connect fails)
+            self._set_pending(len(self.pending()), this_pass)
             self._connect()
         todo = self.pending()
         self._set_pending(len(todo), this_pass)

@@ -38,6 +38,7 @@ import re
 import secrets
 import socket
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
@@ -95,6 +96,9 @@ class MqttStatus:
         self._running: set[str] = set()  # fixtures with a run going
         self._planned: dict[str, tuple[set[str], int]] = {}  # run id -> (paths started, planned)
         self._connected = threading.Event()
+        # Since when the broker link is down: (monotonic s, UTC text, why); None while connected.
+        self._down: tuple[float, str, str] | None = None
+        self.down_grace_s = 5.0  # real s the link may be down before it counts as an outage
         # Messages handed to paho vs acknowledged by the broker (PUBACK), for flush().
         self._acks = threading.Condition()
         self._sent = self._acked = 0
@@ -128,8 +132,10 @@ class MqttStatus:
             state="offline", reason="connection lost", fixtures=self.fixtures,
             client_id=self.client_id, utc=_utc()), qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
-        client.on_connect = lambda *_: self._connected.set()
-        client.on_disconnect = lambda *_: self._connected.clear()
+        client.on_connect = self._on_connect
+        client.on_connect_fail = lambda *_: self._went_down("cannot reach the broker")
+        client.on_disconnect = self._on_disconnect
+        self._went_down("no answer from the broker yet")
         client.on_publish = self._on_publish
         try:
             client.connect_async(self.host, self.port, keepalive=self.keepalive_s)
@@ -168,6 +174,37 @@ class MqttStatus:
         """
         with self._acks:
             return self._acks.wait_for(lambda: self._acked >= self._sent, timeout_s)
+
+    # -- the broker link (for the UI's delivery badge) -------------------------------------------
+    def _on_connect(self, _client: Any, _userdata: Any, _flags: Any, reason: Any, *_: Any) -> None:
+        if getattr(reason, "is_failure", False):  # CONNACK refused: bad credentials, not allowed
+            self._went_down(f"broker refused the connection: {reason}")
+            return
+        self._down = None
+        self._connected.set()
+
+    def _on_disconnect(self, _client: Any, _userdata: Any, _flags: Any, reason: Any, *_: Any) -> None:
+        self._connected.clear()
+        self._went_down(f"connection lost: {reason}")
+
+    def _went_down(self, why: str) -> None:
+        """Note the link down; a link already down keeps its first time (the outage's start)."""
+        down = self._down
+        self._down = (down[0], down[1], why) if down else (time.monotonic(), _utc(), why)
+
+    def link(self) -> dict[str, Any]:
+        """The broker link as a delivery target: ``{"target", "kind": "MQTT", "name", "backlog",
+        "error", "since_utc"}``. ``error`` is set once the link has been down ``down_grace_s``
+        real seconds (a connect in progress at start-up is no outage); ``backlog`` is then the
+        messages paho holds for the broker (while connected they are in flight, not waiting).
+        Thread-safe: reads only."""
+        down = self._down if self._client is not None else None
+        failing = down is not None and time.monotonic() - down[0] >= self.down_grace_s
+        with self._acks:
+            backlog = max(self._sent - self._acked, 0) if failing else 0
+        return {"target": f"mqtt:{self.broker}", "kind": "MQTT", "name": self.broker,
+                "backlog": backlog, "error": f"not connected ({down[2]})" if failing else None,
+                "since_utc": down[1] if failing else None}
 
     def _on_publish(self, *_: Any) -> None:
         with self._acks:

@@ -9,17 +9,20 @@ record for the MES. ``stop()`` flushes what it can in the time given and stops. 
 
 Delivery never changes a verdict or an exit code: PostgreSQL and MES uploads are queued in the
 journal and retried (forwarder.py, mes_outbox.py); their state goes to the MQTT topic
-``<prefix>/<station>/delivery`` and ``station line status``. Only the route check, which is
+``<prefix>/<station>/delivery`` and ``station line status``; ``delivery_state()`` adds the
+MQTT broker link and is what the operator UI's badge polls. Only the route check, which is
 asked *before* a run, may refuse it (``LineRefused``, exit 4, nothing touched).
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from .forwarder import Forwarder
+from .forwarder import Forwarder, now_utc
 from .mes import FileMes, HttpMes, Mes, MesError, RouteDecision, tls_context
 from .mes_outbox import MesOutbox
 from .pg_store import PgResultStore
@@ -54,9 +57,10 @@ class LineServices:
         self.outbox = outbox
         self.opcua = opcua
         self.delivery: dict[str, dict[str, Any]] = {}  # target -> last state reported
-        for service in (forwarder, outbox):
+        self._lock = threading.Lock()  # the queues' threads write ``delivery``, the UI reads it
+        for kind, service in (("DB", forwarder), ("MES", outbox)):
             if service is not None:
-                service.on_state = self._delivery_state
+                service.on_state = functools.partial(self._delivery_state, kind)
 
     @classmethod
     def from_config(cls, loaded: Any, journal: str | Path,
@@ -152,15 +156,35 @@ class LineServices:
                 self.opcua.stop()
         return warnings
 
-    def _delivery_state(self, state: dict[str, Any]) -> None:
-        """A queue's state after a pass: kept, and alarmed over MQTT when it changes."""
-        previous = self.delivery.get(state["target"])
-        self.delivery[state["target"]] = state
+    def _delivery_state(self, kind: str, state: dict[str, Any]) -> None:
+        """A queue's state after a pass: kept with ``kind`` (DB, MES) and ``since_utc`` (when
+        its current error began), and alarmed over MQTT when it changes."""
+        with self._lock:
+            previous = self.delivery.get(state["target"])
+            failing_since = previous.get("since_utc") if previous and previous["error"] else None
+            state = {**state, "kind": kind,
+                     "since_utc": (failing_since or now_utc()) if state["error"] else None}
+            for target in [t for t, s in self.delivery.items()
+                           if s.get("name") == state["name"] and t != state["target"]]:
+                del self.delivery[target]  # the same database, known by its identity now
+            self.delivery[state["target"]] = state
+            picture = dict(self.delivery)
         if self.status is not None and (previous is None or (previous["error"], previous[
                 "backlog"] > 0) != (state["error"], state["backlog"] > 0)):
-            self.status.delivery(self.delivery)
+            self.status.delivery(picture)
         if self.opcua is not None:
-            self.opcua.delivery(self.delivery)
+            self.opcua.delivery(picture)
+
+    def delivery_state(self) -> dict[str, dict[str, Any]]:
+        """What each line target still waits for (thread-safe copy): target -> ``{"kind": DB |
+        MES | MQTT, "name", "backlog", "error", "since_utc"}``. A target with ``backlog`` 0 and
+        no ``error`` is delivered; a target not yet tried is absent."""
+        with self._lock:
+            out = {t: dict(s) for t, s in self.delivery.items()}
+        if self.status is not None:
+            link = self.status.link()
+            out[link["target"]] = link
+        return out
 
     async def route_check(self, serial: str, station: str, plan: str) -> RouteDecision | None:
         """Ask the MES (if any); raises ``RouteRefused`` or ``RouteUnanswered``."""

@@ -5,6 +5,12 @@ operator and the screens. Keys: F1–F4 select fixture F1–F4 (its serial field
 F7 history, F8 training, F5 log out, Ctrl+X abort (with confirmation), Ctrl+Q quit (refused
 while a pack is running). No command palette: an operator station has no developer keys.
 
+Line badges (station/ui/line_badges.py), refreshed by timers, never a busy loop: the station
+header shows what the line database, the MES or the MQTT broker still wait for (polled from the
+session's line services every ``DELIVERY_POLL_S``), each fixture a REFERENCE DRIFT badge while
+its reference packs' control charts drift (read from the station's result store in a worker
+thread at start, every ``DRIFT_POLL_S`` and after each run of a reference pack).
+
 Every string from outside (serials, plan text, instrument replies, stored records, error
 messages) is shown as data, never parsed as markup. An unexpected error ends the app only after
 every active fixture has gone to the safe state; ``station ui`` then exits 3.
@@ -18,6 +24,7 @@ import sys
 import threading
 from pathlib import Path
 
+from rich.text import Text
 from textual import work
 from textual.app import App
 from textual.binding import Binding
@@ -28,8 +35,9 @@ from station.signals import StopSignals, detach_terminal, note
 from station.ui.backend import InstrumentRow, StationBackend
 from station.ui.dialogs import ConfirmAbort, PromptDialog
 from station.ui.fixture_panel import FixturePanel, RunEnded
+from station.ui.line_badges import delivery_badge, read_drift
 from station.ui.policy import Overrides
-from station.ui.safe_text import shown
+from station.ui.safe_text import data, shown
 from station.ui.screens import LoginScreen, MainScreen, TrainingPanel
 
 
@@ -50,6 +58,8 @@ class OperatorApp(App):
         Binding("ctrl+c", "refuse_copy", show=False, priority=True),  # not Textual's quit hint/copy
     ]
     CRASH_SAFE_WAIT_S = 120.0  # real seconds the runs get to reach the safe state after a UI error
+    DELIVERY_POLL_S = 2.0  # real seconds between looks at the line delivery state (in memory)
+    DRIFT_POLL_S = 600.0  # real seconds between reference-drift checks (other processes' runs)
 
     def __init__(self, config: LoadedConfig, *, sim: bool, db: str | None = None) -> None:
         super().__init__()
@@ -67,6 +77,8 @@ class OperatorApp(App):
         self.crash: BaseException | None = None
         self.stop_signals: StopSignals | None = None
         self.signalled: str | None = None  # the stop signal that ended the app
+        self.delivery_shown: tuple[Text, Text] | None = None  # header badge and its tooltip
+        self.drift: dict[str, list[str]] = {}  # fixture -> its drifting reference measurements
 
     # -- text from outside is data --------------------------------------------------------------
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
@@ -97,6 +109,11 @@ class OperatorApp(App):
         self.push_screen(LoginScreen())
         if self.startup_error:
             self.notify(self.startup_error, severity="error", timeout=60)
+            return
+        self.set_interval(self.DELIVERY_POLL_S, self.poll_delivery)
+        if self.config.config.reference_serials:
+            self.set_interval(self.DRIFT_POLL_S, self.refresh_drift)
+            self.refresh_drift()
 
     def _stop_signal(self, name: str) -> None:
         """The first stop signal: the runs were told to abort; leave once each is safe (the
@@ -170,6 +187,48 @@ class OperatorApp(App):
                 self.notify(f"{fixture}: " + "; ".join(check.problems), severity="error", timeout=30)
         self.show_startup("", self.backend.interrupted)  # the main screen is composed by now
 
+    # -- line badges ---------------------------------------------------------------------------
+    def poll_delivery(self) -> None:
+        """The header's delivery badge from the line services' state (a timer's tick)."""
+        try:
+            self.delivery_shown = delivery_badge(self.backend.delivery())
+        except Exception as err:  # a display bug must not stop the station: say it in the badge
+            self.delivery_shown = (data(f" delivery state unreadable: {type(err).__name__}: {err} ",
+                                        "bold black on yellow"), Text(""))
+        self.show_line_badges()
+
+    @work(thread=True, group="drift", exclusive=True)
+    def refresh_drift(self) -> None:
+        """Read the reference drift from the station's result store (a thread: SQL, maybe slow)."""
+        cfg = self.config.config
+        try:
+            flags = read_drift(self.backend.store_path(), cfg.station_id, cfg.reference_serials,
+                               development=cfg.mode == "development", simulated=self.sim)
+        except Exception as err:  # a store or a bug here must not stop production: say it
+            self._from_thread(self.notify, f"reference drift not checked: {type(err).__name__}: {err}",
+                              severity="warning", timeout=30)
+            return
+        self._from_thread(self._drift_read, flags)
+
+    def _from_thread(self, callback, *args, **kwargs) -> None:
+        try:
+            self.call_from_thread(callback, *args, **kwargs)
+        except RuntimeError:  # the app is closing: nothing left to show it on
+            pass
+
+    def _drift_read(self, flags: dict[str, list[str]]) -> None:
+        self.drift = flags
+        self.show_line_badges()
+
+    def show_line_badges(self) -> None:
+        """Put the current delivery and drift state on the main screen (if it is up)."""
+        for badge in self._main_query("#delivery-badge"):
+            badge.update(self.delivery_shown[0] if self.delivery_shown else Text(""))  # type: ignore[attr-defined]
+            badge.tooltip = self.delivery_shown[1] if self.delivery_shown else None
+            badge.display = self.delivery_shown is not None
+        for panel in self._main_query(FixturePanel):
+            panel.show_drift(self.drift.get(panel.fixture, []))
+
     @work(group="history", exclusive=True)
     async def refresh_history(self) -> None:
         try:
@@ -182,6 +241,8 @@ class OperatorApp(App):
 
     def on_run_ended(self, message: RunEnded) -> None:
         self.refresh_history()
+        if message.serial in self.config.config.reference_serials:
+            self.refresh_drift()
 
     # -- actions -------------------------------------------------------------------------------
     def action_refuse_copy(self) -> None:

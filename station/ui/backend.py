@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from station.clock import StationLoop, VirtualTimeLoop
@@ -217,12 +218,21 @@ class StationBackend:
         assert self.session is not None and self.session.store is not None
         return self.session.store.record(run_id)
 
-    def reports_dir(self) -> "Path":
-        """Where the UI writes HTML reports: ``reports/`` beside the result store."""
-        from pathlib import Path
+    def store_path(self) -> Path:
+        """The station's result store (the session's journal)."""
+        return Path(self.db) if self.db else self.config.resolve_path(self.config.config.results.db)
 
-        db = Path(self.db) if self.db else self.config.resolve_path(self.config.config.results.db)
-        return db.parent / "reports"
+    def reports_dir(self) -> Path:
+        """Where the UI writes HTML reports: ``reports/`` beside the result store."""
+        return self.store_path().parent / "reports"
+
+    def delivery(self) -> dict[str, dict[str, Any]]:
+        """What the line targets (database, MES, MQTT broker) still wait for, per target
+        (``LineServices.delivery_state``); {} without line integration. Safe from the UI thread:
+        a locked copy, no I/O."""
+        session = self.session
+        line = session.line if session is not None else None
+        return line.delivery_state() if line is not None else {}
 
     # -- runs --------------------------------------------------------------------------------
     async def run(self, req: RunRequest, prep: Prepared, *, on_event: Callable[[Event], None],

@@ -20,6 +20,7 @@ from textual.widgets import Input, Label, ProgressBar, Static
 
 from station.events import Event, PromptRequested, RunFinished, RunStarted
 from station.ui.dialogs import PromptDialog
+from station.ui.line_badges import drift_badge
 from station.ui.policy import Refusal, Resolved, resolve
 from station.ui.run_state import VERDICT_STYLES, RunState, format_live, typical_duration
 from station.ui.safe_text import data, sanitize
@@ -60,10 +61,11 @@ class LiveValues(Message):
 class RunEnded(Message):
     """Posted to the app when a run on this fixture finished (history refresh)."""
 
-    def __init__(self, fixture: str, verdict: str) -> None:
+    def __init__(self, fixture: str, verdict: str, serial: str = "") -> None:
         super().__init__()
         self.fixture = fixture
         self.verdict = verdict
+        self.serial = serial
 
 
 class VerdictPanel(Static):
@@ -120,6 +122,7 @@ class FixturePanel(Vertical):
         with Horizontal(classes="fx-head"):
             yield Label(Text(title), classes="fx-title", markup=False)
             yield Label("", classes="fault-badge", markup=False)
+        yield Label("", classes="drift-badge", markup=False)
         yield ScanInput(placeholder="scan pack serial, Enter", id=f"serial-{self.fixture}", classes="serial",
                         compact=True)
         yield Static("ready", classes="info", markup=False)
@@ -147,6 +150,16 @@ class FixturePanel(Vertical):
         badge = self.query_one(".fault-badge", Label)
         badge.update(data(f" FAULT: {' '.join(faults)} ", "bold white on dark_red") if faults else Text(""))
         badge.display = bool(faults)
+
+    def show_drift(self, measurements: list[str]) -> None:
+        """The badge of this fixture's drifting reference measurements (hidden when none)."""
+        badges = self.query(".drift-badge")
+        if not badges:  # not composed yet (a timer may tick mid-mount): MainScreen.on_mount shows it
+            return
+        badge = badges.first(Label)
+        text = drift_badge(measurements)
+        badge.update(text or Text(""))
+        badge.display = text is not None
 
     # -- start ---------------------------------------------------------------------------------
     @on(Input.Submitted, ".serial")
@@ -236,7 +249,7 @@ class FixturePanel(Vertical):
         self.show_faults(self.station.overrides(self.fixture).faults)
         if verdict:
             self._show_verdict()
-            self.post_message(RunEnded(self.fixture, self.state.verdict or verdict))
+            self.post_message(RunEnded(self.fixture, self.state.verdict or verdict, self.state.serial))
         if self.station.selected in (None, self.fixture) or self.station.focused is None:
             self.serial_input.focus()
 

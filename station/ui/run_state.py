@@ -138,12 +138,14 @@ def typical_duration(runs: list[dict[str, Any]], plan_id: str, variant: str | No
 
 
 def format_live(values: dict[str, float]) -> str:
-    """One line of live pack values (V, A, SOC %, min/max cell V and °C)."""
+    """One line of live pack values as the BMS signals give them: pack V and A, SOC in % (the
+    signal maps' unit: 0.8 is 0.8 %, never 80 %), min/max cell V and °C."""
     def g(name: str, fmt: str) -> str:
         return format(values[name], fmt) if name in values else "–"
 
     soc = values.get("soc")
-    soc_text = "–" if soc is None else f"{soc * 100 if soc <= 1.0 else soc:.0f}"
+    # whole percent, but a tenth near empty, where it tells a deep-discharged pack apart
+    soc_text = "–" if soc is None else f"{soc:.1f}" if abs(soc) < 10 else f"{soc:.0f}"
     return (f"{g('pack_voltage', '.1f')} V {g('pack_current', '.1f')} A SOC {soc_text} % · "
             f"cell {g('cell_voltage_min', '.3f')}–{g('cell_voltage_max', '.3f')} V "
             f"{g('cell_temperature_min', '.0f')}–{g('cell_temperature_max', '.0f')} °C")

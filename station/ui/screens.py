@@ -147,8 +147,10 @@ class MainScreen(Screen):
         app: OperatorApp = self.app  # type: ignore[assignment]
         op = app.operator
         mode = "SIM" + (" · TRAINING" if may_choose_plan(op) else "") if app.sim else "HW"
-        yield Label(data(f" {app.config.config.station_id} · {op.name or op.id} ({op.role}) · {mode}"), id="topbar",
-                    markup=False)
+        with Horizontal(id="header"):
+            yield Label(data(f" {app.config.config.station_id} · {op.name or op.id} ({op.role}) · {mode}"),
+                        id="topbar", markup=False)
+            yield Label("", id="delivery-badge", markup=False)  # what the line still waits for
         with TabbedContent(id="tabs"):
             keys = "/".join(f"F{n}" for n in range(1, min(len(app.config.fixture_ids()), 4) + 1))
             with TabPane(f"Run ({keys}: fixture)", id="tab-run"):
@@ -170,6 +172,7 @@ class MainScreen(Screen):
         app.select_fixture_quietly(first.fixture)
         first.serial_input.focus()
         app.show_fault_badges()
+        app.show_line_badges()
 
     def on_key(self, event: events.Key) -> None:
         """Characters no field took (the focus on a table, a tab, nothing): a scan. It goes to the

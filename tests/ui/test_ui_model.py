@@ -70,9 +70,12 @@ def test_typical_duration_and_live_line():
     runs.append({"plan_id": "smoke", "variant": "car-400", "verdict": "FAIL", "duration_s": 99})
     assert typical_duration(runs, "smoke", "car-400") == 15
     assert typical_duration(runs, "smoke", "bus-700") is None
-    line = format_live({"pack_voltage": 357.1, "pack_current": -1.0, "soc": 0.5, "cell_voltage_min": 3.71,
+    line = format_live({"pack_voltage": 357.1, "pack_current": -1.0, "soc": 50.01, "cell_voltage_min": 3.71,
                         "cell_voltage_max": 3.72, "cell_temperature_min": 24.0, "cell_temperature_max": 26.0})
     assert line == "357.1 V -1.0 A SOC 50 % · cell 3.710–3.720 V 24–26 °C"
+    # the BMS gives SOC in %: a pack nearly empty reads 0.8 %, not 80 % (nor 100 % at 1.0)
+    assert "SOC 0.8 %" in format_live({"soc": 0.8}) and "SOC 1.0 %" in format_live({"soc": 1.0})
+    assert "SOC – %" in format_live({})
 
 
 def test_shift_stats_first_pass_yield_and_cycle_time():
