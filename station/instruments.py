@@ -141,6 +141,14 @@ class InstrumentSetupError(Exception):
     """An instrument could not be opened or identified; names the role and cause."""
 
 
+def open_failure(role: str, err: BaseException) -> str:
+    """What failed, said once: a driver error's own message (and its command, unless it was the
+    open itself), else the exception's type and text."""
+    if isinstance(err, InstrumentError):
+        return err.message + (f" (command {err.command!r})" if err.command and err.command != "open" else "")
+    return f"{type(err).__name__}: {str(err).removeprefix(f'{role}: ')}"
+
+
 # Error types (as the record names them) after which the connection cannot be trusted: the
 # peer went away, or a reply may still be in flight on it.
 LOST = ("ConnectError", "InstrumentTimeout", "TimeoutError")
@@ -287,12 +295,11 @@ class StationInstruments:
                             # the run that lost it could not make it safe (e.g. a leak cycle
                             # still running): do it now, before anything else is asked of it
                             await asyncio.wait_for(driver.safe_state(), REOPEN_SAFE_TIMEOUT)
-                    except InstrumentError as err:
+                    except (InstrumentError, OSError, asyncio.TimeoutError) as err:
                         await self._close_quietly(driver)  # the next attempt starts from scratch
-                        raise InstrumentSetupError(f"{role} ({cfg.driver} at {driver.resource}): {err}") from err
-                    except (OSError, asyncio.TimeoutError) as err:
-                        await self._close_quietly(driver)
-                        raise InstrumentSetupError(f"{role} ({cfg.driver} at {driver.resource}): {type(err).__name__}: {err}") from err
+                        name = role if key == f"{fx.fixture}.{role}" else f"instrument '{key}'"
+                        raise InstrumentSetupError(f"{name} ({cfg.driver} at {driver.resource}): "
+                                                   f"{open_failure(role, err)}") from err
                     due = ident.calibration_due or cfg.calibration_due
                     self._opened[key] = InstrumentInfo(
                         role=role, driver=cfg.driver, resource=driver.resource, maker=ident.maker,

@@ -202,6 +202,29 @@ def test_station_fixture_status_as_a_process(tmp_path):
     assert refused.returncode == 2 and "only engineers and admins" in refused.stderr
 
 
+def test_station_fixture_status_with_the_bench_gone_is_quick_and_names_role_address_and_failure(tmp_path):
+    # `station sim serve` stopped: nothing listens on the ports its station config names
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    can, scpi = ports
+    bms = f"can://socketcand/can0?host=127.0.0.1&port={can}&tcp_tune=true"
+    config = tmp_path / "bench.yaml"
+    config.write_text("schema_version: 1\nstation: {id: EOL-T}\nresults: {db: r.db}\nfixtures:\n  F1:\n    instruments:\n"
+                      f"      cycler: {{driver: itech_it6000, resource: 'TCPIP::127.0.0.1::{scpi}::SOCKET'}}\n"
+                      f"      bms: {{driver: dbc_bms, resource: '{bms}', options: {{cells: 96, temperature_sensors: 24}}}}\n")
+    down = station("fixture", "status", "--station", str(config))
+    assert down.returncode == 3, down.stdout + down.stderr
+    assert "Traceback" not in down.stderr
+    lines = down.stdout.splitlines()
+    assert (f"F1 cycler   open         NOT SAFE not reachable at TCPIP::127.0.0.1::{scpi}::SOCKET: "
+            f"connection to 127.0.0.1:{scpi} refused (nothing listens on that port)") in lines, lines
+    assert (f"F1 bms      open         NOT SAFE not reachable at {bms}: socketcand: "
+            f"connection to 127.0.0.1:{can} refused (nothing listens on that port)") in lines, lines
+
+
 def test_station_fixture_make_safe_runs_every_safe_state_and_is_audited(tmp_path):
     config = tmp_path / "station.yaml"
     text = (ROOT / "station/sim_station.yaml").read_text()
