@@ -59,7 +59,8 @@ async def _check(prepare_bench=None, *, act: bool, stop_plc: bool = False):
         if stop_plc:
             await fx.plc.stop()
         check = await fixture_check(load_config(SIM_CONFIG), instruments, "F1", act=act, operator="eng1")
-        state = {"cycler_on": fx.cycler.output, "trips": set(fx.cycler.trips), "bus": fx.pack.bus_voltage()}
+        state = {"cycler_on": fx.cycler.output, "trips": set(fx.cycler.trips), "bus": fx.pack.bus_voltage(),
+                 "lv": fx.wiring.lv_power}
         return check, state
     finally:
         await instruments.close()
@@ -131,6 +132,38 @@ def test_an_unreachable_plc_blocks_and_a_pressed_estop_is_reported():
     assert pressed.safe and pressed.done == []
 
 
+async def _lv_left_on(bench: SimBench) -> None:
+    """A run that switched the pack's LV power on (its BMS awake) and was killed before its
+    release switched it off."""
+    bench.fixtures["F1"].wiring.lv_power = True
+
+
+def test_lv_power_left_on_is_switched_off_once_the_fixture_reads_safe_and_audited(audit_file):
+    read_only, state = clock.run(_check(_lv_left_on, act=False), virtual=True)
+    assert "NOT SAFE fixture F1: fixture: LV power to the pack on (lv_power on)" in read_only.lines()
+    assert state["lv"] and read_only.done == []  # status switches nothing
+    check, state = clock.run(_check(_lv_left_on, act=True), virtual=True)
+    assert check.done == ["fixture: lv_power off (left on by the last session; switched off once the fixture read safe)"]
+    assert check.safe and not state["lv"]  # the bench's own wiring says so
+    (lv,) = [f for f in check.after if f.what == "lv_power"]
+    assert lv.safe and lv.detail == "LV power to the pack off" and lv.left_on == ()
+    (entry,) = audit_entries(audit_file)
+    assert entry["kind"] == "make_safe" and entry["fields"]["safe"]
+    assert entry["fields"]["found"] == ["fixture: LV power to the pack on (lv_power on)"]
+    assert entry["fields"]["done"] == check.done
+
+
+def test_lv_power_stays_on_while_anything_else_is_not_confirmed_safe(audit_file):
+    async def lv_on_dmm_gone(bench):
+        await _lv_left_on(bench)
+        await bench.fixtures["F1"].dmm.stop()  # the bus voltage cannot be confirmed
+
+    check, state = clock.run(_check(lv_on_dmm_gone, act=True), virtual=True)
+    assert not check.safe and state["lv"]
+    assert not any("lv_power off" in line for line in check.done), check.done
+    assert {p.instrument for p in check.problems} == {"dmm", "fixture"}
+
+
 CYCLER_PLAN = """\
 schema_version: 1
 id: cycler-probe
@@ -170,7 +203,7 @@ def test_the_next_run_after_a_latched_watchdog_passes_and_its_record_holds_the_c
     (startup,) = record["startup"]
     assert startup["fixture"] == "F1" and startup["safe"]
     assert {"instrument": "cycler", "what": "protection", "safe": False, "detail": "latched protection WDT",
-            "latched": ["WDT"]} in startup["found"]
+            "latched": ["WDT"], "left_on": []} in startup["found"]
     assert "cycler: cleared latched protection WDT (fixture confirmed safe first)" in startup["done"]
 
 
