@@ -109,8 +109,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--preset", default="car-400", help="shipped pack (see `station sim packs`)")
     serve.add_argument("--pack", metavar="FILE", help="serve the pack of this pack definition file instead")
     packs = simsub.add_parser("packs", help="list the shipped packs, or check pack definition files")
-    packs.add_argument("files", nargs="*", metavar="FILE", help="pack files to check and list (exit 2 on a problem)")
-    packs.add_argument("--schema", action="store_true", help="print the pack file's JSON Schema")
+    packs.add_argument("files", nargs="*", metavar="FILE|DIR",
+                       help="pack files (a folder: every .yaml/.yml in it) to check and list (exit 2 on a problem)")
+    packs.add_argument("--station", metavar="FILE",
+                       help="list the shipped packs and every pack file this station config names")
+    packs.add_argument("--schema", action="store_true",
+                       help="print the pack file's JSON Schema (for a copied pack file's modeline: "
+                            "station sim packs --schema > schema/pack.schema.json beside it)")
     serve.add_argument("--fault", action="append", default=[], metavar="NAME[:k=v,...]")
     serve.add_argument("--speed", type=float, default=1.0, help="time scale (1 = real time)")
     serve.add_argument("--write-station", metavar="FILE",
