@@ -230,17 +230,21 @@ class StationInstruments:
             where = self.loaded.location_of(fixture, role)
             if self.files_only and not _names_files(cfg.driver):
                 continue  # nothing to check before the simulator fills its resource
+            # what the user wrote at that place: a station-level instrument by its own key (the
+            # fixture's role for it is only an alias), a fixture's own by its role
+            label = f"instrument '{key}' ({cfg.driver})" if where[0] == "instruments" else f"{role} ({cfg.driver})"
             try:
                 drivers[role] = self._driver(key, role, cfg)
             except _OptionError as err:
-                problems.extend(self.loaded.problem(where + ("options", err.key), f"{role} ({cfg.driver}): {err}").problems)
+                problems.extend(self.loaded.problem(where + ("options", err.key), f"{label}: {err}").problems)
             except (InstrumentError, ValueError, OSError) as err:
                 located = _located(getattr(err, "problems", None))
                 if located:  # a map or profile file's own problems: at their place in that file
                     problems.extend(located)
                     continue
                 field = "driver" if isinstance(err, UnknownDriverError) else "resource"
-                problems.extend(self.loaded.problem(where + (field,), f"{role} ({cfg.driver}): {err}").problems)
+                text = str(err).removeprefix(f"{role}: ")
+                problems.extend(self.loaded.problem(where + (field,), f"{label}: {text}").problems)
             keys[role] = key
         if problems:
             raise InputError(problems)
