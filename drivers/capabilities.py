@@ -54,12 +54,16 @@ class StateFinding:
     ``detail`` says what was read, with units (``"output on (OUTP? 1)"``). ``latched`` names
     latched protections (``("WDT",)``): not energy, but the instrument refuses to work until
     ``clear_protection()``, which the start-up check sends only once the fixture is safe.
+    ``left_on`` names fixture outputs (``Fixture.set_output`` names, ``("lv_power",)``) that the
+    safe state leaves on on purpose and a fixture at rest has off: the start-up check switches
+    them off, and reads them back, only once the fixture is confirmed safe.
     """
 
     what: str
     safe: bool
     detail: str
     latched: tuple[str, ...] = ()
+    left_on: tuple[str, ...] = ()
 
 
 @runtime_checkable

@@ -29,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--fault", action="append", default=[], metavar="NAME[:k=v,...]",
                      help="inject a simulator fault (repeatable; see `station sim faults`)")
     run.add_argument("--operator", default="", metavar="ID", help="operator id for the record")
-    run.add_argument("--pin-file", metavar="FILE", help="the operator's PIN (first line); else STATION_PIN or a prompt")
+    run.add_argument("--pin-file", metavar="FILE", help="the operator's PIN (first line; - reads stdin); else STATION_PIN or a prompt")
     run.add_argument("--json", metavar="FILE", help="write the full record as JSON")
     run.add_argument("--junit", metavar="FILE", help="write JUnit XML (one testcase per step)")
     run.add_argument("--db", metavar="FILE", help="result store (default: from the station config)")
@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     rel.add_argument("--station", metavar="FILE", required=True)
     rel.add_argument("--operator", metavar="ID", required=True)
     rel.add_argument("--key", metavar="FILE", help="the admin's Ed25519 private key (PEM); required in production")
-    rel.add_argument("--pin-file", metavar="FILE", help="the admin's PIN (first line); else STATION_PIN or a prompt")
+    rel.add_argument("--pin-file", metavar="FILE", help="the admin's PIN (first line; - reads stdin); else STATION_PIN or a prompt")
 
     ver = sub.add_parser("verify", help="check every release's signature and content; exit 0 ok, 3 broken")
     ver.add_argument("plans", nargs="*", metavar="PLAN", help="only these plans (default: every release)")
@@ -72,13 +72,15 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_argument("keys_command", choices=("new",))
     keys.add_argument("file")
     keys.add_argument("--id", help="key id to suggest for trusted_keys")
+    keys.add_argument("--owner", metavar="OPERATOR",
+                      help="operator id (an admin) who holds the key, for the printed trusted_keys entry")
 
     users = sub.add_parser("users", help="station user file: `users set ID` sets a hashed PIN (or --badge)")
     users.add_argument("users_command", choices=("set",))
     users.add_argument("id")
     users.add_argument("--station", metavar="FILE", required=True)
     users.add_argument("--badge", action="store_true", help="set the badge code instead of the PIN")
-    users.add_argument("--pin-file", metavar="FILE", help="read the PIN/badge from this file; else STATION_PIN or a prompt")
+    users.add_argument("--pin-file", metavar="FILE", help="read the PIN/badge from this file (- reads stdin); else STATION_PIN, a prompt, or piped in")
 
     cov = sub.add_parser("coverage", help="faults × steps matrix of a plan's declared catches")
     cov.add_argument("plan")
@@ -107,8 +109,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--preset", default="car-400", help="shipped pack (see `station sim packs`)")
     serve.add_argument("--pack", metavar="FILE", help="serve the pack of this pack definition file instead")
     packs = simsub.add_parser("packs", help="list the shipped packs, or check pack definition files")
-    packs.add_argument("files", nargs="*", metavar="FILE", help="pack files to check and list (exit 2 on a problem)")
-    packs.add_argument("--schema", action="store_true", help="print the pack file's JSON Schema")
+    packs.add_argument("files", nargs="*", metavar="FILE|DIR",
+                       help="pack files (a folder: every .yaml/.yml in it) to check and list (exit 2 on a problem)")
+    packs.add_argument("--station", metavar="FILE",
+                       help="list the shipped packs and every pack file this station config names")
+    packs.add_argument("--schema", action="store_true",
+                       help="print the pack file's JSON Schema (for a copied pack file's modeline: "
+                            "station sim packs --schema > schema/pack.schema.json beside it)")
     serve.add_argument("--fault", action="append", default=[], metavar="NAME[:k=v,...]")
     serve.add_argument("--speed", type=float, default=1.0, help="time scale (1 = real time)")
     serve.add_argument("--write-station", metavar="FILE",

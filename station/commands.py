@@ -282,7 +282,13 @@ def cmd_sim(args) -> int:
     if args.sim_command == "packs":
         from sim.pack.commands import packs_command
 
-        return packs_command(args.files, schema=args.schema)
+        files = list(args.files)
+        if args.station:  # the station's own pack files, after the shipped ones
+            from station.config import load_config
+            from station.simpack import pack_files
+
+            files += pack_files(load_config(args.station))
+        return packs_command(files, schema=args.schema, shipped_too=bool(args.station))
     print("usage: station sim {serve,faults,packs}", file=sys.stderr)
     return EXIT_USAGE
 

@@ -161,7 +161,7 @@ class StartupChecked(Event):
 
     fixture: str
     safe: bool
-    found: list[dict[str, Any]]  # {instrument, what, safe, detail, latched}
+    found: list[dict[str, Any]]  # {instrument, what, safe, detail, latched, left_on}
     done: list[str]
     after: list[dict[str, Any]]
 

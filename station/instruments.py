@@ -141,6 +141,14 @@ class InstrumentSetupError(Exception):
     """An instrument could not be opened or identified; names the role and cause."""
 
 
+def open_failure(role: str, err: BaseException) -> str:
+    """What failed, said once: a driver error's own message (and its command, unless it was the
+    open itself), else the exception's type and text."""
+    if isinstance(err, InstrumentError):
+        return err.message + (f" (command {err.command!r})" if err.command and err.command != "open" else "")
+    return f"{type(err).__name__}: {str(err).removeprefix(f'{role}: ')}"
+
+
 # Error types (as the record names them) after which the connection cannot be trusted: the
 # peer went away, or a reply may still be in flight on it.
 LOST = ("ConnectError", "InstrumentTimeout", "TimeoutError")
@@ -222,17 +230,21 @@ class StationInstruments:
             where = self.loaded.location_of(fixture, role)
             if self.files_only and not _names_files(cfg.driver):
                 continue  # nothing to check before the simulator fills its resource
+            # what the user wrote at that place: a station-level instrument by its own key (the
+            # fixture's role for it is only an alias), a fixture's own by its role
+            label = f"instrument '{key}' ({cfg.driver})" if where[0] == "instruments" else f"{role} ({cfg.driver})"
             try:
                 drivers[role] = self._driver(key, role, cfg)
             except _OptionError as err:
-                problems.extend(self.loaded.problem(where + ("options", err.key), f"{role} ({cfg.driver}): {err}").problems)
+                problems.extend(self.loaded.problem(where + ("options", err.key), f"{label}: {err}").problems)
             except (InstrumentError, ValueError, OSError) as err:
                 located = _located(getattr(err, "problems", None))
                 if located:  # a map or profile file's own problems: at their place in that file
                     problems.extend(located)
                     continue
                 field = "driver" if isinstance(err, UnknownDriverError) else "resource"
-                problems.extend(self.loaded.problem(where + (field,), f"{role} ({cfg.driver}): {err}").problems)
+                text = str(err).removeprefix(f"{role}: ")
+                problems.extend(self.loaded.problem(where + (field,), f"{label}: {text}").problems)
             keys[role] = key
         if problems:
             raise InputError(problems)
@@ -287,12 +299,11 @@ class StationInstruments:
                             # the run that lost it could not make it safe (e.g. a leak cycle
                             # still running): do it now, before anything else is asked of it
                             await asyncio.wait_for(driver.safe_state(), REOPEN_SAFE_TIMEOUT)
-                    except InstrumentError as err:
+                    except (InstrumentError, OSError, asyncio.TimeoutError) as err:
                         await self._close_quietly(driver)  # the next attempt starts from scratch
-                        raise InstrumentSetupError(f"{role} ({cfg.driver} at {driver.resource}): {err}") from err
-                    except (OSError, asyncio.TimeoutError) as err:
-                        await self._close_quietly(driver)
-                        raise InstrumentSetupError(f"{role} ({cfg.driver} at {driver.resource}): {type(err).__name__}: {err}") from err
+                        name = role if key == f"{fx.fixture}.{role}" else f"instrument '{key}'"
+                        raise InstrumentSetupError(f"{name} ({cfg.driver} at {driver.resource}): "
+                                                   f"{open_failure(role, err)}") from err
                     due = ident.calibration_due or cfg.calibration_due
                     self._opened[key] = InstrumentInfo(
                         role=role, driver=cfg.driver, resource=driver.resource, maker=ident.maker,

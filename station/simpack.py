@@ -73,6 +73,14 @@ def _from_file(err: InputError, src: "Source", loc: tuple, text: str) -> list[Pr
     return [*err.problems, src.problem(loc, f"pack file {text} has problems (listed with its FILE:LINE:COL)")]
 
 
+def pack_files(config: "LoadedConfig") -> list[str]:
+    """Every pack definition file the station config names (products' ``pack``, fixtures'
+    ``sim_preset``), resolved against the config's folder, each once, in config order."""
+    names = [p.pack for p in config.config.products if p.pack] + \
+            [f.sim_preset for f in config.config.fixtures.values() if f.sim_preset]
+    return list(dict.fromkeys(str(config.resolve_path(n)) for n in names if _is_path(n)))
+
+
 def fixture_pack(config: "LoadedConfig", fixture: str) -> "PackDefinition":
     """The pack a simulated fixture holds between runs: its ``sim_preset`` (default car-400)."""
     from sim.pack.catalogue import find_pack, load_pack

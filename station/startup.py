@@ -106,7 +106,7 @@ async def fixture_check(config: LoadedConfig, instruments, fixture: str, *, act:
     others), read them back and, with ``act``, make them safe; what was done is audited.
     ``force`` (the explicit ``station fixture make-safe``) runs every safe state and audits it
     even when nothing read energised."""
-    from station.instruments import FixtureInstruments, InstrumentSetupError
+    from station.instruments import FixtureInstruments, InstrumentSetupError, open_failure
     from station.startup_check import check_fixture
 
     fx = instruments.build(fixture)
@@ -116,8 +116,7 @@ async def fixture_check(config: LoadedConfig, instruments, fixture: str, *, act:
             await instruments.open(FixtureInstruments(fixture, {role: driver}, {role: fx.keys[role]}))
             opened[role] = driver
         except InstrumentSetupError as err:
-            cause = err.__cause__ or err
-            unreachable[role] = f"{driver.resource} ({type(cause).__name__}: {str(cause).removeprefix(f'{role}: ')})"
+            unreachable[role] = f"{driver.resource}: {open_failure(role, err.__cause__ or err)}"
     locks = instruments.locks_for(fx)
     busy = frozenset(role for role, lock in locks.items() if lock.locked())
 

@@ -11,9 +11,12 @@ trouble: an instrument that cannot be read is a finding that blocks.
    the engine's order (hipot, cycler, BMS, leak, fixture relays, DMM), then everything is read
    again until nothing is energised or ``CONFIRM_WITHIN`` s have passed (the HV bus takes a
    moment to discharge through its bleeder).
-3. With ``act`` and the fixture confirmed safe: each latched protection is cleared
-   (``clear_protection()``) and read back. Never before: a latch may be what keeps a source off.
-4. What is still energised, unreadable or latched blocks a run, naming the instrument.
+3. With ``act`` and the fixture confirmed safe: each fixture output the safe state leaves on
+   on purpose (``left_on``: the LV power that keeps the BMS awake to open its contactors) is
+   switched off and read back, as a plan's safe release leaves it; then each latched protection
+   is cleared (``clear_protection()``) and read back. Never before: the BMS needs LV power until
+   its contactors read open, and a latch may be what keeps a source off.
+4. What is still energised, unreadable, latched or left on blocks a run, naming the instrument.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class Finding:
     safe: bool
     detail: str
     latched: tuple[str, ...] = ()
+    left_on: tuple[str, ...] = ()
 
     def line(self) -> str:
         return f"{self.instrument}: {self.detail}"
@@ -56,7 +60,7 @@ class FixtureCheck:
 
     @property
     def problems(self) -> list[Finding]:
-        """What still blocks a run: energised, unreadable or latched."""
+        """What still blocks a run: energised, unreadable, latched or left on."""
         return [f for f in self.after if not f.safe]
 
     @property
@@ -111,7 +115,8 @@ async def read_one(role: str, driver: Any) -> list[Finding]:
         return [Finding(role, "read", False, f"could not be read: no answer within {READ_TIMEOUT:g} s")]
     except Exception as err:  # instrument trouble is a finding; the check must not crash on it
         return [Finding(role, "read", False, f"could not be read ({type(err).__name__}: {_bare(role, err)})")]
-    return [Finding(role, i.what, i.safe, i.detail, tuple(i.latched)) for i in items]
+    return [Finding(role, i.what, i.safe, i.detail, tuple(i.latched), tuple(getattr(i, "left_on", ())))
+            for i in items]
 
 
 def _bare(role: str, err: BaseException) -> str:
@@ -119,7 +124,7 @@ def _bare(role: str, err: BaseException) -> str:
 
 
 def _energised(findings: list[Finding]) -> list[Finding]:
-    return [f for f in findings if not f.safe and not f.latched]
+    return [f for f in findings if not f.safe and not f.latched and not f.left_on]
 
 
 async def make_safe(drivers: dict[str, Any], busy: frozenset[str] = frozenset()) -> list[str]:
@@ -170,7 +175,8 @@ async def check_fixture(fixture: str, drivers: dict[str, Any], *, act: bool, for
         check.done += await make_safe(drivers, busy)
         check.after = lost + await _settle(drivers)
     if _energised(check.after):
-        return check  # a latch is never cleared on a fixture that is not confirmed safe
+        return check  # neither LV power off nor a latch cleared on a fixture not confirmed safe
+    await _switch_off_left_on(check, drivers)
     for role in _ordered({f.instrument for f in check.after if f.latched}):
         latched = tuple(sorted({name for f in check.after if f.instrument == role for name in f.latched}))
         try:
@@ -187,6 +193,25 @@ async def check_fixture(fixture: str, drivers: dict[str, Any], *, act: bool, for
         fresh = await read_one(role, drivers[role])
         check.after = sorted([f for f in check.after if f.instrument != role] + fresh, key=_rank)
     return check
+
+
+async def _switch_off_left_on(check: FixtureCheck, drivers: dict[str, Any]) -> None:
+    """Switch off (``set_output(name, False)``) what the findings name ``left_on``, then read that
+    instrument back into ``check.after``; each switching is a ``done`` line."""
+    for role in _ordered({f.instrument for f in check.after if f.left_on}):
+        names = sorted({name for f in check.after if f.instrument == role for name in f.left_on})
+        for name in names:
+            try:
+                await asyncio.wait_for(drivers[role].set_output(name, False), SAFE_TIMEOUT)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # the read-back below keeps it blocking, with this line saying why
+                check.done.append(f"{role}: switching {name} off FAILED ({type(err).__name__}: {_bare(role, err)})")
+                continue
+            check.done.append(f"{role}: {name} off (left on by the last session; switched off once the "
+                              "fixture read safe)")
+        fresh = await read_one(role, drivers[role])
+        check.after = sorted([f for f in check.after if f.instrument != role] + fresh, key=_rank)
 
 
 async def _settle(drivers: dict[str, Any]) -> list[Finding]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 
+from drivers.base.readout import fixed
 from drivers.capabilities import CYCLER_IDLE_A, CyclerReading, SafeAction, StateFinding
 from drivers.errors import InstrumentError, ProtocolError, RangeError
 from drivers.scpi import ScpiDriver, scpi_number
@@ -202,7 +203,7 @@ class ItechIT6000(ScpiDriver):
         amps_safe = abs(reading.current) <= CYCLER_IDLE_A
         findings = [
             StateFinding("output", not on, f"output {'ON' if on else 'off'} (OUTP? {int(on)})"),
-            StateFinding("current", amps_safe, f"{reading.current:.2f} A at {reading.voltage:.1f} V on the terminals"),
+            StateFinding("current", amps_safe, f"{fixed(reading.current, 2)} A at {fixed(reading.voltage)} V on the terminals"),
         ]
         if trips:
             names = tuple(sorted(trips))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 
 from drivers.base import IDENTITY_OPTIONS
+from drivers.base.readout import fixed
 from drivers.capabilities import CYCLER_IDLE_A, CyclerReading, Identity, SafeAction, StateFinding
 from drivers.errors import RangeError, ProtocolError
 from drivers.fixture.modbus_fixture import map_identity, run_all
@@ -180,7 +181,7 @@ class ModbusCycler(ModbusDriver):
         findings = [
             StateFinding("output", not on, f"output {'ON' if on else 'off'} (output_on read back)"),
             StateFinding("current", abs(reading.current) <= CYCLER_IDLE_A,
-                         f"{reading.current:.2f} A at {reading.voltage:.1f} V on the terminals"),
+                         f"{fixed(reading.current, 2)} A at {fixed(reading.voltage)} V on the terminals"),
         ]
         if trips:
             names = tuple(sorted(trips))

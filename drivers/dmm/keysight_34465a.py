@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from drivers.base.readout import fixed
 from drivers.capabilities import SAFE_BUS_V, SafeAction, StateFinding
 from drivers.errors import DeviceError, ProtocolError
 from drivers.scpi import ScpiDriver
@@ -93,4 +94,4 @@ class Keysight34465A(ScpiDriver):
         """The HV bus voltage on the 1000 V range at 1 NPLC: safe below ``SAFE_BUS_V`` (60 V)."""
         volts = await self.measure_dc_voltage(1000.0, 1.0)
         safe = abs(volts) < SAFE_BUS_V
-        return [StateFinding("bus voltage", safe, f"bus {volts:.1f} V ({'<' if safe else '>='} {SAFE_BUS_V:g} V)")]
+        return [StateFinding("bus voltage", safe, f"bus {fixed(volts)} V ({'<' if safe else '>='} {SAFE_BUS_V:g} V)")]

@@ -17,8 +17,12 @@ from urllib.parse import parse_qsl, urlsplit
 import can
 
 from drivers.errors import ConnectError, InstrumentError
+from drivers.transports.reach import probe
 
 Listener = Callable[[can.Message], Any]
+# s to wait for a socketcand server to accept the connection (python-can's own connect is not
+# bounded by anything but its 10 s loop, see ``CanPort.open``)
+SOCKETCAND_CONNECT = 3.0
 
 
 def _coerce(text: str) -> Any:
@@ -80,11 +84,18 @@ class CanPort:
         """Create the bus and its in-loop Notifier. Raises ConnectError if the interface refuses."""
         if self.bus is not None:
             return
+        host, port = self.options.get("host"), self.options.get("port")
+        if self.interface == "socketcand" and host and isinstance(port, int):
+            # python-can retries a refused connect in a loop without a pause for 10 s (a core
+            # busy for 10 s when the server is down); one bounded connect of ours comes first.
+            failure = await probe(str(host), port, SOCKETCAND_CONNECT)
+            if failure is not None:
+                raise ConnectError(f"socketcand: {failure}", instrument=self.instrument, command="open")
         try:
             self.bus = can.Bus(interface=self.interface, channel=self.channel,
                                ignore_config=True, **self.options)
         except (can.CanError, ImportError, OSError, ValueError, TypeError, NotImplementedError) as exc:
-            raise ConnectError(f"cannot open CAN bus {self.resource}: {exc}",
+            raise ConnectError(f"cannot open CAN bus: {_cause(exc)}",
                                instrument=self.instrument, command="open") from exc
         from drivers.transports.loopbus import notifier
 

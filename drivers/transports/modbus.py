@@ -30,6 +30,7 @@ from drivers.clock import reply_timeout
 from drivers.errors import ConnectError, DeviceError, InstrumentError, InstrumentTimeout, ProtocolError, RangeError
 from drivers.transports import modbus_tcp
 from drivers.transports.modbus_tcp import BadReply, ExceptionReply, LinkDown
+from drivers.transports.reach import connect_failure
 
 EXCEPTION_NAMES = {
     1: "ILLEGAL_FUNCTION",
@@ -123,8 +124,8 @@ class ModbusTransport:
                 self._client = await asyncio.wait_for(modbus_tcp.connect(ep.host, int(ep.port), ep.unit),
                                                       reply_timeout(self.timeout))
             except (asyncio.TimeoutError, OSError) as exc:
-                raise ConnectError(f"cannot connect to {self.resource}: {exc or 'timeout'}",
-                                   instrument=self.instrument) from None
+                failure = connect_failure(ep.host, ep.port, exc, within=self.timeout)
+                raise ConnectError(failure, instrument=self.instrument, command="open") from None
             return
         # retries=0 and a client timeout above ours: our wait_for decides what a timeout is,
         # so no request silently takes (retries + 1) x timeout. reconnect_delay=0: a lost

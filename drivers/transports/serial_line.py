@@ -26,6 +26,7 @@ import serial
 
 from drivers.clock import reply_timeout
 from drivers.errors import ConnectError, InstrumentTimeout, ProtocolError
+from drivers.transports.reach import connect_failure
 
 _PARITY = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD,
            "M": serial.PARITY_MARK, "S": serial.PARITY_SPACE}
@@ -161,6 +162,20 @@ class SerialTransport:
         self._lost = False  # see ``lost``
 
     # -- lifecycle -------------------------------------------------------------------------
+    def _open_failure(self, exc: Exception) -> str:
+        """What failed in words, once: ``host:port`` and the socket's error for ``socket://``, the
+        device and the OS error for a serial port (pyserial wraps both in "could not open port
+        <url>: ..."), else the port and pyserial's text."""
+        url = urlsplit(self._url)
+        cause = exc.__context__ if isinstance(exc.__context__, OSError) else exc
+        if url.scheme == "socket" and isinstance(cause, OSError):
+            return connect_failure(url.hostname or "?", url.port or "?", cause)
+        if isinstance(cause, OSError) and cause.errno:  # a device: "No such file or directory"
+            return f"cannot open {self._url}: {os.strerror(cause.errno)}"
+        text = str(exc)
+        prefix = f"could not open port {self._url}: "
+        return f"cannot open {self._url}: {text[len(prefix):] if text.lower().startswith(prefix.lower()) else text}"
+
     async def open(self) -> None:
         """Open the port non-blocking; ``ConnectError`` if it cannot be opened."""
         if self._port is not None:
@@ -176,7 +191,7 @@ class SerialTransport:
             # the loop free, and the virtual clock holds real time meanwhile.
             self._port = await asyncio.get_running_loop().run_in_executor(None, opener)
         except (serial.SerialException, OSError, ValueError) as exc:
-            raise ConnectError(f"cannot open {self.resource}: {exc}", instrument=self.instrument, command="open") from exc
+            raise ConnectError(self._open_failure(exc), instrument=self.instrument, command="open") from exc
         _no_delay(self._port)
         self._buffer.clear()
         self._stale = self._lost = False

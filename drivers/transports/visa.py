@@ -11,6 +11,7 @@ Calls take turns (one lock per transport), so they never interleave on the wire.
 from __future__ import annotations
 
 import asyncio
+import os
 import select
 import socket
 import time
@@ -23,6 +24,7 @@ from pyvisa import constants
 
 from drivers.clock import reply_timeout, time_scale
 from drivers.errors import ConnectError, InstrumentError, InstrumentTimeout, ProtocolError
+from drivers.transports.reach import connect_failure
 from drivers.transports.visa_inline import InlineSocket, raw_socket_session
 
 T = TypeVar("T")
@@ -103,11 +105,21 @@ class VisaTransport:
         if sock is not None:
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if err:
-                raise ConnectionRefusedError(err, f"connect failed (errno {err})")
+                raise ConnectError(self._connect_failure(OSError(err, os.strerror(err))),
+                                   instrument=self.instrument, command="open")
             # Nagle held a command's second small write (e.g. SYST:ERR? after OUTP OFF) for the
             # peer's delayed ACK: ~42 ms per setting, 90 ms for a cycler safe state (measured in
             # tests/reliability). pyvisa-py 0.8 cannot set VI_ATTR_TCPIP_NODELAY, so set it here.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _connect_failure(self, exc: Exception | None) -> str:
+        """What failed in words (``drivers.transports.reach``): with ``host:port`` for a
+        ``TCPIP[n]::HOST::PORT::SOCKET`` resource, else naming the resource; ``exc`` None is a
+        connect that did not complete within the timeout."""
+        parts = self.resource.split("::")
+        if len(parts) == 4 and parts[3].upper() == "SOCKET":
+            return connect_failure(parts[1], parts[2], exc, within=self.timeout)
+        return f"cannot open {self.resource}: {exc if exc is not None else 'no answer'}"
 
     async def close(self) -> None:
         """Close the resource; idempotent, never raises.
@@ -341,9 +353,13 @@ class VisaTransport:
                 self._stale = True
                 return InstrumentTimeout(f"no reply within {limit:g} s", **where)
             return ConnectError(f"VISA I/O error: {exc}", **where)
+        if connect and isinstance(exc, OSError):
+            return ConnectError(self._connect_failure(exc), **where)
         if isinstance(exc, (OSError, pyvisa.errors.Error, ValueError)):
             # Refused/reset sockets, unknown resources, malformed resource strings.
             return ConnectError(f"{type(exc).__name__}: {exc}", **where)
+        if connect and "error_timeout" in str(exc):  # pyvisa-py: "could not connect: StatusCode.error_timeout"
+            return ConnectError(self._connect_failure(None), **where)
         if connect:  # pyvisa-py raises bare Exception on connect failure
             return ConnectError(f"cannot open {self.resource}: {exc}", **where)
         return exc

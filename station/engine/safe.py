@@ -7,6 +7,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from drivers.base.readout import fixed
 from drivers.capabilities import SafeAction
 from station.events import SETTLED_BY_BUS, SETTLES, SafeStateAction
 
@@ -91,7 +92,7 @@ async def run_safe_state(seq: "Sequencer") -> SafeOutcome:
             for action in actions:
                 outcome.add(role, f"{action}: not acknowledged, and the bus is not confirmed below {SAFE_VOLTAGE:g} V")
         else:
-            reading = f"{volts:.1f} V < {SAFE_VOLTAGE:g} V" if volts is not None else "no bus on this fixture"
+            reading = f"{fixed(volts)} V < {SAFE_VOLTAGE:g} V" if volts is not None else "no bus on this fixture"
             for action in actions:  # one line each: the record pairs it with the line it settles
                 seq.emit(SafeStateAction, instrument=role, ok=True, confirmed=True,
                          action=f"{SETTLED_BY_BUS} ({reading}, no HV at the connector){SETTLES}{action}")
@@ -129,7 +130,7 @@ async def _confirm_bus(seq: "Sequencer") -> tuple[str | None, float | None]:
                      error=f"{type(err).__name__}: {err}")
             return f"bus voltage unreadable: {type(err).__name__}: {err}", None
         if abs(volts) < SAFE_VOLTAGE:
-            seq.emit(SafeStateAction, instrument="dmm", action=f"bus {volts:.1f} V < {SAFE_VOLTAGE:g} V confirmed",
+            seq.emit(SafeStateAction, instrument="dmm", action=f"bus {fixed(volts)} V < {SAFE_VOLTAGE:g} V confirmed",
                      ok=True, confirmed=True)
             return None, volts
         if loop.time() >= deadline:

@@ -122,19 +122,22 @@ def _anchor_problems(log, db: Path) -> list[str]:
 
 
 def cmd_keys(args) -> int:
-    """``station keys new FILE``: a new Ed25519 private key (0600); prints the public key."""
+    """``station keys new FILE``: a new Ed25519 private key (0600); prints the ``trusted_keys``
+    entry for it (``owner``: ``--owner``, else the placeholder OPERATOR-ID to replace)."""
     from station.security.signing import new_private_key
 
     public = new_private_key(args.file)
     print(f"private key written to {args.file} (keep it with its owner; never on the station)")
-    print(f"add to the station config's trusted_keys:\n  - {{id: {args.id or 'KEY-ID'}, owner: OPERATOR-ID, public_key: \"{public}\"}}")
+    owner = args.owner or "OPERATOR-ID"  # the placeholder: the admin's operator id who holds the key
+    print(f"add to the station config's trusted_keys:\n  - {{id: {args.id or 'KEY-ID'}, owner: {owner}, "
+          f"public_key: \"{public}\"}}")
     return 0
 
 
 def cmd_users(args) -> int:
     """``station users set ID``: set a user's PIN (or badge) in the station's user file."""
     from station.config import load_config
-    from station.security.login import read_pin
+    from station.security.login import HOW, read_pin
     from station.security.roles import find_operator
     from station.security.users import UserFile
 
@@ -142,9 +145,11 @@ def cmd_users(args) -> int:
     if not config.config.users_file:
         raise InputError([Problem(str(config.path), 1, 1, "the station config names no users_file:")])
     op = find_operator(config, args.id)
-    secret = read_pin(args.pin_file, op.id)
+    secret = read_pin(args.pin_file, op.id, stdin=True)
     if not secret:
-        raise InputError([Problem("--pin-file", 1, 1, "no PIN or badge given")])
+        what = "badge" if args.badge else "PIN"
+        raise InputError([Problem("--pin-file", 1, 1, f"no {what} given for '{op.id}': pipe it in "
+                                  f"(echo ... | station users set {op.id} --station FILE), or {HOW}")])
     users = UserFile(config.resolve_path(config.config.users_file)).load()
     users.set(op.id, "badge" if args.badge else "pin", secret)
     print(f"{'badge' if args.badge else 'PIN'} of {op.id} set in {users.path}")

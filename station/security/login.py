@@ -1,8 +1,9 @@
 """Authentication on the command line: where a PIN comes from, and the token a run needs.
 
-The PIN is taken, in order, from ``--pin-file FILE`` (its first line), the ``STATION_PIN``
-environment variable, or a no-echo prompt when stdin is a terminal. It is asked only when the
-operator needs a credential (``users.needs_credential``: always in production).
+The PIN is taken, in order, from ``--pin-file FILE`` (its first line; ``-``: the first line
+of stdin), the ``STATION_PIN`` environment variable, or a no-echo prompt when stdin is a
+terminal; ``station users set`` also reads it piped in (``stdin=True``). It is asked only when
+the operator needs a credential (``users.needs_credential``: always in production).
 """
 
 from __future__ import annotations
@@ -20,8 +21,16 @@ from station.security.users import Authenticated, AuthError, authenticate, needs
 PIN_ENV = "STATION_PIN"
 
 
-def read_pin(pin_file: str | None, operator: str) -> str | None:
-    """The PIN from the file, the environment or the terminal; None when there is none."""
+# How to give a PIN, for the messages that say one is missing.
+HOW = ("put it on the first line of a file and give --pin-file FILE (--pin-file - reads it from stdin), "
+       f"or set {PIN_ENV}, or run in a terminal to be asked")
+
+
+def read_pin(pin_file: str | None, operator: str, *, stdin: bool = False) -> str | None:
+    """The PIN from the file (``-``: stdin), the environment or the terminal, or with ``stdin``
+    piped in; None when there is none."""
+    if pin_file == "-":
+        return sys.stdin.readline().strip()
     if pin_file:
         try:
             lines = Path(pin_file).read_text(encoding="utf-8").splitlines()
@@ -32,6 +41,8 @@ def read_pin(pin_file: str | None, operator: str) -> str | None:
         return os.environ[PIN_ENV].strip()
     if sys.stdin.isatty():
         return getpass.getpass(f"PIN for {operator}: ")
+    if stdin:
+        return sys.stdin.readline().strip()
     return None
 
 
@@ -54,4 +65,18 @@ def cli_authenticate(config: LoadedConfig, audit: AuditLog, operator: str, pin_f
     try:
         return authenticate(config, audit, operator, pin=pin, where="cli")
     except AuthError as err:
-        raise InputError([Problem(str(config.path), 1, 1, str(err))]) from None
+        raise InputError([Problem(str(config.path), 1, 1, _explained(config, op, pin, err))]) from None
+
+
+def _explained(config: LoadedConfig, op, pin: str | None, err: AuthError) -> str:
+    """The refusal in words: what is missing and how to give it, when that is all it is (nothing
+    secret: the caller gave no PIN, or the station has no user file); else ``err`` as it is, which
+    never says whether the id or the PIN was wrong."""
+    if op is None or str(err) != f"authentication failed for '{op.id}'":
+        return str(err)  # an unknown id, or a lockout
+    if user_file(config) is None:
+        return (f"authentication failed for '{op.id}': the station config names no users_file: (the station's "
+                "user file of hashed PINs; `station users set ID --station FILE` fills it)")
+    if not pin:
+        return f"'{op.id}' needs a PIN on this station ({config.config.mode} mode) and none was given: {HOW}"
+    return str(err)

@@ -59,7 +59,8 @@ async def _check(prepare_bench=None, *, act: bool, stop_plc: bool = False):
         if stop_plc:
             await fx.plc.stop()
         check = await fixture_check(load_config(SIM_CONFIG), instruments, "F1", act=act, operator="eng1")
-        state = {"cycler_on": fx.cycler.output, "trips": set(fx.cycler.trips), "bus": fx.pack.bus_voltage()}
+        state = {"cycler_on": fx.cycler.output, "trips": set(fx.cycler.trips), "bus": fx.pack.bus_voltage(),
+                 "lv": fx.wiring.lv_power}
         return check, state
     finally:
         await instruments.close()
@@ -131,6 +132,38 @@ def test_an_unreachable_plc_blocks_and_a_pressed_estop_is_reported():
     assert pressed.safe and pressed.done == []
 
 
+async def _lv_left_on(bench: SimBench) -> None:
+    """A run that switched the pack's LV power on (its BMS awake) and was killed before its
+    release switched it off."""
+    bench.fixtures["F1"].wiring.lv_power = True
+
+
+def test_lv_power_left_on_is_switched_off_once_the_fixture_reads_safe_and_audited(audit_file):
+    read_only, state = clock.run(_check(_lv_left_on, act=False), virtual=True)
+    assert "NOT SAFE fixture F1: fixture: LV power to the pack on (lv_power on)" in read_only.lines()
+    assert state["lv"] and read_only.done == []  # status switches nothing
+    check, state = clock.run(_check(_lv_left_on, act=True), virtual=True)
+    assert check.done == ["fixture: lv_power off (left on by the last session; switched off once the fixture read safe)"]
+    assert check.safe and not state["lv"]  # the bench's own wiring says so
+    (lv,) = [f for f in check.after if f.what == "lv_power"]
+    assert lv.safe and lv.detail == "LV power to the pack off" and lv.left_on == ()
+    (entry,) = audit_entries(audit_file)
+    assert entry["kind"] == "make_safe" and entry["fields"]["safe"]
+    assert entry["fields"]["found"] == ["fixture: LV power to the pack on (lv_power on)"]
+    assert entry["fields"]["done"] == check.done
+
+
+def test_lv_power_stays_on_while_anything_else_is_not_confirmed_safe(audit_file):
+    async def lv_on_dmm_gone(bench):
+        await _lv_left_on(bench)
+        await bench.fixtures["F1"].dmm.stop()  # the bus voltage cannot be confirmed
+
+    check, state = clock.run(_check(lv_on_dmm_gone, act=True), virtual=True)
+    assert not check.safe and state["lv"]
+    assert not any("lv_power off" in line for line in check.done), check.done
+    assert {p.instrument for p in check.problems} == {"dmm", "fixture"}
+
+
 CYCLER_PLAN = """\
 schema_version: 1
 id: cycler-probe
@@ -170,7 +203,7 @@ def test_the_next_run_after_a_latched_watchdog_passes_and_its_record_holds_the_c
     (startup,) = record["startup"]
     assert startup["fixture"] == "F1" and startup["safe"]
     assert {"instrument": "cycler", "what": "protection", "safe": False, "detail": "latched protection WDT",
-            "latched": ["WDT"]} in startup["found"]
+            "latched": ["WDT"], "left_on": []} in startup["found"]
     assert "cycler: cleared latched protection WDT (fixture confirmed safe first)" in startup["done"]
 
 
@@ -200,6 +233,29 @@ def test_station_fixture_status_as_a_process(tmp_path):
 
     refused = station("fixture", "make-safe", "--sim", "--operator", "op1")
     assert refused.returncode == 2 and "only engineers and admins" in refused.stderr
+
+
+def test_station_fixture_status_with_the_bench_gone_is_quick_and_names_role_address_and_failure(tmp_path):
+    # `station sim serve` stopped: nothing listens on the ports its station config names
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    can, scpi = ports
+    bms = f"can://socketcand/can0?host=127.0.0.1&port={can}&tcp_tune=true"
+    config = tmp_path / "bench.yaml"
+    config.write_text("schema_version: 1\nstation: {id: EOL-T}\nresults: {db: r.db}\nfixtures:\n  F1:\n    instruments:\n"
+                      f"      cycler: {{driver: itech_it6000, resource: 'TCPIP::127.0.0.1::{scpi}::SOCKET'}}\n"
+                      f"      bms: {{driver: dbc_bms, resource: '{bms}', options: {{cells: 96, temperature_sensors: 24}}}}\n")
+    down = station("fixture", "status", "--station", str(config))
+    assert down.returncode == 3, down.stdout + down.stderr
+    assert "Traceback" not in down.stderr
+    lines = down.stdout.splitlines()
+    assert (f"F1 cycler   open         NOT SAFE not reachable at TCPIP::127.0.0.1::{scpi}::SOCKET: "
+            f"connection to 127.0.0.1:{scpi} refused (nothing listens on that port)") in lines, lines
+    assert (f"F1 bms      open         NOT SAFE not reachable at {bms}: socketcand: "
+            f"connection to 127.0.0.1:{can} refused (nothing listens on that port)") in lines, lines
 
 
 def test_station_fixture_make_safe_runs_every_safe_state_and_is_audited(tmp_path):

@@ -123,3 +123,21 @@ def test_a_good_hardware_config_validates(tmp_path, plc):
     proc = _run("validate", "test_plans/smoke.yaml", "--station", str(_config(tmp_path, plc.port)))
     assert proc.returncode == 0, proc.stderr
     assert plc.accepted == 0
+
+
+def test_a_shared_instruments_problem_names_it_as_written_at_its_own_line(tmp_path, plc):
+    # the fixtures call it `safety`; the user wrote `safety_tester`, once, under instruments:
+    station = _config(tmp_path, plc.port, safety="safety_tester")
+    text = station.read_text().replace("fixtures:\n", textwrap.dedent(f"""\
+        instruments:
+          safety_tester: {{driver: chroma_19032, resource: "TCPIP::127.0.0.1::{plc.port}::SOCKET", shared: true,
+                          options: {{pol: 0.5}}}}
+        fixtures:
+        """))
+    station.write_text(text)
+    proc = _run("validate", "test_plans/smoke.yaml", "--station", str(station))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert (f"{station}:5:34: instrument 'safety_tester' (chroma_19032): unknown option 'pol'; "
+            "did you mean 'poll'?") in proc.stderr, proc.stderr
+    assert "safety (chroma_19032)" not in proc.stderr
+    assert plc.accepted == 0

@@ -129,3 +129,11 @@ async def test_energy_state_reads_the_bus_on_the_1000_v_range(reading, safe):
     (finding,) = await drv.energy_state()
     assert finding.what == "bus voltage" and finding.safe is safe
     fake.assert_done()
+
+
+async def test_a_reading_just_below_zero_prints_as_zero_not_minus_zero():
+    # a discharged bus reads microvolts either side of zero: "bus -0.0 V" reads as a fault
+    drv, fake = dmm([("CONF:VOLT:DC 1000", None), OK, ("VOLT:DC:NPLC 1", None), OK, ("READ?", "-4.2E-05")])
+    (finding,) = await drv.energy_state()
+    assert finding.safe and finding.detail == "bus 0.0 V (< 60 V)"
+    fake.assert_done()

@@ -95,7 +95,9 @@ async def test_energy_state_reads_relays_lv_power_and_estop():
     found = {x.what: x for x in await f.energy_state()}
     assert found["ir_hv_plus"] == StateFinding("ir_hv_plus", False, "IR/hipot relay to HV+ CLOSED (ir_hv_plus on)")
     assert found["ir_hv_minus"].safe and found["hvil_break"].safe
-    assert found["lv_power"] == StateFinding("lv_power", True, "LV power to the pack on")
+    # LV power on is not safe and left on: the start-up check switches it off once all else reads safe
+    assert found["lv_power"] == StateFinding("lv_power", False, "LV power to the pack on (lv_power on)",
+                                             left_on=("lv_power",))
     assert found["estop"] == StateFinding("estop", True, "e-stop pressed; release it before a run")
     t.assert_done()
 

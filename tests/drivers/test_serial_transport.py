@@ -211,9 +211,10 @@ def test_refused_and_missing_ports_are_connect_errors():
         port = sock.getsockname()[1]  # bound, never listening: connect is refused
 
     async def main():
-        for resource in (f"socket://127.0.0.1:{port}", "serial:///dev/does-not-exist?baud=9600"):
+        for resource, said in ((f"socket://127.0.0.1:{port}", f"leak: connection to 127.0.0.1:{port} refused"),
+                               ("serial:///dev/does-not-exist?baud=9600", "leak: cannot open /dev/does-not-exist: No such file or directory")):
             transport = SerialTransport(resource, timeout=1.0, instrument="leak")
-            with pytest.raises(ConnectError, match="leak: cannot open"):
+            with pytest.raises(ConnectError, match=said):
                 await transport.open()
 
     run(main(), virtual=True)

@@ -168,7 +168,9 @@ def test_release_needs_the_admins_trusted_key_and_pin(station_dir, capsys, monke
         release_plan(prod.config, plan, "admin", key=prod.key)
     monkeypatch.delenv("STATION_PIN", raising=False)
     code = main(["release", str(plan), "--station", str(prod.config), "--operator", "admin", "--key", str(prod.key)])
-    assert code == 2 and "authentication failed for 'admin'" in capsys.readouterr().err
+    err = capsys.readouterr().err  # what is missing, and how to give it
+    assert code == 2 and "'admin' needs a PIN on this station (production mode) and none was given: " in err
+    assert "--pin-file FILE (--pin-file - reads it from stdin), or set STATION_PIN" in err
     assert prod.config.read_bytes() == before
     assert len(prod.refusals("release refused")) == 2 and prod.refusals("authentication required")
     assert prod.refusals("authentication failed")[-1]["fields"]["detail"] == "no PIN or badge given"
@@ -185,7 +187,8 @@ def test_operator_flag_without_or_with_a_wrong_pin_is_refused_and_audited(statio
     plan = str(station_dir / "plans" / "smoke.yaml")
     monkeypatch.delenv("STATION_PIN", raising=False)
     code, _out, err = _run(capsys, plan, "--sim", "--station", str(prod.config), "--operator", "admin", "--serial", "SN1")
-    assert code == 2 and "authentication failed for 'admin'" in err
+    assert code == 2 and "'admin' needs a PIN on this station (production mode) and none was given: " in err
+    assert "authentication failed" not in err and "--pin-file FILE" in err and "STATION_PIN" in err
     monkeypatch.setenv("STATION_PIN", "0000")
     code, _out, err = _run(capsys, plan, "--sim", "--station", str(prod.config), "--operator", "admin", "--serial", "SN1")
     assert code == 2 and "authentication failed for 'admin'" in err

@@ -101,3 +101,32 @@ async def test_ui_development_engineers_with_a_pin_on_file_authenticate_operator
     assert not needs_credential(config, directory, OperatorConfig(id="op3", role="operator"))
     assert needs_credential(config, directory, OperatorConfig(id="eng9", role="engineer"))
     assert not needs_credential(config, None, OperatorConfig(id="eng9", role="engineer"))  # no user file: CI
+
+
+def _cli(*args: str, stdin: str = "", env: dict | None = None):
+    import os
+    import subprocess
+    import sys
+
+    environ = {k: v for k, v in os.environ.items() if k != "STATION_PIN"} | (env or {})
+    return subprocess.run([sys.executable, "-m", "station.cli", *args], input=stdin, capture_output=True,
+                          text=True, timeout=120, env=environ)
+
+
+def test_users_set_reads_a_piped_pin_and_says_how_when_none_comes(station_dir):
+    prod = production_station(station_dir, release=())
+    piped = _cli("users", "set", "eng1", "--station", str(prod.config), stdin="9753\n")
+    assert piped.returncode == 0, piped.stderr
+    assert check_secret("9753", UserFile(station_dir / "users.yaml").load().credential("eng1", "pin"))
+    empty = _cli("users", "set", "eng1", "--station", str(prod.config), stdin="")
+    assert empty.returncode == 2 and "Traceback" not in empty.stderr
+    assert "no PIN given for 'eng1': pipe it in (echo ... | station users set eng1 --station FILE)" in empty.stderr
+    # a release takes the PIN from stdin with --pin-file -, and without any says what is missing
+    plan = str(station_dir / "plans" / "smoke.yaml")
+    bare = _cli("release", plan, "--station", str(prod.config), "--operator", "admin", "--key", str(prod.key))
+    assert bare.returncode == 2
+    assert "'admin' needs a PIN on this station (production mode) and none was given: put it on the first " \
+           "line of a file and give --pin-file FILE (--pin-file - reads it from stdin), or set STATION_PIN" in bare.stderr
+    released = _cli("release", plan, "--station", str(prod.config), "--operator", "admin", "--key", str(prod.key),
+                    "--pin-file", "-", stdin=PINS["admin"] + "\n")
+    assert released.returncode == 0, released.stderr

@@ -115,6 +115,39 @@ def test_station_sim_packs_lists_and_checks(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def packs(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "station.cli", "sim", "packs", *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+
+
+def test_station_sim_packs_lists_a_folder_and_the_station_configs_packs(tmp_path):
+    folder = tmp_path / "packs"
+    folder.mkdir()
+    lv48(folder)
+    lv48(folder, "lv48-16s", **{"topology: {series: 96, parallel: 3}": "topology: {series: 16, parallel: 1}"})
+    (folder / "notes.txt").write_text("not a pack")
+    listed = packs(str(folder))
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split(":")[0] for line in listed.stdout.splitlines()] == ["lv48-14s", "lv48-16s"]
+    # a copy's modeline names schema/pack.schema.json beside it: not there yet, so a note says how
+    note = (f"{folder / 'lv48-14s.yaml'}:1:1: note: its schema modeline names schema/pack.schema.json, which is not "
+            f"beside it, so an editor cannot check the file; write it there: mkdir -p {folder / 'schema'} && "
+            f"station sim packs --schema > {folder / 'schema' / 'pack.schema.json'}")
+    assert note in listed.stderr.splitlines(), listed.stderr
+    (folder / "schema").mkdir()
+    (folder / "schema" / "pack.schema.json").write_text(packs("--schema").stdout)
+    assert json.loads((folder / "schema" / "pack.schema.json").read_text()) == pack_schema()
+    assert "note:" not in packs(str(folder)).stderr
+    config = tmp_path / "station.yaml"
+    config.write_text((ROOT / "station" / "sim_station.yaml").read_text()
+                      .replace("../test_plans/", f"{ROOT / 'test_plans'}/")
+                      .replace("    sim_preset: bus-700", "    sim_preset: packs/lv48-16s.yaml"))
+    named = packs("--station", str(config))
+    assert named.returncode == 0, named.stderr
+    assert [line.split(":")[0] for line in named.stdout.splitlines()] == ["bus-700", "car-400", "car-800", "lv48-16s"]
+    assert named.stdout.splitlines()[-1].endswith(str(folder / "lv48-16s.yaml"))
+
+
 def test_sim_serve_serves_a_pack_file(tmp_path):
     path = lv48(tmp_path)
     proc = subprocess.Popen([sys.executable, "-m", "station.cli", "sim", "serve", "--pack", str(path)], cwd=ROOT,
