@@ -5,11 +5,12 @@ operator and the screens. Keys: F1–F4 select fixture F1–F4 (its serial field
 F7 history, F8 training, F5 log out, Ctrl+X abort (with confirmation), Ctrl+Q quit (refused
 while a pack is running). No command palette: an operator station has no developer keys.
 
-Line badges (station/ui/line_badges.py), refreshed by timers, never a busy loop: the station
-header shows what the line database, the MES or the MQTT broker still wait for (polled from the
-session's line services every ``DELIVERY_POLL_S``), each fixture a REFERENCE DRIFT badge while
-its reference packs' control charts drift (read from the station's result store in a worker
-thread at start, every ``DRIFT_POLL_S`` and after each run of a reference pack).
+Line badges (station/ui/line_badges.py), refreshed by timers, never a busy loop: a row under the
+station header, only while something waits, says what the line database, the MES or the MQTT
+broker still wait for (polled from the session's line services every ``DELIVERY_POLL_S``); each
+fixture shows a REFERENCE DRIFT badge while its reference packs' control charts drift (read from
+the station's result store in a worker thread at start, every ``DRIFT_POLL_S`` and after each
+run of a reference pack).
 
 Every string from outside (serials, plan text, instrument replies, stored records, error
 messages) is shown as data, never parsed as markup. An unexpected error ends the app only after
@@ -33,6 +34,7 @@ from drivers.base.diagnostics import InputError
 from station.config import SIM_CONFIG, LoadedConfig, OperatorConfig, load_config
 from station.signals import StopSignals, detach_terminal, note
 from station.ui.backend import InstrumentRow, StationBackend
+from station.ui.badge import Badge
 from station.ui.dialogs import ConfirmAbort, PromptDialog
 from station.ui.fixture_panel import FixturePanel, RunEnded
 from station.ui.line_badges import delivery_badge, read_drift
@@ -223,9 +225,8 @@ class OperatorApp(App):
     def show_line_badges(self) -> None:
         """Put the current delivery and drift state on the main screen (if it is up)."""
         for badge in self._main_query("#delivery-badge"):
-            badge.update(self.delivery_shown[0] if self.delivery_shown else Text(""))  # type: ignore[attr-defined]
-            badge.tooltip = self.delivery_shown[1] if self.delivery_shown else None
-            badge.display = self.delivery_shown is not None
+            if isinstance(badge, Badge):
+                badge.show(*(self.delivery_shown or (None, None)))
         for panel in self._main_query(FixturePanel):
             panel.show_drift(self.drift.get(panel.fixture, []))
 

@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.widgets import Input, Label, ProgressBar, Static
 
 from station.events import Event, PromptRequested, RunFinished, RunStarted
+from station.ui.badge import Badge
 from station.ui.dialogs import PromptDialog
 from station.ui.line_badges import drift_badge
 from station.ui.policy import Refusal, Resolved, resolve
@@ -122,7 +123,7 @@ class FixturePanel(Vertical):
         with Horizontal(classes="fx-head"):
             yield Label(Text(title), classes="fx-title", markup=False)
             yield Label("", classes="fault-badge", markup=False)
-        yield Label("", classes="drift-badge", markup=False)
+        yield Badge(classes="drift-badge")
         yield ScanInput(placeholder="scan pack serial, Enter", id=f"serial-{self.fixture}", classes="serial",
                         compact=True)
         yield Static("ready", classes="info", markup=False)
@@ -153,13 +154,8 @@ class FixturePanel(Vertical):
 
     def show_drift(self, measurements: list[str]) -> None:
         """The badge of this fixture's drifting reference measurements (hidden when none)."""
-        badges = self.query(".drift-badge")
-        if not badges:  # not composed yet (a timer may tick mid-mount): MainScreen.on_mount shows it
-            return
-        badge = badges.first(Label)
-        text = drift_badge(measurements)
-        badge.update(text or Text(""))
-        badge.display = text is not None
+        for badge in self.query(Badge):  # none before compose (a timer may tick mid-mount)
+            badge.show(drift_badge(measurements))
 
     # -- start ---------------------------------------------------------------------------------
     @on(Input.Submitted, ".serial")

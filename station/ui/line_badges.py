@@ -2,7 +2,7 @@
 
 **Delivery**: the session's line services know, per target (line database, MES, MQTT broker),
 what waits and which error since when (``LineServices.delivery_state``, kept by the queues'
-own threads). ``delivery_badge`` turns that into one line for the station header — nothing when
+own threads). ``delivery_badge`` turns that into one row under the station header — nothing when
 every target is delivered, else e.g. ``DB backlog 12 · MES: upload: HTTP 503 since 14:02`` — and
 the full text for its tooltip.
 
@@ -29,7 +29,7 @@ from rich.text import Text
 
 from station.ui.safe_text import data, shown
 
-BRIEF_CHARS = 40  # an error's length in the badge; the tooltip has all of it
+BRIEF_CHARS = 32  # an error's length in the badge (80 columns); the tooltip has all of it
 _ORDER = {"DB": 0, "MES": 1, "MQTT": 2}
 DELIVERY_STYLE = "bold black on yellow"
 DRIFT_STYLE = "bold white on dark_orange3"

@@ -11,6 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Select, Static, TabbedContent, TabPane
 
+from station.ui.badge import Badge
 from station.ui.fixture_panel import FixturePanel
 from station.ui.panels import HistoryPanel, StationPanel
 from station.ui.policy import Overrides, Refusal, login, may_choose_plan, plan_files
@@ -147,10 +148,9 @@ class MainScreen(Screen):
         app: OperatorApp = self.app  # type: ignore[assignment]
         op = app.operator
         mode = "SIM" + (" · TRAINING" if may_choose_plan(op) else "") if app.sim else "HW"
-        with Horizontal(id="header"):
-            yield Label(data(f" {app.config.config.station_id} · {op.name or op.id} ({op.role}) · {mode}"),
-                        id="topbar", markup=False)
-            yield Label("", id="delivery-badge", markup=False)  # what the line still waits for
+        yield Label(data(f" {app.config.config.station_id} · {op.name or op.id} ({op.role}) · {mode}"), id="topbar",
+                    markup=False)
+        yield Badge(id="delivery-badge")  # what the line still waits for (when it does)
         with TabbedContent(id="tabs"):
             keys = "/".join(f"F{n}" for n in range(1, min(len(app.config.fixture_ids()), 4) + 1))
             with TabPane(f"Run ({keys}: fixture)", id="tab-run"):

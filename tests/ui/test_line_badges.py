@@ -105,7 +105,7 @@ async def test_delivery_badge_shows_what_waits_and_goes_when_delivered(tmp_path,
                        for m in range(int((dt.datetime.now().astimezone() - began).total_seconds() // 60) + 2)}
             assert len(re.findall(r"since (\d\d:\d\d)", text)) == 3, text
             assert set(re.findall(r"since (\d\d:\d\d)", text)) <= minutes, (text, minutes)
-            assert "DB: cannot connect" in text and "MES: upload: HTTP 503 [bold red]maint" in text
+            assert "DB: cannot connect" in text and "MES: upload: HTTP 503 [bold red]main…" in text
             assert "\x1b" not in text
             assert text.count("1 waiting") == 2  # the run waits for the database and for the MES
             tip = str(badge.tooltip)

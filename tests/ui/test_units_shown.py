@@ -63,7 +63,7 @@ def test_badge_texts():
     assert [part.split(" ")[0].rstrip(":") for part, _ in lines] == ["DB", "MES"]  # DB first
     assert lines[0][0] == "DB backlog 12"
     part, full = lines[1]
-    assert part.startswith("MES: upload: HTTP 503 Service Unavailable wh…") and " since " in part
+    assert part.startswith("MES: upload: HTTP 503 Service Unavai… since ")  # 80 columns
     assert part.endswith("· 3 waiting") and "while the line is down" in full
     badge, tip = delivery_badge(waiting)
     assert badge.plain.startswith(" DB backlog 12 · MES: upload") and "station line status" in tip.plain
