@@ -107,8 +107,8 @@ def test_insulation_and_withstand_need_the_pack_insulation_monitor_off(tmp_path)
     assert any(":7:5: action 'safety.insulation' needs insulation_monitor_disabled" in p
                and "no earlier step establishes it" in p for p in missing), missing
     assert _problems(tmp_path, f"main:\n  - bms.insulation_monitor: disable\n  - {IR}\n") == []
-    again = _problems(tmp_path, f"main:\n  - bms.insulation_monitor: disable\n  - bms.insulation_monitor: enable\n"
-                                f"  - safety.withstand: {{pole: HV+, voltage: 2 kV}}\n")
+    again = _problems(tmp_path, "main:\n  - bms.insulation_monitor: disable\n  - bms.insulation_monitor: enable\n"
+                                "  - safety.withstand: {pole: HV+, voltage: 2 kV}\n")
     assert any("safety.withstand' needs insulation_monitor_disabled" in p and "bms.insulation_monitor state=enable at" in p
                and "broke it before" in p for p in again), again
 

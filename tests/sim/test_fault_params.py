@@ -61,8 +61,8 @@ def test_sim_serve_refuses_a_fault_that_cannot_reach_its_pack(tmp_path, capsys):
     from sim.serve import check_arguments
 
     _faults, problems = check_arguments("car-400", ["bond_high:point=BP5", "hot_cell:sensor=3"], 1.0)
-    assert problems == ["fault 'bond_high': point='BP5' cannot affect this pack: its bonding points are "
-                        "BP1, BP2, BP3, BP4 (did you mean 'BP4'?) (pack car-400)"], problems
+    assert problems == [("fault 'bond_high': point='BP5' cannot affect this pack: its bonding points are "
+                         "BP1, BP2, BP3, BP4 (did you mean 'BP4'?) (pack car-400)")], problems
     assert check_arguments("bus-700", ["bond_high:point=BP5"], 1.0)[1] == []  # six points: it reaches
     code = main(["sim", "serve", "--preset", "car-400", "--fault", "weak_cell:cell=500"])
     err = capsys.readouterr().err
