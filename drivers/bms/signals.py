@@ -58,16 +58,6 @@ cell_temperature_min cell_temperature_max cell_temperature_min_index cell_temper
 bms_state contactor_main_plus contactor_main_minus contactor_precharge hvil_closed
 imd_enabled imd_resistance balancing_active balancing_cells alive_counter
 """.split())
-# The unit each logical signal's value is in, as ``signal()`` returns it (after the map's factor):
-# "bool" for 0/1 flags, "" for counts and codes. SOC and SOH are percent numbers (50.0 = 50 %).
-LOGICAL_UNITS: dict[str, str] = {
-    "pack_voltage": "V", "pack_current": "A", "pack_power": "W", "bus_voltage": "V", "soc": "%", "soh": "%",
-    "cell_voltage_min": "V", "cell_voltage_max": "V", "cell_voltage_min_index": "", "cell_voltage_max_index": "",
-    "cell_temperature_min": "degC", "cell_temperature_max": "degC", "cell_temperature_min_index": "",
-    "cell_temperature_max_index": "", "bms_state": "", "contactor_main_plus": "bool", "contactor_main_minus": "bool",
-    "contactor_precharge": "bool", "hvil_closed": "bool", "imd_enabled": "bool", "imd_resistance": "ohm",
-    "balancing_active": "bool", "balancing_cells": "", "alive_counter": "",
-}
 _ERROR_NAME = re.compile(r"error_\w+$")
 _TOP_KEYS = {"dbc", "signals", "cells", "temperatures", "request", "messages", "commands", "diagnostics"}
 _SIGNAL_KEYS = {"signal", "factor", "offset", "unit", "invert", "cycle_ms", "states", "true_when"}

@@ -7,7 +7,7 @@ fraction a ``%`` limit evaluates to (0.5). Signals of unknown unit are compared 
 
 from __future__ import annotations
 
-from drivers.bms.signals import LOGICAL_UNITS
+from drivers.bms.logical_units import LOGICAL_UNITS
 
 _PERCENT = 0.01  # one percent point as a fraction
 

@@ -153,3 +153,10 @@ def test_percent_signals_are_compared_as_fractions():
 
     assert signal_units.si_factor("bms.soc") == pytest.approx(0.01)
     assert signal_units.si_factor("bms.cell_voltage_max") == 1.0 and signal_units.unit_of("cycler.x") is None
+
+
+def test_every_logical_bms_signal_has_its_unit():
+    from drivers.bms.logical_units import LOGICAL_UNITS
+    from drivers.bms.signals import LOGICAL
+
+    assert set(LOGICAL_UNITS) == LOGICAL
