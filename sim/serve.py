@@ -28,7 +28,7 @@ from typing import TextIO
 
 from drivers.clock import loop_factory, scale_problem
 
-from sim.faults import arm_faults, check_fault
+from sim.faults import arm_faults, check_fault, fault_reach
 from sim.pack.catalogue import did_you_mean, load_pack
 from sim.pack.presets import PRESETS
 from sim.station_file import station_yaml, write_atomically
@@ -73,6 +73,8 @@ def check_arguments(preset: str, faults: list[str], speed: float,
             continue
         if (problem := check_fault(*fault)) is not None:
             problems.append(problem)
+        elif (problem := _reach(preset, fault)) is not None:
+            problems.append(problem)
         parsed.append(fault)
     try:
         check_speed(speed)
@@ -84,6 +86,19 @@ def check_arguments(preset: str, faults: list[str], speed: float,
             problems.append(f"--write-station {station_file}: "
                             f"{'is a directory' if target.is_dir() else 'no such directory'}")
     return parsed, problems
+
+
+def _reach(preset, fault: Fault) -> str | None:
+    """Why ``fault`` cannot affect the served pack (a preset's name or a pack definition), or None:
+    armed anyway, it would change nothing and a client would test a golden pack unknowingly."""
+    if isinstance(preset, str):
+        if preset not in PRESETS:
+            return None  # reported as an unknown preset
+        name, spec = preset, PRESETS[preset]
+    else:
+        name, spec = preset.name, preset.spec
+    problem = fault_reach(*fault, spec)
+    return None if problem is None else f"{problem} (pack {name})"
 
 
 def endpoint_lines(endpoints: dict[str, str], can_address: str, fixture: str = FIXTURE) -> list[str]:

@@ -85,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     cov = sub.add_parser("coverage", help="faults × steps matrix of a plan's declared catches")
     cov.add_argument("plan")
     cov.add_argument("--proof", metavar="FILE", help="`station test --json` output: show proven coverage")
+    cov.add_argument("--station", metavar="FILE",
+                     help="station config whose simulated packs the catches must reach (default: the simulated station)")
 
     tst = sub.add_parser("test", help="prove plans on the simulator: golden runs pass, every declared catch holds",
                          description="For every plan x variant: the golden run must PASS and every declared catch "

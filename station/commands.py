@@ -216,7 +216,7 @@ def cmd_actions(args) -> int:
 def cmd_coverage(args) -> int:
     from station.coverage import coverage_command
 
-    return coverage_command(args.plan, proof=args.proof)
+    return coverage_command(args.plan, proof=args.proof, station=args.station)
 
 
 def cmd_test(args) -> int:

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from drivers.base import safefile
 from drivers.bms.did_table import DidEntry, DidTable, DidTableError, SecurityLevel
 from drivers.maps import mapfile
 
@@ -38,6 +39,9 @@ class OdxDiagnostics(DidTable):
     dtcs: Any = field(default_factory=dict)  # DTC number -> text
 
 
+ODX_MAX_BYTES = 200_000_000  # a whole-vehicle PDX archive runs to tens of MB
+
+
 def load_odx(path: str | Path, *, ecu: str | None = None,
              security: dict[int, SecurityLevel] | None = None) -> OdxDiagnostics:
     """Read ``path`` (``.pdx``, ``.odx-d``; parsed once per file content and ECU) with the
@@ -48,6 +52,10 @@ def load_odx(path: str | Path, *, ecu: str | None = None,
 def _load(path: str, ecu: str | None) -> OdxDiagnostics:
     import odxtools  # lazy: only profiles that name ODX need it
 
+    try:  # odxtools opens the file itself: refuse a FIFO, device, directory or giant file first
+        safefile.check_readable(path, max_bytes=ODX_MAX_BYTES)
+    except safefile.UnsafeFile as exc:
+        raise DidTableError([f"{path}:1:1: cannot read ODX: {exc.message}"]) from None
     try:
         db = odxtools.load_pdx_file(path) if path.lower().endswith(".pdx") else odxtools.load_file(path)
     except Exception as exc:  # odxtools raises many kinds on a malformed file: all are this file's problem

@@ -44,6 +44,7 @@ from typing import Any
 
 import cantools
 
+from drivers.base import safefile
 from drivers.errors import StaleSignalError
 from drivers.maps import mapfile
 
@@ -176,8 +177,17 @@ def load_signal_map(path: str | Path = DEFAULT_MAP, *, dbc: str | Path | None = 
     return _Loader(Path(path), dbc, cells, temperature_sensors).load()
 
 
+# What cantools' own load_file picks by extension (format, text encoding); read here instead, so a
+# FIFO, device, directory or giant file named as the DBC is refused before anything is read.
+_DBC_FORMATS = {".dbc": ("dbc", "cp1252"), ".sym": ("sym", "cp1252"), ".kcd": ("kcd", "utf-8"),
+                ".arxml": ("arxml", "utf-8")}
+DBC_MAX_BYTES = 50_000_000  # a whole-vehicle DBC is a few MB
+
+
 def _parse_dbc(path: str) -> Any:
-    return cantools.database.load_file(path, strict=False)
+    fmt, encoding = _DBC_FORMATS.get(Path(path).suffix.lower(), (None, "utf-8"))
+    text = safefile.read_bytes(path, max_bytes=DBC_MAX_BYTES).decode(encoding, errors="replace")
+    return cantools.database.load_string(text, database_format=fmt, strict=False)
 
 
 _load_dbc = mapfile.cached_per_file(_parse_dbc, maxsize=8)
@@ -220,6 +230,9 @@ class _Loader:
         dbc = Path(self.dbc_path) if self.dbc_path else self.path.parent / str(doc.get("dbc", ""))
         try:
             self.db = _load_dbc(str(dbc))
+        except safefile.UnsafeFile as exc:  # its message names the file and why, never its content
+            self.err(doc, "dbc", f"cannot load DBC: {exc.message}", value="dbc" in doc)
+            raise SignalMapError(self.problems) from None
         except Exception as exc:
             self.err(doc, "dbc", f"cannot load DBC {dbc}: {exc}", value="dbc" in doc)
             raise SignalMapError(self.problems) from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 
-from station.actions.registry import Arg, action
+from station.actions.registry import Arg, Effect, action
 from station.engine.errors import StepError
 
 SOC_PERCENT = 100.0  # the BMS reports SOC in %; plans judge fractions written as '30 %'
@@ -70,6 +70,8 @@ async def _await_signal(ctx, name: str, want: float, within: float) -> float | N
 @action("bms.insulation_monitor", args={"state": Arg(kind="str", choices=("enable", "disable")),
                                         "within": Arg(unit="s", default=2.0)},
         measures={"imd_enabled": "bool"}, positional="state", timeout=30,
+        effects={"state": {"disable": Effect(establishes=("insulation_monitor_disabled",)),
+                           "enable": Effect(breaks=("insulation_monitor_disabled",))}},
         safe_state="switches the BMS insulation monitor: the safe state enables it again")
 async def insulation_monitor(ctx, state: str, within: float) -> dict:
     """Enable/disable the pack's insulation monitor and wait for the BMS to confirm it."""
@@ -83,6 +85,8 @@ async def insulation_monitor(ctx, state: str, within: float) -> dict:
 @action("bms.mode", args={"mode": Arg(kind="str", choices=("standby", "normal", "charge", "discharge")),
                           "within": Arg(unit="s", default=5.0)},
         measures={"state": "str", "time": "s"}, positional="mode", timeout=60,
+        effects={"mode": {"standby": Effect(breaks=("dc_bus_connected",)),
+                          **{m: Effect(establishes=("dc_bus_connected",)) for m in ("normal", "charge", "discharge")}}},
         safe_state="the safe state requests BMS standby (contactors open)")
 async def mode(ctx, mode: str, within: float) -> dict:
     """Request a BMS mode and wait for the state to follow."""
@@ -170,7 +174,8 @@ async def open_contactors(ctx, within: float, settle: float) -> dict:
 
 @action("bms.hvil_check", args={"within": Arg(unit="s", default=2.0)},
         measures={"detected_open": "bool", "detect_time": "s", "restored": "bool"}, timeout=30,
-        defaults={"detected_open": {"equals": True}, "restored": {"equals": True}})
+        defaults={"detected_open": {"equals": True}, "restored": {"equals": True}},
+        breaks=("dc_bus_connected",))  # an open HVIL loop makes the BMS open its contactors: that is its purpose
 async def hvil_check(ctx, within: float) -> dict:
     """Open the HVIL loop at the fixture; the BMS must see it open, then closed again."""
     fixture = ctx.instrument("fixture")

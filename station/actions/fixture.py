@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from station.actions.registry import Arg, action
+from station.actions.registry import Arg, Effect, action
 from station.engine.errors import StepError
 
 INPUTS = ("estop_released", "guard_closed", "pack_present", "clamp_closed")
@@ -36,6 +36,7 @@ async def clamp(ctx, on: bool, within: float) -> dict:
 
 
 @action("fixture.lv_power", args={"on": Arg(kind="bool")}, positional="on", timeout=10,
+        effects={"on": {False: Effect(breaks=("dc_bus_connected",))}},  # an unpowered BMS cannot hold them closed
         safe_state="switches the pack's LV supply: not changed by the safe state (the BMS stays readable)")
 async def lv_power(ctx, on: bool) -> dict:
     """Switch the pack's 12/24 V supply (wakes the BMS)."""

@@ -36,6 +36,21 @@ async def require_dc_bus(ctx, action: str) -> None:
                                 f"the cycler reads {reading.voltage:.3g} V at its terminals: no pack on the bus")
 
 
+def require_imd_disabled(ctx, action: str) -> None:
+    """``insulation_monitor_disabled``: the BMS reports its insulation monitor off. Without a BMS
+    (or one that does not report the monitor) the station cannot see it: not checked here."""
+    if not ctx.has_instrument("bms"):
+        return
+    bms = ctx.instrument("bms")
+    offers = getattr(bms, "offers", None)
+    if offers is not None and "imd_enabled" not in offers()["signals"]:
+        return
+    if bms.signal("imd_enabled") >= 1:
+        raise PreconditionError("insulation_monitor_disabled", action,
+                                "the BMS reports its insulation monitor enabled; its path to chassis would be "
+                                "measured with the pack's (run bms.insulation_monitor: disable first)")
+
+
 def require_physical(condition: str, action: str, name: str, value: float, unit: str) -> None:
     """A result no connected pack can give (a negative resistance) proves ``condition`` false."""
     if value < 0:

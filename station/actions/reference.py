@@ -59,9 +59,8 @@ def lines(spec: ActionSpec) -> list[str]:
     out.append("  preconditions: " + (", ".join(spec.preconditions) or "none"))
     for cond in spec.preconditions:
         out.append(f"    {cond}: {PRECONDITIONS[cond]}")
-    if spec.establishes or spec.breaks:
-        out.append("  changes: " + ", ".join([*(f"establishes {c}" for c in spec.establishes),
-                                                *(f"breaks {c}" for c in spec.breaks)]))
+    if spec.changes():
+        out.append("  changes: " + "; ".join(" ".join(filter(None, change)) for change in spec.changes()))
     out.append(f"  high voltage: {'yes (interlocks checked and watched)' if spec.hv else 'no'}")
     out.append(f"  safe state: {spec.safe_state or 'nothing to undo'}")
     out.append(f"  default timeout: {spec.timeout:g} s")
@@ -113,9 +112,9 @@ def markdown() -> str:
             out.append("")
         if spec.preconditions:
             out += ["Preconditions: " + ", ".join(f"`{c}`" for c in spec.preconditions) + ".", ""]
-        if spec.establishes or spec.breaks:
-            out += ["Changes: " + ", ".join([*(f"establishes `{c}`" for c in spec.establishes),
-                                             *(f"breaks `{c}`" for c in spec.breaks)]) + ".", ""]
+        if spec.changes():
+            out += ["Changes: " + "; ".join(" ".join(filter(None, (verb, f"`{c}`", when)))
+                                            for verb, c, when in spec.changes()) + ".", ""]
         out += [f"Safe state: {spec.safe_state or 'nothing to undo'}.", ""]
     return "\n".join(out).rstrip() + "\n"
 

@@ -17,9 +17,16 @@ REQUIRED = object()
 # Conditions an action may need, establish or break: the binder checks their order statically
 # (an action needing one with no step establishing it before is a plan error) and the action
 # checks it at run time, ending ERROR naming the condition, never a product verdict.
+# A condition is checked statically only in plans that list an instrument of an action that
+# establishes it: a plan without a BMS cannot close the contactors itself (the station may), and
+# only the run-time check can tell.
 PRECONDITIONS: dict[str, str] = {
     "dc_bus_connected": "the pack's main contactors closed, so the cycler sees the pack's DC bus "
-                        "(established by bms.close_contactors, broken by bms.open_contactors)",
+                        "(established by bms.close_contactors or bms.mode normal/charge/discharge; broken by "
+                        "bms.open_contactors, bms.mode standby, bms.hvil_check and fixture.lv_power off)",
+    "insulation_monitor_disabled": "the pack's own insulation monitor switched off: it connects each HV pole to "
+                                   "chassis, so an insulation or withstand test would measure it with the pack "
+                                   "(established by bms.insulation_monitor disable, broken by enable)",
 }
 
 _MODULES = (
@@ -49,6 +56,14 @@ class Arg:
 
 
 @dataclass(frozen=True)
+class Effect:
+    """What an action does to PRECONDITIONS when one of its arguments has a given value."""
+
+    establishes: tuple[str, ...] = ()
+    breaks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ActionSpec:
     name: str
     func: Callable[..., Awaitable[dict[str, Any]]]
@@ -65,6 +80,22 @@ class ActionSpec:
     breaks: tuple[str, ...] = ()  # PRECONDITIONS false after it runs
     safe_state: str = ""  # what it energises or changes that the safe state undoes
     one_of_args: tuple[tuple[str, ...], ...] = ()  # groups of arguments of which one must be given
+    effects: dict[str, dict[Any, Effect]] = field(default_factory=dict)  # argument -> its value -> Effect
+
+    def changes(self) -> list[tuple[str, str, str | None]]:
+        """(establishes|breaks, condition, 'when ARG is VALUE' or None) for everything it changes."""
+        out: list[tuple[str, str, str | None]] = [("establishes", c, None) for c in self.establishes]
+        out += [("breaks", c, None) for c in self.breaks]
+        for arg, by_value in self.effects.items():
+            for verb in ("establishes", "breaks"):
+                for cond in dict.fromkeys(c for e in by_value.values() for c in getattr(e, verb)):
+                    values = [_shown(val) for val, e in by_value.items() if cond in getattr(e, verb)]
+                    out.append((verb, cond, f"when {arg} is {' or '.join(values)}"))
+        return out
+
+
+def _shown(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 ACTIONS: dict[str, ActionSpec] = {}
@@ -84,6 +115,7 @@ def action(
     breaks: tuple[str, ...] = (),
     safe_state: str = "",
     one_of_args: tuple[tuple[str, ...], ...] = (),
+    effects: dict[str, dict[Any, Effect]] | None = None,
 ):
     """Register ``func`` as action ``name`` (``role.verb``; the role is the part before the dot)."""
 
@@ -94,9 +126,9 @@ def action(
         ACTIONS[name] = ActionSpec(
             name, func, role, dict(args or {}), dict(measures or {}), positional, timeout, hv,
             (func.__doc__ or "").strip(), dict(defaults or {}), tuple(preconditions), tuple(establishes),
-            tuple(breaks), safe_state, tuple(one_of_args),
+            tuple(breaks), safe_state, tuple(one_of_args), dict(effects or {}),
         )
-        unknown = [c for c in (*preconditions, *establishes, *breaks) if c not in PRECONDITIONS]
+        unknown = [c for c in (*preconditions, *(c for _, c, _ in ACTIONS[name].changes())) if c not in PRECONDITIONS]
         if unknown:
             raise ValueError(f"action {name}: unknown precondition {unknown[0]!r}")
         return func

@@ -7,6 +7,7 @@ engine serialises it).
 
 from __future__ import annotations
 
+from station.actions.preconditions import require_imd_disabled
 from station.actions.registry import Arg, action
 from station.engine.errors import StepError
 
@@ -44,10 +45,11 @@ async def ground_bond(ctx, point: str, index: int | None, points: list | None, c
         args={"pole": Arg(kind="str", choices=("HV+", "HV-")), "voltage": Arg(unit="V"),
               "dwell": Arg(unit="s", default=10.0), "ramp": Arg(unit="s", default=1.0),
               "low_limit": Arg(unit="ohm", default=1e6)},
-        measures={"resistance": "ohm"}, timeout=180, hv=True,
+        measures={"resistance": "ohm"}, timeout=180, hv=True, preconditions=("insulation_monitor_disabled",),
         safe_state="applies test voltage to a pole: its IR relay opens when it ends, and the safe state stops the tester and opens the IR relays")
 async def insulation(ctx, pole: str, voltage: float, dwell: float, ramp: float, low_limit: float) -> dict:
     """Insulation resistance of one HV pole to chassis, read at the end of the dwell."""
+    require_imd_disabled(ctx, "safety.insulation")
     relay = POLE_RELAY[pole]
     fixture = ctx.instrument("fixture")
     await fixture.set_output(relay, True)
@@ -65,9 +67,11 @@ async def insulation(ctx, pole: str, voltage: float, dwell: float, ramp: float, 
               "voltage": Arg(unit="V"), "dwell": Arg(unit="s", default=1.0), "ramp": Arg(unit="s", default=1.0),
               "leakage_limit": Arg(unit="A", default=0.01)},
         measures={"leakage": "A", "arc": "bool"}, timeout=180, hv=True, defaults={"arc": {"equals": False}},
+        preconditions=("insulation_monitor_disabled",),
         safe_state="applies withstand voltage: the safe state stops the tester and opens the IR relays")
 async def withstand(ctx, pole: str, mode: str, voltage: float, dwell: float, ramp: float, leakage_limit: float) -> dict:
     """Dielectric withstand (hipot) of one pole to chassis: leakage current and arc detection."""
+    require_imd_disabled(ctx, "safety.withstand")
     relay = POLE_RELAY[pole]
     fixture = ctx.instrument("fixture")
     await fixture.set_output(relay, True)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from drivers.errors import InstrumentError
 from station.engine.interlocks import inputs_for
 from station.events import MonitorTripped
+from station.plan import signal_units
 from station.plan import values as v
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -110,15 +111,15 @@ class _SignalWatch:
                 return
             low = v.si_value(v.evaluate(mon.min, names)) if mon.min is not None else None
             high = v.si_value(v.evaluate(mon.max, names)) if mon.max is not None else None
-            self.checks.append((mon, instrument.signal, signal, low, high))
+            self.checks.append((mon, instrument.signal, signal, low, high, signal_units.si_factor(mon.signal)))
         self.grid.t0 = self.grid.loop.time()
         self._check()
 
     def _check(self) -> None:
         self.grid.handle = None
-        for mon, read, signal, low, high in self.checks:
+        for mon, read, signal, low, high, factor in self.checks:
             try:
-                value = float(read(signal))
+                value = float(read(signal)) * factor  # SOC 50.0 (%) -> 0.5, as '95 %' evaluates
             except InstrumentError as err:
                 _trip(self.seq, self.path, mon.signal, float("nan"), f"signal lost ({err})", "monitor")
                 return

@@ -187,7 +187,7 @@ class Binder(DimChecks, OrderChecks):
             if not any(name in args for name in group):
                 self.add(src, loc + ("with",) if step.with_ else loc + ("action",),
                          f"action '{spec.name}' needs one of the arguments {', '.join(repr(g) for g in group)}")
-        self.check_preconditions(spec, step, src, loc)
+        self.check_preconditions(spec, step, args, src, loc)
         expect = dict(step.expect)
         if step.id:
             for key, limit in self.limit_overrides.items():
@@ -258,10 +258,13 @@ class Binder(DimChecks, OrderChecks):
 
                 if message := monitor_refusal(self.offers[role], signal):
                     self.add(src, loc + ("monitors", j, "signal"), message)
+            before = len(self.problems)
             for field in ("min", "max"):
                 raw = getattr(mon, field)
                 if raw is not None:
                     self.check_value(raw, src, loc + ("monitors", j, field), known)
+            if len(self.problems) == before:
+                self.check_monitor_dims(mon, src, loc + ("monitors", j))
             if mon.period is not None:
                 self.check_value(mon.period, src, loc + ("monitors", j, "period"), known, unit="s")
         loop: dict[str, Any] = {}

@@ -14,6 +14,7 @@ from typing import Any
 from drivers.base.diagnostics import Problem
 from drivers.base.yamlsrc import Loc, Source
 from station.plan import dims as d
+from station.plan import signal_units
 from station.plan import model as m
 from station.plan import units as u
 from station.plan import values as v
@@ -141,6 +142,37 @@ class DimChecks:
                 continue
             values[field], exact[field] = value, got.exact
         self._check_order(values, exact, limit, src, loc)
+
+    def check_monitor_dims(self, mon: m.Monitor, src: Source, loc: Loc) -> None:
+        """A monitor's ``min``/``max`` against its signal's unit, and their order, for the bound variant.
+
+        Signals of unknown unit (another instrument's, a name outside the logical set) are left
+        to run time, and the validator says so when their bounds are expressions.
+        """
+        unit = signal_units.unit_of(mon.signal)
+        bounds = m.Limit(min=mon.min, max=mon.max)
+        message = v.limit_order_problem(bounds)
+        if message:
+            self.add(src, loc, message)
+            return
+        if unit is None:
+            for field in ("min", "max"):
+                if v.is_template(getattr(mon, field)):
+                    self._defer(src, loc + (field,), f"the unit of signal '{mon.signal}'")
+            return
+        if unit == "bool":
+            return  # a flag is compared as 0/1
+        for field in ("min", "max"):
+            raw = getattr(mon, field)
+            if raw is not None and not v.is_template(raw):
+                message = v.literal_problem(raw, unit=unit or None)
+                if message is None and unit == "" and isinstance(v.literal(raw), Quantity) \
+                        and v.literal(raw).dim != u.DIMENSIONLESS:
+                    message = f"'{raw}' is {u.dimension_name(v.literal(raw))}, but '{mon.signal}' is a bare number"
+                if message:
+                    self.add(src, loc + (field,), f"monitor '{mon.signal}' {field}: {message}")
+                    return
+        self.check_limit_dims(mon.signal, unit, None, bounds, src, loc)
 
     def _check_order(self, values: dict, exact: dict, limit: m.Limit, src: Source, loc: Loc) -> None:
         def num(x):

@@ -102,6 +102,10 @@ def prepared(plan: str, variant: str | None, station: str | None, fixture: str |
                               serial="PROOF"))
 
 
+class NotApplicable(Exception):
+    """An explored fault form that cannot affect this variant's pack or plan: nothing to run."""
+
+
 def _request(case: Case, db: str):
     from drivers.base.diagnostics import InputError, Problem
     from station.runner import RunRequest, parse_fault
@@ -111,10 +115,15 @@ def _request(case: Case, db: str):
                      stop_on_failure=case.kind != GOLDEN)
     prep = prepared(case.plan, case.variant, case.station, case.fixture)
     if case.fault:
-        from sim.faults import check_fault
+        from sim.faults import check_fault, fault_reach
 
         fault = parse_fault(case.fault_text)
         message = check_fault(*fault)
+        if message is None and prep.pack is not None:  # declared for this variant, it must reach its pack
+            reach = fault_reach(*fault, prep.pack.spec, prep.bound.roles)
+            if reach and case.kind == EXPLORE:  # an explored form this pack or plan lacks
+                raise NotApplicable(reach)
+            message = reach and f"{reach} (variant {case.variant or '-'}, pack {prep.pack.name})"
         if message:
             raise InputError([Problem(case.plan, 1, 1, message)])
         prep = dataclasses.replace(prep, faults=[fault])
@@ -146,6 +155,8 @@ def run_case(case: Case, db: str) -> CaseResult:
         verdict, run_id, record, ended, state = clock.run(go(), virtual=True, in_process=True)
     except InputError as err:
         result.problem = "; ".join(str(p) for p in err.problems)
+    except NotApplicable as err:
+        result.applicable, result.ok, result.problem = False, True, f"not applicable: {err}"
     except (IndexError, KeyError, ValueError) as err:
         # arming refused the fault before any step ran; an explored form may simply not exist
         # on this pack (sensor 23 of a 16-sensor pack): not applicable, not a finding

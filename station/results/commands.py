@@ -15,7 +15,8 @@ from typing import Any, TextIO
 from .export_json import write_json
 from .html_report import write_html
 from .junit import write_junit
-from .record import display_verdict, format_limits, format_quantity, iter_measurements
+from .record import SHOWN_DIGITS, display_verdict, format_limits, format_quantity, iter_measurements
+from .steps_text import HEAD, NOWRAP, plain_lines, step_rows
 from .store import ResultStore, StoreError
 from station.safetext import printable
 
@@ -101,7 +102,7 @@ def _summary_lines(record: dict[str, Any]) -> list[str]:
     if failed:
         lines.append("measurements not passed:")
         lines += [f"  {m['verdict']:<10} {m['path']} {m['name']} = "
-                  f"{format_quantity(m['value'], m['unit'])}, limits "
+                  f"{format_quantity(m['value'], m['unit'], SHOWN_DIGITS)}, limits "
                   f"{format_limits(m['limits'], m['unit'])}" for m in failed]
     if record["errors"]:
         lines.append("errors:")
@@ -119,8 +120,10 @@ def results_show(db_path: str | Path, run_id: str, out: TextIO | None = None,
     except StoreError as exc:
         return _fail(err, str(exc))
     lines = [printable(line) for line in _summary_lines(record)]  # serials, errors: from outside
+    rows = [tuple(printable(cell) for cell in row) for row in step_rows(record)]
     if _tty(out):
         from rich.console import Console
+        from rich.table import Table
         from rich.text import Text
         colour = {"PASS": "bold white on green", "FAIL": "bold white on red"}.get(
             display_verdict(record), "bold white on dark_orange")
@@ -128,8 +131,14 @@ def results_show(db_path: str | Path, run_id: str, out: TextIO | None = None,
         console.print(Text(f"  {display_verdict(record)}  ", style=colour))
         for line in lines[1:]:
             console.print(Text(line))
+        table = Table()
+        for h in HEAD:
+            table.add_column(h, no_wrap=h in NOWRAP)  # a limit or a value is never split across lines
+        for row in rows:
+            table.add_row(*(Text(c) for c in row))  # Text: never read as console markup
+        console.print(table)
     else:
-        print("\n".join(lines), file=out)
+        print("\n".join([*lines, "", *plain_lines(rows)]), file=out)
     return 0
 
 

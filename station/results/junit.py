@@ -2,7 +2,11 @@
 
 Failed steps carry ``<failure>`` naming each out-of-limit measurement with its value and
 limits; error/aborted/unfinished steps carry ``<error>`` with the error text; skipped steps
-``<skipped/>``. Run facts (serial, plan sha256, verdict, ...) are suite properties. If the run
+``<skipped/>``. For the engineer reading it in CI: the step's human ``name:`` heads its messages
+and its ``system-out`` (the testcase name stays the path, the stable id CI tracks), values are
+shown to 4 significant digits (the failure body keeps them exact), each measurement has its
+margin to the nearest limit, and a limit's words are joined by no-break spaces so a CI page
+never wraps inside one. Run facts (serial, plan sha256, verdict, ...) are suite properties. If the run
 verdict is not PASS but no step shows why (a monitor trip between steps, an interrupted
 run), one extra testcase named ``(run verdict)`` fails so CI cannot go green by mistake.
 """
@@ -15,8 +19,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from .record import (display_verdict, final_steps, format_limits, format_quantity,
-                     write_text_atomic)
+from .record import (SHOWN_DIGITS, display_verdict, final_steps, format_duration, format_limits,
+                     format_margin, format_quantity, write_text_atomic)
 
 _XML_INVALID = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 RUN_CASE = "(run verdict)"
@@ -31,13 +35,33 @@ def _seconds(value: float | None) -> str:
     return f"{value or 0.0:.3f}"
 
 
+def _human_name(step: dict[str, Any]) -> str:
+    """The plan's ``name:`` of the step, or "" where it says no more than the path's last part."""
+    name = step.get("name") or ""
+    return "" if name in (step.get("step_id"), step["path"].rsplit("/", 1)[-1]) else name
+
+
+def _titled(step: dict[str, Any], text: str) -> str:
+    """``text`` headed by the step's human name, if it has one."""
+    name = _human_name(step)
+    return f"{name}: {text}" if name else text
+
+
+def _measured(m: dict[str, Any]) -> str:
+    """``resistance = 142 mΩ, limits ≤ 100 mΩ (42 mΩ beyond max)``, rounded for reading."""
+    shown = "(empty)" if m["value"] == "" else format_quantity(m["value"], m["unit"], SHOWN_DIGITS)
+    found = format_margin(m["value"], m["limits"], m["unit"])
+    limits = format_limits(m["limits"], m["unit"], nowrap=True)
+    return (f"{m['name']} = {shown}" + (f", limits {limits}" if limits != "—" else "")
+            + (f" ({found})" if found else ""))
+
+
 def _failure_text(step: dict[str, Any]) -> tuple[str, str]:
     """Short message and detailed body for a failed step."""
     bad = [m for m in step["measurements"] if m["verdict"] == "fail"]
     if not bad:
-        return f"step {step['path']} failed", step["error"] or "no failed measurement recorded"
-    message = "; ".join(f"{m['name']} = {format_quantity(m['value'], m['unit'])}, limits "
-                        f"{format_limits(m['limits'], m['unit'])}" for m in bad)
+        return _titled(step, f"step {step['path']} failed"), step["error"] or "no failed measurement recorded"
+    message = _titled(step, "; ".join(_measured(m) for m in bad))
     body = "\n".join(f"{m['name']}: value {json.dumps(m['value'], default=str)} {m['unit']}, "
                      f"limits {json.dumps(m['limits'], default=str)} {m['unit']}"
                      f"{' — ' + m['text'] if m['text'] else ''}" for m in bad)
@@ -55,17 +79,19 @@ def _testcase(suite: ET.Element, plan_id: str, step: dict[str, Any],
             _x(body)
     elif outcome in ("error", "aborted") or outcome is None:
         text = step["error"] or ("step never finished" if outcome is None else f"step {outcome}")
-        ET.SubElement(case, "error", message=_x(text.splitlines()[0] if text else text),
+        ET.SubElement(case, "error", message=_x(_titled(step, text.splitlines()[0] if text else text)),
                       type=_x(outcome or "unfinished")).text = _x(text)
     elif outcome == "skipped":
         ET.SubElement(case, "skipped", message=_x(step["error"] or "skipped"))
-    lines = [f"{m['name']}: {format_quantity(m['value'], m['unit'])} "
-             f"[{format_limits(m['limits'], m['unit'])}] {m['verdict']}"
-             for m in step["measurements"]]
+    if _human_name(step):  # for CI tools that show testcase properties
+        ET.SubElement(ET.SubElement(case, "properties"), "property", name="name", value=_x(_human_name(step)))
+    head = _titled(step, f"{step['path']}, {outcome or 'unfinished'}")
+    duration = format_duration(step["duration_s"])
+    lines = [head + (f" in {duration}" if duration else "")]
+    lines += [f"  {m['verdict']:<4} {_measured(m)}" for m in step["measurements"]]
     lines += [f"earlier attempt {s['attempt']}: {s['outcome']} {s['error'] or ''}".rstrip()
               for s in earlier]
-    if lines:
-        ET.SubElement(case, "system-out").text = _x("\n".join(lines))
+    ET.SubElement(case, "system-out").text = _x("\n".join(lines))
     return {"failed": "failures", "skipped": "skipped", "passed": "passed"}.get(
         outcome or "", "errors")
 

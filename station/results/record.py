@@ -259,12 +259,29 @@ def margin(value: Any, limits: dict[str, Any] | None) -> tuple[float, str, float
     return distance, which, (distance / span if span else None)
 
 
+SHOWN_DIGITS = 4  # significant digits of values shown to people; records and tooltips keep all
+NBSP = "\u00a0"  # joins a limit's sign, number and unit so no viewer breaks a line inside it
+
+
+def format_margin(value: Any, limits: dict[str, Any] | None, unit: str | None = "") -> str:
+    """``margin`` for people: ``57.9 mΩ to max (58 %)`` inside the limits (the share of the
+    min..max span when both exist), ``42.1 mΩ beyond max`` outside; "" without a numeric limit."""
+    found = margin(value, limits)
+    if found is None:
+        return ""
+    distance, which, share = found
+    if distance < 0:
+        return f"{format_quantity(-distance, unit, 3)} beyond {which}"
+    return f"{format_quantity(distance, unit, 3)} to {which}" + (f" ({share * 100:.0f} %)" if share is not None else "")
+
+
 _LIMIT_SIGNS = {"min": "≥", "max": "≤", "equals": "=", "not": "≠"}
 
 
-def format_limits(limits: dict[str, Any] | None, unit: str | None = "") -> str:
+def format_limits(limits: dict[str, Any] | None, unit: str | None = "", *, nowrap: bool = False) -> str:
     """``{"min": 8e4}, "ohm"`` → ``≥ 80 kΩ``; unknown keys keep their name; ``unit`` (how the
-    plan wrote the limit) is not a limit and is left out."""
+    plan wrote the limit) is not a limit and is left out. ``nowrap``: each limit's words joined by
+    no-break spaces, for text a viewer wraps (CI pages); a line may still break between limits."""
     parts = []
     for key, value in (limits or {}).items():
         if key == "unit":
@@ -276,7 +293,8 @@ def format_limits(limits: dict[str, Any] | None, unit: str | None = "") -> str:
             sign = f"{key[:-4]} ≤"
         shown = format_quantity(value, unit) if isinstance(value, (int, float, str)) else (
             json.dumps(value, default=str))
-        parts.append(f"{sign or key} {shown}")
+        part = f"{sign or key} {shown}"
+        parts.append(part.replace(" ", NBSP) if nowrap else part)
     return ", ".join(parts) or "—"
 
 

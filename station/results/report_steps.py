@@ -5,9 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from .record import format_duration, format_limits, format_quantity, margin
-
-SHOWN_DIGITS = 4  # significant digits in the table; the row's tooltip keeps the full text
+from .record import SHOWN_DIGITS, format_duration, format_limits, format_margin, format_quantity
 
 
 def _e(value: Any) -> str:
@@ -60,16 +58,6 @@ def _shown(m: dict[str, Any], digits: int = 6) -> str:
     return "(empty)" if m["value"] == "" else format_quantity(m["value"], m["unit"], digits)
 
 
-def _margin(m: dict[str, Any]) -> str:
-    """Distance to the nearest limit, and its share of the span when both limits exist."""
-    found = margin(m["value"], m["limits"])
-    if found is None:
-        return ""
-    distance, which, share = found
-    text = f"{format_quantity(distance, m['unit'], 3)} to {which}"
-    return text + (f" ({share * 100:.0f} %)" if share is not None else "")
-
-
 def _measurement_row(m: dict[str, Any]) -> str:
     verdict = _e(m["verdict"])
     title = f' title="{_e(m["text"])}"' if m["text"] else ""
@@ -77,7 +65,7 @@ def _measurement_row(m: dict[str, Any]) -> str:
             f'<td class="m-{verdict}">{verdict}</td>'
             f'<td class="num">{_e(_shown(m, SHOWN_DIGITS))}</td>'
             f'<td class="lim">{_e(format_limits(m["limits"], m["unit"]))}</td>'
-            f'<td class="num margin">{_e(_margin(m))}</td><td></td>'
+            f'<td class="num margin">{_e(format_margin(m["value"], m["limits"], m["unit"]))}</td><td></td>'
             f'<td class="num">{_e((m["utc"] or "")[11:19])}</td></tr>')
 
 

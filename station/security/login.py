@@ -11,14 +11,15 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from pathlib import Path
 
+from drivers.base import safefile
 from station.config import LoadedConfig
 from drivers.base.diagnostics import InputError, Problem
 from station.security.audit import AuditLog
 from station.security.users import Authenticated, AuthError, authenticate, needs_credential, user_file
 
 PIN_ENV = "STATION_PIN"
+PIN_FILE_MAX_BYTES = 4096  # a PIN or badge code on its first line; anything bigger is not one
 
 
 # How to give a PIN, for the messages that say one is missing.
@@ -32,10 +33,14 @@ def read_pin(pin_file: str | None, operator: str, *, stdin: bool = False) -> str
     if pin_file == "-":
         return sys.stdin.readline().strip()
     if pin_file:
+        try:  # a FIFO, device or directory is refused, never waited on or read whole
+            raw = safefile.read_bytes(pin_file, max_bytes=PIN_FILE_MAX_BYTES)
+        except safefile.UnsafeFile as err:
+            raise InputError([Problem(pin_file, 1, 1, f"PIN file refused: {err.message}")]) from None
         try:
-            lines = Path(pin_file).read_text(encoding="utf-8").splitlines()
-        except OSError as err:
-            raise InputError([Problem(pin_file, 1, 1, f"cannot read the PIN file: {err.strerror}")]) from None
+            lines = raw.decode("utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise InputError([Problem(pin_file, 1, 1, "the PIN file is not UTF-8 text")]) from None
         return lines[0].strip() if lines else ""
     if os.environ.get(PIN_ENV):
         return os.environ[PIN_ENV].strip()

@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from drivers.base import safefile
 from station.config import LoadedConfig
 from station.plan.tree import BoundPlan
 
@@ -31,21 +32,32 @@ PROFILE_OPTION_KEYS = frozenset({"profile", "pack_profile", "bms_profile", "pack
 MANIFEST_HEADER = "eol-release-manifest/2"
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+PROFILE_MAX_BYTES = 200_000_000  # the largest profile file (a whole-vehicle DBC or ODX) digested
+
+
+def _sha256(config: LoadedConfig, path: Path, loc: tuple) -> str:
+    """sha256 of a profile file; a FIFO, device, directory or oversized file is an ``InputError``
+    at the config option that names it (never waited on, never read whole)."""
+    try:
+        return hashlib.sha256(safefile.read_bytes(path, max_bytes=PROFILE_MAX_BYTES)).hexdigest()
+    except safefile.UnsafeFile as err:
+        raise config.problem(loc, f"profile file refused for the release manifest: {err.message}") from None
 
 
 def _name(config: LoadedConfig, path: Path) -> str:
     return Path(os.path.relpath(path.resolve(), config.base.resolve())).as_posix()
 
 
-def _option_files(value: Any, config: LoadedConfig, key: str = "", declared: frozenset[str] = frozenset()) -> list[Path]:
+def _option_files(value: Any, config: LoadedConfig, loc: tuple, key: str = "",
+                  declared: frozenset[str] = frozenset()) -> list[tuple[Path, tuple]]:
+    """(path, where in the config) of every existing file an option names; special files and
+    directories included, so that digesting them refuses them."""
     if isinstance(value, dict):
-        return [p for k, v in value.items() for p in _option_files(v, config, str(k), declared)]
+        return [f for k, v in value.items() for f in _option_files(v, config, loc + (k,), str(k), declared)]
     named = key in PROFILE_OPTION_KEYS or key in declared or key.endswith("_file")
     if isinstance(value, str) and named and "{" not in value:
         path = config.resolve_path(value)
-        return [path] if path.is_file() else []
+        return [(path, loc)] if os.path.lexists(path) else []
     return []
 
 
@@ -60,22 +72,30 @@ def _declared_files(driver: str) -> frozenset[str]:
         return frozenset()
 
 
+def _found(config: LoadedConfig) -> list[tuple[Path, tuple]]:
+    found: list[tuple[Path, tuple]] = []
+    for fixture_id, fixture in config.config.fixtures.items():
+        preset = config.resolve_path(fixture.sim_preset) if fixture.sim_preset else None
+        if preset is not None and os.path.lexists(preset) and not preset.is_dir():  # else a shipped pack's name
+            found.append((preset, ("fixtures", fixture_id, "sim_preset")))
+        for role, (_key, inst) in config.instruments_for(fixture_id).items():
+            where = config.location_of(fixture_id, role) + ("options",)
+            found += _option_files(inst.options, config, where, declared=_declared_files(inst.driver))
+    return found
+
+
 def extra_files(config: LoadedConfig) -> dict[str, Path]:
     """Profile files this station's fixtures depend on: name (relative to the config) -> path."""
-    found: list[Path] = []
-    for fixture_id, fixture in config.config.fixtures.items():
-        if fixture.sim_preset and config.resolve_path(fixture.sim_preset).is_file():
-            found.append(config.resolve_path(fixture.sim_preset))
-        for _key, inst in config.instruments_for(fixture_id).values():
-            found += _option_files(inst.options, config, declared=_declared_files(inst.driver))
-    return {_name(config, p): p for p in found}
+    return {_name(config, p): p for p, _loc in _found(config)}
 
 
 def manifest(config: LoadedConfig, bound: BoundPlan) -> dict[str, str]:
     """Every file the release covers: ``plan:``/``library:``/``profile:`` name -> sha256."""
     out = {f"plan:{Path(bound.path).name}": bound.sha256}
     out |= {f"library:{name}": digest for name, digest in bound.libraries.items()}
-    out |= {f"profile:{name}": _sha256(path) for name, path in extra_files(config).items()}
+    for path, loc in _found(config):
+        digest = _sha256(config, path, loc)  # first: a link loop is refused here, before it is resolved
+        out[f"profile:{_name(config, path)}"] = digest
     return out
 
 

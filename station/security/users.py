@@ -101,7 +101,7 @@ class UserFile:
         A missing file is an empty directory (nobody has a credential)."""
         from drivers.base.yamlsrc import load_file
 
-        if not self.path.exists():
+        if not os.path.lexists(self.path):  # a dangling link or a link loop is read, and refused
             return self
         src = load_file(self.path)
         if src.problems:

@@ -76,10 +76,15 @@ class FakeFixture(FakeInstrument):
 class FakeBms(FakeInstrument):
     def __init__(self, name, rec, **kw) -> None:
         super().__init__(name, rec, **kw)
-        self.values = {"cell_voltage_max": 3.9, "pack_voltage": 400.0, "pack_current": 0.0, "soc": 50.0}
+        self.values = {"cell_voltage_max": 3.9, "pack_voltage": 400.0, "pack_current": 0.0, "soc": 50.0,
+                       "imd_enabled": 1.0}
 
     def signal(self, name: str) -> float:
         return self.values[name]
+
+    async def set_insulation_monitor(self, enabled: bool) -> None:
+        self.rec.log(self.name, "set_insulation_monitor", enabled)
+        self.values["imd_enabled"] = 1.0 if enabled else 0.0
 
 
 class FakeSafety(FakeInstrument):

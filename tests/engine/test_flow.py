@@ -119,6 +119,7 @@ main:
 parameters:
   v_test: 800 V
 main:
+  - bms.insulation_monitor: disable
   - id: plus
     include: lib_iso.yaml
     with: {pole: HV+, v: "${v_test}"}
@@ -127,7 +128,7 @@ main:
     with: {pole: HV-, v: "${v_test}", floor: 1 GOhm}
 """)
     assert verdict == "FAIL"  # 500 MOhm reading < 1 GOhm floor on the second include only
-    assert h.outcomes() == {"main/plus/ir": "passed", "main/minus/ir": "failed"}
+    assert h.outcomes() == {"main/bms.insulation_monitor@1": "passed", "main/plus/ir": "passed", "main/minus/ir": "failed"}
     volts = [args[0] for who, what, args in h.rec.calls if what == "insulation"]
     assert volts == [800.0, 800.0]
     relays = [args for who, what, args in h.rec.calls if what == "set_output" and args[1]]

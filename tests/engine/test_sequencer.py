@@ -120,6 +120,7 @@ def test_interlock_lost_during_hv_step_aborts(h):
     async def main():
         seq = h.sequencer("""
 main:
+  - bms.insulation_monitor: disable
   - id: iso
     safety.insulation: {pole: HV+, voltage: 500 V, dwell: 30 s}
 """)
@@ -139,6 +140,7 @@ def test_interlock_open_before_hv_step_refuses_it(h):
     h.instruments["fixture"].inputs["estop_released"] = False
     verdict, _ = h.run("""
 main:
+  - bms.insulation_monitor: disable
   - id: iso
     safety.insulation: {pole: HV+, voltage: 500 V}
 """)

@@ -185,3 +185,98 @@ def test_a_fan_out_of_includes_is_bounded(tmp_path):
     with bounded("fan-out", 5.0):
         problems = _bind(tmp_path, "lib/l1.yaml")
     assert any("more than 256 includes in one plan" in p for p in problems), problems
+
+
+# -- DBC files, PIN and user files, release manifest digests -------------------------------------
+def _special_dbc(tmp: Path, kind: str) -> Path:
+    """A '.dbc' that is a FIFO, a directory or an oversized (sparse) file."""
+    from drivers.bms.signals import DBC_MAX_BYTES
+
+    path = tmp / "bad.dbc"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dir":
+        path.mkdir()
+    else:
+        with path.open("wb") as fh:
+            fh.truncate(DBC_MAX_BYTES + 1)
+    return path
+
+
+@pytest.mark.parametrize("kind, wanted", [("fifo", "FIFO"), ("dir", "directory"), ("big", "larger than")])
+def test_a_dbc_is_read_through_the_safe_reader(tmp_path, kind, wanted):
+    """cantools would open it itself (a FIFO blocks, a giant file is read whole): refused, located at the map."""
+    from drivers.bms.signals import DEFAULT_MAP, SignalMapError, load_signal_map
+
+    dbc = _special_dbc(tmp_path, kind)
+    with bounded(f"dbc {kind}", 2.0), pytest.raises(SignalMapError) as info:
+        peak_memory(lambda: load_signal_map(DEFAULT_MAP, dbc=dbc))
+    text = str(info.value)
+    assert f"{DEFAULT_MAP}:" in text and "cannot load DBC:" in text and wanted in text, text
+
+
+@pytest.mark.parametrize("kind, wanted", [("fifo", "FIFO"), ("dir", "directory"), ("big", "larger than"),
+                                           ("zero", "device")])
+def test_a_pin_file_is_read_through_the_safe_reader(tmp_path, kind, wanted):
+    from station.security.login import PIN_FILE_MAX_BYTES, read_pin
+
+    path = {"fifo": tmp_path / "pin", "dir": tmp_path, "big": tmp_path / "pin", "zero": Path("/dev/zero")}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "big":
+        path.write_bytes(b"1" * (PIN_FILE_MAX_BYTES + 1))
+    with bounded(f"pin {kind}", 2.0), pytest.raises(InputError) as info:
+        read_pin(str(path), "op1")
+    shown = str(info.value.problems[0])
+    assert shown.startswith(f"{path}:1:1: PIN file refused:") and wanted in shown, shown
+    (tmp_path / "ok").write_text("123456\nrest\n")
+    assert read_pin(str(tmp_path / "ok"), "op1") == "123456"
+
+
+@pytest.mark.parametrize("kind, wanted", [("fifo", "FIFO"), ("dir", "directory"), ("loop", "symbolic link loop"),
+                                           ("dangling", "No such file")])
+def test_a_user_file_is_read_through_the_safe_reader(tmp_path, kind, wanted):
+    """A loop or a dangling link is not 'no user file' (nobody has a credential): it is refused."""
+    from station.security.users import UserFile
+
+    path = tmp_path / "users.yaml"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dir":
+        path.mkdir()
+    elif kind == "loop":
+        path.symlink_to(tmp_path / "other.yaml")
+        (tmp_path / "other.yaml").symlink_to(path)
+    else:
+        path.symlink_to(tmp_path / "gone.yaml")
+    with bounded(f"users {kind}", 2.0), pytest.raises(InputError) as info:
+        UserFile(path).load()
+    shown = str(info.value.problems[0])
+    assert shown.startswith(f"{path}:1:1:") and wanted in shown, shown
+    assert UserFile(tmp_path / "absent.yaml").load().users == {}  # absent: nobody has a credential
+
+
+@pytest.mark.parametrize("kind, wanted", [("fifo", "FIFO"), ("dir", "directory"), ("big", "larger than")])
+def test_a_profile_file_is_digested_through_the_safe_reader(tmp_path, kind, wanted, monkeypatch):
+    """The release manifest digests the files a station's instruments name: a FIFO named as the
+    DBC would hang the digest; it is refused at the option that names it."""
+    from station.plan.loader import load_plan
+    from station.security import manifest as mf
+
+    monkeypatch.setattr(mf, "PROFILE_MAX_BYTES", 1000)
+    bad = _special_dbc(tmp_path, "big" if kind == "big" else kind)
+    if kind == "big":
+        bad.unlink()
+        bad.write_bytes(b"x" * 1001)
+    config = tmp_path / "station.yaml"
+    config.write_text((REPO / "station" / "sim_station.yaml").read_text().replace(
+        'uds: {tx_id: 0x7E4, rx_id: 0x7EC}}}', 'dbc: bad.dbc, uds: {tx_id: 0x7E4, rx_id: 0x7EC}}}', 1)
+        .replace("../test_plans/", f"{REPO}/test_plans/"))
+    cfg = load_config(config)
+    bound = bind_plan(load_plan(REPO / "test_plans" / "smoke.yaml"))
+    with bounded(f"manifest {kind}", 2.0), pytest.raises(InputError) as info:
+        mf.release_digest(cfg, bound)
+    shown = str(info.value.problems[0])
+    line = next(i for i, text in enumerate(config.read_text().splitlines(), 1) if "dbc: bad.dbc" in text)
+    assert shown.startswith(f"{config}:{line}:") and "profile file refused for the release manifest" in shown, shown
+    assert wanted in shown

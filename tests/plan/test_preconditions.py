@@ -39,7 +39,7 @@ def test_every_declared_condition_is_in_the_catalogue_and_established_somewhere(
     actions = all_actions().values()
     needed = {c for a in actions for c in a.preconditions}
     assert needed and needed <= set(PRECONDITIONS)
-    assert needed <= {c for a in actions for c in a.establishes}
+    assert needed <= {c for a in actions for verb, c, _ in a.changes() if verb == "establishes"}
 
 
 def test_order_checked_statically(tmp_path):
@@ -94,3 +94,68 @@ teardown:
     assert step["outcome"] == "error"
     assert "precondition dc_bus_connected not met" in step["error"]
     assert not [m for m in record.get("measurements", []) if m.get("path", "").endswith("dcir")]
+
+
+IR = "safety.insulation: {pole: HV+, voltage: 500 V}"
+
+
+def test_insulation_and_withstand_need_the_pack_insulation_monitor_off(tmp_path):
+    """The pack's monitor connects each pole to chassis: tested with it on, the tester measures it."""
+    assert all("insulation_monitor_disabled" in all_actions()[a].preconditions
+               for a in ("safety.insulation", "safety.withstand"))
+    missing = _problems(tmp_path, f"main:\n  - {IR}\n")
+    assert any(":7:5: action 'safety.insulation' needs insulation_monitor_disabled" in p
+               and "no earlier step establishes it" in p for p in missing), missing
+    assert _problems(tmp_path, f"main:\n  - bms.insulation_monitor: disable\n  - {IR}\n") == []
+    again = _problems(tmp_path, "main:\n  - bms.insulation_monitor: disable\n  - bms.insulation_monitor: enable\n"
+                                "  - safety.withstand: {pole: HV+, voltage: 2 kV}\n")
+    assert any("safety.withstand' needs insulation_monitor_disabled" in p and "bms.insulation_monitor state=enable at" in p
+               and "broke it before" in p for p in again), again
+
+
+@pytest.mark.parametrize("breaker", ["bms.mode: standby", "bms.hvil_check: {}", "fixture.lv_power: off"])
+def test_what_opens_the_contactors_breaks_the_dc_bus(tmp_path, breaker):
+    broke = _problems(tmp_path, f"main:\n  - bms.close_contactors: {{}}\n  - {breaker}\n  - {DCIR}\n")
+    assert any("needs dc_bus_connected" in p and "broke it before" in p for p in broke), broke
+
+
+def test_an_argument_decides_the_effect_and_an_expression_is_given_the_benefit(tmp_path):
+    assert _problems(tmp_path, f"main:\n  - bms.mode: normal\n  - {DCIR}\n") == []
+    assert _problems(tmp_path, f"main:\n  - fixture.lv_power: on\n  - bms.close_contactors: {{}}\n"
+                               f"  - fixture.lv_power: true\n  - {DCIR}\n") == []
+    body = (f"parameters: {{m: standby}}\nmain:\n  - bms.close_contactors: {{}}\n  - bms.mode: '${{m}}'\n  - {DCIR}\n")
+    assert _problems(tmp_path, body) == []  # the expression may not break it: left to run time
+
+
+def test_not_checked_where_the_plan_cannot_establish_it(tmp_path):
+    """No BMS in the plan: the station may hold the contactors closed; the run-time check decides."""
+    path = tmp_path / "p.yaml"
+    path.write_text(HEAD.replace("[fixture, bms, cycler, dmm, safety]", "[fixture, cycler, safety]")
+                    + f"main:\n  - {DCIR}\n  - {IR}\n")
+    bind_plan(load_plan(path))
+
+
+def test_insulation_with_the_monitor_on_is_an_error_naming_it_not_a_fail(tmp_path):
+    """Through the real station on the simulator: the enabled monitor would read ~1.2 MOhm, a FAIL."""
+    plan = tmp_path / "ir.yaml"
+    plan.write_text(HEAD + f"""\
+setup:
+  - fixture.require: [estop_released, guard_closed, pack_present]
+  - fixture.clamp: true
+  - fixture.lv_power: true
+  - bms.wake: {{within: 5 s}}
+main:
+  - id: off
+    when: "${{serial == 'never'}}"
+    bms.insulation_monitor: disable
+  - id: ir
+    {IR}
+    expect: {{resistance: {{min: 20 MOhm}}}}
+""")
+    out = tmp_path / "r.json"
+    code = main(["run", str(plan), "--sim", "--plain", "--json", str(out), "--db", str(tmp_path / "r.db")])
+    assert code == 3
+    record = json.loads(out.read_text())
+    step = next(s for s in record["steps"] if s.get("step_id") == "ir")
+    assert step["outcome"] == "error"
+    assert "precondition insulation_monitor_disabled not met for safety.insulation" in step["error"]

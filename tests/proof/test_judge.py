@@ -97,15 +97,18 @@ def test_plan_cases_golden_and_catches_per_variant():
 
 
 def test_an_explored_form_the_pack_does_not_have_is_not_applicable(tmp_path):
-    """hot_cell on sensor 500 of a 24-sensor pack: arming refuses it before any step runs."""
+    """hot_cell on sensor 500 of a 24-sensor pack: refused before anything is armed or run."""
     from station.proof.execute import run_case
 
     plan = str(ROOT / "test_plans" / "smoke.yaml")
     explored = Case(plan=plan, variant="car-400", kind=EXPLORE, fault="hot_cell", params=(("sensor", "500"),), expect=None)
     r = run_case(explored, str(tmp_path / "r.db"))
     assert r.applicable is False and r.ok is True and r.verdict is None
-    assert r.problem.startswith("not applicable to this pack: IndexError")
+    assert r.problem.startswith("not applicable: fault 'hot_cell': sensor=500 cannot affect this pack: it has 24")
     declared = Case(plan=plan, variant="car-400", kind=CATCH, fault="hot_cell", params=(("sensor", "500"),),
                     expect="FAIL", step="cells")
     r = run_case(declared, str(tmp_path / "r.db"))
-    assert r.ok is False and r.applicable is True and r.problem.startswith("the run raised IndexError")
+    # declared, it is a plan error naming the variant and its pack, before anything is armed
+    assert r.ok is False and r.applicable is True and r.verdict is None
+    assert "sensor=500 cannot affect this pack: it has 24 temperature sensors" in r.problem
+    assert r.problem.endswith("(variant car-400, pack car-400)")

@@ -95,3 +95,17 @@ def test_terminal_output_uses_rich(db):
     out = _Tty()
     assert results_list(db, out=out) == 0
     assert "run-full-0001" in out.getvalue() and "┃" in out.getvalue()  # a rich table
+
+
+def test_show_lists_every_step_and_a_terminal_never_wraps_a_limit(db, monkeypatch):
+    code, out, _ = call(results_show, db, "run-full")
+    rows = out.split("\n\n", 1)[1].splitlines()
+    assert rows[0].startswith("step / measurement") and "margin" in rows[0]
+    bond = next(i for i, line in enumerate(rows) if line.startswith("main/bond[BP2]/bond_res"))
+    assert rows[bond + 1].split()[:4] == ["resistance", "fail", "142", "mΩ"]
+    assert "42 mΩ beyond max" in rows[bond + 1]
+    monkeypatch.setenv("COLUMNS", "90")  # a narrow terminal: the path and name columns give way
+    tty = _Tty()
+    assert results_show(db, "run-full", out=tty) == 0
+    shown = tty.getvalue()
+    assert "≤ 100 mΩ" in shown and "42 mΩ beyond max" in shown

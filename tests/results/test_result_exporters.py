@@ -56,10 +56,11 @@ def test_junit_one_case_per_step_with_failure_text(rec, tmp_path):
     assert all(c.get("classname") == "pack-eol" for c in cases.values())
     failure = cases["main/bond[BP2]/bond_res"].find("failure")
     assert "resistance" in failure.get("message")
-    assert "142 mΩ" in failure.get("message") and "≤ 100 mΩ" in failure.get("message")
+    # the step's name first; the value rounded; the limit one unbreakable group; the margin
+    assert failure.get("message") == "bond res: resistance = 142 mΩ, limits ≤\u00a0100\u00a0mΩ (42 mΩ beyond max)"
     assert "0.142" in failure.text and '"max": 0.1' in failure.text
     cell_failure = cases["main/cells"].find("failure").get("message")
-    assert "cell_voltage_max = 3.7 V" in cell_failure and "≤ 3.65 V" in cell_failure
+    assert "cell_voltage_max = 3.7 V" in cell_failure and "≤\u00a03.65\u00a0V" in cell_failure
     assert cases["main/optional_leak"].find("skipped") is not None
     assert cases["main/dcir"].find("error") is None  # passed on attempt 2
     assert "earlier attempt 1: error" in cases["main/dcir"].find("system-out").text

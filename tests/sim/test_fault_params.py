@@ -54,3 +54,59 @@ def test_run_refuses_with_exit_2_before_touching_anything(fault, wanted, capsys,
     assert code == 2
     assert wanted in err and "Traceback" not in err
     assert not (tmp_path / "r.db").exists()  # refused before the store was opened: nothing recorded
+
+
+def test_sim_serve_refuses_a_fault_that_cannot_reach_its_pack(tmp_path, capsys):
+    """`station sim serve --fault` is checked against the served pack too, before anything starts."""
+    from sim.serve import check_arguments
+
+    _faults, problems = check_arguments("car-400", ["bond_high:point=BP5", "hot_cell:sensor=3"], 1.0)
+    assert problems == [("fault 'bond_high': point='BP5' cannot affect this pack: its bonding points are "
+                         "BP1, BP2, BP3, BP4 (did you mean 'BP4'?) (pack car-400)")], problems
+    assert check_arguments("bus-700", ["bond_high:point=BP5"], 1.0)[1] == []  # six points: it reaches
+    code = main(["sim", "serve", "--preset", "car-400", "--fault", "weak_cell:cell=500"])
+    err = capsys.readouterr().err
+    assert code == 2 and "cell=500 cannot affect this pack: it has 96 series elements" in err and "(pack car-400)" in err
+
+
+CATCHING = """\
+schema_version: 1
+id: reach
+version: 1.0.0
+title: Reach
+instruments: [fixture, bms, safety]
+parameters: {points: [BP1]}
+variants: {car-400: {}, bus-700: {}}
+catches:
+  - {fault: bond_high, step: bond, params: {point: BP5}}
+  - {fault: instrument_hang, step: bond, expect: ERROR, params: {instrument: dmm}}
+main:
+  - id: bond
+    safety.ground_bond: {point: BP1, points: "${points}"}
+"""
+
+
+def test_coverage_says_which_declared_catch_cannot_reach_which_variant(tmp_path, capsys):
+    plan = tmp_path / "reach.yaml"
+    plan.write_text(CATCHING)
+    assert main(["coverage", str(plan)]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("bond_high"))
+    assert "NO EFFECT ON THIS PACK" in row and "bond (FAIL)" in row  # car-400 has no BP5, bus-700 has
+    assert ("bond_high [car-400]: declared at step 'bond', but fault 'bond_high': point='BP5' cannot affect "
+            "this pack: its bonding points are BP1, BP2, BP3, BP4") in out
+    assert "instrument_hang [bus-700]: declared at step 'bond', but fault 'instrument_hang': instrument=dmm " \
+           "cannot affect this run: the plan does not use it" in out
+
+
+def test_station_test_refuses_a_declared_catch_that_cannot_reach_the_variant(tmp_path):
+    from station.proof.cases import CATCH, Case
+    from station.proof.execute import run_case
+
+    plan = tmp_path / "reach.yaml"
+    plan.write_text(CATCHING)
+    case = Case(plan=str(plan), variant="car-400", kind=CATCH, fault="bond_high", params=(("point", "BP5"),),
+                expect="FAIL", step="bond")
+    result = run_case(case, str(tmp_path / "r.db"))
+    assert not result.ok and result.verdict is None
+    assert "point='BP5' cannot affect this pack" in result.problem and "(variant car-400, pack car-400)" in result.problem
