@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from drivers.bms.signals import LOGICAL
+from drivers.errors import RangeError
 from drivers.maps import mapfile, regmap
 from drivers.maps.regmap import Field, MapError, RegisterMap
 

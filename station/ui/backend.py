@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from station.clock import StationLoop, VirtualTimeLoop
@@ -217,10 +218,8 @@ class StationBackend:
         assert self.session is not None and self.session.store is not None
         return self.session.store.record(run_id)
 
-    def reports_dir(self) -> "Path":
+    def reports_dir(self) -> Path:
         """Where the UI writes HTML reports: ``reports/`` beside the result store."""
-        from pathlib import Path
-
         db = Path(self.db) if self.db else self.config.resolve_path(self.config.config.results.db)
         return db.parent / "reports"
 

@@ -305,6 +305,25 @@ def test_a_map_without_a_register_equivalent_says_so(tmp_path):
     run(main(), virtual=True)
 
 
+def test_a_mode_the_map_has_no_state_for_is_refused_naming_the_states_and_sends_nothing(tmp_path):
+    text = open(load_bms_map("modbus_bms.yaml").path).read()
+    assert "states: {standby: 0, normal: 1, charge: 2, discharge: 3}" in text
+    path = tmp_path / "no_discharge.yaml"
+    path.write_text(text.replace("states: {standby: 0, normal: 1, charge: 2, discharge: 3}",
+                                 "states: {standby: 0, normal: 1, charge: 2}"))
+
+    async def main():
+        fake = ExpectedRegisters([])
+        driver = ModbusBms("bms", "modbus-tcp://127.0.0.1:5020", transport=fake,
+                           options={"map": str(path), "autopoll": False})
+        await driver.open()
+        with pytest.raises(RangeError, match="mode_request has no state 'discharge'.*standby, normal, charge"):
+            await driver.request_mode("discharge")
+        fake.assert_done()
+
+    run(main(), virtual=True)
+
+
 def test_map_errors_are_located(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("name: bad\nregisters:\n"
