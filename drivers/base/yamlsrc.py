@@ -13,15 +13,17 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import re
-
 import yaml
 from yaml.error import MarkedYAMLError, YAMLError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from drivers.base import safefile
+from drivers.base.diagnostics import Problem
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _PLAIN = "tag:eol-station,2026:untagged"  # a scalar written without a tag: resolved by _Builder.scalar
@@ -37,8 +39,6 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
             return _PLAIN
         return super().resolve(kind, value, implicit)
 
-from drivers.base import safefile
-from drivers.base.diagnostics import Problem
 
 MAX_NODES = 200_000
 MAX_ALIAS_EXPANSION = 10_000

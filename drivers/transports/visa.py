@@ -300,7 +300,8 @@ class VisaTransport:
         try:
             return await self._exchange(func, command, limit=limit, connect=connect, scaled=scaled)
         except ConnectError as err:
-            raise self._lose(err)
+            self._lose(err)
+            raise
 
     async def _exchange(
         self, func: Callable[[], T], command: str, *, limit: float | None = None, connect: bool = False,

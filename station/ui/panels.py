@@ -72,7 +72,6 @@ class StationPanel(Vertical):
                 overdue = False
             if row.state == "error" or overdue:
                 problems.append(f"{fx}.{role}")
-            state = Text(row.state, style=STATE_STYLES.get(row.state, ""))
             identity = row.identity or row.problem
             table.add_row(data(fx), data(role), data(row.state, STATE_STYLES.get(row.state, "")),
                           data(due or "—", "bold red" if overdue else ""),

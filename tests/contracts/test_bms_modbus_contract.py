@@ -11,6 +11,7 @@ other side from a kernel work queue, which a virtual-time loop would jump past).
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -164,7 +165,7 @@ def test_a_vanished_bms_reports_stale_values_and_a_closed_driver_lets_contactors
 
 def test_wrong_unit_and_unmapped_register_end_in_typed_errors_naming_register_and_signal(tmp_path):
     # a site map that expects SOH where this BMS has nothing (input 50): exception 2
-    text = open(SimModbusBms(Pack(PRESETS["car-400"]), Wiring()).map.path).read()
+    text = Path(SimModbusBms(Pack(PRESETS["car-400"]), Wiring()).map.path).read_text()
     site_map = tmp_path / "site.yaml"
     site_map.write_text(text.replace("{name: soh, table: input, address: 6,", "{name: soh, table: input, address: 50,"))
 

@@ -7,6 +7,7 @@ bytes (CRC low byte first), so a change of address, function code, unit or CRC f
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -289,7 +290,7 @@ def test_dids_dtcs_and_unlock_over_registers():
 
 
 def test_a_map_without_a_register_equivalent_says_so(tmp_path):
-    text = (load_bms_map("modbus_bms.yaml").path and open(load_bms_map("modbus_bms.yaml").path).read())
+    text = Path(load_bms_map("modbus_bms.yaml").path).read_text()
     lines = [ln for ln in text.splitlines() if "name: dtc" not in ln and "address: 601" not in ln
              and "code << 8" not in ln]
     path = tmp_path / "no_dtcs.yaml"
@@ -306,7 +307,7 @@ def test_a_map_without_a_register_equivalent_says_so(tmp_path):
 
 
 def test_a_mode_the_map_has_no_state_for_is_refused_naming_the_states_and_sends_nothing(tmp_path):
-    text = open(load_bms_map("modbus_bms.yaml").path).read()
+    text = Path(load_bms_map("modbus_bms.yaml").path).read_text()
     assert "states: {standby: 0, normal: 1, charge: 2, discharge: 3}" in text
     path = tmp_path / "no_discharge.yaml"
     path.write_text(text.replace("states: {standby: 0, normal: 1, charge: 2, discharge: 3}",

@@ -32,6 +32,7 @@ class ScriptedEcu:
         self.script = list(script)
         self.heard: list[bytes] = []
         self.problems: list[str] = []
+        self._answering: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
 
     def on_message(self, msg: can.Message) -> None:
         if msg.arbitration_id != 0x7E4:
@@ -49,7 +50,9 @@ class ScriptedEcu:
         if payload != want:
             self.problems.append(f"expected {want.hex(' ')}, got {payload.hex(' ')}")
             return
-        asyncio.ensure_future(self._answer(replies))
+        task = asyncio.ensure_future(self._answer(replies))
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
 
     async def _answer(self, replies) -> None:
         for reply in replies:

@@ -88,8 +88,6 @@ main:
       - id: v
         dmm.voltage: {}
 """)
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
         verdict = await seq.run()
         return verdict, [e for e in h.of("StepFinished")]
 

@@ -96,7 +96,7 @@ def test_every_stop_signal_aborts_once_and_later_ones_are_noted(h: Harness):
         h.events.clear()
         h.rec.calls.clear()
 
-        async def main():
+        async def main(sig: signal.Signals = sig):
             seq = h.sequencer(MAIN + "teardown:\n  - id: slow\n    station.wait: 10 s\n")
             loop = asyncio.get_running_loop()
             with StopSignals() as signals:

@@ -174,7 +174,7 @@ def test_sigint_aborts_through_the_safe_state(h):
     for sig, name in ((signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")):
         h.rec.calls.clear()
 
-        async def main():
+        async def main(sig: signal.Signals = sig):
             seq = h.sequencer("main:\n  - station.wait: 100 s\n")
             loop = asyncio.get_running_loop()
             with StopSignals() as stops:
