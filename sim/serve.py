@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import TextIO
 
 from drivers.clock import loop_factory, scale_problem
-
 from sim.faults import arm_faults, check_fault
 from sim.pack.catalogue import did_you_mean, load_pack
 from sim.pack.presets import PRESETS

@@ -72,9 +72,17 @@ def _startup_lines(lines: list[str]) -> None:
 
 def cmd_run(args) -> int:
     from station import clock
-    from station.runner import (EXIT, EXIT_LINE_REFUSED, EXIT_REFUSED, LineRefused, RunRefused,
-                                RunRequest, execute, prepare)
-    from station.view import make_view, make_prompter
+    from station.runner import (
+        EXIT,
+        EXIT_LINE_REFUSED,
+        EXIT_REFUSED,
+        LineRefused,
+        RunRefused,
+        RunRequest,
+        execute,
+        prepare,
+    )
+    from station.view import make_prompter, make_view
 
     req = RunRequest(
         plan=args.plan, serial=args.serial, variant=args.variant, fixture=args.fixture,
@@ -236,11 +244,10 @@ def cmd_fixture(args) -> int:
 
 
 def cmd_release(args) -> int:
-    from station.security.release import release_plan
-
     from station.config import load_config
     from station.security.audit import AuditLog, audit_path
     from station.security.login import cli_authenticate
+    from station.security.release import release_plan
 
     config = load_config(args.station)
     auth = cli_authenticate(config, AuditLog(audit_path(config)), args.operator, args.pin_file)

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drivers.base.diagnostics import InputError, Problem
 from drivers.errors import InstrumentError, UnknownDriverError
 from drivers.registry import driver_class
 from drivers.transports.resources import check_resource
-from drivers.base.diagnostics import InputError, Problem
 from station.config import PLACEHOLDER, LoadedConfig, fill_option, fill_resource
 from station.events import InstrumentInfo
 
@@ -266,7 +266,7 @@ class StationInstruments:
     async def _close_quietly(driver: Any) -> None:
         try:
             await driver.close()
-        except Exception:  # noqa: BLE001 - a dead connection may fail to close; it is reopened next
+        except Exception:  # a dead connection may fail to close; it is reopened next
             pass
 
     async def open(self, fx: FixtureInstruments) -> None:
@@ -290,7 +290,7 @@ class StationInstruments:
                     except InstrumentError as err:
                         await self._close_quietly(driver)  # the next attempt starts from scratch
                         raise InstrumentSetupError(f"{role} ({cfg.driver} at {driver.resource}): {err}") from err
-                    except (OSError, asyncio.TimeoutError) as err:
+                    except (TimeoutError, OSError) as err:
                         await self._close_quietly(driver)
                         raise InstrumentSetupError(f"{role} ({cfg.driver} at {driver.resource}): {type(err).__name__}: {err}") from err
                     due = ident.calibration_due or cfg.calibration_due

@@ -21,16 +21,16 @@ from typing import TYPE_CHECKING
 from drivers.base.diagnostics import InputError, Problem
 
 if TYPE_CHECKING:
+    from drivers.base.yamlsrc import Source
     from sim.pack.catalogue import PackDefinition
     from station.config import LoadedConfig, StationConfig
-    from drivers.base.yamlsrc import Source
 
 
 def _is_path(text: str) -> bool:
     return text.endswith((".yaml", ".yml")) or "/" in text
 
 
-def config_problems(config: "StationConfig", src: "Source", base) -> list[Problem]:
+def config_problems(config: StationConfig, src: Source, base) -> list[Problem]:
     """Every ``sim_preset`` and product ``pack`` of a station config, checked (load time)."""
     from sim.pack.catalogue import shipped
 
@@ -51,7 +51,7 @@ def config_problems(config: "StationConfig", src: "Source", base) -> list[Proble
     return problems
 
 
-def _check_pack(name: str, packs: dict, src: "Source", loc: tuple, base) -> list[Problem]:
+def _check_pack(name: str, packs: dict, src: Source, loc: tuple, base) -> list[Problem]:
     from sim.pack.catalogue import did_you_mean, load_pack
 
     if _is_path(name):
@@ -66,14 +66,14 @@ def _check_pack(name: str, packs: dict, src: "Source", loc: tuple, base) -> list
     return []
 
 
-def _from_file(err: InputError, src: "Source", loc: tuple, text: str) -> list[Problem]:
+def _from_file(err: InputError, src: Source, loc: tuple, text: str) -> list[Problem]:
     """A pack file's own problems, plus where the config names it (a missing file: only there)."""
     if any(p.message.startswith("cannot read file") for p in err.problems):
         return [src.problem(loc, f"pack file not found: {text}")]
     return [*err.problems, src.problem(loc, f"pack file {text} has problems (listed with its FILE:LINE:COL)")]
 
 
-def fixture_pack(config: "LoadedConfig", fixture: str) -> "PackDefinition":
+def fixture_pack(config: LoadedConfig, fixture: str) -> PackDefinition:
     """The pack a simulated fixture holds between runs: its ``sim_preset`` (default car-400)."""
     from sim.pack.catalogue import find_pack, load_pack
 
@@ -83,7 +83,7 @@ def fixture_pack(config: "LoadedConfig", fixture: str) -> "PackDefinition":
     return find_pack(name, where=str(config.path))
 
 
-def run_pack(config: "LoadedConfig", fixture: str, variant: str | None, serial: str | None = None) -> "PackDefinition":
+def run_pack(config: LoadedConfig, fixture: str, variant: str | None, serial: str | None = None) -> PackDefinition:
     """The pack a simulated run of ``variant`` on ``fixture`` gets (rules in the module doc)."""
     from sim.pack.catalogue import did_you_mean, load_pack, shipped
 
@@ -105,7 +105,7 @@ def run_pack(config: "LoadedConfig", fixture: str, variant: str | None, serial: 
                               f"product catalogue (products: - {{pattern, plan, variant: {variant}, pack: FILE}})")])
 
 
-def safety_driver(config: "LoadedConfig") -> str:
+def safety_driver(config: LoadedConfig) -> str:
     """The driver key of the station's safety tester (its ``safety`` role), which selects the
     dialect the simulated bench's shared tester speaks; ``chroma_19032`` when no fixture has one."""
     from sim.dialects import DEFAULT_SAFETY

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-
 # Identity fallbacks every driver accepts in its options (for what the device cannot report).
 IDENTITY_OPTIONS = frozenset({"maker", "model", "serial", "firmware"})
 

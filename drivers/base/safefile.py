@@ -112,7 +112,7 @@ def check_readable(path: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTE
     _check_stat(name, st, max_bytes)
 
 
-def _refusal(name: str, err: OSError) -> "UnsafeFile":
+def _refusal(name: str, err: OSError) -> UnsafeFile:
     if err.errno == errno.ELOOP:
         return UnsafeFile(name, f"'{name}': symbolic link loop")
     return UnsafeFile(name, f"cannot read '{name}': {err.strerror or err}")

@@ -53,7 +53,7 @@ class Layout:
         self.mux = mux
 
     @classmethod
-    def compile(cls, message) -> "Layout | None":
+    def compile(cls, message) -> Layout | None:
         """The layout of a cantools ``message``, or None where only cantools can handle it."""
         fields: dict[str, Field] = {}
         mux = None
@@ -78,7 +78,7 @@ class Layout:
             payload |= (int(raw) & f.mask) << f.shift
         return payload.to_bytes(self.length, "little")
 
-    def packer(self, names: Sequence[str], constants: dict[str, float] | None = None) -> "Packer":
+    def packer(self, names: Sequence[str], constants: dict[str, float] | None = None) -> Packer:
         """A ``Packer`` for values given in ``names`` order; ``constants`` are packed once here."""
         base = self.encode(constants) if constants else bytes(self.length)
         plan = []
@@ -135,7 +135,7 @@ class CantoolsPacker:
         return bytes(self.message.encode(data, scaling=True, strict=False))
 
 
-def packer(message, names: Sequence[str], constants: dict[str, float] | None = None) -> "Packer | CantoolsPacker":
+def packer(message, names: Sequence[str], constants: dict[str, float] | None = None) -> Packer | CantoolsPacker:
     """An encoder of ``message`` for values in ``names`` order (``constants``: the other signals)."""
     layout = Layout.compile(message)
     return layout.packer(names, constants) if layout is not None else CantoolsPacker(message, names, constants)

@@ -7,10 +7,10 @@ messages); values and stamps live in two flat lists indexed by slot.
 
 from __future__ import annotations
 
-import cantools
-
 import asyncio
 from collections.abc import Callable
+
+import cantools
 
 from drivers.bms.fastcodec import Layout
 from drivers.bms.signals import SignalMap

@@ -33,9 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-
 from drivers.base import IDENTITY_OPTIONS, Driver
-from drivers.bms.modbus_map import _COUNTS, REQUIRED, BmsField, is_signal, load_bms_map  # noqa: F401 (re-exported)
+from drivers.bms.modbus_map import _COUNTS, REQUIRED, BmsField, is_signal, load_bms_map  # re-exported
 from drivers.capabilities import Dtc, Identity, SafeAction, StateFinding
 from drivers.clock import stream_limit
 from drivers.errors import DeviceError, InstrumentError, InstrumentTimeout, RangeError, StaleSignalError

@@ -37,14 +37,12 @@ parsed once per content (drivers/maps/mapfile.py): the database is shared, never
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import cantools
 
-from drivers.errors import StaleSignalError
 from drivers.maps import mapfile
 
 MAPS = Path(__file__).resolve().parent.parent / "maps"

@@ -23,8 +23,7 @@ from typing import Any
 import can
 import isotp
 import udsoncan
-from udsoncan import exceptions as uds_exc
-from udsoncan import services as uds_services
+from udsoncan import exceptions as uds_exc, services as uds_services
 from udsoncan.client import Client
 from udsoncan.common.DidCodec import DidCodec
 from udsoncan.configs import default_client_config
@@ -196,7 +195,7 @@ class UdsClient:
         finally:
             executor.shutdown(wait=False)
 
-    async def __aenter__(self) -> "UdsClient":
+    async def __aenter__(self) -> UdsClient:
         await self.open()
         return self
 

@@ -23,7 +23,7 @@ import math
 
 from drivers.base import IDENTITY_OPTIONS
 from drivers.capabilities import CYCLER_IDLE_A, CyclerReading, Identity, SafeAction, StateFinding
-from drivers.errors import RangeError, ProtocolError
+from drivers.errors import ProtocolError, RangeError
 from drivers.fixture.modbus_fixture import map_identity, run_all
 from drivers.maps.regmap import Field, MapError, load_map, read_fields
 from drivers.modbus_driver import ModbusDriver

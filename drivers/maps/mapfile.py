@@ -19,8 +19,8 @@ import yaml
 from yaml.error import MarkedYAMLError, YAMLError
 from yaml.nodes import MappingNode, ScalarNode
 
-from drivers.base.diagnostics import Problem
 from drivers.base import safefile, yamlsrc
+from drivers.base.diagnostics import Problem
 
 T = TypeVar("T")
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass
-from dataclasses import field as dataclass_field
+from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +133,7 @@ class RegisterMap:
                                                         key=lambda f: f.address))
         return fields
 
-    def plan(self, table: str) -> "ReadPlan":
+    def plan(self, table: str) -> ReadPlan:
         """How to read all of ``table`` (computed once)."""
         plan = self._plans.get(table)
         if plan is None:

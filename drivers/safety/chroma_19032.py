@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 
 from drivers.base import IDENTITY_OPTIONS
-from drivers.scpi import ScpiDriver
-from drivers.scpi_table import Checked, Reading, Setting, Table
 from drivers.capabilities import BondResult, IrResult, SafeAction, StateFinding, WithstandResult
 from drivers.errors import DeviceError, InstrumentError, InstrumentTimeout, ProtocolError
+from drivers.scpi import ScpiDriver
+from drivers.scpi_table import Checked, Reading, Setting, Table
 from drivers.validators import OneOf, Range
 
 PASS = 116

@@ -63,7 +63,7 @@ class ExpectedMessages:
             left = self._pairs[self._index :]
             raise ExchangeMismatch(f"{len(left)} expected message(s) never exchanged: {left!r}")
 
-    async def __aenter__(self) -> "ExpectedMessages":
+    async def __aenter__(self) -> ExpectedMessages:
         return self
 
     async def __aexit__(self, exc_type, exc, tb) -> None:

@@ -100,7 +100,7 @@ class ExpectedRegisters:
             left = self._ops[self._index :]
             raise ExchangeMismatch(f"{len(left)} expected operation(s) never happened: {left!r}")
 
-    async def __aenter__(self) -> "ExpectedRegisters":
+    async def __aenter__(self) -> ExpectedRegisters:
         return self
 
     async def __aexit__(self, exc_type, exc, tb) -> None:

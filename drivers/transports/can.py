@@ -134,7 +134,7 @@ class CanPort:
                                command=command)
         return self.notifier
 
-    async def __aenter__(self) -> "CanPort":
+    async def __aenter__(self) -> CanPort:
         await self.open()
         return self
 

@@ -35,7 +35,7 @@ import can
 
 # channel name -> its buses, replaced (never mutated) under _channels_lock so that send() reads
 # a consistent tuple without taking the lock.
-_channels: dict[str, tuple["LoopBus", ...]] = {}
+_channels: dict[str, tuple[LoopBus, ...]] = {}
 _channels_lock = threading.Lock()
 
 # How a non-empty queue will be drained (LoopBus._wake): nothing pending, the wake byte in the

@@ -122,7 +122,7 @@ class ModbusTransport:
             try:
                 self._client = await asyncio.wait_for(modbus_tcp.connect(ep.host, int(ep.port), ep.unit),
                                                       reply_timeout(self.timeout))
-            except (asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, OSError) as exc:
                 raise ConnectError(f"cannot connect to {self.resource}: {exc or 'timeout'}",
                                    instrument=self.instrument) from None
             return
@@ -135,7 +135,7 @@ class ModbusTransport:
                                          bytesize=ep.bytesize, stopbits=ep.stopbits, **common)
         try:
             ok = await asyncio.wait_for(client.connect(), reply_timeout(self.timeout))
-        except (asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, OSError) as exc:
             client.close()
             raise ConnectError(f"cannot connect to {self.resource}: {exc or 'timeout'}",
                                instrument=self.instrument) from None
@@ -149,7 +149,7 @@ class ModbusTransport:
             self._client.close()
             self._client = None
 
-    async def __aenter__(self) -> "ModbusTransport":
+    async def __aenter__(self) -> ModbusTransport:
         await self.open()
         return self
 
@@ -233,7 +233,7 @@ class ModbusTransport:
         except (TimeoutError, LinkDown, BadReply, ExceptionReply) as exc:
             raise self._tcp_error(exc, function, address, where) from None
 
-    def prepared_read(self, fc: int, address: int, count: int) -> "TcpRead":
+    def prepared_read(self, fc: int, address: int, count: int) -> TcpRead:
         """The read FC1-FC4 of ``count`` items at ``address``, checked and encoded once (kept per
         transport); ``RangeError`` if no frame can carry it. Modbus TCP only."""
         key = (fc, address, count)
@@ -244,7 +244,7 @@ class ModbusTransport:
             read = self._reads[key] = TcpRead(self, fc, address, count)
         return read
 
-    def read_poll(self, fc: int, address: int, count: int) -> "TcpRead | None":
+    def read_poll(self, fc: int, address: int, count: int) -> TcpRead | None:
         """A prepared read of the caller's own, to ``start`` from loop callbacks (a periodic
         poll); ``RangeError`` if no frame can carry it; None on RTU (no callback reads)."""
         return TcpRead(self, fc, address, count) if self._tcp else None
@@ -273,7 +273,7 @@ class ModbusTransport:
         try:
             rsp = await asyncio.wait_for(
                 getattr(self._client, method)(*args, device_id=self.endpoint.unit, **kw), reply_timeout(self.timeout))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise InstrumentTimeout(f"no reply within {self.timeout:g} s", **where) from None
         except ConnectionException as exc:
             raise ConnectError(f"connection lost: {exc}", **where) from None

@@ -121,7 +121,7 @@ def echo_reply(pdu: bytes, request: bytes) -> None:
 
 
 # -- the connection ------------------------------------------------------------------------
-async def connect(host: str, port: int, unit: int) -> "TcpLink":
+async def connect(host: str, port: int, unit: int) -> TcpLink:
     """Open a Modbus TCP connection (``OSError`` if refused/unreachable); the caller bounds the wait."""
     loop = asyncio.get_running_loop()
     _transport, link = await loop.create_connection(lambda: TcpLink(unit), host, port)
@@ -133,7 +133,7 @@ class Exchange:
 
     __slots__ = ("link", "pdu", "done", "deadline", "tid")
 
-    def __init__(self, link: "TcpLink", pdu: bytes, done, deadline: float) -> None:
+    def __init__(self, link: TcpLink, pdu: bytes, done, deadline: float) -> None:
         self.link = link
         self.pdu = pdu
         self.done = done  # an asyncio.Future, or done(reply_pdu, error); None once finished

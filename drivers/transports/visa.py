@@ -126,7 +126,7 @@ class VisaTransport:
             try:
                 if inst is not None:
                     inst.close()
-            except Exception:  # noqa: BLE001 - closing a dead session must not mask the cause
+            except Exception:  # closing a dead session must not mask the cause
                 pass
 
         try:
@@ -188,7 +188,7 @@ class VisaTransport:
     def _inline_write(self, command: str) -> None:
         try:
             self._inst.write(command)
-        except Exception as exc:  # noqa: BLE001 - typed below, as the worker's are
+        except Exception as exc:  # typed below, as the worker's are
             raise self._lose(self._typed(exc, command, self.timeout)) from exc
 
     async def _query_inline(self, command: str, limit: float) -> bytes:
@@ -216,7 +216,7 @@ class VisaTransport:
             return await self._call(read_rest, command, limit=rest, scaled=False)
         try:
             return self._inst.read_raw()  # a whole line is waiting: pyvisa reads it without waiting
-        except Exception as exc:  # noqa: BLE001 - typed below, as the worker's are
+        except Exception as exc:  # typed below, as the worker's are
             raise self._lose(self._typed(exc, command, limit)) from exc
 
     def _lose(self, error: Exception) -> Exception:
@@ -322,11 +322,11 @@ class VisaTransport:
             # e.g. the step's own timeout: the reply may still come and must not answer the next command
             self._stale = True
             raise
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._stale = True
             raise InstrumentTimeout(f"no reply within {limit + _GUARD_S:g} s", instrument=self.instrument,
                                     command=command) from None
-        except Exception as exc:  # noqa: BLE001 - typed by _typed; anything else goes on as it is
+        except Exception as exc:  # typed by _typed; anything else goes on as it is
             typed = self._typed(exc, command, limit, connect=connect)
             if typed is exc:
                 raise

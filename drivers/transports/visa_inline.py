@@ -43,7 +43,7 @@ class InlineSocket:
         self.termination = termination
 
     @classmethod
-    def of(cls, resource_manager: Any, inst: Any, termination: str) -> "InlineSocket | None":
+    def of(cls, resource_manager: Any, inst: Any, termination: str) -> InlineSocket | None:
         """The inline path for ``inst``'s session, or None if it is not a pyvisa-py raw socket
         (or the termination is empty: without one a reply has no end to wait for)."""
         session = raw_socket_session(resource_manager, inst)

@@ -146,8 +146,8 @@ class SimCanBms:
 
     def _start_uds(self) -> None:
         try:
-            from sim.bms.uds_server import UdsServer
             from sim.bms.ecu import EcuState
+            from sim.bms.uds_server import UdsServer
         except ImportError:  # the UDS server is optional for the cyclic side
             return
         if self.ecu is None:

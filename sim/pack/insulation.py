@@ -50,7 +50,7 @@ def apparent_resistance(
 
 
 def ir_apparent_resistance(
-    pack: "Pack", pole: str, volts: float, t_since_applied: float, source_ohm: float
+    pack: Pack, pole: str, volts: float, t_since_applied: float, source_ohm: float
 ) -> float:
     """Ohm the simulated IR tester reads on ``pole`` ("HV+"/"HV-") of ``pack``.
 

@@ -50,7 +50,7 @@ class TableModel(_Model):
         return temps
 
     @model_validator(mode="after")
-    def _shape(self) -> "TableModel":
+    def _shape(self) -> TableModel:
         rows = self.rows()
         if self.temp_c is not None:
             if len(rows) != len(self.temp_c) or any(not isinstance(r, list) for r in self.values):
@@ -124,7 +124,7 @@ class Cell(_Model):
     heat_transfer_w_per_k: float = Field(gt=0, description="heat transfer of one cell to coolant/ambient, W/K")
 
     @model_validator(mode="after")
-    def _constants(self) -> "Cell":
+    def _constants(self) -> Cell:
         for name in ("r0_ohm", "c1_f"):
             value = getattr(self, name)
             if isinstance(value, float) and value <= 0:
@@ -221,7 +221,7 @@ class PackFile(_Model):
     bms: Bms
 
     @model_validator(mode="after")
-    def _checks(self) -> "PackFile":
+    def _checks(self) -> PackFile:
         if self.thermal.sensors > self.topology.series:
             raise ValueError(f"thermal.sensors ({self.thermal.sensors}) cannot exceed topology.series ({self.topology.series})")
         bad = [k for k, v in self.bond_points.items() if v <= 0]

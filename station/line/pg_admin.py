@@ -79,7 +79,7 @@ def retain(conn: psycopg.Connection, keep_months: int, archive: Path | None, *,
     """Archive (if ``archive``) and drop every month before the kept ones; returns 'YYYY-MM's."""
     if keep_months < 0:
         raise pg_migrate.MigrationError("--keep-months must be 0 or more")
-    today = today or dt.datetime.now(dt.timezone.utc).date()
+    today = today or dt.datetime.now(dt.UTC).date()
     cutoff = _month_start(today, keep_months)
     tables = list(conn.execute("SELECT line_partitioned_tables()").fetchone()[0])
     parts: dict[dt.date, list[str]] = {}

@@ -16,8 +16,9 @@ asked *before* a run, may refuse it (``LineRefused``, exit 4, nothing touched).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .forwarder import Forwarder
 from .mes import FileMes, HttpMes, Mes, MesError, RouteDecision, tls_context
@@ -60,7 +61,7 @@ class LineServices:
 
     @classmethod
     def from_config(cls, loaded: Any, journal: str | Path,
-                    fixtures: list[str] | None = None) -> "LineServices":
+                    fixtures: list[str] | None = None) -> LineServices:
         """From a ``LoadedConfig`` whose models carry the fields in line/config.py.
 
         ``fixtures``: the fixtures this process drives (default: all of the station's).
@@ -120,7 +121,7 @@ class LineServices:
     def subscribers(self) -> list[Callable]:
         return [s.handle for s in (self.forwarder, self.status, self.opcua) if s is not None]
 
-    def start(self) -> "LineServices":
+    def start(self) -> LineServices:
         if self.status is not None:
             self.status.open()
         if self.forwarder is not None:

@@ -7,10 +7,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from station.plan import model as m
-from station.plan import units as u
+from station.plan import model as m, units as u
 from station.plan.units import Quantity
-
 
 _NUMERIC_LIMITS = ("min", "max", "nominal", "marginal")
 
@@ -161,5 +159,12 @@ def _text(shown: str, limits: dict, unit: str, verdict: str) -> str:
 # here, after every definition, so either module may be imported first. (The import used to run
 # inside judge() on every call: ~2 µs per measurement, timeit.)
 from station.plan.values import (  # noqa: E402
-    ValueProblem, evaluate, in_unit, is_template, render, si_value, to_si, unit_scale,
+    ValueProblem,
+    evaluate,
+    in_unit,
+    is_template,
+    render,
+    si_value,
+    to_si,
+    unit_scale,
 )

@@ -76,8 +76,8 @@ class ActionStep(_StepBase):
 class GroupStep(_StepBase):
     """Steps run in order (or all at once when ``parallel``), with ``finally`` steps that always run."""
 
-    steps: list["Step"]
-    finally_: list["Step"] = Field(default_factory=list, alias="finally")
+    steps: list[Step]
+    finally_: list[Step] = Field(default_factory=list, alias="finally")
     parallel: bool = False
     monitors: list[Monitor] = Field(default_factory=list)
     for_each: dict[str, Value] | None = Field(
@@ -110,11 +110,7 @@ def _step_kind(value: Any) -> str:
 
 
 Step = Annotated[
-    Union[
-        Annotated[ActionStep, Tag("action")],
-        Annotated[GroupStep, Tag("group")],
-        Annotated[IncludeStep, Tag("include")],
-    ],
+    Annotated[ActionStep, Tag("action")] | Annotated[GroupStep, Tag("group")] | Annotated[IncludeStep, Tag("include")],
     Discriminator(_step_kind),
 ]
 

@@ -13,8 +13,7 @@ from collections import ChainMap
 from collections.abc import Mapping
 from typing import Any
 
-from station.plan import expr as ex
-from station.plan import units as u
+from station.plan import expr as ex, units as u
 from station.plan.units import Quantity, UnitError
 
 _HAS_UNIT = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*[A-Za-z%\u00b0\u00b5\u03a9]")

@@ -71,7 +71,7 @@ class AuditLog:
             last = _last_entry(fd)
             entry: dict[str, Any] = {
                 "seq": last["seq"] + 1 if last else 1,
-                "time": dt.datetime.now(dt.timezone.utc).isoformat(),
+                "time": dt.datetime.now(dt.UTC).isoformat(),
                 "kind": kind,
                 "fields": fields,
                 "prev": last["hash"] if last else GENESIS,

@@ -30,7 +30,7 @@ def _local(utc: Any) -> str:
         t = dt.datetime.fromisoformat(str(utc))
     except ValueError:
         return str(utc)
-    local = (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).astimezone()
+    local = (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).astimezone()
     return local.strftime("%Y-%m-%d %H:%M:%S %Z")
 
 

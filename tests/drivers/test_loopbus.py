@@ -10,8 +10,8 @@ import can
 import pytest
 
 from drivers.errors import ConnectError
-from drivers.transports.can import CanPort, parse_can_resource
 from drivers.transports import loopbus
+from drivers.transports.can import CanPort, parse_can_resource
 from drivers.transports.loopbus import LoopBus
 from station.clock import run
 

@@ -18,7 +18,6 @@ from drivers.capabilities import SafeAction
 from station import clock
 from station.results.store import ResultStore
 from station.signals import StopSignals
-
 from tests.engine.conftest import Harness
 
 MAIN = "main:\n  - station.wait: 100 s\n"

@@ -61,7 +61,7 @@ class Bench:
     def station_file(self) -> Path:
         return self.workdir / f"bench-{self.preset}.yaml"
 
-    def start(self, timeout: float = 60.0) -> "Bench":
+    def start(self, timeout: float = 60.0) -> Bench:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.station_file.unlink(missing_ok=True)  # the one this bench writes is the one to wait for
         args = [sys.executable, "-m", "station.cli", "sim", "serve", "--speed", f"{self.speed:g}",

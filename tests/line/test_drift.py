@@ -9,8 +9,6 @@ import io
 import json
 import socket
 
-import pytest
-
 from station.line import drift, stats
 from station.results import ResultStore
 from tests.line.test_stats import emit_run

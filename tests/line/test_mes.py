@@ -12,7 +12,13 @@ import pytest
 from station import clock
 from station.line.config import LineConfigFields
 from station.line.mes import (
-    FakeMes, FileMes, HttpMes, MesError, RouteDecision, transaction_id_of, transaction_log,
+    FakeMes,
+    FileMes,
+    HttpMes,
+    MesError,
+    RouteDecision,
+    transaction_id_of,
+    transaction_log,
 )
 from station.line.services import LineServices, RouteRefused, RouteUnanswered
 
@@ -48,7 +54,7 @@ def test_file_mes_never_lets_a_serial_escape_its_folder(tmp_path):
 class _MesHandler(BaseHTTPRequestHandler):
     calls: list = []
 
-    def do_POST(self):  # noqa: N802 - http.server's name
+    def do_POST(self):  # http.server's name
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.calls.append((self.path, body, self.headers.get("X-Api-Key")))
         if self.path.endswith("/route-check"):

@@ -14,7 +14,7 @@ import pytest
 from station.events import MeasurementTaken, RunFinished, RunStarted, StepFinished, StepStarted
 from station.line import rejudge
 from station.results import ResultStore
-from tests.line.test_stats import RUNS, _seed, emit_run
+from tests.line.test_stats import RUNS, _seed
 
 ROOT = Path(__file__).resolve().parents[2]
 

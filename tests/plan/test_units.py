@@ -8,8 +8,7 @@ import pickle
 import timeit
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from station.plan.units import (
     DIMENSIONLESS,

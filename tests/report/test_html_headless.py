@@ -61,7 +61,7 @@ def rendered(tmp: Path, page: Path) -> _Dom:
 def test_reference_plan_report_renders_every_plot(reports, which):
     dom = rendered(reports["tmp"], reports[which])
     series = {p["series"] for p in dom.plots}
-    assert PLOTS <= series, series
+    assert series >= PLOTS, series
     for plot in dom.plots:
         assert plot["marks"] >= 3, plot  # axes alone would be 1–2; data draws more
     assert "script" not in dom.tags

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from drivers.base.diagnostics import InputError
 from station.cli import main
 from station.config import load_config
-from drivers.base.diagnostics import InputError
 from station.plan.expr import interpolate
 from station.plan.loader import load_plan
 from station.runner import RunRequest, prepare

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from station.config import load_config
 from drivers.base.diagnostics import InputError
+from station.config import load_config
 from station.plan.loader import load_plan
 from station.security.audit import GENESIS, AuditLog, audit_path
 from station.security.release import release_plan

@@ -17,7 +17,14 @@ from can.interfaces.socketcand.socketcand import (
 from drivers.transports import loopbus
 from drivers.transports.loopbus import LoopBus
 from sim.socketcand_hub import (
-    ERR_BUS, ERR_SEND, ERR_SYNTAX, ERR_UNKNOWN, MAX_COMMAND, SocketcandHub, format_frame, parse_send,
+    ERR_BUS,
+    ERR_SEND,
+    ERR_SYNTAX,
+    ERR_UNKNOWN,
+    MAX_COMMAND,
+    SocketcandHub,
+    format_frame,
+    parse_send,
     take_commands,
 )
 

@@ -76,7 +76,7 @@ def test_typical_duration_and_live_line():
 
 
 def test_shift_stats_first_pass_yield_and_cycle_time():
-    now = dt.datetime(2026, 1, 1, 12, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
 
     def run(serial, verdict, hours_ago, duration):
         return {"serial": serial, "verdict": verdict, "duration_s": duration,
@@ -91,7 +91,7 @@ def test_shift_stats_first_pass_yield_and_cycle_time():
 
 
 def test_training_and_fault_runs_leave_first_pass_yield_alone():
-    now = dt.datetime(2026, 1, 1, 12, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
     t = (now - dt.timedelta(hours=1)).isoformat()
     runs = [{"serial": "A", "verdict": "FAIL", "duration_s": 9, "started_utc": t, "faults": ["isolation_low"]},
             {"serial": "B", "verdict": "FAIL", "duration_s": 9, "started_utc": t, "simulated": True, "operator": "eng1"},
