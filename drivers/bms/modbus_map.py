@@ -13,6 +13,7 @@ from drivers.bms.signals import LOGICAL
 from drivers.errors import RangeError
 from drivers.maps import mapfile, regmap
 from drivers.maps.regmap import Field, MapError, RegisterMap
+import itertools
 
 REQUIRED = {"mode_request": ("holding",), "bms_state": ("input", "holding"),
             "balancing_request": ("coil", "holding"), "imd_disable": ("coil", "holding")}
@@ -69,7 +70,7 @@ class BmsField(Field):
         """A DID's ``length`` bytes from the decoded value (text space padded, numbers big-endian)."""
         if self.text:
             return values[0].encode("ascii", "replace").ljust(length, b" ")[:length]
-        return (int(round(values[0] / self.scale)) & ((1 << 8 * length) - 1)).to_bytes(length, "big")
+        return (round(values[0] / self.scale) & ((1 << 8 * length) - 1)).to_bytes(length, "big")
 
     def from_bytes(self, data: bytes) -> Any:
         """The value to ``encode`` for a DID's bytes."""
@@ -157,7 +158,7 @@ def _read_bms_map(p: Path) -> RegisterMap:
               for f in base.fields]
     for table in regmap.TABLES:
         used = sorted((f for f in fields if f.table == table), key=lambda f: f.address)
-        for a, b in zip(used, used[1:]):
+        for a, b in itertools.pairwise(used):
             if b.address < a.address + a.count:
                 problems.append(f"{p}: {b.name!r} at {table} {b.address} overlaps {a.name!r} "
                                 f"({table} {a.address}..{a.address + a.count - 1})")

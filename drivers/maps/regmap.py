@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from drivers.maps import mapfile
+import itertools
 
 MAPS_DIR = Path(__file__).resolve().parent
 TABLES = ("coil", "discrete", "holding", "input")
@@ -360,7 +361,7 @@ class _Checker:
                 seen[f.name] = pos
         for table in TABLES:
             used = sorted((p for p in fields if p[0].table == table), key=lambda p: p[0].address)
-            for (a, _), (b, pos) in zip(used, used[1:]):
+            for (a, _), (b, pos) in itertools.pairwise(used):
                 if b.address < a.address + a.count:
                     self.err(pos, f"{b.name!r} at {table} {b.address} overlaps {a.name!r} "
                                   f"({table} {a.address}..{a.address + a.count - 1})")

@@ -360,7 +360,7 @@ class VisaTransport:
 
     @staticmethod
     def _ms(seconds: float) -> int:
-        return max(1, int(round(seconds * 1000)))
+        return max(1, round(seconds * 1000))
 
     def _wall_ms(self, limit: float) -> int:
         """pyvisa's timeout (wall ms) for a reply due within ``limit`` s of the running loop's

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from sim.pack.spec import PackSpec
 from sim.pack.table import Param, Table
+import itertools
 
 SCHEMA_VERSION = 1
 
@@ -35,7 +36,7 @@ class TableModel(_Model):
     def _socs(cls, socs: list[float]) -> list[float]:
         if any(not 0.0 <= s <= 100.0 for s in socs):
             raise ValueError(f"SOC points must lie within 0..100 %, got {min(socs):g}..{max(socs):g}")
-        if any(b <= a for a, b in zip(socs, socs[1:])):
+        if any(b <= a for a, b in itertools.pairwise(socs)):
             raise ValueError("SOC points must be strictly increasing")
         return socs
 
@@ -43,7 +44,7 @@ class TableModel(_Model):
     @classmethod
     def _temps(cls, temps: list[float] | None) -> list[float] | None:
         if temps is not None:
-            if any(b <= a for a, b in zip(temps, temps[1:])):
+            if any(b <= a for a, b in itertools.pairwise(temps)):
                 raise ValueError("temperatures must be strictly increasing")
             if any(not -60.0 <= t <= 150.0 for t in temps):
                 raise ValueError("temperatures must lie within -60..150 degC")
@@ -98,7 +99,7 @@ class OcvTable(TableModel):
         for row in _rows(values):
             if any(v <= 0.0 for v in row):
                 raise ValueError("OCV values must be > 0 V")
-            bad = next((i for i, (a, b) in enumerate(zip(row, row[1:])) if b <= a), None)
+            bad = next((i for i, (a, b) in enumerate(itertools.pairwise(row)) if b <= a), None)
             if bad is not None:
                 at = f" at {socs[bad + 1]:g} %" if socs and len(socs) == len(row) else ""
                 was = f" at {socs[bad]:g} %" if socs and len(socs) == len(row) else ""

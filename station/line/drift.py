@@ -28,6 +28,7 @@ from typing import Any, TextIO
 
 from .population import Population, Source
 from .stats_text import fmt, table
+import itertools
 
 D2, D4 = 1.128, 3.267
 
@@ -93,7 +94,7 @@ def analyse(chart: Chart, baseline: int = 20) -> Chart:
     if len(base) < 2:
         return chart
     chart.centre = statistics.fmean(base)
-    mrs = [abs(b - a) for a, b in zip(base, base[1:])]
+    mrs = [abs(b - a) for a, b in itertools.pairwise(base)]
     chart.mr_bar = statistics.fmean(mrs)
     chart.sigma = chart.mr_bar / D2
     if chart.sigma <= 0:

@@ -326,7 +326,7 @@ def render(value: Any, unit: str | None = None) -> str:
         return u.format_quantity(value)
     if isinstance(value, float) and unit and unit not in ("", "bool", "str"):
         try:
-            scale, dim = u.parse_unit(unit)
+            _scale, dim = u.parse_unit(unit)
             return u.format_quantity(Quantity(value, dim, unit if unit in ("%", "ppm") else None))
         except UnitError:
             return f"{value:g} {unit}"

@@ -24,7 +24,7 @@ def _spread(kind: type, span: tuple) -> list[Any]:
         middle = (low + high) / 2
     values = [low, middle, high]
     if kind is int:
-        values = [int(round(v)) for v in values]
+        values = [round(v) for v in values]
     return [kind(v) for v in dict.fromkeys(values)]
 
 

@@ -115,7 +115,7 @@ def test_bms_contract_over_modbus(preset, link, virtual):
 
 def test_eol_data_write_and_read_back_over_registers():
     async def main():
-        pack, sim, bms = await connect("car-400", "tcp")
+        _pack, sim, bms = await connect("car-400", "tcp")
         try:
             await bms.uds_session("extended")
             await bms.uds_unlock(1)
@@ -170,7 +170,7 @@ def test_wrong_unit_and_unmapped_register_end_in_typed_errors_naming_register_an
     site_map.write_text(text.replace("{name: soh, table: input, address: 6,", "{name: soh, table: input, address: 50,"))
 
     async def main():
-        pack, sim, bms = await connect("car-400", "rtu-socket", map=str(site_map))
+        _pack, sim, bms = await connect("car-400", "rtu-socket", map=str(site_map))
         loop = asyncio.get_running_loop()
         try:
             start = loop.time()

@@ -96,7 +96,7 @@ def test_a_value_goes_stale_three_periods_after_its_last_good_poll_naming_the_fa
     ops = list(POLL) + [("read_input", 0, 24, timeout)] * 4
 
     async def main():
-        driver, fake = bms(ops, autopoll=True, poll_period=0.125, cell_poll_period=10.0)
+        driver, _fake = bms(ops, autopoll=True, poll_period=0.125, cell_poll_period=10.0)
         await driver.open()
         await asyncio.sleep(0.3)
         fresh = driver.signal("soc")  # 0.3 s old, limit 0.375 s
@@ -237,7 +237,7 @@ def test_energy_state_of_a_silent_bms_says_so():
     silent = InstrumentTimeout("no reply within 0.2 s", instrument="bms", command="read_input(15, 2)")
 
     async def main():
-        driver, fake = bms([("read_input", 15, 2, silent)])
+        driver, _fake = bms([("read_input", 15, 2, silent)])
         await driver.open()
         return await driver.energy_state()
 

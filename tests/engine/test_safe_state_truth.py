@@ -31,7 +31,7 @@ def test_an_unacknowledged_action_is_recorded_unconfirmed_and_the_pass_cannot_st
     h.instruments["bms"].safe_state = silent_bms
     verdict, _ = h.run("main:\n  - station.wait: 1 s\n")
     assert verdict == "ERROR"
-    line = [a for a in h.of("SafeStateAction") if a.instrument == "bms"][0]
+    line = next(a for a in h.of("SafeStateAction") if a.instrument == "bms")
     assert line.ok and not line.confirmed
     reason = h.of("RunFinished")[0].reason
     assert reason.startswith("safe state not confirmed") and "bms (requested standby" in reason

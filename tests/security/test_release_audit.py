@@ -15,6 +15,7 @@ from station.security.release import release_plan
 from station.security.roles import release_problem
 
 from .conftest import write_station
+import itertools
 
 
 def test_release_records_hash_keeps_comments_and_audits(station_dir):
@@ -76,7 +77,7 @@ def test_audit_chain_is_intact_and_linked(tmp_path):
     entries = log.entries()
     assert [e["seq"] for e in entries] == [1, 2, 3, 4, 5]
     assert entries[0]["prev"] == GENESIS
-    assert all(b["prev"] == a["hash"] for a, b in zip(entries, entries[1:]))
+    assert all(b["prev"] == a["hash"] for a, b in itertools.pairwise(entries))
     assert log.verify() == [] and log.head() == entries[-1]["hash"]
     with pytest.raises(ValueError, match="unknown audit entry kind"):
         log.append("coffee")
