@@ -4,6 +4,7 @@ enumerated states, loaded with PATH:LINE:COL errors (``load_bms_map``, cached pe
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,6 @@ from drivers.bms.signals import LOGICAL
 from drivers.errors import RangeError
 from drivers.maps import mapfile, regmap
 from drivers.maps.regmap import Field, MapError, RegisterMap
-import itertools
 
 REQUIRED = {"mode_request": ("holding",), "bms_state": ("input", "holding"),
             "balancing_request": ("coil", "holding"), "imd_disable": ("coil", "holding")}

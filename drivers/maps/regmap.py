@@ -11,6 +11,7 @@ per file (drivers/maps/mapfile.py).
 
 from __future__ import annotations
 
+import itertools
 import re
 import struct
 from dataclasses import dataclass, field as dataclass_field
@@ -18,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from drivers.maps import mapfile
-import itertools
 
 MAPS_DIR = Path(__file__).resolve().parent
 TABLES = ("coil", "discrete", "holding", "input")

@@ -9,13 +9,13 @@ values: [[...] per temperature]}``. ``pack_schema()`` is the JSON Schema editors
 
 from __future__ import annotations
 
+import itertools
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from sim.pack.spec import PackSpec
 from sim.pack.table import Param, Table
-import itertools
 
 SCHEMA_VERSION = 1
 

@@ -11,13 +11,13 @@ Every plot is ``<svg class="KIND" data-key="...">`` so tests can find it.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from html import escape
 
 from station.results.svg import nice_ticks
 
 from .stats_text import fmt
-import itertools
 
 _RED, _BLUE, _GREEN, _GREY = "#c0392b", "#1f6fb2", "#2e8b57", "#888"
 

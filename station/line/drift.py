@@ -20,6 +20,7 @@ Per reference serial, station, fixture and measurement (step path + name), in ti
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 from collections import defaultdict
@@ -28,7 +29,6 @@ from typing import Any, TextIO
 
 from .population import Population, Source
 from .stats_text import fmt, table
-import itertools
 
 D2, D4 = 1.128, 3.267
 

@@ -122,11 +122,10 @@ def retain(conn: psycopg.Connection, keep_months: int, archive: Path | None, *,
 
 def _copy_out(conn: psycopg.Connection, path: Path, query: sql.Composable) -> None:
     tmp = path.with_suffix(".tmp")
-    with gzip.open(tmp, "wb") as out:
-        with conn.cursor().copy(sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER)").format(
-                query)) as copy:
-            for chunk in copy:
-                out.write(chunk)
+    copy_out = sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER)").format(query)
+    with gzip.open(tmp, "wb") as out, conn.cursor().copy(copy_out) as copy:
+        for chunk in copy:
+            out.write(chunk)
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -20,7 +20,7 @@ def judge(value: Any, unit: str, limit: m.Limit | dict | None, names: Mapping[st
     judging is done in SI; the limits returned for the record are in ``unit``, like the value.
     """
     if isinstance(value, Quantity):
-        unit = u.unit_of(value) if not unit else unit
+        unit = unit if unit else u.unit_of(value)
         value = value.value
     else:
         value = to_si(value, unit)

@@ -6,14 +6,14 @@ are checked by the validator (station/plan/checks.py), which knows units and exp
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 SCHEMA_VERSION = 1
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 
-Value = Union[str, int, float, bool, None, list[Any]]
+Value = str | int | float | bool | None | list[Any]
 """A literal, a quantity string ("3.65 V") or an expression string ("${v_max * 0.75}")."""
 
 

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Union
+from typing import Any
 
 from drivers.base.yamlsrc import Loc, Source
 from station.actions.registry import ActionSpec
@@ -47,7 +47,7 @@ class GroupNode:
         return self.step.id
 
 
-Node = Union[ActionNode, GroupNode]
+Node = ActionNode | GroupNode
 
 
 @dataclass

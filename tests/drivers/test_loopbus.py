@@ -138,7 +138,7 @@ def test_parse_can_resource():
 def test_can_port_lifecycle_and_typed_errors(channel):
     async def main():
         port = CanPort(f"can://station_loop/{channel}", instrument="bms")
-        with pytest.raises(ConnectError, match="bms: .*not open"):
+        with pytest.raises(ConnectError, match=r"bms: .*not open"):
             port.send(frame(1))
         peer = LoopBus(channel)
         got = []

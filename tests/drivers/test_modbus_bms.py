@@ -318,7 +318,7 @@ def test_a_mode_the_map_has_no_state_for_is_refused_naming_the_states_and_sends_
         driver = ModbusBms("bms", "modbus-tcp://127.0.0.1:5020", transport=fake,
                            options={"map": str(path), "autopoll": False})
         await driver.open()
-        with pytest.raises(RangeError, match="mode_request has no state 'discharge'.*standby, normal, charge"):
+        with pytest.raises(RangeError, match=r"mode_request has no state 'discharge'.*standby, normal, charge"):
             await driver.request_mode("discharge")
         fake.assert_done()
 

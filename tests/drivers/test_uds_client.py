@@ -215,7 +215,7 @@ async def test_failed_keepalive_is_raised_by_the_next_request():
         await client.session("extended")
         client.port.bus.shutdown()  # the CAN interface goes away under the keep-alive
         await asyncio.sleep(2.5)
-        with pytest.raises(ConnectError, match="CAN send failed during 0x3E TesterPresent.*shut-down"):
+        with pytest.raises(ConnectError, match=r"CAN send failed during 0x3E TesterPresent.*shut-down"):
             await client.read_did(0xF18C)
         with pytest.raises(ConnectError, match="CAN send failed during 0x22"):  # and it stays failed
             await client.read_did(0xF18C)

@@ -15,6 +15,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -41,7 +42,7 @@ class Mes(BaseHTTPRequestHandler):
     route = "ok"  # ok | refuse | fail
     upload_failures = 0
     token = "Bearer t0k"
-    calls: list = []
+    calls: ClassVar[list] = []
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))

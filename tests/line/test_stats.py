@@ -247,9 +247,9 @@ def test_postgres_sessions_are_read_only_even_for_an_admin(pg_roles):
     """No DDL or DML can happen through an analysis session, whatever the role may do."""
     import psycopg
 
-    with open_source(pg_roles.admin_url, pg_roles.schema) as src:
-        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
-            src.conn.execute("CREATE TABLE h22_should_not_exist (a integer)")
+    with open_source(pg_roles.admin_url, pg_roles.schema) as src, \
+            pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        src.conn.execute("CREATE TABLE h22_should_not_exist (a integer)")
 
 
 def test_a_role_with_only_select_runs_every_analysis(store, pg_roles, pg_admin, tmp_path):

@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.skipif(not HAVE_CHROMIUM, reason=NO_CHROMIUM), pytest.
 class _Dom(HTMLParser):
     """Collects each <svg class="plot ..."> with its data-series and how many marks it draws."""
 
-    MARKS = {"polyline", "path", "circle", "line", "rect", "polygon"}
+    MARKS = frozenset({"polyline", "path", "circle", "line", "rect", "polygon"})
 
     def __init__(self) -> None:
         super().__init__()

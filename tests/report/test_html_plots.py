@@ -5,6 +5,7 @@ marked on them with those values, axes carry units, failures stand out, the oper
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import statistics
@@ -15,7 +16,6 @@ from station.results.record import format_limits, format_quantity
 from station.results.svg import split_unit
 from tests.report.conftest import OPERATOR
 from tests.report.helpers import HAVE_CHROMIUM, NO_CHROMIUM, Node, rendered_tree
-import itertools
 
 pytestmark = [pytest.mark.skipif(not HAVE_CHROMIUM, reason=NO_CHROMIUM), pytest.mark.timeout(300)]
 

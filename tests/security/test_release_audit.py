@@ -3,6 +3,7 @@ log is a hash chain that names the line of any edit, insertion, deletion or reor
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -15,7 +16,6 @@ from station.security.release import release_plan
 from station.security.roles import release_problem
 
 from .conftest import write_station
-import itertools
 
 
 def test_release_records_hash_keeps_comments_and_audits(station_dir):

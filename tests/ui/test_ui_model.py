@@ -37,7 +37,7 @@ def test_resolve_catalogue_roles_and_faults(station_config):
     got = resolve(station_config, serial="UNR1", fixture="F1", operator=ENG, sim=True,
                   overrides=Overrides(faults=("bond_high",)))
     assert got.req.faults == ["bond_high"] and got.prep.bound.plan.version == "1.1.0-draft"
-    with pytest.raises(Refusal, match="unknown fault|no fault|fault"):
+    with pytest.raises(Refusal, match=r"unknown fault|no fault|fault"):
         resolve(station_config, serial="CAR9", fixture="F1", operator=ENG, sim=True,
                 overrides=Overrides(faults=("no_such_fault",)))
     with pytest.raises(Refusal, match="training mode"):
