@@ -7,6 +7,7 @@ All text is escaped. The cell-voltage chart is in ``svg_cells``.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from html import escape
@@ -63,7 +64,7 @@ def gap_limit(xs: Sequence[float]) -> float:
     """The x step beyond which two samples are not joined: 3 × the median step (a pause in
     the recording, e.g. the rest between a discharge and a regen pulse, is shown as a gap
     rather than as an invented ramp). Infinite for fewer than 4 samples."""
-    steps = sorted(b - a for a, b in zip(xs, xs[1:]) if math.isfinite(a) and math.isfinite(b)
+    steps = sorted(b - a for a, b in itertools.pairwise(xs) if math.isfinite(a) and math.isfinite(b)
                    and b > a)
     return 3 * steps[len(steps) // 2] if len(steps) >= 3 else math.inf
 

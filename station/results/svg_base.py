@@ -29,7 +29,7 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> tuple[float, float, list
     mag = 10.0 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw * (1 - 1e-9))
     start, stop = math.floor(lo / step + 1e-9) * step, math.ceil(hi / step - 1e-9) * step
-    ticks = [start + i * step for i in range(int(round((stop - start) / step)) + 1)]
+    ticks = [start + i * step for i in range(round((stop - start) / step) + 1)]
     return start, stop, ticks
 
 
