@@ -18,6 +18,7 @@ from drivers.base.diagnostics import InputError, Problem
 from drivers.base.yamlsrc import load_file
 from drivers.clock import MAX_SCALE
 from station.line.config import LineResultsFields, MesConfig, MqttConfig, OpcUaConfig
+from station.pack_refs import pack_problems
 from station.plan.loader import validation_problems
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.\-]+)\}")
@@ -249,9 +250,8 @@ def load_config(path: str | Path) -> LoadedConfig:
     for i, product in enumerate(config.products):
         if not (path.parent / product.plan).is_file():
             problems.append(src.problem(("products", i, "plan"), f"plan file not found: {product.plan}"))
-    from station.simpack import config_problems
-
-    problems.extend(config_problems(config, src, path.parent))
+    problems.extend(pack_problems({fid: f.sim_preset for fid, f in config.fixtures.items()},
+                                  [(p.pack, p.variant) for p in config.products], src, path.parent))
     if problems:
         raise InputError(problems)
     return LoadedConfig(config, path, src)
