@@ -13,7 +13,7 @@ EXIT_USAGE = 2
 
 
 def cmd_rejudge(args) -> int:
-    from station.line.rejudge import rejudge_command
+    from station.line.rejudge_cmd import rejudge_command
 
     return rejudge_command(args)
 
@@ -258,7 +258,7 @@ def cmd_release(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from station.line.stats import stats_command
+    from station.line.stats_cmd import stats_command
 
     return stats_command(args)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from station.events import MeasurementTaken, RunFinished, RunStarted, StepFinished, StepStarted
-from station.line import rejudge
+from station.line import rejudge_cmd
 from station.results import ResultStore
 from tests.line.test_stats import RUNS, _seed
 
@@ -26,7 +26,7 @@ def _args(store, **kw):
 
 def _run(args):
     out, err = io.StringIO(), io.StringIO()
-    code = rejudge.rejudge_command(args, out=out, err=err)
+    code = rejudge_cmd.rejudge_command(args, out=out, err=err)
     return code, out.getvalue(), err.getvalue()
 
 
