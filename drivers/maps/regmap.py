@@ -14,9 +14,10 @@ from __future__ import annotations
 import itertools
 import re
 import struct
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from drivers.maps import mapfile
 
@@ -93,7 +94,7 @@ class Field:
         words = list(raw[: self.count])
         if self.word_order == "little":
             words.reverse()
-        value = struct.unpack(">" + TYPES[self.type][1], b"".join(w.to_bytes(2, "big") for w in words))[0]
+        value: float | int = struct.unpack(">" + TYPES[self.type][1], b"".join(w.to_bytes(2, "big") for w in words))[0]
         return value if self.scale == 1 and self.type != "float32" else value * self.scale
 
     def flags(self, word: int) -> frozenset[str]:
@@ -114,8 +115,9 @@ class RegisterMap:
     fields: tuple[Field, ...]
     path: str = "<string>"
     # table -> its fields by address, and its ReadPlan: computed once, the map never changes
-    _tables: dict = dataclass_field(default_factory=dict, init=False, repr=False, compare=False)
-    _plans: dict = dataclass_field(default_factory=dict, init=False, repr=False, compare=False)
+    _tables: dict[str, tuple[Field, ...]] = dataclass_field(default_factory=dict, init=False, repr=False,
+                                                            compare=False)
+    _plans: dict[str, ReadPlan] = dataclass_field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __getitem__(self, name: str) -> Field:
         for f in self.fields:
@@ -181,7 +183,7 @@ class ReadPlan:
                                    None if f.type == "bool" else f) for f in group)
                             for start, _, group in runs)
 
-    def decode(self, index: int, raw: list, out: dict) -> dict:
+    def decode(self, index: int, raw: list[int] | list[bool], out: dict[str, Any]) -> dict[str, Any]:
         """Put the values of block ``index`` (``raw``: its bits or registers) in ``out``; return it."""
         for name, first, end, f in self._slots[index]:
             out[name] = bool(raw[first]) if f is None else f.decode(raw[first:end])
@@ -192,18 +194,33 @@ _READERS = {"coil": "read_coils", "discrete": "read_discrete_inputs", "holding":
             "input": "read_input"}
 
 
-async def read_fields(transport, fields: list[Field] | tuple[Field, ...], regmap: RegisterMap) -> dict:
+class RegisterClient(Protocol):
+    """What reads and writes registers: ``drivers.transports.modbus.ModbusTransport`` and the
+    exact-exchange fake ``drivers.testing.modbus.ExpectedRegisters``."""
+
+    async def read_coils(self, address: int, count: int) -> list[bool]: ...
+    async def read_discrete_inputs(self, address: int, count: int) -> list[bool]: ...
+    async def read_holding(self, address: int, count: int) -> list[int]: ...
+    async def read_input(self, address: int, count: int) -> list[int]: ...
+    async def write_coil(self, address: int, value: bool) -> None: ...
+    async def write_coils(self, address: int, values: Sequence[bool]) -> None: ...
+    async def write_register(self, address: int, value: int) -> None: ...
+    async def write_registers(self, address: int, values: Sequence[int]) -> None: ...
+
+
+async def read_fields(transport: RegisterClient, fields: list[Field] | tuple[Field, ...],
+                      regmap: RegisterMap) -> dict[str, Any]:
     """Read ``fields`` of one table in as few contiguous requests as the map allows."""
     if not fields:
         return {}
     return await read_planned(transport, ReadPlan(regmap, fields))
 
 
-async def read_planned(transport, plan: ReadPlan) -> dict:
+async def read_planned(transport: RegisterClient, plan: ReadPlan) -> dict[str, Any]:
     """Read what ``plan`` covers (e.g. ``regmap.plan("discrete")``): values by field name."""
-    out: dict = {}
+    out: dict[str, Any] = {}
     if plan.blocks:
-        function = getattr(transport, _READERS[plan.table])
+        function: Callable[[int, int], Awaitable[list[int] | list[bool]]] = getattr(transport, _READERS[plan.table])
         for index, (start, count) in enumerate(plan.blocks):
             plan.decode(index, await function(start, count), out)
     return out
@@ -267,7 +284,7 @@ class _Checker:
             self.err(pos, "'registers' must be a list of fields")
         else:
             for i, entry in enumerate(regs):
-                f = self.field(entry, self.doc.value(regs, i))
+                f = self.field(entry, self.doc.value(regs, i) or (1, 1))
                 if f is not None:
                     fields.append(f)
         self.cross_check(fields)
@@ -287,7 +304,7 @@ class _Checker:
             if key not in e:
                 self.err(pos, f"missing key {key!r}")
 
-        def value(key: str, kind: type | tuple, what: str, default: Any = None) -> Any:
+        def value(key: str, kind: type | tuple[type, ...], what: str, default: Any = None) -> Any:
             if key not in e:
                 return default
             v = e[key]
@@ -298,7 +315,7 @@ class _Checker:
                 return default
             return v
 
-        def choice(key: str, options: tuple, default: Any) -> Any:
+        def choice(key: str, options: tuple[str, ...], default: Any) -> Any:
             v = value(key, str, "one of " + "|".join(options), default)
             if v not in options:
                 self.err(self.doc.value(e, key), f"{key!r} must be one of {'|'.join(options)}, got {v!r}")
