@@ -192,11 +192,14 @@ class VisaTransport:
             raise self._lose(self._typed(exc, command, self.timeout)) from exc
 
     async def _query_inline(self, command: str, limit: float) -> bytes:
+        inline = self._inline
+        if inline is None:  # _inline_ready() said it was there: closed meanwhile
+            raise ConnectError("transport is not open", instrument=self.instrument, command=command)
         self._inline_write(command)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + reply_timeout(limit, loop)
         try:
-            got = await self._inline.wait_line(limit)
+            got = await inline.wait_line(limit)
         except asyncio.CancelledError:
             self._stale = True  # the reply may still come and must not answer the next command
             raise
@@ -215,7 +218,8 @@ class VisaTransport:
 
             return await self._call(read_rest, command, limit=rest, scaled=False)
         try:
-            return self._inst.read_raw()  # a whole line is waiting: pyvisa reads it without waiting
+            raw: bytes = self._inst.read_raw()  # a whole line is waiting: pyvisa reads it without waiting
+            return raw
         except Exception as exc:  # typed below, as the worker's are
             raise self._lose(self._typed(exc, command, limit)) from exc
 
@@ -232,7 +236,8 @@ class VisaTransport:
 
     def _read_blocking(self, command: str) -> bytes:
         try:
-            return self._inst.read_raw()
+            raw: bytes = self._inst.read_raw()
+            return raw
         except pyvisa.errors.VisaIOError as exc:
             # pyvisa-py reports a peer that hung up mid-read as a timeout (it polls the closed
             # socket until the deadline); say what it was.
