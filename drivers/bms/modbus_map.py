@@ -41,7 +41,7 @@ class BmsField(Field):
     def count(self) -> int:
         return self.registers(self.length)
 
-    def encode(self, value: Any) -> list:
+    def encode(self, value: Any) -> list[int] | list[bool]:
         """Engineering value (a list for an array, str for text) -> raw words/bits."""
         if self.text:
             data = (value if isinstance(value, str) else "").encode("ascii", "strict")
@@ -52,13 +52,14 @@ class BmsField(Field):
         if self.length == 1:
             return super().encode(value)
         items = list(value) if isinstance(value, (list, tuple)) else [value] * self.length
-        return [w for item in items for w in Field.encode(self, item)]
+        words: list[Any] = [w for item in items for w in Field.encode(self, item)]
+        return words
 
-    def decode(self, raw: list) -> Any:
+    def decode(self, raw: list[int] | list[bool]) -> Any:
         values = self.decode_all(list(raw), self.length)
         return values[0] if self.text or self.length == 1 else values
 
-    def decode_all(self, raw: list, n: int) -> list:
+    def decode_all(self, raw: list[int] | list[bool], n: int) -> list[Any]:
         """The first ``n`` elements from their raw words (text: one string)."""
         if self.text:
             data = b"".join(int(w).to_bytes(2, "big") for w in raw[:self.length])
@@ -66,11 +67,12 @@ class BmsField(Field):
         size = regmap.TYPES[self.type][0]
         return [Field.decode(self, raw[i * size:(i + 1) * size]) for i in range(n)]
 
-    def to_bytes(self, values: list, length: int) -> bytes:
+    def to_bytes(self, values: list[Any], length: int) -> bytes:
         """A DID's ``length`` bytes from the decoded value (text space padded, numbers big-endian)."""
         if self.text:
-            return values[0].encode("ascii", "replace").ljust(length, b" ")[:length]
-        return (round(values[0] / self.scale) & ((1 << 8 * length) - 1)).to_bytes(length, "big")
+            return str(values[0]).encode("ascii", "replace").ljust(length, b" ")[:length]
+        raw: int = round(values[0] / self.scale)
+        return (raw & ((1 << 8 * length) - 1)).to_bytes(length, "big")
 
     def from_bytes(self, data: bytes) -> Any:
         """The value to ``encode`` for a DID's bytes."""
@@ -117,7 +119,7 @@ def _read_bms_map(p: Path) -> RegisterMap:
         raise MapError(src.problems)
     doc = src.data
     problems: list[str] = []
-    extras: dict[str, dict] = {}
+    extras: dict[str, dict[str, Any]] = {}
 
     def err(pos: tuple[int, int] | None, msg: str) -> None:
         line, col = pos or (1, 1)

@@ -103,7 +103,7 @@ class Request:
 
     def encode(self, mode: str, balancing: bool, imd_enabled: bool) -> bytes:
         """Frame data for a request; raw values from the map's tables (strict DBC ranges)."""
-        data = {sig.name: 0 for sig in self.message.signals}
+        data: dict[str, float] = {sig.name: 0 for sig in self.message.signals}
         data.update(self.fixed)
         data[self.signals["mode"]] = self.values["mode"][mode]
         if "balancing" in self.signals:
@@ -274,7 +274,7 @@ class _Loader:
         if ("did_table" in spec) == ("odx" in spec):
             self.err(doc, "diagnostics", "diagnostics needs exactly one of 'did_table' or 'odx'")
             return {}
-        out = {}
+        out: dict[str, Any] = {}
         for key in ("did_table", "odx"):
             if key in spec:
                 path = self.path.parent / str(spec[key])
@@ -301,7 +301,7 @@ class _Loader:
             return {}
         return {name: rid for rid, name in getattr(table, "routines", {}).items()}
 
-    def security(self, spec: Any) -> dict[int, tuple]:
+    def security(self, spec: Any) -> dict[int, tuple[str, dict[str, Any], int]]:
         """``security: {LEVEL: {algorithm, params, seed_length}}`` beside an ODX (which cannot
         carry seed/key algorithms): level -> (algorithm, params, seed_length)."""
         from drivers.bms.security import key_function
@@ -312,7 +312,7 @@ class _Loader:
         if not isinstance(table, dict):
             self.err(spec, "security", "security must map levels to {algorithm, params, seed_length}", value=True)
             return {}
-        out = {}
+        out: dict[int, tuple[str, dict[str, Any], int]] = {}
         for level, item in table.items():
             if isinstance(level, bool) or not isinstance(level, int) or not self.keys(
                     item, {"algorithm", "params", "seed_length"}, f"security level {level}"):
@@ -351,7 +351,8 @@ class _Loader:
                          value=True)
                 return default
             return UNIT_FACTORS[unit]
-        return self.number(spec, "factor", default)
+        factor: float = self.number(spec, "factor", default)
+        return factor
 
     def message_signal(self, node: Any, key: Any, ref: Any) -> tuple[Any, str] | None:
         msg_name, _, sig_name = str(ref).partition(".")
