@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from drivers.base import Driver
-from drivers.maps.regmap import RegisterMap
+from drivers.maps.regmap import Field, RegisterMap
 from drivers.transports.modbus import ModbusTransport, parse_resource
 
 
@@ -15,7 +15,7 @@ class ModbusDriver(Driver):
     """A register-mapped instrument over Modbus TCP/RTU; the constructor only stores config."""
 
     TRANSPORT = "modbus"
-    map: RegisterMap  # each driver loads its own in the constructor (a file, checked there)
+    map: RegisterMap[Field]  # each driver loads its own in the constructor (a file, checked there)
 
     def __init__(self, name: str, resource: str, **kw: Any) -> None:
         super().__init__(name, resource, **kw)

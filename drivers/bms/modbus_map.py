@@ -100,7 +100,7 @@ def is_signal(item: BmsField | str) -> bool:
             and (is_signal(item.name) or any(is_signal(b) for _, b in item.bits)))
 
 
-def load_bms_map(path: str | Path) -> RegisterMap:
+def load_bms_map(path: str | Path) -> RegisterMap[BmsField]:
     """Load a BMS map: regmap's checks plus ``length``, ``type: string`` and ``states``;
     every problem as ``PATH:LINE:COL: message`` in one ``MapError``. The map is immutable and
     cached per file (a bare name is looked up in drivers/maps)."""
@@ -113,7 +113,7 @@ def load_bms_map(path: str | Path) -> RegisterMap:
         raise MapError([f"{path}: cannot read map: {exc.strerror}"]) from None
 
 
-def _read_bms_map(p: Path) -> RegisterMap:
+def _read_bms_map(p: Path) -> RegisterMap[BmsField]:
     src = mapfile.read(p)
     if src.problems:
         raise MapError(src.problems)

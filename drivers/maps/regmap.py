@@ -17,7 +17,7 @@ import struct
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from drivers.maps import mapfile
 
@@ -106,20 +106,27 @@ class Field:
         return sum(1 << bit for bit, name in self.bits if name in flags)
 
 
+F = TypeVar("F", bound=Field, covariant=True)
+
+
+def _address(f: Field) -> int:
+    return f.address  # the map's field class (a BMS map has BmsField)
+
+
 @dataclass(frozen=True)
-class RegisterMap:
+class RegisterMap(Generic[F]):
     """A loaded map: fields by name and by table."""
 
     name: str
     description: str
-    fields: tuple[Field, ...]
+    fields: tuple[F, ...]
     path: str = "<string>"
     # table -> its fields by address, and its ReadPlan: computed once, the map never changes
-    _tables: dict[str, tuple[Field, ...]] = dataclass_field(default_factory=dict, init=False, repr=False,
+    _tables: dict[str, tuple[F, ...]] = dataclass_field(default_factory=dict, init=False, repr=False,
                                                             compare=False)
     _plans: dict[str, ReadPlan] = dataclass_field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def __getitem__(self, name: str) -> Field:
+    def __getitem__(self, name: str) -> F:
         for f in self.fields:
             if f.name == name:
                 return f
@@ -128,12 +135,12 @@ class RegisterMap:
     def __contains__(self, name: object) -> bool:
         return any(f.name == name for f in self.fields)
 
-    def table(self, table: str) -> tuple[Field, ...]:
+    def table(self, table: str) -> tuple[F, ...]:
         """Fields of one table, by address."""
         fields = self._tables.get(table)
         if fields is None:
             fields = self._tables[table] = tuple(sorted((f for f in self.fields if f.table == table),
-                                                        key=lambda f: f.address))
+                                                        key=_address))
         return fields
 
     def plan(self, table: str) -> ReadPlan:
@@ -146,7 +153,7 @@ class RegisterMap:
     def names(self, table: str) -> list[str]:
         return [f.name for f in self.table(table)]
 
-    def at(self, table: str, address: int) -> Field | None:
+    def at(self, table: str, address: int) -> F | None:
         """The field occupying ``address`` in ``table`` (any of its registers), or None."""
         for f in self.fields:
             if f.table == table and f.address <= address < f.address + f.count:
@@ -174,7 +181,7 @@ class ReadPlan:
 
     __slots__ = ("table", "blocks", "_slots")
 
-    def __init__(self, regmap: RegisterMap, fields: list[Field] | tuple[Field, ...]) -> None:
+    def __init__(self, regmap: RegisterMap[Field], fields: list[Field] | tuple[Field, ...]) -> None:
         self.table = fields[0].table if fields else ""
         runs = regmap.blocks(fields, limit=2000 if self.table in ("coil", "discrete") else 125)
         self.blocks: tuple[tuple[int, int], ...] = tuple((start, count) for start, count, _ in runs)
@@ -209,7 +216,7 @@ class RegisterClient(Protocol):
 
 
 async def read_fields(transport: RegisterClient, fields: list[Field] | tuple[Field, ...],
-                      regmap: RegisterMap) -> dict[str, Any]:
+                      regmap: RegisterMap[Field]) -> dict[str, Any]:
     """Read ``fields`` of one table in as few contiguous requests as the map allows."""
     if not fields:
         return {}
@@ -226,7 +233,7 @@ async def read_planned(transport: RegisterClient, plan: ReadPlan) -> dict[str, A
     return out
 
 
-def load_map(path: str | Path) -> RegisterMap:
+def load_map(path: str | Path) -> RegisterMap[Field]:
     """Load and validate a map file (a bare name is looked up in drivers/maps; cached per file)."""
     p = Path(path)
     if not p.is_absolute() and not p.exists() and (MAPS_DIR / p).exists():
@@ -237,7 +244,7 @@ def load_map(path: str | Path) -> RegisterMap:
         raise MapError([f"{path}: cannot read map: {exc.strerror}"]) from None
 
 
-def _read_map(path: str) -> RegisterMap:
+def _read_map(path: str) -> RegisterMap[Field]:
     doc = mapfile.read(path)
     if doc.problems:
         raise MapError(doc.problems)
@@ -247,7 +254,7 @@ def _read_map(path: str) -> RegisterMap:
 _load_file = mapfile.cached_per_file(_read_map)
 
 
-def parse_map(text: str, path: str = "<string>") -> RegisterMap:
+def parse_map(text: str, path: str = "<string>") -> RegisterMap[Field]:
     """Validate YAML ``text`` into a ``RegisterMap``; ``MapError`` lists every problem."""
     doc = mapfile.parse(text, path)
     if doc.problems:
@@ -267,7 +274,7 @@ class _Checker:
         line, col = pos or (1, 1)
         self.problems.append(f"{self.path}:{line}:{col}: {msg}")
 
-    def check(self, doc: Any) -> RegisterMap:
+    def check(self, doc: Any) -> RegisterMap[Field]:
         if not isinstance(doc, dict):
             self.err(None, "a register map is a mapping with 'name' and 'registers'")
             raise MapError(self.problems)
