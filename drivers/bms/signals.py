@@ -223,7 +223,11 @@ class _Loader:
             raise SignalMapError(self.problems) from exc
         self.cycles = self.message_cycles(doc)
         signals = {}
-        for name, spec in (doc.get("signals") or {}).items():
+        spec_of = doc.get("signals") or {}
+        if not isinstance(spec_of, dict):
+            self.err(doc, "signals", "signals must map logical signal names to {signal, ...}", value=True)
+            spec_of = {}
+        for name, spec in spec_of.items():
             if name not in LOGICAL and not _ERROR_NAME.match(str(name)):
                 self.err(doc["signals"], name, f"unknown logical signal {name!r}; known: "
                          f"{', '.join(sorted(LOGICAL))}, error_*")
