@@ -1,15 +1,15 @@
-# The two quick-start commands (README): `make demo` and `make test`. Both set up .venv first.
+# The quick-start commands (README): `make demo`, `make test` and `make lint`. Each sets up .venv first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench schema clean
+.PHONY: demo test lint bench schema clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,line,odx]'
+	$(BIN)/pip install --quiet -e '.[test,line,odx,lint]'
 	touch $(STAMP)
 
 demo: $(STAMP)  ## run the smoke plan against the simulator, with the live step table and verdict
@@ -20,6 +20,15 @@ test: $(STAMP)  ## the whole test suite (the reliability suite in a process of i
 	@status=0; \
 	$(BIN)/pytest --ignore=tests/reliability || status=$$?; \
 	$(BIN)/pytest tests/reliability || { s=$$?; [ $$status -ne 0 ] || status=$$s; }; \
+	exit $$status
+
+lint: $(STAMP)  ## ruff, the layer contracts, import cycles and mypy (configs in pyproject.toml); what CI runs
+	@# Every check runs and reports even when an earlier one fails; the exit code is the first non-zero one.
+	@status=0; \
+	for check in "$(BIN)/ruff check ." "$(BIN)/lint-imports" "$(BIN)/python .ci/import_cycles.py" "$(BIN)/mypy"; do \
+	  echo "== $$check"; \
+	  $$check || { s=$$?; [ $$status -ne 0 ] || status=$$s; }; \
+	done; \
 	exit $$status
 
 bench: $(STAMP)  ## benchmarks (not part of the test run); prints a table and writes out/bench.json

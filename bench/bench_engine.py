@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 from common import ROOT, generated_plan, median_of
-
 from station.engine.sequencer import Sequencer
 from station.plan.bind import bind_plan
 from station.plan.loader import load_plan_text

@@ -24,11 +24,10 @@ import time
 from pathlib import Path
 
 from common import PLANS
-from station_gen import preset_of, write_station, write_unshared_plan
-
 from station.clock import run
 from station.config import load_config
 from station.runner import RunRequest, Session, prepare
+from station_gen import preset_of, write_station, write_unshared_plan
 
 COUNTS = (1, 4, 8)
 

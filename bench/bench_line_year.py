@@ -76,7 +76,7 @@ def params_for(conn, runs: int, days: int, start: dt.date) -> dict:
         "SELECT path, name FROM measurements WHERE run_id = 'template' AND value_num IS NOT "
         "NULL AND lsl IS NOT NULL ORDER BY seq LIMIT 1").fetchone()
     mid = dt.datetime.combine(start + dt.timedelta(days=days // 2), dt.time(),
-                              dt.timezone.utc)
+                              dt.UTC)
     week = dt.timedelta(days=7 * density)
     day = dt.timedelta(days=max(1.0, density))
     return {"serials": serials, "path": path, "name": name, "density": density,
@@ -186,7 +186,7 @@ def main() -> int:
         load = os.getloadavg()
         result.update(generated_s=timings, sample_runs=a.runs, sample_days=a.days,
                       template_events=len(events), load_average=load[:2],
-                      utc=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+                      utc=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
         year = TARGET_PER_DAY * 365
         result["extrapolated_year"] = {"runs": year, "bytes": result["bytes_per_run"] * year}
         if not a.keep:

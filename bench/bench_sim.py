@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 from common import reference_plan
-
 from station.clock import run
 from station.runner import RunRequest, execute, prepare
 

@@ -50,7 +50,7 @@ def fill(path: Path, first: int, last: int, total: int, rng: random.Random) -> N
     conn = sqlite3.connect(path)
     conn.isolation_level = None
     migrate(conn)
-    start = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
     step_s = 365 * 86400 / total
     limits = [json.dumps({"unit": "V", "min": 90.0 + i, "max": 110.0 + i}) for i in range(MEASUREMENTS)]
     for lo in range(first, last + 1, 5000):

@@ -124,7 +124,7 @@ def main() -> int:
                 conn.execute(f"DROP SCHEMA IF EXISTS {a.schema} CASCADE")
             conn.execute(f"DROP OWNED BY {READER}")
             conn.execute(f"DROP ROLE {READER}")
-    results["utc"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    results["utc"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps(results, indent=1))
     return 0

@@ -13,7 +13,6 @@ import tempfile
 from pathlib import Path
 
 from common import generated_plan, median_of, reference_plan, timed
-
 from station.plan.bind import bind_plan
 from station.plan.loader import load_plan
 

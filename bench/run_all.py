@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, Figure, machine, reference_plan, table  # noqa: E402
+from common import ROOT, Figure, machine, reference_plan, table
 
 SECTIONS = ("engine", "validate", "sim", "fixtures", "can", "startup", "memory", "proof")
 
@@ -100,9 +100,8 @@ def _fixtures(quick: bool) -> list[Figure]:
 
 def _can(quick: bool) -> list[Figure]:
     import bench_can_ingest
-    from station.clock import run
-
     from drivers.bms.signals import load_signal_map
+    from station.clock import run
 
     signal_map = load_signal_map(cells=bench_can_ingest.CELLS, temperature_sensors=bench_can_ingest.SENSORS)
     decode = [bench_can_ingest.bench_decode(signal_map, 1.0) for _ in range(3 if quick else 5)]
@@ -182,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", help="also write the table with date and machine as Markdown")
     args = ap.parse_args(argv)
 
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     load_before = os.getloadavg()
     figures: list[Figure] = []
     timings: dict[str, float] = {}

@@ -34,7 +34,7 @@ def write_station(directory: Path, fixtures: int) -> Path:
         name = f"F{i}"
         block = copy.deepcopy(template)
         block["sim_preset"] = preset_of(i)
-        for role, inst in block["instruments"].items():
+        for inst in block["instruments"].values():
             if isinstance(inst, str):
                 continue
             inst["resource"] = inst["resource"].replace("{F1.", "{" + name + ".")

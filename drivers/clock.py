@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import math
 import selectors
+import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 MAX_SCALE = 100.0  # above this, 10 ms CAN cycles become 10 k frames/s of wall time per message
@@ -44,8 +46,13 @@ READ_CHUNK = 64 * 1024  # bytes per socket read
 class StationLoop(asyncio.SelectorEventLoop):
     """The real-time loop: a selector loop whose socket reads are ``READ_CHUNK`` bytes."""
 
-    def _make_socket_transport(self, sock, protocol, waiter=None, *, extra=None, server=None):
-        transport = super()._make_socket_transport(sock, protocol, waiter, extra=extra, server=server)
+    # A private hook of asyncio's selector loop (typeshed leaves it out): the one place the read
+    # size of a socket transport can be set.
+    def _make_socket_transport(self, sock: socket.socket, protocol: asyncio.BaseProtocol,
+                               waiter: asyncio.Future[None] | None = None, *, extra: dict[str, Any] | None = None,
+                               server: asyncio.AbstractServer | None = None) -> Any:
+        transport = super()._make_socket_transport(  # type: ignore[misc]  # not in typeshed
+            sock, protocol, waiter, extra=extra, server=server)
         transport.max_size = READ_CHUNK
         return transport
 
@@ -94,7 +101,7 @@ def check_scale(scale: float) -> None:
         raise ValueError(f"time scale {problem}")
 
 
-def loop_factory(scale: float = 1.0):
+def loop_factory(scale: float = 1.0) -> Callable[[], asyncio.AbstractEventLoop]:
     """The loop factory for ``asyncio.Runner``: the plain real-time loop at scale 1."""
     check_scale(scale)
     if scale == 1.0:

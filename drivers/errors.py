@@ -34,9 +34,10 @@ class ProtocolError(InstrumentError):
 class DeviceError(InstrumentError):
     """The instrument reported an error (SCPI error queue, Modbus exception, UDS NRC, protection trip)."""
 
-    def __init__(self, message: str, *, code: int | str | None = None, **kw) -> None:
+    def __init__(self, message: str, *, code: int | str | None = None, instrument: str = "",
+                 command: str = "") -> None:
         self.code = code
-        super().__init__(message, **kw)
+        super().__init__(message, instrument=instrument, command=command)
 
 
 class RangeError(InstrumentError, ValueError):

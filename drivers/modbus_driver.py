@@ -4,7 +4,10 @@ from it in ``open()`` (unless one was injected, as exact-exchange tests do), clo
 
 from __future__ import annotations
 
+from typing import Any
+
 from drivers.base import Driver
+from drivers.maps.regmap import Field, RegisterMap
 from drivers.transports.modbus import ModbusTransport, parse_resource
 
 
@@ -12,8 +15,9 @@ class ModbusDriver(Driver):
     """A register-mapped instrument over Modbus TCP/RTU; the constructor only stores config."""
 
     TRANSPORT = "modbus"
+    map: RegisterMap[Field]  # each driver loads its own in the constructor (a file, checked there)
 
-    def __init__(self, name: str, resource: str, **kw) -> None:
+    def __init__(self, name: str, resource: str, **kw: Any) -> None:
         super().__init__(name, resource, **kw)
         parse_resource(resource, name)  # a malformed resource fails at config load
 

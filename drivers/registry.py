@@ -44,4 +44,7 @@ def driver_class(key: str) -> type:
     if target is None:
         raise UnknownDriverError(f"unknown driver {key!r}; valid keys: {', '.join(sorted(keys))}")
     module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls)
+    found = getattr(importlib.import_module(module), cls)
+    if not isinstance(found, type):
+        raise UnknownDriverError(f"driver {key!r}: {target} is not a class")
+    return found

@@ -5,14 +5,18 @@ Dialects subclass ``ScpiDriver``; none re-implements these."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from drivers.base import IDENTITY_OPTIONS, Driver
 from drivers.capabilities import Identity
 from drivers.errors import ConnectError, DeviceError, InstrumentError, ProtocolError
-from drivers.scpi_table import Reading, Setting, Table, scpi_number  # noqa: F401  (scpi_number re-exported)
+from drivers.scpi_table import Reading, Setting, Table, scpi_number
 from drivers.transports.factory import open_message_transport
+from drivers.transports.message import MessageTransport
 
 NO_ERROR = '+0,"No error"'
+
+__all__ = ["NO_ERROR", "MessageDriver", "ScpiDriver", "scpi_number"]  # scpi_number: for the dialects
 
 
 class MessageDriver(Driver):
@@ -22,7 +26,7 @@ class MessageDriver(Driver):
     TRANSPORT = "message"
     OPTIONS = IDENTITY_OPTIONS
 
-    def __init__(self, name: str, resource: str, **kw) -> None:
+    def __init__(self, name: str, resource: str, **kw: Any) -> None:
         super().__init__(name, resource, **kw)
         self._owns_transport = self.transport is None
 
@@ -37,10 +41,11 @@ class MessageDriver(Driver):
             if self._owns_transport:
                 self.transport = None
 
-    def _transport(self, command: str):
+    def _transport(self, command: str) -> MessageTransport:
         if self.transport is None:
             raise ConnectError("not open", instrument=self.name, command=command)
-        return self.transport
+        transport: MessageTransport = self.transport
+        return transport
 
 
 class ScpiDriver(MessageDriver):
@@ -49,7 +54,8 @@ class ScpiDriver(MessageDriver):
 
     TABLE: Table | None = None
 
-    def _command(self, key: str, value=None, *, validator=None, what: str | None = None, **keys: str) -> str:
+    def _command(self, key: str, value: object = None, *, validator: object = None, what: str | None = None,
+                 **keys: str) -> str:
         """Row ``key`` of ``TABLE`` rendered for ``value``, checked first by the row's validator
         (or ``validator``, for ranges that come from the instrument's options): out of range
         raises ``RangeError`` naming ``what`` before a byte is sent."""
@@ -111,7 +117,7 @@ class ScpiDriver(MessageDriver):
             text = message.strip().strip('"')
             raise DeviceError(f"device error {code}: {text}", code=code, instrument=self.name, command=commands)
 
-    async def _error_check(self, transport, command: str) -> str:
+    async def _error_check(self, transport: MessageTransport, command: str) -> str:
         """``SYST:ERR?`` after ``command``; a failure to get it names ``command`` too."""
         try:
             return (await transport.query("SYST:ERR?")).strip()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from drivers.errors import RangeError
 
@@ -29,13 +30,16 @@ class Range:
         return f"[{self.low:g}, {self.high:g}] {self.unit}".rstrip()
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
-class OneOf:
+class OneOf(Generic[T]):
     """A value from a fixed set."""
 
-    values: tuple
+    values: tuple[T, ...]
 
-    def check(self, value, *, what: str, instrument: str = ""):
+    def check(self, value: T, *, what: str, instrument: str = "") -> T:
         if value not in self.values:
             raise RangeError(f"{what} {value!r} not one of {list(self.values)}", instrument=instrument)
         return value

@@ -115,7 +115,7 @@ def _did_table(path: str | None = None):
     return load_did_table(path)
 
 
-def _resolve(pack: "str | PackDefinition | PackSpec") -> tuple[PackSpec, PackDefinition | None]:
+def _resolve(pack: str | PackDefinition | PackSpec) -> tuple[PackSpec, PackDefinition | None]:
     if isinstance(pack, PackSpec):
         return pack, None
     definition = pack if isinstance(pack, PackDefinition) else find_pack(pack)

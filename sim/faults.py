@@ -8,7 +8,7 @@ the start of the run, and instrument faults strike after identification, mid-run
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 

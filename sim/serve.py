@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import TextIO
 
 from drivers.clock import loop_factory, scale_problem
-
 from sim.faults import arm_faults, check_fault, fault_reach
 from sim.pack.catalogue import did_you_mean, load_pack
 from sim.pack.presets import PRESETS
@@ -71,9 +70,7 @@ def check_arguments(preset: str, faults: list[str], speed: float,
         except ValueError as err:
             problems.append(str(err))
             continue
-        if (problem := check_fault(*fault)) is not None:
-            problems.append(problem)
-        elif (problem := _reach(preset, fault)) is not None:
+        if (problem := check_fault(*fault)) is not None or (problem := _reach(preset, fault)) is not None:
             problems.append(problem)
         parsed.append(fault)
     try:

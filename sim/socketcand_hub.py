@@ -104,7 +104,7 @@ def format_frame(msg: can.Message, wall_offset: float) -> str:
 class _Session:
     """One TCP client: the protocol state machine and its node on the CAN channel."""
 
-    def __init__(self, hub: "SocketcandHub", reader: asyncio.StreamReader,
+    def __init__(self, hub: SocketcandHub, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter) -> None:
         self.hub, self.reader, self.writer = hub, reader, writer
         self.mode = "nobus"  # -> "bcm" after open, "raw" after rawmode

@@ -152,8 +152,8 @@ def _parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="the line's PostgreSQL: migrate (admin), retain/archive months")
     line = sub.add_parser("line", help="line integration: delivery status")
-    from station.line.pg_admin_args import add_arguments as add_db_arguments
     from station.line.line_status_args import add_arguments as add_line_arguments
+    from station.line.pg_admin_args import add_arguments as add_db_arguments
 
     add_db_arguments(db)
     add_line_arguments(line)

@@ -30,7 +30,7 @@ from drivers.clock import StationLoop, loop_factory
 class _VirtualSelector:
     """Wraps a selector; a would-be-blocking select advances virtual time instead."""
 
-    def __init__(self, loop: "VirtualTimeLoop", inner: selectors.BaseSelector) -> None:
+    def __init__(self, loop: VirtualTimeLoop, inner: selectors.BaseSelector) -> None:
         self._loop = loop
         self._inner = inner
 

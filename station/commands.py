@@ -13,7 +13,7 @@ EXIT_USAGE = 2
 
 
 def cmd_rejudge(args) -> int:
-    from station.line.rejudge import rejudge_command
+    from station.line.rejudge_cmd import rejudge_command
 
     return rejudge_command(args)
 
@@ -72,9 +72,17 @@ def _startup_lines(lines: list[str]) -> None:
 
 def cmd_run(args) -> int:
     from station import clock
-    from station.runner import (EXIT, EXIT_LINE_REFUSED, EXIT_REFUSED, LineRefused, RunRefused,
-                                RunRequest, execute, prepare)
-    from station.view import make_view, make_prompter
+    from station.runner import (
+        EXIT,
+        EXIT_LINE_REFUSED,
+        EXIT_REFUSED,
+        LineRefused,
+        RunRefused,
+        RunRequest,
+        execute,
+        prepare,
+    )
+    from station.view import make_prompter, make_view
 
     req = RunRequest(
         plan=args.plan, serial=args.serial, variant=args.variant, fixture=args.fixture,
@@ -236,11 +244,10 @@ def cmd_fixture(args) -> int:
 
 
 def cmd_release(args) -> int:
-    from station.security.release import release_plan
-
     from station.config import load_config
     from station.security.audit import AuditLog, audit_path
     from station.security.login import cli_authenticate
+    from station.security.release import release_plan
 
     config = load_config(args.station)
     auth = cli_authenticate(config, AuditLog(audit_path(config)), args.operator, args.pin_file)
@@ -251,7 +258,7 @@ def cmd_release(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from station.line.stats import stats_command
+    from station.line.stats_cmd import stats_command
 
     return stats_command(args)
 

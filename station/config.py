@@ -15,10 +15,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from drivers.base.diagnostics import InputError, Problem
+from drivers.base.yamlsrc import load_file
 from drivers.clock import MAX_SCALE
 from station.line.config import LineResultsFields, MesConfig, MqttConfig, OpcUaConfig
+from station.pack_refs import pack_problems
 from station.plan.loader import validation_problems
-from drivers.base.yamlsrc import load_file
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.\-]+)\}")
 SIM_CONFIG = Path(__file__).with_name("sim_station.yaml")
@@ -76,7 +77,7 @@ class ProductConfig(_Model):
         return value
 
     @model_validator(mode="after")
-    def _lengths(self) -> "ProductConfig":
+    def _lengths(self) -> ProductConfig:
         if self.min_length and self.max_length and self.min_length > self.max_length:
             raise ValueError(f"min_length {self.min_length} is more than max_length {self.max_length}")
         return self
@@ -249,9 +250,8 @@ def load_config(path: str | Path) -> LoadedConfig:
     for i, product in enumerate(config.products):
         if not (path.parent / product.plan).is_file():
             problems.append(src.problem(("products", i, "plan"), f"plan file not found: {product.plan}"))
-    from station.simpack import config_problems
-
-    problems.extend(config_problems(config, src, path.parent))
+    problems.extend(pack_problems({fid: f.sim_preset for fid, f in config.fixtures.items()},
+                                  [(p.pack, p.variant) for p in config.products], src, path.parent))
     if problems:
         raise InputError(problems)
     return LoadedConfig(config, path, src)

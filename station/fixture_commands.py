@@ -16,9 +16,9 @@ MAY_MAKE_SAFE = ("engineer", "admin")
 
 def fixture_command(*, station: str | None, fixture: str | None, sim: bool, act: bool, operator: str = "") -> int:
     """Run the check on ``fixture`` (all by default); print it; return the exit code."""
+    from drivers.base.diagnostics import InputError, Problem
     from station import clock
     from station.config import SIM_CONFIG, load_config
-    from drivers.base.diagnostics import InputError, Problem
 
     if not station and not sim:
         raise InputError([Problem("station", 1, 1, "no station config: give --station FILE, or --sim")])

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drivers.base.diagnostics import InputError, Problem
 from drivers.errors import InstrumentError, UnknownDriverError
 from drivers.registry import driver_class
 from drivers.transports.resources import check_resource
-from drivers.base.diagnostics import InputError, Problem
 from station.config import PLACEHOLDER, LoadedConfig, fill_option, fill_resource
 from station.events import InstrumentInfo
 
@@ -278,7 +278,7 @@ class StationInstruments:
     async def _close_quietly(driver: Any) -> None:
         try:
             await driver.close()
-        except Exception:  # noqa: BLE001 - a dead connection may fail to close; it is reopened next
+        except Exception:  # a dead connection may fail to close; it is reopened next
             pass
 
     async def open(self, fx: FixtureInstruments) -> None:
@@ -299,7 +299,7 @@ class StationInstruments:
                             # the run that lost it could not make it safe (e.g. a leak cycle
                             # still running): do it now, before anything else is asked of it
                             await asyncio.wait_for(driver.safe_state(), REOPEN_SAFE_TIMEOUT)
-                    except (InstrumentError, OSError, asyncio.TimeoutError) as err:
+                    except (TimeoutError, InstrumentError, OSError) as err:
                         await self._close_quietly(driver)  # the next attempt starts from scratch
                         name = role if key == f"{fx.fixture}.{role}" else f"instrument '{key}'"
                         raise InstrumentSetupError(f"{name} ({cfg.driver} at {driver.resource}): "

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from station.config import SIM_CONFIG, LoadedConfig, load_config
 from drivers.base.diagnostics import InputError, Problem
+from station.config import SIM_CONFIG, LoadedConfig, load_config
 from station.engine.sequencer import Sequencer
 from station.events import Event
 from station.instruments import InstrumentSetupError, StationInstruments
@@ -223,13 +224,12 @@ class Session:
         self.audit = AuditLog(audit_path(config, self.db))  # beside the store (no I/O until used)
         self.startup_checks: dict[str, Any] = {}  # fixture -> its last start-up check, for the next run's record
 
-    async def __aenter__(self) -> "Session":
+    async def __aenter__(self) -> Session:
         from station.results.store import ResultStore
 
         endpoints = None
         if self.sim:
             from sim.bench import SimBench
-
             from station.simpack import fixture_pack, safety_driver
 
             fixtures = {f: self.presets.get(f) or fixture_pack(self.config, f) for f in self.config.fixture_ids()}
@@ -410,7 +410,7 @@ async def execute(req: RunRequest, prep: Prepared, *, subscribers: list[Callable
             return await _startup_and_run(session, req, prep, subscribers, prompt_handler, on_sequencer, on_startup)
 
 
-async def _startup_and_run(session: "Session", req: RunRequest, prep: Prepared, subscribers, prompt_handler,
+async def _startup_and_run(session: Session, req: RunRequest, prep: Prepared, subscribers, prompt_handler,
                            on_sequencer, on_startup) -> tuple[str, str, Any]:
     if on_startup is not None:
         from station.startup import blocking

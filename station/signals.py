@@ -72,7 +72,7 @@ class StopSignals:
         """The first signal's name, once one arrived."""
         return self.received[0] if self.received else None
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self) -> StopSignals:
         self._loop = asyncio.get_running_loop()
         for sig, name in STOP_SIGNALS.items():
             try:

@@ -19,79 +19,32 @@ import re
 from typing import TYPE_CHECKING
 
 from drivers.base.diagnostics import InputError, Problem
+from station.pack_refs import is_pack_file
 
 if TYPE_CHECKING:
     from sim.pack.catalogue import PackDefinition
-    from station.config import LoadedConfig, StationConfig
-    from drivers.base.yamlsrc import Source
+    from station.config import LoadedConfig
 
 
-def _is_path(text: str) -> bool:
-    return text.endswith((".yaml", ".yml")) or "/" in text
-
-
-def config_problems(config: "StationConfig", src: "Source", base) -> list[Problem]:
-    """Every ``sim_preset`` and product ``pack`` of a station config, checked (load time)."""
-    from sim.pack.catalogue import shipped
-
-    problems: list[Problem] = []
-    try:
-        packs = shipped()
-    except InputError as err:
-        return list(err.problems)
-    for fid, fixture in config.fixtures.items():
-        if fixture.sim_preset is not None:
-            problems.extend(_check_pack(fixture.sim_preset, packs, src, ("fixtures", fid, "sim_preset"), base))
-    for i, product in enumerate(config.products):
-        if product.pack is None:
-            continue
-        if product.variant is None:
-            problems.append(src.problem(("products", i, "pack"), "'pack' is the simulated pack of a variant: give 'variant' too"))
-        problems.extend(_check_pack(product.pack, packs, src, ("products", i, "pack"), base))
-    return problems
-
-
-def _check_pack(name: str, packs: dict, src: "Source", loc: tuple, base) -> list[Problem]:
-    from sim.pack.catalogue import did_you_mean, load_pack
-
-    if _is_path(name):
-        try:
-            load_pack(base / name)
-        except InputError as err:
-            return _from_file(err, src, loc, name)
-        return []
-    if name not in packs:
-        return [src.problem(loc, f"unknown pack '{name}'{did_you_mean(name, packs)}; packs: {', '.join(packs)} "
-                                 "(or a pack definition file)")]
-    return []
-
-
-def _from_file(err: InputError, src: "Source", loc: tuple, text: str) -> list[Problem]:
-    """A pack file's own problems, plus where the config names it (a missing file: only there)."""
-    if any(p.message.startswith("cannot read file") for p in err.problems):
-        return [src.problem(loc, f"pack file not found: {text}")]
-    return [*err.problems, src.problem(loc, f"pack file {text} has problems (listed with its FILE:LINE:COL)")]
-
-
-def pack_files(config: "LoadedConfig") -> list[str]:
+def pack_files(config: LoadedConfig) -> list[str]:
     """Every pack definition file the station config names (products' ``pack``, fixtures'
     ``sim_preset``), resolved against the config's folder, each once, in config order."""
     names = [p.pack for p in config.config.products if p.pack] + \
             [f.sim_preset for f in config.config.fixtures.values() if f.sim_preset]
-    return list(dict.fromkeys(str(config.resolve_path(n)) for n in names if _is_path(n)))
+    return list(dict.fromkeys(str(config.resolve_path(n)) for n in names if is_pack_file(n)))
 
 
-def fixture_pack(config: "LoadedConfig", fixture: str) -> "PackDefinition":
+def fixture_pack(config: LoadedConfig, fixture: str) -> PackDefinition:
     """The pack a simulated fixture holds between runs: its ``sim_preset`` (default car-400)."""
     from sim.pack.catalogue import find_pack, load_pack
 
     name = config.config.fixtures[fixture].sim_preset or "car-400"
-    if _is_path(name):
+    if is_pack_file(name):
         return load_pack(config.resolve_path(name))
     return find_pack(name, where=str(config.path))
 
 
-def run_pack(config: "LoadedConfig", fixture: str, variant: str | None, serial: str | None = None) -> "PackDefinition":
+def run_pack(config: LoadedConfig, fixture: str, variant: str | None, serial: str | None = None) -> PackDefinition:
     """The pack a simulated run of ``variant`` on ``fixture`` gets (rules in the module doc)."""
     from sim.pack.catalogue import did_you_mean, load_pack, shipped
 
@@ -103,7 +56,7 @@ def run_pack(config: "LoadedConfig", fixture: str, variant: str | None, serial: 
     packs = shipped()
     if products:
         name = products[0].pack
-        return load_pack(config.resolve_path(name)) if _is_path(name) else packs[name]
+        return load_pack(config.resolve_path(name)) if is_pack_file(name) else packs[name]
     if variant in packs:
         return packs[variant]
     named = sorted({*packs, *(p.variant for p in config.config.products if p.pack and p.variant)})
@@ -113,7 +66,7 @@ def run_pack(config: "LoadedConfig", fixture: str, variant: str | None, serial: 
                               f"product catalogue (products: - {{pattern, plan, variant: {variant}, pack: FILE}})")])
 
 
-def safety_driver(config: "LoadedConfig") -> str:
+def safety_driver(config: LoadedConfig) -> str:
     """The driver key of the station's safety tester (its ``safety`` role), which selects the
     dialect the simulated bench's shared tester speaks; ``chroma_19032`` when no fixture has one."""
     from sim.dialects import DEFAULT_SAFETY

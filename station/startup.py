@@ -19,7 +19,6 @@ whether a new run must wait. ``plc_state`` is the PLC-only read the operator UI 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from drivers.errors import InstrumentError
@@ -58,7 +57,7 @@ async def plc_state(fixture: str, plc: Any) -> list[str]:
     try:
         outputs = await plc.read_outputs()
         inputs = await plc.read_inputs()
-    except (InstrumentError, OSError, asyncio.TimeoutError) as err:
+    except (TimeoutError, InstrumentError, OSError) as err:
         return [_unreadable(fixture, plc, err)]
     problems = [f"NOT SAFE fixture {fixture}: {why} ({name} on)"
                 for name, why in MUST_BE_OFF.items() if outputs.get(name)]

@@ -22,8 +22,9 @@ trouble: an instrument that cannot be read is a finding that blocks.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from drivers.capabilities import SafeAction
 
@@ -111,7 +112,7 @@ async def read_one(role: str, driver: Any) -> list[Finding]:
         items = await asyncio.wait_for(read(), READ_TIMEOUT)
     except asyncio.CancelledError:
         raise
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return [Finding(role, "read", False, f"could not be read: no answer within {READ_TIMEOUT:g} s")]
     except Exception as err:  # instrument trouble is a finding; the check must not crash on it
         return [Finding(role, "read", False, f"could not be read ({type(err).__name__}: {_bare(role, err)})")]

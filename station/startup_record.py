@@ -4,7 +4,8 @@ what was done and what was read back, as data (``record["startup"]``)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from station.events import Event, RunStarted, StartupChecked, make
 

@@ -8,10 +8,17 @@ import sys
 import threading
 from typing import Any
 
-from station.safetext import markup_safe, printable
 from station.events import (
-    Event, MeasurementTaken, MonitorTripped, RunFinished, RunStarted, SafeStateAction, StepFinished, StepStarted,
+    Event,
+    MeasurementTaken,
+    MonitorTripped,
+    RunFinished,
+    RunStarted,
+    SafeStateAction,
+    StepFinished,
+    StepStarted,
 )
+from station.safetext import markup_safe, printable
 
 ICON = {"passed": "PASS", "failed": "FAIL", "error": "ERR ", "skipped": "skip", "aborted": "ABRT"}
 COLOR = {"passed": "green", "failed": "red", "error": "magenta", "skipped": "dim", "aborted": "yellow"}

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
-
+from types import TracebackType
+from typing import Any, Self
 
 # Identity fallbacks every driver accepts in its options (for what the device cannot report).
 IDENTITY_OPTIONS = frozenset({"maker", "model", "serial", "firmware"})
@@ -47,11 +47,12 @@ class Driver:
         self.timeout = timeout
         self.transport = transport
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> Self:
         await self.open()
         return self
 
-    async def __aexit__(self, exc_type, exc, tb) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
         await self.close()
 
     async def open(self) -> None:  # pragma: no cover - every driver overrides

@@ -42,7 +42,7 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def inside(path: str | os.PathLike, root: str | os.PathLike) -> Path:
+def inside(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> Path:
     """``path`` resolved (symlinks followed) if it stays inside ``root``; else ``UnsafeFile``.
 
     ``path`` relative to ``root``; an absolute path is refused outright (a plan must not name
@@ -69,7 +69,7 @@ def inside(path: str | os.PathLike, root: str | os.PathLike) -> Path:
     return real
 
 
-def read_bytes(path: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+def read_bytes(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     """The bytes of a regular file of at most ``max_bytes``; ``UnsafeFile`` otherwise.
 
     Never blocks on a FIFO (opened non-blocking, then refused by ``fstat``), never reads more
@@ -102,7 +102,7 @@ def read_bytes(path: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTES) -
         os.close(fd)
 
 
-def check_readable(path: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+def check_readable(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
     """Refuse (``UnsafeFile``) what ``read_bytes`` would refuse, without reading the content."""
     name = os.fspath(path)
     try:
@@ -112,7 +112,7 @@ def check_readable(path: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTE
     _check_stat(name, st, max_bytes)
 
 
-def _refusal(name: str, err: OSError) -> "UnsafeFile":
+def _refusal(name: str, err: OSError) -> UnsafeFile:
     if err.errno == errno.ELOOP:
         return UnsafeFile(name, f"'{name}': symbolic link loop")
     return UnsafeFile(name, f"cannot read '{name}': {err.strerror or err}")

@@ -13,15 +13,17 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import re
-
 import yaml
 from yaml.error import MarkedYAMLError, YAMLError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from drivers.base import safefile
+from drivers.base.diagnostics import Problem
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _PLAIN = "tag:eol-station,2026:untagged"  # a scalar written without a tag: resolved by _Builder.scalar
@@ -32,13 +34,12 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
     resolver would call ``yes`` a bool): ``_PLAIN`` marks it, so an explicit ``!!str 123``
     stays distinguishable from a plain ``123``."""
 
-    def resolve(self, kind, value, implicit):
+    def resolve(self, kind: type[Node], value: str, implicit: tuple[bool, bool]) -> str:
         if kind is ScalarNode:
             return _PLAIN
-        return super().resolve(kind, value, implicit)
+        tag: str = super().resolve(kind, value, implicit)
+        return tag
 
-from drivers.base import safefile
-from drivers.base.diagnostics import Problem
 
 MAX_NODES = 200_000
 MAX_ALIAS_EXPANSION = 10_000
@@ -49,7 +50,7 @@ _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 _BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 _INT = re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7_]+|0x[0-9a-fA-F_]+)$")
 _FLOAT = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
-Loc = tuple  # path of keys / indexes from the document root
+Loc = tuple[object, ...]  # path of keys / indexes from the document root
 
 
 @dataclass
@@ -142,7 +143,7 @@ class _Builder:
         self.fail(node, "unsupported YAML node")
         return None
 
-    def mapping(self, node: MappingNode, loc: Loc, depth: int) -> dict:
+    def mapping(self, node: MappingNode, loc: Loc, depth: int) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _PLAIN and key_node.value == "<<" and not key_node.style:
@@ -242,7 +243,7 @@ def _context(err: MarkedYAMLError, lines: list[str], stopped: tuple[int, int]) -
     the end of one line is only noticed on a later one, so the stop alone misleads."""
     mark = err.context_mark
     if mark is None or (mark.line + 1, mark.column + 1) == stopped:
-        return err.context
+        return err.context or ""
     line, col = mark.line + 1, mark.column + 1
     text = lines[mark.line] if 0 <= mark.line < len(lines) else ""
     opener = text[mark.column] if 0 <= mark.column < len(text) else ""

@@ -34,6 +34,7 @@ commands:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,10 +66,11 @@ class UdsStep:
     def payload(self) -> bytes:
         """The request after the SID (what the ECU matches): sub-function, id, control, data."""
         ident = self.ident.to_bytes(2, "big")
+        control = b"" if self.control is None else bytes([self.control])  # None only for 0x2E
         if self.service == "routine":
-            return bytes([self.control]) + ident + self.data
+            return control + ident + self.data
         if self.service == "io_control":
-            return ident + bytes([self.control]) + self.data
+            return ident + control + self.data
         return ident + self.data
 
     def describe(self, service: bool = True) -> str:
@@ -103,7 +105,8 @@ class CommandSet:
         return self.uds.get((kind, value))
 
 
-def load_commands(loader: Any, doc: dict, request: Any, routine_names=lambda: {}) -> CommandSet:
+def load_commands(loader: Any, doc: dict[str, Any], request: Any,
+                  routine_names: Callable[[], Mapping[str, int]] = dict) -> CommandSet:
     """The ``commands`` section (problems reported through ``loader``, a signals._Loader).
     ``routine_names()``: routine name -> id from the diagnostic description, for steps that name
     their routine (``routine: HvContactorControl``) instead of numbering it."""
@@ -142,8 +145,9 @@ def load_commands(loader: Any, doc: dict, request: Any, routine_names=lambda: {}
                 loader.err(spec, kind, f"commands.{kind} needs both {' and '.join(values)}; missing {missing}")
         for value, item in table.items():
             items = item if isinstance(item, list) else [item]
-            parsed = [_step(loader, table, value, it, defaults, routine_names) for it in items]
-            if items and all(parsed):
+            parsed = [step for it in items
+                      if (step := _step(loader, table, value, it, defaults, routine_names)) is not None]
+            if items and len(parsed) == len(items):
                 steps[(kind, str(value))] = tuple(parsed)
     if ("mode", "standby") not in steps and "mode" in spec and isinstance(spec.get("mode"), dict):
         loader.err(spec, "mode", "commands.mode needs 'standby' (the safe state sends it)")
@@ -160,7 +164,8 @@ def _can(request: Any) -> CommandSet:
     return CommandSet("can", can_values=values)
 
 
-def _step(loader: Any, parent: Any, key: str, item: Any, defaults: dict, routine_names) -> UdsStep | None:
+def _step(loader: Any, parent: Any, key: str, item: Any, defaults: dict[str, Any],
+          routine_names: Callable[[], Mapping[str, int]]) -> UdsStep | None:
     where = f"command {key}"
     if not loader.keys(item, _STEP_KEYS, where):
         return None

@@ -21,20 +21,26 @@ and ``energy_state()``, which waits as long for a fresh frame.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import can
 
 from drivers.base import IDENTITY_OPTIONS, Driver
 from drivers.bms import readback
 from drivers.bms.live_values import LiveValues
-from drivers.clock import STREAM_ALLOWANCE, stream_limit, wall_allowance
 from drivers.bms.signals import DEFAULT_MAP, MAPS, SignalMap, load_signal_map
 from drivers.capabilities import Dtc, Identity, SafeAction, StateFinding
+from drivers.clock import STREAM_ALLOWANCE, stream_limit, wall_allowance
 from drivers.errors import ConnectError, InstrumentError, InstrumentTimeout
 from drivers.validators import OneOf, Range
+
+if TYPE_CHECKING:  # imported where used: only stations with UDS or a DID table load them
+    from drivers.bms.commands import UdsStep
+    from drivers.bms.did_table import DidTable
+    from drivers.bms.uds_client import UdsClient
+    from drivers.transports.can import CanPort
 
 MODES = OneOf(("standby", "normal", "charge", "discharge"))
 WAKE_POLL_S = 0.01
@@ -54,11 +60,12 @@ class DbcBms(Driver):
         super().__init__(name, resource, **kw)
         self.map: SignalMap | None = None
         self.live: LiveValues | None = None
-        self.port = None
-        self._uds = None
+        self.port: CanPort | None = None  # or the exact-exchange fake injected as transport
+        self._uds: UdsClient | None = None
         self._listeners: list[Callable[[str, float], None]] = []
         self._mode, self._balancing, self._imd_enabled = "standby", False, True
-        self._request_frame: tuple = (None, None)  # (what it encodes, the can.Message)
+        # (what it encodes, the can.Message): the cyclic request's frame, built once per content
+        self._request_frame: tuple[tuple[int, str, bool, bool] | None, can.Message | None] = (None, None)
         self._cyclic: asyncio.TimerHandle | None = None  # the next cyclic request
         self.cycle_error: InstrumentError | None = None  # why the cyclic request stopped, if it failed
         self.confirm_within = CONFIRM_WITHIN.check(float(self.options.get("confirm_within", 1.0)),
@@ -69,9 +76,9 @@ class DbcBms(Driver):
     def check(self) -> None:
         """The profile (signal map, DBC, command path, diagnostics) loads and agrees (files only):
         a broken one is a config error."""
-        self.load_map()
+        signal_map = self.load_map()
         self._did_table()  # a broken DID table or ODX file is a config error too
-        if self.map.commands.path == "uds" and not self.options.get("uds"):
+        if signal_map.commands.path == "uds" and not self.options.get("uds"):
             raise InstrumentError("the BMS profile commands it over UDS: give option 'uds: {tx_id, rx_id}'",
                                   instrument=self.name, command="check")
 
@@ -127,7 +134,8 @@ class DbcBms(Driver):
             await uds.close()
         if self.port is not None:
             port, self.port = self.port, None
-            port.remove_listener(self.live.update)
+            if self.live is not None:
+                port.remove_listener(self.live.update)
             await port.close()
 
     async def identify(self) -> Identity:
@@ -141,14 +149,14 @@ class DbcBms(Driver):
         return Identity(str(opts.get("maker", "unknown")), str(opts.get("model", "DBC BMS")),
                         str(opts.get("serial", "")), str(opts.get("firmware", "")), self.calibration_due)
 
-    def did_table(self):
+    def did_table(self) -> DidTable:
         """The DID table plans' DID names resolve in: the profile's, else the shipped one."""
         from drivers.bms.did_table import load_did_table
 
         uds = self.options.get("uds") or {}
         return self._did_table() or load_did_table(uds.get("did_table"))
 
-    def _did_table(self):
+    def _did_table(self) -> DidTable | None:
         """The profile's diagnostic description (DID table or ODX), or None for the default table."""
         from drivers.bms.diagnostics import load_diagnostics  # lazy: ODX only where a profile names it
 
@@ -187,8 +195,8 @@ class DbcBms(Driver):
         stopped = SafeAction("cyclic request stopped", True)  # ours: nothing for the BMS to confirm
         if state is not None:
             return self._judged(state, "BMS state frame") + [stopped]
-        last = {n: live.latest(n) for n in (*CONTACTORS, "imd_enabled", "balancing_active") if n in live.map.signals}
-        last = {n: v for n, v in last.items() if v is not None}
+        last = {n: v for n in (*CONTACTORS, "imd_enabled", "balancing_active")
+                if n in live.map.signals and (v := live.latest(n)) is not None}
         stamp = live.stamp(CONTACTORS[0])
         if stamp is None or not all(n in last for n in CONTACTORS):
             why = "BMS silent, never reported its contactors"
@@ -332,10 +340,13 @@ class DbcBms(Driver):
         await self._uds_steps(commands.steps(kind, value), f"{kind} {value}")
         return True
 
-    async def _uds_steps(self, steps, command: str) -> list[str]:
+    async def _uds_steps(self, steps: Iterable[UdsStep] | None, command: str) -> list[str]:
         """Run one command's UDS steps: session, security access, then the service; each
         positive reply is the ECU's acknowledgement."""
         client = self._client(command)
+        if steps is None:  # offered() lists only commands with steps
+            raise InstrumentError("the profile has no UDS steps for this command", instrument=self.name,
+                                  command=command)
         done = []
         for step in steps:
             if client.session_kind != step.session:
@@ -382,22 +393,27 @@ class DbcBms(Driver):
         if request is None:
             raise InstrumentError("the signal map has no request message", instrument=self.name,
                                   command=command)
-        self._require_port(command)
+        port = self._require_port(command)
         # The cyclic request repeats the same frame every 100 ms: build it once per content
         # (buses copy or serialise what they send; none keeps or changes the sender's object).
         key = (id(request), self._mode, self._balancing, self._imd_enabled)
-        if self._request_frame[0] != key:
+        built, frame = self._request_frame
+        if built != key or frame is None:
             data = request.encode(self._mode, self._balancing, self._imd_enabled)
-            self._request_frame = (key, can.Message(arbitration_id=request.message.frame_id, data=data,
-                                                    is_extended_id=request.message.is_extended_frame))
-        self.port.send(self._request_frame[1], command=command)
+            frame = can.Message(arbitration_id=request.message.frame_id, data=data,
+                                is_extended_id=request.message.is_extended_frame)
+            self._request_frame = (key, frame)
+        port.send(frame, command=command)
 
     # The cyclic request is a timer callback, not a task looping on asyncio.sleep: a task costs
     # two loop iterations per period (timer, then the task step), ~39 us a wake-up on the
     # reference run (15.6k requests); a timer costs one. Same cycle: one period after the
     # previous send, on the loop clock.
     def _schedule_cyclic(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._cyclic = loop.call_at(loop.time() + self.load_map().request.period, self._cycle, loop)
+        request = self.load_map().request
+        if request is None:  # nothing to repeat: _send_request refuses a map without one
+            return
+        self._cyclic = loop.call_at(loop.time() + request.period, self._cycle, loop)
 
     def _cycle(self, loop: asyncio.AbstractEventLoop) -> None:
         self._schedule_cyclic(loop)  # before sending, so a stop from inside the send holds
@@ -419,9 +435,10 @@ class DbcBms(Driver):
         if timer is not None:
             timer.cancel()
 
-    def _require_port(self, command: str) -> None:
+    def _require_port(self, command: str) -> CanPort:
         if self.port is None:
             raise ConnectError("BMS is not open", instrument=self.name, command=command)
+        return self.port
 
     def _live(self, command: str) -> LiveValues:
         if self.live is None:
@@ -430,7 +447,7 @@ class DbcBms(Driver):
 
     # --- UDS (delegated to drivers.bms.uds_client.UdsClient) ------------------------------------
 
-    def _client(self, command: str):
+    def _client(self, command: str) -> UdsClient:
         if self._uds is None:
             raise InstrumentError("UDS is not configured (option 'uds')", instrument=self.name,
                                   command=command)

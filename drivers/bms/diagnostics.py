@@ -8,10 +8,13 @@ client, the actions and the simulated ECU need nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from drivers.bms.did_table import DidTable, SecurityLevel, load_did_table
 
 
-def load_diagnostics(spec: dict[str, str]) -> DidTable:
+def load_diagnostics(spec: Mapping[str, Any]) -> DidTable:
     """The DID table a profile's ``diagnostics`` section describes (paths already absolute)."""
     if "odx" in spec:
         from drivers.bms.odx import load_odx  # lazy: odxtools only for profiles that name ODX

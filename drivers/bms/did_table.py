@@ -219,7 +219,7 @@ class _Checker:
         line, col = self.doc.pos(node, key, value=value)
         self.problems.append(f"{self.path}:{line}:{col}: {message}")
 
-    def known_keys(self, node: Mapping, allowed: set[str] | tuple[str, ...]) -> None:
+    def known_keys(self, node: Mapping[Any, Any], allowed: set[str] | tuple[str, ...]) -> None:
         for key in node:
             if key not in allowed:
                 self.fail(node, key, f"unknown key {key!r} (expected {', '.join(sorted(allowed))})")
@@ -300,7 +300,8 @@ class _Checker:
             self.fail(spec, "writable", "writable must be true or false", value=True)
         if not isinstance(level, int) or isinstance(level, bool) or (level and level not in security):
             self.fail(spec, "security", f"security level {level!r} is not defined under 'security'", value=True)
-        if len(self.problems) > before:
+        if len(self.problems) > before or not (isinstance(name, str) and isinstance(length, int)
+                                               and isinstance(codec, str)):  # each checked above
             return None
         entry = DidEntry(int(did), name, length, codec, writable, int(level), bytes(length), str(spec.get("description", "")))
         if "default" in spec:

@@ -16,6 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+from cantools.database.can import Message, Signal
+from cantools.database.conversion import BaseConversion
+
 
 class Field(NamedTuple):
     """Where one signal sits in the little-endian payload integer, and its scaling."""
@@ -26,14 +29,14 @@ class Field(NamedTuple):
     sign: int  # the sign bit's value for a signed signal, else 0
     scale: float
     offset: float
-    conversion: object  # the cantools conversion (encodes with its exact rounding)
+    conversion: BaseConversion  # cantools' own (encodes with its exact rounding)
 
     def raw(self, payload: int) -> int:
         r = (payload >> self.shift) & self.mask
         return r - (self.mask + 1) if self.sign and r & self.sign else r
 
 
-def _field(signal) -> Field | None:
+def _field(signal: Signal) -> Field | None:
     if signal.byte_order != "little_endian" or signal.is_float:
         return None
     mask = (1 << signal.length) - 1
@@ -46,14 +49,14 @@ class Layout:
 
     __slots__ = ("message", "length", "fields", "mux")
 
-    def __init__(self, message, fields: dict[str, Field], mux: Field | None) -> None:
+    def __init__(self, message: Message, fields: dict[str, Field], mux: Field | None) -> None:
         self.message = message
         self.length = message.length
         self.fields = fields
         self.mux = mux
 
     @classmethod
-    def compile(cls, message) -> "Layout | None":
+    def compile(cls, message: Message) -> Layout | None:
         """The layout of a cantools ``message``, or None where only cantools can handle it."""
         fields: dict[str, Field] = {}
         mux = None
@@ -78,7 +81,7 @@ class Layout:
             payload |= (int(raw) & f.mask) << f.shift
         return payload.to_bytes(self.length, "little")
 
-    def packer(self, names: Sequence[str], constants: dict[str, float] | None = None) -> "Packer":
+    def packer(self, names: Sequence[str], constants: dict[str, float] | None = None) -> Packer:
         """A ``Packer`` for values given in ``names`` order; ``constants`` are packed once here."""
         base = self.encode(constants) if constants else bytes(self.length)
         plan = []
@@ -124,7 +127,7 @@ class CantoolsPacker:
 
     __slots__ = ("message", "names", "constants")
 
-    def __init__(self, message, names: Sequence[str], constants: dict[str, float] | None = None) -> None:
+    def __init__(self, message: Message, names: Sequence[str], constants: dict[str, float] | None = None) -> None:
         self.message = message
         self.names = tuple(names)
         self.constants = dict(constants or {})
@@ -135,7 +138,7 @@ class CantoolsPacker:
         return bytes(self.message.encode(data, scaling=True, strict=False))
 
 
-def packer(message, names: Sequence[str], constants: dict[str, float] | None = None) -> "Packer | CantoolsPacker":
+def packer(message: Message, names: Sequence[str], constants: dict[str, float] | None = None) -> Packer | CantoolsPacker:
     """An encoder of ``message`` for values in ``names`` order (``constants``: the other signals)."""
     layout = Layout.compile(message)
     return layout.packer(names, constants) if layout is not None else CantoolsPacker(message, names, constants)

@@ -7,29 +7,40 @@ messages); values and stamps live in two flat lists indexed by slot.
 
 from __future__ import annotations
 
-import cantools
-
 import asyncio
 from collections.abc import Callable
+from typing import TypeAlias
 
-from drivers.bms.fastcodec import Layout
+import can
+import cantools
+from cantools.database.can import Message
+
+from drivers.bms.fastcodec import Field, Layout
 from drivers.bms.signals import SignalMap
 from drivers.errors import InstrumentError, StaleSignalError
 
 STALE_CYCLES = 3.0  # a value older than this many cycle times is stale
 
 
+# (DBC signal, slot, factor, invert, offset, true_when) per mapped entry of a message
+_Entry: TypeAlias = tuple[str, int, float, bool, float, frozenset[float] | None]
+
+
 class _Handler:
     __slots__ = ("message", "mux", "plain", "by_mux", "layout", "length", "mux_field", "fast_plain",
                  "fast_by_mux")
 
-    def __init__(self, message) -> None:
+    def __init__(self, message: Message) -> None:
         self.message = message
         self.mux: str | None = None
-        # (DBC signal, slot, factor, invert, offset, true_when) per entry
-        self.plain: list[tuple[str, int, float, bool, float, frozenset | None]] = []
-        self.by_mux: dict[int, list[tuple[str, int, float, bool, float, frozenset | None]]] = {}
+        self.plain: list[_Entry] = []
+        self.by_mux: dict[float, list[_Entry]] = {}  # by multiplexer value (an int; cantools may say 1.0)
         self.layout: Layout | None = None
+        # set by compile() together with layout (read only once layout is set)
+        self.length = 0
+        self.mux_field: tuple[int, int, int] | None = None  # (shift, mask, sign) of the multiplexer
+        self.fast_plain: _Entries | None = None
+        self.fast_by_mux: dict[float, _Entries] = {}
 
     def compile(self) -> None:
         """Use integer unpacking (drivers.bms.fastcodec) where the message allows it.
@@ -39,15 +50,19 @@ class _Handler:
         in some frames only).
         """
         layout = Layout.compile(self.message)
-        if layout is None or (self.mux is not None and (layout.mux is None or layout.mux.scale != 1
-                                                         or layout.mux.offset != 0)):
+        if layout is None:
             return
+        mux = layout.mux
+        mux_field = None
+        if self.mux is not None:
+            if mux is None or mux.scale != 1 or mux.offset != 0:
+                return
+            mux_field = (mux.shift, mux.mask, mux.sign)
         if any(self.message.get_signal_by_name(sig).multiplexer_ids for sig, *_ in self.plain):
             return
         fields = layout.fields
         self.length = layout.length
-        mux = layout.mux
-        self.mux_field = None if self.mux is None else (mux.shift, mux.mask, mux.sign)
+        self.mux_field = mux_field
         self.fast_plain = _Entries(fields, self.plain)
         self.fast_by_mux = {value: _Entries(fields, self.plain + items)
                             for value, items in self.by_mux.items()}
@@ -69,8 +84,11 @@ class _Entries:
 
     __slots__ = ("simple", "general", "enums", "slots")
 
-    def __init__(self, fields, items) -> None:
-        simple, general, enums, slots = [], [], [], []
+    def __init__(self, fields: dict[str, Field], items: list[_Entry]) -> None:
+        simple: list[tuple[int, int, int, float, int]] = []
+        general: list[tuple[int, int, int, float, float, int, float, bool, float]] = []
+        enums: list[tuple[int, int, int, float, float, int, frozenset[float]]] = []
+        slots: list[int] = []
         for sig, slot, factor, invert, add, true_when in items:
             f = fields[sig]
             if true_when is not None:
@@ -131,10 +149,10 @@ class LiveValues:
         self._periods.append(period)
         return self._index[name]
 
-    def _handler(self, message) -> _Handler:
+    def _handler(self, message: Message) -> _Handler:
         return self._handlers.setdefault(message.frame_id, _Handler(message))
 
-    def update(self, msg) -> None:
+    def update(self, msg: can.Message) -> None:
         """Decode one frame (any object with ``arbitration_id`` and ``data``) and store its values."""
         # One call per frame, unpacking inline, the usual signal as one expression: 112k frames
         # on the reference run; 12.7k -> 10.1k instructions a frame (callgrind, the bench mix).
@@ -150,14 +168,15 @@ class LiveValues:
             self.bad_frames += 1  # short frame, as with cantools
             return
         payload = int.from_bytes(data if len(data) == length else data[:length], "little")
+        entries: _Entries | None
         if handler.mux_field is None:
             entries = handler.fast_plain
         else:
             shift, mask, sign = handler.mux_field
             entries = handler.fast_by_mux.get((((payload >> shift) & mask) ^ sign) - sign)
-            if entries is None:
-                self.bad_frames += 1  # unknown multiplexer value, as with cantools
-                return
+        if entries is None:
+            self.bad_frames += 1  # unknown multiplexer value, as with cantools
+            return
         now = self._clock()
         self._seen[msg.arbitration_id] = now
         values, stamps = self._values, self._stamps
@@ -179,12 +198,15 @@ class LiveValues:
                 for callback in self.listeners:
                     callback(name, value)
 
-    def _update_cantools(self, handler: _Handler, msg) -> None:
+    def _update_cantools(self, handler: _Handler, msg: can.Message) -> None:
         try:
-            decoded = handler.message.decode(msg.data, decode_choices=False, scaling=True)
+            decoded = handler.message.decode(bytes(msg.data), decode_choices=False, scaling=True)
         except (cantools.database.errors.DecodeError, ValueError, KeyError, IndexError):
             # A short frame or an unknown multiplexer value: a bus problem, not ours to crash
             # on (it would stop the Notifier's other listeners). Count it; the signal goes stale.
+            self.bad_frames += 1
+            return
+        if not isinstance(decoded, dict):  # a container message: never in a signal map
             self.bad_frames += 1
             return
         now = self._clock()
@@ -192,16 +214,17 @@ class LiveValues:
         values, stamps, listeners = self._values, self._stamps, self.listeners
         entries = handler.plain
         if handler.mux is not None:
-            muxed = handler.by_mux.get(decoded[handler.mux], ())
+            mux_value = decoded[handler.mux]
+            muxed = handler.by_mux.get(mux_value, []) if isinstance(mux_value, (int, float)) else []
             entries = entries + muxed if entries else muxed
         for sig, slot, factor, invert, add, true_when in entries:
-            value = decoded.get(sig)
-            if value is None:
+            physical = decoded.get(sig)
+            if not isinstance(physical, (int, float)):  # absent (another mux value), or not a number
                 continue
             if true_when is not None:
-                value = 1.0 if value in true_when else 0.0
+                value = 1.0 if physical in true_when else 0.0
             else:
-                value = value * factor
+                value = physical * factor
                 if invert:
                     value = 1.0 - value
                 value += add
@@ -248,9 +271,10 @@ class LiveValues:
         """(value, loop time received) of ``name`` however old, or None if never received or
         not mapped: what a BMS last said, for judging it once it has fallen silent."""
         slot = self._index.get(name)
-        if slot is None or self._stamps[slot] is None:
+        stamp = None if slot is None else self._stamps[slot]
+        if slot is None or stamp is None:
             return None
-        return self._values[slot], self._stamps[slot]
+        return self._values[slot], stamp
 
     def group(self, kind: str) -> list[float]:
         """All entries of ``cell_voltage`` / ``cell_temperature`` by index; stale -> StaleSignalError."""

@@ -29,20 +29,22 @@ reset (``ecu_reset``); the rest raise ``InstrumentError`` "not available over Mo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
-
+from typing import TYPE_CHECKING, Any
 
 from drivers.base import IDENTITY_OPTIONS, Driver
-from drivers.bms.modbus_map import _COUNTS, REQUIRED, BmsField, is_signal, load_bms_map  # noqa: F401 (re-exported)
+from drivers.bms.modbus_map import _COUNTS, REQUIRED, BmsField, is_signal, load_bms_map  # re-exported
 from drivers.capabilities import Dtc, Identity, SafeAction, StateFinding
 from drivers.clock import stream_limit
 from drivers.errors import DeviceError, InstrumentError, InstrumentTimeout, RangeError, StaleSignalError
-from drivers.fixture.modbus_fixture import run_all
+from drivers.fixture.modbus_fixture import SafeStep, run_all
 from drivers.maps.regmap import MapError
 from drivers.transports.modbus import ModbusTransport, parse_resource
 from drivers.validators import OneOf, Range
+
+if TYPE_CHECKING:
+    from drivers.bms.did_table import DidEntry
 
 MODES = OneOf(("standby", "normal", "charge", "discharge"))
 SESSIONS = OneOf(("default", "extended", "programming"))
@@ -96,7 +98,7 @@ class ModbusBms(Driver):
         self.confirm_within = CONFIRM_WITHIN.check(float(opts.get("confirm_within", 1.0)),
                                                    what="option confirm_within", instrument=name)
         self._listeners: list[Callable[[str, float], None]] = []
-        self._poller: asyncio.Task | None = None
+        self._poller: asyncio.Task[None] | None = None
         self._open = False
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -144,9 +146,9 @@ class ModbusBms(Driver):
         if not self._open:
             return [SafeAction("not open, no request sent", False)]
         m = self.map
-        standby = ("requested standby (contactors open)", self._write, m["mode_request"],
-                   m["mode_request"].state("standby"))
-        rest = [("insulation monitor enabled", self._write, m["imd_disable"], False),
+        standby: SafeStep = ("requested standby (contactors open)", self._write, m["mode_request"],
+                              m["mode_request"].state("standby"))
+        rest: list[SafeStep] = [("insulation monitor enabled", self._write, m["imd_disable"], False),
                 ("balancing off", self._write, m["balancing_request"], False)]
         try:
             await standby[1](*standby[2:])
@@ -305,8 +307,10 @@ class ModbusBms(Driver):
         if not self._open:
             raise InstrumentError("BMS is not open", instrument=self.name, command=what)
         poller = self._poller
-        if poller is not None and poller.done() and not poller.cancelled() and poller.exception():
-            raise poller.exception()  # a polling bug must not pass for stale data
+        if poller is not None and poller.done() and not poller.cancelled():
+            error = poller.exception()
+            if error is not None:
+                raise error  # a polling bug must not pass for stale data
         now = asyncio.get_running_loop().time()
         why = f"; last poll failed: {_bare(group.error)}" if group.error else ""
         if group.stamp is None:
@@ -400,6 +404,8 @@ class ModbusBms(Driver):
         """Write one field (coil or registers); errors name the register and field."""
         if not self._open:
             raise InstrumentError("BMS is not open", instrument=self.name, command=f"write {f.name}")
+        call: Callable[[int, Any], Awaitable[None]]
+        arg: bool | int | list[int] | list[bool]
         if f.table == "coil":
             call, arg = self.transport.write_coil, bool(value)
         else:
@@ -414,7 +420,7 @@ class ModbusBms(Driver):
         except InstrumentError as exc:
             raise self._named(exc, [f], f"{f.table} {f.address}") from exc
 
-    async def _read_field(self, f: BmsField) -> list:
+    async def _read_field(self, f: BmsField) -> list[Any]:
         """All elements of ``f`` (text as one string)."""
         got = (await self._read([(f, 1 if f.text else f.length)]))[f.name]
         return got if isinstance(got, list) else [got]
@@ -427,7 +433,7 @@ class ModbusBms(Driver):
                                   f"{self.map.path} has no field {name!r}", instrument=self.name, command=command)
         return self.map[name]
 
-    def _did(self, did: int, command: str):
+    def _did(self, did: int, command: str) -> tuple[DidEntry, BmsField]:
         from drivers.bms.did_table import load_did_table  # only stations that use DIDs read it
 
         entry = load_did_table(self.options.get("did_table")).get(did)

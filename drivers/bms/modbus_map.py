@@ -4,12 +4,14 @@ enumerated states, loaded with PATH:LINE:COL errors (``load_bms_map``, cached pe
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from drivers.bms.signals import LOGICAL
+from drivers.errors import RangeError
 from drivers.maps import mapfile, regmap
 from drivers.maps.regmap import Field, MapError, RegisterMap
 
@@ -39,7 +41,7 @@ class BmsField(Field):
     def count(self) -> int:
         return self.registers(self.length)
 
-    def encode(self, value: Any) -> list:
+    def encode(self, value: Any) -> list[int] | list[bool]:
         """Engineering value (a list for an array, str for text) -> raw words/bits."""
         if self.text:
             data = (value if isinstance(value, str) else "").encode("ascii", "strict")
@@ -50,13 +52,14 @@ class BmsField(Field):
         if self.length == 1:
             return super().encode(value)
         items = list(value) if isinstance(value, (list, tuple)) else [value] * self.length
-        return [w for item in items for w in Field.encode(self, item)]
+        words: list[Any] = [w for item in items for w in Field.encode(self, item)]
+        return words
 
-    def decode(self, raw: list) -> Any:
+    def decode(self, raw: list[int] | list[bool]) -> Any:
         values = self.decode_all(list(raw), self.length)
         return values[0] if self.text or self.length == 1 else values
 
-    def decode_all(self, raw: list, n: int) -> list:
+    def decode_all(self, raw: list[int] | list[bool], n: int) -> list[Any]:
         """The first ``n`` elements from their raw words (text: one string)."""
         if self.text:
             data = b"".join(int(w).to_bytes(2, "big") for w in raw[:self.length])
@@ -64,11 +67,12 @@ class BmsField(Field):
         size = regmap.TYPES[self.type][0]
         return [Field.decode(self, raw[i * size:(i + 1) * size]) for i in range(n)]
 
-    def to_bytes(self, values: list, length: int) -> bytes:
+    def to_bytes(self, values: list[Any], length: int) -> bytes:
         """A DID's ``length`` bytes from the decoded value (text space padded, numbers big-endian)."""
         if self.text:
-            return values[0].encode("ascii", "replace").ljust(length, b" ")[:length]
-        return (int(round(values[0] / self.scale)) & ((1 << 8 * length) - 1)).to_bytes(length, "big")
+            return str(values[0]).encode("ascii", "replace").ljust(length, b" ")[:length]
+        raw: int = round(values[0] / self.scale)
+        return (raw & ((1 << 8 * length) - 1)).to_bytes(length, "big")
 
     def from_bytes(self, data: bytes) -> Any:
         """The value to ``encode`` for a DID's bytes."""
@@ -96,7 +100,7 @@ def is_signal(item: BmsField | str) -> bool:
             and (is_signal(item.name) or any(is_signal(b) for _, b in item.bits)))
 
 
-def load_bms_map(path: str | Path) -> RegisterMap:
+def load_bms_map(path: str | Path) -> RegisterMap[BmsField]:
     """Load a BMS map: regmap's checks plus ``length``, ``type: string`` and ``states``;
     every problem as ``PATH:LINE:COL: message`` in one ``MapError``. The map is immutable and
     cached per file (a bare name is looked up in drivers/maps)."""
@@ -109,13 +113,13 @@ def load_bms_map(path: str | Path) -> RegisterMap:
         raise MapError([f"{path}: cannot read map: {exc.strerror}"]) from None
 
 
-def _read_bms_map(p: Path) -> RegisterMap:
+def _read_bms_map(p: Path) -> RegisterMap[BmsField]:
     src = mapfile.read(p)
     if src.problems:
         raise MapError(src.problems)
     doc = src.data
     problems: list[str] = []
-    extras: dict[str, dict] = {}
+    extras: dict[str, dict[str, Any]] = {}
 
     def err(pos: tuple[int, int] | None, msg: str) -> None:
         line, col = pos or (1, 1)
@@ -156,7 +160,7 @@ def _read_bms_map(p: Path) -> RegisterMap:
               for f in base.fields]
     for table in regmap.TABLES:
         used = sorted((f for f in fields if f.table == table), key=lambda f: f.address)
-        for a, b in zip(used, used[1:]):
+        for a, b in itertools.pairwise(used):
             if b.address < a.address + a.count:
                 problems.append(f"{p}: {b.name!r} at {table} {b.address} overlaps {a.name!r} "
                                 f"({table} {a.address}..{a.address + a.count - 1})")

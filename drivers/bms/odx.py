@@ -66,7 +66,10 @@ def _load(path: str, ecu: str | None) -> OdxDiagnostics:
     if ecu not in names:
         raise DidTableError([f"{path}:1:1: ECU variant {ecu!r} not in the ODX; variants: {', '.join(names) or 'none'}"])
     variant = db.ecus[ecu]
-    entries, writes, routines, problems = {}, {}, {}, []
+    entries: dict[int, DidEntry] = {}
+    writes: dict[int, int] = {}  # DID -> security level of its write service
+    routines: dict[int, str] = {}
+    problems: list[str] = []
     for service in variant.services:
         request = getattr(service, "request", None)
         if request is None:

@@ -47,7 +47,11 @@ def key_function(name: str) -> KeyFunction:
         return BUILTIN[name]
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == name:
-            return ep.load()
+            found = ep.load()
+            if not callable(found):
+                raise LookupError(f"seed/key algorithm {name!r}: {ep.value} is not callable")
+            key: KeyFunction = found
+            return key
     names = sorted({*BUILTIN, *(ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP))})
     raise LookupError(f"unknown seed/key algorithm {name!r}; valid: {', '.join(names)}")
 

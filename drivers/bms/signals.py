@@ -37,7 +37,6 @@ parsed once per content (drivers/maps/mapfile.py): the database is shared, never
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,6 @@ from typing import Any
 import cantools
 
 from drivers.base import safefile
-from drivers.errors import StaleSignalError
 from drivers.maps import mapfile
 
 MAPS = Path(__file__).resolve().parent.parent / "maps"
@@ -106,7 +104,7 @@ class Request:
 
     def encode(self, mode: str, balancing: bool, imd_enabled: bool) -> bytes:
         """Frame data for a request; raw values from the map's tables (strict DBC ranges)."""
-        data = {sig.name: 0 for sig in self.message.signals}
+        data: dict[str, float] = {sig.name: 0 for sig in self.message.signals}
         data.update(self.fixed)
         data[self.signals["mode"]] = self.values["mode"][mode]
         if "balancing" in self.signals:
@@ -238,7 +236,11 @@ class _Loader:
             raise SignalMapError(self.problems) from exc
         self.cycles = self.message_cycles(doc)
         signals = {}
-        for name, spec in (doc.get("signals") or {}).items():
+        spec_of = doc.get("signals") or {}
+        if not isinstance(spec_of, dict):
+            self.err(doc, "signals", "signals must map logical signal names to {signal, ...}", value=True)
+            spec_of = {}
+        for name, spec in spec_of.items():
             if name not in LOGICAL and not _ERROR_NAME.match(str(name)):
                 self.err(doc["signals"], name, f"unknown logical signal {name!r}; known: "
                          f"{', '.join(sorted(LOGICAL))}, error_*")
@@ -289,7 +291,7 @@ class _Loader:
         if ("did_table" in spec) == ("odx" in spec):
             self.err(doc, "diagnostics", "diagnostics needs exactly one of 'did_table' or 'odx'")
             return {}
-        out = {}
+        out: dict[str, Any] = {}
         for key in ("did_table", "odx"):
             if key in spec:
                 path = self.path.parent / str(spec[key])
@@ -316,7 +318,7 @@ class _Loader:
             return {}
         return {name: rid for rid, name in getattr(table, "routines", {}).items()}
 
-    def security(self, spec: Any) -> dict[int, tuple]:
+    def security(self, spec: Any) -> dict[int, tuple[str, dict[str, Any], int]]:
         """``security: {LEVEL: {algorithm, params, seed_length}}`` beside an ODX (which cannot
         carry seed/key algorithms): level -> (algorithm, params, seed_length)."""
         from drivers.bms.security import key_function
@@ -327,7 +329,7 @@ class _Loader:
         if not isinstance(table, dict):
             self.err(spec, "security", "security must map levels to {algorithm, params, seed_length}", value=True)
             return {}
-        out = {}
+        out: dict[int, tuple[str, dict[str, Any], int]] = {}
         for level, item in table.items():
             if isinstance(level, bool) or not isinstance(level, int) or not self.keys(
                     item, {"algorithm", "params", "seed_length"}, f"security level {level}"):
@@ -366,7 +368,8 @@ class _Loader:
                          value=True)
                 return default
             return UNIT_FACTORS[unit]
-        return self.number(spec, "factor", default)
+        factor: float = self.number(spec, "factor", default)
+        return factor
 
     def message_signal(self, node: Any, key: Any, ref: Any) -> tuple[Any, str] | None:
         msg_name, _, sig_name = str(ref).partition(".")

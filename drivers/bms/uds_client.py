@@ -18,22 +18,27 @@ import asyncio
 import concurrent.futures
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import can
 import isotp
-import udsoncan
 from udsoncan import exceptions as uds_exc
-from udsoncan import services as uds_services
 from udsoncan.client import Client
 from udsoncan.common.DidCodec import DidCodec
 from udsoncan.configs import default_client_config
 from udsoncan.connections import PythonIsoTpConnection
+from udsoncan.Request import Request
+from udsoncan.Response import Response
+from udsoncan.services.InputOutputControlByIdentifier import InputOutputControlByIdentifier
+from udsoncan.services.RoutineControl import RoutineControl
+from udsoncan.services.WriteDataByIdentifier import WriteDataByIdentifier
+from udsoncan.typing import ClientConfig
 
 from drivers.bms.did_table import DidEntry, DidTable, DidValueError, load_did_table
 from drivers.bms.security import KeyFunction, compute_key, key_function
 from drivers.capabilities import Dtc
-from drivers.errors import ConnectError, DeviceError, InstrumentTimeout, ProtocolError, RangeError
+from drivers.errors import ConnectError, DeviceError, InstrumentError, InstrumentTimeout, ProtocolError, RangeError
 from drivers.validators import OneOf, Range
 
 SESSIONS = {"default": 0x01, "programming": 0x02, "extended": 0x03}
@@ -44,7 +49,7 @@ _LEVEL = Range(1, 0x3F, unit="(security level)")
 
 
 # udsoncan / can-isotp / python-can failures -> (typed error, message prefix); first match wins.
-_FAILURES: tuple[tuple[Any, type, str], ...] = (
+_FAILURES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], type[InstrumentError], str], ...] = (
     (uds_exc.TimeoutException, InstrumentTimeout, "no reply to"),
     (isotp.BlockingSendFailure, InstrumentTimeout, "request not sent (no flow control?) for"),
     ((uds_exc.InvalidResponseException, uds_exc.UnexpectedResponseException), ProtocolError, "bad reply to"),
@@ -59,7 +64,7 @@ class _RawCodec(DidCodec):
     def __init__(self, length: int | None) -> None:
         self.length = length
 
-    def encode(self, data: bytes) -> bytes:  # type: ignore[override]
+    def encode(self, data: bytes) -> bytes:
         return bytes(data)
 
     def decode(self, payload: bytes) -> bytes:
@@ -138,7 +143,7 @@ class UdsClient:
         self.unlocked_level = 0  # security level unlocked in this session (0: locked)
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._client: Client | None = None
-        self._keepalive_task: asyncio.Task | None = None
+        self._keepalive_task: asyncio.Task[None] | None = None
         self._keepalive_error: Exception | None = None  # raised by the next request
         self._tx_error: Exception | None = None  # CAN send failure seen in can-isotp's thread
 
@@ -164,15 +169,16 @@ class UdsClient:
                 "blocking_send": True,
             },
         )
-        config = dict(default_client_config)
-        config.update(
-            data_identifiers={**{did: _RawCodec(e.length) for did, e in self.table.entries.items()}, "default": _RawCodec(None)},
-            security_algo=self._key,
-            p2_timeout=self.timeout,
-            p2_star_timeout=self.p2_star,
-            request_timeout=self.request_timeout,
-            use_server_timing=False,  # the station's timeouts rule, not the ECU's 50 ms P2
-        )
+        config: ClientConfig = {
+            **default_client_config,
+            "data_identifiers": {**{did: _RawCodec(e.length) for did, e in self.table.entries.items()},
+                                 "default": _RawCodec(None)},
+            "security_algo": self._key,
+            "p2_timeout": self.timeout,
+            "p2_star_timeout": self.p2_star,
+            "request_timeout": self.request_timeout,
+            "use_server_timing": False,  # the station's timeouts rule, not the ECU's 50 ms P2
+        }
         self._guard_tx(stack)
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"uds-{self.instrument}")
         # The send covers a multi-frame request: up to 1 s of waiting for the ECU's flow control.
@@ -196,11 +202,12 @@ class UdsClient:
         finally:
             executor.shutdown(wait=False)
 
-    async def __aenter__(self) -> "UdsClient":
+    async def __aenter__(self) -> UdsClient:
         await self.open()
         return self
 
-    async def __aexit__(self, exc_type, exc, tb) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
         await self.close()
 
     # --- services -------------------------------------------------------------------------------
@@ -222,7 +229,8 @@ class UdsClient:
             "0x22 ReadDataByIdentifier", f"DID {did:#06x}", lambda c: c.read_data_by_identifier([did])
         )
         try:
-            return response.service_data.values[did]
+            value: bytes = response.service_data.values[did]  # as _RawCodec decoded it
+            return value
         except (AttributeError, KeyError):
             raise ProtocolError(f"reply to 0x22 lacks DID {did:#06x}", instrument=self.instrument, command=f"0x22 {did:04X}") from None
 
@@ -287,7 +295,7 @@ class UdsClient:
         if service is None:
             raise RangeError(f"unknown UDS service {sid:#04x}", instrument=self.instrument, command=subject)
         with_sub = service.use_subfunction()
-        request = udsoncan.Request(service, subfunction=payload[0] if with_sub else None,
+        request = Request(service, subfunction=payload[0] if with_sub else None,
                                    data=bytes(payload[1:] if with_sub else payload))
         response = await self._call(f"{sid:#04x} {service.get_name()}", subject, lambda c: c.send_request(request))
         if response is None or not response.positive:
@@ -371,19 +379,21 @@ class UdsClient:
             raise
         except uds_exc.NegativeResponseException as exc:
             code = exc.response.code
+            if code is None:
+                raise ProtocolError(f"negative response without a code to {service}, {subject}",
+                                    instrument=self.instrument, command=command) from None
             raise DeviceError(
                 f"negative response {nrc_name(code)} ({code:#04x}) to {service}, {subject}",
                 code=code, instrument=self.instrument, command=command,
             ) from None
         except Exception as exc:
-            for kinds, error, what in _FAILURES:
+            for kinds, typed, what in _FAILURES:
                 if isinstance(exc, kinds):
-                    raise error(f"{what} {service}, {subject}: {exc}", instrument=self.instrument, command=command) from None
+                    raise typed(f"{what} {service}, {subject}: {exc}", instrument=self.instrument, command=command) from None
             raise
 
 
-_SERVICES = {0x31: uds_services.RoutineControl, 0x2F: uds_services.InputOutputControlByIdentifier,
-             0x2E: uds_services.WriteDataByIdentifier}
+_SERVICES = {0x31: RoutineControl, 0x2F: InputOutputControlByIdentifier, 0x2E: WriteDataByIdentifier}
 
 
 def _suppressed_tester_present(client: Client) -> None:
@@ -393,7 +403,7 @@ def _suppressed_tester_present(client: Client) -> None:
 
 def nrc_name(code: int) -> str:
     """ISO 14229-1 mnemonic of an NRC, e.g. 0x33 -> "securityAccessDenied"."""
-    name = udsoncan.Response.Code.get_name(code)
+    name = Response.Code.get_name(code)
     if not name or not name[0].isalpha():  # udsoncan returns str(code) for unknown codes
         return "unknownNrc"
     return name[0].lower() + name[1:]

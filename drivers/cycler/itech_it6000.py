@@ -24,6 +24,7 @@ by the station's start-up check only once the fixture is confirmed safe.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from drivers.base.readout import fixed
 from drivers.capabilities import CYCLER_IDLE_A, CyclerReading, SafeAction, StateFinding
@@ -71,7 +72,7 @@ class ItechIT6000(ScpiDriver):
     maker = "ITECH"
     TABLE = TABLE
 
-    def __init__(self, name: str, resource: str, **kw) -> None:
+    def __init__(self, name: str, resource: str, **kw: Any) -> None:
         super().__init__(name, resource, **kw)
         opt = self.options
         self.voltage_range = Range(float(opt.get("v_min", 0.0)), float(opt.get("v_max", 1000.0)), "V")

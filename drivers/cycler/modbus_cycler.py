@@ -20,11 +20,12 @@ check clears it (``protection_clear``) once the fixture is confirmed safe.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from drivers.base import IDENTITY_OPTIONS
 from drivers.base.readout import fixed
 from drivers.capabilities import CYCLER_IDLE_A, CyclerReading, Identity, SafeAction, StateFinding
-from drivers.errors import RangeError, ProtocolError
+from drivers.errors import ProtocolError, RangeError
 from drivers.fixture.modbus_fixture import map_identity, run_all
 from drivers.maps.regmap import Field, MapError, load_map, read_fields
 from drivers.modbus_driver import ModbusDriver
@@ -43,7 +44,7 @@ class ModbusCycler(ModbusDriver):
 
     OPTIONS = IDENTITY_OPTIONS | {"map", "voltage_max", "current_max"}
 
-    def __init__(self, name: str, resource: str, **kw) -> None:
+    def __init__(self, name: str, resource: str, **kw: Any) -> None:
         super().__init__(name, resource, **kw)
         self.map = load_map(self.options.get("map", "modbus_cycler.yaml"))
         missing = [f"{n} ({t})" for n, t in REQUIRED.items() if n not in self.map or self.map[n].table != t]

@@ -10,6 +10,7 @@ so repeated readings cost one query each.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from drivers.base.readout import fixed
 from drivers.capabilities import SAFE_BUS_V, SafeAction, StateFinding
@@ -43,7 +44,7 @@ class Keysight34465A(ScpiDriver):
 
     TABLE = TABLE
 
-    def __init__(self, name: str, resource: str, **kw) -> None:
+    def __init__(self, name: str, resource: str, **kw: Any) -> None:
         super().__init__(name, resource, **kw)
         self._range: float | str | None = None  # last CONF sent (None = unknown)
         self._nplc: float | None = None

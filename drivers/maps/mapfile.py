@@ -19,8 +19,8 @@ import yaml
 from yaml.error import MarkedYAMLError, YAMLError
 from yaml.nodes import MappingNode, ScalarNode
 
-from drivers.base.diagnostics import Problem
 from drivers.base import safefile, yamlsrc
+from drivers.base.diagnostics import Problem
 
 T = TypeVar("T")
 
@@ -37,7 +37,7 @@ class MapDoc:
     data: Any = None
     problems: list[str] = field(default_factory=list)
     src: yamlsrc.Source | None = None
-    _locs: dict[int, tuple] = field(default_factory=dict)  # id(dict or list) -> its path of keys
+    _locs: dict[int, yamlsrc.Loc] = field(default_factory=dict)  # id(dict or list) -> its path of keys
 
     def key(self, node: Any, key: Any) -> tuple[int, int] | None:
         """Where ``key`` of mapping ``node`` was written, or None."""
@@ -63,7 +63,7 @@ class MapDoc:
 class _Builder(yamlsrc._Builder):
     """yamlsrc's builder with non-string scalar keys kept as they are (ruamel kept them too)."""
 
-    def mapping(self, node: MappingNode, loc: tuple, depth: int) -> dict:
+    def mapping(self, node: MappingNode, loc: yamlsrc.Loc, depth: int) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
@@ -116,7 +116,7 @@ def parse(text: str, path: str) -> MapDoc:
     return doc
 
 
-def _index(locs: dict[int, tuple], node: Any, loc: tuple) -> None:
+def _index(locs: dict[int, yamlsrc.Loc], node: Any, loc: yamlsrc.Loc) -> None:
     if isinstance(node, dict):
         locs[id(node)] = loc
         for key, item in node.items():
@@ -155,7 +155,7 @@ def cached_per_file(load: Callable[..., T], maxsize: int = 32) -> Callable[..., 
     system's timestamp resolution) would go unseen. Failures are not cached.
     """
     @lru_cache(maxsize=maxsize)
-    def by_key(_key: tuple, path: Any, *args: Any) -> T:
+    def by_key(_key: tuple[object, ...], path: Any, *args: Any) -> T:
         return load(path, *args)
 
     @wraps(load)

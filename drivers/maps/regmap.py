@@ -11,12 +11,13 @@ per file (drivers/maps/mapfile.py).
 
 from __future__ import annotations
 
+import itertools
 import re
 import struct
-from dataclasses import dataclass
-from dataclasses import field as dataclass_field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from drivers.maps import mapfile
 
@@ -93,7 +94,7 @@ class Field:
         words = list(raw[: self.count])
         if self.word_order == "little":
             words.reverse()
-        value = struct.unpack(">" + TYPES[self.type][1], b"".join(w.to_bytes(2, "big") for w in words))[0]
+        value: float | int = struct.unpack(">" + TYPES[self.type][1], b"".join(w.to_bytes(2, "big") for w in words))[0]
         return value if self.scale == 1 and self.type != "float32" else value * self.scale
 
     def flags(self, word: int) -> frozenset[str]:
@@ -105,19 +106,27 @@ class Field:
         return sum(1 << bit for bit, name in self.bits if name in flags)
 
 
+F = TypeVar("F", bound=Field, covariant=True)
+
+
+def _address(f: Field) -> int:
+    return f.address  # the map's field class (a BMS map has BmsField)
+
+
 @dataclass(frozen=True)
-class RegisterMap:
+class RegisterMap(Generic[F]):
     """A loaded map: fields by name and by table."""
 
     name: str
     description: str
-    fields: tuple[Field, ...]
+    fields: tuple[F, ...]
     path: str = "<string>"
     # table -> its fields by address, and its ReadPlan: computed once, the map never changes
-    _tables: dict = dataclass_field(default_factory=dict, init=False, repr=False, compare=False)
-    _plans: dict = dataclass_field(default_factory=dict, init=False, repr=False, compare=False)
+    _tables: dict[str, tuple[F, ...]] = dataclass_field(default_factory=dict, init=False, repr=False,
+                                                            compare=False)
+    _plans: dict[str, ReadPlan] = dataclass_field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def __getitem__(self, name: str) -> Field:
+    def __getitem__(self, name: str) -> F:
         for f in self.fields:
             if f.name == name:
                 return f
@@ -126,15 +135,15 @@ class RegisterMap:
     def __contains__(self, name: object) -> bool:
         return any(f.name == name for f in self.fields)
 
-    def table(self, table: str) -> tuple[Field, ...]:
+    def table(self, table: str) -> tuple[F, ...]:
         """Fields of one table, by address."""
         fields = self._tables.get(table)
         if fields is None:
             fields = self._tables[table] = tuple(sorted((f for f in self.fields if f.table == table),
-                                                        key=lambda f: f.address))
+                                                        key=_address))
         return fields
 
-    def plan(self, table: str) -> "ReadPlan":
+    def plan(self, table: str) -> ReadPlan:
         """How to read all of ``table`` (computed once)."""
         plan = self._plans.get(table)
         if plan is None:
@@ -144,7 +153,7 @@ class RegisterMap:
     def names(self, table: str) -> list[str]:
         return [f.name for f in self.table(table)]
 
-    def at(self, table: str, address: int) -> Field | None:
+    def at(self, table: str, address: int) -> F | None:
         """The field occupying ``address`` in ``table`` (any of its registers), or None."""
         for f in self.fields:
             if f.table == table and f.address <= address < f.address + f.count:
@@ -172,7 +181,7 @@ class ReadPlan:
 
     __slots__ = ("table", "blocks", "_slots")
 
-    def __init__(self, regmap: RegisterMap, fields: list[Field] | tuple[Field, ...]) -> None:
+    def __init__(self, regmap: RegisterMap[Field], fields: list[Field] | tuple[Field, ...]) -> None:
         self.table = fields[0].table if fields else ""
         runs = regmap.blocks(fields, limit=2000 if self.table in ("coil", "discrete") else 125)
         self.blocks: tuple[tuple[int, int], ...] = tuple((start, count) for start, count, _ in runs)
@@ -181,7 +190,7 @@ class ReadPlan:
                                    None if f.type == "bool" else f) for f in group)
                             for start, _, group in runs)
 
-    def decode(self, index: int, raw: list, out: dict) -> dict:
+    def decode(self, index: int, raw: list[int] | list[bool], out: dict[str, Any]) -> dict[str, Any]:
         """Put the values of block ``index`` (``raw``: its bits or registers) in ``out``; return it."""
         for name, first, end, f in self._slots[index]:
             out[name] = bool(raw[first]) if f is None else f.decode(raw[first:end])
@@ -192,24 +201,39 @@ _READERS = {"coil": "read_coils", "discrete": "read_discrete_inputs", "holding":
             "input": "read_input"}
 
 
-async def read_fields(transport, fields: list[Field] | tuple[Field, ...], regmap: RegisterMap) -> dict:
+class RegisterClient(Protocol):
+    """What reads and writes registers: ``drivers.transports.modbus.ModbusTransport`` and the
+    exact-exchange fake ``drivers.testing.modbus.ExpectedRegisters``."""
+
+    async def read_coils(self, address: int, count: int) -> list[bool]: ...
+    async def read_discrete_inputs(self, address: int, count: int) -> list[bool]: ...
+    async def read_holding(self, address: int, count: int) -> list[int]: ...
+    async def read_input(self, address: int, count: int) -> list[int]: ...
+    async def write_coil(self, address: int, value: bool) -> None: ...
+    async def write_coils(self, address: int, values: Sequence[bool]) -> None: ...
+    async def write_register(self, address: int, value: int) -> None: ...
+    async def write_registers(self, address: int, values: Sequence[int]) -> None: ...
+
+
+async def read_fields(transport: RegisterClient, fields: list[Field] | tuple[Field, ...],
+                      regmap: RegisterMap[Field]) -> dict[str, Any]:
     """Read ``fields`` of one table in as few contiguous requests as the map allows."""
     if not fields:
         return {}
     return await read_planned(transport, ReadPlan(regmap, fields))
 
 
-async def read_planned(transport, plan: ReadPlan) -> dict:
+async def read_planned(transport: RegisterClient, plan: ReadPlan) -> dict[str, Any]:
     """Read what ``plan`` covers (e.g. ``regmap.plan("discrete")``): values by field name."""
-    out: dict = {}
+    out: dict[str, Any] = {}
     if plan.blocks:
-        function = getattr(transport, _READERS[plan.table])
+        function: Callable[[int, int], Awaitable[list[int] | list[bool]]] = getattr(transport, _READERS[plan.table])
         for index, (start, count) in enumerate(plan.blocks):
             plan.decode(index, await function(start, count), out)
     return out
 
 
-def load_map(path: str | Path) -> RegisterMap:
+def load_map(path: str | Path) -> RegisterMap[Field]:
     """Load and validate a map file (a bare name is looked up in drivers/maps; cached per file)."""
     p = Path(path)
     if not p.is_absolute() and not p.exists() and (MAPS_DIR / p).exists():
@@ -220,7 +244,7 @@ def load_map(path: str | Path) -> RegisterMap:
         raise MapError([f"{path}: cannot read map: {exc.strerror}"]) from None
 
 
-def _read_map(path: str) -> RegisterMap:
+def _read_map(path: str) -> RegisterMap[Field]:
     doc = mapfile.read(path)
     if doc.problems:
         raise MapError(doc.problems)
@@ -230,7 +254,7 @@ def _read_map(path: str) -> RegisterMap:
 _load_file = mapfile.cached_per_file(_read_map)
 
 
-def parse_map(text: str, path: str = "<string>") -> RegisterMap:
+def parse_map(text: str, path: str = "<string>") -> RegisterMap[Field]:
     """Validate YAML ``text`` into a ``RegisterMap``; ``MapError`` lists every problem."""
     doc = mapfile.parse(text, path)
     if doc.problems:
@@ -250,7 +274,7 @@ class _Checker:
         line, col = pos or (1, 1)
         self.problems.append(f"{self.path}:{line}:{col}: {msg}")
 
-    def check(self, doc: Any) -> RegisterMap:
+    def check(self, doc: Any) -> RegisterMap[Field]:
         if not isinstance(doc, dict):
             self.err(None, "a register map is a mapping with 'name' and 'registers'")
             raise MapError(self.problems)
@@ -267,7 +291,7 @@ class _Checker:
             self.err(pos, "'registers' must be a list of fields")
         else:
             for i, entry in enumerate(regs):
-                f = self.field(entry, self.doc.value(regs, i))
+                f = self.field(entry, self.doc.value(regs, i) or (1, 1))
                 if f is not None:
                     fields.append(f)
         self.cross_check(fields)
@@ -287,7 +311,7 @@ class _Checker:
             if key not in e:
                 self.err(pos, f"missing key {key!r}")
 
-        def value(key: str, kind: type | tuple, what: str, default: Any = None) -> Any:
+        def value(key: str, kind: type | tuple[type, ...], what: str, default: Any = None) -> Any:
             if key not in e:
                 return default
             v = e[key]
@@ -298,7 +322,7 @@ class _Checker:
                 return default
             return v
 
-        def choice(key: str, options: tuple, default: Any) -> Any:
+        def choice(key: str, options: tuple[str, ...], default: Any) -> Any:
             v = value(key, str, "one of " + "|".join(options), default)
             if v not in options:
                 self.err(self.doc.value(e, key), f"{key!r} must be one of {'|'.join(options)}, got {v!r}")
@@ -361,7 +385,7 @@ class _Checker:
                 seen[f.name] = pos
         for table in TABLES:
             used = sorted((p for p in fields if p[0].table == table), key=lambda p: p[0].address)
-            for (a, _), (b, pos) in zip(used, used[1:]):
+            for (a, _), (b, pos) in itertools.pairwise(used):
                 if b.address < a.address + a.count:
                     self.err(pos, f"{b.name!r} at {table} {b.address} overlaps {a.name!r} "
                                   f"({table} {a.address}..{a.address + a.count - 1})")

@@ -16,12 +16,13 @@ DC 50–6000 V, ≤ 10 mA; bond 3–40 A, high limit 0.1–600 mΩ; dwell 0.3–
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from drivers.base import IDENTITY_OPTIONS
-from drivers.scpi import ScpiDriver
-from drivers.scpi_table import Checked, Reading, Setting, Table
 from drivers.capabilities import BondResult, IrResult, SafeAction, StateFinding, WithstandResult
 from drivers.errors import DeviceError, InstrumentError, InstrumentTimeout, ProtocolError
+from drivers.scpi import ScpiDriver
+from drivers.scpi_table import Checked, Reading, Setting, Table
 from drivers.validators import OneOf, Range
 
 PASS = 116
@@ -80,7 +81,7 @@ class Chroma19032(ScpiDriver):
     OPTIONS = IDENTITY_OPTIONS | {"poll"}
     TABLE = TABLE
 
-    def __init__(self, name: str, resource: str, **kw) -> None:
+    def __init__(self, name: str, resource: str, **kw: Any) -> None:
         super().__init__(name, resource, **kw)
         self.poll = POLL.check(float(self.options.get("poll", 0.5)), what="option poll", instrument=name)
 
@@ -145,7 +146,8 @@ class Chroma19032(ScpiDriver):
             return 0.0  # 0 = ramp off
         return RAMP.check(ramp, what="ramp", instrument=self.name)
 
-    async def _run(self, mode: str, program: list[str], duration: float, *, live: bool) -> tuple[int, float, tuple]:
+    async def _run(self, mode: str, program: list[str], duration: float, *,
+                   live: bool) -> tuple[int, float, tuple[tuple[float, float], ...]]:
         """Program step 1, start, poll until STOPPED; return (code, final reading, samples)."""
         transport = self._transport(program[0])
         count = await self._query_int(self._read_row("steps").command, low=0, high=999)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 
 from drivers.base import IDENTITY_OPTIONS
 from drivers.capabilities import BondResult, IrResult, SafeAction, StateFinding, WithstandResult
@@ -110,7 +111,7 @@ class KikusuiTos9300(ScpiDriver):
     OPTIONS = IDENTITY_OPTIONS | {"poll"}
     TABLE = TABLE
 
-    def __init__(self, name: str, resource: str, **kw) -> None:
+    def __init__(self, name: str, resource: str, **kw: Any) -> None:
         super().__init__(name, resource, **kw)
         self.poll = POLL.check(float(self.options.get("poll", 0.5)), what="option poll", instrument=name)
 

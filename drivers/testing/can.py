@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import NoReturn
 
 import can
 
@@ -49,7 +50,7 @@ class Rx:
 
 
 class ExpectedFrames:
-    def __init__(self, frames: Iterable[Tx | Rx | tuple], resource: str = "can://expected/0",
+    def __init__(self, frames: Iterable[Tx | Rx | tuple[int, bytes | str]], resource: str = "can://expected/0",
                  instrument: str = "") -> None:
         self.resource = resource
         self.instrument = instrument
@@ -82,7 +83,7 @@ class ExpectedFrames:
         if self._index >= len(self._frames) or not isinstance(self._frames[self._index], Tx):
             self._fail(f"extra frame {got}: expected {self._describe_next()}")
         want = self._frames[self._index]
-        if (want.frame_id, _bytes(want.data), want.extended) != (got.frame_id, bytes(got.data), got.extended):
+        if (want.frame_id, _bytes(want.data), want.extended) != (got.frame_id, _bytes(got.data), got.extended):
             self._fail(f"frame #{self._index}: expected {want}, got {got}")
         self._index += 1
         self._deliver_pending()
@@ -92,8 +93,11 @@ class ExpectedFrames:
         self._schedule(Rx(frame_id, data, extended).message())
 
     def _deliver_pending(self) -> None:
-        while self._index < len(self._frames) and isinstance(self._frames[self._index], Rx):
-            self._schedule(self._frames[self._index].message())
+        while self._index < len(self._frames):
+            frame = self._frames[self._index]
+            if not isinstance(frame, Rx):
+                break
+            self._schedule(frame.message())
             self._index += 1
 
     def _schedule(self, msg: can.Message) -> None:
@@ -106,7 +110,7 @@ class ExpectedFrames:
     def _describe_next(self) -> str:
         return str(self._frames[self._index]) if self._index < len(self._frames) else "nothing"
 
-    def _fail(self, text: str) -> None:
+    def _fail(self, text: str) -> NoReturn:
         self.error = self.error or ExchangeMismatch(text)
         raise ExchangeMismatch(text)
 

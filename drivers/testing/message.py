@@ -10,6 +10,7 @@ test; an empty list proves a constructor silent.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from types import TracebackType
 
 
 class ExchangeMismatch(AssertionError):
@@ -63,9 +64,10 @@ class ExpectedMessages:
             left = self._pairs[self._index :]
             raise ExchangeMismatch(f"{len(left)} expected message(s) never exchanged: {left!r}")
 
-    async def __aenter__(self) -> "ExpectedMessages":
+    async def __aenter__(self) -> ExpectedMessages:
         return self
 
-    async def __aexit__(self, exc_type, exc, tb) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
         if exc_type is None:
             self.assert_done()

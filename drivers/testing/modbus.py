@@ -17,6 +17,8 @@ constructor silent. Registers are raw 16-bit words; coils are bools.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any
 
 from drivers.testing.message import ExchangeMismatch
 
@@ -30,7 +32,7 @@ def _norm(value: object) -> object:
 
 
 class ExpectedRegisters:
-    def __init__(self, operations: Iterable[tuple], resource: str = "expected-modbus://") -> None:
+    def __init__(self, operations: Iterable[tuple[Any, ...]], resource: str = "expected-modbus://") -> None:
         self.resource = resource
         self._ops = list(operations)
         for op in self._ops:
@@ -39,7 +41,7 @@ class ExpectedRegisters:
         self._index = 0
         self.opened = False
 
-    def _next(self, function: str, address: int, arg: object) -> tuple:
+    def _next(self, function: str, address: int, arg: object) -> tuple[Any, ...]:
         got = (function, address, _norm(arg))
         if self._index >= len(self._ops):
             raise ExchangeMismatch(f"extra operation {got!r}: no more operations were expected")
@@ -50,7 +52,7 @@ class ExpectedRegisters:
         self._index += 1
         return op
 
-    async def _read(self, function: str, address: int, count: int) -> list:
+    async def _read(self, function: str, address: int, count: int) -> list[Any]:
         op = self._next(function, address, count)
         reply = op[3] if len(op) > 3 else None
         if isinstance(reply, BaseException):
@@ -100,13 +102,14 @@ class ExpectedRegisters:
             left = self._ops[self._index :]
             raise ExchangeMismatch(f"{len(left)} expected operation(s) never happened: {left!r}")
 
-    async def __aenter__(self) -> "ExpectedRegisters":
+    async def __aenter__(self) -> ExpectedRegisters:
         return self
 
-    async def __aexit__(self, exc_type, exc, tb) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
         if exc_type is None:
             self.assert_done()
 
 
-def _flat(value: object) -> list:
+def _flat(value: object) -> list[object]:
     return list(value) if isinstance(value, list) else [value]

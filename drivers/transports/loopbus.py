@@ -29,13 +29,16 @@ import socket
 import threading
 import time
 from asyncio import _get_running_loop
+from collections.abc import Callable
 from typing import Any
 
 import can
+from can.notifier import MessageRecipient
+from can.typechecking import AutoDetectedConfig, CanFilters
 
 # channel name -> its buses, replaced (never mutated) under _channels_lock so that send() reads
 # a consistent tuple without taking the lock.
-_channels: dict[str, tuple["LoopBus", ...]] = {}
+_channels: dict[str, tuple[LoopBus, ...]] = {}
 _channels_lock = threading.Lock()
 
 # How a non-empty queue will be drained (LoopBus._wake): nothing pending, the wake byte in the
@@ -49,7 +52,7 @@ _new_message = can.Message.__new__
 class LoopBus(can.BusABC):
     """One node on an in-process CAN channel; ``fileno()`` is readable while frames are queued."""
 
-    def __init__(self, channel: Any = "loop0", can_filters=None, receive_own_messages: bool = False,
+    def __init__(self, channel: Any = "loop0", can_filters: CanFilters | None = None, receive_own_messages: bool = False,
                  rx_queue_size: int = 0, **kwargs: Any) -> None:
         self.channel = str(channel)
         self.channel_info = f"station_loop channel {self.channel!r}"
@@ -62,8 +65,8 @@ class LoopBus(can.BusABC):
         # most one byte sits in the pair (it never fills, the loop never spins), exactly while
         # _wake == _BYTE. A call_soon left over after its frames were taken finds nothing to do.
         self._wake = _IDLE
-        self._loop = None  # the loop of the attached LoopNotifier (LoopNotifier.add_bus)
-        self._drain = None  # its drain, for frames sent from that loop's thread
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the attached LoopNotifier
+        self._drain: Callable[[can.BusABC], None] | None = None  # its drain, for senders in that loop's thread
         self._rsock, self._wsock = socket.socketpair()
         self._rsock.setblocking(False)
         self._wsock.setblocking(False)
@@ -74,7 +77,7 @@ class LoopBus(can.BusABC):
     def fileno(self) -> int:
         return self._rsock.fileno()
 
-    def _attach(self, loop, drain) -> None:
+    def _attach(self, loop: asyncio.AbstractEventLoop, drain: Callable[[can.BusABC], None]) -> None:
         """Let senders in ``loop``'s thread wake the notifier with ``loop.call_soon(drain, self)``."""
         with self._lock:
             self._loop, self._drain = loop, drain
@@ -89,9 +92,9 @@ class LoopBus(can.BusABC):
                     self._wake = _BYTE
                     self._wsock.send(b"\x01")
 
-    def _signal(self, running) -> None:
+    def _signal(self, running: asyncio.AbstractEventLoop | None) -> None:
         """Arrange the drain of a queue that just became non-empty (caller holds ``_lock``)."""
-        if running is not None and running is self._loop:
+        if running is not None and running is self._loop and self._drain is not None:
             self._wake = _SOON
             running.call_soon(self._drain, self)
         else:
@@ -207,9 +210,9 @@ class LoopBus(can.BusABC):
         return len(self._queue)
 
     @staticmethod
-    def _detect_available_configs() -> list[dict[str, Any]]:
+    def _detect_available_configs() -> list[AutoDetectedConfig]:
         with _channels_lock:
-            return [{"interface": "station_loop", "channel": name} for name in _channels]
+            return [AutoDetectedConfig(interface="station_loop", channel=name) for name in _channels]
 
 
 class LoopNotifier(can.Notifier):
@@ -239,10 +242,14 @@ class LoopNotifier(can.Notifier):
             return
         if self._stopped:
             return  # a call_soon that outlived stop(): _detach handed the frames to the descriptor
+        loop = self._loop
+        if loop is None:  # not reached: add_bus attaches the drain only with a loop
+            super()._on_message_available(bus)
+            return
         # One lock and no bus.recv() per frame, listeners called here rather than through
         # _on_message_received: the drain cost ~31 us a wake-up on the reference run (64k).
         frames = bus._take_all()
-        listeners, loop, filtered = self.listeners, self._loop, bus._filters is not None
+        listeners, filtered = self.listeners, bus._filters is not None
         done = 0
         try:
             for msg in frames:
@@ -265,7 +272,7 @@ class QuietNotifier(can.Notifier):
     then re-raises in its thread, which printed a thread traceback on the operator's screen.
     (``_rx_thread`` is python-can 4's receive loop; the version is pinned below 5.)"""
 
-    on_lost: Any = None  # called in the loop with the exception that ended a receive thread
+    on_lost: Callable[[Exception], object] | None = None  # called in the loop with what ended a receive thread
 
     def _rx_thread(self, bus: can.BusABC) -> None:
         try:
@@ -277,7 +284,8 @@ class QuietNotifier(can.Notifier):
                     self._loop.call_soon_threadsafe(self.on_lost, exc)
 
 
-def notifier(bus: can.BusABC, listeners: list, loop, on_lost: Any = None) -> can.Notifier:
+def notifier(bus: can.BusABC, listeners: list[MessageRecipient], loop: asyncio.AbstractEventLoop,
+             on_lost: Callable[[Exception], object] | None = None) -> can.Notifier:
     """The Notifier for ``bus`` in ``loop``: draining for ``LoopBus``, python-can's otherwise.
     ``on_lost(exc)`` runs in the loop when a receive thread ends on an error (peer gone)."""
     if isinstance(bus, LoopBus):

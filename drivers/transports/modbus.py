@@ -19,8 +19,10 @@ interlock poll cost about twice the CPU); after its link is lost every call rais
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeAlias
 from urllib.parse import parse_qsl
 
 from pymodbus.client import AsyncModbusSerialClient
@@ -48,6 +50,8 @@ _NAMES = {"read_holding_registers": "read_holding", "read_input_registers": "rea
 _READ_FUNCTIONS = {1: "read_coils", 2: "read_discrete_inputs", 3: "read_holding", 4: "read_input"}
 _READS_KEPT = 64  # prepared reads a transport keeps (a driver reads the few blocks of its map)
 _QUERY_KEYS = {"tcp": ("unit",), "rtu": ("unit", "baud", "parity", "bytesize", "stopbits")}
+Where: TypeAlias = dict[str, str]  # instrument and command, for the typed errors
+ReadDone: TypeAlias = Callable[[list[bool] | list[int] | None, InstrumentError | None], None]
 
 
 @dataclass(frozen=True)
@@ -80,22 +84,25 @@ def parse_resource(resource: str, instrument: str = "") -> ModbusEndpoint:
     if unknown:
         raise bad(f"unknown option(s) {', '.join(unknown)} (valid: {', '.join(_QUERY_KEYS[kind])})")
     try:
-        opts = {k: (params[k].upper() if k == "parity" else int(params[k])) for k in params}
+        ints = {k: int(v) for k, v in params.items() if k != "parity"}
     except ValueError:
         raise bad("unit, baud, bytesize and stopbits must be integers") from None
-    if not 0 <= opts.get("unit", 1) <= 247:
+    unit, parity = ints.get("unit", 1), params.get("parity", "N").upper()
+    if not 0 <= unit <= 247:
         raise bad("unit must be 0..247")
-    if opts.get("parity", "N") not in ("N", "E", "O", "M", "S"):
+    if parity not in ("N", "E", "O", "M", "S"):
         raise bad("parity must be N, E, O, M or S")
     if kind == "tcp":
         host, colon, port = target.rpartition(":")
         if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise bad("expected HOST:PORT with a port 1..65535")
-        return ModbusEndpoint("tcp", host.strip("[]"), int(port), unit=opts.get("unit", 1))
+        return ModbusEndpoint("tcp", host.strip("[]"), int(port), unit=unit)
     if not target:
         raise bad("missing serial device")
-    rtu = {"baud": "baud", "parity": "parity", "bytesize": "bytesize", "stopbits": "stopbits", "unit": "unit"}
-    return ModbusEndpoint("rtu", port=target, **{rtu[k]: v for k, v in opts.items()})
+    defaults = ModbusEndpoint("rtu")
+    return ModbusEndpoint("rtu", port=target, unit=unit, parity=parity, baud=ints.get("baud", defaults.baud),
+                          bytesize=ints.get("bytesize", defaults.bytesize),
+                          stopbits=ints.get("stopbits", defaults.stopbits))
 
 
 class ModbusTransport:
@@ -107,13 +114,14 @@ class ModbusTransport:
         self.instrument = instrument
         self.endpoint = parse_resource(resource, instrument)
         self._tcp = self.endpoint.kind == "tcp"
-        self._client = None  # a modbus_tcp.TcpLink (tcp) or pymodbus' serial client (rtu)
+        self._link: modbus_tcp.TcpLink | None = None  # modbus-tcp://
+        self._serial: AsyncModbusSerialClient | None = None  # modbus-rtu://
         self._reads: dict[tuple[int, int, int], TcpRead] = {}  # prepared reads by (fc, address, count)
 
     @property
     def lost(self) -> bool:
         """True once an open TCP link is gone (the station re-opens the driver before its next run)."""
-        return self._tcp and self._client is not None and self._client.down is not None
+        return self._link is not None and self._link.down is not None
 
     async def open(self) -> None:
         """Connect within ``timeout``; ``ConnectError`` if refused or unreachable."""
@@ -121,40 +129,43 @@ class ModbusTransport:
         ep = self.endpoint
         if self._tcp:
             try:
-                self._client = await asyncio.wait_for(modbus_tcp.connect(ep.host, int(ep.port), ep.unit),
-                                                      reply_timeout(self.timeout))
-            except (asyncio.TimeoutError, OSError) as exc:
+                self._link = await asyncio.wait_for(modbus_tcp.connect(ep.host, int(ep.port), ep.unit),
+                                                    reply_timeout(self.timeout))
+            except (TimeoutError, OSError) as exc:
                 failure = connect_failure(ep.host, ep.port, exc, within=self.timeout)
                 raise ConnectError(failure, instrument=self.instrument, command="open") from None
             return
         # retries=0 and a client timeout above ours: our wait_for decides what a timeout is,
         # so no request silently takes (retries + 1) x timeout. reconnect_delay=0: a lost
         # link is reported (ConnectError), not papered over by background reconnects.
-        common = {"timeout": self.timeout + 1.0, "retries": 0, "reconnect_delay": 0,
-                  "name": self.instrument or "modbus"}
         client = AsyncModbusSerialClient(str(ep.port), baudrate=ep.baud, parity=ep.parity,
-                                         bytesize=ep.bytesize, stopbits=ep.stopbits, **common)
+                                         bytesize=ep.bytesize, stopbits=ep.stopbits, timeout=self.timeout + 1.0,
+                                         retries=0, reconnect_delay=0, name=self.instrument or "modbus")
         try:
             ok = await asyncio.wait_for(client.connect(), reply_timeout(self.timeout))
-        except (asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, OSError) as exc:
             client.close()
             raise ConnectError(f"cannot connect to {self.resource}: {exc or 'timeout'}",
                                instrument=self.instrument) from None
         if not ok:
             client.close()
             raise ConnectError(f"cannot connect to {self.resource}", instrument=self.instrument)
-        self._client = client
+        self._serial = client
 
     async def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        if self._link is not None:
+            self._link.close()
+            self._link = None
+        if self._serial is not None:
+            self._serial.close()
+            self._serial = None
 
-    async def __aenter__(self) -> "ModbusTransport":
+    async def __aenter__(self) -> ModbusTransport:
         await self.open()
         return self
 
-    async def __aexit__(self, exc_type, exc, tb) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
         await self.close()
 
     # -- the Modbus function codes ----------------------------------------------------------
@@ -215,11 +226,11 @@ class ModbusTransport:
             await self._call("write_registers", address, [int(v) for v in values])
 
     # -- one bounded request over our Modbus TCP link, errors typed -------------------------
-    async def _tcp_call(self, fc: int, function: str, address: int, arg) -> None:
+    async def _tcp_call(self, fc: int, function: str, address: int, arg: Any) -> None:
         """Write function ``fc`` (``function`` in messages) within ``timeout``, or a typed error.
         (Reads go through ``prepared_read``.)"""
         where = {"instrument": self.instrument, "command": f"{function}({address}, {arg!r})"}
-        link = self._client
+        link = self._link
         if link is None:
             raise ConnectError("transport is not open", **where)
         self._check(function, address, arg, None, where)
@@ -234,7 +245,7 @@ class ModbusTransport:
         except (TimeoutError, LinkDown, BadReply, ExceptionReply) as exc:
             raise self._tcp_error(exc, function, address, where) from None
 
-    def prepared_read(self, fc: int, address: int, count: int) -> "TcpRead":
+    def prepared_read(self, fc: int, address: int, count: int) -> TcpRead:
         """The read FC1-FC4 of ``count`` items at ``address``, checked and encoded once (kept per
         transport); ``RangeError`` if no frame can carry it. Modbus TCP only."""
         key = (fc, address, count)
@@ -245,12 +256,12 @@ class ModbusTransport:
             read = self._reads[key] = TcpRead(self, fc, address, count)
         return read
 
-    def read_poll(self, fc: int, address: int, count: int) -> "TcpRead | None":
+    def read_poll(self, fc: int, address: int, count: int) -> TcpRead | None:
         """A prepared read of the caller's own, to ``start`` from loop callbacks (a periodic
         poll); ``RangeError`` if no frame can carry it; None on RTU (no callback reads)."""
         return TcpRead(self, fc, address, count) if self._tcp else None
 
-    def _tcp_error(self, exc: Exception, function: str, address: int, where: dict) -> InstrumentError:
+    def _tcp_error(self, exc: Exception, function: str, address: int, where: Where) -> InstrumentError:
         """The typed error for what the link raised (``TimeoutError``, ``LinkDown``, ``BadReply``,
         ``ExceptionReply``)."""
         if isinstance(exc, TimeoutError):
@@ -259,22 +270,25 @@ class ModbusTransport:
             return ConnectError(f"connection lost: {exc}", **where)
         if isinstance(exc, BadReply):
             return ProtocolError(f"bad reply: {exc}", **where)
-        return self._exception(function, address, exc.code, where)
+        if isinstance(exc, ExceptionReply):
+            return self._exception(function, address, exc.code, where)
+        return ProtocolError(f"{type(exc).__name__}: {exc}", **where)
 
     # -- one bounded request, errors typed --------------------------------------------------
-    async def _call(self, method: str, address: int, arg: object, **kw):
+    async def _call(self, method: str, address: int, arg: object, **kw: int) -> Any:
         """``client.<method>(address, [arg,] ...)`` within ``timeout``; the reply or a typed error."""
         function = _NAMES.get(method, method)
         command = f"{function}({address}, {arg!r})"
         where = {"instrument": self.instrument, "command": command}
-        if self._client is None:
+        client = self._serial
+        if client is None:
             raise ConnectError("transport is not open", **where)
         self._check(function, address, arg, kw.get("count"), where)
         args = (address,) if "count" in kw else (address, arg)
         try:
             rsp = await asyncio.wait_for(
-                getattr(self._client, method)(*args, device_id=self.endpoint.unit, **kw), reply_timeout(self.timeout))
-        except asyncio.TimeoutError:
+                getattr(client, method)(*args, device_id=self.endpoint.unit, **kw), reply_timeout(self.timeout))
+        except TimeoutError:
             raise InstrumentTimeout(f"no reply within {self.timeout:g} s", **where) from None
         except ConnectionException as exc:
             raise ConnectError(f"connection lost: {exc}", **where) from None
@@ -291,13 +305,13 @@ class ModbusTransport:
         return rsp
 
     @staticmethod
-    def _exception(function: str, address: int, code: int, where: dict) -> DeviceError:
+    def _exception(function: str, address: int, code: int, where: Where) -> DeviceError:
         name = EXCEPTION_NAMES.get(code, "UNKNOWN_EXCEPTION")
         return DeviceError(f"{function} at address {address} answered Modbus exception {code} {name}",
                            code=code, **where)
 
     @staticmethod
-    def _check(function: str, address: int, arg: object, count: int | None, where: dict) -> None:
+    def _check(function: str, address: int, arg: object, count: int | None, where: Where) -> None:
         """Refuse what no Modbus frame can carry, before anything is sent."""
         # a write PDU carries its values beside address, quantity and byte count: fewer fit
         # in 253 bytes (spec v1.1b3: 1968 coils for FC15, 123 registers for FC16)
@@ -311,7 +325,8 @@ class ModbusTransport:
             raise RangeError(f"{function}: address {address} + {n} item(s) outside the Modbus limits "
                              f"(address 0..65535, 1..{limit} items)", **where)
         values = arg if isinstance(arg, list) else [arg]
-        if "register" in function and count is None and not all(0 <= v <= 0xFFFF for v in values):
+        if "register" in function and count is None and not all(isinstance(v, int) and 0 <= v <= 0xFFFF
+                                                                 for v in values):
             raise RangeError(f"{function}: register values must be 0..65535, got {arg!r}", **where)
 
     def _registers(self, regs: list[int], function: str, address: int, count: int) -> list[int]:
@@ -341,12 +356,12 @@ class TcpRead:
         transport._check(self.function, address, count, count, self.where)
         self.request = modbus_tcp.read_request(fc, address, count)
         self._exchange: modbus_tcp.Exchange | None = None
-        self._done = None
+        self._done: ReadDone | None = None
 
-    async def read(self) -> list:
+    async def read(self) -> list[Any]:
         """The values read (bools for FC1/FC2, raw 16-bit registers for FC3/FC4), or a typed error."""
         t = self.transport
-        link = t._client
+        link = t._link
         if link is None:
             raise ConnectError("transport is not open", **self.where)
         try:
@@ -354,14 +369,14 @@ class TcpRead:
         except (TimeoutError, LinkDown, BadReply, ExceptionReply) as exc:
             raise t._tcp_error(exc, self.function, self.address, self.where) from None
 
-    def start(self, done) -> None:
+    def start(self, done: ReadDone) -> None:
         """Send the read now (or when the link's turn comes); ``done`` as the class says.
 
         Raises ``ConnectError`` at once if the transport is not open or its link is down, and
         ``RuntimeError`` if this read is already in flight (one at a time per prepared read).
         """
         t = self.transport
-        link = t._client
+        link = t._link
         if link is None:
             raise ConnectError("transport is not open", **self.where)
         if self._exchange is not None:
@@ -380,9 +395,12 @@ class TcpRead:
 
     def _settle(self, pdu: bytes | None, exc: Exception | None) -> None:
         done, self._exchange, self._done = self._done, None, None
+        if done is None:  # cancelled: a late reply is dropped
+            return
         try:
             if exc is not None:
                 raise exc
+            assert pdu is not None, "an exchange settles with its reply or an error"
             values = self._values(pdu)
         except (TimeoutError, LinkDown, BadReply, ExceptionReply) as err:
             done(None, self.transport._tcp_error(err, self.function, self.address, self.where))
@@ -391,7 +409,7 @@ class TcpRead:
         else:
             done(values, None)
 
-    def _values(self, pdu: bytes) -> list:
+    def _values(self, pdu: bytes) -> list[bool] | list[int]:
         fc, count = self.fc, self.count
         if fc <= 2:
             return modbus_tcp.bits_reply(pdu, fc, count)

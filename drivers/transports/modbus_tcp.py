@@ -19,6 +19,8 @@ import asyncio
 import socket
 import struct
 from collections import deque
+from collections.abc import Callable
+from typing import TypeAlias
 
 from drivers.clock import reply_timeout
 
@@ -121,11 +123,16 @@ def echo_reply(pdu: bytes, request: bytes) -> None:
 
 
 # -- the connection ------------------------------------------------------------------------
-async def connect(host: str, port: int, unit: int) -> "TcpLink":
+async def connect(host: str, port: int, unit: int) -> TcpLink:
     """Open a Modbus TCP connection (``OSError`` if refused/unreachable); the caller bounds the wait."""
     loop = asyncio.get_running_loop()
-    _transport, link = await loop.create_connection(lambda: TcpLink(unit), host, port)
+    _transport, link = await loop.create_connection(lambda: TcpLink(unit, loop), host, port)
     return link
+
+
+# What an exchange reports to: a future given the reply's PDU (or the error), or a callback
+# done(reply_pdu, None) / done(None, error).
+Done: TypeAlias = asyncio.Future[bytes] | Callable[[bytes | None, Exception | None], None]
 
 
 class Exchange:
@@ -133,10 +140,10 @@ class Exchange:
 
     __slots__ = ("link", "pdu", "done", "deadline", "tid")
 
-    def __init__(self, link: "TcpLink", pdu: bytes, done, deadline: float) -> None:
+    def __init__(self, link: TcpLink, pdu: bytes, done: Done, deadline: float) -> None:
         self.link = link
         self.pdu = pdu
-        self.done = done  # an asyncio.Future, or done(reply_pdu, error); None once finished
+        self.done: Done | None = done  # None once finished
         self.deadline = deadline  # s, loop clock
         self.tid = -1  # transaction id, once sent
 
@@ -163,11 +170,11 @@ class TcpLink(asyncio.Protocol):
     more than the exchange itself.
     """
 
-    def __init__(self, unit: int) -> None:
+    def __init__(self, unit: int, loop: asyncio.AbstractEventLoop) -> None:
         self.unit = unit
         self.down: str | None = "not connected"  # why the link is unusable; None while up
         self._transport: asyncio.Transport | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop = loop
         self._buffer = bytearray()
         self._tid = 0
         self._current: Exchange | None = None  # the request in flight
@@ -180,9 +187,11 @@ class TcpLink(asyncio.Protocol):
         self._timer_when = 0.0  # s, loop clock
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
-    def connection_made(self, transport) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not isinstance(transport, asyncio.Transport):  # create_connection gives a stream transport
+            transport.close()
+            return
         self._transport = transport
-        self._loop = asyncio.get_running_loop()
         self.down = None
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
@@ -226,14 +235,14 @@ class TcpLink(asyncio.Protocol):
         """
         if self.down is not None:
             raise LinkDown(self.down)
-        fut = self._loop.create_future()
+        fut: asyncio.Future[bytes] = self._loop.create_future()
         exchange = self.submit(pdu, timeout, fut)
         try:
             return await fut
         finally:
             exchange.cancel()  # cancelled while waiting: give the turn up, drop the late reply
 
-    def submit(self, pdu: bytes, timeout: float, done) -> Exchange:
+    def submit(self, pdu: bytes, timeout: float, done: Done) -> Exchange:
         """Queue ``pdu`` for its turn and return its ``Exchange``; ``LinkDown`` if the link is down.
 
         ``done`` is an ``asyncio.Future`` (given the reply's PDU or the error) or a callable
@@ -267,6 +276,8 @@ class TcpLink(asyncio.Protocol):
         self._abandoned.pop(tid, None)  # 65536 requests later: that late reply is not coming
         exchange.tid = tid
         self._current = exchange
+        if self._transport is None:  # not reachable: submit refuses a link that never connected
+            raise LinkDown(self.down or "not connected")
         self._transport.write(_HEADER.pack(tid, 0, len(exchange.pdu) + 1, self.unit) + exchange.pdu)
 
     def _end(self, exchange: Exchange, reply: bytes | None, error: Exception | None, *, notify: bool = True) -> None:
@@ -284,9 +295,12 @@ class TcpLink(asyncio.Protocol):
                 pass  # already taken off the queue by _next
         if not notify:
             return
+        if done is None:  # already finished
+            return
         if isinstance(done, asyncio.Future):
             if not done.done():
                 if error is None:
+                    assert reply is not None, "an exchange ends with its reply or an error"
                     done.set_result(reply)
                 else:
                     done.set_exception(error)

@@ -155,7 +155,7 @@ class SerialTransport:
         self.poll = poll
         self.poll_max = poll_max
         self._url, self._settings = parse_serial_resource(resource)
-        self._port: Any = None
+        self._port: serial.SerialBase | None = None
         self._buffer = bytearray()
         self._end = termination[-1].encode("ascii")
         self._stale = False  # a late reply to a timed-out query may still arrive
@@ -290,7 +290,7 @@ class SerialTransport:
             delay = min(delay * 2, self.poll_max)
 
     # -- plumbing --------------------------------------------------------------------------
-    def _require(self, command: str) -> Any:
+    def _require(self, command: str) -> serial.SerialBase:
         if self._port is None:
             raise ConnectError("transport is not open", instrument=self.instrument, command=command)
         return self._port
@@ -301,9 +301,9 @@ class SerialTransport:
         except UnicodeEncodeError:
             raise ProtocolError("command is not ASCII", instrument=self.instrument, command=command) from None
 
-    def _read_available(self, port: Any, command: str) -> bytes:
+    def _read_available(self, port: serial.SerialBase, command: str) -> bytes:
         try:
-            return port.read(4096)
+            return port.read(4096) or b""  # a non-blocking read of nothing may say None
         except (serial.SerialException, OSError) as exc:
             self._lost = True  # pyserial's socket:// says "socket disconnected" when recv() gives b""
             raise ConnectError(f"read failed: {exc}", instrument=self.instrument, command=command) from exc

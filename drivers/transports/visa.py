@@ -138,7 +138,7 @@ class VisaTransport:
             try:
                 if inst is not None:
                     inst.close()
-            except Exception:  # noqa: BLE001 - closing a dead session must not mask the cause
+            except Exception:  # closing a dead session must not mask the cause
                 pass
 
         try:
@@ -200,15 +200,18 @@ class VisaTransport:
     def _inline_write(self, command: str) -> None:
         try:
             self._inst.write(command)
-        except Exception as exc:  # noqa: BLE001 - typed below, as the worker's are
+        except Exception as exc:  # typed below, as the worker's are
             raise self._lose(self._typed(exc, command, self.timeout)) from exc
 
     async def _query_inline(self, command: str, limit: float) -> bytes:
+        inline = self._inline
+        if inline is None:  # _inline_ready() said it was there: closed meanwhile
+            raise ConnectError("transport is not open", instrument=self.instrument, command=command)
         self._inline_write(command)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + reply_timeout(limit, loop)
         try:
-            got = await self._inline.wait_line(limit)
+            got = await inline.wait_line(limit)
         except asyncio.CancelledError:
             self._stale = True  # the reply may still come and must not answer the next command
             raise
@@ -227,8 +230,9 @@ class VisaTransport:
 
             return await self._call(read_rest, command, limit=rest, scaled=False)
         try:
-            return self._inst.read_raw()  # a whole line is waiting: pyvisa reads it without waiting
-        except Exception as exc:  # noqa: BLE001 - typed below, as the worker's are
+            raw: bytes = self._inst.read_raw()  # a whole line is waiting: pyvisa reads it without waiting
+            return raw
+        except Exception as exc:  # typed below, as the worker's are
             raise self._lose(self._typed(exc, command, limit)) from exc
 
     def _lose(self, error: Exception) -> Exception:
@@ -244,7 +248,8 @@ class VisaTransport:
 
     def _read_blocking(self, command: str) -> bytes:
         try:
-            return self._inst.read_raw()
+            raw: bytes = self._inst.read_raw()
+            return raw
         except pyvisa.errors.VisaIOError as exc:
             # pyvisa-py reports a peer that hung up mid-read as a timeout (it polls the closed
             # socket until the deadline); say what it was.
@@ -312,7 +317,8 @@ class VisaTransport:
         try:
             return await self._exchange(func, command, limit=limit, connect=connect, scaled=scaled)
         except ConnectError as err:
-            raise self._lose(err)
+            self._lose(err)
+            raise
 
     async def _exchange(
         self, func: Callable[[], T], command: str, *, limit: float | None = None, connect: bool = False,
@@ -333,11 +339,11 @@ class VisaTransport:
             # e.g. the step's own timeout: the reply may still come and must not answer the next command
             self._stale = True
             raise
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._stale = True
             raise InstrumentTimeout(f"no reply within {limit + _GUARD_S:g} s", instrument=self.instrument,
                                     command=command) from None
-        except Exception as exc:  # noqa: BLE001 - typed by _typed; anything else goes on as it is
+        except Exception as exc:  # typed by _typed; anything else goes on as it is
             typed = self._typed(exc, command, limit, connect=connect)
             if typed is exc:
                 raise
@@ -375,7 +381,7 @@ class VisaTransport:
 
     @staticmethod
     def _ms(seconds: float) -> int:
-        return max(1, int(round(seconds * 1000)))
+        return max(1, round(seconds * 1000))
 
     def _wall_ms(self, limit: float) -> int:
         """pyvisa's timeout (wall ms) for a reply due within ``limit`` s of the running loop's

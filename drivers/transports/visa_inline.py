@@ -43,7 +43,7 @@ class InlineSocket:
         self.termination = termination
 
     @classmethod
-    def of(cls, resource_manager: Any, inst: Any, termination: str) -> "InlineSocket | None":
+    def of(cls, resource_manager: Any, inst: Any, termination: str) -> InlineSocket | None:
         """The inline path for ``inst``'s session, or None if it is not a pyvisa-py raw socket
         (or the termination is empty: without one a reply has no end to wait for)."""
         session = raw_socket_session(resource_manager, inst)
@@ -70,7 +70,7 @@ class InlineSocket:
         """
         loop = asyncio.get_running_loop()
         fd = self.sock.fileno()
-        ready = loop.create_future()
+        ready: asyncio.Future[str] = loop.create_future()
 
         def readable() -> None:
             if not ready.done():
@@ -80,7 +80,9 @@ class InlineSocket:
             if not ready.done():
                 ready.set_result("timeout")
 
+        # the station's virtual-time loop (station.clock) has these; drivers cannot name its type
         hold = getattr(loop, "hold_real_time", None)
+        release = getattr(loop, "release_real_time", None)
         if hold is not None:
             hold()
         loop.add_reader(fd, readable)
@@ -90,8 +92,8 @@ class InlineSocket:
         finally:
             timer.cancel()
             loop.remove_reader(fd)
-            if hold is not None:
-                loop.release_real_time()
+            if hold is not None and release is not None:
+                release()
         if outcome == "timeout":
             return outcome
         try:

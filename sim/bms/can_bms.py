@@ -146,8 +146,8 @@ class SimCanBms:
 
     def _start_uds(self) -> None:
         try:
-            from sim.bms.uds_server import UdsServer
             from sim.bms.ecu import EcuState
+            from sim.bms.uds_server import UdsServer
         except ImportError:  # the UDS server is optional for the cyclic side
             return
         if self.ecu is None:
@@ -290,7 +290,7 @@ class SimCanBms:
         table: dict[tuple[bool, ...], float] = {}
         for want in itertools.product((False, True), repeat=len(items)):
             # the value read back as the most of the wanted flags (all of them where the enum can)
-            def matches(value: float) -> int:
+            def matches(value: float, want: tuple[bool, ...] = want) -> int:
                 return sum((value in m.true_when) == w if m.true_when is not None else bool(value) == w
                            for m, w in zip(items, want))
             table[want] = max(candidates, key=matches, default=0.0)  # max keeps the first of equals

@@ -94,7 +94,7 @@ class EcuState:
         values: Mapping[int | str, Any] | None = None,
         dtcs: Iterable[Dtc | tuple[int, int]] = (),
         seed: int = 0,
-    ) -> "EcuState":
+    ) -> EcuState:
         """An ECU holding the table defaults, overridden by ``values`` (DID or name -> value,
         e.g. the product identity of the simulated pack), with ``dtcs`` present."""
         table = table or load_did_table()

@@ -114,7 +114,7 @@ class SimModbusBms(MapServer):
         v, pack = self.values, self.pack
         if table == "input":
             self._refresh_live()
-            for name, entry in self.dids.items():
+            for name in self.dids:
                 if self.map[name].table == "input":
                     v[name] = self._did_value(name)
             dtcs = self.ecu.dtcs[: self.map["dtcs"].length] if "dtcs" in self.map else []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sim.pack.insulation import ir_apparent_resistance
+from sim.pack.safety import ir_apparent_resistance
 
 SOURCE_OHM = 2e6  # IR source resistance: a ~0.5 mA current limit at 1 kV
 OVER_RANGE_OHM = 9.999e9  # IR reading when nothing is connected

@@ -37,7 +37,7 @@ class _DelayedWriter:
     ``drain()`` wait for the pending integration time first, so ``READ?`` answers late.
     """
 
-    def __init__(self, writer: asyncio.StreamWriter, meter: "SimKeysightDmm") -> None:
+    def __init__(self, writer: asyncio.StreamWriter, meter: SimKeysightDmm) -> None:
         self._writer = writer
         self._meter = meter
         self._buffer: list[bytes] = []

@@ -18,8 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from drivers.base.diagnostics import InputError, Problem
 from drivers.base import safefile
+from drivers.base.diagnostics import InputError, Problem
 from drivers.base.yamlsrc import MAX_BYTES, Source, load_file
 from drivers.maps.regmap import MAPS_DIR  # where a bare BMS map name is found
 from sim.pack.packfile import Bms, PackFile, to_spec

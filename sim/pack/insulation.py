@@ -1,4 +1,5 @@
-"""Insulation, withstand and IR-tester responses of a pack: pure functions of its state.
+"""Insulation, withstand and IR-tester responses: pure functions of resistances, capacitances
+and volts (``sim.pack.safety`` applies them to a pack's state).
 
 Each HV pole sees chassis through its isolation resistance in parallel with its Y-capacitance.
 A withstand (hipot) test ties HV+ and HV- together, so both poles' paths add up.
@@ -7,10 +8,6 @@ A withstand (hipot) test ties HV+ and HV- together, so both poles' paths add up.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # pragma: no cover
-    from sim.pack.model import Pack
 
 HIPOT_AC_HZ = 50.0
 #: ohm of the ionised path once a withstand test breaks down: leakage is "large" (amperes)
@@ -47,21 +44,6 @@ def apparent_resistance(
     v_pole = v_final * settled
     current = (volts - v_pole) / source_ohm
     return v_pole / current
-
-
-def ir_apparent_resistance(
-    pack: "Pack", pole: str, volts: float, t_since_applied: float, source_ohm: float
-) -> float:
-    """Ohm the simulated IR tester reads on ``pole`` ("HV+"/"HV-") of ``pack``.
-
-    Uses the pack's isolation as the tester sees it (the insulation monitor's path included
-    while it is enabled) and that pole's Y-capacitance. Above ``pack.breakdown_volts`` the
-    insulation has broken down and the reading collapses to the arc path.
-    """
-    r_iso = pack.isolation_resistance(pole)
-    if abs(volts) > pack.breakdown_volts:
-        r_iso = parallel(r_iso, ARC_OHM)
-    return apparent_resistance(r_iso, pack.y_capacitance(pole), volts, t_since_applied, source_ohm)
 
 
 def withstand_response(

@@ -376,7 +376,7 @@ class Pack(HvSafety):
             volts = ocv_e + self.v1
         return volts, float(_sum(volts)), amps, reg, flags
 
-    def snapshot(self) -> "Snapshot":
+    def snapshot(self) -> Snapshot:
         """Every pack-level quantity a BMS reports, from one evaluation of the model now."""
         volts, pack_v, amps, reg, flags = self._terminal_in()
         bus = pack_v if reg == DIRECT else self._v_bus

@@ -9,6 +9,7 @@ values: [[...] per temperature]}``. ``pack_schema()`` is the JSON Schema editors
 
 from __future__ import annotations
 
+import itertools
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -35,7 +36,7 @@ class TableModel(_Model):
     def _socs(cls, socs: list[float]) -> list[float]:
         if any(not 0.0 <= s <= 100.0 for s in socs):
             raise ValueError(f"SOC points must lie within 0..100 %, got {min(socs):g}..{max(socs):g}")
-        if any(b <= a for a, b in zip(socs, socs[1:])):
+        if any(b <= a for a, b in itertools.pairwise(socs)):
             raise ValueError("SOC points must be strictly increasing")
         return socs
 
@@ -43,14 +44,14 @@ class TableModel(_Model):
     @classmethod
     def _temps(cls, temps: list[float] | None) -> list[float] | None:
         if temps is not None:
-            if any(b <= a for a, b in zip(temps, temps[1:])):
+            if any(b <= a for a, b in itertools.pairwise(temps)):
                 raise ValueError("temperatures must be strictly increasing")
             if any(not -60.0 <= t <= 150.0 for t in temps):
                 raise ValueError("temperatures must lie within -60..150 degC")
         return temps
 
     @model_validator(mode="after")
-    def _shape(self) -> "TableModel":
+    def _shape(self) -> TableModel:
         rows = self.rows()
         if self.temp_c is not None:
             if len(rows) != len(self.temp_c) or any(not isinstance(r, list) for r in self.values):
@@ -98,7 +99,7 @@ class OcvTable(TableModel):
         for row in _rows(values):
             if any(v <= 0.0 for v in row):
                 raise ValueError("OCV values must be > 0 V")
-            bad = next((i for i, (a, b) in enumerate(zip(row, row[1:])) if b <= a), None)
+            bad = next((i for i, (a, b) in enumerate(itertools.pairwise(row)) if b <= a), None)
             if bad is not None:
                 at = f" at {socs[bad + 1]:g} %" if socs and len(socs) == len(row) else ""
                 was = f" at {socs[bad]:g} %" if socs and len(socs) == len(row) else ""
@@ -124,7 +125,7 @@ class Cell(_Model):
     heat_transfer_w_per_k: float = Field(gt=0, description="heat transfer of one cell to coolant/ambient, W/K")
 
     @model_validator(mode="after")
-    def _constants(self) -> "Cell":
+    def _constants(self) -> Cell:
         for name in ("r0_ohm", "c1_f"):
             value = getattr(self, name)
             if isinstance(value, float) and value <= 0:
@@ -221,7 +222,7 @@ class PackFile(_Model):
     bms: Bms
 
     @model_validator(mode="after")
-    def _checks(self) -> "PackFile":
+    def _checks(self) -> PackFile:
         if self.thermal.sensors > self.topology.series:
             raise ValueError(f"thermal.sensors ({self.thermal.sensors}) cannot exceed topology.series ({self.topology.series})")
         bad = [k for k, v in self.bond_points.items() if v <= 0]

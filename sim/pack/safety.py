@@ -6,7 +6,7 @@ A mixin of ``Pack``: these read only fault-facing attributes (``isolation``, ``y
 
 from __future__ import annotations
 
-from sim.pack.insulation import parallel, withstand_response
+from sim.pack.insulation import ARC_OHM, apparent_resistance, parallel, withstand_response
 
 POLES = ("HV+", "HV-")
 
@@ -65,6 +65,21 @@ class HvSafety:
     def hvil_closed(self) -> bool:
         """The HVIL loop reads closed (always, with the ``hvil_stuck_closed`` fault)."""
         return self.hvil_stuck_closed or not self._hvil_broken
+
+
+def ir_apparent_resistance(
+    pack: HvSafety, pole: str, volts: float, t_since_applied: float, source_ohm: float
+) -> float:
+    """Ohm the simulated IR tester reads on ``pole`` ("HV+"/"HV-") of ``pack``.
+
+    Uses the pack's isolation as the tester sees it (the insulation monitor's path included
+    while it is enabled) and that pole's Y-capacitance. Above ``pack.breakdown_volts`` the
+    insulation has broken down and the reading collapses to the arc path.
+    """
+    r_iso = pack.isolation_resistance(pole)
+    if abs(volts) > pack.breakdown_volts:
+        r_iso = parallel(r_iso, ARC_OHM)
+    return apparent_resistance(r_iso, pack.y_capacitance(pole), volts, t_since_applied, source_ohm)
 
 
 def _pole(pole: str) -> str:

@@ -10,9 +10,9 @@ built-in table (LFP, NMC) unless ``ocv`` gives the cell's own. Pack definition f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 from sim.pack.table import Param, Table
 
@@ -80,7 +80,7 @@ class PackSpec:
             raise ValueError(f"chemistry {self.chemistry!r} has no built-in OCV table ({', '.join(NOMINAL_CELL_V)}): give ocv")
         if self.cell_nominal_v is None and self.chemistry not in NOMINAL_CELL_V:
             raise ValueError(f"chemistry {self.chemistry!r} has no built-in nominal voltage: give cell_nominal_v")
-        if self.series < 1 or self.parallel < 1 or not 1 <= self.temp_sensors:
+        if self.series < 1 or self.parallel < 1 or self.temp_sensors < 1:
             raise ValueError("series, parallel and temp_sensors must be >= 1")
         # a frozen spec must not share a mutable dict with its caller
         object.__setattr__(self, "bond_points", MappingProxyType(dict(self.bond_points)))

@@ -108,7 +108,7 @@ async def dcir(ctx, current: float, duration: float, regen_ratio: float, at: flo
     for name in ("r_discharge", "r_regen"):  # a bus lost mid-pulse: an ERROR naming why, never a FAIL
         require_physical("dc_bus_connected", "cycler.dcir", name, result[name], "ohm")
     if cells_rest and len(cells_rest) == len(cells_load):
-        drops = sorted(r - l for r, l in zip(cells_rest, cells_load))
+        drops = sorted(rest - load for rest, load in zip(cells_rest, cells_load))
         median = drops[len(drops) // 2]
         result["cell_r_ratio"] = drops[-1] / median if median > 0 else float("inf")
     return result

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
 class ActionContext:
     """Per-step handle given to an action function as its first argument."""
 
-    def __init__(self, seq: "Sequencer", path: str, names: Mapping[str, Any]) -> None:
+    def __init__(self, seq: Sequencer, path: str, names: Mapping[str, Any]) -> None:
         self._seq = seq
         self.path = path
         self.names = names

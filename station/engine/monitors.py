@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING, Any
 from drivers.errors import InstrumentError
 from station.engine.interlocks import inputs_for
 from station.events import MonitorTripped
-from station.plan import signal_units
-from station.plan import values as v
+from station.plan import signal_units, values as v
 
 if TYPE_CHECKING:  # pragma: no cover
     from station.engine.sequencer import Sequencer
@@ -31,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_PERIOD = 0.1  # s
 
 
-def start(seq: "Sequencer", node: "GroupNode", names: Mapping[str, Any], path: str) -> list:
+def start(seq: Sequencer, node: GroupNode, names: Mapping[str, Any], path: str) -> list:
     """Start a group's watchers; hand the list to ``stop`` when the group ends."""
     watchers: list = []
     if node.monitors:
@@ -50,7 +49,7 @@ async def stop(watchers: list) -> None:
         watcher.cancel()
 
 
-def _trip(seq: "Sequencer", path: str, signal: str, value: float, limit: str, source: str) -> None:
+def _trip(seq: Sequencer, path: str, signal: str, value: float, limit: str, source: str) -> None:
     seq.emit(MonitorTripped, path=path, signal=signal, value=value, limit=limit)
     seq.abort(f"{signal} = {v.render(value)} violates {limit}", source=source)
 
@@ -89,7 +88,7 @@ class _Grid:
 class _SignalWatch:
     """Checks a group's monitors: first in the loop's next iteration, then every period."""
 
-    def __init__(self, seq: "Sequencer", monitors: list, names: Mapping[str, Any], path: str) -> None:
+    def __init__(self, seq: Sequencer, monitors: list, names: Mapping[str, Any], path: str) -> None:
         self.seq, self.monitors, self.names, self.path = seq, monitors, names, path
         self.checks: list[tuple] = []
         self.grid = _Grid(DEFAULT_PERIOD, self._check)
@@ -132,7 +131,7 @@ class _SignalWatch:
         self.grid.next()
 
 
-def watch_interlocks(seq: "Sequencer", requires: list[str], path: str) -> "_InterlockWatch | None":
+def watch_interlocks(seq: Sequencer, requires: list[str], path: str) -> _InterlockWatch | None:
     """Poll the fixture's inputs that ``requires`` needs every ``seq.interlock_period`` s until
     ``stop``; None when there is no fixture or an enclosing watcher already polls them."""
     fixture = seq.instruments.get("fixture")
@@ -151,7 +150,7 @@ def watch_interlocks(seq: "Sequencer", requires: list[str], path: str) -> "_Inte
 class _InterlockWatch:
     """One poll of the fixture's inputs per period, the next one scheduled once the reply is in."""
 
-    def __init__(self, seq: "Sequencer", fixture, wanted: list[str], path: str) -> None:
+    def __init__(self, seq: Sequencer, fixture, wanted: list[str], path: str) -> None:
         self.seq, self.wanted, self.path = seq, wanted, path
         make = getattr(fixture, "input_poll", None)
         self.poll = (make() if make is not None else None) or _TaskPoll(fixture)

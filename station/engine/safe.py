@@ -46,7 +46,7 @@ class SafeOutcome:
         return "; ".join(f"{role} ({', '.join(items)})" for role, items in self.unconfirmed.items())
 
 
-async def run_safe_state(seq: "Sequencer") -> SafeOutcome:
+async def run_safe_state(seq: Sequencer) -> SafeOutcome:
     """Bring every instrument to its safe state, each even if another failed; then confirm the
     bus below 60 V with the DMM. Each action is journalled as it completes."""
     outcome = SafeOutcome()
@@ -106,7 +106,7 @@ def _in_use(lock: asyncio.Lock) -> bool:
     return lock.locked() or any(not w.cancelled() for w in (getattr(lock, "_waiters", None) or ()))
 
 
-async def _confirm_bus(seq: "Sequencer") -> tuple[str | None, float | None]:
+async def _confirm_bus(seq: Sequencer) -> tuple[str | None, float | None]:
     """Read the bus until it is below ``SAFE_VOLTAGE``: (None, volts) when confirmed (volts None
     when there is no bus to read), else (what failed, None)."""
     dmm = seq.instruments.get("dmm")

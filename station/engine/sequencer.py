@@ -24,10 +24,20 @@ from station.engine.errors import PromptUnavailable, RunAborted, StepError, Step
 from station.engine.interlocks import open_inputs
 from station.engine.safe import run_safe_state
 from station.events import (
-    Event, InstrumentInfo, InstrumentIdentified, LogMessage, MeasurementTaken, PromptAnswered,
-    PromptRequested, RunFinished, RunStarted, SeriesRecorded, StepFinished, StepStarted,
+    Event,
+    InstrumentIdentified,
+    InstrumentInfo,
+    LogMessage,
+    MeasurementTaken,
+    PromptAnswered,
+    PromptRequested,
+    RunFinished,
+    RunStarted,
+    SeriesRecorded,
+    StepFinished,
+    StepStarted,
+    make as make_event,
 )
-from station.events import make as make_event
 from station.plan import values as v
 from station.plan.tree import ActionNode, BoundPlan, GroupNode, Node, title
 
@@ -104,7 +114,7 @@ class Sequencer:
         self._ending = False  # True once teardown and the safe state have begun
         self._t0 = 0.0
         self._clock = None  # the running loop's time(), set by run() (events before it read the loop)
-        self._utc0 = dt.datetime.now(dt.timezone.utc)
+        self._utc0 = dt.datetime.now(dt.UTC)
         self.deadlines = StepDeadlines()  # every running step's timeout, on one timer
         self._stamp_window = (0.0, 0.0, "")  # (t from, t until, utc text) of the last stamp's millisecond
 

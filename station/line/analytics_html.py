@@ -11,7 +11,7 @@ from .stats_text import fmt, pct
 
 if TYPE_CHECKING:
     from .drift import Chart
-    from .msa_cmd import MeasurementStudy
+    from .msa_study import MeasurementStudy
     from .population import Population
     from .rejudge import RejudgeReport
 

@@ -11,6 +11,7 @@ Every plot is ``<svg class="KIND" data-key="...">`` so tests can find it.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from html import escape
 
@@ -60,7 +61,7 @@ def control_chart(key: str, values: Sequence[float], *, centre: float | None, lc
     for i, v in enumerate(values):
         cls, colour = ("flagged", _RED) if i in flagged else ("point", _BLUE)
         out.append(f'<circle class="{cls}" cx="{x(i):.1f}" cy="{y(v):.1f}" r="{3 if i in flagged else 2}" fill="{colour}"/>')
-    mrs = [abs(b - a) for a, b in zip(values, values[1:])]
+    mrs = [abs(b - a) for a, b in itertools.pairwise(values)]
     if mrs:
         top = max(mrs + ([mr_ucl] if mr_ucl else []))
         ym = _scale(0, top or 1.0, height - 22, split + 4)

@@ -16,9 +16,8 @@ neither psycopg nor paho is imported, so a station without the ``line`` extra lo
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
 import re
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 

@@ -25,7 +25,7 @@ def publish_alarm(url: str, result: dict[str, Any], err: TextIO, timeout: float 
 
     payload = json.dumps({"drifting": bool(result["flagged"]), "flagged": result["flagged"],
                           "charts": len(result["charts"]),
-                          "utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+                          "utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                          client_id=f"eol-drift-{os.getpid()}", clean_session=True)
     try:

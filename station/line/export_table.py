@@ -92,10 +92,9 @@ def rows_from_pg(url: str, schema: str | None, run_id: str | None = None,
     from .pg_store import PgResultStore, PgStoreError, describe
 
     try:
-        with PgResultStore(url, schema=schema, application_name="eol-export") as store:
-            with store._db().cursor() as cur:
-                cur.execute(_PG, {"run": run_id, "since": since, "until": until})
-                return [_row(r) for r in cur]
+        with PgResultStore(url, schema=schema, application_name="eol-export") as store, store._db().cursor() as cur:
+            cur.execute(_PG, {"run": run_id, "since": since, "until": until})
+            return [_row(r) for r in cur]
     except (PgStoreError, psycopg.Error) as exc:
         raise ExportError(f"{describe(url, schema)}: {exc}") from exc
 

@@ -30,8 +30,9 @@ import asyncio
 import datetime as dt
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from station.results import liveness
 from station.results.store import StoreError
@@ -54,7 +55,7 @@ DELIVERY_DDL = ("CREATE TABLE IF NOT EXISTS line_delivery (target TEXT PRIMARY K
 
 
 def now_utc() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def note_delivery(db: sqlite3.Connection, target: str, name: str, error: str | None) -> None:
@@ -183,7 +184,7 @@ class Forwarder:
             # Only now, after the PostgreSQL commit, is the run marked done here.
             db.execute("INSERT OR REPLACE INTO line_uploads VALUES (?, ?, ?, ?)",
                        (run_id, self.target, len(events),
-                        dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")))
+                        dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")))
             self.uploaded += 1
             if new == 0 and events:  # PostgreSQL had it all: a replay after a lost mark
                 self.replayed += 1
@@ -232,7 +233,7 @@ class Forwarder:
             self._idle.notify_all()
 
     # -- the background thread ----------------------------------------------------------------
-    def start(self) -> "Forwarder":
+    def start(self) -> Forwarder:
         """Start forwarding on a background thread (checks the journal exists first)."""
         self._db()
         self._thread = threading.Thread(target=self._thread_main, name="line-forwarder",
@@ -240,7 +241,7 @@ class Forwarder:
         self._thread.start()
         return self
 
-    def handle(self, event: "Event") -> None:
+    def handle(self, event: Event) -> None:
         """Sequencer subscriber: a finished run is worth an upload attempt now."""
         if type(event).__name__ == "RunFinished":
             self.wake()

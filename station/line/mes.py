@@ -95,7 +95,7 @@ def transaction_id_of(record: dict[str, Any]) -> str | None:
 
 
 def _utc() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def _file_name(text: str) -> str:

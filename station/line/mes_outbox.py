@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from station.results.store import ResultStore, StoreError
 
@@ -117,7 +118,7 @@ class MesOutbox:
             self._idle.notify_all()
 
     # -- the thread ---------------------------------------------------------------------------
-    def start(self) -> "MesOutbox":
+    def start(self) -> MesOutbox:
         self._db()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()),
                                         name="line-mes-outbox", daemon=True)

@@ -54,7 +54,7 @@ class MqttStatusError(Exception):
 
 
 def _utc() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def topic_part(text: str) -> str:
@@ -107,7 +107,7 @@ class MqttStatus:
         return "/".join([self.prefix, self.station, *(topic_part(p) for p in parts)])
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def open(self) -> "MqttStatus":
+    def open(self) -> MqttStatus:
         """Start the network thread and connect in the background; publishes state idle."""
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
                              protocol=mqtt.MQTTv311)
@@ -211,7 +211,7 @@ class MqttStatus:
             self._acked += 1
             self._acks.notify_all()
 
-    def __enter__(self) -> "MqttStatus":
+    def __enter__(self) -> MqttStatus:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
@@ -242,7 +242,7 @@ class MqttStatus:
         active = any(s["error"] for s in shown.values())
         self._publish(("delivery",), active=active, targets=shown, utc=_utc())
 
-    def handle(self, event: "Event") -> None:
+    def handle(self, event: Event) -> None:
         """Sequencer subscriber: map one event to its status topics."""
         kind = type(event).__name__
         e, run_id = event, event.run_id

@@ -51,7 +51,7 @@ _TYPES = {str: ua.VariantType.String, int: ua.VariantType.Int32, float: ua.Varia
 
 
 def _utc(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text).astimezone(dt.timezone.utc)
+    return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
 
 
 class OpcUaStatus:
@@ -79,7 +79,7 @@ class OpcUaStatus:
         self._planned: dict[str, int] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self, timeout_s: float = 20.0) -> "OpcUaStatus":
+    def start(self, timeout_s: float = 20.0) -> OpcUaStatus:
         """Start the server thread; returns once it listens (raises ``OpcUaError`` if not)."""
         self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()),
                                         name="line-opcua", daemon=True)
@@ -198,7 +198,7 @@ class OpcUaStatus:
         self._put(("DeliveryBacklog",), sum(max(s.get("backlog", 0), 0)
                                             for s in targets.values()))
 
-    def handle(self, event: "Event") -> None:
+    def handle(self, event: Event) -> None:
         """Sequencer subscriber: the event's effect on the address space, queued."""
         kind, e = type(event).__name__, event
         if kind == "RunStarted":

@@ -79,7 +79,7 @@ def retain(conn: psycopg.Connection, keep_months: int, archive: Path | None, *,
     """Archive (if ``archive``) and drop every month before the kept ones; returns 'YYYY-MM's."""
     if keep_months < 0:
         raise pg_migrate.MigrationError("--keep-months must be 0 or more")
-    today = today or dt.datetime.now(dt.timezone.utc).date()
+    today = today or dt.datetime.now(dt.UTC).date()
     cutoff = _month_start(today, keep_months)
     tables = list(conn.execute("SELECT line_partitioned_tables()").fetchone()[0])
     parts: dict[dt.date, list[str]] = {}
@@ -122,11 +122,10 @@ def retain(conn: psycopg.Connection, keep_months: int, archive: Path | None, *,
 
 def _copy_out(conn: psycopg.Connection, path: Path, query: sql.Composable) -> None:
     tmp = path.with_suffix(".tmp")
-    with gzip.open(tmp, "wb") as out:
-        with conn.cursor().copy(sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER)").format(
-                query)) as copy:
-            for chunk in copy:
-                out.write(chunk)
+    copy_out = sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER)").format(query)
+    with gzip.open(tmp, "wb") as out, conn.cursor().copy(copy_out) as copy:
+        for chunk in copy:
+            out.write(chunk)
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -154,7 +154,7 @@ def migrate(conn: psycopg.Connection, schema: str | None = None, *, create_schem
             conn.execute(m.sql.encode())  # several statements, no parameters
             conn.execute("INSERT INTO schema_migrations (version, name, sha256, breaking) "
                          "VALUES (%s, %s, %s, %s)", (m.version, m.name, m.sha256, m.breaking))
-        ensure_partitions(conn, today or dt.datetime.now(dt.timezone.utc).date(), MONTHS_AHEAD)
+        ensure_partitions(conn, today or dt.datetime.now(dt.UTC).date(), MONTHS_AHEAD)
         for kind, roles in (("station", station_roles), ("reader", reader_roles)):
             for role in roles:
                 conn.execute("INSERT INTO line_roles VALUES (%s, %s) ON CONFLICT DO NOTHING",

@@ -195,7 +195,7 @@ def build(run_id: str, events: list[JournalEvent], *, status: str, source: str,
         elif k == "SafeStateAction":
             out.rows["safe_actions"].append(
                 (run_id, started, seq, d["instrument"], d["action"], bool(d["ok"]),
-                 d.get("error"), utc, d["confirmed"] if "confirmed" in d else None))
+                 d.get("error"), utc, d.get("confirmed", None)))
         elif k == "LogMessage" and str(d.get("message", "")).startswith(MES_PREFIX):
             out.run.setdefault("mes_transaction_id", d["message"][len(MES_PREFIX):].strip())
         elif k == "RunFinished":

@@ -74,7 +74,7 @@ class PgResultStore:
         self._conn: psycopg.Connection | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
-    def open(self) -> "PgResultStore":
+    def open(self) -> PgResultStore:
         """Connect and check the schema. Raises ``PgUnavailable`` if the server is unreachable,
         ``PgStoreError`` if the schema is missing, older or not compatible (a message saying
         what to do: usually run ``station db migrate``)."""
@@ -108,7 +108,7 @@ class PgResultStore:
     def is_open(self) -> bool:
         return self._conn is not None and not self._conn.closed
 
-    def __enter__(self) -> "PgResultStore":
+    def __enter__(self) -> PgResultStore:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
@@ -219,5 +219,5 @@ class PgResultStore:
 def _text(value: Any) -> Any:
     """A timestamptz as the journal writes it (UTC, milliseconds); anything else as is."""
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds")
+        return value.astimezone(dt.UTC).isoformat(timespec="milliseconds")
     return value

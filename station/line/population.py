@@ -37,7 +37,7 @@ _REL = re.compile(r"^-(\d+)d$")
 
 def parse_day(text: str, *, option: str, today: dt.date | None = None) -> dt.date:
     """``YYYY-MM-DD``, ``today``, ``yesterday`` or ``-Nd`` (N days before today, UTC)."""
-    today = today or dt.datetime.now(dt.timezone.utc).date()
+    today = today or dt.datetime.now(dt.UTC).date()
     raw = text.strip().lower()
     if raw == "today":
         return today
@@ -199,7 +199,7 @@ class Source:
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> "Source":
+    def __enter__(self) -> Source:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from drivers.base.diagnostics import InputError, Problem
 from drivers.base.yamlsrc import load_file
 from station.plan import model as m
@@ -127,9 +129,8 @@ def from_file(path: str) -> NewLimits:
             continue
         try:
             limit = m.Limit(**raw)
-        except Exception as exc:  # pydantic's ValidationError: name the field
-            errors = getattr(exc, "errors", lambda: [{"loc": (), "msg": str(exc)}])()
-            for e in errors:
+        except ValidationError as exc:  # name the field
+            for e in exc.errors():
                 where = loc + tuple(str(p) for p in e.get("loc", ()))
                 problems.append(src.problem(where, f"{key}: {e.get('msg')}"))
             continue

@@ -64,7 +64,7 @@ def format_text(r: RejudgeReport) -> str:
     if why:
         lines += ["", "Not re-judged (limit needs a value known only during a run):", *why]
     if r.changes:
-        lines += ["", f"Runs that change verdict{' (first %d)' % _SHOWN if len(r.changes) > _SHOWN else ''}",
+        lines += ["", f"Runs that change verdict{f' (first {_SHOWN})' if len(r.changes) > _SHOWN else ''}",
                   table(["run", "serial", "station", "started", "before", "after", "last of pack",
                          "because"],
                         [[c.run_id, c.serial, c.station, c.started[:19], c.before, c.after,

@@ -19,8 +19,9 @@ from __future__ import annotations
 import functools
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .forwarder import Forwarder, now_utc
 from .mes import FileMes, HttpMes, Mes, MesError, RouteDecision, tls_context
@@ -64,7 +65,7 @@ class LineServices:
 
     @classmethod
     def from_config(cls, loaded: Any, journal: str | Path,
-                    fixtures: list[str] | None = None) -> "LineServices":
+                    fixtures: list[str] | None = None) -> LineServices:
         """From a ``LoadedConfig`` whose models carry the fields in line/config.py.
 
         ``fixtures``: the fixtures this process drives (default: all of the station's).
@@ -124,7 +125,7 @@ class LineServices:
     def subscribers(self) -> list[Callable]:
         return [s.handle for s in (self.forwarder, self.status, self.opcua) if s is not None]
 
-    def start(self) -> "LineServices":
+    def start(self) -> LineServices:
         if self.status is not None:
             self.status.open()
         if self.forwarder is not None:

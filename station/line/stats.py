@@ -19,20 +19,16 @@ and on request station and fixture; production runs only unless asked otherwise.
 Only aggregates cross from the database to Python (rows ∝ groups × days and groups ×
 measurements, never ∝ runs), so memory does not grow with the number of runs; the HTML
 trend plots fetch at most ``points`` values per measurement. ``station stats`` is
-``stats_command(args)``; outputs in stats_text.py, stats_html.py, stats_export.py.
+``stats_cmd.stats_command(args)``; outputs in stats_text.py, stats_html.py, stats_export.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
-from station.results.store import StoreError
-
-from .population import Population, Source, UsageProblem, open_source, population_from
+from .population import Population, Source
 
 
 @dataclass
@@ -272,39 +268,3 @@ def compute(src: Source, pop: Population | None = None, *, top: int = 10,
         report.outside = int(src.rows(f"SELECT COUNT(*) AS n FROM runs r WHERE {dates}", params)[0]["n"])
     return report
 
-
-# -- command ------------------------------------------------------------------------------------
-from station.line.stats_args import add_arguments  # noqa: E402,F401  (kept importable from here)
-
-
-def stats_command(args: argparse.Namespace, out: TextIO | None = None,
-                  err: TextIO | None = None) -> int:
-    """``station stats``: 0 on success, 2 for a bad option or a store that cannot be read."""
-    out, err = out or sys.stdout, err or sys.stderr
-    fmt = getattr(args, "format", None) or "text"
-    try:
-        pop = population_from(args)
-        with open_source(args.store, getattr(args, "schema", None)) as src:
-            if getattr(args, "reference", False):
-                from .drift import reference_command
-
-                return reference_command(args, src, pop, out, err)
-            wants_plots = fmt == "html" or getattr(args, "html", None)
-            report = compute(src, pop, top=getattr(args, "top", 10) or 10,
-                             points=getattr(args, "points", 300) if wants_plots else 0)
-    except (UsageProblem, StoreError) as exc:
-        print(f"station stats: {exc}", file=err)
-        return 2
-    from .stats_export import emit
-
-    try:
-        emit(report, fmt, out, output=getattr(args, "output", None), source=args.store,
-             table=getattr(args, "table", None) or "capability")
-        if getattr(args, "html", None):
-            from .stats_html import write_html
-
-            write_html(report, args.html, source=args.store)
-    except OSError as exc:
-        print(f"station stats: cannot write: {exc}", file=err)
-        return 2
-    return 0

@@ -148,7 +148,7 @@ def generate(conn: psycopg.Connection, *, runs: int, start: dt.date, days: int,
     step_s = days * 86400 / runs
     every = max(2, round(1 / fail_rate)) if fail_rate > 0 else runs + 10
     gap = max(1, min(every - 1, round(3600 / step_s)))  # retest about an hour later
-    params = {"start": dt.datetime.combine(start, dt.time(), dt.timezone.utc),
+    params = {"start": dt.datetime.combine(start, dt.time(), dt.UTC),
               "step": dt.timedelta(seconds=step_s), "stations": stations,
               "retest_every": every, "retest_gap": gap, "modules": modules}
     per_month = max(1, round(runs * 30 / days))

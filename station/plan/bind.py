@@ -14,17 +14,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-from station.actions.registry import REQUIRED, ActionSpec, all_actions
 from drivers.base import safefile
 from drivers.base.diagnostics import InputError, Problem
-from station.plan import dims as d
-from station.plan import model as m
-from station.plan import values as v
+from drivers.base.yamlsrc import Loc, Source, load_file
+from station.actions.registry import REQUIRED, ActionSpec, all_actions
+from station.plan import dims as d, model as m, values as v
 from station.plan.bind_dims import DimChecks
 from station.plan.bind_order import OrderChecks
 from station.plan.loader import LoadedPlan, parse_plan
 from station.plan.tree import ActionNode, BoundPlan, GroupNode, Node
-from drivers.base.yamlsrc import Loc, Source, load_file
 
 BUILTIN_NAMES = {"variant", "serial", "fixture", "station"}
 MAX_INCLUDE_DEPTH = 16

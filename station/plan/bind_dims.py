@@ -13,11 +13,7 @@ from typing import Any
 
 from drivers.base.diagnostics import Problem
 from drivers.base.yamlsrc import Loc, Source
-from station.plan import dims as d
-from station.plan import signal_units
-from station.plan import model as m
-from station.plan import units as u
-from station.plan import values as v
+from station.plan import dims as d, model as m, signal_units, units as u, values as v
 from station.plan.units import Quantity, UnitError
 
 _DIMLESS_HINTS = ("%", "ppm")

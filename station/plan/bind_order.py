@@ -17,8 +17,7 @@ from typing import Any
 
 from drivers.base.yamlsrc import Loc, Source
 from station.actions.registry import PRECONDITIONS, ActionSpec, Effect
-from station.plan import model as m
-from station.plan import values as v
+from station.plan import model as m, values as v
 
 _TRUE = ("on", "enable", "enabled", "true", "yes")
 _FALSE = ("off", "disable", "disabled", "false", "no")

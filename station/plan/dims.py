@@ -16,9 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from station.plan import expr as ex
-from station.plan import units as u
-from station.plan import values as v
+from station.plan import expr as ex, units as u, values as v
 from station.plan.units import Quantity, UnitError
 
 
@@ -154,7 +152,7 @@ def _expr_problem(raw: str, names, tracker) -> tuple[str | None, int, bool]:
                 expr.evaluate(Scope(names, tracker))
             except ex.ExprError as err:
                 return err.message, start + 2 + err.offset, _unit_cause(err)
-    except Exception:  # noqa: BLE001 - a second look only; the first refusal is reported
+    except Exception:  # a second look only; the first refusal is reported
         pass
     return None, 0, False
 

@@ -32,7 +32,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from station.plan.expr_errors import MAX_LENGTH, ExprError, err  # noqa: F401 (MAX_LENGTH: part of the API)
+from station.plan.expr_errors import MAX_LENGTH, ExprError, err  # MAX_LENGTH: part of the API
 from station.plan.expr_funcs import DEFAULT_FUNCTIONS, as_text
 from station.plan.expr_nodes import Node
 from station.plan.expr_parse import Parser

@@ -59,7 +59,7 @@ def _unit_after(text: str, i: int) -> tuple[str, int] | None:
     end = m.end()
     while end < len(text) and text[end] in "*/":
         nxt = _UNIT_ATOM.match(text, end + 1)
-        if not nxt or nxt.group() not in u.UNITS and nxt.group().split("^")[0] not in u.UNITS:
+        if not nxt or (nxt.group() not in u.UNITS and nxt.group().split("^")[0] not in u.UNITS):
             break
         end = nxt.end()
     return text[i:end], end

@@ -96,7 +96,7 @@ class Index(Node):
         if not isinstance(obj, Sequence):
             raise err(f"cannot index a {type_name(obj)}", self.pos)
         n = as_number(key)
-        if n is None or isinstance(n, float) and not n.is_integer():
+        if n is None or (isinstance(n, float) and not n.is_integer()):
             raise err(f"index must be a whole number, not {short(key)}", self.pos)
         try:
             return obj[int(n)]

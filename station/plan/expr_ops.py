@@ -29,7 +29,7 @@ def bounded(x: Any, pos: int) -> Any:
     """Refuse results too large to keep: huge integers, long strings/lists, complex numbers."""
     if isinstance(x, int) and not isinstance(x, bool) and x.bit_length() > MAX_INT_BITS:
         raise err(f"integer result too large (more than {MAX_INT_BITS} bits)", pos)
-    if isinstance(x, str) and len(x) > MAX_SEQUENCE or isinstance(x, (list, tuple)) and too_big(x):
+    if (isinstance(x, str) and len(x) > MAX_SEQUENCE) or (isinstance(x, (list, tuple)) and too_big(x)):
         raise err(f"result too long (more than {MAX_SEQUENCE} items)", pos)
     if isinstance(x, complex):
         raise err("complex result (negative number to a fractional power)", pos)

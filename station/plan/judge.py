@@ -7,10 +7,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from station.plan import model as m
-from station.plan import units as u
+from station.plan import model as m, units as u
+from station.plan.evaluation import ValueProblem, evaluate, in_unit, is_template, render, si_value, to_si, unit_scale
 from station.plan.units import Quantity
-
 
 _NUMERIC_LIMITS = ("min", "max", "nominal", "marginal")
 
@@ -22,7 +21,7 @@ def judge(value: Any, unit: str, limit: m.Limit | dict | None, names: Mapping[st
     judging is done in SI; the limits returned for the record are in ``unit``, like the value.
     """
     if isinstance(value, Quantity):
-        unit = u.unit_of(value) if not unit else unit
+        unit = unit if unit else u.unit_of(value)
         value = value.value
     else:
         value = to_si(value, unit)
@@ -156,10 +155,3 @@ def _text(shown: str, limits: dict, unit: str, verdict: str) -> str:
         parts.append(f"~ /{limits['regex']}/")
     return f"{shown} {' '.join(parts)} {verdict.upper()}".strip()
 
-
-# values.py imports this module at its end, and this module needs values' helpers: imported
-# here, after every definition, so either module may be imported first. (The import used to run
-# inside judge() on every call: ~2 µs per measurement, timeit.)
-from station.plan.values import (  # noqa: E402
-    ValueProblem, evaluate, in_unit, is_template, render, si_value, to_si, unit_scale,
-)

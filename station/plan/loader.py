@@ -12,8 +12,8 @@ from typing import Any
 from pydantic import BaseModel, Discriminator, ValidationError
 
 from drivers.base.diagnostics import InputError, Problem
-from station.plan import model as m
 from drivers.base.yamlsrc import Loc, Source, load_file, load_text
+from station.plan import model as m
 
 MAX_PROBLEMS = 200
 STEP_LISTS = {"setup", "main", "teardown", "steps", "finally"}
@@ -165,7 +165,7 @@ _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "date", "none"}
 
 def _union_member(part: Any) -> bool:
     """Pydantic names the union member it tried in ``loc`` (``InstrumentConfig``, ``str``)."""
-    return isinstance(part, str) and (part in _TYPE_TAGS or part[:1].isupper() and part.endswith("Config"))
+    return isinstance(part, str) and (part in _TYPE_TAGS or (part[:1].isupper() and part.endswith("Config")))
 
 
 def validation_problems(exc: ValidationError, src: Source, data: Any, root: type[BaseModel] = m.Plan) -> list[Problem]:

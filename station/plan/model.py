@@ -6,14 +6,14 @@ are checked by the validator (station/plan/checks.py), which knows units and exp
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 SCHEMA_VERSION = 1
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 
-Value = Union[str, int, float, bool, None, list[Any]]
+Value = str | int | float | bool | None | list[Any]
 """A literal, a quantity string ("3.65 V") or an expression string ("${v_max * 0.75}")."""
 
 
@@ -76,8 +76,8 @@ class ActionStep(_StepBase):
 class GroupStep(_StepBase):
     """Steps run in order (or all at once when ``parallel``), with ``finally`` steps that always run."""
 
-    steps: list["Step"]
-    finally_: list["Step"] = Field(default_factory=list, alias="finally")
+    steps: list[Step]
+    finally_: list[Step] = Field(default_factory=list, alias="finally")
     parallel: bool = False
     monitors: list[Monitor] = Field(default_factory=list)
     for_each: dict[str, Value] | None = Field(
@@ -110,11 +110,7 @@ def _step_kind(value: Any) -> str:
 
 
 Step = Annotated[
-    Union[
-        Annotated[ActionStep, Tag("action")],
-        Annotated[GroupStep, Tag("group")],
-        Annotated[IncludeStep, Tag("include")],
-    ],
+    Annotated[ActionStep, Tag("action")] | Annotated[GroupStep, Tag("group")] | Annotated[IncludeStep, Tag("include")],
     Discriminator(_step_kind),
 ]
 

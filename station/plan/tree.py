@@ -6,12 +6,11 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Union
+from typing import Any
 
-from station.actions.registry import ActionSpec
-from station.plan import model as m
-from station.plan import values as v
 from drivers.base.yamlsrc import Loc, Source
+from station.actions.registry import ActionSpec
+from station.plan import model as m, values as v
 
 
 @dataclass
@@ -33,8 +32,8 @@ class ActionNode:
 class GroupNode:
     step: m.GroupStep | m.IncludeStep
     label: str
-    children: list["Node"]
-    finally_: list["Node"] = field(default_factory=list)
+    children: list[Node]
+    finally_: list[Node] = field(default_factory=list)
     parallel: bool = False
     monitors: list[m.Monitor] = field(default_factory=list)
     for_each: tuple[str, Any] | None = None  # (variable, raw list or ${expr})
@@ -48,7 +47,7 @@ class GroupNode:
         return self.step.id
 
 
-Node = Union[ActionNode, GroupNode]
+Node = ActionNode | GroupNode
 
 
 @dataclass

@@ -23,7 +23,7 @@ import re
 from functools import lru_cache
 
 # re-exported: ``station.plan.units`` keeps the API it had as one module
-from station.plan.units_table import (  # noqa: F401
+from station.plan.units_table import (
     DIM_NAMES,
     DIMENSIONLESS,
     MAX_UNIT_POWER,
@@ -294,7 +294,7 @@ def format_quantity(q: Quantity, unit: str | None = None, *, digits: int = 6) ->
     return f"{text} {unit_text}".rstrip()
 
 
-format = format_quantity  # noqa: A001 - the plan API name: units.format(q, unit=None)
+format = format_quantity  # the plan API name: units.format(q, unit=None)
 
 
 def unit_of(q: Quantity) -> str:

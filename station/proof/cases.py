@@ -10,18 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from drivers.base.diagnostics import InputError, Problem
+from station.proof.explore import fmt_value, undeclared
 
 GOLDEN, CATCH, EXPLORE = "golden", "catch", "explore"
-
-
-def fmt_value(value: Any) -> str:
-    """A parameter value as fault text (``1e+06`` is kept short, ``0.05`` exact)."""
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
 
 
 @dataclass(frozen=True)
@@ -126,8 +119,6 @@ def plan_cases(path: str | Path, *, variants: list[str] | None = None, explore: 
             cases.append(Case(variant=variant, kind=CATCH, fault=catch.fault, params=params, expect=catch.expect,
                               step=catch.step, cost=cost(catch.step), **common))
         if explore:
-            from station.proof.explore import undeclared
-
             for fault, params in undeclared(plan, variant):
                 cases.append(Case(variant=variant, kind=EXPLORE, fault=fault, params=params, expect=None,
                                   cost=0.5, **common))

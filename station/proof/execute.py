@@ -135,8 +135,8 @@ def run_case(case: Case, db: str) -> CaseResult:
     Never raises for a run that went wrong: the result names what happened."""
     import asyncio
 
-    from station import clock
     from drivers.base.diagnostics import InputError
+    from station import clock
     from station.proof.safety import physical_state
     from station.runner import Session, sim_preset
 

@@ -11,7 +11,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from station.proof.cases import fmt_value
+
+def fmt_value(value: Any) -> str:
+    """A parameter value as fault text (``1e+06`` is kept short, ``0.05`` exact)."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def _spread(kind: type, span: tuple) -> list[Any]:
@@ -24,7 +29,7 @@ def _spread(kind: type, span: tuple) -> list[Any]:
         middle = (low + high) / 2
     values = [low, middle, high]
     if kind is int:
-        values = [int(round(v)) for v in values]
+        values = [round(v) for v in values]
     return [kind(v) for v in dict.fromkeys(values)]
 
 

@@ -103,7 +103,7 @@ class ProgressView:
         self.total = sum(len(cells) for cells in matrix.rows.values())
         self._live = None
 
-    def __enter__(self) -> "ProgressView":
+    def __enter__(self) -> ProgressView:
         if self.live:
             from rich.console import Console, Group
             from rich.live import Live

@@ -12,13 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from station.safetext import printable
+
 from .export_json import write_json
 from .html_report import write_html
 from .junit import write_junit
 from .record import SHOWN_DIGITS, display_verdict, format_limits, format_quantity, iter_measurements
 from .steps_text import HEAD, NOWRAP, plain_lines, step_rows
 from .store import ResultStore, StoreError
-from station.safetext import printable
 
 EXPORTERS: dict[str, Callable[[dict[str, Any], Path], Path]] = {
     "json": write_json, "junit": write_junit, "html": write_html,

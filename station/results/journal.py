@@ -42,7 +42,7 @@ class Journal:
         self._seq: dict[str, int] = {}
         self._attempts: dict[tuple[str, str], int] = {}
 
-    def write(self, db: sqlite3.Connection, event: "Event", kind: str) -> int:
+    def write(self, db: sqlite3.Connection, event: Event, kind: str) -> int:
         """Insert the event's rows inside the caller's transaction; returns its ``seq``.
 
         Call ``committed(event, seq)`` after the commit: the counters only move on success.
@@ -61,7 +61,7 @@ class Journal:
             writer(self, db, event, seq)
         return seq
 
-    def committed(self, event: "Event", seq: int) -> None:
+    def committed(self, event: Event, seq: int) -> None:
         run_id = event.run_id
         self._seq[run_id] = seq
         kind = type(event).__name__

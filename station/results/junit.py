@@ -19,8 +19,16 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from .record import (SHOWN_DIGITS, display_verdict, final_steps, format_duration, format_limits,
-                     format_margin, format_quantity, write_text_atomic)
+from .record import (
+    SHOWN_DIGITS,
+    display_verdict,
+    final_steps,
+    format_duration,
+    format_limits,
+    format_margin,
+    format_quantity,
+    write_text_atomic,
+)
 
 _XML_INVALID = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 RUN_CASE = "(run verdict)"

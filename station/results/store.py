@@ -104,7 +104,7 @@ class ResultStore:
         self._journal = Journal(None)
 
     # -- lifecycle -------------------------------------------------------------------------
-    def open(self) -> "ResultStore":
+    def open(self) -> ResultStore:
         """Open (creating file and schema if needed), then mark dead writers' runs interrupted.
 
         Idempotent, so ``with ResultStore(p).open() as s:`` and ``with ResultStore(p) as s:``
@@ -144,7 +144,7 @@ class ResultStore:
             row = db.execute("SELECT mode FROM store_mode LIMIT 1").fetchone()
             if row is None:
                 db.execute("INSERT INTO store_mode VALUES (?, ?)",
-                           (mode, dt.datetime.now(dt.timezone.utc).isoformat()))
+                           (mode, dt.datetime.now(dt.UTC).isoformat()))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -191,7 +191,7 @@ class ResultStore:
             self._writer.release()
             self._writer = None
 
-    def __enter__(self) -> "ResultStore":
+    def __enter__(self) -> ResultStore:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
@@ -231,7 +231,7 @@ class ResultStore:
         return [run_id for run_id, _ in dead]
 
     # -- writing ----------------------------------------------------------------------------
-    def handle(self, event: "Event") -> None:
+    def handle(self, event: Event) -> None:
         """Journal one event. Raises ``StoreError``.
 
         Events inside a step (its start, measurements, series, log lines) are held until the

@@ -7,12 +7,17 @@ All text is escaped. The cell-voltage chart is in ``svg_cells``.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from html import escape
 
 from .record import SI_PREFIXES, si_exponent, unit_symbol
-from .svg_marks import _FONT, Mark, _panel_marks, _x_marks, near  # noqa: F401 (Mark: for callers)
+from .svg_base import FONT, Axis, floats, nice_ticks, svg_open, tick_text, y_axis
+from .svg_cells import cell_chart
+from .svg_marks import Mark, draw_panel_marks, draw_x_marks, near
+
+__all__ = ["Mark", "cell_chart", "decimate", "gap_limit", "line_chart", "nice_ticks", "si_scale", "split_unit"]
 
 _UNIT_SUFFIXES = {"V", "mV", "kV", "A", "mA", "kA", "s", "ms", "min", "h", "ohm", "mohm",
                   "mOhm", "kohm", "kOhm", "Mohm", "MOhm", "W", "kW", "Wh", "kWh", "Ah", "degC",
@@ -37,42 +42,6 @@ def si_scale(values: Sequence[float], unit: str) -> tuple[float, str]:
     return 10.0**exp, SI_PREFIXES[exp] + unit_symbol(unit)
 
 
-def nice_ticks(lo: float, hi: float, count: int = 5) -> tuple[float, float, list[float]]:
-    """A rounded axis range covering [lo, hi] and ~``count`` ticks at 1/2/2.5/5 × 10^n."""
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        lo, hi = 0.0, 1.0
-    if hi - lo <= abs(hi) * 1e-12:
-        pad = abs(hi) * 0.05 or 1.0
-        lo, hi = lo - pad, hi + pad
-    raw = (hi - lo) / count
-    mag = 10.0 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw * (1 - 1e-9))
-    start, stop = math.floor(lo / step + 1e-9) * step, math.ceil(hi / step - 1e-9) * step
-    ticks = [start + i * step for i in range(int(round((stop - start) / step)) + 1)]
-    return start, stop, ticks
-
-
-def _tick_text(value: float, step: float) -> str:
-    if abs(value) < step * 1e-6:
-        return "0"
-    if abs(value) >= 1e5 or step < 1e-4:
-        return f"{value:.3g}"
-    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
-    if step * 10**decimals % 1 > 1e-6:  # steps of 2.5 need one more digit
-        decimals += 1
-    return f"{value:.{decimals}f}"
-
-
-def _floats(values: Sequence[object]) -> list[float]:
-    out = []
-    for v in values:
-        try:
-            out.append(float(v))  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            out.append(math.nan)
-    return out
-
-
 def decimate(x: list[float], y: list[float], max_points: int = _MAX_POINTS) -> tuple[list, list]:
     """Keep the min and max of each bucket so spikes survive thinning to ~max_points."""
     n = len(x)
@@ -91,26 +60,16 @@ def decimate(x: list[float], y: list[float], max_points: int = _MAX_POINTS) -> t
     return xs, ys
 
 
-class _Axis:
-    """Maps data values onto a pixel interval."""
-
-    def __init__(self, lo: float, hi: float, p0: float, p1: float) -> None:
-        self.lo, self.hi, self.p0, self.p1 = lo, hi, p0, p1
-
-    def __call__(self, v: float) -> float:
-        return self.p0 + (v - self.lo) / (self.hi - self.lo) * (self.p1 - self.p0)
-
-
 def gap_limit(xs: Sequence[float]) -> float:
     """The x step beyond which two samples are not joined: 3 × the median step (a pause in
     the recording, e.g. the rest between a discharge and a regen pulse, is shown as a gap
     rather than as an invented ramp). Infinite for fewer than 4 samples."""
-    steps = sorted(b - a for a, b in zip(xs, xs[1:]) if math.isfinite(a) and math.isfinite(b)
+    steps = sorted(b - a for a, b in itertools.pairwise(xs) if math.isfinite(a) and math.isfinite(b)
                    and b > a)
     return 3 * steps[len(steps) // 2] if len(steps) >= 3 else math.inf
 
 
-def _path(xs: list[float], ys: list[float], ax: _Axis, ay: _Axis,
+def _path(xs: list[float], ys: list[float], ax: Axis, ay: Axis,
           pause: float = math.inf) -> str:
     parts, pen_down, last_x = [], False, math.nan
     for x, y in zip(xs, ys):
@@ -123,31 +82,11 @@ def _path(xs: list[float], ys: list[float], ax: _Axis, ay: _Axis,
     return " ".join(parts)
 
 
-def _samples(xs: list[float], ys: list[float], ax: _Axis, ay: _Axis, colour: str) -> str:
+def _samples(xs: list[float], ys: list[float], ax: Axis, ay: Axis, colour: str) -> str:
     """The recorded samples as dots, for short series where each one can be seen."""
     dots = "".join(f'<circle cx="{ax(x):.1f}" cy="{ay(y):.1f}" r="1.8"/>'
                    for x, y in zip(xs, ys) if math.isfinite(x) and math.isfinite(y))
     return f'<g class="samples" fill="{colour}">{dots}</g>'
-
-
-def _svg_open(classes: str, name: str, width: int, height: int, title: str) -> list[str]:
-    return [f'<svg class="{classes}" data-series="{escape(name)}" viewBox="0 0 {width} {height}"'
-            f' width="{width}" height="{height}" role="img" aria-label="{escape(title)}">',
-            f"<title>{escape(title)}</title>"]
-
-
-def _y_axis(out: list[str], ay: _Axis, ticks: list[float], left: float, right: float,
-            label: str) -> None:
-    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
-    for v in ticks:
-        y = ay(v)
-        out.append(f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}" '
-                   f'stroke="#e3e3e3"/>')
-        out.append(f'<text class="tick" x="{left - 5}" y="{y + 4:.1f}" text-anchor="end" '
-                   f'{_FONT}>{_tick_text(v, step)}</text>')
-    mid = (ay.p0 + ay.p1) / 2
-    out.append(f'<text class="label" x="14" y="{mid:.1f}" text-anchor="middle" '
-               f'transform="rotate(-90 14 {mid:.1f})" {_FONT}>{escape(label)}</text>')
 
 
 def line_chart(name: str, columns: Sequence[str], rows: Sequence[Sequence[object]], *,
@@ -162,7 +101,7 @@ def line_chart(name: str, columns: Sequence[str], rows: Sequence[Sequence[object
     Each panel's frame carries its data range (SI) as ``data-x-lo/hi``, ``data-y-lo/hi``.
     """
     columns = list(columns) or ["value"]
-    data = [_floats(col) for col in zip(*rows)] if rows else [[] for _ in columns]
+    data = [floats(col) for col in zip(*rows)] if rows else [[] for _ in columns]
     if len(columns) == 1:  # a lone column is plotted against its index
         columns, data = ["index", *columns], [[float(i) for i in range(len(rows))], *data]
     x_label, x_unit = split_unit(columns[0])
@@ -182,9 +121,9 @@ def line_chart(name: str, columns: Sequence[str], rows: Sequence[Sequence[object
     left, right, top, gap = 72, width - 16, 30, 22
     panels = len(columns) - 1
     height = top + panels * (panel_height + gap) + 26
-    ax = _Axis(x_lo, x_hi, left, right)
-    out = _svg_open("plot series", name, width, height, title or name)
-    out.append(f'<text class="label" x="{left}" y="18" {_FONT} font-weight="bold">'
+    ax = Axis(x_lo, x_hi, left, right)
+    out = svg_open("plot series", name, width, height, title or name)
+    out.append(f'<text class="label" x="{left}" y="18" {FONT} font-weight="bold">'
                f'{escape(title or name)}</text>')
     for i, col in enumerate(columns[1:]):
         y_label, y_unit = split_unit(col)
@@ -197,8 +136,8 @@ def line_chart(name: str, columns: Sequence[str], rows: Sequence[Sequence[object
         span += [m.value / y_scale for m in col_marks if near(m.value / y_scale, *span)]
         y_lo, y_hi, y_ticks = nice_ticks(min(span), max(span), 4)
         p_top = top + i * (panel_height + gap)
-        ay = _Axis(y_lo, y_hi, p_top + panel_height, p_top)
-        _y_axis(out, ay, y_ticks, left, right, f"{y_label} [{y_shown}]" if y_shown else y_label)
+        ay = Axis(y_lo, y_hi, p_top + panel_height, p_top)
+        y_axis(out, ay, y_ticks, left, right, f"{y_label} [{y_shown}]" if y_shown else y_label)
         for v in x_ticks:
             out.append(f'<line class="grid" x1="{ax(v):.1f}" y1="{p_top}" x2="{ax(v):.1f}" '
                        f'y2="{p_top + panel_height}" stroke="#efefef"/>')
@@ -206,7 +145,7 @@ def line_chart(name: str, columns: Sequence[str], rows: Sequence[Sequence[object
                    f'height="{panel_height}" fill="none" stroke="#777" data-column="{escape(col)}"'
                    f' data-x-lo="{x_lo * x_scale!r}" data-x-hi="{x_hi * x_scale!r}" '
                    f'data-y-lo="{y_lo * y_scale!r}" data-y-hi="{y_hi * y_scale!r}"/>')
-        _panel_marks(out, col_marks, ay, y_scale, left, right, p_top, p_top + panel_height)
+        draw_panel_marks(out, col_marks, ay, y_scale, left, right, p_top, p_top + panel_height)
         xs, ys = decimate(x, y)
         colour = _COLOURS[i % len(_COLOURS)]
         out.append(f'<path class="line" data-column="{escape(col)}" '
@@ -215,21 +154,14 @@ def line_chart(name: str, columns: Sequence[str], rows: Sequence[Sequence[object
         if len(xs) <= _MAX_DOTS:
             out.append(_samples(xs, ys, ax, ay, colour))
     bottom = top + panels * (panel_height + gap) - gap
-    _x_marks(out, x_marks, ax, x_scale, top, bottom, right)
+    draw_x_marks(out, x_marks, ax, x_scale, top, bottom, right)
     x_step = x_ticks[1] - x_ticks[0] if len(x_ticks) > 1 else 1.0
     for v in x_ticks:
         out.append(f'<text class="tick" x="{ax(v):.1f}" y="{bottom + 14}" text-anchor="middle" '
-                   f'{_FONT}>{_tick_text(v, x_step)}</text>')
+                   f'{FONT}>{tick_text(v, x_step)}</text>')
     out.append(f'<text class="label" x="{(left + right) / 2}" y="{bottom + 30}" '
-               f'text-anchor="middle" {_FONT}>'
+               f'text-anchor="middle" {FONT}>'
                f'{escape(f"{x_label} [{x_shown}]" if x_shown else x_label)}</text>')
     out.append("</svg>")
     return "\n".join(out)
 
-
-def cell_chart(*args, **kwargs) -> str:
-    """The cell-voltage chart: ``svg_cells.cell_chart`` (imported here late, as it builds on
-    this module's helpers)."""
-    from .svg_cells import cell_chart as chart
-
-    return chart(*args, **kwargs)

@@ -1,19 +1,15 @@
 """Reference lines on the report's charts: limits (dashed red) and measured values (dotted).
 
 Marks are in SI units of a series column; a mark far outside the data is named with an arrow
-instead of stretching the axis (``near``). Also the shared text helper of the chart modules.
+instead of stretching the axis (``near``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from html import escape
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .svg import _Axis
-
-_FONT = 'font-family="sans-serif" font-size="11"'
+from .svg_base import Axis, text_at
 
 
 @dataclass(frozen=True)
@@ -45,12 +41,7 @@ def _mark_attrs(m: Mark) -> str:
             f'stroke="{colour}" stroke-dasharray="{dash}" stroke-width="1.4"')
 
 
-def _text(x: float, y: float, text: str, anchor: str, colour: str, cls: str = "label") -> str:
-    return (f'<text class="{cls}" x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" fill="{colour}" '
-            f'{_FONT}>{escape(text)}</text>')
-
-
-def _panel_marks(out: list[str], marks: list[Mark], ay: _Axis, scale: float, left: float,
+def draw_panel_marks(out: list[str], marks: list[Mark], ay: Axis, scale: float, left: float,
                  right: float, top: float, bottom: float) -> None:
     """Horizontal reference lines of one panel; those off its scale as an arrow label."""
     for m in marks:
@@ -58,16 +49,16 @@ def _panel_marks(out: list[str], marks: list[Mark], ay: _Axis, scale: float, lef
         v = m.value / scale
         if not min(ay.hi, ay.lo) <= v <= max(ay.hi, ay.lo):
             arrow, y = ("↑", top + 12) if v > ay.hi else ("↓", bottom - 4)
-            out.append(_text(right - 4, y, f"{m.label} {arrow} (off scale)", "end", colour,
+            out.append(text_at(right - 4, y, f"{m.label} {arrow} (off scale)", "end", colour,
                              f"label limit-{escape(m.key)} off-scale"))
             continue
         y = ay(v)
         out.append(f'<line {_mark_attrs(m)} x1="{left}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}"/>')
-        out.append(_text(right - 4, y - 4, m.label, "end", colour) if m.kind == "limit"
-                   else _text(left + 4, y - 4, m.label, "start", colour))
+        out.append(text_at(right - 4, y - 4, m.label, "end", colour) if m.kind == "limit"
+                   else text_at(left + 4, y - 4, m.label, "start", colour))
 
 
-def _x_marks(out: list[str], marks: list[Mark], ax: _Axis, scale: float, top: float,
+def draw_x_marks(out: list[str], marks: list[Mark], ax: Axis, scale: float, top: float,
              bottom: float, right: float) -> None:
     """Vertical reference lines through every panel (a time limit, a measured time)."""
     for i, m in enumerate(marks):
@@ -75,10 +66,10 @@ def _x_marks(out: list[str], marks: list[Mark], ax: _Axis, scale: float, top: fl
         v = m.value / scale
         if not ax.lo <= v <= ax.hi:
             arrow = "→" if v > ax.hi else "←"
-            out.append(_text(right - 4, top + 12 + 14 * i, f"{m.label} {arrow} (off scale)", "end",
+            out.append(text_at(right - 4, top + 12 + 14 * i, f"{m.label} {arrow} (off scale)", "end",
                              colour, f"label limit-{escape(m.key)} off-scale"))
             continue
         x, y = ax(v), bottom - 6 - 14 * i  # curves mostly start low and rise: label low
         out.append(f'<line {_mark_attrs(m)} x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}"/>')
-        out.append(_text(x + 4, y, m.label, "start", colour) if x < right - 150
-                   else _text(x - 4, y, m.label, "end", colour))
+        out.append(text_at(x + 4, y, m.label, "start", colour) if x < right - 150
+                   else text_at(x - 4, y, m.label, "end", colour))

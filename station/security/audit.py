@@ -146,7 +146,7 @@ def _entry_after(last: dict[str, Any] | None, kind: str, fields: dict[str, Any])
     """The entry that follows ``last`` (None: the first), with its hash."""
     entry: dict[str, Any] = {
         "seq": last["seq"] + 1 if last else 1,
-        "time": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "time": dt.datetime.now(dt.UTC).isoformat(),
         "kind": kind,
         "fields": fields,
         "prev": last["hash"] if last else GENESIS,

@@ -13,8 +13,8 @@ import os
 import sys
 
 from drivers.base import safefile
-from station.config import LoadedConfig
 from drivers.base.diagnostics import InputError, Problem
+from station.config import LoadedConfig
 from station.security.audit import AuditLog
 from station.security.users import Authenticated, AuthError, authenticate, needs_credential, user_file
 

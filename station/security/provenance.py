@@ -20,8 +20,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from station.config import LoadedConfig, SignedRelease
 from drivers.base.diagnostics import InputError, Problem
+from station.config import LoadedConfig, SignedRelease
 from station.plan.tree import BoundPlan
 from station.security.audit import AuditLog
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-from station.config import LoadedConfig, load_config
 from drivers.base.diagnostics import InputError, Problem
+from station.config import LoadedConfig, load_config
 from station.security.audit import AuditLog, audit_path
 from station.security.roles import may_release
 

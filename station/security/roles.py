@@ -13,11 +13,12 @@ In ``development`` mode a run without an operator id is allowed (bench work, CI)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from station.config import LoadedConfig, OperatorConfig
 from drivers.base.diagnostics import InputError, Problem
+from station.config import LoadedConfig, OperatorConfig
 
 ROLES = ("operator", "engineer", "admin")
 MAY_CHOOSE_PLAN = ("engineer", "admin")

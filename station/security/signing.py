@@ -24,8 +24,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from station.config import LoadedConfig, SignedRelease, TrustedKey
 from drivers.base.diagnostics import InputError, Problem
+from station.config import LoadedConfig, SignedRelease, TrustedKey
 
 FORMAT = "eol-release/1"
 PREFIX = "ed25519:"

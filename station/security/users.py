@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from station.config import LoadedConfig, OperatorConfig
 from drivers.base.diagnostics import InputError, Problem
+from station.config import LoadedConfig, OperatorConfig
 from station.security.audit import AuditLog
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # ~16 MiB, ~40 ms a check on a small PC
@@ -96,7 +96,7 @@ class UserFile:
         self.path = Path(path)
         self.users: dict[str, dict[str, str]] = {}
 
-    def load(self) -> "UserFile":
+    def load(self) -> UserFile:
         """Read and check the file; ``InputError`` at ``PATH:LINE:COL`` for anything malformed.
         A missing file is an empty directory (nobody has a credential)."""
         from drivers.base.yamlsrc import load_file
@@ -162,7 +162,7 @@ def needs_credential(config: LoadedConfig, directory: Directory | None, op: Oper
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _recent_failures(audit: AuditLog, user_id: str) -> list[dt.datetime]:

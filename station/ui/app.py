@@ -24,11 +24,12 @@ import os
 import sys
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 from rich.text import Text
 from textual import work
 from textual.app import App
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 from drivers.base.diagnostics import InputError
 from station.config import SIM_CONFIG, LoadedConfig, OperatorConfig, load_config
@@ -49,7 +50,7 @@ class OperatorApp(App):
     CSS_PATH = "operator.tcss"
     TITLE = "EOL station"
     ENABLE_COMMAND_PALETTE = False  # operators get no command palette (developer actions)
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+x", "abort", "Abort run", priority=True),
         *[Binding(f"f{n}", f"fixture({n})", f"Fixture F{n}", show=False) for n in range(1, 5)],
         Binding("f6", "tab('tab-station')", "Station", show=False),

@@ -174,7 +174,7 @@ class StationBackend:
             problems += [line for line in startup if line.startswith("NOT SAFE")]
         infos = {i.role: i for i in fx.infos}
         rows = []
-        for role, (key, cfg) in self.config.instruments_for(fixture).items():
+        for role, (_key, cfg) in self.config.instruments_for(fixture).items():
             info = infos.get(role)
             if info is not None:
                 ident = " ".join(x for x in (info.maker, info.model, info.serial, info.firmware) if x)

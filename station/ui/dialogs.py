@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
@@ -45,7 +46,7 @@ class _Dialog(ModalScreen):
 class PromptDialog(_Dialog):
     """A ``PromptRequested`` as a dialog: message (OK), confirm (yes/no) or input (validated)."""
 
-    BINDINGS = [Binding("y", "answer('yes')", "Yes", show=False), Binding("n", "answer('no')", "No", show=False)]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("y", "answer('yes')", "Yes", show=False), Binding("n", "answer('no')", "No", show=False)]
 
     def __init__(self, fixture: str, request: PromptRequested) -> None:
         super().__init__(classes="dialog")
@@ -118,7 +119,7 @@ class PromptDialog(_Dialog):
 class ConfirmAbort(_Dialog):
     """Are you sure? The run will stop and the station goes to the safe state."""
 
-    BINDINGS = [Binding("y", "decide(True)", "Abort", show=False), Binding("n,escape", "decide(False)", "Keep running", show=False)]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("y", "decide(True)", "Abort", show=False), Binding("n,escape", "decide(False)", "Keep running", show=False)]
 
     def __init__(self, fixture: str, serial: str) -> None:
         super().__init__(classes="dialog")

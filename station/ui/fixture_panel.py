@@ -115,7 +115,7 @@ class FixturePanel(Vertical):
         self._finished = asyncio.Event()
 
     @property
-    def station(self) -> "OperatorApp":
+    def station(self) -> OperatorApp:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
@@ -223,7 +223,7 @@ class FixturePanel(Vertical):
             # the events travel as messages and may still be queued: let RunFinished land first
             try:
                 await asyncio.wait_for(self._finished.wait(), FINISH_WAIT_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self.state.run_id = run_id
             self.state.verdict = self.state.verdict or verdict

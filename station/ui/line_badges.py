@@ -41,7 +41,7 @@ def _local_time(utc: str | None) -> str:
         t = dt.datetime.fromisoformat(str(utc))
     except ValueError:
         return ""
-    return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).astimezone().strftime("%H:%M")
+    return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).astimezone().strftime("%H:%M")
 
 
 def _one_line(text: Any) -> str:

@@ -72,7 +72,6 @@ class StationPanel(Vertical):
                 overdue = False
             if row.state == "error" or overdue:
                 problems.append(f"{fx}.{role}")
-            state = Text(row.state, style=STATE_STYLES.get(row.state, ""))
             identity = row.identity or row.problem
             table.add_row(data(fx), data(role), data(row.state, STATE_STYLES.get(row.state, "")),
                           data(due or "—", "bold red" if overdue else ""),
@@ -90,7 +89,7 @@ def _started(run: dict[str, Any]) -> dt.datetime | None:
         t = dt.datetime.fromisoformat(run["started_utc"])
     except (KeyError, TypeError, ValueError):
         return None
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def is_training(run: dict[str, Any], roles: dict[str, str] | None = None) -> bool:
@@ -105,7 +104,7 @@ def shift_stats(runs: list[dict[str, Any]], now: dt.datetime | None = None, hour
                 roles: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], float | None, float | None]:
     """Runs of the shift (newest first), first-pass yield (0..1) and mean cycle time (s); training
     and fault-injected runs are listed but counted in neither."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     since = now - dt.timedelta(hours=hours)
     shift = [r for r in runs if (t := _started(r)) is not None and t >= since]
     counted = [r for r in shift if not is_training(r, roles)]
@@ -121,7 +120,7 @@ def shift_stats(runs: list[dict[str, Any]], now: dt.datetime | None = None, hour
 
 def local_zone(now: dt.datetime | None = None) -> str:
     """The station's local time zone as a label: ``CET, UTC+01:00``."""
-    local = (now or dt.datetime.now(dt.timezone.utc)).astimezone()
+    local = (now or dt.datetime.now(dt.UTC)).astimezone()
     offset = local.strftime("%z")
     return f"{local.tzname()}, UTC{offset[:3]}:{offset[3:]}"
 

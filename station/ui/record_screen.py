@@ -9,12 +9,12 @@ import datetime as dt
 import os
 import webbrowser
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
@@ -30,7 +30,7 @@ def _local(utc: Any) -> str:
         t = dt.datetime.fromisoformat(str(utc))
     except ValueError:
         return str(utc)
-    local = (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).astimezone()
+    local = (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).astimezone()
     return local.strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
@@ -74,7 +74,7 @@ def render_record(record: dict[str, Any]) -> Text:
 class RecordScreen(Screen):
     """The record of one run; Escape back to the history, r the HTML report."""
 
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("r", "report", "HTML report")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.pop_screen", "Back"), Binding("r", "report", "HTML report")]
 
     def __init__(self, run_id: str) -> None:
         super().__init__()

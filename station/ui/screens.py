@@ -153,10 +153,9 @@ class MainScreen(Screen):
         yield Badge(id="delivery-badge")  # what the line still waits for (when it does)
         with TabbedContent(id="tabs"):
             keys = "/".join(f"F{n}" for n in range(1, min(len(app.config.fixture_ids()), 4) + 1))
-            with TabPane(f"Run ({keys}: fixture)", id="tab-run"):
-                with Horizontal(id="fixtures"):
-                    for fid, fx in app.config.config.fixtures.items():
-                        yield FixturePanel(fid, fx.sim_preset)
+            with TabPane(f"Run ({keys}: fixture)", id="tab-run"), Horizontal(id="fixtures"):
+                for fid, fx in app.config.config.fixtures.items():
+                    yield FixturePanel(fid, fx.sim_preset)
             with TabPane("F6 Station", id="tab-station"):
                 yield StationPanel(id="station-panel")
             with TabPane("F7 History", id="tab-history"):

@@ -85,9 +85,9 @@ def disposition(dispositions: Mapping[str, str], failed_paths: list[str]) -> str
             k = key.strip("/")
             if not k or k == "default":
                 continue
-            if path == k or path.startswith(k + "/") or f"main/{k}" == path or path.startswith(f"main/{k}/") or k in parts:
-                if best is None or len(k) > len(best.strip("/")):
-                    best = key
+            names = path == k or path.startswith(k + "/") or f"main/{k}" == path or path.startswith(f"main/{k}/") or k in parts
+            if names and (best is None or len(k) > len(best.strip("/"))):
+                best = key
         if best is not None:
             return dispositions[best]
     return dispositions.get("default", DEFAULT_DISPOSITION)

@@ -37,7 +37,7 @@ def test_every_stats_option_is_in_the_readme():
     stats = _subparsers()["stats"]
     options = {o for a in stats._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
     lines = README.splitlines()
-    first = next(i for i, l in enumerate(lines) if l.startswith("station stats"))
+    first = next(i for i, ln in enumerate(lines) if ln.startswith("station stats"))
     block = [lines[first]]  # the command and its continuation lines (indented)
     for more in lines[first + 1:]:
         if not more.startswith(" "):

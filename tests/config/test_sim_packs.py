@@ -65,7 +65,7 @@ def station(folder: Path, *, product_pack: str | None = "packs/lv48-14s.yaml", f
     text = text.replace("../test_plans/", f"{ROOT / 'test_plans'}/")
     text = text.replace("db: ../results/station.db", f"db: {folder / 'station.db'}")
     text = text.replace("    sim_preset: car-400", f"    sim_preset: {f1}")
-    line = f'  - {{pattern: "LV[0-9]+", plan: plan.yaml, variant: lv48-14s' + (f", pack: {product_pack}}}\n" if product_pack else "}\n")
+    line = '  - {pattern: "LV[0-9]+", plan: plan.yaml, variant: lv48-14s' + (f", pack: {product_pack}}}\n" if product_pack else "}\n")
     text = text.replace("products:\n", "products:\n" + line)
     (folder / "plan.yaml").write_text(PLAN)
     path = folder / "station.yaml"
@@ -132,7 +132,7 @@ def test_a_bad_pack_file_named_in_the_catalogue_is_located_in_the_pack_file(tmp_
     proc = cli("validate", "--station", str(cfg), str(tmp_path / "plan.yaml"))
     assert proc.returncode == 2
     assert f"{pack}:14:16: 'capacity_ah': Input should be greater than 0" in proc.stderr
-    assert f"pack file packs/lv48-14s.yaml has problems" in proc.stderr
+    assert "pack file packs/lv48-14s.yaml has problems" in proc.stderr
     (tmp_path / "packs" / "lv48-14s.yaml").unlink()
     proc = cli("validate", "--station", str(cfg), str(tmp_path / "plan.yaml"))
     assert proc.returncode == 2 and "pack file not found: packs/lv48-14s.yaml" in proc.stderr

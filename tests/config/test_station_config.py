@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from drivers.base.diagnostics import InputError
 from drivers.errors import UnknownDriverError
 from drivers.registry import BUILTIN, available, driver_class
 from station.cli import main
 from station.config import SIM_CONFIG, load_config
-from drivers.base.diagnostics import InputError
 
 GOOD = """\
 schema_version: 1

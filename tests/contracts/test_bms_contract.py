@@ -79,7 +79,7 @@ def test_bms_contract(preset):
 
 def test_a_closed_bms_reports_stale_values_instead_of_old_ones():
     async def main():
-        pack, sim, bms = await connect("car-400")
+        _pack, sim, bms = await connect("car-400")
         await bms.wake(5.0)
         await sim.stop()
         await asyncio.sleep(3 * bms.map.cells.period + 0.1)  # > 3 cell-voltage rotations
@@ -100,7 +100,7 @@ def test_bms_contract_energy_state_and_a_silent_bms():
 
     async def main():
         loop = asyncio.get_running_loop()
-        pack, sim, bms = await connect("car-400")
+        _pack, sim, bms = await connect("car-400")
         try:
             await bms.wake(5.0)
             await bms.request_mode("normal")

@@ -11,6 +11,7 @@ other side from a kernel work queue, which a virtual-time loop would jump past).
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -114,7 +115,7 @@ def test_bms_contract_over_modbus(preset, link, virtual):
 
 def test_eol_data_write_and_read_back_over_registers():
     async def main():
-        pack, sim, bms = await connect("car-400", "tcp")
+        _pack, sim, bms = await connect("car-400", "tcp")
         try:
             await bms.uds_session("extended")
             await bms.uds_unlock(1)
@@ -164,12 +165,12 @@ def test_a_vanished_bms_reports_stale_values_and_a_closed_driver_lets_contactors
 
 def test_wrong_unit_and_unmapped_register_end_in_typed_errors_naming_register_and_signal(tmp_path):
     # a site map that expects SOH where this BMS has nothing (input 50): exception 2
-    text = open(SimModbusBms(Pack(PRESETS["car-400"]), Wiring()).map.path).read()
+    text = Path(SimModbusBms(Pack(PRESETS["car-400"]), Wiring()).map.path).read_text()
     site_map = tmp_path / "site.yaml"
     site_map.write_text(text.replace("{name: soh, table: input, address: 6,", "{name: soh, table: input, address: 50,"))
 
     async def main():
-        pack, sim, bms = await connect("car-400", "rtu-socket", map=str(site_map))
+        _pack, sim, bms = await connect("car-400", "rtu-socket", map=str(site_map))
         loop = asyncio.get_running_loop()
         try:
             start = loop.time()

@@ -7,14 +7,12 @@ loopback for ``pack`` and returns ``(driver, peer)``; the peer offers ``behaviou
 
 from __future__ import annotations
 
-from drivers.capabilities import SafeAction
-
 import datetime as dt
 import time
 
 import pytest
 
-from drivers.capabilities import Dmm, Identity
+from drivers.capabilities import Dmm, Identity, SafeAction
 from drivers.dmm.keysight_34465a import Keysight34465A
 from drivers.errors import DeviceError, InstrumentTimeout, ProtocolError, RangeError
 from sim.instruments.keysight_34465a import SimKeysightDmm

@@ -163,7 +163,7 @@ def test_withstand_dc_passes_and_breakdown_fails(bench, dialect):
         pack.breakdown_volts = 1500.0
         return good, await drv.withstand("DC", 2000, 2, 0.001), pack
 
-    good, arc, pack = on_bench(bench, body)
+    good, arc, _pack = on_bench(bench, body)
     assert good.passed and not good.arc and 0 < good.leakage < 1e-4
     assert len(good.samples) >= 4 if dialect.live_samples else good.samples == ()
     assert (arc.passed, arc.arc, arc.code) == (False, dialect.reports_arc, dialect.codes["breakdown"])

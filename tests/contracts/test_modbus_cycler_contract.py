@@ -3,14 +3,12 @@ on the real pack model and virtual time."""
 
 from __future__ import annotations
 
-from drivers.capabilities import SafeAction
-
 import asyncio
 import datetime as dt
 
 import pytest
 
-from drivers.capabilities import Cycler
+from drivers.capabilities import Cycler, SafeAction
 from drivers.cycler.modbus_cycler import ModbusCycler
 from drivers.errors import ConnectError, DeviceError, InstrumentTimeout, ProtocolError, RangeError
 from sim.instruments.modbus_cycler import SimModbusCycler

@@ -141,7 +141,7 @@ async def test_safe_state_not_confirmed_when_the_tester_says_otherwise(reply, te
 
 
 async def test_safe_state_raises_when_stop_cannot_be_written():
-    drv, fake = leak([("STOP", ConnectError("write failed: port gone", instrument="leak", command="STOP"))])
+    drv, _fake = leak([("STOP", ConnectError("write failed: port gone", instrument="leak", command="STOP"))])
     with pytest.raises(ConnectError, match="STOP"):
         await drv.safe_state()
 

@@ -13,21 +13,21 @@ import pytest
 
 pytest.importorskip("odxtools", reason="odxtools is the 'odx' extra (pip install -e '.[odx]')")
 
-from drivers.bms.diagnostics import load_diagnostics  # noqa: E402
-from drivers.bms.did_table import DidTableError  # noqa: E402
-from drivers.bms.odx import load_odx  # noqa: E402
-from drivers.bms.signals import MAPS, SignalMapError, load_signal_map  # noqa: E402
-from drivers.errors import DeviceError  # noqa: E402
-from drivers.registry import driver_class  # noqa: E402
-from sim.bms.can_bms import SimCanBms  # noqa: E402
-from sim.bms.ecu import EcuState  # noqa: E402
-from sim.pack.model import Pack  # noqa: E402
-from sim.pack.presets import PRESETS  # noqa: E402
-from sim.wiring import Wiring  # noqa: E402
-from station.clock import run  # noqa: E402
+from drivers.bms.diagnostics import load_diagnostics
+from drivers.bms.did_table import DidTableError
+from drivers.bms.odx import load_odx
+from drivers.bms.signals import MAPS, SignalMapError, load_signal_map
+from drivers.errors import DeviceError
+from drivers.registry import driver_class
+from sim.bms.can_bms import SimCanBms
+from sim.bms.ecu import EcuState
+from sim.pack.model import Pack
+from sim.pack.presets import PRESETS
+from sim.wiring import Wiring
+from station.clock import run
 
 sys.path.insert(0, str(Path(__file__).parent))
-from odx_builder import DTCS, ECU, build_pdx  # noqa: E402
+from odx_builder import DTCS, ECU, build_pdx
 
 VEHICLE = MAPS / "vehicle"
 SECURITY = "security: {1: {algorithm: add_rotate, params: {constant: 0x2B7E1516, rotate: 5}}}"

@@ -192,7 +192,7 @@ def test_uds_commands_drive_the_vehicle_bms_and_its_safe_state_is_acknowledged()
             await bms.close()
             await sim.stop()
 
-    imd_off, closed, held, done, opened, imd_back, frames = run(main(), virtual=True)
+    imd_off, closed, held, done, opened, imd_back, _frames = run(main(), virtual=True)
     assert imd_off and closed and held == "normal" and opened and imd_back
     assert [a.confirmed for a in done] == [True, True, True]
     assert all(isinstance(a, SafeAction) for a in done)
@@ -201,7 +201,7 @@ def test_uds_commands_drive_the_vehicle_bms_and_its_safe_state_is_acknowledged()
 
 def test_the_ecu_refuses_a_command_step_outside_its_session_or_security_level():
     async def main():
-        pack, sim, bms = await _vehicle()
+        _pack, sim, bms = await _vehicle()
         try:
             await bms.wake(5.0)
             client = bms._client("test")
@@ -229,7 +229,7 @@ def test_a_read_only_bms_refuses_commands_and_its_safe_state_says_what_it_did(tm
     profile.write_text(text)
 
     async def main():
-        pack, sim, bms = await _vehicle({"signals": str(profile)})
+        _pack, sim, bms = await _vehicle({"signals": str(profile)})
         try:
             await bms.wake(5.0)
             refused = []

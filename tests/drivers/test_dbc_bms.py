@@ -120,7 +120,7 @@ def test_an_unexpected_frame_fails_the_exchange():
     async def main():
         bms, port = make([Tx(REQ, "02 00 00 00 00 00 00 00")])
         await bms.open()
-        with pytest.raises(ExchangeMismatch, match="expected 0x200 \\[02 .*got 0x200 \\[01"):
+        with pytest.raises(ExchangeMismatch, match=r"expected 0x200 \[02 .*got 0x200 \[01"):
             await bms.request_mode("normal")
         with pytest.raises(ExchangeMismatch):
             port.assert_done()
@@ -194,7 +194,7 @@ def test_uds_methods_need_the_uds_option():
     async def main():
         bms, _ = make([])
         await bms.open()
-        with pytest.raises(InstrumentError, match="bms: UDS is not configured.*read DID 0xf18c"):
+        with pytest.raises(InstrumentError, match=r"bms: UDS is not configured.*read DID 0xf18c"):
             await bms.uds_read(0xF18C)
         ident = await bms.identify()
         await bms.close()

@@ -51,6 +51,16 @@ def test_every_problem_is_reported_with_its_position(tmp_path):
     assert len(problems) == len(want)
 
 
+def test_signals_that_are_not_a_mapping_are_a_located_problem(tmp_path):
+    # found by the profile fuzzer: a scalar under 'signals' raised AttributeError
+    path = tmp_path / "scalar_signals.yaml"
+    path.write_text("dbc: eol_bms.dbc\nsignals: oops\n")
+    with pytest.raises(SignalMapError) as info:
+        load_signal_map(path, dbc=MAPS / "eol_bms.dbc")
+    assert any(p.startswith(f"{path}:2:10: signals must map logical signal names") for p in info.value.problems), \
+        info.value.problems
+
+
 def test_the_shipped_map_loads_with_cycle_times_from_the_dbc():
     m = load_signal_map(cells=96, temperature_sensors=24)
     cycle = {msg.name: msg.cycle_time / 1000 for msg in m.db.messages}

@@ -10,8 +10,8 @@ import can
 import pytest
 
 from drivers.errors import ConnectError
-from drivers.transports.can import CanPort, parse_can_resource
 from drivers.transports import loopbus
+from drivers.transports.can import CanPort, parse_can_resource
 from drivers.transports.loopbus import LoopBus
 from station.clock import run
 
@@ -138,7 +138,7 @@ def test_parse_can_resource():
 def test_can_port_lifecycle_and_typed_errors(channel):
     async def main():
         port = CanPort(f"can://station_loop/{channel}", instrument="bms")
-        with pytest.raises(ConnectError, match="bms: .*not open"):
+        with pytest.raises(ConnectError, match=r"bms: .*not open"):
             port.send(frame(1))
         peer = LoopBus(channel)
         got = []

@@ -7,6 +7,7 @@ bytes (CRC low byte first), so a change of address, function code, unit or CRC f
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -95,7 +96,7 @@ def test_a_value_goes_stale_three_periods_after_its_last_good_poll_naming_the_fa
     ops = list(POLL) + [("read_input", 0, 24, timeout)] * 4
 
     async def main():
-        driver, fake = bms(ops, autopoll=True, poll_period=0.125, cell_poll_period=10.0)
+        driver, _fake = bms(ops, autopoll=True, poll_period=0.125, cell_poll_period=10.0)
         await driver.open()
         await asyncio.sleep(0.3)
         fresh = driver.signal("soc")  # 0.3 s old, limit 0.375 s
@@ -236,7 +237,7 @@ def test_energy_state_of_a_silent_bms_says_so():
     silent = InstrumentTimeout("no reply within 0.2 s", instrument="bms", command="read_input(15, 2)")
 
     async def main():
-        driver, fake = bms([("read_input", 15, 2, silent)])
+        driver, _fake = bms([("read_input", 15, 2, silent)])
         await driver.open()
         return await driver.energy_state()
 
@@ -289,7 +290,7 @@ def test_dids_dtcs_and_unlock_over_registers():
 
 
 def test_a_map_without_a_register_equivalent_says_so(tmp_path):
-    text = (load_bms_map("modbus_bms.yaml").path and open(load_bms_map("modbus_bms.yaml").path).read())
+    text = Path(load_bms_map("modbus_bms.yaml").path).read_text()
     lines = [ln for ln in text.splitlines() if "name: dtc" not in ln and "address: 601" not in ln
              and "code << 8" not in ln]
     path = tmp_path / "no_dtcs.yaml"
@@ -301,6 +302,25 @@ def test_a_map_without_a_register_equivalent_says_so(tmp_path):
         await driver.open()
         with pytest.raises(InstrumentError, match="read DTCs is not available over Modbus"):
             await driver.read_dtcs()
+
+    run(main(), virtual=True)
+
+
+def test_a_mode_the_map_has_no_state_for_is_refused_naming_the_states_and_sends_nothing(tmp_path):
+    text = Path(load_bms_map("modbus_bms.yaml").path).read_text()
+    assert "states: {standby: 0, normal: 1, charge: 2, discharge: 3}" in text
+    path = tmp_path / "no_discharge.yaml"
+    path.write_text(text.replace("states: {standby: 0, normal: 1, charge: 2, discharge: 3}",
+                                 "states: {standby: 0, normal: 1, charge: 2}"))
+
+    async def main():
+        fake = ExpectedRegisters([])
+        driver = ModbusBms("bms", "modbus-tcp://127.0.0.1:5020", transport=fake,
+                           options={"map": str(path), "autopoll": False})
+        await driver.open()
+        with pytest.raises(RangeError, match=r"mode_request has no state 'discharge'.*standby, normal, charge"):
+            await driver.request_mode("discharge")
+        fake.assert_done()
 
     run(main(), virtual=True)
 

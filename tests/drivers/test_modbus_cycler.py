@@ -94,7 +94,7 @@ async def test_protection_word_bits_and_clear():
 
 async def test_device_exception_keeps_its_code():
     exc = DeviceError("write_registers at address 0 answered Modbus exception 3 ILLEGAL_DATA_VALUE", code=3)
-    c, t = make([("write_registers", 0, f32(10.0), exc)])
+    c, _t = make([("write_registers", 0, f32(10.0), exc)])
     with pytest.raises(DeviceError) as err:
         await c.set_voltage(10.0)
     assert err.value.code == 3

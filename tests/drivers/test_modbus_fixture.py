@@ -9,8 +9,8 @@ import pytest
 from drivers.capabilities import Fixture, SafeAction, StateFinding
 from drivers.errors import DeviceError, InstrumentTimeout, RangeError
 from drivers.fixture.modbus_fixture import ModbusFixture
-from drivers.testing.modbus import ExpectedRegisters
 from drivers.maps.regmap import MapError
+from drivers.testing.modbus import ExpectedRegisters
 from drivers.transports.modbus import ModbusTransport
 
 RESOURCE = "modbus-tcp://127.0.0.1:1502?unit=1"

@@ -138,7 +138,7 @@ def test_every_function_code_sends_the_spec_layout_and_decodes_the_reply():
 
 def test_the_socket_has_nagle_off():
     async def body(t, peers):
-        sock = t._client._transport.get_extra_info("socket")
+        sock = t._link._transport.get_extra_info("socket")
         return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
 
     assert talk(echo, body)[0] != 0
@@ -347,7 +347,7 @@ def test_a_submitted_request_is_answered_from_the_reply_callback_in_turn_with_aw
         return [(0.1, mbap(frame, b"\x03\x02" + frame[8:10]))]  # the address, sent back as the value
 
     async def body(t, peers):
-        link, got = t._client, []
+        link, got = t._link, []
         read = t.read_poll(3, 7, 1)
         first = asyncio.ensure_future(t.read_holding(5, 1))
         await asyncio.sleep(0)  # read 5 is in flight
@@ -429,7 +429,7 @@ def test_a_raising_callback_is_reported_and_the_link_stays_usable():
 def test_a_callback_read_on_a_lost_link_raises_at_once():
     async def body(t, peers):
         read = t.read_poll(2, 0, 1)
-        t._client.close()
+        t._link.close()
         with pytest.raises(ConnectError) as err:
             read.start(lambda *a: None)
         return err.value

@@ -57,7 +57,7 @@ def serve(body, *, timeout: float = 0.5, rtu: bool = False):
 
 def test_constructor_does_not_connect():
     t = ModbusTransport("modbus-tcp://127.0.0.1:1", timeout=0.1)
-    assert t._client is None  # nothing opened until open()
+    assert t._link is None and t._serial is None  # nothing opened until open()
 
     async def use_unopened():
         with pytest.raises(ConnectError):

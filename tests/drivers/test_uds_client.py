@@ -32,6 +32,7 @@ class ScriptedEcu:
         self.script = list(script)
         self.heard: list[bytes] = []
         self.problems: list[str] = []
+        self._answering: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
 
     def on_message(self, msg: can.Message) -> None:
         if msg.arbitration_id != 0x7E4:
@@ -49,7 +50,9 @@ class ScriptedEcu:
         if payload != want:
             self.problems.append(f"expected {want.hex(' ')}, got {payload.hex(' ')}")
             return
-        asyncio.ensure_future(self._answer(replies))
+        task = asyncio.ensure_future(self._answer(replies))
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
 
     async def _answer(self, replies) -> None:
         for reply in replies:
@@ -212,7 +215,7 @@ async def test_failed_keepalive_is_raised_by_the_next_request():
         await client.session("extended")
         client.port.bus.shutdown()  # the CAN interface goes away under the keep-alive
         await asyncio.sleep(2.5)
-        with pytest.raises(ConnectError, match="CAN send failed during 0x3E TesterPresent.*shut-down"):
+        with pytest.raises(ConnectError, match=r"CAN send failed during 0x3E TesterPresent.*shut-down"):
             await client.read_did(0xF18C)
         with pytest.raises(ConnectError, match="CAN send failed during 0x22"):  # and it stays failed
             await client.read_did(0xF18C)

@@ -11,7 +11,6 @@ from station import clock
 from station.engine.sequencer import Sequencer
 from station.plan.bind import bind_plan
 from station.plan.loader import load_plan
-
 from tests.engine.fakes import FakeBms, FakeDmm, FakeFixture, FakeSafety, Recorder
 
 HEADER = """\

@@ -82,7 +82,7 @@ def test_close_drops_the_timer_so_an_idle_virtual_clock_does_not_jump():
         loop = asyncio.get_running_loop()
         t = loop.time()
         await asyncio.sleep(0)
-        return loop.time() - t, len(loop._scheduled)  # noqa: SLF001 - nothing left on the heap
+        return loop.time() - t, len(loop._scheduled)  # nothing left on the heap
 
     moved, scheduled = clock.run(main(), virtual=True)
     assert moved == 0 and scheduled == 0

@@ -10,7 +10,7 @@ from station.engine.sequencer import Sequencer
 
 def test_retry_on_error_then_pass(h):
     h.instruments["dmm"].error_at = {1}
-    verdict, seq = h.run("""
+    verdict, _seq = h.run("""
 main:
   - id: v
     dmm.voltage: {}
@@ -88,8 +88,6 @@ main:
       - id: v
         dmm.voltage: {}
 """)
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
         verdict = await seq.run()
         return verdict, [e for e in h.of("StepFinished")]
 
@@ -148,7 +146,7 @@ main:
       ratio: {nominal: 1, tolerance: 0.5 %}
 """)
     assert verdict == "PASS"
-    dv = [m for m in h.of("MeasurementTaken") if m.name == "dv"][0]
+    dv = next(m for m in h.of("MeasurementTaken") if m.name == "dv")
     assert abs(dv.value - 0.4) < 1e-9 and dv.unit == "V"
 
 
@@ -170,7 +168,7 @@ main:
     bound = h.bind(body, variant="bus")
     seq = Sequencer(bound, h.instruments, serial="SN1", subscribers=[h.events.append])
     assert clock.run(seq.run(), virtual=True) == "PASS"
-    assert [m.limits for m in h.of("MeasurementTaken") if m.name == "voltage"][0]["min"] == 690.0
+    assert next(m.limits for m in h.of("MeasurementTaken") if m.name == "voltage")["min"] == 690.0
     h.events.clear()
     h.instruments["dmm"].reads = 0
     seq = Sequencer(h.bind(body, variant="car"), h.instruments, serial="SN1", subscribers=[h.events.append])

@@ -119,7 +119,7 @@ def test_no_reply_trips_after_the_transport_timeout():
         return t0, seq, plc.requests
 
     t0, seq, requests = on_bench(body, timeout=0.25)
-    (t, kind, fields), abort = seq.trips
+    (t, _kind, fields), abort = seq.trips
     assert t == pytest.approx(t0 + PERIOD + 0.25) and fields["signal"] == "fixture"
     assert fields["limit"].startswith("fixture unreachable (fixture: no reply within 0.25 s")
     assert abort[2] == "interlock" and "fixture unreachable (" in abort[3]
@@ -138,7 +138,7 @@ def test_a_lost_connection_trips_at_the_next_poll():
         return t0, seq
 
     t0, seq = on_bench(body)
-    (t, kind, fields), abort = seq.trips
+    (t, _kind, fields), _abort = seq.trips
     assert t == pytest.approx(t0 + 0.15)
     assert "fixture unreachable (fixture: connection lost" in fields["limit"]
 
@@ -243,7 +243,7 @@ def test_a_fixture_error_through_a_task_trips_as_unreachable():
         return seq
 
     seq = clock.run(main(), virtual=True)
-    (t, kind, fields), abort = seq.trips
+    (_t, _kind, fields), _abort = seq.trips
     assert fields["limit"] == "fixture unreachable (fixture: no reply within 2 s)"
     assert fixture.reads == 1
 
@@ -309,12 +309,12 @@ def test_a_signal_out_of_limits_or_lost_trips_at_the_next_check(change, reason):
     bms = Bms(v=3.9, t=25.0)
     t0, _, _, seq = watch_signals(bms, group(("bms.v", None, "4.2 V", "50 ms"), ("bms.t", 0, None, None)),
                                   change=change)
-    (t, kind, fields), abort = seq.trips
+    (t, kind, _fields), abort = seq.trips
     assert kind == "MonitorTripped" and t == pytest.approx(t0 + 0.45)
     assert abort[2:] == ("monitor", reason)
     assert bms.asked[-1] == pytest.approx(t0 + 0.45)  # no check after the trip
 
 
 def test_a_signal_of_an_instrument_without_signals_trips_unavailable():
-    t0, _, _, seq = watch_signals(Bms(), group(("dmm.v", None, "1 V", None)))
+    _t0, _, _, seq = watch_signals(Bms(), group(("dmm.v", None, "1 V", None)))
     assert seq.trips[-1][2:] == ("monitor", "dmm.v = nan violates signal unavailable")

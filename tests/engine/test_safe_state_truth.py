@@ -18,7 +18,6 @@ from drivers.capabilities import SafeAction
 from station import clock
 from station.results.store import ResultStore
 from station.signals import StopSignals
-
 from tests.engine.conftest import Harness
 
 MAIN = "main:\n  - station.wait: 100 s\n"
@@ -32,7 +31,7 @@ def test_an_unacknowledged_action_is_recorded_unconfirmed_and_the_pass_cannot_st
     h.instruments["bms"].safe_state = silent_bms
     verdict, _ = h.run("main:\n  - station.wait: 1 s\n")
     assert verdict == "ERROR"
-    line = [a for a in h.of("SafeStateAction") if a.instrument == "bms"][0]
+    line = next(a for a in h.of("SafeStateAction") if a.instrument == "bms")
     assert line.ok and not line.confirmed
     reason = h.of("RunFinished")[0].reason
     assert reason.startswith("safe state not confirmed") and "bms (requested standby" in reason
@@ -96,7 +95,7 @@ def test_every_stop_signal_aborts_once_and_later_ones_are_noted(h: Harness):
         h.events.clear()
         h.rec.calls.clear()
 
-        async def main():
+        async def main(sig: signal.Signals = sig):
             seq = h.sequencer(MAIN + "teardown:\n  - id: slow\n    station.wait: 10 s\n")
             loop = asyncio.get_running_loop()
             with StopSignals() as signals:

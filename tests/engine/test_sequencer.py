@@ -30,7 +30,7 @@ def safe_called(h) -> set[str]:
 
 
 def test_pass_runs_teardown_and_safe_state(h):
-    verdict, seq = h.run(MAIN_V)
+    verdict, _seq = h.run(MAIN_V)
     assert verdict == "PASS"
     assert h.outcomes() == {"main/v": "passed", "main/after": "passed", "teardown/td": "passed"}
     assert safe_called(h) == ALL
@@ -39,7 +39,7 @@ def test_pass_runs_teardown_and_safe_state(h):
 
 def test_fail_keeps_measuring_then_teardown_and_safe_state(h):
     h.instruments["dmm"].volts = [420.0, 400.0]
-    verdict, seq = h.run(MAIN_V)
+    verdict, _seq = h.run(MAIN_V)
     assert verdict == "FAIL"
     assert h.outcomes()["main/v"] == "failed"
     assert h.outcomes()["main/after"] == "passed"  # on_failure: continue (default)
@@ -65,21 +65,21 @@ def test_instrument_error_ends_main_with_error(h):
     assert h.outcomes()["main/v"] == "error"
     assert "main/after" not in h.outcomes()
     assert h.outcomes()["teardown/td"] == "passed"
-    error = [e for e in h.of("StepFinished") if e.path == "main/v"][0].error
+    error = next(e for e in h.of("StepFinished") if e.path == "main/v").error
     assert "DeviceError" in error and "READ?" in error
     assert safe_called(h) == ALL
 
 
 def test_step_timeout_is_an_error_then_safe_state(h):
     h.instruments["dmm"].delay = 100.0
-    verdict, seq = h.run("""
+    verdict, _seq = h.run("""
 main:
   - id: slow
     dmm.voltage: {}
     timeout: 2 s
 """)
     assert verdict == "ERROR"
-    step = [e for e in h.of("StepFinished") if e.path == "main/slow"][0]
+    step = next(e for e in h.of("StepFinished") if e.path == "main/slow")
     assert step.outcome == "error" and "2 s" in step.error
     assert step.duration_s == 2.0
     assert safe_called(h) == ALL
@@ -103,7 +103,7 @@ main:
         loop.call_at(loop.time() + 10.0, lambda: bms.values.__setitem__("cell_voltage_max", 4.25))
         return await seq.run(), seq
 
-    verdict, seq = clock.run(main(), virtual=True)
+    verdict, _seq = clock.run(main(), virtual=True)
     assert verdict == "ABORTED"
     trip = h.of("MonitorTripped")[0]
     assert trip.signal == "bms.cell_voltage_max" and trip.value == 4.25
@@ -176,7 +176,7 @@ def test_sigint_aborts_through_the_safe_state(h):
     for sig, name in ((signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")):
         h.rec.calls.clear()
 
-        async def main():
+        async def main(sig: signal.Signals = sig):
             seq = h.sequencer("main:\n  - station.wait: 100 s\n")
             loop = asyncio.get_running_loop()
             with StopSignals() as stops:
@@ -219,7 +219,7 @@ def test_shared_tester_busy_with_another_fixture_is_not_stopped_by_this_ones_saf
 
     assert clock.run(main(), virtual=True) == "PASS"
     assert "safety" not in safe_called(h)
-    note = [a for a in h.of("SafeStateAction") if a.instrument == "safety"][0]
+    note = next(a for a in h.of("SafeStateAction") if a.instrument == "safety")
     assert note.ok and "in use by another fixture" in note.action
     assert {"fixture", "cycler"} - {"cycler"} <= safe_called(h)  # the fixture's relays are released
 
@@ -276,7 +276,7 @@ def test_shared_tester_just_handed_to_a_waiting_fixture_counts_as_in_use():
 
 
 def test_step_names_fill_their_templates_per_loop_item(h):
-    verdict, _ = h.run("""
+    _verdict, _ = h.run("""
 parameters:
   limit: 410 V
 main:

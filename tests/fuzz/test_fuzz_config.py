@@ -3,21 +3,19 @@ random bytes, adversarial documents — a config or located problems, never a tr
 
 from __future__ import annotations
 
-import re
-
 import atexit
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
-from station.config import SIM_CONFIG, load_config
 from drivers.base.diagnostics import InputError
+from station.config import SIM_CONFIG, load_config
 
-from .bounds import DOC_BYTES, bounded, count_lines, check_problems, fuzz, peak_memory
+from .bounds import DOC_BYTES, bounded, check_problems, count_lines, fuzz, peak_memory
 from .mutate import mutated, yaml_like
 
 REPO = Path(__file__).resolve().parents[2]

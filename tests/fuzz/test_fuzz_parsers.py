@@ -14,8 +14,7 @@ import struct
 from types import SimpleNamespace
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from drivers.bms.live_values import LiveValues
 from drivers.bms.modbus_bms import load_bms_map

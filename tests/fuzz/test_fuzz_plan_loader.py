@@ -10,14 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from drivers.base.diagnostics import InputError
 from station.plan.bind import bind_plan
 from station.plan.loader import load_plan
 
-from .bounds import DOC_BYTES, bounded, count_lines, check_problems, fuzz, peak_memory
+from .bounds import DOC_BYTES, bounded, check_problems, count_lines, fuzz, peak_memory
 from .mutate import mutated, yaml_like
 
 REPO = Path(__file__).resolve().parents[2]

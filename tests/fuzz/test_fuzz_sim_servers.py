@@ -55,7 +55,7 @@ async def _drain(reader, seconds: float = 0.5) -> None:
     try:
         while await asyncio.wait_for(reader.read(65536), seconds):
             pass
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
 
 
@@ -106,7 +106,7 @@ def test_line_servers_survive_an_overlong_line_and_binary(peer):
             w.write(bytes(rng.randrange(256) for _ in range(20_000)))
             try:
                 await asyncio.wait_for(w.drain(), 5)
-            except (ConnectionError, asyncio.TimeoutError):
+            except (TimeoutError, ConnectionError):
                 pass
             w.close()
             await asyncio.sleep(0.1)
@@ -161,7 +161,7 @@ async def _modbus_exchange(reader, writer, frame: bytes, timeout: float = 2.0) -
         head = await asyncio.wait_for(reader.readexactly(7), timeout)
         (length,) = struct.unpack(">H", head[4:6])
         return await asyncio.wait_for(reader.readexactly(length - 1), timeout)
-    except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+    except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
         return None
 
 

@@ -61,15 +61,16 @@ class Bench:
     def station_file(self) -> Path:
         return self.workdir / f"bench-{self.preset}.yaml"
 
-    def start(self, timeout: float = 60.0) -> "Bench":
+    def start(self, timeout: float = 60.0) -> Bench:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.station_file.unlink(missing_ok=True)  # the one this bench writes is the one to wait for
         args = [sys.executable, "-m", "station.cli", "sim", "serve", "--speed", f"{self.speed:g}",
                 "--preset", self.preset, "--write-station", str(self.station_file)]
         for fault in self.faults:
             args += ["--fault", fault]
-        self._out = open(self.workdir / "bench.out", "w")
-        self._err = open(self.workdir / "bench.err", "w")
+        # held for the bench process's life, closed in stop()
+        self._out = open(self.workdir / "bench.out", "w")  # noqa: SIM115
+        self._err = open(self.workdir / "bench.err", "w")  # noqa: SIM115
         # its own session: a signal meant for the station never reaches the bench
         self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self._out, stderr=self._err, start_new_session=True)
         deadline = time.monotonic() + timeout

@@ -16,7 +16,14 @@ import pytest
 
 from drivers.cycler.itech_it6000 import PROTECTION_BITS
 from tests.hardware.bench import (
-    Bench, CanObserver, StationProcess, contactors_open, load_record, run_station, station_args, wait_until,
+    Bench,
+    CanObserver,
+    StationProcess,
+    contactors_open,
+    load_record,
+    run_station,
+    station_args,
+    wait_until,
 )
 
 PLAN = "test_plans/pack_eol.yaml"

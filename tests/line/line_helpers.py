@@ -130,7 +130,7 @@ class TcpProxy:
             w.transport.abort()
         self._writers.clear()
 
-    def up(self) -> "TcpProxy":
+    def up(self) -> TcpProxy:
         self._call(self._up())
         return self
 

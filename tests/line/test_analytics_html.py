@@ -9,7 +9,7 @@ import io
 
 import pytest
 
-from station.line import msa_cmd, rejudge, stats
+from station.line import msa_cmd, rejudge_cmd, stats_cmd
 from tests.line import test_drift, test_msa
 from tests.line.test_stats import _seed
 from tests.report.helpers import HAVE_CHROMIUM, NO_CHROMIUM, chromium, rendered_tree
@@ -28,7 +28,7 @@ def test_stats_and_rejudge_pages(tmp_path):
     _seed(store)
     page = tmp_path / "stats.html"
     args = argparse.Namespace(store=str(store), format="html", output=str(page), html=None)
-    assert stats.stats_command(args, out=io.StringIO()) == 0
+    assert stats_cmd.stats_command(args, out=io.StringIO()) == 0
     tree = _render(tmp_path, page)
     (trend,) = tree.find_all("svg", cls="trend")
     assert len(trend.find_all("circle")) == 5 and trend.find_all("line", cls="usl")
@@ -38,7 +38,7 @@ def test_stats_and_rejudge_pages(tmp_path):
     page = tmp_path / "rejudge.html"
     args = argparse.Namespace(store=str(store), limits=str(limits), plan=None, format="html",
                               output=str(page))
-    assert rejudge.rejudge_command(args, out=io.StringIO()) == 0
+    assert rejudge_cmd.rejudge_command(args, out=io.StringIO()) == 0
     tree = _render(tmp_path, page)
     (yield_bars,) = tree.find_all("svg", cls="bars")
     widths = {b.attrs["data-label"]: float(b.attrs["width"]) for b in yield_bars.find_all("rect", cls="bar")}
@@ -68,7 +68,7 @@ def test_drift_page_marks_the_flagged_points(tmp_path):
     test_drift._store(store)
     page = tmp_path / "drift.html"
     args = test_drift._args(store, format="html", output=str(page))
-    assert stats.stats_command(args, out=io.StringIO()) == 0
+    assert stats_cmd.stats_command(args, out=io.StringIO()) == 0
     tree = _render(tmp_path, page)
     charts = {c.attrs["data-key"].split()[2]: c for c in tree.find_all("svg", cls="control")}
     assert set(charts) == {"F1", "F2"}

@@ -9,9 +9,7 @@ import io
 import json
 import socket
 
-import pytest
-
-from station.line import drift, stats
+from station.line import drift, stats_cmd
 from station.results import ResultStore
 from tests.line.test_stats import emit_run
 
@@ -54,7 +52,7 @@ def test_drifting_fixture_is_flagged_and_the_steady_one_is_not(tmp_path):
     path = tmp_path / "gold.db"
     _store(path)
     out, err = io.StringIO(), io.StringIO()
-    assert stats.stats_command(_args(path), out=out, err=err) == 0, err.getvalue()
+    assert stats_cmd.stats_command(_args(path), out=out, err=err) == 0, err.getvalue()
     data = json.loads(out.getvalue())
     assert data["flagged"] == [{"station": "EOL-1", "fixture": "F2"}]
     charts = {c["fixture"]: c for c in data["charts"]}
@@ -64,7 +62,7 @@ def test_drifting_fixture_is_flagged_and_the_steady_one_is_not(tmp_path):
     first = min(v["utc"] for v in charts["F2"]["violations"])
     assert first >= "2026-10-23"  # flagged from the drift on, not before
     text = io.StringIO()
-    assert stats.stats_command(_args(path, format="text"), out=text) == 0
+    assert stats_cmd.stats_command(_args(path, format="text"), out=text) == 0
     assert "DRIFTING: EOL-1 fixture F2" in text.getvalue()
 
 
@@ -76,11 +74,11 @@ def test_reference_serials_from_the_station_config(tmp_path):
                       "reference_serials: [GOLD-1]\n")
     out = io.StringIO()
     args = _args(path, reference_serial=[], config=str(config))
-    assert stats.stats_command(args, out=out) == 0
+    assert stats_cmd.stats_command(args, out=out) == 0
     data = json.loads(out.getvalue())
     assert data["flagged"] == [] and len(data["charts"]) == 2
     err = io.StringIO()
-    assert stats.stats_command(_args(path, reference_serial=[]), out=io.StringIO(), err=err) == 2
+    assert stats_cmd.stats_command(_args(path, reference_serial=[]), out=io.StringIO(), err=err) == 2
     assert "no reference serials" in err.getvalue()
 
 
@@ -99,7 +97,7 @@ def test_drift_alarm_is_published_to_mqtt(tmp_path, mqtt_broker):
     sub.loop_start()
     try:
         args = _args(path, alarm_mqtt=f"mqtt://{host}:{port}/{topic}")
-        assert stats.stats_command(args, out=io.StringIO()) == 0
+        assert stats_cmd.stats_command(args, out=io.StringIO()) == 0
         import time as _t
 
         deadline = _t.monotonic() + 10
@@ -120,5 +118,5 @@ def test_unreachable_broker_never_changes_the_exit_code(tmp_path):
         port = s.getsockname()[1]  # closed again: nothing listens there
     err = io.StringIO()
     args = _args(path, alarm_mqtt=f"mqtt://127.0.0.1:{port}/h22/none")
-    assert stats.stats_command(args, out=io.StringIO(), err=err) == 0
+    assert stats_cmd.stats_command(args, out=io.StringIO(), err=err) == 0
     assert "drift alarm not delivered" in err.getvalue()

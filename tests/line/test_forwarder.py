@@ -6,7 +6,7 @@ import pytest
 
 from station import clock
 from station.events import RunStarted, StepStarted
-from station.line.forwarder import ForwardError, Forwarder
+from station.line.forwarder import Forwarder, ForwardError
 from station.line.pg_store import PgResultStore, PgUnavailable
 from station.results import ResultStore
 from tests.line.line_helpers import run_many, write_station

@@ -68,7 +68,7 @@ def test_three_stations_300_runs_through_an_outage_arrive_exactly_once(tmp_path,
             try:
                 if _count(pg_admin) >= 15:
                     break
-            except Exception:  # noqa: BLE001 - tables not created yet
+            except Exception:  # tables not created yet
                 pass
             assert time.monotonic() < deadline, "no runs reached PostgreSQL"
             time.sleep(0.02)

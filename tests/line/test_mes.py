@@ -6,13 +6,20 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
+from typing import ClassVar
 
 import pytest
 
 from station import clock
 from station.line.config import LineConfigFields
 from station.line.mes import (
-    FakeMes, FileMes, HttpMes, MesError, RouteDecision, transaction_id_of, transaction_log,
+    FakeMes,
+    FileMes,
+    HttpMes,
+    MesError,
+    RouteDecision,
+    transaction_id_of,
+    transaction_log,
 )
 from station.line.services import LineServices, RouteRefused, RouteUnanswered
 
@@ -41,14 +48,14 @@ def test_file_mes_never_lets_a_serial_escape_its_folder(tmp_path):
     assert sorted(p.parent.name for p in (tmp_path / "mes").rglob("*.json")) == ["checks"]
     (tmp_path / "mes" / "route").mkdir()
     (tmp_path / "mes" / "route" / "X.json").write_text("[1]")
-    with pytest.raises(MesError, match="file MES .*route check of 'X'"):
+    with pytest.raises(MesError, match=r"file MES .*route check of 'X'"):
         clock.run(mes.route_check("X", "EOL-1", "p"))
 
 
 class _MesHandler(BaseHTTPRequestHandler):
-    calls: list = []
+    calls: ClassVar[list] = []
 
-    def do_POST(self):  # noqa: N802 - http.server's name
+    def do_POST(self):  # http.server's name
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.calls.append((self.path, body, self.headers.get("X-Api-Key")))
         if self.path.endswith("/route-check"):
@@ -114,10 +121,10 @@ def test_services_refuse_a_blocked_serial_and_map_an_unanswered_check():
 
     async def scenario():
         decision = await line.route_check("PK-1", "EOL-1", "pack-eol")
-        with pytest.raises(RouteRefused, match="PK-9.*scrap"):
+        with pytest.raises(RouteRefused, match=r"PK-9.*scrap"):
             await line.route_check("PK-9", "EOL-1", "pack-eol")
         down = LineServices(mes=HttpMes("http://127.0.0.1:1/eol", timeout_s=1))
-        with pytest.raises(RouteUnanswered, match="got no answer.*route-check"):
+        with pytest.raises(RouteUnanswered, match=r"got no answer.*route-check"):
             await down.route_check("PK-1", "EOL-1", "pack-eol")
         return decision
 

@@ -9,8 +9,7 @@ import threading
 import pytest
 
 from station import clock
-from station.events import (MeasurementTaken, MonitorTripped, RunFinished, RunStarted,
-                            StepStarted)
+from station.events import MeasurementTaken, MonitorTripped, RunFinished, RunStarted, StepStarted
 from tests.line.line_helpers import run_many, write_station
 
 asyncua = pytest.importorskip("asyncua")

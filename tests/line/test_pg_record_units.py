@@ -30,7 +30,7 @@ def schema():
 def test_0006_rewrites_si_values_in_their_units(schema, monkeypatch):
     every = pg_migrate.migrations()
     assert every[-1].name == "record_units" and every[-1].breaking
-    started = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    started = dt.datetime.now(dt.UTC).replace(microsecond=0)
     with psycopg.connect(PG_URL, autocommit=True, options=f"-c search_path={schema}") as conn:
         monkeypatch.setattr(pg_migrate, "migrations", lambda: every[:-1])
         pg_migrate.migrate(conn, schema)

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from station.events import MeasurementTaken, RunFinished, RunStarted, StepFinished, StepStarted
-from station.line import rejudge
+from station.line import rejudge_cmd
 from station.results import ResultStore
-from tests.line.test_stats import RUNS, _seed, emit_run
+from tests.line.test_stats import RUNS, _seed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,7 +26,7 @@ def _args(store, **kw):
 
 def _run(args):
     out, err = io.StringIO(), io.StringIO()
-    code = rejudge.rejudge_command(args, out=out, err=err)
+    code = rejudge_cmd.rejudge_command(args, out=out, err=err)
     return code, out.getvalue(), err.getvalue()
 
 

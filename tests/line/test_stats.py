@@ -12,7 +12,7 @@ import math
 import pytest
 
 from station.events import MeasurementTaken, RunFinished, RunStarted, StepFinished, StepStarted
-from station.line import stats
+from station.line import stats, stats_cmd
 from station.line.forwarder import Forwarder
 from station.line.pg_store import PgResultStore
 from station.line.population import Population, open_source
@@ -84,7 +84,7 @@ def test_cp_cpk_match_a_hand_computation(store):
     assert cap.cp == pytest.approx(cp, rel=1e-12) and cap.cpk == pytest.approx(cpk, rel=1e-12)
     assert (cp, cpk) == (pytest.approx(0.5458, abs=1e-4), pytest.approx(0.5130, abs=1e-4))
     out = io.StringIO()
-    assert stats.stats_command(_args(store), out=out) == 0
+    assert stats_cmd.stats_command(_args(store), out=out) == 0
     row = next(line for line in out.getvalue().splitlines() if "cell_v" in line).split()
     assert row[-3:] == [f"{cp:.4g}", f"{cpk:.4g}", "1"]  # the printed Cp, Cpk and fails
 
@@ -145,7 +145,7 @@ def test_populations_are_not_mixed_and_non_production_runs_are_opt_in(tmp_path):
 @pytest.mark.parametrize("since", ["2026-6-1", "2026-13-01", "tomorrowish", "-7x"])
 def test_bad_dates_exit_2_naming_the_option(store, since):
     err = io.StringIO()
-    assert stats.stats_command(_args(store, since=since), out=io.StringIO(), err=err) == 2
+    assert stats_cmd.stats_command(_args(store, since=since), out=io.StringIO(), err=err) == 2
     assert "--since" in err.getvalue() and since in err.getvalue()
 
 
@@ -161,18 +161,18 @@ def test_relative_dates(store):
     assert parse_day("2026-11-25", option="--since") == dt.date(2026, 11, 25)
     # A future-relative filter selects nothing, an old one everything: no silent string compare.
     out = io.StringIO()
-    assert stats.stats_command(_args(store, since="2026-11-25", format="json"), out=out) == 0
+    assert stats_cmd.stats_command(_args(store, since="2026-11-25", format="json"), out=out) == 0
     assert [y["day"] for y in json.loads(out.getvalue())["yield"]] == ["2026-11-25"]
 
 
 def test_csv_and_json_formats(store, tmp_path):
     out = io.StringIO()
-    assert stats.stats_command(_args(store, format="json"), out=out) == 0
+    assert stats_cmd.stats_command(_args(store, format="json"), out=out) == 0
     data = json.loads(out.getvalue())
     assert data["capability"][0]["n"] == 5 and data["capability"][0]["product"] == "pack-eol"
     assert data["yield"][0]["yield_pct"] == 50.0
     target = tmp_path / "cap.csv"
-    assert stats.stats_command(_args(store, format="csv", output=str(target)), out=io.StringIO()) == 0
+    assert stats_cmd.stats_command(_args(store, format="csv", output=str(target)), out=io.StringIO()) == 0
     (row,) = list(csv.DictReader(target.open()))
     assert (row["variant"], row["measurement"], row["n"], float(row["mean"])) == (
         "car-400", "cell_v", "5", pytest.approx(3.294))
@@ -204,7 +204,7 @@ def test_rows_read_do_not_grow_with_the_number_of_runs(tmp_path, monkeypatch):
 
 def test_html_export_has_a_trend_plot_per_measurement(store, tmp_path):
     html = tmp_path / "out" / "stats.html"
-    assert stats.stats_command(_args(store, html=str(html)), out=io.StringIO()) == 0
+    assert stats_cmd.stats_command(_args(store, html=str(html)), out=io.StringIO()) == 0
     text = html.read_text()
     assert text.count('<svg class="trend"') == 1
     assert 'data-measurement="pack-eol 3.2.0 car-400 main/cells cell_v"' in text
@@ -215,7 +215,7 @@ def test_html_export_has_a_trend_plot_per_measurement(store, tmp_path):
 
 def test_unreadable_store_exits_2(tmp_path):
     err = io.StringIO()
-    assert stats.stats_command(_args(tmp_path / "missing.db"), out=io.StringIO(), err=err) == 2
+    assert stats_cmd.stats_command(_args(tmp_path / "missing.db"), out=io.StringIO(), err=err) == 2
     assert "missing.db" in err.getvalue()
 
 
@@ -239,7 +239,7 @@ def test_stats_over_postgres_equal_stats_over_the_station_store(store, pg_roles)
     assert [v for _, v in _compute(store, points=3).capability[0].trend] == [3.32, 3.31, 3.35]
     out = io.StringIO()
     args = _args(pg_roles.reader_url, schema=schema, since="2026-11-25", format="json")
-    assert stats.stats_command(args, out=out) == 0
+    assert stats_cmd.stats_command(args, out=out) == 0
     assert [y["runs"] for y in json.loads(out.getvalue())["yield"]] == [3]
 
 
@@ -247,9 +247,9 @@ def test_postgres_sessions_are_read_only_even_for_an_admin(pg_roles):
     """No DDL or DML can happen through an analysis session, whatever the role may do."""
     import psycopg
 
-    with open_source(pg_roles.admin_url, pg_roles.schema) as src:
-        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
-            src.conn.execute("CREATE TABLE h22_should_not_exist (a integer)")
+    with open_source(pg_roles.admin_url, pg_roles.schema) as src, \
+            pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        src.conn.execute("CREATE TABLE h22_should_not_exist (a integer)")
 
 
 def test_a_role_with_only_select_runs_every_analysis(store, pg_roles, pg_admin, tmp_path):
@@ -297,10 +297,10 @@ def test_an_empty_population_says_why(tmp_path):
     path = tmp_path / "dev.db"
     _seed(path, mode="development")
     out = io.StringIO()
-    assert stats.stats_command(_args(path), out=out) == 0
+    assert stats_cmd.stats_command(_args(path), out=out) == 0
     assert "No run matches. 5 runs of these days are not in the population" in out.getvalue()
     out = io.StringIO()
-    assert stats.stats_command(_args(path, include_development=True), out=out) == 0
+    assert stats_cmd.stats_command(_args(path, include_development=True), out=out) == 0
     assert "No run matches" not in out.getvalue() and "cell_v" in out.getvalue()
 
 

@@ -38,8 +38,8 @@ def test_bad_plan_reports_location_and_message(name, capsys):
     assert "Traceback" not in err
     location_file, line, col = where.rsplit(":", 2)
     wanted = f"{BAD / location_file}:{line}:{col}: "
-    lines = [l for l in err.splitlines() if l.startswith(str(BAD / location_file) + ":")]
-    hits = [l for l in lines if l.startswith(wanted) and message in l]
+    lines = [ln for ln in err.splitlines() if ln.startswith(str(BAD / location_file) + ":")]
+    hits = [ln for ln in lines if ln.startswith(wanted) and message in ln]
     assert hits, f"expected '{wanted}{message}' in:\n{err}"
 
 
@@ -72,5 +72,5 @@ main:
     proc = subprocess.run([sys.executable, "-m", "station.cli", "validate", str(plan)],
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 2
-    located = [l.split(": ", 1)[0].rsplit(":", 2)[1] for l in proc.stderr.splitlines()]
+    located = [ln.split(": ", 1)[0].rsplit(":", 2)[1] for ln in proc.stderr.splitlines()]
     assert located == ["7", "9", "11"]

@@ -6,8 +6,7 @@ import pytest
 
 from drivers.base.diagnostics import InputError
 from station.cli import main
-from station.plan import judge as j
-from station.plan import model as m
+from station.plan import judge as j, model as m
 from station.plan.bind import bind_plan
 from station.plan.loader import load_plan
 from station.plan.values import ValueProblem

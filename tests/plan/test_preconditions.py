@@ -4,7 +4,6 @@ run time an ERROR naming the precondition, never a product FAIL."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

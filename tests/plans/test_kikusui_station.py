@@ -35,7 +35,7 @@ def _run(tmp_path, faults=(), stop_on_failure=False):
     async def run():
         async with Session(prep.config, sim=True, presets={prep.fixture: sim_preset(prep)}, db=req.db) as session:
             received = session.bench.safety.received
-            verdict, run_id, record = await session.run(req, prep, signals=False)
+            verdict, _run_id, record = await session.run(req, prep, signals=False)
             return verdict, record, type(session.bench.safety).__name__, list(received)
 
     return clock.run(run(), virtual=True)
@@ -56,7 +56,7 @@ def test_pack_eol_car_400_passes_with_the_kikusui_dialect(tmp_path):
 def test_isolation_low_is_caught_at_the_same_step_as_with_the_chroma(tmp_path):
     verdict, record, _, _ = _run(tmp_path, faults=["isolation_low:pole=HV+"], stop_on_failure=True)
     assert verdict == "FAIL", record["reason"]
-    first = [s["path"] for s in record["steps"] if s["outcome"] in ("failed", "error", "aborted")][0]
+    first = next(s["path"] for s in record["steps"] if s["outcome"] in ("failed", "error", "aborted"))
     assert first == "main/isolation/iso_plus/ir"
 
 
@@ -65,7 +65,7 @@ def test_isolation_low_is_caught_at_the_same_step_as_with_the_chroma(tmp_path):
 def test_other_safety_catches_hold_with_the_kikusui_dialect(fault, step, tmp_path):
     verdict, record, _, _ = _run(tmp_path, faults=[fault], stop_on_failure=True)
     assert verdict == "FAIL", record["reason"]
-    first = [s["path"] for s in record["steps"] if s["outcome"] in ("failed", "error", "aborted")][0]
+    first = next(s["path"] for s in record["steps"] if s["outcome"] in ("failed", "error", "aborted"))
     assert first == step
 
 

@@ -70,7 +70,7 @@ def _assert_safe(r, welded_ok=()):
 
 @pytest.mark.timeout(1800)
 def test_station_test_proves_every_plan_and_exits_0(proof):
-    proc, doc, by_key, _out = proof
+    proc, doc, _by_key, _out = proof
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
     assert len(doc["results"]) == len(GOLDEN) + len(CATCHES)
     assert "proof: " in proc.stdout and f"{len(GOLDEN) + len(CATCHES)}/{len(GOLDEN) + len(CATCHES)} hold" in proc.stdout

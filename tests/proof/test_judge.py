@@ -6,8 +6,8 @@ from pathlib import Path
 
 from sim.faults import CATALOGUE
 from station.proof.cases import CATCH, EXPLORE, GOLDEN, Case, plan_cases
-from station.proof.explore import undeclared, variations
 from station.proof.execute import judge
+from station.proof.explore import undeclared, variations
 from station.proof.safety import PhysicalState
 
 ROOT = Path(__file__).resolve().parents[2]

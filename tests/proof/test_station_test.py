@@ -51,7 +51,7 @@ def test_a_failed_proof_names_what_happened_and_keeps_its_record(tmp_path):
     wrong = by_name["bond_high(ohm=1)@iso_minus"]
     assert wrong["ok"] is False and wrong["verdict"] == "FAIL" and wrong["safe"] is True
     assert wrong["problem"] == "caught at main/bond instead of at step 'iso_minus'"
-    assert f"FAILED mine[car-400] bond_high(ohm=1)@iso_minus: caught at main/bond" in proc.stdout
+    assert "FAILED mine[car-400] bond_high(ohm=1)@iso_minus: caught at main/bond" in proc.stdout
     with ResultStore(db, readonly=True) as store:  # the record of the failed proof is kept
         record = store.record(wrong["run_id"])
     assert record["verdict"] == "FAIL" and record["faults"] == ["bond_high:ohm=1"]

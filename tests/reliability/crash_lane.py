@@ -141,7 +141,7 @@ def _spawn(req: RunRequest, prep) -> tuple[int, int]:
         code = 0
         try:
             _child(req, prep, write_fd)
-        except BaseException:  # noqa: BLE001 - report through the exit code only
+        except BaseException:  # report through the exit code only
             code = 70
         os._exit(code)
     os.close(write_fd)

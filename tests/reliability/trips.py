@@ -161,7 +161,7 @@ async def run_trips(config, plan: Path, db: Path, kinds: list[str], rng: random.
             seqs = []
             timeline: list[tuple[float, str]] = []
 
-            def on_event(event, safe=safe, bms=bms, seqs=seqs, timeline=timeline):
+            def on_event(event, safe=safe, bms=bms, seqs=seqs, timeline=timeline, kind=kind):
                 if isinstance(event, StepStarted) and event.path == HV_STEP and kind in _FIRED:
                     loop.call_later(rng.uniform(*window), probe.fire)
                 elif isinstance(event, SafeStateAction) and event.instrument in HV_ROLES:

@@ -5,6 +5,7 @@ marked on them with those values, axes carry units, failures stand out, the oper
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import statistics
@@ -129,7 +130,7 @@ def test_dcir_pulse_shows_voltage_and_current_without_inventing_the_pause(run):
     labels = [t.all_text() for t in svg.find_all("text", cls="label")]
     assert {"voltage [V]", "current [A]", "t [s]"} <= set(labels)
     t = [r[0] for r in rec["rows"]]
-    steps = [b - a for a, b in zip(t, t[1:])]
+    steps = [b - a for a, b in itertools.pairwise(t)]
     pauses = sum(dt > 3 * statistics.median(steps) for dt in steps)
     assert pauses >= 1  # the rest between discharge and regen is not sampled
     for col, i in (("voltage_V", 1), ("current_A", 2)):

@@ -8,12 +8,22 @@ from __future__ import annotations
 import datetime as dt
 
 from station.events import (
-    InstrumentIdentified, InstrumentInfo, LogMessage, MeasurementTaken, MonitorTripped,
-    PromptAnswered, PromptRequested, RunFinished, RunStarted, SafeStateAction, SeriesRecorded,
-    StepFinished, StepStarted,
+    InstrumentIdentified,
+    InstrumentInfo,
+    LogMessage,
+    MeasurementTaken,
+    MonitorTripped,
+    PromptAnswered,
+    PromptRequested,
+    RunFinished,
+    RunStarted,
+    SafeStateAction,
+    SeriesRecorded,
+    StepFinished,
+    StepStarted,
 )
 
-T0 = dt.datetime(2026, 11, 25, 8, 0, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 25, 8, 0, 0, tzinfo=dt.UTC)
 SHA = "9f" * 32
 SERIAL = "PK-0001<&>\"x\""  # scanners deliver anything: must be escaped everywhere
 

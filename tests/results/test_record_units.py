@@ -8,11 +8,10 @@ import sqlite3
 
 import pytest
 
-from station.plan import model as m
-from station.plan import values as v
+from station.plan import model as m, values as v
 from station.plan.judge import judge
 from station.results import ResultStore
-from station.results.schema import SCHEMA_VERSION, _MIGRATIONS
+from station.results.schema import _MIGRATIONS, SCHEMA_VERSION
 
 
 def test_measured_si_values_are_recorded_in_their_unit_and_judged_the_same():
@@ -20,7 +19,7 @@ def test_measured_si_values_are_recorded_in_their_unit_and_judged_the_same():
     assert unit == "Ah" and value == pytest.approx(-41.946250)
     verdict, limits, text = judge(value, unit, m.Limit(min="-50 Ah", max="0 Ah"), {})
     assert verdict == "pass" and limits["min"] == -50 and limits["max"] == 0
-    assert "-41.9462 Ah [-50 Ah, 0 Ah] PASS" == text
+    assert text == "-41.9462 Ah [-50 Ah, 0 Ah] PASS"
     soc, unit = v.split_quantity(0.3, "%")
     assert (soc, unit) == (30.0, "%")
     verdict, limits, _ = judge(soc, unit, m.Limit(min="25 %", max="29 %"), {})

@@ -7,8 +7,8 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
-
 from result_events import aborted_run, full_run
+
 from station.results import ResultStore
 from station.results.commands import results_export, results_list, results_show
 
@@ -51,7 +51,7 @@ def test_show_summarises_failures(db):
 def test_missing_db_and_unknown_run_exit_2_without_traceback(db, tmp_path):
     missing = tmp_path / "none" / "results.db"
     for fn, args in ((results_list, (missing,)), (results_show, (missing, "x"))):
-        code, out, err = call(fn, *args)
+        code, _out, err = call(fn, *args)
         assert code == 2 and str(missing) in err and "Traceback" not in err
     assert not missing.exists()  # reading never creates a store
     code, _, err = call(results_show, db, "zzz")
@@ -99,6 +99,7 @@ def test_terminal_output_uses_rich(db):
 
 def test_show_lists_every_step_and_a_terminal_never_wraps_a_limit(db, monkeypatch):
     code, out, _ = call(results_show, db, "run-full")
+    assert code == 0
     rows = out.split("\n\n", 1)[1].splitlines()
     assert rows[0].startswith("step / measurement") and "margin" in rows[0]
     bond = next(i for i, line in enumerate(rows) if line.startswith("main/bond[BP2]/bond_res"))

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
 import pytest
-
 from result_events import SERIAL, SHA, aborted_run, full_run
+
 from station.results import ResultStore, write_html, write_json, write_junit
 from station.results.html_report import render_html
 from station.results.record import format_limits, format_quantity, to_jsonable
@@ -162,7 +163,7 @@ def test_cell_limits_from_series_columns(rec):
 def test_svg_helpers():
     lo, hi, ticks = nice_ticks(0.013, 0.987)
     assert lo <= 0.013 and hi >= 0.987 and ticks[0] == lo and len(ticks) <= 8
-    assert all(math.isclose((b - a), ticks[1] - ticks[0]) for a, b in zip(ticks, ticks[1:]))
+    assert all(math.isclose((b - a), ticks[1] - ticks[0]) for a, b in itertools.pairwise(ticks))
     assert nice_ticks(5.0, 5.0)[0] < 5.0 < nice_ticks(5.0, 5.0)[1]
     assert split_unit("voltage_V") == ("voltage", "V") and split_unit("cell") == ("cell", "")
     xs = [float(i) for i in range(100_000)]

@@ -13,10 +13,18 @@ import time
 from pathlib import Path
 
 import pytest
-
 from result_events import (
-    CELLS, PULSE, SERIAL, SETTLE, SHA, Clock, full_run, run_started, step,
+    CELLS,
+    PULSE,
+    SERIAL,
+    SETTLE,
+    SHA,
+    Clock,
+    full_run,
+    run_started,
+    step,
 )
+
 from station import clock
 from station.events import LogMessage, MeasurementTaken, RunFinished
 from station.results import RECORD_SCHEMA_VERSION, ResultStore, StoreError, UnknownRunError

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from drivers.base.diagnostics import InputError
 from station.cli import main
 from station.config import load_config
-from drivers.base.diagnostics import InputError
 from station.results.store import ResultStore, StoreModeError
 from station.runner import RunRequest, prepare
 from station.security.audit import AuditLog
@@ -297,9 +297,8 @@ def test_a_config_change_since_the_last_run_is_audited(prod_run, tmp_path):
 
 # -- profile files are part of what is released -------------------------------------------------
 def test_editing_a_profile_file_unreleases_the_plan(station_dir):
-    from station.security.manifest import manifest, release_digest
-
     from drivers.bms.signals import DEFAULT_MAP
+    from station.security.manifest import manifest, release_digest
 
     profile = station_dir / "bms_signals.yaml"  # the BMS's signal map, a file the driver declares
     profile.write_bytes(DEFAULT_MAP.read_bytes())

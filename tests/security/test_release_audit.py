@@ -3,13 +3,14 @@ log is a hash chain that names the line of any edit, insertion, deletion or reor
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 
 import pytest
 
-from station.config import load_config
 from drivers.base.diagnostics import InputError
+from station.config import load_config
 from station.plan.loader import load_plan
 from station.security.audit import GENESIS, AuditLog, audit_path
 from station.security.release import release_plan
@@ -77,7 +78,7 @@ def test_audit_chain_is_intact_and_linked(tmp_path):
     entries = log.entries()
     assert [e["seq"] for e in entries] == [1, 2, 3, 4, 5]
     assert entries[0]["prev"] == GENESIS
-    assert all(b["prev"] == a["hash"] for a, b in zip(entries, entries[1:]))
+    assert all(b["prev"] == a["hash"] for a, b in itertools.pairwise(entries))
     assert log.verify() == [] and log.head() == entries[-1]["hash"]
     with pytest.raises(ValueError, match="unknown audit entry kind"):
         log.append("coffee")

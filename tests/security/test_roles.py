@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from station.config import load_config
 from drivers.base.diagnostics import InputError
+from station.config import load_config
 from station.plan.loader import load_plan
 from station.security.roles import authorize, may_release, release_problem
 

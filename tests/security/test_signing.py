@@ -6,9 +6,9 @@ import os
 
 import pytest
 
+from drivers.base.diagnostics import InputError
 from station.cli import main
 from station.config import load_config
-from drivers.base.diagnostics import InputError
 from station.runner import RunRequest, prepare
 from station.security.signing import load_private_key, statement
 

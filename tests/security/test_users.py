@@ -6,12 +6,12 @@ import stat
 
 import pytest
 
-from station.config import load_config
 from drivers.base.diagnostics import InputError
+from station.config import load_config
 from station.results.store import ResultStore
 from station.security.users import UserFile, check_secret, hash_secret
 from station.ui.app import OperatorApp
-from tests.ui.helpers import finished, panel, scan, shown, until
+from tests.ui.helpers import finished, scan, shown, until
 
 from .conftest import PINS, SMOKE, production_station, write_station
 

@@ -185,7 +185,7 @@ def test_disconnected_source_drives_the_link_only():
     soc0 = pack.soc()
     pack.set_source(True, 300.0, 10.0, 20.0, 20.0)
     fake.t = 1.0
-    v, a, ah = pack.source_reading()
+    v, a, _ah = pack.source_reading()
     assert v == pytest.approx(300.0, rel=1e-6)
     assert a == pytest.approx(300.0 / pack.bleed_ohm, rel=1e-3)  # only the bleed draws
     assert pack.pack_current() == 0.0 and pack.soc() == soc0
@@ -205,7 +205,7 @@ def test_temperature_rises_under_load_and_cools_toward_ambient():
 
 
 def test_cold_pack_has_higher_r0():
-    pack, fake = make(PRESETS["bus-700"])
+    pack, _fake = make(PRESETS["bus-700"])
     warm = pack._r0().sum()
     pack.temperature[:] = 0.0
     assert pack._r0().sum() == pytest.approx(warm * math.exp(0.03 * 25), rel=1e-9)

@@ -143,7 +143,7 @@ def test_tables_give_the_same_voltages_at_1_ms_100_ms_and_10_s_steps():
     spec = load_pack(REFERENCE).spec
     samples = [0.0, 10.0, 20.0, 30.0, 60.0, 70.0, 80.0, 110.0]
     fine, pack_fine = drive(spec, 0.001, samples)
-    mid, pack_mid = drive(spec, 0.1, samples)
+    mid, _pack_mid = drive(spec, 0.1, samples)
     coarse, pack_coarse = drive(spec, 10.0, samples)
     for s in samples:
         assert mid[s] == pytest.approx(fine[s], abs=2e-6), s

@@ -28,7 +28,7 @@ class Line:
     async def call(self, func, *args):
         return await asyncio.get_running_loop().run_in_executor(self.pool, func, *args)
 
-    async def __aenter__(self) -> "Line":
+    async def __aenter__(self) -> Line:
         self.port = await self.call(lambda: serial.serial_for_url(self.url, timeout=0.05))
         return self
 

@@ -77,7 +77,7 @@ def test_ten_seconds_yield_every_message_at_its_rate_and_all_cells_decode():
 def test_a_dead_bms_sends_nothing_and_wakes_with_lv_power():
     async def main():
         loop = asyncio.get_running_loop()
-        pack, wiring, sim, bms = await rig(lv_power=False)
+        _pack, wiring, sim, bms = await rig(lv_power=False)
         await asyncio.sleep(1.0)
         silent = sum(sim.frames_sent.values())
         wiring.lv_power = True
@@ -95,7 +95,7 @@ def test_a_dead_bms_sends_nothing_and_wakes_with_lv_power():
 def test_silent_bms_goes_stale_after_three_cycle_times():
     async def main():
         loop = asyncio.get_running_loop()
-        pack, wiring, sim, bms = await rig()
+        _pack, _wiring, sim, bms = await rig()
         await bms.wake(2.0)
         t_silent = loop.time()
         sim.silent_after(t_silent)
@@ -115,7 +115,7 @@ def test_normal_request_closes_contactors_through_precharge_with_tau_rc():
 
     async def main():
         loop = asyncio.get_running_loop()
-        pack, wiring, sim, bms = await rig()
+        pack, _wiring, sim, bms = await rig()
         await bms.wake(2.0)
         assert bms.state() == "standby" and pack.bus_voltage() < 1.0
         await bms.request_mode("normal")
@@ -151,7 +151,7 @@ def test_precharge_timeout_opens_and_reports_error():
     slow = dataclasses.replace(SPEC, link_capacitance=1.0)  # tau 40 s
 
     async def main():
-        pack, wiring, sim, bms = await rig(slow, precharge_timeout=0.5)
+        pack, _wiring, sim, bms = await rig(slow, precharge_timeout=0.5)
         await bms.wake(2.0)
         await bms.request_mode("normal")
         await asyncio.sleep(0.8)
@@ -167,7 +167,7 @@ def test_precharge_timeout_opens_and_reports_error():
 
 def test_lost_request_opens_the_contactors():
     async def main():
-        pack, wiring, sim, bms = await rig()
+        pack, _wiring, sim, bms = await rig()
         await bms.wake(2.0)
         await bms.request_mode("normal")
         await asyncio.sleep(0.5)
@@ -184,7 +184,7 @@ def test_lost_request_opens_the_contactors():
 
 def test_open_tap_and_dead_sensor_read_invalid_and_flag_a_sensor_fault():
     async def main():
-        pack, wiring, sim, bms = await rig()
+        pack, _wiring, sim, bms = await rig()
         pack.open_tap = {5}
         pack.dead_sensor = {2}
         await asyncio.sleep(1.5)
@@ -202,7 +202,7 @@ def test_open_tap_and_dead_sensor_read_invalid_and_flag_a_sensor_fault():
 
 def test_insulation_monitor_and_balancing_requests_reach_the_pack():
     async def main():
-        pack, wiring, sim, bms = await rig()
+        pack, _wiring, sim, bms = await rig()
         await bms.wake(2.0)
         await bms.set_insulation_monitor(False)
         await bms.set_balancing(True)
@@ -223,7 +223,7 @@ def test_insulation_monitor_and_balancing_requests_reach_the_pack():
 
 def test_hvil_break_while_closed_opens_the_contactors():
     async def main():
-        pack, wiring, sim, bms = await rig()
+        pack, _wiring, sim, bms = await rig()
         await bms.wake(2.0)
         await bms.request_mode("normal")
         await asyncio.sleep(0.5)

@@ -31,7 +31,7 @@ class Visa:
     async def call(self, func, *args):
         return await asyncio.get_running_loop().run_in_executor(self.pool, func, *args)
 
-    async def __aenter__(self) -> "Visa":
+    async def __aenter__(self) -> Visa:
         def connect():
             rm = pyvisa.ResourceManager("@py")
             return rm.open_resource(self.resource, read_termination="\n", write_termination="\n", timeout=self.timeout_ms)

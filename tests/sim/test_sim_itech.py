@@ -24,7 +24,7 @@ class VisaClient:
     async def _run(self, func, *args):
         return await asyncio.get_running_loop().run_in_executor(self._pool, func, *args)
 
-    async def __aenter__(self) -> "VisaClient":
+    async def __aenter__(self) -> VisaClient:
         def connect():
             rm = pyvisa.ResourceManager("@py")
             return rm.open_resource(self.resource, read_termination="\n", write_termination="\n", timeout=1000)

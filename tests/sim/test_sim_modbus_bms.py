@@ -16,8 +16,8 @@ import os
 
 import pytest
 
-from drivers.transports.modbus import ModbusTransport
 from drivers.errors import DeviceError, InstrumentTimeout
+from drivers.transports.modbus import ModbusTransport
 from drivers.transports.rtu_link import frame, parse_frame, t15, t35
 from sim.bms.modbus_bms import SimModbusBms
 from sim.pack.model import Pack
@@ -112,7 +112,7 @@ def test_inter_frame_silence_delimits_frames():
             writer.write(READ_COUNTS[4:])
             try:
                 return await asyncio.wait_for(reader.read(256), 0.05)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return b""
 
         try:

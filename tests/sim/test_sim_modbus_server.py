@@ -88,7 +88,7 @@ async def adu(reader, timeout: float = 0.3) -> bytes | None:
     try:
         head = await asyncio.wait_for(reader.readexactly(7), timeout)
         return head + await asyncio.wait_for(reader.readexactly(struct.unpack(">H", head[4:6])[0] - 1), timeout)
-    except (asyncio.TimeoutError, asyncio.IncompleteReadError):
+    except (TimeoutError, asyncio.IncompleteReadError):
         return None
 
 
@@ -101,7 +101,7 @@ async def raw(reader, n: int, timeout: float = 0.3) -> bytes:
             if not chunk:
                 break
             out += chunk
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     return out
 

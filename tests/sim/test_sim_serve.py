@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-import re
 import queue
+import re
 import signal
 import socket
 import subprocess

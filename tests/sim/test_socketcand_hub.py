@@ -17,7 +17,14 @@ from can.interfaces.socketcand.socketcand import (
 from drivers.transports import loopbus
 from drivers.transports.loopbus import LoopBus
 from sim.socketcand_hub import (
-    ERR_BUS, ERR_SEND, ERR_SYNTAX, ERR_UNKNOWN, MAX_COMMAND, SocketcandHub, format_frame, parse_send,
+    ERR_BUS,
+    ERR_SEND,
+    ERR_SYNTAX,
+    ERR_UNKNOWN,
+    MAX_COMMAND,
+    SocketcandHub,
+    format_frame,
+    parse_send,
     take_commands,
 )
 
@@ -133,7 +140,7 @@ async def test_frames_flow_both_ways_in_rawmode():
 
 
 async def test_a_frame_during_the_settle_time_after_rawmode_is_held_not_lost():
-    async with rig(settle=0.2) as (hub, address, peer, _):
+    async with rig(settle=0.2) as (_hub, address, peer, _):
         reader, writer = await connect(address)  # returns right after rawmode's "< ok >"
         peer.send(can.Message(arbitration_id=0x7EC, is_extended_id=False, data=b"\x01"))
         peer.send(can.Message(arbitration_id=0x7EC, is_extended_id=False, data=b"\x02"))
@@ -166,14 +173,14 @@ async def test_malformed_input_gets_an_error_and_the_hub_keeps_serving():
         writer.write(b"< send 123 2 be ef >")  # the same session still sends
         msg = await received(peer)
         assert (msg.arbitration_id, bytes(msg.data)) == (0x123, b"\xbe\xef")
-        other_reader, other_writer = await connect(address)  # and the hub takes new clients
+        _other_reader, other_writer = await connect(address)  # and the hub takes new clients
         assert hub.clients == 2
         writer.close()
         other_writer.close()
 
 
 async def test_clients_see_each_other_but_not_themselves_and_bcmmode_stops_forwarding():
-    async with rig(settle=0.0) as (hub, address, peer, _):
+    async with rig(settle=0.0) as (_hub, address, peer, _):
         r1, w1 = await connect(address)
         r2, w2 = await connect(address)
         await asyncio.sleep(0.01)
@@ -207,7 +214,7 @@ async def test_stop_disconnects_clients_and_leaves_the_channel():
 
 async def test_python_can_client_handshakes_while_the_bus_is_busy_and_exchanges_frames():
     """The first frame must not share a read with rawmode's "< ok >" (python-can compares whole)."""
-    async with rig() as (hub, address, peer, _):
+    async with rig() as (_hub, address, peer, _):
         loop = asyncio.get_running_loop()
 
         async def chatter():

@@ -24,7 +24,10 @@ async def test_two_fixtures_run_at_once(station_config):
         assert f1.pending is not None and f2.pending is not None
         f2.begin(f2.pending)  # what Enter on F2 does; done here so F2 cannot finish before F1 starts
         await pilot.press("enter")  # F1's field has the focus
-        prompts = lambda: [s for s in app.screen_stack if isinstance(s, PromptDialog)]
+
+        def prompts() -> list[PromptDialog]:
+            return [s for s in app.screen_stack if isinstance(s, PromptDialog)]
+
         await until(pilot, lambda: len(prompts()) == 2, what="both fixtures' prompts")
         assert f1.running and f2.running  # two packs under test at the same time, one session
         assert {d.fixture for d in prompts()} == {"F1", "F2"}

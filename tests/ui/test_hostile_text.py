@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import pytest
-from rich.text import Text
 from ruamel.yaml import YAML
 
 from station import events as ev
@@ -23,7 +22,7 @@ from station.ui.panels import HistoryPanel
 from station.ui.record_screen import RecordScreen, render_record
 from station.ui.safe_text import shown as visible_text
 from tests.ui.conftest import REPO, write_station
-from tests.ui.helpers import finished, login, panel, scan, shown, store_runs, until
+from tests.ui.helpers import login, panel, scan, shown, store_runs, until
 
 HOSTILE = ["[/]", "x [/] y", "[@click=app.quit]quit[/]", "[bold", "[link=http://example.invalid]l[/link]",
            "\x1b[31mred\x1b[0m\x1b]0;title\x07", "A" * 500, "שלום\u202eabc\u0301e\u0308", "[b]", "$(rm)"]

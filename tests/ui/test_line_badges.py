@@ -11,6 +11,7 @@ import json
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 from ruamel.yaml import YAML
@@ -32,7 +33,7 @@ class _Mes(BaseHTTPRequestHandler):
     """An MES: route checks allowed; uploads answered 503 until ``failing`` is cleared."""
 
     failing = threading.Event()
-    uploads: list = []
+    uploads: ClassVar[list] = []  # shared by every request the server handles
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))

@@ -7,8 +7,7 @@ import asyncio
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from textual import events
 
 from station.config import load_config

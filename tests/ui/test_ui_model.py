@@ -37,7 +37,7 @@ def test_resolve_catalogue_roles_and_faults(station_config):
     got = resolve(station_config, serial="UNR1", fixture="F1", operator=ENG, sim=True,
                   overrides=Overrides(faults=("bond_high",)))
     assert got.req.faults == ["bond_high"] and got.prep.bound.plan.version == "1.1.0-draft"
-    with pytest.raises(Refusal, match="unknown fault|no fault|fault"):
+    with pytest.raises(Refusal, match=r"unknown fault|no fault|fault"):
         resolve(station_config, serial="CAR9", fixture="F1", operator=ENG, sim=True,
                 overrides=Overrides(faults=("no_such_fault",)))
     with pytest.raises(Refusal, match="training mode"):
@@ -79,7 +79,7 @@ def test_typical_duration_and_live_line():
 
 
 def test_shift_stats_first_pass_yield_and_cycle_time():
-    now = dt.datetime(2026, 1, 1, 12, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
 
     def run(serial, verdict, hours_ago, duration):
         return {"serial": serial, "verdict": verdict, "duration_s": duration,
@@ -94,7 +94,7 @@ def test_shift_stats_first_pass_yield_and_cycle_time():
 
 
 def test_training_and_fault_runs_leave_first_pass_yield_alone():
-    now = dt.datetime(2026, 1, 1, 12, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
     t = (now - dt.timedelta(hours=1)).isoformat()
     runs = [{"serial": "A", "verdict": "FAIL", "duration_s": 9, "started_utc": t, "faults": ["isolation_low"]},
             {"serial": "B", "verdict": "FAIL", "duration_s": 9, "started_utc": t, "simulated": True, "operator": "eng1"},
