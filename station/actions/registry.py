@@ -142,8 +142,8 @@ def _load() -> None:
 
 
 def all_actions() -> dict[str, ActionSpec]:
-    if not ACTIONS:
-        _load()
+    """Every registered action (all action modules imported: one imported early is not all)."""
+    _load()  # each import after the first is a dictionary lookup
     return ACTIONS
 
 
