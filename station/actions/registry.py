@@ -136,14 +136,19 @@ def action(
     return register
 
 
+_loaded: list[bool] = []  # set once every action module is imported
+
+
 def _load() -> None:
     for module in _MODULES:
         importlib.import_module(module)
+    _loaded.append(True)
 
 
 def all_actions() -> dict[str, ActionSpec]:
     """Every registered action (all action modules imported: one imported early is not all)."""
-    _load()  # each import after the first is a dictionary lookup
+    if not _loaded:
+        _load()
     return ACTIONS
 
 
