@@ -11,6 +11,10 @@ from station.actions.registry import Arg, action
 from station.engine.errors import StepError
 
 AH = 3600.0  # C per Ah
+# s: a deadline this close counts as reached, and no wait is shorter. Station times are sums of
+# floats: "now - t0" may stay one ulp short of "start + at" after sleeping exactly the difference,
+# and a sleep of that ulp does not move a clock at 64 s, so the pulse would be sampled for ever.
+TIME_SLACK = 1e-6
 
 
 @action("cycler.output", args={"on": Arg(kind="bool")}, positional="on", timeout=10,
@@ -43,7 +47,7 @@ async def _hold(ctx, cycler, t0: float, until: float, at: float, every: float, r
     v_at = float("nan")
     taken = False
     while True:
-        now = ctx.now() - t0
+        now = ctx.now() - t0 + TIME_SLACK
         if not taken and now >= at:
             v_at, _ = await _sample(ctx, cycler, t0, rows)
             if cells_at is not None:
@@ -55,7 +59,7 @@ async def _hold(ctx, cycler, t0: float, until: float, at: float, every: float, r
             await _sample(ctx, cycler, t0, rows)
         now = ctx.now() - t0
         nxt = min(until, at if not taken else until, now + every)
-        await ctx.sleep(max(0.0, nxt - now))
+        await ctx.sleep(max(TIME_SLACK, nxt - now))
 
 
 @action("cycler.dcir",

@@ -136,13 +136,18 @@ def action(
     return register
 
 
+_loaded: list[bool] = []  # set once every action module is imported
+
+
 def _load() -> None:
     for module in _MODULES:
         importlib.import_module(module)
+    _loaded.append(True)
 
 
 def all_actions() -> dict[str, ActionSpec]:
-    if not ACTIONS:
+    """Every registered action (all action modules imported: one imported early is not all)."""
+    if not _loaded:
         _load()
     return ACTIONS
 

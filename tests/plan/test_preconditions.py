@@ -158,3 +158,4 @@ main:
     step = next(s for s in record["steps"] if s.get("step_id") == "ir")
     assert step["outcome"] == "error"
     assert "precondition insulation_monitor_disabled not met for safety.insulation" in step["error"]
+
