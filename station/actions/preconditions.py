@@ -7,6 +7,7 @@ measured with the contactors open is not a pack resistance, it is a wrong plan).
 
 from __future__ import annotations
 
+from drivers.errors import StaleSignalError
 from station.engine.errors import StepError
 
 BUS_PRESENT_V = 5.0  # V at the cycler's terminals that only a connected pack can explain
@@ -20,12 +21,22 @@ class PreconditionError(StepError):
         self.condition = condition
 
 
+def _reported(bms, signal: str, condition: str, action: str) -> float:
+    """``bms.signal(signal)``; a BMS gone silent leaves ``condition`` unconfirmed: an ERROR naming it
+    before anything is energised, not an instrument error further on."""
+    try:
+        return bms.signal(signal)
+    except StaleSignalError as err:
+        raise PreconditionError(condition, action, f"it cannot be confirmed: {err}") from None
+
+
 async def require_dc_bus(ctx, action: str) -> None:
     """``dc_bus_connected``: the BMS reports both main contactors closed; without a BMS, the
     cycler must read a pack's voltage at its terminals."""
     if ctx.has_instrument("bms"):
         bms = ctx.instrument("bms")
-        open_ = [name for name in ("contactor_main_plus", "contactor_main_minus") if bms.signal(name) < 1]
+        open_ = [name for name in ("contactor_main_plus", "contactor_main_minus")
+                 if _reported(bms, name, "dc_bus_connected", action) < 1]
         if open_:
             raise PreconditionError("dc_bus_connected", action,
                                     f"the BMS reports {', '.join(open_)} open (run bms.close_contactors first)")
@@ -45,7 +56,7 @@ def require_imd_disabled(ctx, action: str) -> None:
     offers = getattr(bms, "offers", None)
     if offers is not None and "imd_enabled" not in offers()["signals"]:
         return
-    if bms.signal("imd_enabled") >= 1:
+    if _reported(bms, "imd_enabled", "insulation_monitor_disabled", action) >= 1:
         raise PreconditionError("insulation_monitor_disabled", action,
                                 "the BMS reports its insulation monitor enabled; its path to chassis would be "
                                 "measured with the pack's (run bms.insulation_monitor: disable first)")
