@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drivers import roles
 from drivers.errors import InstrumentError, UnknownDriverError
 from drivers.registry import driver_class
 from drivers.transports.resources import check_resource
@@ -220,6 +221,11 @@ class StationInstruments:
         drivers, keys, problems = {}, {}, []
         for role, (key, cfg) in self.loaded.instruments_for(fixture).items():
             where = self.loaded.location_of(fixture, role)
+            cls = _driver_class_or_none(cfg.driver)  # an unknown key: reported by _driver below
+            lacks = roles.missing_capability(role, cls) if cls is not None else None
+            if lacks:  # bound to a driver of another kind: refused before anything is built or opened
+                problems.extend(self.loaded.problem(where + ("driver",), f"{role} ({cfg.driver}): {lacks}").problems)
+                continue
             if self.files_only and not _names_files(cfg.driver):
                 continue  # nothing to check before the simulator fills its resource
             try:
