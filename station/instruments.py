@@ -3,8 +3,8 @@
 Shared instruments (one IR tester behind a relay matrix) are built once and handed to every
 fixture with one lock, so the engine — not plan authors — serialises their use.
 
-A driver whose last run lost it (``ConnectError``, ``InstrumentTimeout``, a safe state that
-timed out, or a transport that reports itself ``lost``) is re-opened — closed, opened and
+A driver whose last run lost it (an error with ``connection_lost``: ``ConnectError``,
+``InstrumentTimeout``; a safe state that timed out; or a transport that reports itself ``lost``) is re-opened — closed, opened and
 identified again — at the start of the next run, so an instrument that was power-cycled or
 re-plugged works again without restarting the station.
 """
@@ -15,6 +15,7 @@ import asyncio
 import datetime as dt
 import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,29 +143,7 @@ class InstrumentSetupError(Exception):
     """An instrument could not be opened or identified; names the role and cause."""
 
 
-# Error types (as the record names them) after which the connection cannot be trusted: the
-# peer went away, or a reply may still be in flight on it.
-LOST = ("ConnectError", "InstrumentTimeout", "TimeoutError")
 REOPEN_SAFE_TIMEOUT = 5.0  # s for a re-opened instrument's safe state (as in engine/safe.py)
-
-
-def lost_roles(record: dict) -> set[str]:
-    """Instrument names whose step error or safe-state error in ``record`` is one of ``LOST``.
-
-    Step errors read ``"<Type>: <instrument>: <message>"`` (the sequencer writes
-    ``f"{type(err).__name__}: {err}"`` and every ``InstrumentError`` starts with its instrument);
-    safe-state lines name their instrument.
-    """
-    names: set[str] = set()
-    for step in record.get("steps") or ():
-        kind, _, rest = (step.get("error") or "").partition(": ")
-        if kind in LOST and rest:
-            names.add(rest.partition(": ")[0])
-    for action in record.get("safe_state") or ():
-        kind = (action.get("error") or "").partition(":")[0]
-        if not action.get("ok", True) and kind in LOST:
-            names.add(action.get("instrument", ""))
-    return names
 
 
 @dataclass
@@ -247,11 +226,11 @@ class StationInstruments:
     def locks_for(self, fx: FixtureInstruments) -> dict[str, asyncio.Lock]:
         return {role: self.locks[key] for role, key in fx.keys.items() if key in self.locks}
 
-    def note_run(self, fx: FixtureInstruments, record: dict) -> None:
-        """Mark the fixture's instruments that ``record`` (a finished run) shows as lost."""
-        names = lost_roles(record)
-        for role, driver in fx.drivers.items():
-            if role in names or getattr(driver, "name", None) in names:
+    def note_lost(self, fx: FixtureInstruments, lost: Iterable[str]) -> None:
+        """Mark the fixture's instruments a finished run lost (``Sequencer.lost``: roles whose
+        connection failed) to be re-opened before their next run."""
+        for role in lost:
+            if role in fx.keys:
                 self._suspect.add(fx.keys[role])
 
     def _needs_reopen(self, key: str, driver: Any) -> bool:
@@ -277,7 +256,7 @@ class StationInstruments:
 
     async def open(self, fx: FixtureInstruments) -> None:
         """Open and identify each instrument of the fixture (shared ones only once); re-open
-        the ones the last run lost (see ``note_run``)."""
+        the ones the last run lost (see ``note_lost``)."""
         for role, driver in fx.drivers.items():
             key = fx.keys[role]
             async with self._open_lock:
