@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+
 from drivers import capabilities as cap
 
 BUS_VOLTMETER = "bus_voltmeter"  # reads the HV bus independently: confirms the safe state (< 60 V)
