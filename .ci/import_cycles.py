@@ -23,13 +23,6 @@ ALLOWED: tuple[tuple[frozenset[str], str], ...] = (
         "Textual's widget <-> app pattern: the app composes its screens and panels, and they name"
         " the app's type (under TYPE_CHECKING) to reach its services",
     ),
-    (
-        frozenset(
-            {"station.engine.sequencer", "station.engine.context", "station.engine.monitors", "station.engine.safe"}
-        ),
-        "TEMPORARY: the sequencer's helpers read its internals; being untangled on branch h15-engine"
-        " (issue 15, item 3). Delete this entry when that lands",
-    ),
 )
 
 

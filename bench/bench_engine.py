@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from common import ROOT, generated_plan, median_of
+from station.engine.parts import Instruments, Outlets, RunInfo
 from station.engine.sequencer import Sequencer
 from station.plan.bind import bind_plan
 from station.plan.loader import load_plan_text
@@ -40,7 +41,7 @@ def run_once(bound, journal: str | None = None) -> float:
         critical = [store.handle]
 
     async def go() -> float:
-        seq = Sequencer(bound, {}, serial="BENCH1", critical=critical)
+        seq = Sequencer(bound, Instruments(), RunInfo(serial="BENCH1"), Outlets(critical=critical))
         start = time.perf_counter()
         verdict = await seq.run()
         wall = time.perf_counter() - start

@@ -6,9 +6,18 @@ and takes the run to the safe state; ``RangeError`` is raised before a byte is s
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class InstrumentError(Exception):
-    """Base of every driver error. ``instrument`` names the station role or resource."""
+    """Base of every driver error. ``instrument`` names the station role or resource.
+
+    ``connection_lost``: after this error the connection cannot be trusted (the peer went
+    away, or a reply may still be in flight on it); the station re-opens the instrument before
+    its next run.
+    """
+
+    connection_lost: ClassVar[bool] = False
 
     def __init__(self, message: str, *, instrument: str = "", command: str = "") -> None:
         self.message = message  # without the instrument and command (for wrapping in another error)
@@ -22,9 +31,13 @@ class InstrumentError(Exception):
 class ConnectError(InstrumentError):
     """The transport could not be opened, or was lost."""
 
+    connection_lost = True
+
 
 class InstrumentTimeout(InstrumentError, TimeoutError):
     """No (complete) reply within the configured timeout."""
+
+    connection_lost = True
 
 
 class ProtocolError(InstrumentError):

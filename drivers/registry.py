@@ -1,50 +1,41 @@
-"""Driver registry: short keys from station config to classes, extensible by entry points.
+"""Driver registry: the short keys of a station config (``driver: itech_it6000``) to classes.
 
-A site driver installs as its own package and declares, in its pyproject::
+Every driver, built-in or a site's, is an entry point of group ``eol_station.drivers``
+(``drivers/plugins.py``): the built-ins are declared in this project's ``pyproject.toml``, a
+site driver in its own package's::
 
     [project.entry-points."eol_station.drivers"]
     acme_cycler = "acme_station.cycler:AcmeCycler"
+
+Nothing is imported until a key is resolved, so ``station --help`` stays fast.
 """
 
 from __future__ import annotations
 
-import importlib
-from importlib import metadata
-
+from drivers import plugins
 from drivers.errors import UnknownDriverError
 
-ENTRY_POINT_GROUP = "eol_station.drivers"
-
-# key -> "module:Class"; imported lazily so `station --help` stays fast.
-BUILTIN: dict[str, str] = {
-    "itech_it6000": "drivers.cycler.itech_it6000:ItechIT6000",
-    "modbus_cycler": "drivers.cycler.modbus_cycler:ModbusCycler",
-    "chroma_19032": "drivers.safety.chroma_19032:Chroma19032",
-    "kikusui_tos9300": "drivers.safety.kikusui_tos9300:KikusuiTos9300",
-    "keysight_34465a": "drivers.dmm.keysight_34465a:Keysight34465A",
-    "modbus_fixture": "drivers.fixture.modbus_fixture:ModbusFixture",
-    "ateq_leak": "drivers.leak.ateq:AteqLeakTester",
-    "dbc_bms": "drivers.bms.dbc_bms:DbcBms",
-    "modbus_bms": "drivers.bms.modbus_bms:ModbusBms",
-}
+ENTRY_POINT_GROUP = plugins.DRIVERS
 
 
 def available() -> dict[str, str]:
-    """All known keys (built-in plus entry points) -> "module:Class"."""
-    keys = dict(BUILTIN)
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        keys.setdefault(ep.name, ep.value)
-    return keys
+    """Every known key (built-in and site) -> "module:Class"."""
+    return {name: p.target for name, p in plugins.plugins(ENTRY_POINT_GROUP).items()}
+
+
+def builtin() -> dict[str, str]:
+    """The keys this project declares -> "module:Class", by key."""
+    return {name: p.target for name, p in plugins.plugins(ENTRY_POINT_GROUP).items() if p.builtin}
 
 
 def driver_class(key: str) -> type:
     """Resolve a driver key to its class; an unknown key lists the valid ones."""
-    keys = available()
-    target = keys.get(key)
-    if target is None:
-        raise UnknownDriverError(f"unknown driver {key!r}; valid keys: {', '.join(sorted(keys))}")
-    module, _, cls = target.partition(":")
-    found = getattr(importlib.import_module(module), cls)
-    if not isinstance(found, type):
-        raise UnknownDriverError(f"driver {key!r}: {target} is not a class")
-    return found
+    found = plugins.plugins(ENTRY_POINT_GROUP)
+    plugin = found.get(key)
+    if plugin is None:
+        raise UnknownDriverError(f"unknown driver {key!r}; valid keys: {', '.join(sorted(found))}")
+    cls = plugin.load()
+    if not isinstance(cls, type):
+        raise plugins.PluginError(plugin.where, f"{ENTRY_POINT_GROUP} entry point {key} = {plugin.target!r} "
+                                                f"(from {plugin.dist}) is not a class")
+    return cls

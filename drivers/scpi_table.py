@@ -110,12 +110,12 @@ def command_table(tables: Iterable[Table]) -> str:
 
 
 def driver_tables() -> list[Table]:
-    """The declared ``TABLE`` of every built-in driver that has one, in registry order (so a
-    new driver's table joins the docs by its registry line alone)."""
-    from drivers.registry import BUILTIN, driver_class
+    """The declared ``TABLE`` of every built-in driver that has one, by driver key (so a new
+    driver's table joins the docs by its entry point alone)."""
+    from drivers.registry import builtin, driver_class
 
     tables = []
-    for key in BUILTIN:
+    for key in builtin():
         table = getattr(driver_class(key), "TABLE", None)
         if isinstance(table, Table):
             tables.append(table)

@@ -3,8 +3,8 @@
 Shared instruments (one IR tester behind a relay matrix) are built once and handed to every
 fixture with one lock, so the engine — not plan authors — serialises their use.
 
-A driver whose last run lost it (``ConnectError``, ``InstrumentTimeout``, a safe state that
-timed out, or a transport that reports itself ``lost``) is re-opened — closed, opened and
+A driver whose last run lost it (an error with ``connection_lost``: ``ConnectError``,
+``InstrumentTimeout``; a safe state that timed out; or a transport that reports itself ``lost``) is re-opened — closed, opened and
 identified again — at the start of the next run, so an instrument that was power-cycled or
 re-plugged works again without restarting the station.
 """
@@ -15,10 +15,12 @@ import asyncio
 import datetime as dt
 import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drivers import roles
 from drivers.base.diagnostics import InputError, Problem
 from drivers.errors import InstrumentError, UnknownDriverError
 from drivers.registry import driver_class
@@ -148,31 +150,7 @@ def open_failure(role: str, err: BaseException) -> str:
         return err.message + (f" (command {err.command!r})" if err.command and err.command != "open" else "")
     return f"{type(err).__name__}: {str(err).removeprefix(f'{role}: ')}"
 
-
-# Error types (as the record names them) after which the connection cannot be trusted: the
-# peer went away, or a reply may still be in flight on it.
-LOST = ("ConnectError", "InstrumentTimeout", "TimeoutError")
 REOPEN_SAFE_TIMEOUT = 5.0  # s for a re-opened instrument's safe state (as in engine/safe.py)
-
-
-def lost_roles(record: dict) -> set[str]:
-    """Instrument names whose step error or safe-state error in ``record`` is one of ``LOST``.
-
-    Step errors read ``"<Type>: <instrument>: <message>"`` (the sequencer writes
-    ``f"{type(err).__name__}: {err}"`` and every ``InstrumentError`` starts with its instrument);
-    safe-state lines name their instrument.
-    """
-    names: set[str] = set()
-    for step in record.get("steps") or ():
-        kind, _, rest = (step.get("error") or "").partition(": ")
-        if kind in LOST and rest:
-            names.add(rest.partition(": ")[0])
-    for action in record.get("safe_state") or ():
-        kind = (action.get("error") or "").partition(":")[0]
-        if not action.get("ok", True) and kind in LOST:
-            names.add(action.get("instrument", ""))
-    return names
-
 
 @dataclass
 class FixtureInstruments:
@@ -180,7 +158,6 @@ class FixtureInstruments:
     drivers: dict[str, Any]
     keys: dict[str, str]
     infos: list[InstrumentInfo] = field(default_factory=list)
-
 
 class StationInstruments:
     """Owns every driver of a station; opens each once even when shared by fixtures."""
@@ -228,6 +205,11 @@ class StationInstruments:
         drivers, keys, problems = {}, {}, []
         for role, (key, cfg) in self.loaded.instruments_for(fixture).items():
             where = self.loaded.location_of(fixture, role)
+            cls = _driver_class_or_none(cfg.driver)  # an unknown key: reported by _driver below
+            lacks = roles.missing_capability(role, cls) if cls is not None else None
+            if lacks:  # bound to a driver of another kind: refused before anything is built or opened
+                problems.extend(self.loaded.problem(where + ("driver",), f"{role} ({cfg.driver}): {lacks}").problems)
+                continue
             if self.files_only and not _names_files(cfg.driver):
                 continue  # nothing to check before the simulator fills its resource
             # what the user wrote at that place: a station-level instrument by its own key (the
@@ -253,11 +235,11 @@ class StationInstruments:
     def locks_for(self, fx: FixtureInstruments) -> dict[str, asyncio.Lock]:
         return {role: self.locks[key] for role, key in fx.keys.items() if key in self.locks}
 
-    def note_run(self, fx: FixtureInstruments, record: dict) -> None:
-        """Mark the fixture's instruments that ``record`` (a finished run) shows as lost."""
-        names = lost_roles(record)
-        for role, driver in fx.drivers.items():
-            if role in names or getattr(driver, "name", None) in names:
+    def note_lost(self, fx: FixtureInstruments, lost: Iterable[str]) -> None:
+        """Mark the fixture's instruments a finished run lost (``Sequencer.lost``: roles whose
+        connection failed) to be re-opened before their next run."""
+        for role in lost:
+            if role in fx.keys:
                 self._suspect.add(fx.keys[role])
 
     def _needs_reopen(self, key: str, driver: Any) -> bool:
@@ -283,7 +265,7 @@ class StationInstruments:
 
     async def open(self, fx: FixtureInstruments) -> None:
         """Open and identify each instrument of the fixture (shared ones only once); re-open
-        the ones the last run lost (see ``note_run``)."""
+        the ones the last run lost (see ``note_lost``)."""
         for role, driver in fx.drivers.items():
             key = fx.keys[role]
             async with self._open_lock:

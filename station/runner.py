@@ -8,6 +8,7 @@ every exit goes through the sequencer's safe state.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,9 +17,10 @@ from typing import Any
 
 from drivers.base.diagnostics import InputError, Problem
 from station.config import SIM_CONFIG, LoadedConfig, load_config
+from station.engine.parts import Instruments, Opened, Outlets, RunInfo
 from station.engine.sequencer import Sequencer
 from station.events import Event
-from station.instruments import InstrumentSetupError, StationInstruments
+from station.instruments import FixtureInstruments, InstrumentSetupError, StationInstruments
 from station.plan.bind import bind_plan
 from station.plan.loader import load_plan
 from station.plan.tree import BoundPlan
@@ -295,6 +297,21 @@ class Session:
         self.startup_checks.update(checks)
         return lines
 
+    async def _open(self, fx: FixtureInstruments, prep: Prepared) -> Opened:
+        """Open and identify the fixture's instruments (the run's first act); with the simulator,
+        then arm the run's faults. One that cannot be opened: the run records why and goes safe
+        on those that did open."""
+        assert self.instruments is not None
+        try:
+            await self.instruments.open(fx)
+        except InstrumentSetupError as err:
+            return Opened(self.instruments.opened(fx), list(fx.infos), str(err))
+        if self.bench is not None:
+            from sim.faults import arm_faults
+
+            arm_faults(self.bench, prep.fixture, prep.faults)
+        return Opened(fx.drivers, list(fx.infos))
+
     def _audit_abort(self, seq: Sequencer, req: RunRequest, prep: Prepared) -> None:
         _audit_abort_entry(self.audit, seq, req, prep)
 
@@ -326,22 +343,23 @@ class Session:
             from station.startup_record import journal_with_startup
 
             journal = journal_with_startup(journal, check)
-        seq = Sequencer(
-            prep.bound, fx.drivers, serial=req.serial, operator=req.operator,
-            station_id=self.config.config.station_id, fixture_id=prep.fixture, identities=fx.infos,
-            subscribers=subscribers, critical=[journal], prompt_handler=prompt_handler,
-            locks=self.instruments.locks_for(fx), simulated=self.sim, faults=list(req.faults),
-            interlock_period=self.config.config.interlock_period,
-            stop_on_failure=req.stop_on_failure,
-            mes_transaction_id=decision.transaction_id if decision else None,
-        )
         from station.security.provenance import fields as provenance_fields
 
-        seq.provenance = provenance_fields(self.config, prep.release, self.audit)  # into RunStarted
+        provenance = provenance_fields(self.config, prep.release, self.audit)  # into RunStarted
         if self.bench is not None and self.bench.fixtures[prep.fixture].definition is not None:
             pack = self.bench.fixtures[prep.fixture].definition
             # the record names the pack model the run was simulated with (name, sha256 of its file)
-            seq.provenance = {**seq.provenance, "sim_pack": pack.name, "sim_pack_sha256": pack.sha256}
+            provenance = {**provenance, "sim_pack": pack.name, "sim_pack_sha256": pack.sha256}
+        info = RunInfo(
+            serial=req.serial, operator=req.operator, station_id=self.config.config.station_id,
+            fixture_id=prep.fixture, simulated=self.sim, faults=tuple(req.faults),
+            mes_transaction_id=decision.transaction_id if decision else None, provenance=provenance,
+        )
+        instruments = Instruments(opener=functools.partial(self._open, fx, prep), locks=self.instruments.locks_for(fx),
+                                  interlock_period=self.config.config.interlock_period)
+        seq = Sequencer(prep.bound, instruments, info,
+                        Outlets(critical=[journal], subscribers=subscribers or (), prompt_handler=prompt_handler),
+                        stop_on_failure=req.stop_on_failure)
         if on_sequencer:
             on_sequencer(seq)
         loop = asyncio.get_running_loop()
@@ -352,15 +370,6 @@ class Session:
         if stops is not None:
             stops.attach(seq)
         try:
-            try:
-                await self.instruments.open(fx)
-            except InstrumentSetupError as err:
-                seq.preflight_error = str(err)
-                seq.instruments = self.instruments.opened(fx)
-            if self.bench is not None and not seq.preflight_error:
-                from sim.faults import arm_faults
-
-                arm_faults(self.bench, prep.fixture, prep.faults)
             verdict = await seq.run()
         finally:
             if stops is not None:
@@ -370,7 +379,7 @@ class Session:
         if seq.abort_reason is not None:
             await loop.run_in_executor(None, self._audit_abort, seq, req, prep)
         record = self.store.record(seq.run_id)
-        self.instruments.note_run(fx, record)  # what this run lost is re-opened before the next
+        self.instruments.note_lost(fx, seq.lost)  # what this run lost is re-opened before the next
         export(req, record)
         if self.line is not None:  # queued for the MES: never changes the verdict
             import sqlite3  # the journal holds the MES outbox

@@ -8,7 +8,7 @@ trouble: an instrument that cannot be read is a finding that blocks.
 1. Read: each instrument's ``energy_state()`` (HV sources first), each bounded by
    ``READ_TIMEOUT`` s.
 2. With ``act``, if anything is energised or unreadable: every instrument's ``safe_state()``, in
-   the engine's order (hipot, cycler, BMS, leak, fixture relays, DMM), then everything is read
+   the engine's order (the role table's: hipot, cycler, BMS, leak, fixture relays, DMM), then everything is read
    again until nothing is energised or ``CONFIRM_WITHIN`` s have passed (the HV bus takes a
    moment to discharge through its bleeder).
 3. With ``act`` and the fixture confirmed safe: each fixture output the safe state leaves on
@@ -26,9 +26,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from drivers import roles
 from drivers.capabilities import SafeAction
 
-ORDER = ("safety", "cycler", "bms", "leak", "fixture", "dmm")  # as station/engine/safe.py
 READ_TIMEOUT = 5.0  # s per instrument's energy_state()
 SAFE_TIMEOUT = 5.0  # s per instrument's safe_state(), as the engine gives it
 CONFIRM_WITHIN = 30.0  # s to see everything read back safe after the safe state
@@ -88,12 +88,12 @@ class FixtureCheck:
                 "done": list(self.done), "after": [asdict(f) for f in self.after]}
 
 
-def _ordered(roles) -> list[str]:
-    return sorted(roles, key=lambda r: ORDER.index(r) if r in ORDER else len(ORDER))
+def _ordered(names) -> list[str]:
+    return roles.safe_order(names)  # the engine's order (drivers/roles.py): HV sources first
 
 
 def _rank(f: Finding) -> int:
-    return ORDER.index(f.instrument) if f.instrument in ORDER else len(ORDER)
+    return roles.safe_rank(f.instrument)
 
 
 async def read_all(drivers: dict[str, Any]) -> list[Finding]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 
-from station.actions.registry import Arg, Effect, action
+from station.actions.registry import ActionSet, Arg, Effect
 from station.engine.errors import StepError
 
 SOC_PERCENT = 100.0  # the BMS reports SOC in %; plans judge fractions written as '30 %'
@@ -27,13 +27,16 @@ def _entry(did, bms=None):
         raise StepError(f"unknown DID {did!r}: {err}") from None
 
 
-@action("bms.wake", args={"within": Arg(unit="s", default=5.0)}, measures={"wake_time": "s"}, timeout=60)
+ACTIONS = ActionSet()
+
+
+@ACTIONS.action("bms.wake", args={"within": Arg(unit="s", default=5.0)}, measures={"wake_time": "s"}, timeout=60)
 async def wake(ctx, within: float) -> dict:
     """Wait until every cyclic BMS message is on the bus."""
     return {"wake_time": await ctx.instrument("bms").wake(within)}
 
 
-@action("bms.pack", measures={"voltage": "V", "current": "A", "soc": "%"}, timeout=10)
+@ACTIONS.action("bms.pack", measures={"voltage": "V", "current": "A", "soc": "%"}, timeout=10)
 async def pack(ctx) -> dict:
     """Pack voltage, current and (where the BMS offers it) state of charge as the BMS reports them."""
     bms = ctx.instrument("bms")
@@ -51,7 +54,7 @@ def _offers_signal(bms, name: str) -> bool:
     return True if offers is None else name in offers()["signals"]
 
 
-@action("bms.signal", args={"name": Arg(kind="str")}, measures={"value": ""}, positional="name", timeout=10)
+@ACTIONS.action("bms.signal", args={"name": Arg(kind="str")}, measures={"value": ""}, positional="name", timeout=10)
 async def signal(ctx, name: str) -> dict:
     """Any mapped BMS signal by its logical name."""
     return {"value": ctx.instrument("bms").signal(name)}
@@ -67,7 +70,7 @@ async def _await_signal(ctx, name: str, want: float, within: float) -> float | N
     return None
 
 
-@action("bms.insulation_monitor", args={"state": Arg(kind="str", choices=("enable", "disable")),
+@ACTIONS.action("bms.insulation_monitor", args={"state": Arg(kind="str", choices=("enable", "disable")),
                                         "within": Arg(unit="s", default=2.0)},
         measures={"imd_enabled": "bool"}, positional="state", timeout=30,
         effects={"state": {"disable": Effect(establishes=("insulation_monitor_disabled",)),
@@ -82,7 +85,7 @@ async def insulation_monitor(ctx, state: str, within: float) -> dict:
     return {"imd_enabled": enabled}
 
 
-@action("bms.mode", args={"mode": Arg(kind="str", choices=("standby", "normal", "charge", "discharge")),
+@ACTIONS.action("bms.mode", args={"mode": Arg(kind="str", choices=("standby", "normal", "charge", "discharge")),
                           "within": Arg(unit="s", default=5.0)},
         measures={"state": "str", "time": "s"}, positional="mode", timeout=60,
         effects={"mode": {"standby": Effect(breaks=("dc_bus_connected",)),
@@ -101,7 +104,7 @@ async def mode(ctx, mode: str, within: float) -> dict:
 PRECHARGE_DONE = 0.95  # of the pack voltage: where the main contactor may close (≈ 3 time constants)
 
 
-@action("bms.close_contactors", args={"within": Arg(unit="s", default=5.0), "sample": Arg(unit="s", default=0.01)},
+@ACTIONS.action("bms.close_contactors", args={"within": Arg(unit="s", default=5.0), "sample": Arg(unit="s", default=0.01)},
         measures={"precharge_time": "s", "feedback_time": "s", "bus_ratio": "", "feedback_ok": "bool"},
         timeout=60, hv=True, defaults={"feedback_ok": {"equals": True}},
         establishes=("dc_bus_connected",), safe_state="closes the main contactors: the safe state opens them (BMS standby)")
@@ -152,7 +155,7 @@ def _crossing(before: list[float] | None, t: float, volts: float, threshold: flo
     return t0 + (t - t0) * (threshold - v0) / (volts - v0) if threshold > v0 else t0
 
 
-@action("bms.open_contactors", args={"within": Arg(unit="s", default=5.0), "settle": Arg(unit="s", default=2.0)},
+@ACTIONS.action("bms.open_contactors", args={"within": Arg(unit="s", default=5.0), "settle": Arg(unit="s", default=2.0)},
         measures={"open_time": "s", "feedback_open": "bool", "bus_voltage": "V", "welded": "bool"}, timeout=60,
         defaults={"feedback_open": {"equals": True}, "welded": {"equals": False}},
         breaks=("dc_bus_connected",))
@@ -172,7 +175,7 @@ async def open_contactors(ctx, within: float, settle: float) -> dict:
     return {"open_time": open_time, "feedback_open": bool(feedback_open), "bus_voltage": bus, "welded": bool(welded)}
 
 
-@action("bms.hvil_check", args={"within": Arg(unit="s", default=2.0)},
+@ACTIONS.action("bms.hvil_check", args={"within": Arg(unit="s", default=2.0)},
         measures={"detected_open": "bool", "detect_time": "s", "restored": "bool"}, timeout=30,
         defaults={"detected_open": {"equals": True}, "restored": {"equals": True}},
         breaks=("dc_bus_connected",))  # an open HVIL loop makes the BMS open its contactors: that is its purpose
@@ -189,7 +192,7 @@ async def hvil_check(ctx, within: float) -> dict:
             "restored": restored is not None}
 
 
-@action("bms.cells", args={"settle": Arg(unit="s", default=1.0)},
+@ACTIONS.action("bms.cells", args={"settle": Arg(unit="s", default=1.0)},
         measures={"count": "", "v_min": "V", "v_max": "V", "v_spread": "V", "v_sum": "V", "sum_vs_pack": "V",
                   "t_count": "", "t_min": "degC", "t_max": "degC", "t_spread": "degC"}, timeout=30)
 async def cells(ctx, settle: float) -> dict:
@@ -207,7 +210,7 @@ async def cells(ctx, settle: float) -> dict:
             "t_min": min(temps), "t_max": max(temps), "t_spread": max(temps) - min(temps)}
 
 
-@action("bms.balancing", args={"on": Arg(kind="bool"), "within": Arg(unit="s", default=3.0)},
+@ACTIONS.action("bms.balancing", args={"on": Arg(kind="bool"), "within": Arg(unit="s", default=3.0)},
         measures={"active": "bool"}, positional="on", timeout=60,
         safe_state="the safe state stops cell balancing")
 async def balancing(ctx, on: bool, within: float) -> dict:
@@ -217,7 +220,7 @@ async def balancing(ctx, on: bool, within: float) -> dict:
     return {"active": on if seen is not None else (not on)}
 
 
-@action("bms.identity", args={"dids": Arg(kind="list", default=["ecu_serial", "supplier_sw_version", "sw_version",
+@ACTIONS.action("bms.identity", args={"dids": Arg(kind="list", default=["ecu_serial", "supplier_sw_version", "sw_version",
                                                                     "hw_version", "part_number"])},
         measures={"*": "str"}, timeout=60)
 async def identity(ctx, dids: list) -> dict:
@@ -230,7 +233,7 @@ async def identity(ctx, dids: list) -> dict:
     return out
 
 
-@action("bms.dtcs", args={"mask": Arg(kind="int", default=0x09)}, measures={"count": "", "codes": "str"}, timeout=60)
+@ACTIONS.action("bms.dtcs", args={"mask": Arg(kind="int", default=0x09)}, measures={"count": "", "codes": "str"}, timeout=60)
 async def dtcs(ctx, mask: int) -> dict:
     """Stored DTCs matching a status mask (default: test failed / confirmed)."""
     bms = ctx.instrument("bms")
@@ -242,14 +245,14 @@ async def dtcs(ctx, mask: int) -> dict:
     return {"count": len(found), "codes": " ".join(f"{d.code:06X}:{d.status:02X}" for d in found)}
 
 
-@action("bms.clear_dtcs", timeout=60)
+@ACTIONS.action("bms.clear_dtcs", timeout=60)
 async def clear_dtcs(ctx) -> dict:
     """Clear all DTCs (0x14 FFFFFF)."""
     await ctx.instrument("bms").clear_dtcs()
     return {}
 
 
-@action("bms.reset", args={"settle": Arg(unit="s", default=1.0)}, timeout=60)
+@ACTIONS.action("bms.reset", args={"settle": Arg(unit="s", default=1.0)}, timeout=60)
 async def reset(ctx, settle: float) -> dict:
     """ECU hard reset (0x11 01), then let it come back."""
     await ctx.instrument("bms").ecu_reset()
@@ -257,14 +260,14 @@ async def reset(ctx, settle: float) -> dict:
     return {}
 
 
-@action("bms.unlock", args={"level": Arg(kind="int", default=1)}, timeout=60)
+@ACTIONS.action("bms.unlock", args={"level": Arg(kind="int", default=1)}, timeout=60)
 async def unlock(ctx, level: int) -> dict:
     """Security access (0x27 seed/key) at ``level``."""
     await ctx.instrument("bms").uds_unlock(level)
     return {}
 
 
-@action("bms.write_did", args={"did": Arg(kind="any"), "value": Arg(kind="any")}, timeout=60,
+@ACTIONS.action("bms.write_did", args={"did": Arg(kind="any"), "value": Arg(kind="any")}, timeout=60,
         safe_state="writes the BMS non-volatile memory: not undone by the safe state")
 async def write_did(ctx, did, value) -> dict:
     """Write a DID (by name or number) with a value in its codec's form ('today' for dates)."""
@@ -279,7 +282,7 @@ async def write_did(ctx, did, value) -> dict:
     return {}
 
 
-@action("bms.read_did", args={"did": Arg(kind="any")}, measures={"value": "str"}, positional="did", timeout=60)
+@ACTIONS.action("bms.read_did", args={"did": Arg(kind="any")}, measures={"value": "str"}, positional="did", timeout=60)
 async def read_did(ctx, did) -> dict:
     """Read a DID (by name or number), decoded per the DID table."""
     entry = _entry(did, ctx.instrument("bms"))
@@ -287,7 +290,7 @@ async def read_did(ctx, did) -> dict:
     return {"value": value.isoformat() if isinstance(value, dt.date) else str(value)}
 
 
-@action("bms.session", args={"kind": Arg(kind="str", choices=("default", "extended", "programming"))},
+@ACTIONS.action("bms.session", args={"kind": Arg(kind="str", choices=("default", "extended", "programming"))},
         positional="kind", timeout=30)
 async def session(ctx, kind: str) -> dict:
     """UDS diagnostic session (writes need 'extended'); tester present is kept alive meanwhile."""

@@ -2,30 +2,32 @@
 
 from __future__ import annotations
 
-from station.actions.registry import Arg, action
+from station.actions.registry import ActionSet, Arg
+
+ACTIONS = ActionSet()
 
 
-@action("station.wait", args={"duration": Arg(unit="s", doc="How long to wait")}, positional="duration")
+@ACTIONS.action("station.wait", args={"duration": Arg(unit="s", doc="How long to wait")}, positional="duration")
 async def wait(ctx, duration: float) -> dict:
     """Wait on the station clock."""
     await ctx.sleep(duration)
     return {}
 
 
-@action("station.calc", args={"*": Arg(kind="any", doc="name: '${expression}'")}, measures={"*": ""})
+@ACTIONS.action("station.calc", args={"*": Arg(kind="any", doc="name: '${expression}'")}, measures={"*": ""})
 async def calc(ctx, **values) -> dict:
     """Computed measurements from parameters and earlier results, e.g. ``delta: '${abs(a.v - b.v)}'``."""
     return dict(values)
 
 
-@action("station.log", args={"message": Arg(kind="str")}, positional="message")
+@ACTIONS.action("station.log", args={"message": Arg(kind="str")}, positional="message")
 async def log(ctx, message: str) -> dict:
     """Write a line into the run's record."""
     ctx.log(str(message))
     return {}
 
 
-@action("operator.message", args={"message": Arg(kind="str"), "default": Arg(kind="str", default="ok")},
+@ACTIONS.action("operator.message", args={"message": Arg(kind="str"), "default": Arg(kind="str", default="ok")},
         positional="message")
 async def message(ctx, message: str, default: str) -> dict:
     """Show a message; the run waits until the operator acknowledges it."""
@@ -33,7 +35,7 @@ async def message(ctx, message: str, default: str) -> dict:
     return {}
 
 
-@action("operator.confirm", args={"message": Arg(kind="str"), "default": Arg(kind="str", default=None)},
+@ACTIONS.action("operator.confirm", args={"message": Arg(kind="str"), "default": Arg(kind="str", default=None)},
         measures={"confirmed": "bool"}, positional="message", defaults={"confirmed": {"equals": True}})
 async def confirm(ctx, message: str, default: str | None) -> dict:
     """Ask a yes/no question; ``confirmed`` must be true unless the plan says otherwise."""
@@ -41,7 +43,7 @@ async def confirm(ctx, message: str, default: str | None) -> dict:
     return {"confirmed": answer.strip().lower() in ("y", "yes", "true", "1", "ok")}
 
 
-@action("operator.input",
+@ACTIONS.action("operator.input",
         args={"message": Arg(kind="str"), "pattern": Arg(kind="str", default=None), "default": Arg(kind="str", default=None)},
         measures={"value": "str"}, positional="message")
 async def ask(ctx, message: str, pattern: str | None, default: str | None) -> dict:

@@ -7,7 +7,7 @@ Long actions poll the cycler at least every ``poll`` s, which also feeds its con
 from __future__ import annotations
 
 from station.actions.preconditions import require_dc_bus, require_physical
-from station.actions.registry import Arg, action
+from station.actions.registry import ActionSet, Arg
 from station.engine.errors import StepError
 
 AH = 3600.0  # C per Ah
@@ -16,8 +16,10 @@ AH = 3600.0  # C per Ah
 # and a sleep of that ulp does not move a clock at 64 s, so the pulse would be sampled for ever.
 TIME_SLACK = 1e-6
 
+ACTIONS = ActionSet()
 
-@action("cycler.output", args={"on": Arg(kind="bool")}, positional="on", timeout=10,
+
+@ACTIONS.action("cycler.output", args={"on": Arg(kind="bool")}, positional="on", timeout=10,
         safe_state="switches the cycler output: the safe state zeroes the current and switches it off")
 async def output(ctx, on: bool) -> dict:
     """Switch the cycler output (off also zeroes the current setpoint)."""
@@ -28,7 +30,7 @@ async def output(ctx, on: bool) -> dict:
     return {}
 
 
-@action("cycler.measure", measures={"voltage": "V", "current": "A", "power": "W", "charge": "Ah"}, timeout=10)
+@ACTIONS.action("cycler.measure", measures={"voltage": "V", "current": "A", "power": "W", "charge": "Ah"}, timeout=10)
 async def measure(ctx) -> dict:
     """Terminal voltage, current, power and the Ah counter."""
     r = await ctx.instrument("cycler").measure()
@@ -62,7 +64,7 @@ async def _hold(ctx, cycler, t0: float, until: float, at: float, every: float, r
         await ctx.sleep(max(TIME_SLACK, nxt - now))
 
 
-@action("cycler.dcir",
+@ACTIONS.action("cycler.dcir",
         args={"current": Arg(unit="A", doc="discharge pulse magnitude"), "duration": Arg(unit="s", default=10.0),
               "regen_ratio": Arg(kind="number", default=0.75), "at": Arg(unit="s", default=10.0),
               "v_min": Arg(unit="V"), "v_max": Arg(unit="V"), "rest": Arg(unit="s", default=2.0),
@@ -118,7 +120,7 @@ async def dcir(ctx, current: float, duration: float, regen_ratio: float, at: flo
     return result
 
 
-@action("cycler.charge_to_soc",
+@ACTIONS.action("cycler.charge_to_soc",
         args={"target": Arg(unit="%"), "current": Arg(unit="A"), "capacity": Arg(unit="Ah"),
               "v_max": Arg(unit="V"), "v_min": Arg(unit="V"), "poll": Arg(unit="s", default=2.0),
               "max_time": Arg(unit="s", default=7200.0)},

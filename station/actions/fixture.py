@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from station.actions.registry import Arg, Effect, action
+from station.actions.registry import ActionSet, Arg, Effect
 from station.engine.errors import StepError
 
 INPUTS = ("estop_released", "guard_closed", "pack_present", "clamp_closed")
 
+ACTIONS = ActionSet()
 
-@action("fixture.require", args={"inputs": Arg(kind="list", doc=f"inputs that must be true: {', '.join(INPUTS)}")},
+
+@ACTIONS.action("fixture.require", args={"inputs": Arg(kind="list", doc=f"inputs that must be true: {', '.join(INPUTS)}")},
         measures={"*": "bool"}, positional="inputs", defaults={"*": {"equals": True}}, timeout=10)
 async def require(ctx, inputs: list) -> dict:
     """Read the fixture's inputs; each named one must be true."""
@@ -19,7 +21,7 @@ async def require(ctx, inputs: list) -> dict:
     return {name: bool(state.get(name, False)) for name in inputs}
 
 
-@action("fixture.clamp", args={"on": Arg(kind="bool"), "within": Arg(unit="s", default=5.0)},
+@ACTIONS.action("fixture.clamp", args={"on": Arg(kind="bool"), "within": Arg(unit="s", default=5.0)},
         measures={"clamp_closed": "bool", "time": "s"}, positional="on", timeout=30,
         defaults={"clamp_closed": {"equals": True}},
         safe_state="moves the pack clamps: not changed by the safe state")
@@ -35,7 +37,7 @@ async def clamp(ctx, on: bool, within: float) -> dict:
         await ctx.sleep(0.1)
 
 
-@action("fixture.lv_power", args={"on": Arg(kind="bool")}, positional="on", timeout=10,
+@ACTIONS.action("fixture.lv_power", args={"on": Arg(kind="bool")}, positional="on", timeout=10,
         effects={"on": {False: Effect(breaks=("dc_bus_connected",))}},  # an unpowered BMS cannot hold them closed
         safe_state="switches the pack's LV supply: not changed by the safe state (the BMS stays readable)")
 async def lv_power(ctx, on: bool) -> dict:
@@ -44,7 +46,7 @@ async def lv_power(ctx, on: bool) -> dict:
     return {}
 
 
-@action("fixture.output", args={"name": Arg(kind="str"), "on": Arg(kind="bool")}, timeout=10,
+@ACTIONS.action("fixture.output", args={"name": Arg(kind="str"), "on": Arg(kind="bool")}, timeout=10,
         safe_state="sets a fixture output: the safe state opens the IR relays and the HVIL break (others stay as set)")
 async def output(ctx, name: str, on: bool) -> dict:
     """Set any named fixture output."""

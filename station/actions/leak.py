@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from station.actions.registry import Arg, action
+from station.actions.registry import ActionSet, Arg
+
+ACTIONS = ActionSet()
 
 
-@action("leak.test", args={"timeout": Arg(unit="s", default=180.0)},
+@ACTIONS.action("leak.test", args={"timeout": Arg(unit="s", default=180.0)},
         measures={"pressure": "Pa", "status": "str"}, timeout=300, defaults={"status": {"equals": "OK"}})
 async def test(ctx, timeout: float) -> dict:
     """Run one pressure-decay cycle on the coolant circuit."""

@@ -3,14 +3,20 @@
 An action is an async function ``f(ctx, **args) -> dict[str, value]``: it measures, the engine
 judges. Arguments arrive evaluated and converted to SI floats (``unit="V"`` → volts).
 Signatures let the validator check a plan before any instrument is touched.
+
+Actions come in ``ActionSet``s, each an entry point of group ``eol_station.actions``
+(``drivers/plugins.py``): this project's own sets are declared in its ``pyproject.toml``, a
+site's in its package's (``acme_torque = "acme_station.torque:ACTIONS"``). Importing a module
+registers nothing; ``all_actions()`` reads the entry points once and merges the sets.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from drivers import plugins
 
 REQUIRED = object()
 
@@ -28,17 +34,6 @@ PRECONDITIONS: dict[str, str] = {
                                    "chassis, so an insulation or withstand test would measure it with the pack "
                                    "(established by bms.insulation_monitor disable, broken by enable)",
 }
-
-_MODULES = (
-    "station.actions.builtin",
-    "station.actions.fixture",
-    "station.actions.bms",
-    "station.actions.safety",
-    "station.actions.dmm",
-    "station.actions.cycler",
-    "station.actions.leak",
-)
-
 
 @dataclass(frozen=True)
 class Arg:
@@ -98,58 +93,80 @@ def _shown(value: Any) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
-ACTIONS: dict[str, ActionSpec] = {}
+class ActionSet:
+    """The actions one module defines: ``ACTIONS = ActionSet()``, then ``@ACTIONS.action(...)``
+    on each; the module's entry point names the set (``"pkg.module:ACTIONS"``)."""
+
+    def __init__(self) -> None:
+        self.specs: dict[str, ActionSpec] = {}
+
+    def action(
+        self,
+        name: str,
+        *,
+        args: dict[str, Arg] | None = None,
+        measures: dict[str, str] | None = None,
+        positional: str | None = None,
+        timeout: float = 600.0,
+        hv: bool = False,
+        defaults: dict[str, dict] | None = None,
+        preconditions: tuple[str, ...] = (),
+        establishes: tuple[str, ...] = (),
+        breaks: tuple[str, ...] = (),
+        safe_state: str = "",
+        one_of_args: tuple[tuple[str, ...], ...] = (),
+        effects: dict[str, dict[Any, Effect]] | None = None,
+    ):
+        """Add ``func`` as action ``name`` (``role.verb``; the role is the part before the dot)."""
+
+        def register(func):
+            role = name.split(".", 1)[0] if "." in name else None
+            if role in ("station", "operator"):
+                role = None
+            if name in self.specs:
+                raise ValueError(f"action {name} is defined twice")
+            spec = ActionSpec(
+                name, func, role, dict(args or {}), dict(measures or {}), positional, timeout, hv,
+                (func.__doc__ or "").strip(), dict(defaults or {}), tuple(preconditions), tuple(establishes),
+                tuple(breaks), safe_state, tuple(one_of_args), dict(effects or {}),
+            )
+            unknown = [c for c in (*preconditions, *(c for _, c, _ in spec.changes())) if c not in PRECONDITIONS]
+            if unknown:
+                raise ValueError(f"action {name}: unknown precondition {unknown[0]!r}")
+            self.specs[name] = spec
+            return func
+
+        return register
 
 
-def action(
-    name: str,
-    *,
-    args: dict[str, Arg] | None = None,
-    measures: dict[str, str] | None = None,
-    positional: str | None = None,
-    timeout: float = 600.0,
-    hv: bool = False,
-    defaults: dict[str, dict] | None = None,
-    preconditions: tuple[str, ...] = (),
-    establishes: tuple[str, ...] = (),
-    breaks: tuple[str, ...] = (),
-    safe_state: str = "",
-    one_of_args: tuple[tuple[str, ...], ...] = (),
-    effects: dict[str, dict[Any, Effect]] | None = None,
-):
-    """Register ``func`` as action ``name`` (``role.verb``; the role is the part before the dot)."""
-
-    def register(func):
-        role = name.split(".", 1)[0] if "." in name else None
-        if role in ("station", "operator"):
-            role = None
-        ACTIONS[name] = ActionSpec(
-            name, func, role, dict(args or {}), dict(measures or {}), positional, timeout, hv,
-            (func.__doc__ or "").strip(), dict(defaults or {}), tuple(preconditions), tuple(establishes),
-            tuple(breaks), safe_state, tuple(one_of_args), dict(effects or {}),
-        )
-        unknown = [c for c in (*preconditions, *(c for _, c, _ in ACTIONS[name].changes())) if c not in PRECONDITIONS]
-        if unknown:
-            raise ValueError(f"action {name}: unknown precondition {unknown[0]!r}")
-        return func
-
-    return register
+_TABLE: dict[str, ActionSpec] | None = None
 
 
-_loaded: list[bool] = []  # set once every action module is imported
-
-
-def _load() -> None:
-    for module in _MODULES:
-        importlib.import_module(module)
-    _loaded.append(True)
+def _load() -> dict[str, ActionSpec]:
+    """Every entry point's set, merged; a set that is not one, or an action two sets define, is
+    a ``PluginError`` naming the entry points."""
+    table: dict[str, ActionSpec] = {}
+    origin: dict[str, str] = {}
+    for name, plugin in plugins.plugins(plugins.ACTIONS).items():
+        found = plugin.load()
+        if not isinstance(found, ActionSet):
+            raise plugins.PluginError(plugin.where, f"{plugins.ACTIONS} entry point {name} = {plugin.target!r} "
+                                                    f"(from {plugin.dist}) is not an ActionSet")
+        for action_name, spec in found.specs.items():
+            if action_name in table:
+                raise plugins.PluginError(plugin.where, f"action {action_name} is defined by entry point {name} "
+                                                        f"({plugin.dist}) and by {origin[action_name]}: rename one")
+            table[action_name] = spec
+            origin[action_name] = f"{name} ({plugin.dist})"
+    return table
 
 
 def all_actions() -> dict[str, ActionSpec]:
-    """Every registered action (all action modules imported: one imported early is not all)."""
-    if not _loaded:
-        _load()
-    return ACTIONS
+    """Every action of every installed set (read once per process)."""
+    global _TABLE
+    if _TABLE is None:
+        _TABLE = _load()
+    return _TABLE
 
 
 def get_action(name: str) -> ActionSpec | None:

@@ -8,13 +8,15 @@ engine serialises it).
 from __future__ import annotations
 
 from station.actions.preconditions import require_imd_disabled
-from station.actions.registry import Arg, action
+from station.actions.registry import ActionSet, Arg
 from station.engine.errors import StepError
 
 POLE_RELAY = {"HV+": "ir_hv_plus", "HV-": "ir_hv_minus"}
 
+ACTIONS = ActionSet()
 
-@action("safety.ground_bond",
+
+@ACTIONS.action("safety.ground_bond",
         args={"point": Arg(kind="str"), "index": Arg(kind="int", default=None, doc="1-based probe position"),
               "points": Arg(kind="list", default=None, doc="all point names in fixture probe order (the position of 'point' selects the probe)"),
               "current": Arg(unit="A", default=25.0), "dwell": Arg(unit="s", default=5.0),
@@ -41,7 +43,7 @@ async def ground_bond(ctx, point: str, index: int | None, points: list | None, c
     return {"resistance": result.resistance}
 
 
-@action("safety.insulation",
+@ACTIONS.action("safety.insulation",
         args={"pole": Arg(kind="str", choices=("HV+", "HV-")), "voltage": Arg(unit="V"),
               "dwell": Arg(unit="s", default=10.0), "ramp": Arg(unit="s", default=1.0),
               "low_limit": Arg(unit="ohm", default=1e6)},
@@ -62,7 +64,7 @@ async def insulation(ctx, pole: str, voltage: float, dwell: float, ramp: float, 
     return {"resistance": result.resistance}
 
 
-@action("safety.withstand",
+@ACTIONS.action("safety.withstand",
         args={"pole": Arg(kind="str", choices=("HV+", "HV-")), "mode": Arg(kind="str", choices=("AC", "DC"), default="DC"),
               "voltage": Arg(unit="V"), "dwell": Arg(unit="s", default=1.0), "ramp": Arg(unit="s", default=1.0),
               "leakage_limit": Arg(unit="A", default=0.01)},

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 
 
 class _Entry:
     __slots__ = ("deadline", "task", "cancelling", "expired")
 
-    def __init__(self, deadline: float, task: asyncio.Task) -> None:
+    def __init__(self, deadline: float, task: asyncio.Task[Any]) -> None:
         self.deadline = deadline  # loop time, s
         self.task = task
         self.cancelling = task.cancelling()  # cancel requests the task already had
@@ -40,7 +41,10 @@ class StepDeadlines:
     def start(self, timeout: float) -> int:
         """Give the current task ``timeout`` s from now; return the key for ``finish``."""
         loop = asyncio.get_running_loop()
-        entry = _Entry(loop.time() + timeout, asyncio.current_task())  # type: ignore[arg-type]
+        task = asyncio.current_task()
+        if task is None:  # called from a callback: there is no task a deadline could cancel
+            raise RuntimeError("a step deadline needs the step's task")
+        entry = _Entry(loop.time() + timeout, task)
         key = self._next_key = self._next_key + 1
         self._entries[key] = entry
         if entry.deadline < self._timer_at:

@@ -91,6 +91,10 @@ BAD = {
     "serial port": ("leak", '{driver: ateq_leak, resource: "socket://127.0.0.1:0"}', ":11:", "port 0 is outside"),
     "signal map": ("bms", '{driver: dbc_bms, resource: "can://socketcand/can0?host=127.0.0.1&port=29536", '
                           'options: {signals: /nonexistent/map.yaml}}', ":7:", "map.yaml"),
+    # a role bound to a driver of another kind (issue 15): the role table's capability, by name
+    "capability": ("cycler", '{driver: keysight_34465a, resource: "TCPIP::127.0.0.1::5025::SOCKET"}', ":6:",
+                   "cycler (keysight_34465a): the cycler role needs a Cycler; Keysight34465A lacks set_output, "
+                   "set_voltage"),
     "driver key": ("dmm", '{driver: keysight_34456a, resource: "TCPIP::127.0.0.1::5025::SOCKET"}',
                    ":8:", "unknown driver 'keysight_34456a'"),
 }
@@ -110,6 +114,25 @@ def test_a_bad_instrument_config_is_exit_2_located_and_nothing_is_opened(tmp_pat
 
     check = _run("validate", "test_plans/smoke.yaml", "--station", str(station))
     assert check.returncode == 2 and message in check.stderr, check.stderr
+
+
+def test_a_simulated_station_binding_a_cycler_to_a_dmm_driver_is_refused_before_the_simulator_starts(tmp_path):
+    from station.config import SIM_CONFIG
+
+    text = Path(SIM_CONFIG).read_text()
+    assert text.count("cycler:  {driver: itech_it6000,") == 2
+    station = tmp_path / "sim_station.yaml"
+    station.write_text(text.replace("cycler:  {driver: itech_it6000,", "cycler:  {driver: keysight_34465a,", 1)
+                       .replace("../test_plans/", str(ROOT / "test_plans") + "/"))
+    line = next(i for i, row in enumerate(station.read_text().splitlines(), 1) if "keysight_34465a, resource: \"TCPIP::127.0.0.1::{F1.cycler" in row)
+    for args in (("validate", "test_plans/smoke.yaml", "--station", str(station)),
+                 ("run", "test_plans/smoke.yaml", "--sim", "--station", str(station), "--serial", "SN1",
+                  "--db", str(tmp_path / "r.db"))):
+        proc = _run(*args)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert f"{station}:{line}:" in proc.stderr and "the cycler role needs a Cycler" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "r.db").exists()
 
 
 def test_every_problem_of_a_fixture_is_reported_at_once(tmp_path, plc):

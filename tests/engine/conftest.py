@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from station import clock
+from station.engine.parts import Instruments, Outlets, RunInfo
 from station.engine.sequencer import Sequencer
 from station.plan.bind import bind_plan
 from station.plan.loader import load_plan
@@ -43,8 +44,15 @@ class Harness:
         path = self.write(name, HEADER + textwrap.dedent(body))
         return bind_plan(load_plan(path), variant, set(self.instruments))
 
-    def sequencer(self, body: str, **kw) -> Sequencer:
-        return Sequencer(self.bind(body), self.instruments, serial="SN1", subscribers=[self.events.append], **kw)
+    def sequencer(self, body: str, *, critical=(), locks=None) -> Sequencer:
+        return self.build(self.bind(body), critical=critical, locks=locks)
+
+    def build(self, bound, *, critical=(), locks=None, serial="SN1", fixture_id="F1", events=None) -> Sequencer:
+        """A Sequencer of ``bound`` on this harness's (open) instruments, its events into ``events``."""
+        sink = self.events if events is None else events
+        return Sequencer(bound, Instruments(self.instruments, locks=locks or {}),
+                         RunInfo(serial=serial, fixture_id=fixture_id),
+                         Outlets(critical=critical, subscribers=[sink.append]))
 
     def run(self, body: str, **kw) -> tuple[str, Sequencer]:
         seq = self.sequencer(body, **kw)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 from station import clock
-from station.engine.sequencer import Sequencer
 
 
 def test_retry_on_error_then_pass(h):
@@ -166,12 +165,12 @@ main:
 """
     h.instruments["dmm"].volts = [700.0]
     bound = h.bind(body, variant="bus")
-    seq = Sequencer(bound, h.instruments, serial="SN1", subscribers=[h.events.append])
+    seq = h.build(bound)
     assert clock.run(seq.run(), virtual=True) == "PASS"
     assert next(m.limits for m in h.of("MeasurementTaken") if m.name == "voltage")["min"] == 690.0
     h.events.clear()
     h.instruments["dmm"].reads = 0
-    seq = Sequencer(h.bind(body, variant="car"), h.instruments, serial="SN1", subscribers=[h.events.append])
+    seq = h.build(h.bind(body, variant="car"))
     assert clock.run(seq.run(), virtual=True) == "FAIL"
 
 
@@ -196,9 +195,8 @@ main:
         events: list = []
         seqs = []
         for fixture in ("F1", "F2"):
-            instruments = dict(h.instruments)
-            seqs.append(Sequencer(h.bind(body, name=f"{fixture}.yaml"), instruments, serial=f"SN-{fixture}",
-                                  fixture_id=fixture, locks=locks, subscribers=[events.append]))
+            seqs.append(h.build(h.bind(body, name=f"{fixture}.yaml"), serial=f"SN-{fixture}", fixture_id=fixture,
+                                locks=locks, events=events))
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         verdicts = await asyncio.gather(*(s.run() for s in seqs))

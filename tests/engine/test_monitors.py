@@ -22,19 +22,17 @@ PERIOD = 0.05  # s
 GUARDS = ["estop_released", "guard_closed"]
 
 
-class Seq:
-    """What the watchers use of the Sequencer; records trips with their loop time."""
+class Seq(mon.Watchers):
+    """A run's watchers whose events and aborts are recorded with their loop time in ``trips``."""
 
     def __init__(self, instruments: dict, period: float = PERIOD) -> None:
-        self.instruments = instruments
-        self.interlock_period = period
-        self.watched_interlocks: dict[str, frozenset[str]] = {}
         self.trips: list[tuple] = []
+        super().__init__(instruments, emit=self._record, abort=self._aborted, interlock_period=period)
 
-    def emit(self, cls, **fields) -> None:
+    def _record(self, cls, **fields) -> None:
         self.trips.append((asyncio.get_running_loop().time(), cls.__name__, fields))
 
-    def abort(self, reason: str, *, source: str = "operator") -> None:
+    def _aborted(self, reason: str, *, source: str = "operator") -> None:
         self.trips.append((asyncio.get_running_loop().time(), "abort", source, reason))
 
 
@@ -70,10 +68,10 @@ def test_the_poll_runs_on_the_grid_from_callbacks_and_stop_ends_it():
         loop = asyncio.get_running_loop()
         tasks = len(asyncio.all_tasks())
         t0 = loop.time()
-        watcher = mon.watch_interlocks(seq, GUARDS, "main/hv")
+        watcher = seq.interlocks(GUARDS, "main/hv")
         assert type(watcher.poll).__name__ == "InputPoll"  # the driver's task-free read
-        assert seq.watched_interlocks == {"main/hv": frozenset(GUARDS)}
-        assert mon.watch_interlocks(seq, ["guard_closed"], "main/hv/inner") is None  # covered
+        assert seq.claims == {"main/hv": frozenset(GUARDS)}
+        assert seq.interlocks(["guard_closed"], "main/hv/inner") is None  # covered
         await asyncio.sleep(1.0 + 1e-6)
         busy = len(asyncio.all_tasks())
         await mon.stop([watcher])
@@ -85,7 +83,7 @@ def test_the_poll_runs_on_the_grid_from_callbacks_and_stop_ends_it():
     assert busy == tasks  # no task per watcher, none per poll
     assert times == pytest.approx([t0 + k * PERIOD for k in range(1, 21)], abs=1e-9)
     assert after == served == 20  # nothing after stop
-    assert seq.trips == [] and seq.watched_interlocks == {}
+    assert seq.trips == [] and seq.claims == {}
 
 
 def test_an_interlock_opening_trips_at_the_next_poll_and_polling_ends():
@@ -93,7 +91,7 @@ def test_an_interlock_opening_trips_at_the_next_poll_and_polling_ends():
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         loop.call_at(t0 + 0.123, setattr, plc.wiring, "guard_open", True)
-        watcher = mon.watch_interlocks(seq, GUARDS, "main/hv")
+        watcher = seq.interlocks(GUARDS, "main/hv")
         await asyncio.sleep(0.5)
         served = plc.requests
         await mon.stop([watcher])
@@ -106,14 +104,14 @@ def test_an_interlock_opening_trips_at_the_next_poll_and_polling_ends():
     assert fields == {"path": "main/hv", "signal": "fixture.guard_closed", "value": 0.0, "limit": "interlock closed"}
     assert abort[1:] == ("abort", "interlock", "fixture.guard_closed = 0 violates interlock closed")
     assert served == 3 and times[-1] == pytest.approx(t0 + 0.15)  # no poll after the trip
-    assert seq.watched_interlocks == {}
+    assert seq.claims == {}
 
 
 def test_no_reply_trips_after_the_transport_timeout():
     async def body(plc, fixture, seq):
         t0 = asyncio.get_running_loop().time()
         plc.behaviour = "hang"
-        watcher = mon.watch_interlocks(seq, GUARDS, "main/hv")
+        watcher = seq.interlocks(GUARDS, "main/hv")
         await asyncio.sleep(1.0)
         await mon.stop([watcher])
         return t0, seq, plc.requests
@@ -130,7 +128,7 @@ def test_a_lost_connection_trips_at_the_next_poll():
     async def body(plc, fixture, seq):
         loop = asyncio.get_running_loop()
         t0 = loop.time()
-        watcher = mon.watch_interlocks(seq, GUARDS, "main/hv")
+        watcher = seq.interlocks(GUARDS, "main/hv")
         await asyncio.sleep(0.12)
         await plc.stop()  # drops the connection
         await asyncio.sleep(0.5)
@@ -147,7 +145,7 @@ def test_stop_while_a_read_is_in_flight_gives_the_link_back_at_once():
     async def body(plc, fixture, seq):
         loop = asyncio.get_running_loop()
         plc.behaviour = "hang"
-        watcher = mon.watch_interlocks(seq, GUARDS, "main/hv")
+        watcher = seq.interlocks(GUARDS, "main/hv")
         await asyncio.sleep(PERIOD + 0.01)  # the first poll is in flight, unanswered
         await mon.stop([watcher])
         plc.behaviour = "normal"
@@ -159,18 +157,18 @@ def test_stop_while_a_read_is_in_flight_gives_the_link_back_at_once():
 
     inputs, waited, seq, requests = on_bench(body)
     assert inputs["guard_closed"] is True and waited == 0.0
-    assert seq.trips == [] and requests == 1 and seq.watched_interlocks == {}
+    assert seq.trips == [] and requests == 1 and seq.claims == {}
 
 
 def test_a_stopped_watcher_does_not_undo_a_newer_claim():
     async def body(plc, fixture, seq):
-        first = mon.watch_interlocks(seq, ["guard_closed"], "main/a")
+        first = seq.interlocks(["guard_closed"], "main/a")
         await mon.stop([first])
-        second = mon.watch_interlocks(seq, GUARDS, "main/b")
+        second = seq.interlocks(GUARDS, "main/b")
         await mon.stop([first])  # late second stop of the first: no effect
-        claimed = dict(seq.watched_interlocks)
+        claimed = dict(seq.claims)
         await mon.stop([second])
-        return claimed, seq.watched_interlocks
+        return claimed, seq.claims
 
     claimed, after = on_bench(body)
     assert claimed == {"main/b": frozenset(GUARDS)} and after == {}
@@ -180,8 +178,8 @@ def test_a_sibling_is_not_covered_and_keeps_polling_after_the_first_ends():
     """Parallel HV steps: each polls; the first one ending must not leave the other unwatched."""
     async def body(plc, fixture, seq):
         loop = asyncio.get_running_loop()
-        first = mon.watch_interlocks(seq, GUARDS, "main/par/a")
-        second = mon.watch_interlocks(seq, GUARDS, "main/par/b")
+        first = seq.interlocks(GUARDS, "main/par/a")
+        second = seq.interlocks(GUARDS, "main/par/b")
         await asyncio.sleep(0.3)
         await mon.stop([first])
         t = loop.time()
@@ -221,7 +219,7 @@ def test_a_fixture_without_input_poll_is_polled_through_tasks_and_stop_cancels_t
 
     async def main():
         seq = Seq({"fixture": fixture})
-        watcher = mon.watch_interlocks(seq, GUARDS, "main/hv")
+        watcher = seq.interlocks(GUARDS, "main/hv")
         await asyncio.sleep(0.5 + 0.06)  # polls at 0.05, 0.10 (after each read's 30 ms), ...; one in flight
         await mon.stop([watcher])
         await asyncio.sleep(0.5)
@@ -237,7 +235,7 @@ def test_a_fixture_error_through_a_task_trips_as_unreachable():
 
     async def main():
         seq = Seq({"fixture": fixture})
-        watcher = mon.watch_interlocks(seq, GUARDS, "main/hv")
+        watcher = seq.interlocks(GUARDS, "main/hv")
         await asyncio.sleep(0.2)
         await mon.stop([watcher])
         return seq
@@ -279,7 +277,7 @@ def watch_signals(bms, node, *, change=None, until: float = 1.0):
         t0 = loop.time()
         if change is not None:
             loop.call_at(t0 + 0.42, change, bms)
-        watchers = mon.start(seq, node, {}, "main/g")
+        watchers = seq.start(node, {}, "main/g")
         at_start = len(bms.asked)
         await asyncio.sleep(0)
         first = len(bms.asked)

@@ -179,22 +179,19 @@ def test_the_record_says_which_instruments_were_not_confirmed(h: Harness, tmp_pa
 
 
 def test_a_fixture_with_energy_sources_but_no_dmm_cannot_confirm_the_bus(h: Harness):
-    from station.engine.sequencer import Sequencer
 
     bound = h.bind("main:\n  - station.wait: 1 s\n")
     del h.instruments["dmm"]
-    seq = Sequencer(bound, h.instruments, serial="SN1", subscribers=[h.events.append])
+    seq = h.build(bound)
     assert clock.run(seq.run(), virtual=True) == "ERROR"
     assert "no DMM on this fixture" in h.of("RunFinished")[0].reason
     assert "bms, safety" in h.of("RunFinished")[0].reason or "safety, bms" in h.of("RunFinished")[0].reason
 
 
 def test_a_fixture_without_any_energy_source_has_no_bus_to_confirm(h: Harness):
-    from station.engine.sequencer import Sequencer
-
     bound = h.bind("main:\n  - station.wait: 1 s\n")
     h.instruments = {"fixture": h.instruments["fixture"]}
-    seq = Sequencer(bound, h.instruments, serial="SN1", subscribers=[h.events.append])
+    seq = h.build(bound)
     assert clock.run(seq.run(), virtual=True) == "PASS"
     last = h.of("SafeStateAction")[-1]
     assert last.confirmed and "no bus to confirm" in last.action

@@ -1,9 +1,9 @@
 """Only the step's own deadline is a step timeout (docs/reliability.md, change 3).
 
-``Sequencer._call`` runs the action under ``asyncio.timeout(step timeout)``. A ``TimeoutError``
-raised *inside* the action — an ``InstrumentTimeout`` of a driver, or any other timeout the
-action's code gives up on — must reach the record unchanged, with the instrument and command
-it names; ``timeout: step did not finish within N s`` is reserved for the step's own deadline.
+``StepRunner._call`` (station/engine/steps.py) runs the action under the step's deadline. A
+``TimeoutError`` raised *inside* the action — an ``InstrumentTimeout`` of a driver, or any
+other timeout the action's code gives up on — must reach the record unchanged, with the
+instrument and command it names; ``timeout: step did not finish within N s`` is reserved for the step's own deadline.
 The engine is the component under test here; the instruments are the engine suite's fakes.
 """
 
