@@ -37,6 +37,12 @@ async def _sample(ctx, cycler, t0: float, rows: list) -> tuple[float, float]:
     return r.voltage, r.current
 
 
+# s: a target this close counts as reached. On virtual time a sleep shorter than the clock's
+# float resolution (~1e-14 s at 60 s) does not move it: ``now`` stalled a few ulps short of
+# ``at`` and the loop sampled for ever (a proof's car-800 run hung in cycler.dcir with t0 54.71 s).
+REACHED = 1e-6
+
+
 async def _hold(ctx, cycler, t0: float, until: float, at: float, every: float, rows: list,
                 cells_at: list | None = None) -> float:
     """Sample until ``until`` (s since t0); return the voltage sampled at ``at`` (cells too, if asked)."""
@@ -44,12 +50,12 @@ async def _hold(ctx, cycler, t0: float, until: float, at: float, every: float, r
     taken = False
     while True:
         now = ctx.now() - t0
-        if not taken and now >= at:
+        if not taken and now >= at - REACHED:
             v_at, _ = await _sample(ctx, cycler, t0, rows)
             if cells_at is not None:
                 cells_at.extend(ctx.instrument("bms").cell_voltages())
             taken = True
-        elif now >= until:
+        elif now >= until - REACHED:
             return v_at
         else:
             await _sample(ctx, cycler, t0, rows)
