@@ -25,6 +25,7 @@ byte shows the error queue (bit 2), ESB (bit 5) and the master summary (bit 6).
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections import deque
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 
 Handler = Callable[[list[int], str], "str | None"]
 
+_MATCHES_KEPT = 512  # header matches an instrument remembers (ScpiInstrument._match)
 _MNEMONIC = re.compile(r"^([A-Za-z*][A-Za-z_]*?)(\d*)$")
 
 # Standard event status register (*ESR?) bits.
@@ -65,6 +67,7 @@ class _Pattern:
     spec: str
 
 
+@functools.cache  # pure; every bench start registers the same manuals' tables
 def parse_spec(spec: str) -> tuple[tuple[_Node, ...], bool]:
     """``"[SOURce:]VOLTage[:LEVel]?"`` -> (nodes, is_query). A ``[...]`` group is optional."""
     query = spec.endswith("?")
@@ -111,6 +114,9 @@ class ScpiInstrument:
 
     def __init__(self) -> None:
         self._patterns: list[_Pattern] = []
+        # header -> (pattern, suffixes) or None: a driver repeats a handful of headers (a poll every
+        # 2 s), and matching one against the whole table cost ~1 ms (~200 nodes tried)
+        self._matched: dict[str, tuple[_Pattern, tuple[int, ...]] | None] = {}
         self.errors: deque[tuple[int, str]] = deque(maxlen=20)
         self.behaviour = "normal"
         self.received: list[str] = []
@@ -141,6 +147,7 @@ class ScpiInstrument:
         ``"MEASure:VOLTage[:DC]?"``, ``"SAFEty:STEP<n>:IR"``); a trailing ``?`` makes a query."""
         nodes, query = parse_spec(spec)
         self._patterns.append(_Pattern(nodes, query, handler, spec))
+        self._matched.clear()
 
     def reset(self) -> None:
         """``*RST``: subclasses restore defaults."""
@@ -177,6 +184,15 @@ class ScpiInstrument:
 
     # -- dispatch --------------------------------------------------------------------------
     def _match(self, header: str) -> tuple[_Pattern, list[int]] | None:
+        try:
+            found = self._matched[header]
+        except KeyError:
+            if len(self._matched) >= _MATCHES_KEPT:  # a client sending ever new headers (noise)
+                self._matched.clear()
+            found = self._matched[header] = self._match_table(header)
+        return None if found is None else (found[0], list(found[1]))
+
+    def _match_table(self, header: str) -> tuple[_Pattern, tuple[int, ...]] | None:
         query = header.endswith("?")
         words = header.rstrip("?").lstrip(":").split(":")
         if any(not w for w in words):
@@ -186,7 +202,7 @@ class ScpiInstrument:
                 continue
             suffixes = _match_nodes(words, pattern.nodes)
             if suffixes is not None:
-                return pattern, suffixes
+                return pattern, tuple(suffixes)
         return None
 
     def _resolve(self, header: str, path: list[str]) -> tuple[tuple[_Pattern, list[int]] | None, list[str]]:

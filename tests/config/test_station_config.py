@@ -75,6 +75,21 @@ def test_registry_resolves_every_builtin_and_names_valid_keys_when_unknown():
     assert set(builtin()) <= set(available())
 
 
+def test_a_builtin_driver_resolves_without_reading_the_installed_packages(monkeypatch):
+    """Only a key no built-in driver has is looked up among the entry points (a scan of every
+    installed distribution's metadata); a built-in key wins over an entry point anyway."""
+    import drivers.registry as registry
+
+    scans = []
+    real = registry.metadata.entry_points
+    monkeypatch.setattr(registry.metadata, "entry_points", lambda **kw: scans.append(kw) or real(**kw))
+    assert driver_class("itech_it6000").__name__ == "ItechIT6000"
+    assert scans == []
+    with pytest.raises(UnknownDriverError):
+        driver_class("itech_6000")
+    assert scans == [{"group": "eol_station.drivers"}]
+
+
 def test_drivers_are_built_from_config_without_io():
     """Building every instrument of the simulated station touches nothing (no sim running)."""
     from station.instruments import StationInstruments

@@ -95,6 +95,19 @@ async def test_what_the_manual_does_not_list_is_an_undefined_header(model):
         assert errors(peer) == ['-113,"Undefined header"'], form
 
 
+async def test_a_header_seen_before_resolves_the_same_and_a_command_added_later_is_seen():
+    """Header matches are remembered per instrument: the second time gives the same answer (and
+    the same refusal), and registering a command forgets what was remembered."""
+    peer = itech()
+    for _ in range(2):
+        peer.execute("VOLT 380")
+        assert float(peer.execute("VOLT?")[0]) == 380.0
+        assert peer.execute("ACME:PING?") == []
+        assert errors(peer) == ['-113,"Undefined header"']
+    peer.command("ACME:PING?", lambda s, a: "pong")
+    assert peer.execute("ACME:PING?") == ["pong"] and errors(peer) == []
+
+
 async def test_itech_long_short_optional_nodes_units_and_keywords_set_the_same_value():
     peer = itech()
     for form, volts in [("SOUR:VOLT:LEV:IMM:AMPL 400", 400.0), ("VOLT 350V", 350.0), ("VOLT 0.3 kV", 300.0),
