@@ -55,6 +55,10 @@ class Binder(DimChecks, OrderChecks):
 
     def check_value(self, raw: Any, src: Source, loc: Loc, known: set[str], *, unit: str | None = None, kind: str = "any") -> None:
         """Check a literal or template argument: units parse, expressions parse and name known things."""
+        if isinstance(raw, (list, dict)) and kind not in ("any", "list"):  # a scalar argument given a collection
+            shown = "a list" if isinstance(raw, list) else "a mapping"
+            self.add(src, loc, v.literal_problem(raw, unit=unit, kind=kind) or f"expected a single value, got {shown}")
+            return
         if isinstance(raw, list):
             for i, item in enumerate(raw):
                 self.check_value(item, src, loc + (i,), known)

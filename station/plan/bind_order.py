@@ -76,8 +76,8 @@ class OrderChecks:
 def _effect(spec: ActionSpec, name: str, args: dict[str, Any], by_value: dict[Any, Effect]) -> tuple[bool, Effect]:
     """(whether the argument's value is known at bind, the effect of that value)."""
     raw = args.get(name, spec.args[name].default if name in spec.args else None)
-    if v.is_template(raw):
-        return False, Effect()
+    if v.is_template(raw) or not isinstance(raw, (str, bool, int, float)):
+        return False, Effect()  # an expression, or a wrong value the argument check reports
     if spec.args.get(name) is not None and spec.args[name].kind == "bool" and isinstance(raw, str):
         raw = True if raw.lower() in _TRUE else False if raw.lower() in _FALSE else raw
     return True, by_value.get(raw, Effect())

@@ -124,6 +124,8 @@ def test_an_argument_decides_the_effect_and_an_expression_is_given_the_benefit(t
                                f"  - fixture.lv_power: true\n  - {DCIR}\n") == []
     body = (f"parameters: {{m: standby}}\nmain:\n  - bms.close_contactors: {{}}\n  - bms.mode: '${{m}}'\n  - {DCIR}\n")
     assert _problems(tmp_path, body) == []  # the expression may not break it: left to run time
+    wrong = _problems(tmp_path, "main:\n  - fixture.lv_power: [true]\n  - bms.mode: {mode: {a: 1}}\n")
+    assert any("expected true/false" in p for p in wrong) and len(wrong) == 2, wrong  # reported, never a crash
 
 
 def test_not_checked_where_the_plan_cannot_establish_it(tmp_path):
