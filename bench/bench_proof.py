@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -76,22 +77,54 @@ def catch_phases(fault: str = "hipot_breakdown", variant: str = "car-400") -> di
     return out
 
 
+def reference_cpu_s() -> float:
+    """CPU seconds of a fixed pure-Python workload (dict and integer operations, ~1.5M steps; the
+    best of three): what one CPU second buys right now. On this shared VM a busy host made the
+    same work take up to ~3x the CPU time it takes when quiet (a golden run 4-5 s quiet, 12-15 s
+    at load 11-16), so CPU figures are read against this one taken beside them."""
+    def work() -> None:
+        counts: dict[int, int] = {}
+        for i in range(1_500_000):
+            counts[i & 1023] = counts.get(i & 1023, 0) + i * 3
+
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        work()
+        best = min(best, time.process_time() - start)
+    return best
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of every child process reaped so far, theirs included."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def proof(jobs: int | None, explore: bool = False) -> dict:
-    """One ``station test`` of the reference plan (all variants): wall seconds, CPU seconds of
-    the runs, how many runs, whether every proof held."""
+    """One ``station test`` of the reference plan (all variants): wall seconds; CPU seconds of
+    the runs (``cpu_s``, the sum of each run's own, as the proof's JSON gives it) and of the
+    whole command (``process_cpu_s``: the runs, start-up, plan checks, forking and warming the
+    workers, the matrix); how many runs; whether every proof held. On a shared machine the
+    wall time says how busy it was; the CPU seconds say what the proof costs: on an idle
+    machine the wall time is about ``process_cpu_s / jobs`` plus the longest run's tail."""
     with tempfile.TemporaryDirectory() as tmp:
         args = [str(STATION), "test", str(PLAN), "--json", f"{tmp}/p.json", "--db", f"{tmp}/p.db"]
         if jobs:
             args += ["--jobs", str(jobs)]
         if explore:
             args.append("--explore")
-        load = os.getloadavg()[0]
+        load, reference = os.getloadavg()[0], reference_cpu_s()
+        cpu = _children_cpu()
         start = time.perf_counter()
         proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=station_env())
         wall = time.perf_counter() - start
+        process_cpu = _children_cpu() - cpu
         doc = json.loads(Path(f"{tmp}/p.json").read_text())
     results = doc["results"]
-    return {"wall_s": wall, "cpu_s": sum(r["cpu_s"] for r in results), "runs": len(results), "jobs": doc["jobs"],
+    return {"wall_s": wall, "cpu_s": sum(r["cpu_s"] for r in results), "process_cpu_s": process_cpu,
+            "longest_run_cpu_s": max(r["cpu_s"] for r in results), "runs": len(results), "jobs": doc["jobs"],
+            "reference_cpu_s": (reference + reference_cpu_s()) / 2,
             "exit": proc.returncode, "all_hold": all(r["ok"] for r in results), "load_before": load,
             "load_after": os.getloadavg()[0],
             "let_through": sum(1 for r in results if r["kind"] == "explore" and not r["caught"]),
@@ -108,13 +141,15 @@ def main() -> None:
     for jobs in (1, None):
         r = proof(jobs)
         print(f"full proof, jobs {r['jobs']}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU in the runs, "
-              f"{r['runs']} runs, exit {r['exit']}, load {r['load_before']:.1f} -> {r['load_after']:.1f}")
+              f"{r['process_cpu_s']:.1f} s CPU in all, {r['runs']} runs, exit {r['exit']}, "
+              f"load {r['load_before']:.1f} -> {r['load_after']:.1f}, reference workload {r['reference_cpu_s']:.3f} s")
         for line in r["failed"]:
             print(f"  FAILED {line}")
     if "--explore" in sys.argv:
         r = proof(None, explore=True)
-        print(f"explore: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU, {r['runs']} runs, "
-              f"{r['let_through']} let through, load {r['load_before']:.1f} -> {r['load_after']:.1f}")
+        print(f"explore: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU in the runs, {r['process_cpu_s']:.1f} s "
+              f"CPU in all, {r['runs']} runs, {r['let_through']} let through, "
+              f"load {r['load_before']:.1f} -> {r['load_after']:.1f}, reference workload {r['reference_cpu_s']:.3f} s")
 
 
 if __name__ == "__main__":

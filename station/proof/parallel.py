@@ -32,11 +32,10 @@ _RUN_IMPORTS = ("pyvisa", "pyvisa_py", "udsoncan", "udsoncan.client", "isotp", "
 def _warm(cases: list[Case]) -> None:
     """Load once, before the workers are forked, what every worker would otherwise load for itself:
     the run's imports, each plan x variant prepared (config, plan, bind, pack: ~0.3 s each), and
-    a simulated bench started and stopped per variant (its BMS encoders and SCPI tables are kept
-    per process). Started against a throw-away store: the proof's own store gets only its runs.
-    A case that cannot be prepared is left to report itself when it runs."""
+    the simulated bench of each variant started and stopped (its BMS encoders and SCPI tables are
+    kept per process). Only the simulator starts: no store, no instrument, no line service. A
+    case that cannot be prepared or simulated is left to report itself when it runs."""
     import importlib
-    import tempfile
 
     from drivers.base.diagnostics import InputError
     from sim.bench import _did_table
@@ -48,28 +47,35 @@ def _warm(cases: list[Case]) -> None:
         except ImportError:  # an optional stack this installation lacks: its runs say so
             pass
     _did_table()
-    keys = dict.fromkeys((c.plan, c.variant, c.station, c.fixture) for c in cases)
-    preps = []
-    for key in keys:
+    for key in dict.fromkeys((c.plan, c.variant, c.station, c.fixture) for c in cases):
         try:
-            preps.append(prepared(*key))
+            prep = prepared(*key)
         except InputError:
             continue
-    with tempfile.TemporaryDirectory(prefix="station-test-warm-") as tmp:
-        for prep in preps:
-            try:
-                _start_bench(prep, f"{tmp}/warm.db")
-            except Exception:  # only a head start: the case meets the same error and reports it
-                continue
+        try:
+            _start_bench(prep)
+        except Exception:  # only a head start: the case meets the same error and reports it
+            continue
 
 
-def _start_bench(prep, db: str) -> None:
+def _start_bench(prep) -> None:
+    """Start and stop the simulated bench a run of ``prep`` gets (``station.runner.Session``)."""
+    from sim.bench import SimBench
     from station import clock
-    from station.runner import Session, sim_preset
+    from station.instruments import sim_bms_profiles
+    from station.runner import sim_preset
+    from station.simpack import fixture_pack, safety_driver
+
+    config = prep.config
+    packs = {f: fixture_pack(config, f) for f in config.fixture_ids()}
+    packs[prep.fixture] = sim_preset(prep)
 
     async def start_stop() -> None:
-        async with Session(prep.config, sim=True, presets={prep.fixture: sim_preset(prep)}, db=db):
-            pass
+        bench = SimBench(packs, bms=sim_bms_profiles(config), safety=safety_driver(config))
+        try:
+            await bench.start()
+        finally:
+            await bench.stop()
 
     clock.run(start_stop(), virtual=True, in_process=True)
 

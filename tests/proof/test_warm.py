@@ -1,6 +1,6 @@
 """Before ``station test`` forks its workers it loads what every worker would load for itself
 (station.proof.parallel._warm): nothing of that may reach the proof or its workers but the
-caches — no peer left on the in-process CAN bus, no thread, nothing in the proof's store."""
+caches: no peer left on the in-process CAN bus, no thread, no file written."""
 
 from __future__ import annotations
 
