@@ -33,8 +33,8 @@ ACTIONS = "eol_station.actions"
 class PluginError(InputError):
     """An entry point that cannot be used: a clash, an import that fails, a stale install."""
 
-    def __init__(self, where: str, message: str) -> None:
-        super().__init__([Problem(where, 1, 1, message)])
+    def __init__(self, where: str, message: str, line: int = 1) -> None:
+        super().__init__([Problem(where, line, 1, message)])
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,22 @@ class Plugin:
     def builtin(self) -> bool:
         return _normal(self.dist) == _normal(HOME)
 
+    @property
+    def line(self) -> int:
+        """The line of ``where`` declaring this entry point (1 when it cannot be found)."""
+        try:
+            text = Path(self.where).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return 1
+        section = ""
+        for number, raw in enumerate(text.splitlines(), 1):
+            line = raw.strip()
+            if line.startswith("[") and line.endswith("]"):
+                section = line[1:-1].strip()
+            elif section == self.group and line.partition("=")[0].strip() == self.name:
+                return number
+        return 1
+
     def load(self) -> Any:
         """Import the target; a failure is a ``PluginError`` naming the entry point."""
         module, _, attribute = self.target.partition(":")
@@ -60,7 +76,8 @@ class Plugin:
                 found = getattr(found, part)
         except Exception as err:  # a site package's bug or missing dependency: named, not a traceback
             raise PluginError(self.where, f"{self.group} entry point {self.name} = {self.target!r} (from "
-                                          f"{self.dist}) cannot be loaded: {type(err).__name__}: {err}") from err
+                                          f"{self.dist}) cannot be loaded: {type(err).__name__}: {err}",
+                              self.line) from err
         return found
 
 
@@ -91,7 +108,7 @@ def plugins(group: str) -> dict[str, Plugin]:
         if other is not None and other.target != plugin.target:
             raise PluginError(plugin.where, f"{group} entry point {ep.name!r} is declared by {plugin.dist} "
                                             f"({plugin.target}) and by {other.dist} ({other.target}): "
-                                            "rename one")
+                                            "rename one", plugin.line)
         found[ep.name] = plugin
     if not any(p.builtin for p in found.values()):
         raise PluginError("pyproject.toml", f"the installed {HOME} declares no {group} entry points: its "

@@ -180,5 +180,6 @@ def test_a_site_entry_point_that_cannot_be_imported_is_named(tmp_path):
                  {"actions.py": ACTIONS})
     proc = _station_cli(site, "validate", "test_plans/smoke.yaml", "--station", str(_station(tmp_path)))
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "entry_points.txt" in proc.stderr and "acme_dmm = 'acme_site.missing:AcmeDmm' (from acme-site)" in proc.stderr
+    assert "entry_points.txt:2:1:" in proc.stderr  # the line declaring it
+    assert "acme_dmm = 'acme_site.missing:AcmeDmm' (from acme-site)" in proc.stderr
     assert "ModuleNotFoundError" in proc.stderr and "Traceback" not in proc.stderr
