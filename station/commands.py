@@ -101,7 +101,8 @@ def cmd_run(args) -> int:
     try:
         verdict, run_id, _record = clock.run(main(), virtual=args.sim, scale=prep.config.config.time_scale)
     except RunRefused as err:
-        print(f"station run: refused, no run started (nothing was switched): {printable(err)}. "
+        print(f"station run: refused, no run started (no plan step ran; what the start-up check "
+              f"switched is listed above): {printable(err)}. "
               f"Make the fixture safe (see above), then start again.", file=sys.stderr)
         return EXIT_REFUSED
     except LineRefused as err:

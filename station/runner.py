@@ -33,7 +33,7 @@ EXIT_LINE_REFUSED = 4  # the MES refused the serial, or could not answer the rou
 
 
 class RunRefused(Exception):
-    """The start-up check forbids a run (``station.startup.blocking``): nothing was switched,
+    """The start-up check forbids a run (``station.startup.blocking``): no plan step ran,
     no run was recorded. ``lines`` is the whole report; ``str()`` the findings that block."""
 
     def __init__(self, lines: list[str]) -> None:

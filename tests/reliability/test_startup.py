@@ -135,7 +135,7 @@ def test_station_run_refuses_when_the_fixture_plc_cannot_be_read(tmp_path):
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert f"start-up: NOT SAFE fixture F1: fixture: not reachable at modbus-tcp://127.0.0.1:{port}?unit=1" in proc.stderr
-    assert "station run: refused, no run started (nothing was switched): NOT SAFE fixture F1: fixture: not reachable" \
+    assert "switched is listed above): NOT SAFE fixture F1: fixture: not reachable" \
         in proc.stderr
     assert proc.stdout == ""  # no run line: nothing started
     with ResultStore(db, readonly=True) as store:
