@@ -75,19 +75,23 @@ def test_registry_resolves_every_builtin_and_names_valid_keys_when_unknown():
     assert set(builtin()) <= set(available())
 
 
-def test_a_builtin_driver_resolves_without_reading_the_installed_packages(monkeypatch):
-    """Only a key no built-in driver has is looked up among the entry points (a scan of every
-    installed distribution's metadata); a built-in key wins over an entry point anyway."""
-    import drivers.registry as registry
+def test_driver_keys_scan_the_installed_packages_once_per_process(monkeypatch):
+    """Resolving driver keys reads the installed distributions' entry points once (a scan of
+    every distribution's metadata), however many keys a run resolves, unknown ones included."""
+    from drivers import plugins
 
     scans = []
-    real = registry.metadata.entry_points
-    monkeypatch.setattr(registry.metadata, "entry_points", lambda **kw: scans.append(kw) or real(**kw))
-    assert driver_class("itech_it6000").__name__ == "ItechIT6000"
-    assert scans == []
-    with pytest.raises(UnknownDriverError):
-        driver_class("itech_6000")
-    assert scans == [{"group": "eol_station.drivers"}]
+    real = plugins.metadata.entry_points
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda **kw: scans.append(kw) or real(**kw))
+    plugins.plugins.cache_clear()
+    try:
+        assert driver_class("itech_it6000").__name__ == "ItechIT6000"
+        assert driver_class("keysight_34465a").__name__ == "Keysight34465A"
+        with pytest.raises(UnknownDriverError):
+            driver_class("itech_6000")
+        assert scans == [{"group": "eol_station.drivers"}]
+    finally:
+        plugins.plugins.cache_clear()
 
 
 def test_drivers_are_built_from_config_without_io():
