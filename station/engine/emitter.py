@@ -44,6 +44,11 @@ class Emitter:
         self._utc0 = dt.datetime.now(dt.UTC)
         self._stamp_window = (0.0, 0.0, "")
 
+    @property
+    def t0(self) -> float:
+        """The running loop's time() at t = 0 (s): adds to an event's ``t`` for loop time."""
+        return self._t0
+
     def stamp(self) -> tuple[str, float]:
         """(utc text, station seconds since ``start``)."""
         t = (self._clock or asyncio.get_running_loop().time)() - self._t0

@@ -117,7 +117,7 @@ async def run_uds(config, plan: Path) -> list[UdsRun]:
 
             def on_event(event, faulted=faulted, seqs=seqs, finished=finished, errors=errors, safe=safe,
                          safe_ok=safe_ok):
-                t = seqs[0]._t0 + event.t
+                t = seqs[0].events.t0 + event.t
                 if isinstance(event, StepStarted) and event.path == "main/hold" and faulted:
                     probe.drop_tester_present = True
                 elif isinstance(event, StepFinished):

@@ -165,11 +165,11 @@ async def run_trips(config, plan: Path, db: Path, kinds: list[str], rng: random.
                 if isinstance(event, StepStarted) and event.path == HV_STEP and kind in _FIRED:
                     loop.call_later(rng.uniform(*window), probe.fire)
                 elif isinstance(event, SafeStateAction) and event.instrument in HV_ROLES:
-                    safe.append(seqs[0]._t0 + event.t)
+                    safe.append(seqs[0].events.t0 + event.t)
                 elif isinstance(event, SafeStateAction) and event.instrument == "bms":
-                    bms.append(seqs[0]._t0 + event.t)
+                    bms.append(seqs[0].events.t0 + event.t)
                 if probe.phys_t is not None:
-                    timeline.append((seqs[0]._t0 + event.t, type(event).__name__ + " " + getattr(event, "instrument", "")))
+                    timeline.append((seqs[0].events.t0 + event.t, type(event).__name__ + " " + getattr(event, "instrument", "")))
 
             verdict, _run_id, record = await session.run(req, prep, subscribers=[on_event],
                                                          on_sequencer=seqs.append, signals=False)
