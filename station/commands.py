@@ -142,7 +142,7 @@ def cmd_validate(args) -> int:
                     continue
                 later = f", {len(bound.deferred)} checked at run time" if bound.deferred else ""
                 print(f"{path}: OK ({loaded.plan.id} {loaded.plan.version}, variant {variant or '-'}, "
-                      f"{bound.leaf_count()} steps{later})")
+                      f"{bound.leaf_count()} step{'' if bound.leaf_count() == 1 else 's'}{later})")
                 for note in bound.deferred:
                     print(f"  {printable(note)}")
         except InputError as err:

@@ -48,7 +48,7 @@ main:
     assert main(["validate", str(path)]) == 2
     captured = capsys.readouterr()
     assert "min 50 V is greater than max 42 V (variant a)" in captured.err
-    assert "variant b, 1 steps" in captured.out
+    assert "variant b, 1 step)" in captured.out
     assert "max of 'voltage' is current (20 A), but 'voltage' is in V (variant c)" in captured.err
 
 
