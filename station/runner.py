@@ -104,11 +104,15 @@ def prepare(req: RunRequest) -> Prepared:
     from station.serials import SerialRefused
 
     try:
-        req.serial = config.check_serial(req.serial, require_product=req.plan is None).serial
-    except SerialRefused as err:
-        raise _problem("--serial", f"this is not a pack serial: {err}") from None
+        try:
+            req.serial = config.check_serial(req.serial, require_product=req.plan is None).serial
+        except SerialRefused as err:
+            raise SerialRefused(err.scan, f"this is not a pack serial: {err}") from None
+        _check_serial(config, req.serial)
+    except SerialRefused as err:  # audited: a forged or foreign serial is an integrity event too
+        raise provenance.refuse(audit, "serial refused", "--serial", str(err), operator=req.operator.strip(),
+                                serial=printable(err.scan)[:80], station=config.config.station_id) from None
     who = {"operator": req.operator.strip(), "serial": printable(req.serial), "station": config.config.station_id}
-    _check_serial(config, req.serial)
     provenance.check_store_mode(config, Path(req.db) if req.db else config.resolve_path(config.config.results.db),
                                 audit, **who)
     provenance.check_authenticated(config, req.auth, audit, **who)
@@ -172,12 +176,13 @@ def _check_serial(config: LoadedConfig, serial: str) -> None:
     (a newline, ESC, a GS1 separator the scanner should have parsed), over ``SERIAL_MAX``, or, in
     production, one no product of the catalogue accepts."""
     from station.safetext import has_controls
+    from station.serials import SerialRefused
 
     if has_controls(serial) or not serial.strip() or len(serial) > SERIAL_MAX:
-        raise _problem("--serial", f"serial {printable(serial)[:80]} is not a pack serial (empty, control "
-                                   f"characters or over {SERIAL_MAX} characters)")
+        raise SerialRefused(serial, f"serial {printable(serial)[:80]} is not a pack serial (empty, control "
+                                    f"characters or over {SERIAL_MAX} characters)")
     if config.config.mode == "production" and config.config.products and config.product_for(serial) is None:
-        raise _problem("--serial", f"serial {printable(serial)} matches no product of the catalogue")
+        raise SerialRefused(serial, f"serial {printable(serial)} matches no product of the catalogue")
 
 
 def parse_fault(text: str) -> tuple[str, dict[str, str]]:

@@ -171,7 +171,8 @@ class FixturePanel(Vertical):
         try:
             self.pending = resolve(self.station.config, serial=scan, fixture=self.fixture,
                                    operator=self.station.operator, sim=self.station.sim,
-                                   overrides=self.station.overrides(self.fixture), auth=self.station.auth)
+                                   overrides=self.station.overrides(self.fixture), auth=self.station.auth,
+                                   audit=self.station.audit)
         except Refusal as err:
             self.say(f"✘ {err}", "bold red")
             return

@@ -12,6 +12,8 @@ from pathlib import Path
 from drivers.base.diagnostics import InputError
 from station.config import LoadedConfig, OperatorConfig, ProductConfig
 from station.runner import Prepared, RunRequest, prepare
+from station.safetext import printable
+from station.security.audit import AuditLog
 from station.serials import SerialRefused
 
 
@@ -76,23 +78,32 @@ def plan_files(config: LoadedConfig) -> list[Path]:
 
 
 def resolve(config: LoadedConfig, *, serial: str, fixture: str, operator: OperatorConfig, sim: bool,
-            overrides: Overrides = Overrides(), auth: object = None) -> Resolved:
-    """Serial → plan + variant for this fixture and operator; Refusal with the reason otherwise."""
+            overrides: Overrides = Overrides(), auth: object = None, audit: AuditLog | None = None) -> Resolved:
+    """Serial → plan + variant for this fixture and operator; Refusal with the reason otherwise.
+
+    A refused serial and an unreleased plan are appended to ``audit`` (``refusal`` entries) as
+    ``station run`` does; the checks ``prepare`` makes audit themselves."""
+    def refuse(what: str, message: str) -> Refusal:
+        if audit is not None:
+            audit.append("refusal", what=what, message=message, operator=operator.id, serial=printable(serial)[:80],
+                         fixture=fixture, station=config.config.station_id, where="ui")
+        return Refusal(message)
+
     engineer = may_choose_plan(operator)
     plan = overrides.plan if engineer and overrides.plan else None
     try:  # the catalogue's serial rules, before anything else (station.serials)
         serial = config.check_serial(serial, require_product=plan is None).serial
     except SerialRefused as err:
-        raise Refusal(str(err)) from None
+        raise refuse("serial refused", str(err)) from None
     product = config.product_for(serial)
     if plan is None:
         if product is None:
-            raise Refusal(f"serial '{serial}' matches no product in the catalogue")
+            raise refuse("serial refused", f"serial '{serial}' matches no product in the catalogue")
         plan = str(config.resolve_path(product.plan))
     if not engineer:
         problem = release_problem(config, plan)
         if problem:
-            raise Refusal(problem)
+            raise refuse("plan not released", problem)
     faults = list(overrides.faults) if engineer else []
     if faults and not sim:
         raise Refusal("faults can only be injected in training mode (--sim)")

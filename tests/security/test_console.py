@@ -12,6 +12,7 @@ from station.events import MeasurementTaken, RunStarted, StepFinished
 from station.results.commands import results_list, results_show
 from station.results.store import ResultStore
 from station.safetext import has_controls, markup_safe, printable
+from station.security.audit import AuditLog
 from station.view import PlainView, RichView
 
 from .conftest import SMOKE
@@ -65,6 +66,10 @@ def test_station_run_refuses_a_forged_serial_before_anything_and_prints_it_escap
     assert code == 2 and "is not a pack serial" in err
     assert "\x1b" not in err and "\n" not in err.strip() and out == ""
     assert not (tmp_path / "r.db").exists()  # refused before the store (or anything else) was opened
+    log = AuditLog(tmp_path / "audit.jsonl")  # ... and the attempt is on the audit trail, escaped
+    refusals = [e for e in log.entries() if e["kind"] == "refusal"]
+    assert [e["fields"]["what"] for e in refusals] == ["serial refused"] and log.verify() == []
+    assert "\x1b" not in refusals[0]["fields"]["serial"] and "\n" not in refusals[0]["fields"]["serial"]
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 from station import events as ev
 from station.config import OperatorConfig
 from station.plan.loader import load_plan
+from station.security.audit import AuditLog
 from station.ui.panels import shift_stats
 from station.ui.policy import Overrides, Refusal, release_problem, resolve
 from station.ui.run_state import RunState, format_live, typical_duration
@@ -43,6 +44,23 @@ def test_resolve_catalogue_roles_and_faults(station_config):
     with pytest.raises(Refusal, match="training mode"):
         resolve(station_config, serial="CAR9", fixture="F1", operator=ENG, sim=False,
                 overrides=Overrides(faults=("bond_high",)))
+
+
+def test_resolve_audits_what_it_refuses(station_config, tmp_path):
+    """A refused scan and an operator's unreleased plan leave a refusal on the audit trail, as
+    ``station run`` does; an accepted scan leaves nothing."""
+    log = AuditLog(tmp_path / "audit.jsonl")
+    resolve(station_config, serial="CAR9", fixture="F1", operator=OP, sim=True, audit=log)
+    assert log.entries() == []
+    with pytest.raises(Refusal):
+        resolve(station_config, serial="XYZ1\x1b[2J", fixture="F1", operator=OP, sim=True, audit=log)
+    plan = station_config.resolve_path(station_config.config.products[0].plan)
+    plan.write_text(plan.read_text() + "\n# edited on the line\n")
+    with pytest.raises(Refusal, match="differs from its released version"):
+        resolve(station_config, serial="CAR9", fixture="F1", operator=OP, sim=True, audit=log)
+    got = [(e["fields"]["what"], e["fields"]["operator"], e["fields"]["where"]) for e in log.entries()]
+    assert got == [("serial refused", "op1", "ui"), ("plan not released", "op1", "ui")]
+    assert "\x1b" not in log.entries()[0]["fields"]["serial"] and log.verify() == []
 
 
 def _e(cls, t, **kw):
