@@ -72,18 +72,32 @@ class Table:
         ts = self._ts
         if len(ts) == 1:
             return self._row(self._ys[0], soc)
-        temp = np.clip(temp, ts[0], ts[-1])
-        i = np.clip(np.searchsorted(ts, temp, side="right") - 1, 0, len(ts) - 2)
-        w = (temp - ts[i]) / (ts[i + 1] - ts[i])
-        rows = np.array([self._row(r, soc) for r in self._ys])  # (temps, *shape of soc)
         if not np.ndim(soc) and not np.ndim(temp):
-            return float(rows[i] * (1.0 - w) + rows[i + 1] * w)
-        shape = np.broadcast_shapes(np.shape(soc), np.shape(temp))
-        rows = np.broadcast_to(rows.reshape(len(self._ys), *np.shape(soc)), (len(self._ys), *shape))
-        i, w = np.broadcast_to(i, shape), np.broadcast_to(w, shape)
-        picked_lo = np.take_along_axis(rows, i[None], axis=0)[0]
-        picked_hi = np.take_along_axis(rows, (i + 1)[None], axis=0)[0]
-        return picked_lo * (1.0 - w) + picked_hi * w
+            temp = min(max(temp, ts[0]), ts[-1]) if temp == temp else temp  # NaN stays NaN
+            i = min(max(int(np.searchsorted(ts, temp, side="right")) - 1, 0), len(ts) - 2)
+            w = (temp - ts[i]) / (ts[i + 1] - ts[i])
+            return float(self._row(self._ys[i], soc) * (1.0 - w) + self._row(self._ys[i + 1], soc) * w)
+        return self._bilinear(*np.broadcast_arrays(np.asarray(soc, dtype=float), np.asarray(temp, dtype=float)))
+
+    def _bilinear(self, soc: np.ndarray, temp: np.ndarray) -> np.ndarray:
+        """Arrays of one shape: the SOC and temperature cells found once per element and the four
+        corners weighted (the pack's per-cell R0/R1/C1 tables on every model step: one
+        interpolation per table row, stacked, broadcast and picked cost ~3x this)."""
+        xs, ts, ys = self._xs, self._ts, self._ys
+        nx = len(xs)
+        s = np.minimum(np.maximum(soc, xs[0]), xs[-1])  # np.interp holds its end values
+        j = np.searchsorted(xs, s, side="right") - 1
+        np.minimum(np.maximum(j, 0, out=j), nx - 2, out=j)  # np.clip's Python wrapper costs more
+        u = (s - xs[j]) / (xs[j + 1] - xs[j])
+        t = np.minimum(np.maximum(temp, ts[0]), ts[-1])
+        i = np.searchsorted(ts, t, side="right") - 1
+        np.minimum(np.maximum(i, 0, out=i), len(ts) - 2, out=i)
+        w = (t - ts[i]) / (ts[i + 1] - ts[i])
+        flat = ys.ravel()
+        k = i * nx + j
+        lo = flat[k] * (1.0 - u) + flat[k + 1] * u
+        hi = flat[k + nx] * (1.0 - u) + flat[k + nx + 1] * u
+        return lo * (1.0 - w) + hi * w
 
     def at(self, soc: float, temp: float = 25.0) -> float:
         """One value (float) at ``soc`` and ``temp``."""
