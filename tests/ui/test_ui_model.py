@@ -139,3 +139,28 @@ def test_verdict_words_glyphs_and_dispositions():
     assert disposition(table, ["main/safety/bond"]) == "rework"  # step id
     assert disposition(table, ["main/leak/decay"]) == "red bin"
     assert disposition({}, ["x"]).startswith("put the pack in the reject area")
+
+
+@pytest.fixture
+def berlin(monkeypatch):
+    """The station's local time zone set to Europe/Berlin for the test (restored after)."""
+    import time
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_history_shows_local_time_and_names_the_zone(berlin):
+    """Records keep UTC; the operator reads the station's own clock, with the zone named (and
+    the summer-time change followed)."""
+    from station.ui.panels import HistoryPanel, local_zone
+
+    assert local_zone(dt.datetime(2026, 1, 15, 12, 0, tzinfo=dt.UTC)) == "CET, UTC+01:00"
+    assert local_zone(dt.datetime(2026, 7, 15, 12, 0, tzinfo=dt.UTC)) == "CEST, UTC+02:00"
+    panel = HistoryPanel()
+    winter = panel._row({"started_utc": "2026-01-15T06:30:05.000+00:00", "serial": "CAR1", "verdict": "PASS"})
+    summer = panel._row({"started_utc": "2026-07-15T06:30:05.000+00:00", "serial": "CAR2", "verdict": "PASS"})
+    assert (winter[0].plain, summer[0].plain) == ("07:30:05", "08:30:05")
