@@ -23,6 +23,10 @@ from station.plan.loader import validation_problems
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.\-]+)\}")
 SIM_CONFIG = Path(__file__).with_name("sim_station.yaml")
+# The built-in simulated station's product catalogue and release list name this source
+# checkout's reference plans, and its results go beside the checkout. Installed from a wheel
+# there is no checkout: see ``_installed_sim``.
+CHECKOUT_PLANS = SIM_CONFIG.parent.parent / "test_plans"
 
 
 class _Model(BaseModel):
@@ -227,6 +231,7 @@ def load_config(path: str | Path) -> LoadedConfig:
         src.problems.append(src.problem((), "a station config must be a mapping"))
     if src.problems:
         raise InputError(src.problems)
+    _installed_sim(path, src)
     try:
         config = StationConfig.model_validate(src.data)
     except ValidationError as exc:
@@ -255,6 +260,21 @@ def load_config(path: str | Path) -> LoadedConfig:
     if problems:
         raise InputError(problems)
     return LoadedConfig(config, path, src)
+
+
+def _installed_sim(path: Path, src: Any) -> None:
+    """The built-in simulated station outside a source checkout (installed from a wheel, no
+    ``test_plans/`` beside the package): the bare simulated bench, without the checkout's
+    product catalogue and release list, writing its results under the working directory
+    (``results/station.db``), never into the installed package. Other configs are left alone."""
+    if CHECKOUT_PLANS.is_dir() or path.resolve() != SIM_CONFIG.resolve():
+        return
+    data = src.data
+    data.pop("products", None)
+    data.pop("released", None)
+    results = data.get("results")
+    data["results"] = {**(results if isinstance(results, dict) else {}),
+                       "db": str(Path.cwd() / "results" / "station.db")}
 
 
 def _all_instruments(config: StationConfig):
