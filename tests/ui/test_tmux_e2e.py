@@ -88,11 +88,12 @@ def test_station_ui_in_tmux_runs_a_pack_at_80x24(tmp_path: Path):
         subprocess.run(["tmux", "-L", tmux.socket, "kill-server"], capture_output=True)
 
 
-@pytest.mark.parametrize("how", ["hangup", "sigterm"])
+@pytest.mark.parametrize("how", ["hangup", "SIGTERM", "SIGINT", "SIGQUIT"])
 def test_closing_the_terminal_or_sigterm_mid_run_ends_the_run_through_the_safe_state(tmp_path: Path, how: str):
     """The run waits on an operator prompt; then the terminal goes away (the tmux server killed:
-    the UI gets SIGHUP, as when an SSH session drops) or the UI gets SIGTERM. The record must show
-    the run ABORTED by that signal, with its teardown and every safe-state action done."""
+    the UI gets SIGHUP, as when an SSH session drops) or the UI gets SIGTERM, SIGINT or SIGQUIT
+    from outside (a service manager, ``kill``). The record must show the run ABORTED by that
+    signal, with its teardown and every safe-state action done."""
     import signal
     import sqlite3
 
@@ -113,7 +114,7 @@ def test_closing_the_terminal_or_sigterm_mid_run_ends_the_run_through_the_safe_s
         if how == "hangup":
             subprocess.run(["tmux", "-L", tmux.socket, "kill-server"], capture_output=True)
         else:
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, getattr(signal, how))
         deadline = time.monotonic() + 60
         while _alive(pid):
             assert time.monotonic() < deadline, f"station ui did not end after the signal: {_state(pid)}"
@@ -125,7 +126,7 @@ def test_closing_the_terminal_or_sigterm_mid_run_ends_the_run_through_the_safe_s
         teardown = [r[0] for r in db.execute("SELECT outcome FROM steps WHERE phase='teardown'")]
         safe = db.execute("SELECT instrument, ok FROM safe_actions").fetchall()
     assert (verdict, status) == ("ABORTED", "finished"), reason
-    assert reason == f"signal: {'SIGHUP' if how == 'hangup' else 'SIGTERM'} received"
+    assert reason == f"signal: {'SIGHUP' if how == 'hangup' else how} received"
     assert teardown and all(outcome == "passed" for outcome in teardown)
     assert {"bms", "fixture"} <= {instrument for instrument, _ok in safe} and all(ok for _i, ok in safe)
 
