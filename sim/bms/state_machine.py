@@ -7,6 +7,7 @@ waiting is ``asyncio.sleep`` on the loop clock, so precharge runs on virtual tim
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from drivers.clock import stream_limit
 
@@ -21,6 +22,14 @@ ERR_PRECHARGE, ERR_REQUEST_TIMEOUT, ERR_HVIL, ERR_INSULATION, ERR_CONTACTOR = (
 PRECHARGE_DONE = 0.95  # bus must reach this fraction of pack voltage before main+ closes
 POLL_S = 0.005  # s between bus-voltage checks during precharge
 SUPERVISE_S = 0.1  # s between HVIL/request-watchdog checks while engaged: the state-frame cycle
+
+
+@dataclass(eq=False)
+class _Release:
+    """Contactors commanded open, opening when ``handle`` fires (their release time)."""
+
+    names: tuple[str, ...]
+    handle: asyncio.TimerHandle | None = None
 
 
 class BmsStateMachine:
@@ -43,6 +52,12 @@ class BmsStateMachine:
         self._wiring = None
         self._unsubscribe = None
         self._timer: asyncio.TimerHandle | None = None
+        # contactor operate / release times of the pack (s): a close command takes effect
+        # close_s later, an open command open_s later (0: at once)
+        spec = getattr(pack, "spec", None)
+        self.close_s = float(getattr(spec, "contactor_close_s", 0.0) or 0.0)
+        self.open_s = float(getattr(spec, "contactor_open_s", 0.0) or 0.0)
+        self._releasing: list[_Release] = []
 
     # -- supervision: a timer only while engaged, LV loss as an event --------------------------
     def attach(self, wiring) -> None:
@@ -97,10 +112,41 @@ class BmsStateMachine:
         self._arm()
 
     def open_all(self) -> None:
-        """Open every contactor (main+ first, as a real BMS breaks the load side first)."""
+        """Open every contactor (main+ first, as a real BMS breaks the load side first); with a
+        release time the contacts open that long after the command."""
         self._cancel()
-        for name in ("main_plus", "precharge", "main_minus"):
+        self._release(("main_plus", "precharge", "main_minus"))
+
+    def _release(self, names: tuple[str, ...]) -> None:
+        """Command ``names`` open: at once, or ``open_s`` later (their release time)."""
+        if self.open_s <= 0.0:
+            for name in names:
+                self.pack.set_contactor(name, False)
+            return
+        pending = _Release(names)
+        pending.handle = asyncio.get_running_loop().call_later(self.open_s, self._released, pending)
+        self._releasing.append(pending)
+
+    def _released(self, pending: _Release) -> None:
+        if pending in self._releasing:
+            self._releasing.remove(pending)
+        for name in pending.names:
             self.pack.set_contactor(name, False)
+
+    def _finish_releases(self) -> None:
+        """Contacts commanded open are open before anything is closed again (a close command
+        right after an open waits for the release, as the contactor's own coil does)."""
+        pending, self._releasing = self._releasing, []
+        for release in pending:
+            if release.handle is not None:
+                release.handle.cancel()
+            for name in release.names:
+                self.pack.set_contactor(name, False)
+
+    async def _operate(self) -> None:
+        """The operate time of a close command (nothing to wait for without one)."""
+        if self.close_s > 0.0:
+            await asyncio.sleep(self.close_s)
 
     def fail(self, flag: int) -> None:
         self.open_all()
@@ -128,18 +174,21 @@ class BmsStateMachine:
     async def _precharge(self, mode: str) -> None:
         loop = asyncio.get_running_loop()
         pack = self.pack
+        deadline = loop.time() + self.precharge_timeout  # from the command: operate time included
+        self._finish_releases()
+        await self._operate()
         pack.set_contactor("main_minus", True)
         pack.set_contactor("precharge", True)
-        deadline = loop.time() + self.precharge_timeout
         while pack.bus_voltage() < PRECHARGE_DONE * pack.pack_voltage():
             if loop.time() >= deadline:
                 self._task = None
                 self.fail(ERR_PRECHARGE)
                 return
             await asyncio.sleep(POLL_S)
+        await self._operate()
         pack.set_contactor("main_plus", True)
-        pack.set_contactor("precharge", False)
         self._task = None
+        self._release(("precharge",))
         self.state = self.mode if self.mode in CLOSED_MODES else mode
 
     def _cancel(self) -> None:

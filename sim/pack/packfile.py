@@ -171,10 +171,35 @@ class HvCircuit(_Model):
 
 class Contactors(_Model):
     precharge_timeout_s: float | None = Field(None, gt=0, le=60, description="the BMS gives up precharge after this, s (none: 6 tau, at least 0.5 s)")
+    close_ms: float = Field(0.0, ge=0, le=500, description="operate time: the BMS's close command to contacts closed, ms")
+    open_ms: float = Field(0.0, ge=0, le=500, description="release time: the BMS's open command to contacts open, ms")
+
+
+P_STANDARD = 101325.0  # Pa: the reference pressure of a standard cm3 (sccm)
 
 
 class Coolant(_Model):
-    leak_rate_pa_per_min: float = Field(ge=0, description="pressure decay of the tight circuit, Pa/min")
+    """The coolant circuit as the leak tester sees it: its pressure decay given directly, or
+    from a leak flow (sccm, as leak specifications are written) into the circuit's volume."""
+
+    leak_rate_pa_per_min: float | None = Field(None, ge=0, description="pressure decay of the tight circuit, Pa/min")
+    volume_l: float | None = Field(None, gt=0, le=1000, description="internal volume of the circuit, L")
+    leak_sccm: float | None = Field(None, ge=0, le=10000, description="leak flow of the tight circuit, standard cm3/min (needs volume_l)")
+
+    @model_validator(mode="after")
+    def _one_rate(self) -> Coolant:
+        if (self.leak_rate_pa_per_min is None) == (self.leak_sccm is None):
+            raise ValueError("give the leak as leak_rate_pa_per_min or as leak_sccm with volume_l (one of them)")
+        if self.leak_sccm is not None and self.volume_l is None:
+            raise ValueError("leak_sccm needs volume_l: the decay is the flow over the circuit's volume")
+        return self
+
+    def decay_pa_per_min(self) -> float:
+        """Pa/min: given, or a standard flow Q into volume V: dP/dt = Q * p_std / V."""
+        if self.leak_rate_pa_per_min is not None:
+            return self.leak_rate_pa_per_min
+        assert self.leak_sccm is not None and self.volume_l is not None  # _one_rate
+        return self.leak_sccm * P_STANDARD / (self.volume_l * 1000.0)
 
 
 class Noise(_Model):
@@ -253,8 +278,9 @@ def to_spec(pack: PackFile, maps: dict[str, str | None] | None = None) -> PackSp
         bond_points=dict(pack.bond_points),
         precharge_ohm=pack.hv.precharge_ohm, link_capacitance=pack.hv.link_capacitance_f, bleed_ohm=pack.hv.bleed_ohm,
         precharge_timeout=pack.contactors.precharge_timeout_s,
+        contactor_close_s=pack.contactors.close_ms / 1000.0, contactor_open_s=pack.contactors.open_ms / 1000.0,
         initial_soc=pack.initial.soc_pct / 100.0,
-        coolant_leak_rate=pack.coolant.leak_rate_pa_per_min, balance_current=pack.balance_current_a,
+        coolant_leak_rate=pack.coolant.decay_pa_per_min(), balance_current=pack.balance_current_a,
         noise_cell_v=pack.noise.cell_v, noise_temp=pack.noise.temp_c, noise_current=pack.noise.current_a,
         noise_pack_v=pack.noise.pack_v,
         spread_capacity=pack.spreads.capacity_rel, spread_r0=pack.spreads.r0_rel, spread_soc=pack.spreads.soc_pct / 100.0,

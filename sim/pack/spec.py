@@ -74,6 +74,8 @@ class PackSpec:
     bms_modbus_map: str | None = None  # Modbus register map
     bms_did_table: str | None = None  # UDS diagnostic description (DID table)
     precharge_timeout: float | None = None  # s the BMS waits for 95 % bus voltage; None: 6 tau, >= 0.5 s
+    contactor_close_s: float = 0.0  # s from the BMS's close command to contacts closed (operate time)
+    contactor_open_s: float = 0.0  # s from the BMS's open command to contacts open (release time)
 
     def __post_init__(self) -> None:
         if self.ocv is None and self.chemistry not in NOMINAL_CELL_V:
