@@ -106,6 +106,19 @@ class NotApplicable(Exception):
     """An explored fault form that cannot affect this variant's pack or plan: nothing to run."""
 
 
+def _at_catch(case: Case, message: str, param: str | None):
+    """A problem of a declared catch where the plan file declares it: at the parameter that
+    causes it when the catch writes one, else at the fault's name (as ``station validate``)."""
+    from drivers.base.diagnostics import Problem
+    from station.plan.loader import load_plan
+
+    if case.catch is None:  # a case made by hand, not from a plan's catches:
+        return Problem(case.plan, 1, 1, message)
+    written = param is not None and param in dict(case.params)
+    loc = ("catches", case.catch, "params", param) if written else ("catches", case.catch, "fault")
+    return load_plan(case.plan).source.problem(loc, message)
+
+
 def _request(case: Case, db: str):
     from drivers.base.diagnostics import InputError, Problem
     from station.runner import RunRequest, parse_fault
@@ -115,17 +128,18 @@ def _request(case: Case, db: str):
                      stop_on_failure=case.kind != GOLDEN)
     prep = prepared(case.plan, case.variant, case.station, case.fixture)
     if case.fault:
-        from sim.faults import check_fault, fault_reach
+        from sim.faults import check_fault, unreachable
 
         fault = parse_fault(case.fault_text)
         message = check_fault(*fault)
-        if message is None and prep.pack is not None:  # declared for this variant, it must reach its pack
-            reach = fault_reach(*fault, prep.pack.spec, prep.bound.roles)
-            if reach and case.kind == EXPLORE:  # an explored form this pack or plan lacks
-                raise NotApplicable(reach)
-            message = reach and f"{reach} (variant {case.variant or '-'}, pack {prep.pack.name})"
-        if message:
+        if message:  # the plan's binding checked its catches: only a case made by hand gets here
             raise InputError([Problem(case.plan, 1, 1, message)])
+        why = prep.pack and unreachable(*fault, prep.pack.spec, prep.bound.roles)
+        if why and case.kind == EXPLORE:  # an explored form this pack or plan lacks
+            raise NotApplicable(why.message)
+        if why:  # declared for this variant, it must reach its pack and plan
+            message = f"{why.message} (variant {case.variant or '-'}, pack {prep.pack.name})"
+            raise InputError([_at_catch(case, message, why.param)])
         prep = dataclasses.replace(prep, faults=[fault])
     return req, prep
 

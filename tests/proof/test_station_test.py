@@ -70,7 +70,7 @@ def test_bad_plan_and_bad_options_are_exit_2_before_anything_runs(tmp_path):
     assert proc.returncode == 2
     assert f"{bad}:" in proc.stderr and "no_such_step" in proc.stderr and "Traceback" not in proc.stderr
     proc = _station_test(ROOT / "test_plans" / "smoke.yaml", "--variant", "boat-900", "--db", db)
-    assert proc.returncode == 2 and "no variant 'boat-900'" in proc.stderr
+    assert proc.returncode == 2 and "smoke.yaml:18:3: unknown variant 'boat-900'" in proc.stderr
     proc = _station_test(ROOT / "test_plans" / "smoke.yaml", "--only", "isolation_lo", "--db", db)
     assert proc.returncode == 2 and "did you mean 'isolation_low'" in proc.stderr
     assert not db.exists(), "nothing was run"
