@@ -54,12 +54,26 @@ def collect(paths: list[str], *, variants: list[str] | None = None, explore: boo
         raise InputError(problems)
     if only:
         cases = [c for c in cases if c.fault is None or c.fault in only]
-    if station:  # a broken station config is a usage error before anything runs
-        from station.proof.execute import prepared
-
-        for case in cases[:1]:
-            prepared(case.plan, case.variant, case.station, case.fixture)
+    check_prepared(cases)
     return cases
+
+
+def check_prepared(cases: list[Case]) -> None:
+    """Prepare each plan x variant once (station config, plan bound to its instruments, release,
+    simulated pack) before anything runs: a problem there fails every run of it the same way,
+    so it is a plan or config error, each problem said once, not a column of failed proofs.
+    Raises ``InputError``; what was prepared stays cached for the runs."""
+    from drivers.base.diagnostics import InputError
+    from station.proof.execute import prepared
+
+    problems = []
+    for key in dict.fromkeys((c.plan, c.variant, c.station, c.fixture) for c in cases):
+        try:
+            prepared(*key)
+        except InputError as err:
+            problems.extend(err.problems)
+    if problems:
+        raise InputError(problems)  # the same config problem of several plans is said once
 
 
 def summary(results: list[CaseResult], wall_s: float, jobs: int, db: str) -> list[str]:

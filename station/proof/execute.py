@@ -93,7 +93,7 @@ def judge(case: Case, verdict: str, at: str | None, unsafe: list[str], record: d
     return problems
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=64)  # plans x variants of a plan repository, checked up front then run
 def prepared(plan: str, variant: str | None, station: str | None, fixture: str | None):
     """Config and plan checked and bound once per worker (a plan does not change under a proof)."""
     from station.runner import RunRequest, prepare

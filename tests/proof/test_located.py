@@ -1,5 +1,6 @@
-"""`station test` says where a plan problem is, as `station validate` does: a declared catch that
-cannot affect the pack at the catch, a wrong --variant at the plan's variants."""
+"""`station test` says where a plan or config problem is, as `station validate` does: a declared
+catch that cannot affect the pack at the catch, a wrong --variant at the plan's variants, and a
+preparation problem of any plan x variant before anything runs (exit 2)."""
 
 from __future__ import annotations
 
@@ -84,3 +85,49 @@ def test_a_wrong_variant_is_a_usage_error_for_every_plan_before_anything_runs(tm
     for path in (ROOT / "test_plans" / "smoke.yaml", other):
         assert f"{path}:18:3: unknown variant 'car400'; variants: car-400, bus-700" in proc.stderr
     assert "Traceback" not in proc.stderr and not db.exists()
+
+
+@pytest.mark.timeout(300)
+def test_a_variant_that_cannot_be_prepared_is_exit_2_before_anything_runs(tmp_path):
+    """A variant with no simulated pack fails every one of its runs the same way: a plan or
+    config error, found before the first run, not a column of failed proofs."""
+    text = SMOKE.replace("  car-400: {description: ~400 V NMC car pack}",
+                         "  car-400: {description: ~400 V NMC car pack}\n  truck-900: {}")
+    plan = tmp_path / "trucks.yaml"
+    plan.write_text(text)
+    db = tmp_path / "r.db"
+    proc = _station_test(plan, "--db", db, "--jobs", "1")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "variant 'truck-900' has no simulated pack" in proc.stderr
+    assert proc.stderr.count("has no simulated pack") == 1, proc.stderr  # once, not once per case
+    assert "proof:" not in proc.stdout and not db.exists(), "nothing was run"
+
+
+@pytest.mark.timeout(300)
+def test_a_broken_station_config_is_exit_2_located_once(tmp_path):
+    config = (ROOT / "station" / "sim_station.yaml").read_text()
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "test_plans").symlink_to(ROOT / "test_plans")  # the config's ../test_plans/ paths
+    broken = tmp_path / "cfg" / "broken.yaml"
+    broken.write_text(config.replace("plan: ../test_plans/smoke.yaml", "plan: ../test_plans/nope.yaml", 1))
+    db = tmp_path / "r.db"
+    proc = _station_test(ROOT / "test_plans" / "smoke.yaml", "--station", broken, "--db", db, "--jobs", "1")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    line = next(i for i, t in enumerate(broken.read_text().splitlines(), 1) if "nope.yaml" in t)
+    assert proc.stderr.count(f"{broken}:{line}:") == 1 and "plan file not found: ../test_plans/nope.yaml" in proc.stderr
+    assert not db.exists()
+
+
+@pytest.mark.timeout(300)
+def test_the_pytest_plugin_fails_a_plan_that_cannot_be_prepared_once(tmp_path):
+    text = SMOKE.replace("  car-400: {description: ~400 V NMC car pack}",
+                         "  car-400: {description: ~400 V NMC car pack}\n  truck-900: {}")
+    (tmp_path / "trucks.yaml").write_text(text)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "trucks.yaml", "--plan-db", str(tmp_path / "r.db"), "-p", "no:cacheprovider",
+         "-o", "cache_dir=" + str(tmp_path / "cache"), "-rf"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 failed" in proc.stdout and "passed" not in proc.stdout, proc.stdout
+    assert "variant 'truck-900' has no simulated pack" in proc.stdout
+    assert not (tmp_path / "r.db").exists(), "nothing was run"
