@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from station.proof.cases import CATCH, EXPLORE, GOLDEN, Case, plan_cases
@@ -85,12 +86,16 @@ def summary(results: list[CaseResult], wall_s: float, jobs: int, db: str) -> lis
              f"in {wall_s:.1f} s wall with {jobs} job(s)"]
     explored = [r for r in results if r.case.kind == EXPLORE]
     if explored:
-        na = sum(1 for r in explored if not r.applicable)
-        caught = sum(1 for r in explored if r.caught)
+        # not applicable: the pack lacks it, the plan never uses its instrument, or it was due after
+        # the run ended; none of them was let through
+        na = Counter(r.na for r in explored if not r.applicable)
+        met = [r for r in explored if r.applicable]
+        caught = sum(1 for r in met if r.caught)
         unsafe = sum(1 for r in explored if not r.ok)
-        lines.append(f"explore: {len(explored) - na} undeclared faults x variants: {caught} caught anyway, "
-                     f"{len(explored) - na - caught} let through, {unsafe} left the pack unsafe or did not run"
-                     + (f"; {na} not applicable to the pack" if na else ""))
+        why = ", ".join(f"{n} {reason}" for reason, n in sorted(na.items()))
+        lines.append(f"explore: {len(met)} undeclared faults x variants: {caught} caught anyway, "
+                     f"{len(met) - caught} let through, {unsafe} left the pack unsafe or did not run"
+                     + (f"; {na.total()} not applicable ({why})" if na else ""))
     for r in failed + [r for r in explored if not r.ok]:
         lines.append(f"FAILED {r.case.id}: {r.problem}")
         if r.run_id:
