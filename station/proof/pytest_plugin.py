@@ -82,13 +82,13 @@ class PlanCase(pytest.Item):
 
     def runtest(self) -> None:
         from station.proof.execute import run_case
-        from station.proof.report import cell_text
+        from station.proof.report import cell_text, record_line
 
         self.result = result = run_case(self.case, self._db())
         self.user_properties.append(("verdict", str(result.verdict)))
         self.user_properties.append(("at", str(result.at)))
         self.user_properties.append(("run_id", str(result.run_id)))
-        self.add_report_section("call", "proof", f"{cell_text(result)}; record: run {result.run_id} in {result.db}")
+        self.add_report_section("call", "proof", f"{cell_text(result)}; {record_line(result)}")
         if not result.ok:
             raise ProofFailed(result)
 
