@@ -26,7 +26,8 @@ class Param:
     choices: tuple | None = None  # allowed values (text)
     lo: float | None = None  # inclusive bounds for numbers
     hi: float | None = None
-    reach: str | None = None  # what in the pack it indexes: "cell", "sensor", "bond" (checked per pack)
+    reach: str | None = None  # what it indexes: "cell", "sensor", "bond" of the pack, "role" of the plan
+    trigger: bool = False  # a time (s after the run starts) the fault strikes at: a run over before never met it
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Fault:
     arm: Callable[..., None]
     eol_visible: bool = True
     why_not: str = ""  # when an EOL test cannot see it
+    role: str | None = None  # the station instrument it strikes: a plan that does not use it cannot meet it
 
 
 def _fx(bench, fixture):
@@ -128,8 +130,9 @@ def _set(attr, transform=None):
 _PEERS = ("cycler", "dmm", "leak", "safety", "fixture")
 # instrument faults: which peer, and when it strikes (0 = right after identification)
 _INSTRUMENT_FAULT = {
-    "instrument": Param("dmm", str, "cycler, dmm, leak, safety or fixture", span=_PEERS, choices=_PEERS),
-    "at": Param(0.0, float, "s after the run starts", span=(0.0, 1200.0), lo=0.0, hi=86400.0),
+    "instrument": Param("dmm", str, "cycler, dmm, leak, safety or fixture", span=_PEERS, choices=_PEERS,
+                        reach="role"),
+    "at": Param(0.0, float, "s after the run starts", span=(0.0, 1200.0), lo=0.0, hi=86400.0, trigger=True),
 }
 
 CATALOGUE: dict[str, Fault] = {f.name: f for f in [
@@ -167,7 +170,8 @@ CATALOGUE: dict[str, Fault] = {f.name: f for f in [
     Fault("hvil_stuck_closed", "HVIL reads closed even when the loop is opened",
           {}, lambda b, f: setattr(_fx(b, f).pack, "hvil_stuck_closed", True)),
     Fault("bms_silent", "the BMS stops sending CAN frames after a time",
-          {"after": Param(60.0, float, "s after the run starts", span=(5.0, 1200.0), lo=0.0, hi=86400.0)}, _silent),
+          {"after": Param(60.0, float, "s after the run starts", span=(5.0, 1200.0), lo=0.0, hi=86400.0,
+                          trigger=True)}, _silent),
     Fault("dtc_present", "an active DTC stored in the BMS",
           {"code": Param(0x0A1B2C, int, "24-bit DTC", lo=0, hi=0xFFFFFF),
            "status": Param(0x09, int, "status byte", span=(0x01, 0x08), lo=0, hi=0xFF)}, _dtc),
@@ -177,11 +181,12 @@ CATALOGUE: dict[str, Fault] = {f.name: f for f in [
           {"rate": Param(300.0, float, "pressure decay, Pa/min", span=(10.0, 1000.0), lo=0.0, hi=1e6)},
           _set("coolant_leak_rate")),
     Fault("estop_at", "the e-stop is pressed during the run",
-          {"t": Param(30.0, float, "s after the run starts", span=(5.0, 1200.0), lo=0.0, hi=86400.0)}, _estop),
+          {"t": Param(30.0, float, "s after the run starts", span=(5.0, 1200.0), lo=0.0, hi=86400.0, trigger=True)},
+          _estop),
     Fault("cycler_trip_at", "the cycler trips a protection during the run",
-          {"t": Param(60.0, float, "s after the run starts", span=(5.0, 1200.0), lo=0.0, hi=86400.0),
+          {"t": Param(60.0, float, "s after the run starts", span=(5.0, 1200.0), lo=0.0, hi=86400.0, trigger=True),
            "kind": Param("OTP", str, "OVP, OCP or OTP", span=("OVP", "OCP", "OTP"), choices=("OVP", "OCP", "OTP"))},
-          _cycler_trip),
+          _cycler_trip, role="cycler"),
     Fault("instrument_hang", "an instrument stops answering",
           _INSTRUMENT_FAULT,
           _behave("hang")),
@@ -257,28 +262,66 @@ def resolve(name: str, params: dict[str, str]) -> dict[str, Any]:
     return _convert(CATALOGUE[name], params)
 
 
-def fault_reach(name: str, params: dict[str, str], spec, roles=None) -> str | None:
+PACK, PLAN = "pack", "plan"  # what a fault cannot reach: the pack's hardware, or an instrument of the plan
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    """Why a checked fault cannot affect a run: ``what`` it misses (``PACK``: a cell, sensor or
+    bonding point the pack lacks; ``PLAN``: an instrument the plan does not use), ``param`` the
+    parameter that says so (None: the fault itself), ``message`` in words."""
+
+    what: str
+    param: str | None
+    message: str
+
+
+def unreachable(name: str, params: dict[str, str], spec, roles=None) -> Unreachable | None:
     """Why a checked fault cannot affect the pack ``spec`` (a ``PackSpec``) or a plan using
     instrument ``roles``, or None.
 
     A cell, sensor or bonding point the pack does not have would be recorded as injected and
-    change nothing: the run would pass and prove nothing.
+    change nothing: the run would pass and prove nothing. So would a trip of an instrument the
+    plan never switches on.
     """
     fault = CATALOGUE[name]
     values = _convert(fault, params)
     for pname, p in fault.params.items():
         value = values[pname]
         if p.reach == "cell" and not 0 <= value < spec.series:
-            return (f"fault '{name}': {pname}={value} cannot affect this pack: it has {spec.series} "
-                    f"series elements (0..{spec.series - 1})")
+            return Unreachable(PACK, pname, f"fault '{name}': {pname}={value} cannot affect this pack: it has "
+                                            f"{spec.series} series elements (0..{spec.series - 1})")
         if p.reach == "sensor" and not 0 <= value < spec.temp_sensors:
-            return (f"fault '{name}': {pname}={value} cannot affect this pack: it has {spec.temp_sensors} "
-                    f"temperature sensors (0..{spec.temp_sensors - 1})")
+            return Unreachable(PACK, pname, f"fault '{name}': {pname}={value} cannot affect this pack: it has "
+                                            f"{spec.temp_sensors} temperature sensors (0..{spec.temp_sensors - 1})")
         if p.reach == "bond" and value and value not in spec.bond_points:
-            return (f"fault '{name}': {pname}={value!r} cannot affect this pack: its bonding points are "
-                    f"{', '.join(spec.bond_points) or 'none'}{_close(value, spec.bond_points)}")
-        if pname == "instrument" and roles is not None and value not in roles:
-            return f"fault '{name}': instrument={value} cannot affect this run: the plan does not use it"
+            return Unreachable(PACK, pname, f"fault '{name}': {pname}={value!r} cannot affect this pack: its bonding "
+                                            f"points are {', '.join(spec.bond_points) or 'none'}"
+                                            f"{_close(value, spec.bond_points)}")
+        if p.reach == "role" and roles is not None and value not in roles:
+            return Unreachable(PLAN, pname, f"fault '{name}': {pname}={value} cannot affect this run: the plan "
+                                            "does not use it")
+    if fault.role and roles is not None and fault.role not in roles:
+        return Unreachable(PLAN, None, f"fault '{name}' ({fault.role}) cannot affect this run: the plan does "
+                                       "not use it")
+    return None
+
+
+def fault_reach(name: str, params: dict[str, str], spec, roles=None) -> str | None:
+    """``unreachable``, in words."""
+    why = unreachable(name, params, spec, roles)
+    return why.message if why else None
+
+
+def never_struck(name: str, params: dict[str, str], run_s: float) -> str | None:
+    """Why a checked time-triggered fault never struck in a run that lasted ``run_s`` (s from its
+    start), or None. Its trigger counts from when it was armed, after the run started: one due
+    later than ``run_s`` after the start was certainly never met."""
+    fault = CATALOGUE[name]
+    values = _convert(fault, params)
+    for pname, p in fault.params.items():
+        if p.trigger and values[pname] > run_s:
+            return f"fault '{name}' fires at t={values[pname]:g} s; the run ended at {run_s:.1f} s"
     return None
 
 

@@ -85,8 +85,7 @@ class Binder(DimChecks, OrderChecks):
         raw = {name: p.value for name, p in self.plan.parameters.items()}
         if self.variant is not None:
             if self.variant not in self.plan.variants:
-                options = ", ".join(self.plan.variants) or "none defined"
-                self.add(src, ("variants",), f"unknown variant '{self.variant}'; variants: {options}")
+                self.problems.append(unknown_variant(self.loaded, self.variant))
             else:
                 var = self.plan.variants[self.variant]
                 for name, value in var.parameters.items():
@@ -435,6 +434,12 @@ def _finally_labels(nodes: list[Node]) -> list[Node]:
         if node.id is None:
             node.label = f"finally.{node.label}"
     return nodes
+
+
+def unknown_variant(loaded: LoadedPlan, variant: str) -> Problem:
+    """``variant`` is none of the plan's: located at the plan's ``variants:``."""
+    options = ", ".join(loaded.plan.variants) or "none defined"
+    return loaded.source.problem(("variants",), f"unknown variant '{variant}'; variants: {options}")
 
 
 def bind_plan(loaded: LoadedPlan, variant: str | None = None, station_roles: set[str] | None = None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from drivers.base.diagnostics import InputError, Problem
+from drivers.base.diagnostics import InputError
 from station.proof.explore import fmt_value, undeclared
 
 GOLDEN, CATCH, EXPLORE = "golden", "catch", "explore"
@@ -33,6 +33,7 @@ class Case:
     station: str | None = None
     fixture: str | None = None
     cost: float = 1.0
+    catch: int | None = None  # index under the plan's ``catches:`` (a problem of the catch is located there)
 
     @property
     def fault_text(self) -> str | None:
@@ -77,14 +78,16 @@ def _step_order(plan) -> list[str]:
 
 
 def plan_variants(loaded, wanted: list[str] | None) -> list[str | None]:
-    """The plan's variants to prove (all by default); an unknown one is an ``InputError``."""
+    """The plan's variants to prove (all by default); an unknown one is an ``InputError`` located
+    and worded as binding the plan to it says it (``station validate --variant``)."""
+    from station.plan.bind import unknown_variant
+
     names = list(loaded.plan.variants)
     if not wanted:
         return names or [None]
-    unknown = [v for v in wanted if v not in names]
+    unknown = [unknown_variant(loaded, v) for v in wanted if v not in names]
     if unknown:
-        raise InputError([Problem(str(loaded.path), 1, 1, f"no variant '{unknown[0]}' in plan "
-                                  f"'{loaded.plan.id}'; variants: {', '.join(names) or 'none'}")])
+        raise InputError(unknown)
     return list(wanted)
 
 
@@ -112,12 +115,12 @@ def plan_cases(path: str | Path, *, variants: list[str] | None = None, explore: 
     cases: list[Case] = []
     for variant in chosen:
         cases.append(Case(variant=variant, kind=GOLDEN, cost=1.0, **common))
-        for catch in plan.catches:
+        for index, catch in enumerate(plan.catches):
             if catch.variants and variant not in catch.variants:
                 continue
             params = tuple((k, fmt_value(v)) for k, v in catch.params.items())
             cases.append(Case(variant=variant, kind=CATCH, fault=catch.fault, params=params, expect=catch.expect,
-                              step=catch.step, cost=cost(catch.step), **common))
+                              step=catch.step, cost=cost(catch.step), catch=index, **common))
         if explore:
             for fault, params in undeclared(plan, variant):
                 cases.append(Case(variant=variant, kind=EXPLORE, fault=fault, params=params, expect=None,

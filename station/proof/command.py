@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from station.proof.cases import CATCH, EXPLORE, GOLDEN, Case, plan_cases
@@ -54,12 +55,26 @@ def collect(paths: list[str], *, variants: list[str] | None = None, explore: boo
         raise InputError(problems)
     if only:
         cases = [c for c in cases if c.fault is None or c.fault in only]
-    if station:  # a broken station config is a usage error before anything runs
-        from station.proof.execute import prepared
-
-        for case in cases[:1]:
-            prepared(case.plan, case.variant, case.station, case.fixture)
+    check_prepared(cases)
     return cases
+
+
+def check_prepared(cases: list[Case]) -> None:
+    """Prepare each plan x variant once (station config, plan bound to its instruments, release,
+    simulated pack) before anything runs: a problem there fails every run of it the same way,
+    so it is a plan or config error, each problem said once, not a column of failed proofs.
+    Raises ``InputError``; what was prepared stays cached for the runs."""
+    from drivers.base.diagnostics import InputError
+    from station.proof.execute import prepared
+
+    problems = []
+    for key in dict.fromkeys((c.plan, c.variant, c.station, c.fixture) for c in cases):
+        try:
+            prepared(*key)
+        except InputError as err:
+            problems.extend(err.problems)
+    if problems:
+        raise InputError(problems)  # the same config problem of several plans is said once
 
 
 def summary(results: list[CaseResult], wall_s: float, jobs: int, db: str) -> list[str]:
@@ -71,12 +86,16 @@ def summary(results: list[CaseResult], wall_s: float, jobs: int, db: str) -> lis
              f"in {wall_s:.1f} s wall with {jobs} job(s)"]
     explored = [r for r in results if r.case.kind == EXPLORE]
     if explored:
-        na = sum(1 for r in explored if not r.applicable)
-        caught = sum(1 for r in explored if r.caught)
+        # not applicable: the pack lacks it, the plan never uses its instrument, or it was due after
+        # the run ended; none of them was let through
+        na = Counter(r.na for r in explored if not r.applicable)
+        met = [r for r in explored if r.applicable]
+        caught = sum(1 for r in met if r.caught)
         unsafe = sum(1 for r in explored if not r.ok)
-        lines.append(f"explore: {len(explored) - na} undeclared faults x variants: {caught} caught anyway, "
-                     f"{len(explored) - na - caught} let through, {unsafe} left the pack unsafe or did not run"
-                     + (f"; {na} not applicable to the pack" if na else ""))
+        why = ", ".join(f"{n} {reason}" for reason, n in sorted(na.items()))
+        lines.append(f"explore: {len(met)} undeclared faults x variants: {caught} caught anyway, "
+                     f"{len(met) - caught} let through, {unsafe} left the pack unsafe or did not run"
+                     + (f"; {na.total()} not applicable ({why})" if na else ""))
     for r in failed + [r for r in explored if not r.ok]:
         lines.append(f"FAILED {r.case.id}: {r.problem}")
         if r.run_id:

@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from station.proof.cases import EXPLORE, GOLDEN, Case
 
 BAD_OUTCOMES = ("failed", "error", "aborted")
+# why an explored fault is not applicable, as the matrix says it
+NA_PACK = "not on this pack"  # a cell, sensor or bonding point the pack does not have
+NA_PLAN = "plan does not use it"  # an instrument the plan never uses (the cycler is station equipment)
+NA_LATE = "after the run"  # due after the run had ended: it never struck
 
 
 @dataclass
@@ -38,7 +42,8 @@ class CaseResult:
     cpu_s: float = 0.0  # CPU time of this process (all its threads) for the case
     virtual_s: float = 0.0
     physical: dict | None = None
-    applicable: bool = True  # False: an explored form this pack does not have (a cell index past its last)
+    applicable: bool = True  # False: an explored form this run cannot meet (``na`` says why)
+    na: str = ""  # NA_PACK, NA_PLAN or NA_LATE when not applicable
 
     @property
     def caught(self) -> bool:
@@ -62,6 +67,7 @@ class CaseResult:
             "safe": self.safe, "unsafe": self.unsafe, "problem": self.problem, "reason": self.reason,
             "run_id": self.run_id, "db": self.db, "wall_s": round(self.wall_s, 3), "cpu_s": round(self.cpu_s, 3),
             "virtual_s": round(self.virtual_s, 3), "physical": self.physical, "applicable": self.applicable,
+            "not_applicable": self.na or None,
         }
 
 
@@ -93,7 +99,7 @@ def judge(case: Case, verdict: str, at: str | None, unsafe: list[str], record: d
     return problems
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=64)  # plans x variants of a plan repository, checked up front then run
 def prepared(plan: str, variant: str | None, station: str | None, fixture: str | None):
     """Config and plan checked and bound once per worker (a plan does not change under a proof)."""
     from station.runner import RunRequest, prepare
@@ -103,7 +109,25 @@ def prepared(plan: str, variant: str | None, station: str | None, fixture: str |
 
 
 class NotApplicable(Exception):
-    """An explored fault form that cannot affect this variant's pack or plan: nothing to run."""
+    """An explored fault form that cannot affect this variant's pack or plan: nothing to run.
+    ``why`` is NA_PACK or NA_PLAN."""
+
+    def __init__(self, why: str, message: str) -> None:
+        super().__init__(message)
+        self.why = why
+
+
+def _at_catch(case: Case, message: str, param: str | None):
+    """A problem of a declared catch where the plan file declares it: at the parameter that
+    causes it when the catch writes one, else at the fault's name (as ``station validate``)."""
+    from drivers.base.diagnostics import Problem
+    from station.plan.loader import load_plan
+
+    if case.catch is None:  # a case made by hand, not from a plan's catches:
+        return Problem(case.plan, 1, 1, message)
+    written = param is not None and param in dict(case.params)
+    loc = ("catches", case.catch, "params", param) if written else ("catches", case.catch, "fault")
+    return load_plan(case.plan).source.problem(loc, message)
 
 
 def _request(case: Case, db: str):
@@ -115,19 +139,28 @@ def _request(case: Case, db: str):
                      stop_on_failure=case.kind != GOLDEN)
     prep = prepared(case.plan, case.variant, case.station, case.fixture)
     if case.fault:
-        from sim.faults import check_fault, fault_reach
+        from sim.faults import PACK, check_fault, unreachable
 
         fault = parse_fault(case.fault_text)
         message = check_fault(*fault)
-        if message is None and prep.pack is not None:  # declared for this variant, it must reach its pack
-            reach = fault_reach(*fault, prep.pack.spec, prep.bound.roles)
-            if reach and case.kind == EXPLORE:  # an explored form this pack or plan lacks
-                raise NotApplicable(reach)
-            message = reach and f"{reach} (variant {case.variant or '-'}, pack {prep.pack.name})"
-        if message:
+        if message:  # the plan's binding checked its catches: only a case made by hand gets here
             raise InputError([Problem(case.plan, 1, 1, message)])
+        why = prep.pack and unreachable(*fault, prep.pack.spec, prep.bound.roles)
+        if why and case.kind == EXPLORE:  # an explored form this pack or plan lacks
+            raise NotApplicable(NA_PACK if why.what == PACK else NA_PLAN, why.message)
+        if why:  # declared for this variant, it must reach its pack and plan
+            message = f"{why.message} (variant {case.variant or '-'}, pack {prep.pack.name})"
+            raise InputError([_at_catch(case, message, why.param)])
         prep = dataclasses.replace(prep, faults=[fault])
     return req, prep
+
+
+def _never_struck(case: Case, run_s: float) -> str | None:
+    if case.fault is None:
+        return None
+    from sim.faults import never_struck
+
+    return never_struck(case.fault, dict(case.params), run_s)
 
 
 def run_case(case: Case, db: str) -> CaseResult:
@@ -147,22 +180,24 @@ def run_case(case: Case, db: str) -> CaseResult:
 
         async def go():
             async with Session(prep.config, sim=True, presets={prep.fixture: sim_preset(prep)}, db=db) as session:
+                begun = asyncio.get_running_loop().time()  # the faults are armed after this
                 verdict, run_id, record = await session.run(req, prep, signals=False)
                 ended = asyncio.get_running_loop().time()
                 state = await physical_state(session.bench, prep.fixture)
-                return verdict, run_id, record, ended, state
+                return verdict, run_id, record, ended, ended - begun, state
 
-        verdict, run_id, record, ended, state = clock.run(go(), virtual=True, in_process=True)
+        verdict, run_id, record, ended, run_s, state = clock.run(go(), virtual=True, in_process=True)
     except InputError as err:
         result.problem = "; ".join(str(p) for p in err.problems)
     except NotApplicable as err:
         result.applicable, result.ok, result.problem = False, True, f"not applicable: {err}"
+        result.na = err.why
     except (IndexError, KeyError, ValueError) as err:
         # arming refused the fault before any step ran; an explored form may simply not exist
         # on this pack (sensor 23 of a 16-sensor pack): not applicable, not a finding
         result.problem = f"the run raised {type(err).__name__}: {err}"
         if case.kind == EXPLORE:
-            result.applicable, result.ok = False, True
+            result.applicable, result.ok, result.na = False, True, NA_PACK
             result.problem = f"not applicable to this pack: {type(err).__name__}: {err}"
     except Exception as err:  # a crash of the run itself is a finding, reported with its type
         result.problem = f"the run raised {type(err).__name__}: {err}"
@@ -174,7 +209,13 @@ def run_case(case: Case, db: str) -> CaseResult:
         result.safe = not result.unsafe
         result.physical = state.as_dict()
         problems = judge(case, verdict, result.at, result.unsafe, record)
-        result.problem = "; ".join(problems)
         result.ok = not problems
+        late = _never_struck(case, run_s)
+        if late and case.kind == EXPLORE:  # it never happened: nothing was let through
+            result.applicable, result.na = False, NA_LATE
+            problems = [f"not applicable: {late}", *problems]
+        elif late and problems:  # a declared catch due after the run ended: say why it was not caught
+            problems.append(f"the fault never struck: {late}")
+        result.problem = "; ".join(problems)
     result.wall_s, result.cpu_s = time.perf_counter() - start, time.process_time() - cpu
     return result

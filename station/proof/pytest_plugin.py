@@ -52,11 +52,13 @@ class PlanFile(pytest.File):
     def collect(self):
         from drivers.base.diagnostics import InputError
         from station.proof.cases import plan_cases
+        from station.proof.command import check_prepared
 
         opt = self.config.getoption
         try:
             cases = plan_cases(str(self.path), variants=opt("plan_variant"), explore=opt("plan_explore"),
                                station=opt("plan_station"))
+            check_prepared(cases)  # a station or variant problem: one failing test, not one per case
         except InputError as err:
             yield PlanProblem.from_parent(self, name="plan", problems=[str(p) for p in err.problems])
             return
@@ -80,13 +82,13 @@ class PlanCase(pytest.Item):
 
     def runtest(self) -> None:
         from station.proof.execute import run_case
-        from station.proof.report import cell_text
+        from station.proof.report import cell_text, record_line
 
         self.result = result = run_case(self.case, self._db())
         self.user_properties.append(("verdict", str(result.verdict)))
         self.user_properties.append(("at", str(result.at)))
         self.user_properties.append(("run_id", str(result.run_id)))
-        self.add_report_section("call", "proof", f"{cell_text(result)}; record: run {result.run_id} in {result.db}")
+        self.add_report_section("call", "proof", f"{cell_text(result)}; {record_line(result)}")
         if not result.ok:
             raise ProofFailed(result)
 
@@ -123,4 +125,4 @@ class PlanProblem(pytest.Item):
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self):
-        return self.path, None, f"{self.path.name}: plan does not load"
+        return self.path, None, f"{self.path.name}: plan does not load or cannot be prepared"

@@ -9,9 +9,21 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from station.proof.cases import EXPLORE, GOLDEN, Case
-from station.proof.execute import CaseResult
+from station.proof.execute import NA_PACK, CaseResult
 
 PENDING = "…"
+CELL_TEXT = 60  # characters of a problem a matrix cell shows (the summary says it whole)
+
+
+def clip(text: str, width: int = CELL_TEXT) -> str:
+    """``text`` in at most ``width`` characters: cut after a whole word, with an ellipsis (a
+    single word longer than that is cut where it must be)."""
+    if len(text) <= width:
+        return text
+    head = text[:width - 1]
+    if not text[width - 1].isspace() and " " in head:
+        head = head[:head.rindex(" ")]
+    return head.rstrip(" ,;:") + "…"
 
 
 def cell_text(result: CaseResult | None) -> str:
@@ -20,9 +32,9 @@ def cell_text(result: CaseResult | None) -> str:
         return PENDING
     case = result.case
     if not result.applicable:
-        return "n/a (not on this pack)"
-    if result.verdict is None:
-        return f"✗ {result.problem[:60]}"
+        return f"n/a ({result.na or NA_PACK})"
+    if result.verdict is None:  # the plan's own location is in the problem: its name is enough here
+        return "✗ " + clip(result.problem.replace(f"{case.plan}:", f"{Path(case.plan).name}:"))
     where = f" at {result.at_step}" if result.at_step else ""
     if case.kind == EXPLORE:
         text = f"caught: {result.verdict}{where}" if result.caught else "let through"
@@ -53,7 +65,7 @@ class Matrix:
         out: list[str] = []
         for plan, variants in self.variants.items():
             rows = [(name, cells) for (p, name), cells in self.rows.items() if p == plan]
-            width = max(len(name) for name, _ in rows) + 2
+            width = max(len(Path(plan).name), *(len(name) for name, _ in rows)) + 2
             cols = [max([len(v)] + [len(self._cell(cells.get(v))) for _, cells in rows]) + 2 for v in variants]
             out.append(f"{Path(plan).name:<{width}}" + "".join(f"{v:<{w}}" for v, w in zip(variants, cols)))
             for name, cells in rows:
@@ -159,9 +171,9 @@ def write_junit(results: list[CaseResult], path: str | Path) -> None:
         if not result.ok:
             counts[key][1] += 1
             failure = ET.SubElement(tc, "failure", message=result.problem or "proof failed")
-            failure.text = _record_line(result)
+            failure.text = record_line(result)
         out = ET.SubElement(tc, "system-out")
-        out.text = (f"verdict {result.verdict} at {result.at or '-'}; safe: {result.safe}\n" + _record_line(result))
+        out.text = (f"verdict {result.verdict} at {result.at or '-'}; safe: {result.safe}\n" + record_line(result))
     total = [0, 0]
     for key, suite in suites.items():
         suite.set("tests", str(counts[key][0]))
@@ -176,10 +188,13 @@ def write_junit(results: list[CaseResult], path: str | Path) -> None:
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
 
 
-def _record_line(result: CaseResult) -> str:
-    if not result.run_id:
-        return "no run was recorded"
-    return f"record: run {result.run_id} in {result.db} (station results --db {result.db} show {result.run_id})"
+def record_line(result: CaseResult) -> str:
+    """Where the case's record is, or why it has none."""
+    if result.run_id:
+        return f"record: run {result.run_id} in {result.db} (station results --db {result.db} show {result.run_id})"
+    if not result.applicable:
+        return f"no record: nothing was run, the fault is not applicable ({result.na or NA_PACK})"
+    return "no record: no run was recorded" + (f" ({result.problem})" if result.problem else "")
 
 
 def write_json(results: list[CaseResult], path: str | Path, meta: dict) -> None:

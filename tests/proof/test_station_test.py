@@ -70,7 +70,7 @@ def test_bad_plan_and_bad_options_are_exit_2_before_anything_runs(tmp_path):
     assert proc.returncode == 2
     assert f"{bad}:" in proc.stderr and "no_such_step" in proc.stderr and "Traceback" not in proc.stderr
     proc = _station_test(ROOT / "test_plans" / "smoke.yaml", "--variant", "boat-900", "--db", db)
-    assert proc.returncode == 2 and "no variant 'boat-900'" in proc.stderr
+    assert proc.returncode == 2 and "smoke.yaml:18:3: unknown variant 'boat-900'" in proc.stderr
     proc = _station_test(ROOT / "test_plans" / "smoke.yaml", "--only", "isolation_lo", "--db", db)
     assert proc.returncode == 2 and "did you mean 'isolation_low'" in proc.stderr
     assert not db.exists(), "nothing was run"
@@ -147,6 +147,12 @@ def test_the_documented_plan_repository_passes_under_pytest_xdist(tmp_path):
     steps = [s.get("run", "") for s in github["jobs"]["prove"]["steps"]]
     assert any(s.startswith("station test test_plans/ --junit") for s in steps)
     assert any(s.startswith("pytest test_plans/ -n auto") for s in gitlab["prove-plans-pytest"]["script"])
+    for job in ("prove-plans", "prove-plans-pytest"):  # the result store is kept, not only the JUnit
+        assert "out/" in gitlab[job]["artifacts"]["paths"], job
+    assert "out/" in (repo / ".gitignore").read_text().splitlines()
+    assert "asyncio_default_fixture_loop_scope = function" in (repo / "pytest.ini").read_text().splitlines()
+    _check_install_source(repo, [*steps, *gitlab["prove-plans"]["script"], *gitlab["prove-plans-pytest"]["script"]])
+    _check_tree_and_library(repo)
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "test_plans/", "-n", "2", "--plan-variant", "car-400", "--plan-db",
          str(tmp_path / "r.db"), "--junitxml", str(tmp_path / "j.xml"), "-p", "no:cacheprovider",
@@ -154,6 +160,45 @@ def test_the_documented_plan_repository_passes_under_pytest_xdist(tmp_path):
         capture_output=True, text=True, cwd=repo, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     names = sorted(tc.get("name") for tc in ET.parse(tmp_path / "j.xml").getroot().findall(".//testcase"))
-    assert names == ["car-400-bond_high@bond", "car-400-golden", "car-400-isolation_low(pole=HV-)@iso_minus",
-                     "car-400-isolation_low@iso_plus"]
+    assert names == ["car-400-bond_high(point=BP4)@bond", "car-400-bond_high@bond", "car-400-golden",
+                     "car-400-isolation_low(pole=HV-)@iso_minus", "car-400-isolation_low@iso_plus"]
     assert not (repo / "out").exists(), "the run wrote only where it was told"
+
+
+def _check_install_source(repo: Path, ci_commands: list[str]) -> None:
+    """The station is on no public index: requirements.txt names an explicit source (a marked
+    placeholder), and every CI job installs from it."""
+    from packaging.requirements import Requirement
+
+    lines = [line for line in (repo / "requirements.txt").read_text().splitlines() if line and not line.startswith("#")]
+    (req,) = [Requirement(line) for line in lines]
+    assert req.name == "eol-station" and req.extras == {"test"}
+    assert req.url and req.url.startswith("git+https://") and "YOUR-GROUP" in req.url and req.url.endswith("@vX.Y.Z")
+    assert "PLACEHOLDER" in (repo / "requirements.txt").read_text()
+    installs = [c for c in ci_commands if c.startswith("pip install")]
+    assert installs and all(c == "pip install -r requirements.txt" for c in installs), installs
+    doc = (ROOT / "docs" / "station_test.md").read_text()
+    assert lines[0] in doc, "docs/station_test.md shows the install source"
+
+
+def _check_tree_and_library(repo: Path) -> None:
+    """Every file the docs' tree of the example names exists; the plan uses its library with
+    arguments and every bonding point it declares."""
+    import re
+
+    from station.plan.bind import bind_plan
+    from station.plan.loader import load_plan
+
+    doc = (ROOT / "docs" / "station_test.md").read_text()
+    tree = doc[doc.index("my-plans/"):].split("```", 1)[0]
+    named = re.findall(r"[├└]── (\S+)", tree)
+    assert {"lib/", "bond.yaml", ".gitignore", "requirements.txt"} <= set(named), named
+    for name in named:
+        assert list(repo.rglob(name.rstrip("/"))), f"the docs' tree names {name}; the example has none"
+    plan = repo / "test_plans" / "pack_quick.yaml"
+    text = plan.read_text()
+    assert "include: lib/bond.yaml" in text and 'with: {points: "${bond_points}"}' in text
+    assert load_plan(repo / "test_plans" / "lib" / "bond.yaml").plan.kind == "library"
+    bound = bind_plan(load_plan(plan), "bus-700")
+    assert bound.parameters["bond_points"] == ["BP1", "BP2", "BP3", "BP4", "BP5", "BP6"]
+    assert "lib/bond.yaml" in bound.libraries

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.faults import CATALOGUE, check_fault, fault_reach
+from sim.faults import CATALOGUE, PACK, PLAN, check_fault, fault_reach, never_struck, unreachable
 from sim.pack.catalogue import shipped
 from station.cli import main
 
@@ -42,6 +42,41 @@ def test_a_fault_that_cannot_reach_the_pack_says_so():
     assert "temperature sensors" in fault_reach("hot_cell", {"sensor": str(spec.temp_sensors)}, spec)
     assert "bonding points" in fault_reach("bond_high", {"point": "NOPE"}, spec)
     assert "does not use it" in fault_reach("instrument_hang", {"instrument": "leak"}, spec, ["dmm"])
+
+
+def test_unreachable_names_the_parameter_and_whether_the_pack_or_the_plan_lacks_it():
+    spec = shipped()["car-400"].spec
+    assert unreachable("weak_cell", {"cell": "150"}, spec) == unreachable("weak_cell", {"cell": "150"}, spec, ["dmm"])
+    assert unreachable("weak_cell", {"cell": "150"}, spec).param == "cell"
+    assert unreachable("weak_cell", {"cell": "150"}, spec).what == PACK
+    hang = unreachable("instrument_hang", {}, spec, ["fixture", "bms"])  # the default strikes the dmm
+    assert (hang.what, hang.param) == (PLAN, "instrument")
+    # the cycler is station equipment: tripping it cannot touch a run that never switches it on,
+    # the same as hanging it
+    trip = unreachable("cycler_trip_at", {}, spec, ["fixture", "bms", "dmm", "safety"])
+    assert trip is not None and (trip.what, trip.param) == (PLAN, None)
+    assert trip.message == "fault 'cycler_trip_at' (cycler) cannot affect this run: the plan does not use it"
+    assert unreachable("instrument_hang", {"instrument": "cycler"}, spec, ["fixture", "bms"]).what == PLAN
+    assert unreachable("cycler_trip_at", {}, spec, ["cycler"]) is None
+    assert unreachable("cycler_trip_at", {}, spec) is None  # no roles given: nothing to say
+
+
+def test_the_catalogue_says_which_parameters_are_trigger_times():
+    triggers = {(name, p) for name, f in CATALOGUE.items() for p, spec in f.params.items() if spec.trigger}
+    assert triggers == {("bms_silent", "after"), ("estop_at", "t"), ("cycler_trip_at", "t"),
+                        ("instrument_hang", "at"), ("instrument_garbage", "at")}
+    for name, p in triggers:
+        assert CATALOGUE[name].params[p].doc == "s after the run starts"
+
+
+def test_a_fault_due_after_the_run_ended_never_struck():
+    assert never_struck("estop_at", {}, 9.7) == "fault 'estop_at' fires at t=30 s; the run ended at 9.7 s"
+    assert never_struck("instrument_hang", {"at": "600"}, 9.7) == \
+        "fault 'instrument_hang' fires at t=600 s; the run ended at 9.7 s"
+    assert never_struck("bms_silent", {"after": "1200"}, 400.0).startswith("fault 'bms_silent' fires at t=1200 s")
+    assert never_struck("estop_at", {"t": "5"}, 9.7) is None
+    assert never_struck("instrument_hang", {}, 9.7) is None  # at=0: right after identification
+    assert never_struck("coolant_leak", {}, 0.1) is None  # not timed: present from the start
 
 
 @pytest.mark.parametrize("fault, wanted", [
