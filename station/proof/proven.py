@@ -21,6 +21,7 @@ class Cell:
 
     declared: list[dict] = field(default_factory=list)  # results of declared catches
     explored: list[dict] = field(default_factory=list)  # results of explored forms
+    not_applicable: list[dict] = field(default_factory=list)  # forms this pack or plan cannot meet
 
     def text(self) -> str:
         parts = []
@@ -31,6 +32,9 @@ class Cell:
             caught = [r for r in self.explored if r["caught"]]
             steps = sorted({_step(r["at"]) for r in caught if r["at"]})
             parts.append(f"{len(caught)}/{len(self.explored)} explored caught" + (f" at {', '.join(steps)}" if steps else ""))
+        if not parts and self.not_applicable:  # every form ran into what the pack or plan lacks
+            reasons = sorted({r.get("not_applicable") or "not on this pack" for r in self.not_applicable})
+            return f"n/a ({', '.join(reasons)})"
         return "; ".join(parts) or "not run"
 
     def caught(self) -> bool:
@@ -66,7 +70,11 @@ def proven_cells(doc: dict, plan_path: str, variants: list[str]) -> dict[tuple[s
             continue
         name = r["fault"].split(":", 1)[0]
         cell = cells.get((name, r.get("variant") or "-"))
-        if cell is not None and r.get("applicable", True):
+        if cell is None:
+            continue
+        if not r.get("applicable", True):
+            cell.not_applicable.append(r)
+        else:
             (cell.explored if r["kind"] == "explore" else cell.declared).append(r)
     return cells
 

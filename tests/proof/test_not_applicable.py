@@ -71,6 +71,12 @@ def test_only_a_fault_the_run_met_is_let_through(results, tmp_path):
     assert [r["fault"] for r in cells[("estop_at", "car-400")].explored] == ["estop_at:t=5"]
     assert cells[("cycler_trip_at", "car-400")].explored == []
     assert cells[("bms_silent", "car-400")].explored == []
+    # a fault whose every form could not be met reads n/a with the reason, not "not run"
+    assert cells[("cycler_trip_at", "car-400")].text() == f"n/a ({NA_PLAN})"
+    assert cells[("bms_silent", "car-400")].text() == f"n/a ({NA_LATE})"
+    assert cells[("weak_cell", "car-400")].text() == f"n/a ({NA_PACK})"
+    assert cells[("estop_at", "car-400")].text().startswith("1/1 explored caught")
+    assert cells[("hipot_breakdown", "car-400")].text() == "not run"
 
 
 @pytest.mark.timeout(300)
