@@ -158,7 +158,7 @@ async def serve(preset: str, faults: list[Fault], *, speed: float = 1.0, out: Te
             names = ", ".join(name for name, _ in faults) or "none"
             lv = ("LV power ON (fixture coil lv_power) so the BMS is awake" if station_file is None
                   else "LV power off until the station switches it on (fixture coil lv_power)")
-            print(f"# preset {preset} on fixture {FIXTURE}; {lv}; UDS 0x{UDS_IDS[0]:X}/0x{UDS_IDS[1]:X}; faults: {names}; speed {speed:g}x; "
+            print(f"# pack {preset} on fixture {FIXTURE}; {lv}; UDS 0x{UDS_IDS[0]:X}/0x{UDS_IDS[1]:X}; faults: {names}; speed {speed:g}x; "
                   "Ctrl-C, SIGTERM or SIGHUP stops"
                   + (f"; station config: {station_file}" if station_file is not None else ""), file=err, flush=True)
             await stop.wait()

@@ -124,6 +124,7 @@ def cmd_validate(args) -> int:
         loaded_cfg = load_config(args.station)
         roles = set().union(*(loaded_cfg.roles(f) for f in loaded_cfg.fixture_ids()))
         offers = _check_instruments(loaded_cfg)
+        simulated = _simulated_fixtures(loaded_cfg)
     problems = []
     for path in args.plans:
         try:
@@ -137,6 +138,10 @@ def cmd_validate(args) -> int:
                     for offer in offers[1:]:  # every fixture's instruments must offer what the plan needs
                         bind_plan(loaded, variant, roles, offer)
                     bound = bind_plan(loaded, variant, roles, offers[0])
+                    if args.station and simulated:  # as station run --sim picks it: a variant needs a pack
+                        from station.simpack import run_pack
+
+                        run_pack(loaded_cfg, simulated[0], bound.variant)
                 except InputError as err:
                     problems.extend(err.problems)
                     continue
@@ -154,18 +159,25 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def _simulated_fixtures(loaded_cfg) -> list[str]:
+    """The fixtures whose instruments are the simulator's (resources with ``{placeholders}``)."""
+    from station.config import PLACEHOLDER
+
+    return [f for f in loaded_cfg.fixture_ids()
+            if any(PLACEHOLDER.search(cfg.resource) or any(PLACEHOLDER.search(str(v)) for v in cfg.options.values())
+                   for _key, cfg in loaded_cfg.instruments_for(f).values())]
+
+
 def _check_instruments(loaded_cfg) -> list:
     """Each fixture's drivers, resources, options and map files, as ``station run`` checks them
     before opening anything (simulator configs, whose resources are placeholders filled by
     ``--sim``, have their files checked: maps, profiles); returns each fixture's offers."""
-    from station.config import PLACEHOLDER
     from station.instruments import check_fixture
 
     problems, offers = [], []
+    simulated = _simulated_fixtures(loaded_cfg)
     for fixture in loaded_cfg.fixture_ids():
-        configs = [cfg for _key, cfg in loaded_cfg.instruments_for(fixture).values()]
-        sim = any(PLACEHOLDER.search(cfg.resource) or any(PLACEHOLDER.search(str(v)) for v in cfg.options.values())
-                  for cfg in configs)
+        sim = fixture in simulated
         try:
             offers.append(check_fixture(loaded_cfg, fixture, sim=sim))
         except InputError as err:

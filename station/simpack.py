@@ -60,10 +60,14 @@ def run_pack(config: LoadedConfig, fixture: str, variant: str | None, serial: st
     if variant in packs:
         return packs[variant]
     named = sorted({*packs, *(p.variant for p in config.config.products if p.pack and p.variant)})
-    raise InputError([Problem(str(config.path), 1, 1,
-                              f"variant '{variant}' has no simulated pack{did_you_mean(variant, named)}; packs: "
-                              f"{', '.join(named)}. Add a pack definition file and name it for the variant in the "
-                              f"product catalogue (products: - {{pattern, plan, variant: {variant}, pack: FILE}})")])
+    message = (f"variant '{variant}' has no simulated pack{did_you_mean(variant, named)}; packs: "
+               f"{', '.join(named)}. Add a pack definition file and name it for the variant in the "
+               f"product catalogue (products: - {{pattern, plan, variant: {variant}, pack: FILE}})")
+    # at the catalogue entry that names the variant without a pack, where there is one
+    entry = next((i for i, p in enumerate(config.config.products) if p.variant == variant), None)
+    if entry is not None:
+        raise config.problem(("products", entry, "variant"), message)
+    raise InputError([Problem(str(config.path), 1, 1, message)])
 
 
 def safety_driver(config: LoadedConfig) -> str:

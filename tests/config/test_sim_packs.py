@@ -112,6 +112,13 @@ def test_a_variant_without_a_pack_is_exit_2_not_a_car_400(tmp_path):
     assert "variant 'lv48-16s' has no simulated pack" in proc.stderr
     assert "pack: FILE" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "r.db").exists()  # nothing was run or recorded
+    # validate --station finds it too, at the catalogue line naming the variant without a pack
+    # (lv48-16s, named by no product, at the config itself)
+    line = next(i for i, text in enumerate(cfg.read_text().splitlines(), 1) if "variant: lv48-14s" in text)
+    proc = cli("validate", "--station", str(cfg), str(tmp_path / "plan.yaml"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    assert f"{cfg}:{line}:" in proc.stderr and "variant 'lv48-14s' has no simulated pack" in proc.stderr
+    assert f"{cfg}:1:1: variant 'lv48-16s' has no simulated pack" in proc.stderr
 
 
 def test_an_unknown_sim_preset_is_a_located_error_for_validate_and_run(tmp_path):
@@ -142,7 +149,7 @@ def test_a_bad_pack_file_named_in_the_catalogue_is_located_in_the_pack_file(tmp_
 def test_a_fixture_may_hold_a_shipped_pack_or_a_pack_file(tmp_path, pack):
     pack_file(tmp_path)
     cfg = station(tmp_path, f1=pack)
-    proc = cli("validate", "--station", str(cfg), str(tmp_path / "plan.yaml"))
+    proc = cli("validate", "--station", str(cfg), "--variant", "lv48-14s", str(tmp_path / "plan.yaml"))
     assert proc.returncode == 0, proc.stderr
 
 
