@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import secrets
 import textwrap
 import threading
@@ -118,9 +119,20 @@ class TcpProxy:
         self._writers -= {writer, t_writer}
 
     async def _up(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port,
-                                                  reuse_address=True)
-        self.port = self._server.sockets[0].getsockname()[1]
+        if self.port:  # listening again after down(): the same port
+            self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
+            return
+        # The first time, a free port below the kernel's ephemeral range (32768-60999): while the
+        # proxy is down, an ephemeral port it had would be free for any process's outgoing
+        # connection to take as its own, and up() would then fail with "address in use".
+        for port in random.Random().sample(range(20000, 32000), 200):
+            try:
+                self._server = await asyncio.start_server(self._handle, "127.0.0.1", port, reuse_address=True)
+            except OSError:
+                continue
+            self.port = port
+            return
+        raise OSError("no free loopback port in 20000-31999 for the proxy")
 
     async def _down(self) -> None:
         if self._server is not None:
