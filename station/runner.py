@@ -101,14 +101,10 @@ def prepare(req: RunRequest) -> Prepared:
     audit = AuditLog(audit_path(config, req.db))
     # the scan is checked against the catalogue's serial rules before anything is switched;
     # req.serial becomes the normalised serial (scanner prefix/suffix, GS1 label → AI 21)
-    from station.serials import SerialRefused
+    from station.serials import SerialRefused, run_serial
 
     try:
-        try:
-            req.serial = config.check_serial(req.serial, require_product=req.plan is None).serial
-        except SerialRefused as err:
-            raise SerialRefused(err.scan, f"this is not a pack serial: {err}") from None
-        _check_serial(config, req.serial)
+        req.serial = run_serial(config, req.serial, require_product=req.plan is None)
     except SerialRefused as err:  # audited: a forged or foreign serial is an integrity event too
         raise provenance.refuse(audit, "serial refused", "--serial", str(err), operator=req.operator.strip(),
                                 serial=printable(err.scan)[:80], station=config.config.station_id) from None
@@ -168,23 +164,6 @@ def prepare(req: RunRequest) -> Prepared:
     return Prepared(config, bound, fixture, faults, release, pack)
 
 
-SERIAL_MAX = 128  # characters; a longer "serial" is a scanner or keyboard accident
-
-
-def _check_serial(config: LoadedConfig, serial: str) -> None:
-    """Refuse a serial that cannot be a pack's before anything is touched: control characters
-    (a newline, ESC, a GS1 separator the scanner should have parsed), over ``SERIAL_MAX``, or, in
-    production, one no product of the catalogue accepts."""
-    from station.safetext import has_controls
-    from station.serials import SerialRefused
-
-    if has_controls(serial) or not serial.strip() or len(serial) > SERIAL_MAX:
-        raise SerialRefused(serial, f"serial {printable(serial)[:80]} is not a pack serial (empty, control "
-                                    f"characters or over {SERIAL_MAX} characters)")
-    if config.config.mode == "production" and config.config.products and config.product_for(serial) is None:
-        raise SerialRefused(serial, f"serial {printable(serial)} matches no product of the catalogue")
-
-
 def parse_fault(text: str) -> tuple[str, dict[str, str]]:
     """``NAME[:k=v,...]`` → (name, params)."""
     name, _, rest = text.partition(":")
@@ -236,14 +215,9 @@ class Session:
 
         endpoints = None
         if self.sim:
-            from sim.bench import SimBench
-            from station.simpack import fixture_pack, safety_driver
+            from station.simpack import sim_bench
 
-            fixtures = {f: self.presets.get(f) or fixture_pack(self.config, f) for f in self.config.fixture_ids()}
-            from station.instruments import sim_bms_profiles
-
-            self.bench = SimBench(fixtures, bms=sim_bms_profiles(self.config),  # the BMS the config describes
-                                  safety=safety_driver(self.config))
+            self.bench = sim_bench(self.config, self.presets)
             endpoints = await self.bench.start()
         from station.results.store import StoreModeError
         from station.security import provenance

@@ -16,7 +16,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 GS = "\x1d"
 DEFAULT_MAX_LENGTH = 64  # characters; no catalogue rule: still refuse what no pack label holds
@@ -80,6 +80,28 @@ def unvisible(text: str) -> str:
 
 def product_name(product: SerialRules) -> str:
     return product.product or product.variant or f"'{product.pattern}'"
+
+
+SERIAL_MAX = 128  # characters; a longer "serial" is a scanner or keyboard accident
+
+
+def run_serial(config: Any, raw: str, *, require_product: bool = True) -> str:
+    """The serial a run of scan ``raw`` tests at ``config`` (a ``LoadedConfig``), or ``SerialRefused`` before anything
+    is touched: the catalogue's rules (``check_scan``); then what no pack serial holds (control
+    characters such as a newline, ESC or a GS1 separator the scanner should have parsed; over
+    ``SERIAL_MAX``); in production, one no product of the catalogue accepts."""
+    from station.safetext import has_controls, printable
+
+    try:
+        serial = config.check_serial(raw, require_product=require_product).serial
+    except SerialRefused as err:
+        raise SerialRefused(err.scan, f"this is not a pack serial: {err}") from None
+    if has_controls(serial) or not serial.strip() or len(serial) > SERIAL_MAX:
+        raise SerialRefused(serial, f"serial {printable(serial)[:80]} is not a pack serial (empty, control "
+                                    f"characters or over {SERIAL_MAX} characters)")
+    if config.config.mode == "production" and config.config.products and config.product_for(serial) is None:
+        raise SerialRefused(serial, f"serial {printable(serial)} matches no product of the catalogue")
+    return serial
 
 
 def check_scan(raw: str, products: Sequence[SerialRules], *, require_product: bool = True) -> Scan:

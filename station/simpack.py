@@ -70,6 +70,18 @@ def run_pack(config: LoadedConfig, fixture: str, variant: str | None, serial: st
     raise InputError([Problem(str(config.path), 1, 1, message)])
 
 
+def sim_bench(config: LoadedConfig, presets: dict | None = None):
+    """The simulated bench of ``config`` (not started): each fixture holds its ``presets`` pack or
+    its ``sim_preset``, the BMS speaks the profile the config's BMS driver reads, and the shared
+    safety tester the dialect its driver names."""
+    from sim.bench import SimBench
+    from station.instruments import sim_bms_profiles
+
+    presets = presets or {}
+    packs = {f: presets.get(f) or fixture_pack(config, f) for f in config.fixture_ids()}
+    return SimBench(packs, bms=sim_bms_profiles(config), safety=safety_driver(config))
+
+
 def safety_driver(config: LoadedConfig) -> str:
     """The driver key of the station's safety tester (its ``safety`` role), which selects the
     dialect the simulated bench's shared tester speaks; ``chroma_19032`` when no fixture has one."""

@@ -60,18 +60,13 @@ def _warm(cases: list[Case]) -> None:
 
 def _start_bench(prep) -> None:
     """Start and stop the simulated bench a run of ``prep`` gets (``station.runner.Session``)."""
-    from sim.bench import SimBench
     from station import clock
-    from station.instruments import sim_bms_profiles
     from station.runner import sim_preset
-    from station.simpack import fixture_pack, safety_driver
+    from station.simpack import sim_bench
 
-    config = prep.config
-    packs = {f: fixture_pack(config, f) for f in config.fixture_ids()}
-    packs[prep.fixture] = sim_preset(prep)
+    bench = sim_bench(prep.config, {prep.fixture: sim_preset(prep)})
 
     async def start_stop() -> None:
-        bench = SimBench(packs, bms=sim_bms_profiles(config), safety=safety_driver(config))
         try:
             await bench.start()
         finally:
