@@ -6,6 +6,7 @@ of a run): it knows neither.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,22 +46,36 @@ def pack_problems(presets: Mapping[str, str | None], products: Sequence[tuple[st
 
 
 def _check_pack(name: str, packs: dict, src: Source, loc: tuple, base: Path) -> list[Problem]:
-    from sim.pack.catalogue import did_you_mean, load_pack
+    from sim.pack.catalogue import load_pack
 
     if is_pack_file(name):
         try:
             load_pack(base / name)
         except InputError as err:
-            return _from_file(err, src, loc, name)
+            return _from_file(err, src, loc, name, base)
         return []
     if name not in packs:
-        return [src.problem(loc, f"unknown pack '{name}'{did_you_mean(name, packs)}; packs: {', '.join(packs)} "
+        # also a pack file beside the config named without its path (``lv48`` for packs/lv48.yaml)
+        suggest = {**{n: n for n in packs}, **{Path(f).stem: f for f in _yaml_files(base)}}
+        close = difflib.get_close_matches(name, list(suggest), n=1, cutoff=0.5)
+        hint = f" (did you mean '{suggest[close[0]]}'?)" if close else ""
+        return [src.problem(loc, f"unknown pack '{name}'{hint}; packs: {', '.join(packs)} "
                                  "(or a pack definition file)")]
     return []
 
 
-def _from_file(err: InputError, src: Source, loc: tuple, text: str) -> list[Problem]:
+def _yaml_files(base: Path) -> list[str]:
+    """YAML files in the config's folder and its subfolders one level down, relative to it."""
+    found: list[str] = []
+    for pattern in ("*.yaml", "*.yml", "*/*.yaml", "*/*.yml"):
+        found.extend(p.relative_to(base).as_posix() for p in sorted(base.glob(pattern)) if p.is_file())
+    return found
+
+
+def _from_file(err: InputError, src: Source, loc: tuple, text: str, base: Path) -> list[Problem]:
     """A pack file's own problems, plus where the config names it (a missing file: only there)."""
+    from sim.pack.catalogue import did_you_mean
+
     if any(p.message.startswith("cannot read file") for p in err.problems):
-        return [src.problem(loc, f"pack file not found: {text}")]
+        return [src.problem(loc, f"pack file not found: {text}{did_you_mean(text, _yaml_files(base))}")]
     return [*err.problems, src.problem(loc, f"pack file {text} has problems (listed with its FILE:LINE:COL)")]

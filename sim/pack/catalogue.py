@@ -22,7 +22,7 @@ from drivers.base import safefile
 from drivers.base.diagnostics import InputError, Problem
 from drivers.base.yamlsrc import MAX_BYTES, Source, load_file
 from drivers.maps.regmap import MAPS_DIR  # where a bare BMS map name is found
-from sim.pack.packfile import Bms, PackFile, to_spec
+from sim.pack.packfile import Bms, ElementError, PackFile, to_spec
 from sim.pack.spec import PackSpec
 
 #: the pack families the project ships
@@ -76,6 +76,10 @@ def _clean(loc: tuple) -> tuple:
     return tuple(p for p in loc if not _member(p))
 
 
+def _indexed(index: tuple[int, ...]) -> str:
+    return "".join(f"[{i}]" for i in index)
+
+
 def _problems(exc: ValidationError, src: Source) -> list[Problem]:
     out: list[Problem] = []
     seen: set[tuple] = set()
@@ -100,6 +104,10 @@ def _problems(exc: ValidationError, src: Source) -> list[Problem]:
             out.append(src.problem(loc[:-1], f"missing required key '{name}'"))
             continue
         msg = err["msg"].removeprefix("Value error, ")
+        cause = err.get("ctx", {}).get("error")
+        if isinstance(cause, ElementError):  # located at the table element, not its `values` key
+            out.append(src.problem((*loc, *cause.index), f"'{name}{_indexed(cause.index)}': {cause}"))
+            continue
         if kind in ("model_type", "dict_type") and loc in tables:
             msg = "must be a number or a table {soc_pct: [...], values: [...]}"
         where = f"'{name}': " if isinstance(name, str) and name else ""

@@ -78,14 +78,30 @@ def _rows(values: list) -> list[list[float]]:
     return [r for r in values] if values and isinstance(values[0], list) else [values]
 
 
+class ElementError(ValueError):
+    """A table value's problem, with the index of the element within ``values`` (a row's
+    index first for a table by temperature), so the error is located at that element."""
+
+    def __init__(self, message: str, index: tuple[int, ...]) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+def _element(values: list, row: int, col: int) -> tuple[int, ...]:
+    """Index of ``values``' element ``col`` of row ``row`` (one row: no row index)."""
+    return (row, col) if values and isinstance(values[0], list) else (col,)
+
+
 class PositiveTable(TableModel):
     """A resistance or capacitance table: every value > 0."""
 
     @field_validator("values")
     @classmethod
     def _positive(cls, values: list) -> list:
-        if any(v <= 0.0 for row in _rows(values) for v in row):
-            raise ValueError("every value must be > 0")
+        for r, row in enumerate(_rows(values)):
+            bad = next((c for c, v in enumerate(row) if v <= 0.0), None)
+            if bad is not None:
+                raise ElementError(f"every value must be > 0, got {row[bad]:g}", _element(values, r, bad))
         return values
 
 
@@ -96,14 +112,16 @@ class OcvTable(TableModel):
     @classmethod
     def _monotonic(cls, values: list, info: ValidationInfo) -> list:
         socs = info.data.get("soc_pct")
-        for row in _rows(values):
-            if any(v <= 0.0 for v in row):
-                raise ValueError("OCV values must be > 0 V")
+        for r, row in enumerate(_rows(values)):
+            low = next((c for c, v in enumerate(row) if v <= 0.0), None)
+            if low is not None:
+                raise ElementError(f"OCV values must be > 0 V, got {row[low]:g}", _element(values, r, low))
             bad = next((i for i, (a, b) in enumerate(itertools.pairwise(row)) if b <= a), None)
             if bad is not None:
                 at = f" at {socs[bad + 1]:g} %" if socs and len(socs) == len(row) else ""
                 was = f" at {socs[bad]:g} %" if socs and len(socs) == len(row) else ""
-                raise ValueError(f"OCV must increase with SOC: {row[bad + 1]:g} V{at} is not above {row[bad]:g} V{was}")
+                raise ElementError(f"OCV must increase with SOC: {row[bad + 1]:g} V{at} is not above {row[bad]:g} V{was}",
+                                   _element(values, r, bad + 1))
         return values
 
 

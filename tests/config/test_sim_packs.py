@@ -145,6 +145,18 @@ def test_a_bad_pack_file_named_in_the_catalogue_is_located_in_the_pack_file(tmp_
     assert proc.returncode == 2 and "pack file not found: packs/lv48-14s.yaml" in proc.stderr
 
 
+def test_a_pack_file_named_without_its_path_or_misspelt_gets_a_did_you_mean(tmp_path):
+    pack_file(tmp_path)  # packs/lv48-14s.yaml
+    cfg = station(tmp_path, f1="lv48-14s")  # the file's name, not its path
+    proc = cli("validate", "--station", str(cfg), str(tmp_path / "plan.yaml"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    assert "unknown pack 'lv48-14s' (did you mean 'packs/lv48-14s.yaml'?)" in proc.stderr
+    cfg = station(tmp_path, f1="packs/lv48-41s.yaml")
+    proc = cli("validate", "--station", str(cfg), str(tmp_path / "plan.yaml"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    assert "pack file not found: packs/lv48-41s.yaml (did you mean 'packs/lv48-14s.yaml'?)" in proc.stderr
+
+
 @pytest.mark.parametrize("pack", ["car-400", "packs/lv48-14s.yaml"])
 def test_a_fixture_may_hold_a_shipped_pack_or_a_pack_file(tmp_path, pack):
     pack_file(tmp_path)

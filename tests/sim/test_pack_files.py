@@ -61,12 +61,13 @@ def test_schema_file_is_generated_from_the_models():
 NONSENSE = [
     # (replace old -> new, line, col, message part)
     ({"capacity_ah: 70": "capacity_ah: -70"}, 14, 16, "'capacity_ah': Input should be greater than 0"),
-    ({"values: [3.00, 3.35,": "values: [3.40, 3.35,"}, 17, 13, "OCV must increase with SOC: 3.35 V at 5 % is not above 3.4 V at 0 %"),
+    ({"values: [3.00, 3.35,": "values: [3.40, 3.35,"}, 17, 20,
+     "'values[1]': OCV must increase with SOC: 3.35 V at 5 % is not above 3.4 V at 0 %"),
     ({"soc_pct: [0, 5, 10, 20,": "soc_pct: [-5, 5, 10, 20,"}, 16, 14, "SOC points must lie within 0..100 %, got -5..100"),
     ({"initial: {soc_pct: 50}": "initial: {soc_pct: 120}"}, 25, 20, "'soc_pct': Input should be less than or equal to 100"),
     ({"heat_transfer_w_per_k: 0.25": "heat_transfr_w_per_k: 0.25"}, 23, 3, "did you mean 'heat_transfer_w_per_k'?"),
     ({"spreads:": "spread:"}, 24, 1, "unknown key 'spread' (did you mean 'spreads'?)"),
-    ({"r1_ohm: 0.6e-3": "r1_ohm: {soc_pct: [0, 100], values: [1.0e-3, 0]}"}, 20, 39, "'values': every value must be > 0"),
+    ({"r1_ohm: 0.6e-3": "r1_ohm: {soc_pct: [0, 100], values: [1.0e-3, 0]}"}, 20, 48, "'values[1]': every value must be > 0, got 0"),
     ({"r1_ohm: 0.6e-3": "r1_ohm: fast"}, 20, 11, "'r1_ohm': must be a number or a table"),
     ({"did_table: did_table.yaml": "did_table: did_tabel.yaml"}, 34, 14, "file not found: did_tabel.yaml"),
     ({"topology: {series: 96, parallel: 3}": "topology: {series: 0, parallel: 3}"}, 10, 20, "'series': Input should be greater than or equal to 1"),
@@ -85,6 +86,22 @@ def test_nonsense_is_a_located_error(tmp_path, edit, line, col, message):
         load_pack(path)
     shown = [str(p) for p in err.value.problems]
     assert any(s.startswith(f"{path}:{line}:{col}: ") and message in s for s in shown), shown
+
+
+def test_a_bad_value_in_a_table_by_temperature_is_located_at_its_row_and_column(tmp_path):
+    """A 2-D table spans lines: the error points at the element, not at `values:`."""
+    text = (PACKS_DIR / "car-800.yaml").read_text()
+    row = "      - [7.2000e-04, 6.7680e-04, 6.4320e-04,"
+    assert text.count(row) == 1
+    lines = text.splitlines()
+    line = next(i for i, t in enumerate(lines, 1) if t.startswith(row))
+    path = tmp_path / "bad.yaml"
+    path.write_text(text.replace(row, "      - [7.2000e-04, 6.7680e-04, -6.4320e-04,"))
+    with pytest.raises(InputError) as err:
+        load_pack(path)
+    shown = [str(p) for p in err.value.problems]
+    col = lines[line - 1].index("6.4320e-04") + 1  # 1-based: where the added "-" stands
+    assert shown == [f"{path}:{line}:{col}: 'values[2][2]': every value must be > 0, got -0.0006432"], shown
 
 
 def test_unknown_pack_name_has_a_did_you_mean():
