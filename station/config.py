@@ -258,8 +258,33 @@ def load_config(path: str | Path) -> LoadedConfig:
     problems.extend(pack_problems({fid: f.sim_preset for fid, f in config.fixtures.items()},
                                   [(p.pack, p.variant) for p in config.products], src, path.parent))
     if problems:
-        raise InputError(problems)
+        # build() refuses a role bound to a driver of another kind; say so now too, so that one
+        # validate lists every problem instead of revealing this one only after the rest are fixed
+        raise InputError(problems + _role_problems(config, src, keys))
     return LoadedConfig(config, path, src)
+
+
+def _role_problems(config: StationConfig, src: Any, keys: dict[str, str]) -> list:
+    """Every role bound to a known driver that lacks the role's capability, once per place (the
+    wording and location of ``Instruments.build``)."""
+    from drivers import roles
+    from drivers.errors import InstrumentError
+    from drivers.registry import driver_class
+
+    out: dict[tuple, Any] = {}
+    for fid, fixture in config.fixtures.items():
+        for role, ref in fixture.instruments.items():
+            inst = config.instruments.get(ref) if isinstance(ref, str) else ref
+            if inst is None or inst.driver not in keys:
+                continue  # reported above
+            try:
+                lacks = roles.missing_capability(role, driver_class(inst.driver))
+            except (InstrumentError, ValueError):
+                continue  # a site driver that does not load: build() reports it at its place
+            if lacks:
+                loc = (("instruments", ref) if isinstance(ref, str) else ("fixtures", fid, "instruments", role)) + ("driver",)
+                out.setdefault((loc, role), src.problem(loc, f"{role} ({inst.driver}): {lacks}"))
+    return list(out.values())
 
 
 def _installed_sim(path: Path, src: Any) -> None:

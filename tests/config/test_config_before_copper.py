@@ -116,6 +116,17 @@ def test_a_bad_instrument_config_is_exit_2_located_and_nothing_is_opened(tmp_pat
     assert check.returncode == 2 and message in check.stderr, check.stderr
 
 
+def test_a_wrong_kind_of_driver_is_listed_beside_the_configs_other_problems(tmp_path, plc):
+    """One validate lists every problem: the capability check is not held back until the rest
+    of the config loads."""
+    station = _config(tmp_path, plc.port, cycler=BAD["capability"][1], dmm=BAD["driver key"][1])
+    check = _run("validate", "test_plans/smoke.yaml", "--station", str(station))
+    assert check.returncode == 2 and "Traceback" not in check.stderr, check.stderr
+    assert f"{station}:8:" in check.stderr and "unknown driver 'keysight_34456a'" in check.stderr, check.stderr
+    assert f"{station}:6:" in check.stderr and BAD["capability"][3] in check.stderr, check.stderr
+    assert check.stderr.count("the cycler role needs a Cycler") == 1, check.stderr
+
+
 def test_a_simulated_station_binding_a_cycler_to_a_dmm_driver_is_refused_before_the_simulator_starts(tmp_path):
     from station.config import SIM_CONFIG
 
