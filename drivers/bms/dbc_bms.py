@@ -30,7 +30,8 @@ import can
 from drivers.base import IDENTITY_OPTIONS, Driver
 from drivers.bms import readback
 from drivers.bms.live_values import LiveValues
-from drivers.bms.signals import DEFAULT_MAP, MAPS, SignalMap, load_signal_map
+from drivers.bms.signal_map import SignalMap
+from drivers.bms.signals import DEFAULT_MAP, MAPS, load_signal_map
 from drivers.capabilities import Dtc, Identity, SafeAction, StateFinding
 from drivers.clock import STREAM_ALLOWANCE, stream_limit, wall_allowance
 from drivers.errors import ConnectError, InstrumentError, InstrumentTimeout

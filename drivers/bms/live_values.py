@@ -16,7 +16,7 @@ import cantools
 from cantools.database.can import Message
 
 from drivers.bms.fastcodec import Field, Layout
-from drivers.bms.signals import SignalMap
+from drivers.bms.signal_map import SignalMap
 from drivers.errors import InstrumentError, StaleSignalError
 
 STALE_CYCLES = 3.0  # a value older than this many cycle times is stale

@@ -2,7 +2,7 @@
 
 "bool" for 0/1 flags, "" for counts and codes. SOC and SOH are percent numbers (50.0 = 50 %).
 Kept apart from the signal maps so that a plan can be checked without loading cantools; the keys
-are the logical names of ``drivers.bms.signals.LOGICAL`` (a test holds them equal).
+are the logical names of ``drivers.bms.signal_map.LOGICAL`` (a test holds them equal).
 """
 
 from __future__ import annotations

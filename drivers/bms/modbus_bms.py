@@ -9,7 +9,7 @@ Config (station.yaml)::
                 poll_period: 0.1, cell_poll_period: 0.5, maker: Acme, model: PackBMS}
 
 Live values are polled: every ``poll_period`` s (default 0.1) the mapped signals (input
-registers named like drivers/bms/signals.py's logical signals, and the named bits of status
+registers named like drivers/bms/signal_map.py's logical signals, and the named bits of status
 words), every ``cell_poll_period`` s (default 0.5) the per-cell voltages and temperatures, in
 as few contiguous requests as the map allows (``autopoll: false``: only when ``poll()`` is
 awaited, for exact-exchange tests and bench debugging). A value older than 3 poll periods is stale

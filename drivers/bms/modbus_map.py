@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drivers.bms.signals import LOGICAL
+from drivers.bms.signal_map import LOGICAL
 from drivers.errors import RangeError
 from drivers.maps import mapfile, regmap
 from drivers.maps.regmap import Field, MapError, RegisterMap
@@ -93,7 +93,7 @@ _ERROR = re.compile(r"^error_\w+$")
 
 
 def is_signal(item: BmsField | str) -> bool:
-    """A logical BMS signal (drivers/bms/signals.py), or a scalar field carrying one or its bits."""
+    """A logical BMS signal (drivers/bms/signal_map.py), or a scalar field carrying one or its bits."""
     if isinstance(item, str):
         return item in LOGICAL or bool(_ERROR.match(item))
     return (not item.text and item.length == 1 and item.table in ("input", "discrete")

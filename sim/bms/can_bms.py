@@ -23,7 +23,8 @@ from pathlib import Path
 import can
 
 from drivers.bms.fastcodec import packer
-from drivers.bms.signals import DEFAULT_MAP, Group, load_signal_map
+from drivers.bms.signal_map import Group
+from drivers.bms.signals import DEFAULT_MAP, load_signal_map
 from drivers.transports.loopbus import notifier
 from sim.bms.cyclic import Cyclic
 from sim.bms.measurements import Measurements, unwrap

@@ -156,6 +156,6 @@ def test_percent_signals_are_compared_as_fractions():
 
 def test_every_logical_bms_signal_has_its_unit():
     from drivers.bms.logical_units import LOGICAL_UNITS
-    from drivers.bms.signals import LOGICAL
+    from drivers.bms.signal_map import LOGICAL
 
     assert set(LOGICAL_UNITS) == LOGICAL
