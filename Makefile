@@ -17,8 +17,9 @@ demo: $(STAMP)  ## run the smoke plan against the simulator, with the live step 
 
 test: $(STAMP)  ## the whole test suite (the reliability suite in a process of its own: it times reactions)
 	@# Both suites run and report even when the first fails; the exit code is the first non-zero one.
+	@# --durations: the slowest tests close the main suite's output, where CI time goes.
 	@status=0; \
-	$(BIN)/pytest --ignore=tests/reliability || status=$$?; \
+	$(BIN)/pytest --ignore=tests/reliability --durations=25 || status=$$?; \
 	$(BIN)/pytest tests/reliability || { s=$$?; [ $$status -ne 0 ] || status=$$s; }; \
 	exit $$status
 
