@@ -279,8 +279,12 @@ def _role_problems(config: StationConfig, src: Any, keys: dict[str, str]) -> lis
                 continue  # reported above
             try:
                 lacks = roles.missing_capability(role, driver_class(inst.driver))
+            except InputError as err:  # a site driver that does not load: its entry point's problem
+                for problem in err.problems:
+                    out.setdefault((inst.driver, str(problem)), problem)
+                continue
             except (InstrumentError, ValueError):
-                continue  # a site driver that does not load: build() reports it at its place
+                continue  # build() reports it at its place
             if lacks:
                 loc = (("instruments", ref) if isinstance(ref, str) else ("fixtures", fid, "instruments", role)) + ("driver",)
                 out.setdefault((loc, role), src.problem(loc, f"{role} ({inst.driver}): {lacks}"))
