@@ -117,6 +117,10 @@ async def close_contactors(ctx, within: float, sample: float) -> dict:
     cyclic frame, up to one cycle (100 ms here) after the fact, so it is not the precharge time
     (on the reference pack: 180 ms to 95 %, reported at 190-290 ms against a 300 ms limit).
     ``bus_ratio``: bus ÷ pack voltage when that report came.
+    ``feedback_ok``: within ``within`` s the BMS reported both main contactors closed and the
+    precharge contactor open. Sampling goes on until it does: the mode and the contactor states
+    may come in different frames, and a precharge contactor releases some ms after the mode
+    turns normal (its release time), so a report of "normal" alone does not settle it.
     """
     bms = ctx.instrument("bms")
     dmm = ctx.instrument("dmm") if ctx.has_instrument("dmm") else None
@@ -136,15 +140,20 @@ async def close_contactors(ctx, within: float, sample: float) -> dict:
         rows.append([t, bus])
         if bms.signal("contactor_main_plus") >= 1 and closed_at is None:
             closed_at, ratio = t, bus / pack_v if pack_v else float("nan")
-        if bms.state() == "normal" and reached is not None:
+        if bms.state() == "normal" and reached is not None and _closed_feedback(bms):
             break
         await ctx.sleep(sample)
     ctx.series("precharge", ["t_s", "bus_voltage_V"], rows)
-    feedback = (bms.signal("contactor_main_plus") >= 1 and bms.signal("contactor_main_minus") >= 1
-                and bms.signal("contactor_precharge") < 1)
+    feedback = _closed_feedback(bms)
     nan = float("nan")
     return {"precharge_time": nan if reached is None else reached, "feedback_time": nan if closed_at is None else closed_at,
             "bus_ratio": ratio, "feedback_ok": bool(feedback)}
+
+
+def _closed_feedback(bms) -> bool:
+    """The BMS reports both main contactors closed and the precharge contactor open."""
+    return (bms.signal("contactor_main_plus") >= 1 and bms.signal("contactor_main_minus") >= 1
+            and bms.signal("contactor_precharge") < 1)
 
 
 def _crossing(before: list[float] | None, t: float, volts: float, threshold: float) -> float:
