@@ -8,6 +8,7 @@ for a catch, ``explore:bond_high(ohm=0.05)`` for an explored fault.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,27 @@ from drivers.base.diagnostics import InputError
 from station.proof.explore import fmt_value, undeclared
 
 GOLDEN, CATCH, EXPLORE = "golden", "catch", "explore"
+
+_PLAN_MARK = re.compile(r"^schema_version\s*:", re.MULTILINE)
+_LIBRARY_MARK = re.compile(r"^kind\s*:\s*['\"]?library\b", re.MULTILINE)
+
+
+def file_kind(path: Path) -> str | None:
+    """What a YAML file found in a directory is: ``"plan"`` (a top-level ``schema_version:``),
+    ``"library"`` (``kind: library`` too) or None (not a plan: CI files, fixtures). The rule
+    ``station test DIR`` and the pytest plugin share."""
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:20000]
+    except OSError:
+        return None
+    if not _PLAN_MARK.search(head):
+        return None
+    return "library" if _LIBRARY_MARK.search(head) else "plan"
+
+
+def is_plan_file(path: Path) -> bool:
+    """A plan to prove (``file_kind``)."""
+    return file_kind(path) == "plan"
 
 
 @dataclass(frozen=True)
@@ -77,14 +99,18 @@ def _step_order(plan) -> list[str]:
     return out
 
 
-def plan_variants(loaded, wanted: list[str] | None) -> list[str | None]:
+def plan_variants(loaded, wanted: list[str] | None, *, partial: bool = False) -> list[str | None]:
     """The plan's variants to prove (all by default); an unknown one is an ``InputError`` located
-    and worded as binding the plan to it says it (``station validate --variant``)."""
+    and worded as binding the plan to it says it (``station validate --variant``). ``partial``:
+    of ``wanted``, those the plan has (possibly none) — several plans, each with its own
+    variants, proven for the ones asked for."""
     from station.plan.bind import unknown_variant
 
     names = list(loaded.plan.variants)
     if not wanted:
         return names or [None]
+    if partial:
+        return [v for v in wanted if v in names]
     unknown = [unknown_variant(loaded, v) for v in wanted if v not in names]
     if unknown:
         raise InputError(unknown)
@@ -92,10 +118,10 @@ def plan_variants(loaded, wanted: list[str] | None) -> list[str | None]:
 
 
 def plan_cases(path: str | Path, *, variants: list[str] | None = None, explore: bool = False,
-               station: str | None = None, fixture: str | None = None) -> list[Case]:
+               station: str | None = None, fixture: str | None = None, partial: bool = False) -> list[Case]:
     """Every case to prove for the plan at ``path``. Raises ``InputError`` (with ``PATH:LINE:COL``)
-    when the plan does not load or bind, or ``variants`` names one the plan lacks; a
-    ``kind: library`` file has no cases."""
+    when the plan does not load or bind, or ``variants`` names one the plan lacks (``partial``:
+    only those of ``variants`` it has, no cases when none); a ``kind: library`` file has no cases."""
     from station.plan.bind import bind_plan
     from station.plan.loader import load_plan
 
@@ -103,7 +129,7 @@ def plan_cases(path: str | Path, *, variants: list[str] | None = None, explore: 
     plan = loaded.plan
     if plan.kind == "library":
         return []
-    chosen = plan_variants(loaded, variants)
+    chosen = plan_variants(loaded, variants, partial=partial)
     for variant in chosen:
         bind_plan(loaded, variant)  # a plan that does not bind proves nothing
     order = _step_order(plan)

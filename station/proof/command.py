@@ -13,28 +13,39 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from station.proof.cases import CATCH, EXPLORE, GOLDEN, Case, plan_cases
+from station.proof.cases import CATCH, EXPLORE, GOLDEN, Case, file_kind, plan_cases
 from station.proof.execute import CaseResult
 
 DEFAULT_DB = "out/station-test.db"
 
 
-def plan_files(paths: list[str]) -> list[str]:
-    """Plan files named or found (``*.yaml``, ``*.yml``) in the directories named, in order."""
+def plan_files(paths: list[str], skipped: list[str] | None = None) -> list[str]:
+    """Plan files named, or found (``*.yaml``, ``*.yml``) in the directories named, in order. A
+    file found in a directory is a plan only with a top-level ``schema_version:`` and not
+    ``kind: library`` (as the pytest plugin collects); one without goes to ``skipped``. A file
+    named is always a plan: if it is not one, its problems say why."""
     out: list[str] = []
     for path in paths:
         p = Path(path)
         if p.is_dir():
-            out.extend(str(f) for f in sorted([*p.glob("*.yaml"), *p.glob("*.yml")]))
+            for f in sorted([*p.glob("*.yaml"), *p.glob("*.yml")]):
+                kind = file_kind(f)
+                if kind == "plan":
+                    out.append(str(f))
+                elif kind is None and skipped is not None:
+                    skipped.append(str(f))
         else:
             out.append(path)
     return out
 
 
 def collect(paths: list[str], *, variants: list[str] | None = None, explore: bool = False,
-            station: str | None = None, fixture: str | None = None, only: list[str] | None = None) -> list[Case]:
+            station: str | None = None, fixture: str | None = None, only: list[str] | None = None,
+            notes: list[str] | None = None) -> list[Case]:
     """Every case of every plan (with ``only``: golden runs and the cases of those faults).
-    Raises ``InputError`` with every plan's problems at once."""
+    With ``variants``, each plan is proven for those of them it has; a variant no plan has is a
+    problem. Raises ``InputError`` with every plan's problems at once; ``notes`` gets what was
+    left out and why (a plan with none of ``variants``)."""
     from drivers.base.diagnostics import InputError, Problem
 
     if only:
@@ -46,17 +57,41 @@ def collect(paths: list[str], *, variants: list[str] | None = None, explore: boo
 
     cases: list[Case] = []
     problems = []
-    for path in plan_files(paths):
+    files = plan_files(paths)
+    lacking: list[str] = []  # plans with none of the variants asked for
+    for path in files:
         try:
-            cases.extend(plan_cases(path, variants=variants, explore=explore, station=station, fixture=fixture))
+            found = plan_cases(path, variants=variants, explore=explore, station=station, fixture=fixture,
+                               partial=bool(variants))
         except InputError as err:
             problems.extend(err.problems)
+            continue
+        if variants and not found and not _is_library(path):
+            lacking.append(path)
+        cases.extend(found)
+    if variants and not problems:
+        missing = [v for v in variants if v not in {c.variant for c in cases}]
+        if missing:  # a variant no plan has: said at every plan, as binding it would
+            for path in files:
+                try:
+                    plan_cases(path, variants=missing, station=station, fixture=fixture)
+                except InputError as err:
+                    problems.extend(err.problems)
     if problems:
         raise InputError(problems)
+    if notes is not None:
+        notes.extend(f"{path}: none of the variants asked for ({', '.join(variants or [])}); not proven"
+                     for path in lacking)
     if only:
         cases = [c for c in cases if c.fault is None or c.fault in only]
     check_prepared(cases)
     return cases
+
+
+def _is_library(path: str) -> bool:
+    from station.plan.loader import load_plan
+
+    return load_plan(path).plan.kind == "library"
 
 
 def check_prepared(cases: list[Case]) -> None:
@@ -93,7 +128,7 @@ def summary(results: list[CaseResult], wall_s: float, jobs: int, db: str) -> lis
         caught = sum(1 for r in met if r.caught)
         unsafe = sum(1 for r in explored if not r.ok)
         why = ", ".join(f"{n} {reason}" for reason, n in sorted(na.items()))
-        lines.append(f"explore: {len(met)} undeclared faults x variants: {caught} caught anyway, "
+        lines.append(f"explore: {len(met)} undeclared fault forms x variants: {caught} caught anyway, "
                      f"{len(met) - caught} let through, {unsafe} left the pack unsafe or did not run"
                      + (f"; {na.total()} not applicable ({why})" if na else ""))
     for r in failed + [r for r in explored if not r.ok]:
@@ -105,19 +140,35 @@ def summary(results: list[CaseResult], wall_s: float, jobs: int, db: str) -> lis
 
 
 def test_command(args) -> int:
+    from station.proof.execute import prepared
+    from station.proof.outputs import output_problems
     from station.proof.parallel import default_jobs, run_cases
     from station.proof.report import Matrix, ProgressView, write_json, write_junit
 
     if args.jobs is not None and args.jobs < 1:
         print("station test: --jobs must be at least 1", file=sys.stderr)
         return 2
+    skipped: list[str] = []
+    plan_files(args.plans, skipped)
+    notes: list[str] = []
     cases = collect(args.plans, variants=args.variant or None, explore=args.explore, station=args.station,
-                    fixture=args.fixture, only=args.only)
+                    fixture=args.fixture, only=args.only, notes=notes)
+    for path in skipped:
+        print(f"station test: {path}: not a plan (no top-level schema_version:); skipped",
+              file=sys.stderr)
+    for note in notes:
+        print(f"station test: {note}", file=sys.stderr)
     if not cases:
         print("station test: no plans to prove (only libraries, or no *.yaml) in " + " ".join(args.plans),
               file=sys.stderr)
         return 2
     db = args.db or DEFAULT_DB
+    modes = [prepared(c.plan, c.variant, c.station, c.fixture).config.config.mode for c in cases]
+    problems = output_problems(db, modes, args.junit, args.json)
+    if problems:  # every run would fail the same way, or the report after them all
+        for problem in problems:
+            print(f"station test: {problem}", file=sys.stderr)
+        return 2
     jobs = min(args.jobs or default_jobs(), len(cases))
     matrix = Matrix(cases)
     results: list[CaseResult] = []
@@ -128,9 +179,18 @@ def test_command(args) -> int:
             view.add(result)
     wall = time.perf_counter() - start
     print("\n".join(summary(results, wall, jobs, db)))
-    if args.junit:
-        write_junit(results, args.junit)
+    code = 0 if all(r.ok for r in results) else 1
+    reports = []
     if args.json:
-        write_json(results, args.json, {"plans": plan_files(args.plans), "explore": args.explore, "jobs": jobs,
-                                        "wall_s": round(wall, 3), "db": db})
-    return 0 if all(r.ok for r in results) else 1
+        reports.append(("--json", args.json, lambda: write_json(
+            results, args.json, {"plans": plan_files(args.plans), "explore": args.explore, "jobs": jobs,
+                                 "wall_s": round(wall, 3), "db": db})))
+    if args.junit:
+        reports.append(("--junit", args.junit, lambda: write_junit(results, args.junit)))
+    for flag, path, write in reports:  # checked before the runs; a disk that filled since still says so
+        try:
+            write()
+        except OSError as err:
+            print(f"station test: {flag} {path}: cannot write it: {err.strerror or err}", file=sys.stderr)
+            code = 1
+    return code

@@ -3,7 +3,8 @@
 Declared coverage (``station coverage PLAN``) is what the plan says; proven coverage is what
 the runs showed: a declared catch counts once its proof held; an explored fault counts as
 caught where the run did not pass (at the step that stopped it). The share of catalogue faults
-caught is per variant: faults with at least one injected form caught, over the catalogue.
+caught is per variant: faults with at least one injected form caught, over the catalogue faults
+the variant can meet (one whose every form was not applicable counts in neither).
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ class Cell:
             return f"n/a ({', '.join(reasons)})"
         return "; ".join(parts) or "not run"
 
+    def only_not_applicable(self) -> bool:
+        """Every form of the fault was one this pack or plan cannot meet (none ran)."""
+        return bool(self.not_applicable) and not self.declared and not self.explored
+
     def caught(self) -> bool:
         return any(r["ok"] for r in self.declared) or any(r["caught"] for r in self.explored)
 
@@ -57,6 +62,18 @@ def load_proof(path: str) -> dict:
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
         raise InputError([Problem(path, 1, 1, "not a `station test --json` result (no 'results' list)")])
     return doc
+
+
+def check_plan_in_proof(doc: dict, proof_path: str, plan_path: str) -> None:
+    """``InputError`` when the proof holds no run of ``plan_path`` (matched by resolved path, as
+    ``station test`` was given it from its working directory): a matrix of "not run" would say
+    nothing about the plan."""
+    target = Path(plan_path).resolve()
+    plans = dict.fromkeys(str(r.get("plan", "")) for r in doc["results"])
+    if not any(Path(p).resolve() == target for p in plans):
+        held = ", ".join(plans) or "no runs at all"
+        raise InputError([Problem(proof_path, 1, 1, f"the proof holds no run of {plan_path} ({target}); "
+                                                    f"it holds runs of: {held}")])
 
 
 def proven_cells(doc: dict, plan_path: str, variants: list[str]) -> dict[tuple[str, str], Cell]:
@@ -94,13 +111,17 @@ def proven_lines(doc: dict, plan_path: str, variants: list[str]) -> list[str]:
     out.append("")
     for variant in variants:
         caught = sum(1 for name in CATALOGUE if cells[(name, variant)].caught())
+        # a fault whose every form this pack or plan cannot meet is no part of the share
+        met = [name for name in CATALOGUE if not cells[(name, variant)].only_not_applicable()]
         runs = [r for name in CATALOGUE for r in cells[(name, variant)].explored + cells[(name, variant)].declared]
         forms = sum(1 for r in runs if r["caught"])
         gold = [r for r in golden if (r.get("variant") or "-") == variant]
         gold_text = ("golden PASS proven" if gold and all(r["ok"] for r in gold)
                      else "golden run FAILED" if gold else "golden run not in the proof")
-        out.append(f"{variant}: {caught}/{len(CATALOGUE)} catalogue faults caught ({100.0 * caught / len(CATALOGUE):.0f} %); "
-                   f"{forms}/{len(runs)} injected forms caught; {gold_text}")
+        na = len(CATALOGUE) - len(met)
+        share = f"{100.0 * caught / len(met):.0f} %" if met else "-"
+        out.append(f"{variant}: {caught}/{len(met)} catalogue faults caught ({share})"
+                   + (f", {na} not applicable" if na else "") + f"; {forms}/{len(runs)} injected forms caught; {gold_text}")
     failed = [r for c in cells.values() for r in c.declared if not r["ok"]]
     for r in failed:
         out.append(f"proof failed: {r['id']}: {r['problem']}")

@@ -15,13 +15,12 @@ Off for a run: ``-p no:eol_station``; for YAML that is not a plan to prove (test
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
-_PLAN_MARK = re.compile(r"^schema_version\s*:", re.MULTILINE)
-_LIBRARY_MARK = re.compile(r"^kind\s*:\s*['\"]?library\b", re.MULTILINE)
+_FOUND = pytest.StashKey[set]()  # variants of the plans collected (for --plan-variant)
+_MODES = pytest.StashKey[list]()  # station modes of the cases collected (for the result store's check)
 
 
 def pytest_addoption(parser) -> None:
@@ -32,18 +31,62 @@ def pytest_addoption(parser) -> None:
     group.addoption("--plan-db", metavar="FILE", help="result store for the runs (default: out/station-test.db)")
 
 
-def _is_plan(path: Path) -> bool:
-    try:
-        head = path.read_text(encoding="utf-8", errors="replace")[:20000]
-    except OSError:
-        return False
-    return bool(_PLAN_MARK.search(head)) and not _LIBRARY_MARK.search(head)
-
-
 def pytest_collect_file(file_path: Path, parent):
-    if file_path.suffix in (".yaml", ".yml") and _is_plan(file_path):
-        return PlanFile.from_parent(parent, path=file_path)
+    if file_path.suffix in (".yaml", ".yml"):
+        from station.proof.cases import is_plan_file
+
+        if is_plan_file(file_path):
+            return PlanFile.from_parent(parent, path=file_path)
     return None
+
+
+def _unknown_variants(config, have: set[str], said: str) -> None:
+    """``--plan-variant`` naming a variant no plan collected has (``have``: the variants the plans
+    collected have; ``said``: what they are, in words): a usage error, exit 4 — a typo must not
+    turn into a green run of nothing."""
+    missing = [v for v in config.getoption("plan_variant") or [] if v not in have]
+    if missing:
+        pytest.exit(f"--plan-variant {', '.join(missing)}: no plan collected has it "
+                    f"({said}: {', '.join(sorted(have)) or 'none'})", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+def _db(config) -> str:
+    """The result store the runs go to: ``--plan-db`` or ``out/station-test.db`` under the rootdir."""
+    return config.getoption("plan_db") or str(Path(config.rootpath) / "out" / "station-test.db")
+
+
+def _check_db(config, modes: list[str]) -> None:
+    """A result store the runs cannot write: a usage error said once (exit 4), not every case failed."""
+    from station.proof.outputs import store_problems
+
+    problems = store_problems(_db(config), modes, "--plan-db")
+    if problems:
+        pytest.exit("; ".join(problems), returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+def pytest_collection_finish(session) -> None:
+    if hasattr(session.config, "workerinput"):  # an xdist worker: the controller checks (below)
+        return
+    found = session.config.stash.get(_FOUND, None)
+    if found is not None:  # no plan file collected: nothing to say
+        _unknown_variants(session.config, found, "their variants")
+    modes = session.config.stash.get(_MODES, None)
+    if modes:
+        _check_db(session.config, modes)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids) -> None:
+    """Under pytest-xdist: the same check in the controller, from a worker's item ids (every
+    variant proven has its ``VARIANT-golden`` item)."""
+    names = {i.split("::", 1)[1] for i in ids if "::" in i and i.split("::", 1)[0].endswith((".yaml", ".yml"))}
+    if not names:
+        return
+    if any(n != "plan" for n in names):
+        _check_db(node.config, [])  # the workers' stations' modes are theirs: the store is checked as a file
+    if node.config.getoption("plan_variant"):
+        have = {v for v in node.config.getoption("plan_variant") if f"{v}-golden" in names}
+        _unknown_variants(node.config, have, "variants asked for that they have")
 
 
 class PlanFile(pytest.File):
@@ -55,13 +98,28 @@ class PlanFile(pytest.File):
         from station.proof.command import check_prepared
 
         opt = self.config.getoption
+        wanted = opt("plan_variant")
         try:
-            cases = plan_cases(str(self.path), variants=opt("plan_variant"), explore=opt("plan_explore"),
-                               station=opt("plan_station"))
+            # with --plan-variant: the variants asked for that this plan has (plans differ)
+            cases = plan_cases(str(self.path), variants=wanted, explore=opt("plan_explore"),
+                               station=opt("plan_station"), partial=bool(wanted))
             check_prepared(cases)  # a station or variant problem: one failing test, not one per case
         except InputError as err:
             yield PlanProblem.from_parent(self, name="plan", problems=[str(p) for p in err.problems])
             return
+        if wanted:
+            from station.plan.loader import load_plan
+
+            variants = list(load_plan(self.path).plan.variants)
+            self.config.stash.setdefault(_FOUND, set()).update(variants)
+            if not cases:
+                reason = f"none of --plan-variant {', '.join(wanted)} (its variants: {', '.join(variants) or 'none'})"
+                yield PlanSkipped.from_parent(self, name="plan", reason=reason)
+        if cases:
+            from station.proof.execute import prepared
+
+            modes = self.config.stash.setdefault(_MODES, [])
+            modes.extend(prepared(c.plan, c.variant, c.station, c.fixture).config.config.mode for c in cases)
         for case in cases:
             yield PlanCase.from_parent(self, name=f"{case.variant_label}-{case.name}", case=case)
 
@@ -76,15 +134,11 @@ class PlanCase(pytest.Item):
         self.case = case
         self.result = None
 
-    def _db(self) -> str:
-        db = self.config.getoption("plan_db")
-        return db or str(Path(self.config.rootpath) / "out" / "station-test.db")
-
     def runtest(self) -> None:
         from station.proof.execute import run_case
         from station.proof.report import cell_text, record_line
 
-        self.result = result = run_case(self.case, self._db())
+        self.result = result = run_case(self.case, _db(self.config))
         self.user_properties.append(("verdict", str(result.verdict)))
         self.user_properties.append(("at", str(result.at)))
         self.user_properties.append(("run_id", str(result.run_id)))
@@ -126,3 +180,17 @@ class PlanProblem(pytest.Item):
 
     def reportinfo(self):
         return self.path, None, f"{self.path.name}: plan does not load or cannot be prepared"
+
+
+class PlanSkipped(pytest.Item):
+    """A plan with none of the variants asked for (``--plan-variant``): skipped, saying why."""
+
+    def __init__(self, *, reason: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.reason = reason
+
+    def runtest(self) -> None:
+        pytest.skip(self.reason)
+
+    def reportinfo(self):
+        return self.path, None, f"{self.path.name}: {self.reason}"

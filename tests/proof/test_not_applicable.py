@@ -60,7 +60,7 @@ def test_only_a_fault_the_run_met_is_let_through(results, tmp_path):
     from station.proof.report import write_json
 
     lines = summary(list(results.values()), 1.0, 1, "r.db")
-    assert ("explore: 2 undeclared faults x variants: 1 caught anyway, 1 let through, 0 left the pack unsafe or did "
+    assert ("explore: 2 undeclared fault forms x variants: 1 caught anyway, 1 let through, 0 left the pack unsafe or did "
             "not run; 7 not applicable (4 after the run, 1 not on this pack, 2 plan does not use it)") in lines, lines
     import json
 

@@ -1,0 +1,51 @@
+"""Where ``station test`` writes — its reports (``--junit``, ``--json``) and its result store
+(``--db``) — checked before the first run: a path it cannot write is a usage error said once
+(exit 2), not a column of failed proofs, nor a traceback after every run has finished."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def report_problem(flag: str, path: str) -> str | None:
+    """Why ``path`` cannot take the report ``flag`` names, or None. Its directory is created
+    (as writing it would) and a file is opened there for appending, then removed if it was new:
+    the only check that also holds for root, read-only mounts and pseudo-filesystems."""
+    target = Path(path)
+    if target.is_dir():
+        return f"{flag} {path}: is a directory, not a file"
+    existed = target.exists()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "a", encoding="utf-8"):
+            pass
+        if not existed:
+            os.unlink(target)
+    except OSError as err:
+        return f"{flag} {path}: cannot write it: {err.strerror or err}"
+    return None
+
+
+def store_problems(db: str, modes: list[str], flag: str = "--db") -> list[str]:
+    """Why the result store ``db`` cannot take runs of stations in ``modes`` (development or
+    production; empty: the file alone is checked), or nothing. Opening it creates it, as the
+    first run would; it is closed again before any worker starts (a SQLite connection must not
+    cross a fork)."""
+    from station.results.store import ResultStore, StoreError
+
+    problems = []
+    for mode in list(dict.fromkeys(modes)) or [None]:
+        try:
+            ResultStore(db, mode=mode).open().close()
+        except StoreError as err:
+            problems.append(f"{flag}: {err}")
+            break  # the same file: one reason is enough
+    return problems
+
+
+def output_problems(db: str, modes: list[str], junit: str | None, json_path: str | None) -> list[str]:
+    """Every path of the command it cannot write, in words (empty: all can be written)."""
+    problems = [p for flag, path in (("--junit", junit), ("--json", json_path)) if path
+                if (p := report_problem(flag, path)) is not None]
+    return problems or store_problems(db, modes)  # a bad report path: the store is left untouched

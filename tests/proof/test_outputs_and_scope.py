@@ -1,0 +1,127 @@
+"""`station test` and the pytest plugin on a test engineer's own repository, where a user trial
+broke them: a report or result store path that cannot be written is a usage error said before
+anything runs (not a traceback after every run, not a column of failed proofs); YAML that is not
+a plan is skipped by both tools alike and said; `--variant` proves each plan for the variants it
+has; `station coverage --proof` refuses a proof of another plan and leaves faults the plan cannot
+meet out of its share."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from station.results.store import ResultStore
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE = (ROOT / "test_plans" / "smoke.yaml").read_text()
+BUS_BLOCK = """  bus-700:
+    description: ~700 V LFP bus pack
+    parameters: {v_test: 1000 V, v_max: 788 V, bond_points: [BP1, BP2, BP3, BP4, BP5, BP6]}
+"""
+
+
+def _station(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "station.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def _pytest(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "pytest", *map(str, args), "-p", "no:cacheprovider", "-q"],
+                          capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def _repo(tmp_path: Path) -> Path:
+    """smoke.yaml (car-400, bus-700), car_only.yaml (car-400), notes.yaml (not a plan) and a library."""
+    plans = tmp_path / "test_plans"
+    plans.mkdir()
+    (plans / "smoke.yaml").write_text(SMOKE)
+    assert BUS_BLOCK in SMOKE
+    (plans / "car_only.yaml").write_text(SMOKE.replace(BUS_BLOCK, "").replace("id: smoke", "id: car-only"))
+    (plans / "notes.yaml").write_text("owner: line 3\nreviewed: true\n")
+    (plans / "steps.yaml").write_text("schema_version: 1\nkind: library\nid: steps\n")
+    return plans
+
+
+@pytest.mark.timeout(600)
+def test_paths_that_cannot_be_written_are_exit_2_before_anything_runs(tmp_path):
+    plan = ROOT / "test_plans" / "smoke.yaml"
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    db = tmp_path / "r.db"
+    quick = [plan, "--variant", "car-400", "--only", "isolation_low"]
+    for flag, path, said in (("--junit", blocker / "x.xml", "cannot write it"),
+                             ("--json", tmp_path, "is a directory, not a file")):
+        proc = _station("test", *quick, "--db", db, flag, path)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert f"station test: {flag} {path}: {said}" in proc.stderr
+        assert "Traceback" not in proc.stderr and "proof:" not in proc.stdout
+        assert not db.exists(), "a report that cannot be written leaves the store untouched"
+    proc = _station("test", *quick, "--db", blocker / "x.db")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "proof:" not in proc.stdout
+    assert f"station test: --db: result store {blocker / 'x.db'}: cannot open" in proc.stderr
+    ResultStore(db, mode="production").open().close()  # a production store takes no simulated proof
+    proc = _station("test", *quick, "--db", db)
+    assert proc.returncode == 2 and "this is a production store" in proc.stderr, proc.stderr
+    assert "proof:" not in proc.stdout
+
+
+@pytest.mark.timeout(600)
+def test_a_directory_and_variants_only_some_plans_have(tmp_path):
+    plans = _repo(tmp_path)
+    js = tmp_path / "r.json"
+    proc = _station("test", plans, "--variant", "bus-700", "--only", "isolation_low", "--db", tmp_path / "r.db",
+                    "--json", js)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"station test: {plans / 'notes.yaml'}: not a plan (no top-level schema_version:); skipped" in proc.stderr
+    assert "steps.yaml" not in proc.stderr  # a library is part of the plans, not a stray file
+    assert f"station test: {plans / 'car_only.yaml'}: none of the variants asked for (bus-700); not proven" in proc.stderr
+    proven = {(Path(r["plan"]).name, r["variant"], r["name"]) for r in json.loads(js.read_text())["results"]}
+    assert proven == {("smoke.yaml", "bus-700", "golden")}
+    # a variant no plan has is a plan error, located at every plan as binding it would say
+    proc = _station("test", plans, "--variant", "boat-900", "--db", tmp_path / "r.db")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"{plans / 'smoke.yaml'}:18:3: unknown variant 'boat-900'" in proc.stderr
+    assert f"{plans / 'car_only.yaml'}:18:3: unknown variant 'boat-900'" in proc.stderr
+
+
+@pytest.mark.timeout(600)
+def test_coverage_refuses_a_proof_of_another_plan_and_shares_over_faults_the_plan_can_meet(tmp_path):
+    plans = _repo(tmp_path)
+    js = tmp_path / "r.json"
+    # the smoke plan uses no cycler: every cycler_trip_at form is not applicable to it
+    proc = _station("test", plans / "smoke.yaml", "--variant", "car-400", "--explore", "--only", "isolation_low",
+                    "--only", "cycler_trip_at", "--db", tmp_path / "r.db", "--json", js)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "undeclared fault forms x variants" in proc.stdout
+    cov = _station("coverage", plans / "smoke.yaml", "--proof", js)
+    assert cov.returncode == 0, cov.stderr
+    row = next(line for line in cov.stdout.splitlines() if line.startswith("car-400: "))
+    assert row.startswith("car-400: 1/18 catalogue faults caught (6 %), 1 not applicable;"), row
+    other = _station("coverage", plans / "car_only.yaml", "--proof", js)
+    assert other.returncode == 2 and "Traceback" not in other.stderr
+    assert f"the proof holds no run of {plans / 'car_only.yaml'}" in other.stderr
+    assert "it holds runs of: " in other.stderr and "smoke.yaml" in other.stderr
+
+
+@pytest.mark.timeout(600)
+def test_the_plugin_proves_each_plan_for_the_variants_it_has_and_refuses_what_it_cannot_do(tmp_path):
+    _repo(tmp_path)
+    (tmp_path / "test_plans" / "car_only.yaml").unlink()
+    car = tmp_path / "car.yaml"  # a plan with car-400 only, beside the plan directory
+    car.write_text(SMOKE.replace(BUS_BLOCK, "").replace("id: smoke", "id: car-only"))
+    proc = _pytest("test_plans/", "car.yaml", "--plan-variant", "bus-700", "--collect-only", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "car.yaml::plan" in proc.stdout and "test_plans/smoke.yaml::bus-700-golden" in proc.stdout
+    assert "notes.yaml" not in proc.stdout and "steps.yaml" not in proc.stdout
+    for workers in ([], ["-n", "2"]):  # a typo must not turn into a green run of nothing
+        proc = _pytest("test_plans/", "--plan-variant", "bus-7000", *workers, cwd=tmp_path)
+        assert proc.returncode == 4, proc.stdout + proc.stderr
+        assert "--plan-variant bus-7000: no plan collected has it" in proc.stdout + proc.stderr
+        proc = _pytest("test_plans/", "--plan-variant", "car-400", "--plan-db", car / "x.db", *workers, cwd=tmp_path)
+        assert proc.returncode == 4, proc.stdout + proc.stderr
+        assert f"--plan-db: result store {car / 'x.db'}: cannot open" in proc.stdout + proc.stderr
+        assert "failed" not in proc.stdout
