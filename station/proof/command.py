@@ -19,23 +19,49 @@ from station.proof.execute import CaseResult
 DEFAULT_DB = "out/station-test.db"
 
 
+# directories a plan search does not enter: pytest's default ``norecursedirs``
+_NO_RECURSE = ("*.egg", ".*", "_darcs", "build", "CVS", "dist", "node_modules", "venv", "{arch}")
+
+
+def _yaml_under(directory: Path) -> list[Path]:
+    """``*.yaml`` / ``*.yml`` under ``directory`` and its subdirectories, sorted, the way pytest
+    walks a test tree (not into ``.git``, ``venv``, ``build``, ...)."""
+    out: list[Path] = []
+    for entry in sorted(directory.iterdir()):
+        if entry.is_dir():
+            if not any(entry.match(pattern) for pattern in _NO_RECURSE):
+                out.extend(_yaml_under(entry))
+        elif entry.suffix in (".yaml", ".yml"):
+            out.append(entry)
+    return out
+
+
 def plan_files(paths: list[str], skipped: list[str] | None = None) -> list[str]:
-    """Plan files named, or found (``*.yaml``, ``*.yml``) in the directories named, in order. A
-    file found in a directory is a plan only with a top-level ``schema_version:`` and not
-    ``kind: library`` (as the pytest plugin collects); one without goes to ``skipped``. A file
-    named is always a plan: if it is not one, its problems say why."""
+    """Plan files named, or found (``*.yaml``, ``*.yml``) in the directories named and their
+    subdirectories, in order, each once. A file found in a directory is a plan only with a
+    top-level ``schema_version:`` and not ``kind: library`` (as the pytest plugin collects); one
+    without goes to ``skipped``. A file named is always a plan: if it is not one, its problems
+    say why."""
     out: list[str] = []
+    seen: set[Path] = set()
+
+    def add(path: str) -> None:
+        resolved = Path(path).resolve()
+        if resolved not in seen:
+            seen.add(resolved)
+            out.append(path)
+
     for path in paths:
         p = Path(path)
         if p.is_dir():
-            for f in sorted([*p.glob("*.yaml"), *p.glob("*.yml")]):
+            for f in _yaml_under(p):
                 kind = file_kind(f)
                 if kind == "plan":
-                    out.append(str(f))
+                    add(str(f))
                 elif kind is None and skipped is not None:
                     skipped.append(str(f))
         else:
-            out.append(path)
+            add(path)
     return out
 
 
@@ -150,12 +176,12 @@ def test_command(args) -> int:
         return 2
     skipped: list[str] = []
     plan_files(args.plans, skipped)
-    notes: list[str] = []
-    cases = collect(args.plans, variants=args.variant or None, explore=args.explore, station=args.station,
-                    fixture=args.fixture, only=args.only, notes=notes)
     for path in skipped:
         print(f"station test: {path}: not a plan (no top-level schema_version:); skipped",
               file=sys.stderr)
+    notes: list[str] = []
+    cases = collect(args.plans, variants=args.variant or None, explore=args.explore, station=args.station,
+                    fixture=args.fixture, only=args.only, notes=notes)
     for note in notes:
         print(f"station test: {note}", file=sys.stderr)
     if not cases:

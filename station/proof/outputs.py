@@ -4,26 +4,34 @@
 
 from __future__ import annotations
 
-import os
+import tempfile
 from pathlib import Path
 
 
 def report_problem(flag: str, path: str) -> str | None:
-    """Why ``path`` cannot take the report ``flag`` names, or None. Its directory is created
-    (as writing it would) and a file is opened there for appending, then removed if it was new:
-    the only check that also holds for root, read-only mounts and pseudo-filesystems."""
+    """Why ``path`` cannot take the report ``flag`` names, or None. Nothing is left behind: a
+    file is created for the check only in the deepest directory that exists (and removed), the
+    directories below it are created when the report is written. Creating a file is the only
+    check that also holds for root, read-only mounts and pseudo-filesystems."""
     target = Path(path)
     if target.is_dir():
         return f"{flag} {path}: is a directory, not a file"
-    existed = target.exists()
+    if target.exists():
+        try:
+            with open(target, "a", encoding="utf-8"):
+                return None
+        except OSError as err:
+            return f"{flag} {path}: cannot write it: {err.strerror or err}"
+    where = target.parent
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    if not where.is_dir():
+        return f"{flag} {path}: {where} is a file, not a directory"
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "a", encoding="utf-8"):
+        with tempfile.NamedTemporaryFile(dir=where, prefix=".station-test-"):
             pass
-        if not existed:
-            os.unlink(target)
     except OSError as err:
-        return f"{flag} {path}: cannot write it: {err.strerror or err}"
+        return f"{flag} {path}: cannot write in {where}: {err.strerror or err}"
     return None
 
 
@@ -32,12 +40,16 @@ def store_problems(db: str, modes: list[str], flag: str = "--db") -> list[str]:
     production; empty: the file alone is checked), or nothing. Opening it creates it, as the
     first run would; it is closed again before any worker starts (a SQLite connection must not
     cross a fork)."""
-    from station.results.store import ResultStore, StoreError
+    from station.results.store import ResultStore, StoreError, StoreModeError
 
     problems = []
     for mode in list(dict.fromkeys(modes)) or [None]:
         try:
             ResultStore(db, mode=mode).open().close()
+        except StoreModeError as err:
+            problems.append(f"{flag} {db}: a {err.store_mode} store; the proof's runs are those of a "
+                            f"{err.station_mode} station: give a {err.station_mode} store (or a new file)")
+            break
         except StoreError as err:
             problems.append(f"{flag}: {err}")
             break  # the same file: one reason is enough

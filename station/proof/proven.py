@@ -9,6 +9,7 @@ the variant can meet (one whose every form was not applicable counts in neither)
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,26 +65,49 @@ def load_proof(path: str) -> dict:
     return doc
 
 
-def check_plan_in_proof(doc: dict, proof_path: str, plan_path: str) -> None:
-    """``InputError`` when the proof holds no run of ``plan_path`` (matched by resolved path, as
-    ``station test`` was given it from its working directory): a matrix of "not run" would say
-    nothing about the plan."""
+def _plan_matcher(plan_path: str):
+    """A test for a proof's result: is it a run of the plan at ``plan_path``? By the sha256 of
+    the plan's bytes where the proof gives it (found from any directory, and never a run of an
+    earlier version of the file), else (a proof written before it did) by resolved path."""
     target = Path(plan_path).resolve()
-    plans = dict.fromkeys(str(r.get("plan", "")) for r in doc["results"])
-    if not any(Path(p).resolve() == target for p in plans):
-        held = ", ".join(plans) or "no runs at all"
-        raise InputError([Problem(proof_path, 1, 1, f"the proof holds no run of {plan_path} ({target}); "
-                                                    f"it holds runs of: {held}")])
+    try:
+        digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    except OSError:
+        digest = None
+
+    def matches(r: dict) -> bool:
+        if r.get("plan_sha256"):
+            return r["plan_sha256"] == digest
+        return Path(str(r.get("plan", ""))).resolve() == target
+
+    return matches
+
+
+def check_plan_in_proof(doc: dict, proof_path: str, plan_path: str) -> None:
+    """``InputError`` when the proof holds no run of ``plan_path`` (``_plan_matcher``): a matrix
+    of "not run" would say nothing about the plan, and another plan's would lie."""
+    matches = _plan_matcher(plan_path)
+    if any(matches(r) for r in doc["results"]):
+        return
+    target = str(Path(plan_path).resolve())
+    if any(r.get("plan_resolved") == target for r in doc["results"]):
+        message = (f"the proof is of another version of {plan_path} (the file changed since `station test` "
+                   "ran): prove it again")
+    else:
+        held = dict.fromkeys(str(r.get("plan_resolved") or r.get("plan", "")) for r in doc["results"])
+        message = (f"the proof holds no run of {plan_path} ({target}); it holds runs of: "
+                   f"{', '.join(held) or 'no plan at all'}")
+    raise InputError([Problem(proof_path, 1, 1, message)])
 
 
 def proven_cells(doc: dict, plan_path: str, variants: list[str]) -> dict[tuple[str, str], Cell]:
     """(fault, variant) -> Cell for the results of ``plan_path`` in the proof ``doc``."""
     from sim.faults import CATALOGUE
 
-    target = Path(plan_path).resolve()
+    matches = _plan_matcher(plan_path)
     cells = {(name, v): Cell() for name in CATALOGUE for v in variants}
     for r in doc["results"]:
-        if not r.get("fault") or Path(r.get("plan", "")).resolve() != target:
+        if not r.get("fault") or not matches(r):
             continue
         name = r["fault"].split(":", 1)[0]
         cell = cells.get((name, r.get("variant") or "-"))
@@ -101,7 +125,8 @@ def proven_lines(doc: dict, plan_path: str, variants: list[str]) -> list[str]:
     from sim.faults import CATALOGUE
 
     cells = proven_cells(doc, plan_path, variants)
-    golden = [r for r in doc["results"] if r["kind"] == "golden" and Path(r["plan"]).resolve() == Path(plan_path).resolve()]
+    matches = _plan_matcher(plan_path)
+    golden = [r for r in doc["results"] if r["kind"] == "golden" and matches(r)]
     width = max(len(n) for n in CATALOGUE) + 2
     texts = {k: c.text() for k, c in cells.items()}
     cols = [max([len(v)] + [len(texts[(n, v)]) for n in CATALOGUE]) + 2 for v in variants]

@@ -75,17 +75,43 @@ def pytest_collection_finish(session) -> None:
         _check_db(session.config, modes)
 
 
+def _station_modes(config) -> list[str]:
+    """The mode of the station the runs use (``--plan-station``, else the simulated station);
+    none when its config does not load (each plan's items then say why)."""
+    from drivers.base.diagnostics import InputError
+    from station.config import SIM_CONFIG, load_config
+
+    try:
+        return [load_config(config.getoption("plan_station") or SIM_CONFIG).config.mode]
+    except InputError:
+        return []
+
+
+def _variant_of(name: str, wanted: list[str]) -> str | None:
+    """Which of ``wanted`` a plan item's name (``VARIANT-golden``, ``VARIANT-FAULT...``,
+    ``VARIANT-explore:...``) belongs to; fault names are identifiers, so ``car-800-golden`` is
+    never variant ``car``."""
+    import re
+
+    for variant in wanted:
+        rest = name[len(variant) + 1:] if name.startswith(f"{variant}-") else None
+        if rest is not None and re.match(r"(golden|explore:|[a-z_]+(\(|@))", rest):
+            return variant
+    return None
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_node_collection_finished(node, ids) -> None:
-    """Under pytest-xdist: the same check in the controller, from a worker's item ids (every
-    variant proven has its ``VARIANT-golden`` item)."""
+    """Under pytest-xdist: the same checks in the controller, from a worker's item ids (left by
+    ``-k``/``-m``: a variant all of whose items were deselected is not checked)."""
     names = {i.split("::", 1)[1] for i in ids if "::" in i and i.split("::", 1)[0].endswith((".yaml", ".yml"))}
     if not names:
         return
     if any(n != "plan" for n in names):
-        _check_db(node.config, [])  # the workers' stations' modes are theirs: the store is checked as a file
-    if node.config.getoption("plan_variant"):
-        have = {v for v in node.config.getoption("plan_variant") if f"{v}-golden" in names}
+        _check_db(node.config, _station_modes(node.config))
+    wanted = node.config.getoption("plan_variant") or []
+    if wanted and not node.config.getoption("keyword") and not node.config.getoption("markexpr"):
+        have = {v for n in names if (v := _variant_of(n, wanted))}
         _unknown_variants(node.config, have, "variants asked for that they have")
 
 

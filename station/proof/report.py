@@ -3,6 +3,7 @@ piped), JUnit XML (one test case per golden run and per catch) and JSON (every r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import xml.etree.ElementTree as ET
@@ -197,7 +198,21 @@ def record_line(result: CaseResult) -> str:
     return "no record: no run was recorded" + (f" ({result.problem})" if result.problem else "")
 
 
+def plan_identity(plan: str) -> dict:
+    """What identifies a proven plan wherever the proof is read: its resolved path and the sha256
+    of its bytes (the record's ``plan.sha256``); None for a file that cannot be read."""
+    try:
+        digest = hashlib.sha256(Path(plan).read_bytes()).hexdigest()
+    except OSError:
+        digest = None
+    return {"plan_resolved": str(Path(plan).resolve()), "plan_sha256": digest}
+
+
 def write_json(results: list[CaseResult], path: str | Path, meta: dict) -> None:
-    doc = {**meta, "results": [r.as_dict() for r in sorted(results, key=lambda r: r.case.id)]}
+    """The proof as JSON: ``meta`` and one entry per run, each with its plan's identity
+    (``plan_identity``), so ``station coverage --proof`` finds a plan's runs from any directory."""
+    identity = {plan: plan_identity(plan) for plan in dict.fromkeys(r.case.plan for r in results)}
+    doc = {**meta, "results": [{**r.as_dict(), **identity[r.case.plan]}
+                               for r in sorted(results, key=lambda r: r.case.id)]}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")

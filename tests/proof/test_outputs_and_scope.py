@@ -53,34 +53,45 @@ def test_paths_that_cannot_be_written_are_exit_2_before_anything_runs(tmp_path):
     blocker.write_text("")
     db = tmp_path / "r.db"
     quick = [plan, "--variant", "car-400", "--only", "isolation_low"]
-    for flag, path, said in (("--junit", blocker / "x.xml", "cannot write it"),
+    for flag, path, said in (("--junit", blocker / "x.xml", f"{blocker} is a file, not a directory"),
                              ("--json", tmp_path, "is a directory, not a file")):
         proc = _station("test", *quick, "--db", db, flag, path)
         assert proc.returncode == 2, proc.stdout + proc.stderr
         assert f"station test: {flag} {path}: {said}" in proc.stderr
         assert "Traceback" not in proc.stderr and "proof:" not in proc.stdout
         assert not db.exists(), "a report that cannot be written leaves the store untouched"
-    proc = _station("test", *quick, "--db", blocker / "x.db")
+    reports = tmp_path / "reports"
+    proc = _station("test", *quick, "--db", blocker / "x.db", "--junit", reports / "j.xml")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "proof:" not in proc.stdout
     assert f"station test: --db: result store {blocker / 'x.db'}: cannot open" in proc.stderr
+    assert not reports.exists(), "a refused command leaves nothing behind"
     ResultStore(db, mode="production").open().close()  # a production store takes no simulated proof
     proc = _station("test", *quick, "--db", db)
-    assert proc.returncode == 2 and "this is a production store" in proc.stderr, proc.stderr
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"station test: --db {db}: a production store; the proof's runs are those of a development station" \
+        in proc.stderr
     assert "proof:" not in proc.stdout
 
 
 @pytest.mark.timeout(600)
 def test_a_directory_and_variants_only_some_plans_have(tmp_path):
     plans = _repo(tmp_path)
+    (plans / "bus").mkdir()  # a subdirectory, walked as pytest walks it
+    (plans / "bus" / "bus_only.yml").write_text(SMOKE.replace("  car-400: {description: ~400 V NMC car pack}\n", "")
+                                                .replace("id: smoke", "id: bus-only"))
+    (plans / ".cache").mkdir()  # never entered
+    (plans / ".cache" / "stale.yaml").write_text("{{ not yaml")
     js = tmp_path / "r.json"
-    proc = _station("test", plans, "--variant", "bus-700", "--only", "isolation_low", "--db", tmp_path / "r.db",
-                    "--json", js)
+    proc = _station("test", plans, plans / "smoke.yaml", "--variant", "bus-700", "--only", "isolation_low",
+                    "--db", tmp_path / "r.db", "--json", js)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "stale.yaml" not in proc.stderr
     assert f"station test: {plans / 'notes.yaml'}: not a plan (no top-level schema_version:); skipped" in proc.stderr
     assert "steps.yaml" not in proc.stderr  # a library is part of the plans, not a stray file
     assert f"station test: {plans / 'car_only.yaml'}: none of the variants asked for (bus-700); not proven" in proc.stderr
     proven = {(Path(r["plan"]).name, r["variant"], r["name"]) for r in json.loads(js.read_text())["results"]}
-    assert proven == {("smoke.yaml", "bus-700", "golden")}
+    # each plan once, however often it was named
+    assert proven == {("smoke.yaml", "bus-700", "golden"), ("bus_only.yml", "bus-700", "golden")}
     # a variant no plan has is a plan error, located at every plan as binding it would say
     proc = _station("test", plans, "--variant", "boat-900", "--db", tmp_path / "r.db")
     assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -104,7 +115,14 @@ def test_coverage_refuses_a_proof_of_another_plan_and_shares_over_faults_the_pla
     other = _station("coverage", plans / "car_only.yaml", "--proof", js)
     assert other.returncode == 2 and "Traceback" not in other.stderr
     assert f"the proof holds no run of {plans / 'car_only.yaml'}" in other.stderr
-    assert "it holds runs of: " in other.stderr and "smoke.yaml" in other.stderr
+    assert f"it holds runs of: {plans / 'smoke.yaml'}" in other.stderr
+    # the same plan from another directory, by a relative path: found by its content
+    here = _station("coverage", "smoke.yaml", "--proof", js, cwd=plans)
+    assert here.returncode == 0 and row in here.stdout, here.stdout + here.stderr
+    (plans / "smoke.yaml").write_text(SMOKE.replace("title: Pack EOL smoke test", "title: Smoke, edited"))
+    edited = _station("coverage", plans / "smoke.yaml", "--proof", js)
+    assert edited.returncode == 2, edited.stdout + edited.stderr
+    assert "the proof is of another version of" in edited.stderr and "prove it again" in edited.stderr
 
 
 @pytest.mark.timeout(600)
@@ -117,6 +135,8 @@ def test_the_plugin_proves_each_plan_for_the_variants_it_has_and_refuses_what_it
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "car.yaml::plan" in proc.stdout and "test_plans/smoke.yaml::bus-700-golden" in proc.stdout
     assert "notes.yaml" not in proc.stdout and "steps.yaml" not in proc.stdout
+    production = tmp_path / "production.db"
+    ResultStore(production, mode="production").open().close()
     for workers in ([], ["-n", "2"]):  # a typo must not turn into a green run of nothing
         proc = _pytest("test_plans/", "--plan-variant", "bus-7000", *workers, cwd=tmp_path)
         assert proc.returncode == 4, proc.stdout + proc.stderr
@@ -125,3 +145,9 @@ def test_the_plugin_proves_each_plan_for_the_variants_it_has_and_refuses_what_it
         assert proc.returncode == 4, proc.stdout + proc.stderr
         assert f"--plan-db: result store {car / 'x.db'}: cannot open" in proc.stdout + proc.stderr
         assert "failed" not in proc.stdout
+        proc = _pytest("test_plans/", "--plan-variant", "car-400", "--plan-db", production, *workers, cwd=tmp_path)
+        assert proc.returncode == 4 and "a production store" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+        # -k leaving none of a variant's golden runs is no unknown variant
+        proc = _pytest("test_plans/smoke.yaml", "--plan-variant", "car-400", "-k", "nothing_matches", *workers,
+                       "--plan-db", tmp_path / "k.db", cwd=tmp_path)
+        assert proc.returncode == 5, proc.stdout + proc.stderr
