@@ -40,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--stop-on-failure", action="store_true", help="go to teardown at the first failed step")
 
     val = sub.add_parser("validate", help="check plans: PATH:LINE:COL: message per problem; exit 2 on any")
-    val.add_argument("plans", nargs="+", metavar="PLAN")
+    val.add_argument("plans", nargs="+", metavar="PLAN|DIR",
+                     help="plan files, or directories searched for plans (as station test does)")
     val.add_argument("--station", metavar="FILE", help="also check instruments against this station config")
     val.add_argument("--variant", help="check only this variant (default: every variant)")
 

@@ -125,8 +125,17 @@ def cmd_validate(args) -> int:
         roles = set().union(*(loaded_cfg.roles(f) for f in loaded_cfg.fixture_ids()))
         offers = _check_instruments(loaded_cfg)
         simulated = _simulated_fixtures(loaded_cfg)
+    from station.plan.discover import plan_files
+
+    skipped: list[str] = []
+    paths = plan_files(args.plans, skipped)  # a directory: its plans, as station test finds them
+    for path in skipped:
+        print(f"{path}: not a plan (no top-level schema_version:); skipped", file=sys.stderr)
+    if not paths:
+        print(f"station validate: no plans in {' '.join(args.plans)}", file=sys.stderr)
+        return EXIT_USAGE
     problems = []
-    for path in args.plans:
+    for path in paths:
         try:
             loaded = load_plan(path)
             if loaded.plan.kind == "library":

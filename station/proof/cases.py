@@ -8,7 +8,6 @@ for a catch, ``explore:bond_high(ohm=0.05)`` for an explored fault.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,28 +15,6 @@ from drivers.base.diagnostics import InputError
 from station.proof.explore import fmt_value, undeclared
 
 GOLDEN, CATCH, EXPLORE = "golden", "catch", "explore"
-
-_PLAN_MARK = re.compile(r"^schema_version\s*:", re.MULTILINE)
-_LIBRARY_MARK = re.compile(r"^kind\s*:\s*['\"]?library\b", re.MULTILINE)
-
-
-def file_kind(path: Path) -> str | None:
-    """What a YAML file found in a directory is: ``"plan"`` (a top-level ``schema_version:``),
-    ``"library"`` (``kind: library`` too) or None (not a plan: CI files, fixtures). The rule
-    ``station test DIR`` and the pytest plugin share."""
-    try:
-        head = path.read_text(encoding="utf-8", errors="replace")[:20000]
-    except OSError:
-        return None
-    if not _PLAN_MARK.search(head):
-        return None
-    return "library" if _LIBRARY_MARK.search(head) else "plan"
-
-
-def is_plan_file(path: Path) -> bool:
-    """A plan to prove (``file_kind``)."""
-    return file_kind(path) == "plan"
-
 
 @dataclass(frozen=True)
 class Case:

@@ -11,58 +11,12 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
-from station.proof.cases import CATCH, EXPLORE, GOLDEN, Case, file_kind, plan_cases
+from station.plan.discover import plan_files
+from station.proof.cases import CATCH, EXPLORE, GOLDEN, Case, plan_cases
 from station.proof.execute import CaseResult
 
 DEFAULT_DB = "out/station-test.db"
-
-
-# directories a plan search does not enter: pytest's default ``norecursedirs``
-_NO_RECURSE = ("*.egg", ".*", "_darcs", "build", "CVS", "dist", "node_modules", "venv", "{arch}")
-
-
-def _yaml_under(directory: Path) -> list[Path]:
-    """``*.yaml`` / ``*.yml`` under ``directory`` and its subdirectories, sorted, the way pytest
-    walks a test tree (not into ``.git``, ``venv``, ``build``, ...)."""
-    out: list[Path] = []
-    for entry in sorted(directory.iterdir()):
-        if entry.is_dir():
-            if not any(entry.match(pattern) for pattern in _NO_RECURSE):
-                out.extend(_yaml_under(entry))
-        elif entry.suffix in (".yaml", ".yml"):
-            out.append(entry)
-    return out
-
-
-def plan_files(paths: list[str], skipped: list[str] | None = None) -> list[str]:
-    """Plan files named, or found (``*.yaml``, ``*.yml``) in the directories named and their
-    subdirectories, in order, each once. A file found in a directory is a plan only with a
-    top-level ``schema_version:`` and not ``kind: library`` (as the pytest plugin collects); one
-    without goes to ``skipped``. A file named is always a plan: if it is not one, its problems
-    say why."""
-    out: list[str] = []
-    seen: set[Path] = set()
-
-    def add(path: str) -> None:
-        resolved = Path(path).resolve()
-        if resolved not in seen:
-            seen.add(resolved)
-            out.append(path)
-
-    for path in paths:
-        p = Path(path)
-        if p.is_dir():
-            for f in _yaml_under(p):
-                kind = file_kind(f)
-                if kind == "plan":
-                    add(str(f))
-                elif kind is None and skipped is not None:
-                    skipped.append(str(f))
-        else:
-            add(path)
-    return out
 
 
 def collect(paths: list[str], *, variants: list[str] | None = None, explore: bool = False,
@@ -128,7 +82,9 @@ def check_prepared(cases: list[Case]) -> None:
     from drivers.base.diagnostics import InputError
     from station.proof.execute import prepared
 
-    problems = []
+    problems = _production_stations([c.station for c in cases])
+    if problems:
+        raise InputError(problems)
     for key in dict.fromkeys((c.plan, c.variant, c.station, c.fixture) for c in cases):
         try:
             prepared(*key)
@@ -136,6 +92,26 @@ def check_prepared(cases: list[Case]) -> None:
             problems.extend(err.problems)
     if problems:
         raise InputError(problems)  # the same config problem of several plans is said once
+
+
+def _production_stations(stations: list[str | None]) -> list:
+    """A production station config given for a proof, located at its ``mode``: a proof's runs
+    are simulated, a development station's (its serial ``PROOF`` is no product's, its records
+    no production store's). The built-in simulated station (None) is a development one."""
+    from drivers.base.diagnostics import InputError
+    from station.config import load_config
+
+    problems = []
+    for station in dict.fromkeys(s for s in stations if s):
+        try:
+            config = load_config(station)
+        except InputError:
+            continue  # preparing the runs says what is wrong with it
+        if config.config.mode == "production":
+            problems.extend(config.problem(("mode",), "station test proves plans on the simulator, as a development "
+                                                      "station's runs; this is a production station's config: prove "
+                                                      "with a copy of it in development mode").problems)
+    return problems
 
 
 def summary(results: list[CaseResult], wall_s: float, jobs: int, db: str) -> list[str]:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -40,8 +41,18 @@ def store_problems(db: str, modes: list[str], flag: str = "--db") -> list[str]:
     production; empty: the file alone is checked), or nothing. Opening it creates it, as the
     first run would; it is closed again before any worker starts (a SQLite connection must not
     cross a fork)."""
+    from station.results.liveness import writers_dir
     from station.results.store import ResultStore, StoreError, StoreModeError
 
+    target = Path(db)
+    if target.is_dir():
+        return [f"{flag} {db}: is a directory, not a result store"]
+    if target.is_file() and target.stat().st_size and not _is_sqlite(target):
+        return [f"{flag} {db}: is not a result store (not an SQLite database); give a new file or a store"]
+    if not target.exists() and (problem := report_problem(flag, db)) is not None:
+        return [problem]  # a file in the way, a directory it cannot write: said before anything is made
+    writers = writers_dir(target)
+    fresh = not writers.exists()
     problems = []
     for mode in list(dict.fromkeys(modes)) or [None]:
         try:
@@ -53,7 +64,17 @@ def store_problems(db: str, modes: list[str], flag: str = "--db") -> list[str]:
         except StoreError as err:
             problems.append(f"{flag}: {err}")
             break  # the same file: one reason is enough
+    if problems and fresh:  # the store's own lock directory, made while trying: nothing left behind
+        shutil.rmtree(writers, ignore_errors=True)
     return problems
+
+
+def _is_sqlite(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return True  # unreadable: let the store say why
 
 
 def output_problems(db: str, modes: list[str], junit: str | None, json_path: str | None) -> list[str]:

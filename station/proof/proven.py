@@ -66,16 +66,33 @@ def load_proof(path: str) -> dict:
 
 
 def _plan_matcher(plan_path: str):
-    """A test for a proof's result: is it a run of the plan at ``plan_path``? By the sha256 of
-    the plan's bytes where the proof gives it (found from any directory, and never a run of an
-    earlier version of the file), else (a proof written before it did) by resolved path."""
+    """A test for a proof's result: is it a run of the plan at ``plan_path`` as it is now? By
+    the release digest of the run's variant (the plan's and its libraries' sha256) where the
+    proof gives it: found from any directory, and never a run of an earlier version of the plan
+    or of a library it includes. A proof written before it gave that: by the plan file's sha256,
+    or by resolved path."""
+    from drivers.base.diagnostics import InputError as BindError
+    from station.plan.bind import bind_plan
+    from station.plan.loader import load_plan
+
     target = Path(plan_path).resolve()
     try:
         digest = hashlib.sha256(target.read_bytes()).hexdigest()
     except OSError:
         digest = None
+    releases: dict = {}
+
+    def release(variant: str | None) -> str | None:
+        if variant not in releases:
+            try:
+                releases[variant] = bind_plan(load_plan(plan_path), variant).release_sha256
+            except BindError:
+                releases[variant] = None
+        return releases[variant]
 
     def matches(r: dict) -> bool:
+        if r.get("plan_release_sha256"):
+            return r.get("plan_sha256") == digest and r["plan_release_sha256"] == release(r.get("variant"))
         if r.get("plan_sha256"):
             return r["plan_sha256"] == digest
         return Path(str(r.get("plan", ""))).resolve() == target
@@ -91,8 +108,8 @@ def check_plan_in_proof(doc: dict, proof_path: str, plan_path: str) -> None:
         return
     target = str(Path(plan_path).resolve())
     if any(r.get("plan_resolved") == target for r in doc["results"]):
-        message = (f"the proof is of another version of {plan_path} (the file changed since `station test` "
-                   "ran): prove it again")
+        message = (f"the proof is of another version of {plan_path} (it, or a library it includes, changed "
+                   "since `station test` ran): prove it again")
     else:
         held = dict.fromkeys(str(r.get("plan_resolved") or r.get("plan", "")) for r in doc["results"])
         message = (f"the proof holds no run of {plan_path} ({target}); it holds runs of: "

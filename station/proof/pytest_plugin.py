@@ -33,7 +33,7 @@ def pytest_addoption(parser) -> None:
 
 def pytest_collect_file(file_path: Path, parent):
     if file_path.suffix in (".yaml", ".yml"):
-        from station.proof.cases import is_plan_file
+        from station.plan.discover import is_plan_file
 
         if is_plan_file(file_path):
             return PlanFile.from_parent(parent, path=file_path)

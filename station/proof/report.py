@@ -198,21 +198,30 @@ def record_line(result: CaseResult) -> str:
     return "no record: no run was recorded" + (f" ({result.problem})" if result.problem else "")
 
 
-def plan_identity(plan: str) -> dict:
-    """What identifies a proven plan wherever the proof is read: its resolved path and the sha256
-    of its bytes (the record's ``plan.sha256``); None for a file that cannot be read."""
+def plan_identity(plan: str, variant: str | None) -> dict:
+    """What identifies a proven plan wherever the proof is read: its resolved path, the sha256
+    of its bytes, and its release digest for ``variant`` (``plan_release_sha256``: the plan's
+    and every included library's sha256, as the record's ``plan.release_sha256``). A digest
+    that cannot be taken (the file gone, the plan not binding) is None."""
+    from drivers.base.diagnostics import InputError
+    from station.plan.bind import bind_plan
+    from station.plan.loader import load_plan
+
+    out: dict = {"plan_resolved": str(Path(plan).resolve()), "plan_sha256": None, "plan_release_sha256": None}
     try:
-        digest = hashlib.sha256(Path(plan).read_bytes()).hexdigest()
-    except OSError:
-        digest = None
-    return {"plan_resolved": str(Path(plan).resolve()), "plan_sha256": digest}
+        out["plan_sha256"] = hashlib.sha256(Path(plan).read_bytes()).hexdigest()
+        out["plan_release_sha256"] = bind_plan(load_plan(plan), variant).release_sha256
+    except (OSError, InputError):
+        pass
+    return out
 
 
 def write_json(results: list[CaseResult], path: str | Path, meta: dict) -> None:
     """The proof as JSON: ``meta`` and one entry per run, each with its plan's identity
     (``plan_identity``), so ``station coverage --proof`` finds a plan's runs from any directory."""
-    identity = {plan: plan_identity(plan) for plan in dict.fromkeys(r.case.plan for r in results)}
-    doc = {**meta, "results": [{**r.as_dict(), **identity[r.case.plan]}
+    keys = dict.fromkeys((r.case.plan, r.case.variant) for r in results)
+    identity = {key: plan_identity(*key) for key in keys}
+    doc = {**meta, "results": [{**r.as_dict(), **identity[(r.case.plan, r.case.variant)]}
                                for r in sorted(results, key=lambda r: r.case.id)]}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")

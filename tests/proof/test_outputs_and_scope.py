@@ -8,6 +8,7 @@ meet out of its share."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -61,16 +62,31 @@ def test_paths_that_cannot_be_written_are_exit_2_before_anything_runs(tmp_path):
         assert "Traceback" not in proc.stderr and "proof:" not in proc.stdout
         assert not db.exists(), "a report that cannot be written leaves the store untouched"
     reports = tmp_path / "reports"
-    proc = _station("test", *quick, "--db", blocker / "x.db", "--junit", reports / "j.xml")
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "proof:" not in proc.stdout
-    assert f"station test: --db: result store {blocker / 'x.db'}: cannot open" in proc.stderr
-    assert not reports.exists(), "a refused command leaves nothing behind"
+    for bad, said in ((blocker / "x.db", f"{blocker} is a file, not a directory"),
+                      (tmp_path, "is a directory, not a result store"),
+                      (plan, "is not a result store (not an SQLite database)")):
+        proc = _station("test", *quick, "--db", bad, "--junit", reports / "j.xml")
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr and "proof:" not in proc.stdout
+        assert f"station test: --db {bad}: {said}" in proc.stderr, proc.stderr
+        assert not reports.exists(), "a refused command leaves nothing behind"
+        assert not Path(f"{bad}-writers").exists(), "nor the store's lock directory"
     ResultStore(db, mode="production").open().close()  # a production store takes no simulated proof
     proc = _station("test", *quick, "--db", db)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert f"station test: --db {db}: a production store; the proof's runs are those of a development station" \
         in proc.stderr
     assert "proof:" not in proc.stdout
+    # a production station's config: a proof's runs are a development station's
+    config = tmp_path / "station" / "production.yaml"
+    config.parent.mkdir()
+    (tmp_path / "test_plans").symlink_to(ROOT / "test_plans")  # the products' plans, where the config says
+    text = (ROOT / "station" / "sim_station.yaml").read_text()
+    assert "\nmode: development\n" in text
+    config.write_text(text.replace("\nmode: development\n", "\nmode: production\n"))
+    proc = _station("test", *quick, "--station", config, "--db", tmp_path / "new.db")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"{config}:6:7: station test proves plans on the simulator, as a development station's runs" in proc.stderr
+    assert not (tmp_path / "new.db").exists()
 
 
 @pytest.mark.timeout(600)
@@ -92,6 +108,15 @@ def test_a_directory_and_variants_only_some_plans_have(tmp_path):
     proven = {(Path(r["plan"]).name, r["variant"], r["name"]) for r in json.loads(js.read_text())["results"]}
     # each plan once, however often it was named
     assert proven == {("smoke.yaml", "bus-700", "golden"), ("bus_only.yml", "bus-700", "golden")}
+    # station validate finds the same plans in the directory
+    val = _station("validate", plans)
+    assert val.returncode == 0, val.stdout + val.stderr
+    assert f"{plans / 'notes.yaml'}: not a plan (no top-level schema_version:); skipped" in val.stderr
+    assert f"{plans / 'bus' / 'bus_only.yml'}: OK" in val.stdout and "steps.yaml" not in val.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    val = _station("validate", empty)
+    assert val.returncode == 2 and f"no plans in {empty}" in val.stderr
     # a variant no plan has is a plan error, located at every plan as binding it would say
     proc = _station("test", plans, "--variant", "boat-900", "--db", tmp_path / "r.db")
     assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -126,6 +151,25 @@ def test_coverage_refuses_a_proof_of_another_plan_and_shares_over_faults_the_pla
 
 
 @pytest.mark.timeout(600)
+def test_coverage_refuses_a_proof_made_before_a_library_the_plan_includes_changed(tmp_path):
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "docs" / "plans-repo-example" / "test_plans", repo / "test_plans")
+    js = tmp_path / "r.json"
+    proc = _station("test", "test_plans/", "--variant", "car-400", "--only", "isolation_low", "--db", tmp_path / "r.db",
+                    "--json", js, cwd=repo)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(js.read_text())["results"][0]
+    assert result["plan_release_sha256"] and result["plan_release_sha256"] != result["plan_sha256"]
+    plan = repo / "test_plans" / "pack_quick.yaml"
+    assert _station("coverage", plan, "--proof", js).returncode == 0
+    library = repo / "test_plans" / "lib" / "bond.yaml"
+    library.write_text(library.read_text() + "# reviewed\n")
+    cov = _station("coverage", plan, "--proof", js)
+    assert cov.returncode == 2, cov.stdout + cov.stderr
+    assert "or a library it includes, changed since `station test` ran): prove it again" in cov.stderr
+
+
+@pytest.mark.timeout(600)
 def test_the_plugin_proves_each_plan_for_the_variants_it_has_and_refuses_what_it_cannot_do(tmp_path):
     _repo(tmp_path)
     (tmp_path / "test_plans" / "car_only.yaml").unlink()
@@ -143,7 +187,7 @@ def test_the_plugin_proves_each_plan_for_the_variants_it_has_and_refuses_what_it
         assert "--plan-variant bus-7000: no plan collected has it" in proc.stdout + proc.stderr
         proc = _pytest("test_plans/", "--plan-variant", "car-400", "--plan-db", car / "x.db", *workers, cwd=tmp_path)
         assert proc.returncode == 4, proc.stdout + proc.stderr
-        assert f"--plan-db: result store {car / 'x.db'}: cannot open" in proc.stdout + proc.stderr
+        assert f"--plan-db {car / 'x.db'}: {car} is a file, not a directory" in proc.stdout + proc.stderr
         assert "failed" not in proc.stdout
         proc = _pytest("test_plans/", "--plan-variant", "car-400", "--plan-db", production, *workers, cwd=tmp_path)
         assert proc.returncode == 4 and "a production store" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
