@@ -396,8 +396,9 @@ class Binder(DimChecks, OrderChecks):
     def bind(self) -> BoundPlan:
         src = self.loaded.source
         plan = self.plan
-        if plan.kind != "plan":
+        if plan.kind != "plan":  # its names are its includer's: binding it alone says only this
             self.add(src, ("kind",), "this file is a library: include it from a plan, or run a plan")
+            raise InputError(self.problems)
         if self.station_roles is not None:
             for i, role in enumerate(plan.instruments):
                 if role not in self.station_roles:
