@@ -80,11 +80,14 @@ def coverage_command(plan_path: str, out=None, proof: str | None = None, station
     out = out or sys.stdout
     doc = None
     if proof:
-        from station.proof.proven import check_plan_in_proof, load_proof
+        from station.proof.proven import load_proof
 
         doc = load_proof(proof)  # a bad proof file is a usage error before anything is printed
+    variants, cells = matrix(plan_path, station)  # the plan itself first: its own problems come first
+    if doc is not None and proof:
+        from station.proof.proven import check_plan_in_proof
+
         check_plan_in_proof(doc, proof, plan_path)
-    variants, cells = matrix(plan_path, station)
     width = max(len(n) for n in CATALOGUE) + 2
     print(f"{'fault':<{width}}" + "".join(f"{v:<34}" for v in variants), file=out)
     reasons = []

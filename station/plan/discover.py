@@ -6,6 +6,7 @@ says ``kind: library``, and otherwise not a plan (CI files, notes, fixtures)."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -51,7 +52,10 @@ def plan_files(paths: list[str], skipped: list[str] | None = None) -> list[str]:
     seen: set[Path] = set()
 
     def add(path: str) -> None:
-        resolved = Path(path).resolve()
+        try:
+            resolved = Path(path).resolve()
+        except (OSError, RuntimeError):  # a symlink loop: its own problems say so when it is read
+            resolved = Path(os.path.abspath(path))
         if resolved not in seen:
             seen.add(resolved)
             out.append(path)

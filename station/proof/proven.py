@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +66,14 @@ def load_proof(path: str) -> dict:
     return doc
 
 
+def _resolved(path: str) -> Path:
+    """``path`` resolved; as given (made absolute) where it cannot be (a symlink loop)."""
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path))
+
+
 def _plan_matcher(plan_path: str):
     """A test for a proof's result: is it a run of the plan at ``plan_path`` as it is now? By
     the release digest of the run's variant (the plan's and its libraries' sha256) where the
@@ -75,7 +84,7 @@ def _plan_matcher(plan_path: str):
     from station.plan.bind import bind_plan
     from station.plan.loader import load_plan
 
-    target = Path(plan_path).resolve()
+    target = _resolved(plan_path)
     try:
         digest = hashlib.sha256(target.read_bytes()).hexdigest()
     except OSError:
@@ -95,7 +104,7 @@ def _plan_matcher(plan_path: str):
             return r.get("plan_sha256") == digest and r["plan_release_sha256"] == release(r.get("variant"))
         if r.get("plan_sha256"):
             return r["plan_sha256"] == digest
-        return Path(str(r.get("plan", ""))).resolve() == target
+        return _resolved(str(r.get("plan", ""))) == target
 
     return matches
 
@@ -106,7 +115,7 @@ def check_plan_in_proof(doc: dict, proof_path: str, plan_path: str) -> None:
     matches = _plan_matcher(plan_path)
     if any(matches(r) for r in doc["results"]):
         return
-    target = str(Path(plan_path).resolve())
+    target = str(_resolved(plan_path))
     if any(r.get("plan_resolved") == target for r in doc["results"]):
         message = (f"the proof is of another version of {plan_path} (it, or a library it includes, changed "
                    "since `station test` ran): prove it again")
