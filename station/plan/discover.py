@@ -17,10 +17,14 @@ _NO_RECURSE = ("*.egg", ".*", "_darcs", "build", "CVS", "dist", "node_modules", 
 
 
 def file_kind(path: Path) -> str | None:
-    """``"plan"``, ``"library"`` or None (not a plan) for a YAML file found in a directory."""
+    """``"plan"``, ``"library"`` or None (not a plan) for a YAML file found in a directory. Read
+    as every plan file is (``safefile``): a FIFO, a device or a symlink loop named ``*.yaml`` is
+    not a plan and never blocks the search."""
+    from drivers.base import safefile
+
     try:
-        head = path.read_text(encoding="utf-8", errors="replace")[:20000]
-    except OSError:
+        head = safefile.read_bytes(path)[:20000].decode("utf-8", errors="replace")
+    except OSError:  # UnsafeFile included
         return None
     if not _PLAN_MARK.search(head):
         return None

@@ -167,11 +167,27 @@ def test_a_file_swapped_for_a_fifo_after_the_check_does_not_block(tmp_path):
 @pytest.mark.parametrize("target", ["fifo", "zero", "loop"])
 def test_cli_exits_2_quickly(tmp_path, target):
     path = _special_files(tmp_path)[target]
-    for argv in (["validate", str(path)], ["validate", "--station", str(path), str(REPO / "test_plans/smoke.yaml")]):
+    for argv in (["validate", str(path)], ["validate", "--station", str(path), str(REPO / "test_plans/smoke.yaml")],
+                 ["test", str(path), "--db", str(tmp_path / "r.db")], ["coverage", str(path)]):
         proc = subprocess.run([sys.executable, "-m", "station.cli", *argv], capture_output=True, text=True,
                               cwd=REPO, timeout=30)
         assert proc.returncode == 2, (argv, proc.stderr)
         assert "Traceback" not in proc.stderr and f"{path}:1:1:" in proc.stderr
+
+
+def test_a_plan_directory_holding_special_files_is_searched_without_blocking(tmp_path):
+    """station validate/test DIR and the pytest plugin read every *.yaml they find: a FIFO, a
+    device or a symlink loop among them is not a plan, and reading it must not block."""
+    _special_files(tmp_path)
+    (tmp_path / "smoke.yaml").write_text((REPO / "test_plans" / "smoke.yaml").read_text())
+    proc = subprocess.run([sys.executable, "-m", "station.cli", "validate", str(tmp_path)], capture_output=True,
+                          text=True, cwd=REPO, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{tmp_path / 'smoke.yaml'}: OK" in proc.stdout and "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path), "--collect-only", "-q", "-p",
+                           "no:cacheprovider"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "smoke.yaml::car-400-golden" in proc.stdout
 
 
 def test_a_fan_out_of_includes_is_bounded(tmp_path):
