@@ -84,10 +84,12 @@ def coverage_command(plan_path: str, out=None, proof: str | None = None, station
 
         doc = load_proof(proof)  # a bad proof file is a usage error before anything is printed
     variants, cells = matrix(plan_path, station)  # the plan itself first: its own problems come first
+    matches = None
     if doc is not None and proof:
-        from station.proof.proven import check_plan_in_proof
+        from station.proof.proven import check_plan_in_proof, plan_matcher
 
-        check_plan_in_proof(doc, proof, plan_path)
+        matches = plan_matcher(plan_path)  # binds the plan per variant: once for the check and the lines
+        check_plan_in_proof(doc, proof, plan_path, matches)
     width = max(len(n) for n in CATALOGUE) + 2
     print(f"{'fault':<{width}}" + "".join(f"{v:<34}" for v in variants), file=out)
     reasons = []
@@ -119,5 +121,5 @@ def coverage_command(plan_path: str, out=None, proof: str | None = None, station
         from station.proof.proven import proven_lines
 
         print("", file=out)
-        print("\n".join(proven_lines(doc, plan_path, variants)), file=out)
+        print("\n".join(proven_lines(doc, plan_path, variants, matches)), file=out)
     return 0

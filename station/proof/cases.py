@@ -16,6 +16,7 @@ from station.proof.explore import fmt_value, undeclared
 
 GOLDEN, CATCH, EXPLORE = "golden", "catch", "explore"
 
+
 @dataclass(frozen=True)
 class Case:
     """One run to prove. ``params`` is ``((key, text), ...)`` as the plan or the explorer wrote it;

@@ -11,8 +11,9 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
-from station.plan.discover import plan_files
+from station.plan.discover import file_kind, plan_files
 from station.proof.cases import CATCH, EXPLORE, GOLDEN, Case, plan_cases
 from station.proof.execute import CaseResult
 
@@ -46,7 +47,7 @@ def collect(paths: list[str], *, variants: list[str] | None = None, explore: boo
         except InputError as err:
             problems.extend(err.problems)
             continue
-        if variants and not found and not _is_library(path):
+        if variants and not found and file_kind(Path(path)) != "library":
             lacking.append(path)
         cases.extend(found)
     if variants and not problems:
@@ -66,12 +67,6 @@ def collect(paths: list[str], *, variants: list[str] | None = None, explore: boo
         cases = [c for c in cases if c.fault is None or c.fault in only]
     check_prepared(cases)
     return cases
-
-
-def _is_library(path: str) -> bool:
-    from station.plan.loader import load_plan
-
-    return load_plan(path).plan.kind == "library"
 
 
 def check_prepared(cases: list[Case]) -> None:
@@ -142,7 +137,6 @@ def summary(results: list[CaseResult], wall_s: float, jobs: int, db: str) -> lis
 
 
 def test_command(args) -> int:
-    from station.proof.execute import prepared
     from station.proof.outputs import output_problems
     from station.proof.parallel import default_jobs, run_cases
     from station.proof.report import Matrix, ProgressView, write_json, write_junit
@@ -151,12 +145,12 @@ def test_command(args) -> int:
         print("station test: --jobs must be at least 1", file=sys.stderr)
         return 2
     skipped: list[str] = []
-    plan_files(args.plans, skipped)
+    files = plan_files(args.plans, skipped)  # found once: collect takes the files as named paths
     for path in skipped:
         print(f"station test: {path}: not a plan (no top-level schema_version:); skipped",
               file=sys.stderr)
     notes: list[str] = []
-    cases = collect(args.plans, variants=args.variant or None, explore=args.explore, station=args.station,
+    cases = collect(files, variants=args.variant or None, explore=args.explore, station=args.station,
                     fixture=args.fixture, only=args.only, notes=notes)
     for note in notes:
         print(f"station test: {note}", file=sys.stderr)
@@ -165,8 +159,7 @@ def test_command(args) -> int:
               file=sys.stderr)
         return 2
     db = args.db or DEFAULT_DB
-    modes = [prepared(c.plan, c.variant, c.station, c.fixture).config.config.mode for c in cases]
-    problems = output_problems(db, modes, args.junit, args.json)
+    problems = output_problems(db, args.junit, args.json)
     if problems:  # every run would fail the same way, or the report after them all
         for problem in problems:
             print(f"station test: {problem}", file=sys.stderr)
@@ -185,7 +178,7 @@ def test_command(args) -> int:
     reports = []
     if args.json:
         reports.append(("--json", args.json, lambda: write_json(
-            results, args.json, {"plans": plan_files(args.plans), "explore": args.explore, "jobs": jobs,
+            results, args.json, {"plans": files, "explore": args.explore, "jobs": jobs,
                                  "wall_s": round(wall, 3), "db": db})))
     if args.junit:
         reports.append(("--junit", args.junit, lambda: write_junit(results, args.junit)))

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -36,12 +35,11 @@ def report_problem(flag: str, path: str) -> str | None:
     return None
 
 
-def store_problems(db: str, modes: list[str], flag: str = "--db") -> list[str]:
-    """Why the result store ``db`` cannot take runs of stations in ``modes`` (development or
-    production; empty: the file alone is checked), or nothing. Opening it creates it, as the
-    first run would; it is closed again before any worker starts (a SQLite connection must not
-    cross a fork)."""
-    from station.results.liveness import writers_dir
+def store_problems(db: str, flag: str = "--db") -> list[str]:
+    """Why the result store ``db`` cannot take a proof's runs (a development station's: a
+    production station is refused before this), or nothing. Opening it creates it, as the first
+    run would; it is closed again before any worker starts (a SQLite connection must not cross a
+    fork), and one that cannot be opened leaves nothing behind (``ResultStore.open``)."""
     from station.results.store import ResultStore, StoreError, StoreModeError
 
     target = Path(db)
@@ -51,22 +49,14 @@ def store_problems(db: str, modes: list[str], flag: str = "--db") -> list[str]:
         return [f"{flag} {db}: is not a result store (not an SQLite database); give a new file or a store"]
     if not target.exists() and (problem := report_problem(flag, db)) is not None:
         return [problem]  # a file in the way, a directory it cannot write: said before anything is made
-    writers = writers_dir(target)
-    fresh = not writers.exists()
-    problems = []
-    for mode in list(dict.fromkeys(modes)) or [None]:
-        try:
-            ResultStore(db, mode=mode).open().close()
-        except StoreModeError as err:
-            problems.append(f"{flag} {db}: a {err.store_mode} store; the proof's runs are those of a "
-                            f"{err.station_mode} station: give a {err.station_mode} store (or a new file)")
-            break
-        except StoreError as err:
-            problems.append(f"{flag}: {err}")
-            break  # the same file: one reason is enough
-    if problems and fresh:  # the store's own lock directory, made while trying: nothing left behind
-        shutil.rmtree(writers, ignore_errors=True)
-    return problems
+    try:
+        ResultStore(db, mode="development").open().close()
+    except StoreModeError as err:
+        return [f"{flag} {db}: a {err.store_mode} store; the proof's runs are those of a "
+                f"{err.station_mode} station: give a {err.station_mode} store (or a new file)"]
+    except StoreError as err:
+        return [f"{flag}: {err}"]
+    return []
 
 
 def _is_sqlite(path: Path) -> bool:
@@ -77,8 +67,8 @@ def _is_sqlite(path: Path) -> bool:
         return True  # unreadable: let the store say why
 
 
-def output_problems(db: str, modes: list[str], junit: str | None, json_path: str | None) -> list[str]:
+def output_problems(db: str, junit: str | None, json_path: str | None) -> list[str]:
     """Every path of the command it cannot write, in words (empty: all can be written)."""
     problems = [p for flag, path in (("--junit", junit), ("--json", json_path)) if path
                 if (p := report_problem(flag, path)) is not None]
-    return problems or store_problems(db, modes)  # a bad report path: the store is left untouched
+    return problems or store_problems(db)  # a bad report path: the store is left untouched

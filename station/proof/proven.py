@@ -9,7 +9,6 @@ the variant can meet (one whose every form was not applicable counts in neither)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -74,21 +73,17 @@ def _resolved(path: str) -> Path:
         return Path(os.path.abspath(path))
 
 
-def _plan_matcher(plan_path: str):
+def plan_matcher(plan_path: str):
     """A test for a proof's result: is it a run of the plan at ``plan_path`` as it is now? By
     the release digest of the run's variant (the plan's and its libraries' sha256) where the
     proof gives it: found from any directory, and never a run of an earlier version of the plan
-    or of a library it includes. A proof written before it gave that: by the plan file's sha256,
-    or by resolved path."""
+    or of a library it includes. A proof written before it gave that: by resolved path. Build
+    it once per plan: it binds the plan once per variant asked about."""
     from drivers.base.diagnostics import InputError as BindError
     from station.plan.bind import bind_plan
     from station.plan.loader import load_plan
 
     target = _resolved(plan_path)
-    try:
-        digest = hashlib.sha256(target.read_bytes()).hexdigest()
-    except OSError:
-        digest = None
     releases: dict = {}
 
     def release(variant: str | None) -> str | None:
@@ -101,18 +96,17 @@ def _plan_matcher(plan_path: str):
 
     def matches(r: dict) -> bool:
         if r.get("plan_release_sha256"):
-            return r.get("plan_sha256") == digest and r["plan_release_sha256"] == release(r.get("variant"))
-        if r.get("plan_sha256"):
-            return r["plan_sha256"] == digest
+            return r["plan_release_sha256"] == release(r.get("variant"))
         return _resolved(str(r.get("plan", ""))) == target
 
     return matches
 
 
-def check_plan_in_proof(doc: dict, proof_path: str, plan_path: str) -> None:
-    """``InputError`` when the proof holds no run of ``plan_path`` (``_plan_matcher``): a matrix
-    of "not run" would say nothing about the plan, and another plan's would lie."""
-    matches = _plan_matcher(plan_path)
+def check_plan_in_proof(doc: dict, proof_path: str, plan_path: str, matches=None) -> None:
+    """``InputError`` when the proof holds no run of ``plan_path`` (``plan_matcher``, or the
+    ``matches`` built from it): a matrix of "not run" would say nothing about the plan, and
+    another plan's would lie."""
+    matches = matches or plan_matcher(plan_path)
     if any(matches(r) for r in doc["results"]):
         return
     target = str(_resolved(plan_path))
@@ -126,11 +120,11 @@ def check_plan_in_proof(doc: dict, proof_path: str, plan_path: str) -> None:
     raise InputError([Problem(proof_path, 1, 1, message)])
 
 
-def proven_cells(doc: dict, plan_path: str, variants: list[str]) -> dict[tuple[str, str], Cell]:
+def proven_cells(doc: dict, plan_path: str, variants: list[str], matches=None) -> dict[tuple[str, str], Cell]:
     """(fault, variant) -> Cell for the results of ``plan_path`` in the proof ``doc``."""
     from sim.faults import CATALOGUE
 
-    matches = _plan_matcher(plan_path)
+    matches = matches or plan_matcher(plan_path)
     cells = {(name, v): Cell() for name in CATALOGUE for v in variants}
     for r in doc["results"]:
         if not r.get("fault") or not matches(r):
@@ -146,12 +140,12 @@ def proven_cells(doc: dict, plan_path: str, variants: list[str]) -> dict[tuple[s
     return cells
 
 
-def proven_lines(doc: dict, plan_path: str, variants: list[str]) -> list[str]:
+def proven_lines(doc: dict, plan_path: str, variants: list[str], matches=None) -> list[str]:
     """The proven matrix and the share of catalogue faults caught, per variant."""
     from sim.faults import CATALOGUE
 
-    cells = proven_cells(doc, plan_path, variants)
-    matches = _plan_matcher(plan_path)
+    matches = matches or plan_matcher(plan_path)
+    cells = proven_cells(doc, plan_path, variants, matches)
     golden = [r for r in doc["results"] if r["kind"] == "golden" and matches(r)]
     width = max(len(n) for n in CATALOGUE) + 2
     texts = {k: c.text() for k, c in cells.items()}

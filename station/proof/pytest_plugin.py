@@ -15,12 +15,13 @@ Off for a run: ``-p no:eol_station``; for YAML that is not a plan to prove (test
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 _FOUND = pytest.StashKey[set]()  # variants of the plans collected (for --plan-variant)
-_MODES = pytest.StashKey[list]()  # station modes of the cases collected (for the result store's check)
+_CASES = pytest.StashKey[bool]()  # plan cases were collected: their result store is checked
 
 
 def pytest_addoption(parser) -> None:
@@ -55,11 +56,11 @@ def _db(config) -> str:
     return config.getoption("plan_db") or str(Path(config.rootpath) / "out" / "station-test.db")
 
 
-def _check_db(config, modes: list[str]) -> None:
+def _check_db(config) -> None:
     """A result store the runs cannot write: a usage error said once (exit 4), not every case failed."""
     from station.proof.outputs import store_problems
 
-    problems = store_problems(_db(config), modes, "--plan-db")
+    problems = store_problems(_db(config), "--plan-db")
     if problems:
         pytest.exit("; ".join(problems), returncode=pytest.ExitCode.USAGE_ERROR)
 
@@ -70,32 +71,20 @@ def pytest_collection_finish(session) -> None:
     found = session.config.stash.get(_FOUND, None)
     if found is not None:  # no plan file collected: nothing to say
         _unknown_variants(session.config, found, "their variants")
-    modes = session.config.stash.get(_MODES, None)
-    if modes:
-        _check_db(session.config, modes)
+    if session.config.stash.get(_CASES, False):
+        _check_db(session.config)
 
 
-def _station_modes(config) -> list[str]:
-    """The mode of the station the runs use (``--plan-station``, else the simulated station);
-    none when its config does not load (each plan's items then say why)."""
-    from drivers.base.diagnostics import InputError
-    from station.config import SIM_CONFIG, load_config
-
-    try:
-        return [load_config(config.getoption("plan_station") or SIM_CONFIG).config.mode]
-    except InputError:
-        return []
+# what follows VARIANT- in a plan item's name: golden, explore:..., or FAULT(...) / FAULT@step
+_CASE_NAME = re.compile(r"(golden|explore:|[a-z_]+(\(|@))")
 
 
 def _variant_of(name: str, wanted: list[str]) -> str | None:
     """Which of ``wanted`` a plan item's name (``VARIANT-golden``, ``VARIANT-FAULT...``,
     ``VARIANT-explore:...``) belongs to; fault names are identifiers, so ``car-800-golden`` is
     never variant ``car``."""
-    import re
-
     for variant in wanted:
-        rest = name[len(variant) + 1:] if name.startswith(f"{variant}-") else None
-        if rest is not None and re.match(r"(golden|explore:|[a-z_]+(\(|@))", rest):
+        if name.startswith(f"{variant}-") and _CASE_NAME.match(name, len(variant) + 1):
             return variant
     return None
 
@@ -108,7 +97,7 @@ def pytest_xdist_node_collection_finished(node, ids) -> None:
     if not names:
         return
     if any(n != "plan" for n in names):
-        _check_db(node.config, _station_modes(node.config))
+        _check_db(node.config)
     wanted = node.config.getoption("plan_variant") or []
     if wanted and not node.config.getoption("keyword") and not node.config.getoption("markexpr"):
         have = {v for n in names if (v := _variant_of(n, wanted))}
@@ -142,10 +131,7 @@ class PlanFile(pytest.File):
                 reason = f"none of --plan-variant {', '.join(wanted)} (its variants: {', '.join(variants) or 'none'})"
                 yield PlanSkipped.from_parent(self, name="plan", reason=reason)
         if cases:
-            from station.proof.execute import prepared
-
-            modes = self.config.stash.setdefault(_MODES, [])
-            modes.extend(prepared(c.plan, c.variant, c.station, c.fixture).config.config.mode for c in cases)
+            self.config.stash[_CASES] = True
         for case in cases:
             yield PlanCase.from_parent(self, name=f"{case.variant_label}-{case.name}", case=case)
 

@@ -3,7 +3,6 @@ piped), JUnit XML (one test case per golden run and per catch) and JSON (every r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import xml.etree.ElementTree as ET
@@ -198,30 +197,42 @@ def record_line(result: CaseResult) -> str:
     return "no record: no run was recorded" + (f" ({result.problem})" if result.problem else "")
 
 
-def plan_identity(plan: str, variant: str | None) -> dict:
-    """What identifies a proven plan wherever the proof is read: its resolved path, the sha256
-    of its bytes, and its release digest for ``variant`` (``plan_release_sha256``: the plan's
-    and every included library's sha256, as the record's ``plan.release_sha256``). A digest
-    that cannot be taken (the file gone, the plan not binding) is None."""
+def plan_identity(plan: str, variants: list[str | None]) -> dict:
+    """variant -> what identifies the proven plan wherever the proof is read: its resolved path,
+    the sha256 of its bytes, and its release digest for the variant (``plan_release_sha256``:
+    the plan's and every included library's sha256, as the record's ``plan.release_sha256``).
+    The plan is loaded once; a digest that cannot be taken (the file gone, the plan not
+    binding) is None."""
     from drivers.base.diagnostics import InputError
     from station.plan.bind import bind_plan
     from station.plan.loader import load_plan
 
-    out: dict = {"plan_resolved": str(Path(plan).resolve()), "plan_sha256": None, "plan_release_sha256": None}
+    base: dict = {"plan_resolved": str(Path(plan).resolve()), "plan_sha256": None}
     try:
-        out["plan_sha256"] = hashlib.sha256(Path(plan).read_bytes()).hexdigest()
-        out["plan_release_sha256"] = bind_plan(load_plan(plan), variant).release_sha256
-    except (OSError, InputError):
-        pass
+        loaded = load_plan(plan)
+        base["plan_sha256"] = loaded.sha256
+    except InputError:
+        loaded = None
+    out = {}
+    for variant in variants:
+        try:
+            release = bind_plan(loaded, variant).release_sha256 if loaded is not None else None
+        except InputError:
+            release = None
+        out[variant] = {**base, "plan_release_sha256": release}
     return out
 
 
 def write_json(results: list[CaseResult], path: str | Path, meta: dict) -> None:
     """The proof as JSON: ``meta`` and one entry per run, each with its plan's identity
     (``plan_identity``), so ``station coverage --proof`` finds a plan's runs from any directory."""
-    keys = dict.fromkeys((r.case.plan, r.case.variant) for r in results)
-    identity = {key: plan_identity(*key) for key in keys}
-    doc = {**meta, "results": [{**r.as_dict(), **identity[(r.case.plan, r.case.variant)]}
+    variants: dict[str, list[str | None]] = {}
+    for r in results:
+        variants.setdefault(r.case.plan, [])
+        if r.case.variant not in variants[r.case.plan]:
+            variants[r.case.plan].append(r.case.variant)
+    identity = {plan: plan_identity(plan, vs) for plan, vs in variants.items()}
+    doc = {**meta, "results": [{**r.as_dict(), **identity[r.case.plan][r.case.variant]}
                                for r in sorted(results, key=lambda r: r.case.id)]}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -112,6 +113,9 @@ class ResultStore:
         """
         if self._conn is not None:
             return self
+        # a store that cannot be opened leaves no lock directory of its own behind (a --db naming
+        # a directory or a plan file would otherwise get a "<name>-writers/" beside it)
+        made_writers = self.path is not None and not self.readonly and not liveness.writers_dir(self.path).exists()
         try:
             if self.path is not None and not self.readonly:
                 with liveness.setup_lock(self.path):
@@ -134,6 +138,8 @@ class ResultStore:
             raise
         except (sqlite3.Error, OSError, ValueError) as exc:
             self.close()
+            if made_writers:
+                shutil.rmtree(liveness.writers_dir(self.path), ignore_errors=True)  # type: ignore[arg-type]
             raise StoreError(self._name, f"cannot open: {exc}") from exc
         return self
 
